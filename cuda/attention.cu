@@ -1,0 +1,1 @@
+/* attention.cu - placeholder until the kernel lands. */

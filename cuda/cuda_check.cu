@@ -1,0 +1,1 @@
+/* cuda_check.cu - placeholder until the kernel lands. */

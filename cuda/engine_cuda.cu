@@ -1,0 +1,1 @@
+/* engine_cuda.cu - placeholder until the kernel lands. */

@@ -1,0 +1,56 @@
+/* bq_math.h - per-element math shared by the CPU reference and the CUDA kernels, so both compute
+ * exactly the same formula (compiled as host code by the C compiler, host+device by nvcc). */
+#ifndef BQ_MATH_H
+#define BQ_MATH_H
+
+#include <math.h>
+
+#if defined(__CUDACC__)
+#define BQ_HD __host__ __device__ __forceinline__
+#else
+#define BQ_HD static inline
+#endif
+
+/* GELU, the exact erf form BERT uses (never the tanh approximation). */
+BQ_HD float bq_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
+
+/* Additive attention bias for a key position: 0 for real tokens, -10000 for padding (as the
+ * original BERT and the model card define it). */
+BQ_HD float bq_mask_bias(int mask_value) { return mask_value ? 0.0f : -10000.0f; }
+
+/* Running (Welford) mean / M2 for LayerNorm row statistics, mergeable across threads. */
+typedef struct {
+    float mean, m2, count;
+} bq_welford;
+
+BQ_HD bq_welford bq_welford_add(bq_welford s, float x) {
+    s.count += 1.0f;
+    float d = x - s.mean;
+    s.mean += d / s.count;
+    s.m2 += d * (x - s.mean);
+    return s;
+}
+
+BQ_HD bq_welford bq_welford_merge(bq_welford a, bq_welford b) {
+    if (b.count == 0.0f) return a;
+    if (a.count == 0.0f) return b;
+    float n = a.count + b.count;
+    float d = b.mean - a.mean;
+    bq_welford r;
+    r.count = n;
+    r.mean = a.mean + d * (b.count / n);
+    r.m2 = a.m2 + b.m2 + d * d * (a.count * b.count / n);
+    return r;
+}
+
+/* LayerNorm of one value given row statistics: (x - mean) * rstd * gamma + beta. */
+BQ_HD float bq_layernorm_apply(float x, float mean, float rstd, float gamma, float beta) {
+    return (x - mean) * rstd * gamma + beta;
+}
+
+/* 1/sqrt(variance + eps) with the biased (population) variance, as PyTorch's LayerNorm. */
+BQ_HD float bq_layernorm_rstd(bq_welford s, float eps) {
+    return 1.0f / sqrtf(s.m2 / s.count + eps);
+}
+
+#endif

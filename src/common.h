@@ -1,0 +1,47 @@
+/* common.h - status helpers, checked allocation, whole-file reads. Shared by every module. */
+#ifndef BQ_COMMON_H
+#define BQ_COMMON_H
+
+#include "bertqa.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Record `status` and a printf-style message in `err` (may be NULL); returns `status`. */
+bq_status bq_fail(bq_err *err, bq_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Prefix an existing message in `err` with more context ("loading X: <old message>"). */
+void bq_err_prefix(bq_err *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Clear `err` to BQ_OK / empty message. */
+void bq_err_clear(bq_err *err);
+
+/* Read a whole file into a NUL-terminated heap buffer. *out_len excludes the NUL.
+ * Returns BQ_ERR_IO (message names the path and errno text) or BQ_ERR_NOMEM. */
+bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err);
+
+/* Growable array helper: ensures capacity for `need` elements of `elem` bytes.
+ * Returns false on overflow or allocation failure (the old buffer stays valid). */
+bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem);
+
+/* Duplicate `len` bytes as a NUL-terminated string (NULL on allocation failure). */
+char *bq_strndup(const char *s, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,55 @@
+/* engine.h - one interface over the forward-pass backends (CPU reference, CUDA). Input: a padded
+ * batch [B, S] of int32 input_ids / input_mask / segment_ids; output: fp32 start/end logits [B, S]. */
+#ifndef BQ_ENGINE_H
+#define BQ_ENGINE_H
+
+#include "common.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { BQ_DEVICE_CPU, BQ_DEVICE_CUDA } bq_device_kind;
+typedef enum { BQ_PRECISION_FP32, BQ_PRECISION_TF32, BQ_PRECISION_FP16, BQ_PRECISION_BF16 } bq_precision;
+typedef enum { BQ_ATTENTION_OWN, BQ_ATTENTION_CUDNN } bq_attention_impl;
+
+typedef struct {
+    bq_device_kind device;
+    int device_index;            /* cuda:N */
+    bq_precision precision;      /* CPU supports fp32 only */
+    bq_attention_impl attention; /* CUDA only */
+    int max_batch;               /* workspace is sized once for this many sequences */
+    int seq_len;                 /* S: every batch is padded to this length */
+    int threads;                 /* CPU threads (0 = library default) */
+} bq_engine_options;
+
+void bq_engine_options_default(bq_engine_options *o); /* cpu, fp32, own attention, 8 x 384 */
+
+/* Parse "cpu", "cuda", "cuda:N"; "fp32" | "tf32" | "fp16" | "bf16"; "own" | "cudnn". */
+bq_status bq_parse_device(const char *s, bq_device_kind *kind, int *index, bq_err *err);
+bq_status bq_parse_precision(const char *s, bq_precision *p, bq_err *err);
+bq_status bq_parse_attention(const char *s, bq_attention_impl *a, bq_err *err);
+const char *bq_precision_name(bq_precision p);
+
+typedef struct bq_engine bq_engine;
+
+/* Create an engine over a loaded model (the model must outlive the engine). CUDA without a GPU ->
+ * BQ_ERR_NO_DEVICE with a message that suggests --device cpu. */
+bq_status bq_engine_create(const bq_model *model, const bq_engine_options *opt, bq_engine **out,
+                           bq_err *err);
+void bq_engine_free(bq_engine *e); /* accepts NULL */
+
+/* Run batch rows [0, batch) (batch <= max_batch). Arrays are [batch, seq_len] row-major. */
+bq_status bq_engine_forward(bq_engine *e, int batch, const int32_t *input_ids,
+                            const int32_t *input_mask, const int32_t *segment_ids,
+                            float *start_logits, float *end_logits, bq_err *err);
+
+const bq_engine_options *bq_engine_get_options(const bq_engine *e);
+/* A one-line description ("cpu fp32, 2 threads", "NVIDIA H100 80GB HBM3 fp16 own-attention"). */
+const char *bq_engine_describe(const bq_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+/* model.c - placeholder until the module lands. */
+typedef int bq_placeholder_model;

@@ -1,0 +1,66 @@
+/* model.h - a BERT question-answering model loaded from a Hugging Face checkpoint folder
+ * (config.json, model.safetensors, vocab.txt), held as fp32 host tensors in Hugging Face layout:
+ * Linear weights [out, in] row-major, y = x W^T + b. */
+#ifndef BQ_MODEL_H
+#define BQ_MODEL_H
+
+#include "common.h"
+#include "vocab.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int hidden_size;             /* H: 1024 for BERT-large */
+    int num_layers;              /* 24 */
+    int num_heads;               /* 16 (head size H / heads = 64) */
+    int intermediate_size;       /* I: 4096 */
+    int max_position_embeddings; /* 512 */
+    int type_vocab_size;         /* 2 */
+    int vocab_size;              /* 30522 */
+    float layer_norm_eps;        /* 1e-12 */
+} bq_config;
+
+/* Parse config.json text; rejects hidden_act other than erf GELU ("gelu") and sizes that do not
+ * divide (hidden % heads) or are out of range, naming the field. */
+bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_config *out, bq_err *err);
+
+typedef struct {
+    const float *q_w, *q_b;       /* [H,H], [H] */
+    const float *k_w, *k_b;
+    const float *v_w, *v_b;
+    const float *attn_out_w, *attn_out_b;  /* [H,H], [H] */
+    const float *attn_ln_g, *attn_ln_b;    /* [H] */
+    const float *ffn_in_w, *ffn_in_b;      /* [I,H], [I] */
+    const float *ffn_out_w, *ffn_out_b;    /* [H,I], [H] */
+    const float *ffn_ln_g, *ffn_ln_b;      /* [H] */
+} bq_layer_weights;
+
+typedef struct bq_model bq_model;
+
+struct bq_model {
+    bq_config config;
+    bq_vocab *vocab;                /* from the folder's vocab.txt, else the fallback given */
+    char checkpoint_dtype[8];       /* "F32" / "F16" / "BF16" (the dtype of the weight tensors) */
+    const float *word_emb;          /* [vocab, H] */
+    const float *pos_emb;           /* [max_pos, H] */
+    const float *type_emb;          /* [type_vocab, H] */
+    const float *emb_ln_g, *emb_ln_b; /* [H] */
+    bq_layer_weights *layers;       /* [num_layers] */
+    const float *qa_w, *qa_b;       /* [2,H], [2]: row 0 start, row 1 end */
+    void *internal;                 /* loader-owned storage (mapping, converted copies) */
+};
+
+/* Load a checkpoint folder. `fallback_vocab` (may be NULL) is used when the folder has no
+ * vocab.txt. Errors name the file and the tensor (missing, wrong shape, wrong dtype). */
+bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **out, bq_err *err);
+void bq_model_free(bq_model *m); /* accepts NULL */
+
+/* FLOPs of one forward pass of one sequence of `seq_len` tokens (2 per multiply-add). */
+double bq_model_flops(const bq_config *c, int seq_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+/* qa.c - placeholder until the module lands. */
+typedef int bq_placeholder_qa;

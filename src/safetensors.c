@@ -1,0 +1,2 @@
+/* safetensors.c - placeholder until the module lands. */
+typedef int bq_placeholder_safetensors;

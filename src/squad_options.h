@@ -1,0 +1,15 @@
+/* squad_options.h - the SQuAD pipeline's settings, shared by features, decoding and the CLI. */
+#ifndef BQ_SQUAD_OPTIONS_H
+#define BQ_SQUAD_OPTIONS_H
+
+typedef struct {
+    int max_seq_length;    /* 384: padded window length */
+    int max_query_length;  /* 64: question pieces kept */
+    int doc_stride;        /* 128: step between window starts (not HF's overlap) */
+    int n_best;            /* 20: start/end candidates per window, answers kept */
+    int max_answer_length; /* 30: longest answer in pieces */
+} bq_squad_options;
+
+#define BQ_SQUAD_OPTIONS_DEFAULT {384, 64, 128, 20, 30}
+
+#endif

@@ -1,0 +1,2 @@
+/* tokenizer.c - placeholder until the module lands. */
+typedef int bq_placeholder_tokenizer;

@@ -1,0 +1,2 @@
+/* vocab.c - placeholder until the module lands. */
+typedef int bq_placeholder_vocab;

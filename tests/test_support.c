@@ -1,0 +1,85 @@
+/* test_support.c - helpers shared by the CMocka tests. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *bq_test_src_path(const char *relative) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", BQ_SOURCE_DIR, relative);
+    return buf;
+}
+
+char *bq_test_tmpdir(const char *tag) {
+    char base[4096];
+    snprintf(base, sizeof base, "%s/test-tmp", BQ_BINARY_DIR);
+    mkdir(base, 0755);
+    size_t n = strlen(base) + strlen(tag) + 16;
+    char *tmpl = malloc(n);
+    snprintf(tmpl, n, "%s/%s-XXXXXX", base, tag);
+    if (!mkdtemp(tmpl)) {
+        free(tmpl);
+        return NULL;
+    }
+    return tmpl;
+}
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void bq_test_fill_uniform(float *x, size_t n, uint64_t *state, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
+        x[i] = lo + (float)u * (hi - lo);
+    }
+}
+
+double bq_test_rel_error(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    if (den == 0) return num == 0 ? 0.0 : INFINITY;
+    return sqrt(num / den);
+}
+
+void bq_test_max_diff(const float *a, const float *b, size_t n, double *max_diff, double *max_ref) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= md)) md = d; /* NaN propagates as a huge diff */
+        if (fabs((double)b[i]) > mr) mr = fabs((double)b[i]);
+    }
+    *max_diff = md;
+    *max_ref = mr;
+}
+
+char *bq_test_run(const char *cmd, int *exit_status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 4096, len = 0;
+    char *out = malloc(cap);
+    size_t got;
+    while ((got = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (cap - len < 1024) {
+            cap *= 2;
+            out = realloc(out, cap);
+        }
+    }
+    out[len] = '\0';
+    int st = pclose(p);
+    if (exit_status) *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}

@@ -1,0 +1,24 @@
+/* test_support.h - helpers shared by the CMocka tests. */
+#ifndef BQ_TEST_SUPPORT_H
+#define BQ_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Path under the source tree (static buffer, valid until the next call). */
+const char *bq_test_src_path(const char *relative);
+/* A fresh empty temporary directory (created under the build tree); caller frees. */
+char *bq_test_tmpdir(const char *tag);
+/* Seeded uniform floats in [lo, hi). */
+void bq_test_fill_uniform(float *x, size_t n, uint64_t *state, float lo, float hi);
+/* Normwise relative error ||a-b|| / ||b|| (0 when both are zero). */
+double bq_test_rel_error(const float *a, const float *b, size_t n);
+/* max |a-b| and max |b|. */
+void bq_test_max_diff(const float *a, const float *b, size_t n, double *max_diff, double *max_ref);
+/* Run a shell command, capture stdout (heap, NUL-terminated) and exit status. */
+char *bq_test_run(const char *cmd, int *exit_status);
+
+#endif

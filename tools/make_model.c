@@ -1,0 +1,2 @@
+/* make_model.c - placeholder */
+int main(void) { return 1; }
