@@ -46,6 +46,9 @@ bq_status bq_engine_forward(bq_engine *e, int batch, const int32_t *input_ids,
                             float *start_logits, float *end_logits, bq_err *err);
 
 const bq_engine_options *bq_engine_get_options(const bq_engine *e);
+/* The CUDA backend behind an engine created with BQ_DEVICE_CUDA (for its benchmark API), else NULL. */
+struct bq_cuda_engine *bq_engine_cuda_backend(bq_engine *e);
+
 /* A one-line description ("cpu fp32, 2 threads", "NVIDIA H100 80GB HBM3 fp16 own-attention"). */
 const char *bq_engine_describe(const bq_engine *e);
 

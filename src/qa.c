@@ -1,2 +1,282 @@
-/* qa.c - placeholder until the module lands. */
-typedef int bq_placeholder_qa;
+/* qa.c - question answering end to end, with host work overlapping the engine in bq_qa_pipeline. */
+#include "qa.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct bq_qa {
+    const bq_model *model;
+    bq_engine *engine;
+    bq_squad_options opt;
+    int max_batch, seq_len;
+};
+
+/* One chunk of requests on its way through features -> engine -> decoding. */
+typedef struct {
+    const bq_qa_request *req; /* [n] */
+    bq_qa_result *res;        /* [n] */
+    int n;
+    bq_features *feats;       /* [n] */
+    int *first_row;           /* [n] engine row of each request's first window, -1 if none */
+    int n_rows;
+    int32_t *ids, *mask, *seg; /* [n_rows, S] */
+    float *start, *end;        /* [n_rows, S] */
+    double host_seconds;
+} qa_chunk;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void bq_qa_result_free(bq_qa_result *r) {
+    if (!r) return;
+    bq_answers_free(&r->answers);
+}
+
+bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_options *opt,
+                       bq_qa **out, bq_err *err) {
+    *out = NULL;
+    const bq_engine_options *eo = bq_engine_get_options(engine);
+    if (opt->max_seq_length != eo->seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "max sequence length %d differs from the engine's %d",
+                       opt->max_seq_length, eo->seq_len);
+    bq_qa *qa = calloc(1, sizeof *qa);
+    if (!qa) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
+    qa->model = model;
+    qa->engine = engine;
+    qa->opt = *opt;
+    qa->max_batch = eo->max_batch;
+    qa->seq_len = eo->seq_len;
+    *out = qa;
+    return BQ_OK;
+}
+
+void bq_qa_free(bq_qa *qa) { free(qa); }
+
+static void chunk_release(qa_chunk *c) {
+    if (c->feats)
+        for (int i = 0; i < c->n; i++) bq_features_free(&c->feats[i]);
+    free(c->feats);
+    free(c->first_row);
+    free(c->ids);
+    free(c->mask);
+    free(c->seg);
+    free(c->start);
+    free(c->end);
+    memset(c, 0, sizeof *c);
+}
+
+/* Features of every request; rows laid out request after request. Bad requests get their error. */
+static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, bq_err *err) {
+    double t0 = now_seconds();
+    const int S = qa->seq_len;
+    c->feats = calloc((size_t)c->n, sizeof *c->feats);
+    c->first_row = malloc((size_t)c->n * sizeof *c->first_row);
+    if (!c->feats || !c->first_row) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");
+    c->n_rows = 0;
+    for (int i = 0; i < c->n; i++) {
+        bq_qa_result *r = &c->res[i];
+        memset(r, 0, sizeof *r);
+        c->first_row[i] = -1;
+        bq_err e;
+        bq_err_clear(&e);
+        const bq_qa_request *q = &c->req[i];
+        bq_status st = bq_features_build(qa->model->vocab, &qa->opt, q->question, q->question_len,
+                                         q->context, q->context_len, &c->feats[i], &e);
+        if (st != BQ_OK) {
+            if (st == BQ_ERR_NOMEM) return bq_fail(err, st, "%s", e.message);
+            r->status = st;
+            memcpy(r->error, e.message, sizeof r->error);
+            continue;
+        }
+        c->first_row[i] = c->n_rows;
+        r->n_windows = c->feats[i].n_windows;
+        c->n_rows += c->feats[i].n_windows;
+    }
+    size_t cells = (size_t)c->n_rows * (size_t)S;
+    if (cells) {
+        c->ids = malloc(cells * sizeof *c->ids);
+        c->mask = malloc(cells * sizeof *c->mask);
+        c->seg = malloc(cells * sizeof *c->seg);
+        c->start = malloc(cells * sizeof *c->start);
+        c->end = malloc(cells * sizeof *c->end);
+        if (!c->ids || !c->mask || !c->seg || !c->start || !c->end)
+            return bq_fail(err, BQ_ERR_NOMEM, "out of memory for %d windows", c->n_rows);
+    }
+    for (int i = 0; i < c->n; i++) {
+        if (c->first_row[i] < 0) continue;
+        const bq_features *f = &c->feats[i];
+        for (int w = 0; w < f->n_windows; w++) {
+            size_t at = (size_t)(c->first_row[i] + w) * (size_t)S;
+            memcpy(c->ids + at, f->windows[w].input_ids, (size_t)S * sizeof(int32_t));
+            memcpy(c->mask + at, f->windows[w].input_mask, (size_t)S * sizeof(int32_t));
+            memcpy(c->seg + at, f->windows[w].segment_ids, (size_t)S * sizeof(int32_t));
+        }
+    }
+    c->host_seconds += now_seconds() - t0;
+    return BQ_OK;
+}
+
+/* Every row through the engine, max_batch at a time. */
+static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, bq_err *err) {
+    const size_t S = (size_t)qa->seq_len;
+    for (int row = 0; row < c->n_rows; row += qa->max_batch) {
+        int b = c->n_rows - row < qa->max_batch ? c->n_rows - row : qa->max_batch;
+        size_t at = (size_t)row * S;
+        bq_status st = bq_engine_forward(qa->engine, b, c->ids + at, c->mask + at, c->seg + at,
+                                         c->start + at, c->end + at, err);
+        if (st != BQ_OK) return st;
+    }
+    return BQ_OK;
+}
+
+static bq_status chunk_decode(const bq_qa *qa, qa_chunk *c, bq_err *err) {
+    double t0 = now_seconds();
+    const size_t S = (size_t)qa->seq_len;
+    for (int i = 0; i < c->n; i++) {
+        if (c->first_row[i] < 0) continue;
+        bq_qa_result *r = &c->res[i];
+        bq_err e;
+        bq_err_clear(&e);
+        size_t at = (size_t)c->first_row[i] * S;
+        bq_status st = bq_decode(qa->model->vocab, &c->feats[i], c->start + at, c->end + at, &qa->opt,
+                                 &r->answers, &e);
+        if (st == BQ_ERR_NOMEM) return bq_fail(err, st, "%s", e.message);
+        if (st != BQ_OK) {
+            r->status = st;
+            memcpy(r->error, e.message, sizeof r->error);
+        }
+    }
+    c->host_seconds += now_seconds() - t0;
+    return BQ_OK;
+}
+
+bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_result *results,
+                       bq_err *err) {
+    qa_chunk c = {.req = requests, .res = results, .n = n};
+    bq_status st = chunk_prepare(qa, &c, err);
+    if (st == BQ_OK) st = chunk_infer(qa, &c, err);
+    if (st == BQ_OK) st = chunk_decode(qa, &c, err);
+    chunk_release(&c);
+    return st;
+}
+
+bq_status bq_qa_compute_logits(bq_qa *qa, const bq_qa_request *request, bq_qa_logits *out, bq_err *err) {
+    memset(out, 0, sizeof *out);
+    bq_qa_result res;
+    qa_chunk c = {.req = request, .res = &res, .n = 1};
+    bq_status st = chunk_prepare(qa, &c, err);
+    if (st == BQ_OK && res.status != BQ_OK) st = bq_fail(err, res.status, "%s", res.error);
+    if (st == BQ_OK) st = chunk_infer(qa, &c, err);
+    if (st == BQ_OK) {
+        out->features = c.feats[0];
+        memset(&c.feats[0], 0, sizeof c.feats[0]);
+        out->start_logits = c.start;
+        out->end_logits = c.end;
+        c.start = c.end = NULL;
+    }
+    chunk_release(&c);
+    return st;
+}
+
+void bq_qa_logits_free(bq_qa_logits *l) {
+    if (!l) return;
+    bq_features_free(&l->features);
+    free(l->start_logits);
+    free(l->end_logits);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- pipeline: a host thread prepares chunk k+1 and decodes chunk k-1 while the engine runs k --- */
+
+typedef struct {
+    bq_qa *qa;
+    qa_chunk *prepare;  /* may be NULL */
+    qa_chunk *decode;   /* may be NULL */
+    bq_status status;
+    bq_err err;
+} host_job;
+
+static void *host_job_run(void *arg) {
+    host_job *j = arg;
+    j->status = BQ_OK;
+    if (j->decode) j->status = chunk_decode(j->qa, j->decode, &j->err);
+    if (j->status == BQ_OK && j->prepare) j->status = chunk_prepare(j->qa, j->prepare, &j->err);
+    return NULL;
+}
+
+bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
+                         void *emit_ctx, bq_qa_stats *stats, bq_err *err) {
+    double t_start = now_seconds();
+    bq_qa_stats local = {0};
+    /* Chunks of a few engine batches: big enough to keep the engine busy, small enough that the
+     * first answers come out soon. */
+    int per_chunk = qa->max_batch * 4;
+    if (per_chunk < 16) per_chunk = 16;
+    int n_chunks = (n + per_chunk - 1) / per_chunk;
+    bq_qa_result *results = calloc(n ? (size_t)n : 1, sizeof *results);
+    qa_chunk ring[3];
+    memset(ring, 0, sizeof ring);
+    if (!results) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
+
+    bq_status st = BQ_OK;
+    int emitted = 0;
+    for (int k = 0; k <= n_chunks && st == BQ_OK; k++) {
+        /* chunk k is ready (prepared); run it while the host decodes k-1 and prepares k+1 */
+        qa_chunk *cur = k < n_chunks ? &ring[k % 3] : NULL;
+        qa_chunk *prev = k > 0 ? &ring[(k - 1) % 3] : NULL;
+        qa_chunk *next = k + 1 < n_chunks ? &ring[(k + 1) % 3] : NULL;
+        if (k == 0 && cur) {
+            cur->req = requests;
+            cur->res = results;
+            cur->n = n < per_chunk ? n : per_chunk;
+            st = chunk_prepare(qa, cur, err);
+            if (st != BQ_OK) break;
+        }
+        if (next) {
+            int first = (k + 1) * per_chunk;
+            next->req = requests + first;
+            next->res = results + first;
+            next->n = n - first < per_chunk ? n - first : per_chunk;
+        }
+        host_job job = {.qa = qa, .prepare = next, .decode = prev};
+        bq_err_clear(&job.err);
+        pthread_t th;
+        int threaded = (next || prev) && cur && pthread_create(&th, NULL, host_job_run, &job) == 0;
+        if (!threaded) host_job_run(&job);
+        if (cur) {
+            double t0 = now_seconds();
+            st = chunk_infer(qa, cur, err);
+            local.engine_seconds += now_seconds() - t0;
+            local.windows += cur->n_rows;
+        }
+        if (threaded) pthread_join(th, NULL);
+        if (st == BQ_OK && job.status != BQ_OK) {
+            st = job.status;
+            if (err) *err = job.err;
+        }
+        if (prev) {
+            local.host_seconds += prev->host_seconds;
+            for (int i = 0; i < prev->n && st == BQ_OK; i++) {
+                emit(emit_ctx, emitted, &prev->res[i]);
+                emitted++;
+            }
+            for (int i = 0; i < prev->n; i++) bq_qa_result_free(&prev->res[i]);
+            chunk_release(prev);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (ring[i].res)
+            for (int j = 0; j < ring[i].n; j++) bq_qa_result_free(&ring[i].res[j]);
+        chunk_release(&ring[i]);
+    }
+    free(results);
+    local.wall_seconds = now_seconds() - t_start;
+    if (stats) *stats = local;
+    return st;
+}

@@ -1,2 +1,262 @@
-#include <stdio.h>
-int main(void) { puts("bertqa-gpu: under construction"); return 0; }
+/* main.c - bertqa-gpu: subcommand dispatch, option table and the option parser shared by all. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *flag;
+    const char *arg; /* NULL for a switch */
+    const char *help;
+} option_spec;
+
+static const option_spec option_specs[OPT_COUNT] = {
+    [OPT_HELP] = {"--help", NULL, "show this help"},
+    [OPT_VOCAB] = {"--vocab", "FILE", "WordPiece vocabulary (default: the shipped vocab/vocab.txt)"},
+    [OPT_TOKENS] = {"--tokens", NULL, "print wordpieces instead of ids"},
+    [OPT_QUESTION] = {"--question", "TEXT", "the question"},
+    [OPT_CONTEXT] = {"--context", "TEXT", "the context passage"},
+    [OPT_CONTEXT_FILE] = {"--context-file", "FILE", "read the context passage from FILE"},
+    [OPT_DATA] = {"--data", "FILE", "SQuAD-format dataset (e.g. dev-v1.1.json)"},
+    [OPT_PREDICTIONS] = {"--predictions", "FILE", "predictions JSON ({\"id\": \"answer\", ...})"},
+    [OPT_MODEL] = {"--model", "DIR", "Hugging Face checkpoint folder (config.json, model.safetensors, vocab.txt)"},
+    [OPT_DEVICE] = {"--device", "DEV", "cpu, cuda or cuda:N (default cpu)"},
+    [OPT_PRECISION] = {"--precision", "P", "fp32, tf32, fp16 or bf16 (default fp32; cpu: fp32 only)"},
+    [OPT_ATTENTION] = {"--attention", "IMPL", "own or cudnn fused attention (cuda only; default own)"},
+    [OPT_THREADS] = {"--threads", "N", "CPU threads for the cpu backend (default: all cores)"},
+    [OPT_BATCH] = {"--batch", "N", "sequences per forward pass (default 8 on cpu, 64 on cuda)"},
+    [OPT_TOP_K] = {"--top-k", "N", "print the N best answers"},
+    [OPT_JSON] = {"--json", NULL, "print JSON"},
+    [OPT_INPUT] = {"--input", "FILE", "SQuAD-format input file"},
+    [OPT_OUTPUT] = {"--output", "FILE", "write predictions ({\"id\": \"answer\"}) to FILE"},
+    [OPT_NBEST_FILE] = {"--nbest", "FILE", "also write the n-best answers per question to FILE"},
+    [OPT_PRESET] = {"--preset", "NAME", "benchmark a random model of this shape: tiny, base or large"},
+    [OPT_SEQ_LEN] = {"--seq-len", "N", "padded sequence length (default 384)"},
+    [OPT_ITERS] = {"--iters", "N", "timed iterations per configuration"},
+    [OPT_JSON_FILE] = {"--json", "FILE", "write the full results as JSON to FILE"},
+    [OPT_PROFILE] = {"--profile", NULL, "time each stage of one forward pass"},
+    [OPT_MAX_SEQ_LENGTH] = {"--max-seq-length", "N", "window length in tokens (default 384)"},
+    [OPT_MAX_QUERY_LENGTH] = {"--max-query-length", "N", "question tokens kept (default 64)"},
+    [OPT_DOC_STRIDE] = {"--doc-stride", "N", "step between window starts (default 128)"},
+    [OPT_N_BEST] = {"--n-best", "N", "start/end candidates and answers kept (default 20)"},
+    [OPT_MAX_ANSWER_LENGTH] = {"--max-answer-length", "N", "longest answer in tokens (default 30)"},
+    [OPT_QUIET] = {"--quiet", NULL, "no progress output"},
+};
+
+#define END OPT_COUNT
+#define SQUAD_OPTS OPT_MAX_SEQ_LENGTH, OPT_MAX_QUERY_LENGTH, OPT_DOC_STRIDE, OPT_N_BEST, OPT_MAX_ANSWER_LENGTH
+#define MODEL_OPTS OPT_MODEL, OPT_DEVICE, OPT_PRECISION, OPT_ATTENTION, OPT_THREADS, OPT_BATCH
+
+static const cli_option_id tokenize_opts[] = {OPT_HELP, OPT_VOCAB, OPT_TOKENS, END};
+static const cli_option_id features_opts[] = {OPT_HELP, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT, OPT_CONTEXT_FILE,
+                                              SQUAD_OPTS, END};
+static const cli_option_id eval_opts[] = {OPT_HELP, OPT_DATA, OPT_PREDICTIONS, END};
+static const cli_option_id ask_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
+                                         OPT_CONTEXT_FILE, OPT_TOP_K, OPT_JSON, SQUAD_OPTS, END};
+static const cli_option_id squad_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_INPUT, OPT_OUTPUT,
+                                           OPT_NBEST_FILE, OPT_QUIET, SQUAD_OPTS, END};
+static const cli_option_id jsonl_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, SQUAD_OPTS, END};
+static const cli_option_id logits_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
+                                            OPT_CONTEXT_FILE, SQUAD_OPTS, END};
+static const cli_option_id bench_opts[] = {OPT_HELP, OPT_MODEL, OPT_PRESET, OPT_DEVICE, OPT_PRECISION,
+                                           OPT_ATTENTION, OPT_THREADS, OPT_BATCH, OPT_SEQ_LEN, OPT_ITERS,
+                                           OPT_JSON_FILE, OPT_PROFILE, OPT_QUIET, END};
+
+static const cli_command commands[] = {
+    {"tokenize", "tokenize stdin, one line of text in, one line of token ids out",
+     "bertqa-gpu tokenize [--vocab FILE] [--tokens] < text", tokenize_opts, cmd_tokenize},
+    {"features", "print a question's SQuAD windows as JSON",
+     "bertqa-gpu features --question Q (--context TEXT | --context-file F) [--vocab FILE]", features_opts,
+     cmd_features},
+    {"eval", "score predictions with the official SQuAD v1.1 EM/F1",
+     "bertqa-gpu eval --data DEV.json --predictions PRED.json", eval_opts, cmd_eval},
+    {"ask", "answer one question about a context",
+     "bertqa-gpu ask --model DIR (--context TEXT | --context-file F) --question Q [--top-k N] [--json]",
+     ask_opts, cmd_ask},
+    {"squad", "answer every question of a SQuAD-format file",
+     "bertqa-gpu squad --model DIR --input DEV.json --output PRED.json [--nbest NBEST.json] [--batch N]",
+     squad_opts, cmd_squad},
+    {"jsonl", "answer JSON lines {\"id\",\"question\",\"context\"} from stdin, one line out per line in",
+     "bertqa-gpu jsonl --model DIR < questions.jsonl", jsonl_opts, cmd_jsonl},
+    {"logits", "print the windows' features and start/end logits as JSON",
+     "bertqa-gpu logits --model DIR --question Q (--context TEXT | --context-file F)", logits_opts,
+     cmd_logits},
+    {"bench", "measure latency and throughput of the forward pass",
+     "bertqa-gpu bench (--model DIR | --preset tiny|base|large) [--device cuda[:N]|cpu]\n"
+     "                  [--precision fp32,tf32,fp16,bf16] [--batch 1,8,32,128] [--seq-len 384]\n"
+     "                  [--iters N] [--json FILE] [--profile]",
+     bench_opts, cmd_bench},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    fprintf(stderr, "bertqa-gpu %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_exit_status(bq_status st) {
+    switch (st) {
+    case BQ_OK: return 0;
+    case BQ_ERR_INVALID_ARG: return 2;
+    case BQ_ERR_NO_DEVICE: return 3;
+    default: return 1;
+    }
+}
+
+void cli_print_help(const cli_command *cmd, FILE *to) {
+    fprintf(to, "%s\n\nusage: %s\n\noptions:\n", cmd->summary, cmd->usage);
+    for (const cli_option_id *o = cmd->options; *o != OPT_COUNT; o++) {
+        const option_spec *s = &option_specs[*o];
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", s->flag, s->arg ? " " : "", s->arg ? s->arg : "");
+        fprintf(to, "  %-26s %s\n", left, s->help);
+    }
+}
+
+static bool parse_int(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi) {
+        cli_error(cmd, "%s expects an integer in [%d, %d], got '%s'", flag, lo, hi, s);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
+    memset(a, 0, sizeof *a);
+    bq_squad_options defaults = BQ_SQUAD_OPTIONS_DEFAULT;
+    a->squad = defaults;
+    bq_engine_options_default(&a->engine);
+    a->top_k = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *inline_value = NULL;
+        size_t name_len = strlen(arg);
+        const char *eq = strchr(arg, '=');
+        if (eq && strncmp(arg, "--", 2) == 0) {
+            name_len = (size_t)(eq - arg);
+            inline_value = eq + 1;
+        }
+        /* look only among this command's options: bench's --json takes a file, ask's is a switch */
+        int found = -1;
+        for (const cli_option_id *o = cmd->options; *o != OPT_COUNT; o++) {
+            const char *flag = option_specs[*o].flag;
+            if (strlen(flag) == name_len && strncmp(flag, arg, name_len) == 0) {
+                found = *o;
+                break;
+            }
+        }
+        if (found < 0 && strcmp(arg, "-h") == 0) found = OPT_HELP;
+        if (found < 0) {
+            cli_error(cmd->name, "unknown option '%s' (see bertqa-gpu %s --help)", arg, cmd->name);
+            return false;
+        }
+        const option_spec *s = &option_specs[found];
+        if (s->arg) {
+            if (!inline_value) {
+                if (i + 1 >= argc) {
+                    cli_error(cmd->name, "%s needs a value (%s)", s->flag, s->arg);
+                    return false;
+                }
+                inline_value = argv[++i];
+            }
+        } else if (inline_value) {
+            cli_error(cmd->name, "%s takes no value", s->flag);
+            return false;
+        }
+        a->given[found] = true;
+        a->value[found] = inline_value;
+    }
+    if (a->given[OPT_HELP]) return true;
+
+    const char *n = cmd->name;
+    struct { cli_option_id id; int lo, hi; int *dst; } ints[] = {
+        {OPT_MAX_SEQ_LENGTH, 8, 4096, &a->squad.max_seq_length},
+        {OPT_MAX_QUERY_LENGTH, 1, 4096, &a->squad.max_query_length},
+        {OPT_DOC_STRIDE, 1, 4096, &a->squad.doc_stride},
+        {OPT_N_BEST, 1, 1000, &a->squad.n_best},
+        {OPT_MAX_ANSWER_LENGTH, 1, 4096, &a->squad.max_answer_length},
+        {OPT_THREADS, 1, 1024, &a->engine.threads},
+        {OPT_TOP_K, 1, 1000, &a->top_k},
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
+        if (a->given[ints[k].id] &&
+            !parse_int(n, option_specs[ints[k].id].flag, a->value[ints[k].id], ints[k].lo, ints[k].hi, ints[k].dst))
+            return false;
+    bq_err err;
+    bq_err_clear(&err);
+    if (a->given[OPT_DEVICE] &&
+        bq_parse_device(a->value[OPT_DEVICE], &a->engine.device, &a->engine.device_index, &err) != BQ_OK) {
+        cli_error(n, "%s", err.message);
+        return false;
+    }
+    a->engine.max_batch = a->engine.device == BQ_DEVICE_CUDA ? 64 : 8;
+    /* bench takes lists for --precision and --batch and parses them itself */
+    if (strcmp(n, "bench") != 0) {
+        if (a->given[OPT_BATCH] && !parse_int(n, "--batch", a->value[OPT_BATCH], 1, 4096, &a->engine.max_batch))
+            return false;
+        if (a->given[OPT_PRECISION] &&
+            bq_parse_precision(a->value[OPT_PRECISION], &a->engine.precision, &err) != BQ_OK) {
+            cli_error(n, "%s", err.message);
+            return false;
+        }
+    }
+    if (a->given[OPT_ATTENTION] && bq_parse_attention(a->value[OPT_ATTENTION], &a->engine.attention, &err) != BQ_OK) {
+        cli_error(n, "%s", err.message);
+        return false;
+    }
+    a->engine.seq_len = a->squad.max_seq_length;
+    if (a->squad.max_query_length + 3 >= a->squad.max_seq_length) {
+        cli_error(n, "--max-query-length %d leaves no room for the context in --max-seq-length %d",
+                  a->squad.max_query_length, a->squad.max_seq_length);
+        return false;
+    }
+    if (a->given[OPT_CONTEXT] && a->given[OPT_CONTEXT_FILE]) {
+        cli_error(n, "give either --context or --context-file, not both");
+        return false;
+    }
+    return true;
+}
+
+static void print_usage(FILE *to) {
+    fprintf(to,
+            "bertqa-gpu - BERT-large question answering on NVIDIA GPUs (and a CPU reference)\n\n"
+            "usage: bertqa-gpu <command> [options]   (bertqa-gpu <command> --help for its options)\n\n"
+            "commands:\n");
+    for (int i = 0; i < n_commands; i++) fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        cli_args args;
+        if (!cli_parse(&commands[i], argc - 2, argv + 2, &args)) return 2;
+        if (args.given[OPT_HELP]) {
+            cli_print_help(&commands[i], stdout);
+            return 0;
+        }
+        return commands[i].run(&args);
+    }
+    fprintf(stderr, "bertqa-gpu: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,67 @@
+/* cli.h - the bertqa-gpu command line: options shared by every subcommand, parsed in one place. */
+#ifndef BQ_CLI_H
+#define BQ_CLI_H
+
+#include "engine.h"
+#include "model.h"
+#include "squad_options.h"
+#include "vocab.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Every option of every subcommand; a subcommand lists the ones it accepts. */
+typedef enum {
+    OPT_HELP, OPT_VOCAB, OPT_TOKENS, OPT_QUESTION, OPT_CONTEXT, OPT_CONTEXT_FILE, OPT_DATA,
+    OPT_PREDICTIONS, OPT_MODEL, OPT_DEVICE, OPT_PRECISION, OPT_ATTENTION, OPT_THREADS, OPT_BATCH,
+    OPT_TOP_K, OPT_JSON, OPT_INPUT, OPT_OUTPUT, OPT_NBEST_FILE, OPT_PRESET, OPT_SEQ_LEN, OPT_ITERS,
+    OPT_JSON_FILE, OPT_PROFILE, OPT_MAX_SEQ_LENGTH, OPT_MAX_QUERY_LENGTH, OPT_DOC_STRIDE, OPT_N_BEST,
+    OPT_MAX_ANSWER_LENGTH, OPT_QUIET,
+    OPT_COUNT
+} cli_option_id;
+
+typedef struct {
+    bool given[OPT_COUNT];
+    const char *value[OPT_COUNT];
+    bq_squad_options squad;
+    bq_engine_options engine;
+    int top_k;
+} cli_args;
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *usage;
+    const cli_option_id *options; /* terminated by OPT_COUNT */
+    int (*run)(const cli_args *args);
+} cli_command;
+
+/* Parse argv (after the subcommand name). Prints the error and returns false on bad input. */
+bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *out);
+void cli_print_help(const cli_command *cmd, FILE *to);
+
+/* Report an error on stderr as "bertqa-gpu <cmd>: message" and return the exit status for it. */
+int cli_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int cli_exit_status(bq_status st);
+
+/* Vocabulary from --vocab, else the repository's vocab/vocab.txt. */
+const char *cli_vocab_path(const cli_args *a);
+/* Context from --context or --context-file (heap copy in *owned when read from a file). */
+bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);
+/* Load --model and create the engine from --device/--precision/--attention/--threads/--batch. */
+bool cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine);
+
+int cmd_tokenize(const cli_args *a);
+int cmd_features(const cli_args *a);
+int cmd_eval(const cli_args *a);
+int cmd_ask(const cli_args *a);
+int cmd_squad(const cli_args *a);
+int cmd_jsonl(const cli_args *a);
+int cmd_logits(const cli_args *a);
+int cmd_bench(const cli_args *a);
+
+#endif

@@ -1,0 +1,60 @@
+/* cli_common.c - pieces every subcommand shares: vocabulary path, context input, model + engine. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BQ_DEFAULT_VOCAB
+#define BQ_DEFAULT_VOCAB "vocab/vocab.txt"
+#endif
+
+const char *cli_vocab_path(const cli_args *a) {
+    return a->given[OPT_VOCAB] ? a->value[OPT_VOCAB] : BQ_DEFAULT_VOCAB;
+}
+
+bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned) {
+    *owned = NULL;
+    if (a->given[OPT_CONTEXT]) {
+        *text = a->value[OPT_CONTEXT];
+        *len = strlen(*text);
+        return true;
+    }
+    if (a->given[OPT_CONTEXT_FILE]) {
+        bq_err err;
+        bq_err_clear(&err);
+        if (bq_read_file(a->value[OPT_CONTEXT_FILE], owned, len, &err) != BQ_OK) {
+            cli_error(cmd, "%s", err.message);
+            return false;
+        }
+        *text = *owned;
+        return true;
+    }
+    cli_error(cmd, "a context is required: --context TEXT or --context-file FILE");
+    return false;
+}
+
+bool cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine) {
+    *model = NULL;
+    *engine = NULL;
+    if (!a->given[OPT_MODEL]) {
+        cli_error(cmd, "--model DIR is required (a Hugging Face checkpoint folder; "
+                       "bertqa-make-model writes a random one for testing)");
+        return false;
+    }
+    bq_err err;
+    bq_err_clear(&err);
+    bq_status st = bq_model_load(a->value[OPT_MODEL], a->given[OPT_VOCAB] ? a->value[OPT_VOCAB] : BQ_DEFAULT_VOCAB,
+                                 model, &err);
+    if (st != BQ_OK) {
+        cli_error(cmd, "%s", err.message);
+        return false;
+    }
+    st = bq_engine_create(*model, &a->engine, engine, &err);
+    if (st != BQ_OK) {
+        cli_error(cmd, "%s", err.message);
+        bq_model_free(*model);
+        *model = NULL;
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,459 @@
+/* cmd_answer.c - the subcommands that run the model: ask, squad, jsonl, logits. */
+#include "cli.h"
+#include "qa.h"
+#include "squad_data.h"
+#include "squad_eval.h"
+
+#include <cjson/cJSON.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* bertqa-make-model marks its folders; say plainly that such answers mean nothing. */
+static void warn_if_random(const char *cmd, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    if (bq_read_file(path, &text, &len, NULL) != BQ_OK) return;
+    cJSON *cfg = cJSON_Parse(text);
+    if (cfg && cJSON_GetObjectItemCaseSensitive(cfg, "bertqa_random_weights"))
+        fprintf(stderr, "bertqa-gpu %s: note: %s holds RANDOM weights made by bertqa-make-model; "
+                        "its answers are meaningless (use a real fine-tuned checkpoint for real answers)\n",
+                cmd, dir);
+    cJSON_Delete(cfg);
+    free(text);
+}
+
+typedef struct {
+    const char *cmd;
+    bq_model *model;
+    bq_engine *engine;
+    bq_qa *qa;
+} session;
+
+static bool session_open(const char *cmd, const cli_args *a, session *s) {
+    memset(s, 0, sizeof *s);
+    s->cmd = cmd;
+    if (!cli_load_model(cmd, a, &s->model, &s->engine)) return false;
+    bq_err err;
+    bq_err_clear(&err);
+    if (bq_qa_create(s->model, s->engine, &a->squad, &s->qa, &err) != BQ_OK) {
+        cli_error(cmd, "%s", err.message);
+        return false;
+    }
+    warn_if_random(cmd, a->value[OPT_MODEL]);
+    return true;
+}
+
+static void session_close(session *s) {
+    bq_qa_free(s->qa);
+    bq_engine_free(s->engine);
+    bq_model_free(s->model);
+}
+
+static cJSON *answer_json(const bq_answer *ans) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "answer", ans->text);
+    if (ans->char_start >= 0) {
+        cJSON_AddNumberToObject(o, "start", ans->char_start);
+        cJSON_AddNumberToObject(o, "end", ans->char_end);
+    } else {
+        cJSON_AddNullToObject(o, "start");
+        cJSON_AddNullToObject(o, "end");
+    }
+    cJSON_AddNumberToObject(o, "score", ans->score);
+    cJSON_AddNumberToObject(o, "probability", ans->probability);
+    return o;
+}
+
+static void print_json(cJSON *j) {
+    char *text = cJSON_PrintUnformatted(j);
+    if (text) puts(text);
+    free(text);
+}
+
+int cmd_ask(const cli_args *a) {
+    if (!a->given[OPT_QUESTION]) return cli_error("ask", "--question is required");
+    const char *context;
+    size_t context_len;
+    char *owned;
+    if (!cli_context("ask", a, &context, &context_len, &owned)) return 2;
+    session s;
+    if (!session_open("ask", a, &s)) {
+        session_close(&s);
+        free(owned);
+        return 1;
+    }
+    bq_qa_request req = {a->value[OPT_QUESTION], strlen(a->value[OPT_QUESTION]), context, context_len};
+    bq_qa_result res;
+    bq_err err;
+    bq_err_clear(&err);
+    bq_status st = bq_qa_answer(s.qa, &req, 1, &res, &err);
+    if (st != BQ_OK) {
+        cli_error("ask", "%s", err.message);
+    } else if (res.status != BQ_OK) {
+        st = res.status;
+        cli_error("ask", "%s", res.error);
+    } else {
+        int k = a->top_k < res.answers.n ? a->top_k : res.answers.n;
+        if (a->given[OPT_JSON]) {
+            if (a->given[OPT_TOP_K]) {
+                cJSON *list = cJSON_CreateArray();
+                for (int i = 0; i < k; i++) cJSON_AddItemToArray(list, answer_json(&res.answers.items[i]));
+                print_json(list);
+                cJSON_Delete(list);
+            } else {
+                cJSON *o = answer_json(&res.answers.items[0]);
+                print_json(o);
+                cJSON_Delete(o);
+            }
+        } else {
+            for (int i = 0; i < k; i++) {
+                const bq_answer *ans = &res.answers.items[i];
+                if (k > 1) printf("%d. ", i + 1);
+                printf("%s\n", ans->text);
+                if (ans->char_start >= 0)
+                    printf("   characters %d-%d of the context, score %.4f, probability %.4f\n", ans->char_start,
+                           ans->char_end, ans->score, ans->probability);
+                else
+                    printf("   no answer span found in the context\n");
+            }
+        }
+    }
+    bq_qa_result_free(&res);
+    session_close(&s);
+    free(owned);
+    return cli_exit_status(st);
+}
+
+/* ---- squad ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const bq_squad_dataset *ds;
+    cJSON *predictions;
+    cJSON *nbest;     /* NULL unless --nbest */
+    char **answers;   /* [n_questions] for scoring */
+    int done, failed;
+    bool progress;
+    double t_start, t_last;
+} squad_sink;
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void show_progress(squad_sink *k, bool final) {
+    double now = wall_now();
+    if (!final && now - k->t_last < 0.2) return;
+    k->t_last = now;
+    int n = k->ds->n_questions;
+    double el = now - k->t_start, rate = el > 0 ? k->done / el : 0;
+    double left = rate > 0 ? (n - k->done) / rate : 0;
+    int width = 30, fill = n ? (int)((long)width * k->done / n) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %d/%d questions  %.1f q/s  %d:%02d left ", bar, k->done, n, rate, (int)left / 60,
+            (int)left % 60);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
+    squad_sink *k = ctx;
+    const bq_squad_question *q = &k->ds->questions[index];
+    const char *text = "";
+    if (r->status != BQ_OK) {
+        fprintf(stderr, "%sbertqa-gpu squad: question %s: %s (predicting \"\")\n", k->progress ? "\n" : "", q->id,
+                r->error);
+        k->failed++;
+    } else {
+        text = r->answers.items[0].text;
+    }
+    cJSON_AddStringToObject(k->predictions, q->id, text);
+    k->answers[index] = strdup(text);
+    if (k->nbest) {
+        cJSON *list = cJSON_CreateArray();
+        for (int i = 0; r->status == BQ_OK && i < r->answers.n; i++) {
+            const bq_answer *ans = &r->answers.items[i];
+            cJSON *o = answer_json(ans);
+            cJSON_AddNumberToObject(o, "start_logit", ans->start_logit);
+            cJSON_AddNumberToObject(o, "end_logit", ans->end_logit);
+            cJSON_AddItemToArray(list, o);
+        }
+        cJSON_AddItemToObject(k->nbest, q->id, list);
+    }
+    k->done++;
+    if (k->progress) show_progress(k, false);
+}
+
+static bool write_json_file(const char *cmd, const char *path, cJSON *j) {
+    char *text = cJSON_PrintUnformatted(j);
+    FILE *f = text ? fopen(path, "wb") : NULL;
+    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) cli_error(cmd, "cannot write '%s'", path);
+    free(text);
+    return ok;
+}
+
+int cmd_squad(const cli_args *a) {
+    if (!a->given[OPT_INPUT] || !a->given[OPT_OUTPUT])
+        return cli_error("squad", "--input DEV.json and --output PRED.json are required");
+    bq_err err;
+    bq_err_clear(&err);
+    bq_squad_dataset *ds = NULL;
+    if (bq_squad_load(a->value[OPT_INPUT], &ds, &err) != BQ_OK) return cli_error("squad", "%s", err.message);
+    session s;
+    if (!session_open("squad", a, &s)) {
+        session_close(&s);
+        bq_squad_free(ds);
+        return 1;
+    }
+    int n = ds->n_questions;
+    bq_qa_request *req = calloc(n ? (size_t)n : 1, sizeof *req);
+    squad_sink sink = {.ds = ds, .predictions = cJSON_CreateObject()};
+    sink.answers = calloc(n ? (size_t)n : 1, sizeof *sink.answers);
+    if (a->given[OPT_NBEST_FILE]) sink.nbest = cJSON_CreateObject();
+    sink.progress = !a->given[OPT_QUIET] && isatty(2);
+    sink.t_start = sink.t_last = wall_now();
+    for (int i = 0; i < n; i++) {
+        const bq_squad_question *q = &ds->questions[i];
+        const char *ctx = ds->contexts[q->paragraph];
+        req[i] = (bq_qa_request){q->question, strlen(q->question), ctx, strlen(ctx)};
+    }
+    fprintf(stderr, "bertqa-gpu squad: %d questions on %s, batch %d\n", n, bq_engine_describe(s.engine),
+            bq_engine_get_options(s.engine)->max_batch);
+    bq_qa_stats stats;
+    bq_status st = bq_qa_pipeline(s.qa, req, n, squad_emit, &sink, &stats, &err);
+    if (sink.progress) show_progress(&sink, true);
+    if (st != BQ_OK) {
+        cli_error("squad", "%s", err.message);
+    } else {
+        bool ok = write_json_file("squad", a->value[OPT_OUTPUT], sink.predictions);
+        if (ok && sink.nbest) ok = write_json_file("squad", a->value[OPT_NBEST_FILE], sink.nbest);
+        if (!ok) st = BQ_ERR_IO;
+        fprintf(stderr,
+                "bertqa-gpu squad: %d questions, %ld windows in %.2f s (%.1f questions/s); engine %.2f s, "
+                "host work %.2f s (overlapped)%s\n",
+                n, stats.windows, stats.wall_seconds, stats.wall_seconds > 0 ? n / stats.wall_seconds : 0.0,
+                stats.engine_seconds, stats.host_seconds, sink.failed ? "; some questions failed" : "");
+        int with_gold = 0;
+        for (int i = 0; i < n; i++) with_gold += ds->questions[i].n_answers > 0;
+        if (ok && with_gold > 0) {
+            bq_predictions pred = {.n = n, .answers = sink.answers};
+            pred.ids = malloc((size_t)(n ? n : 1) * sizeof *pred.ids);
+            for (int i = 0; i < n; i++) pred.ids[i] = ds->questions[i].id;
+            bq_squad_scores sc;
+            if (bq_squad_evaluate(ds, &pred, &sc, &err) == BQ_OK)
+                printf("{\"exact_match\": %.17g, \"f1\": %.17g}\n", sc.exact_match, sc.f1);
+            else
+                cli_error("squad", "%s", err.message);
+            free(pred.ids);
+        }
+    }
+    for (int i = 0; i < n; i++) free(sink.answers[i]);
+    free(sink.answers);
+    cJSON_Delete(sink.predictions);
+    cJSON_Delete(sink.nbest);
+    free(req);
+    session_close(&s);
+    bq_squad_free(ds);
+    if (st == BQ_OK && sink.failed) return 1;
+    return cli_exit_status(st);
+}
+
+/* ---- jsonl ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    cJSON *id;           /* duplicate of the input's "id" (or JSON null) */
+    char *error;         /* set for a bad record */
+    char *question, *context;
+    char *out_line;      /* filled by the emitter */
+    bool failed;         /* answered with an error record */
+} jsonl_record;
+
+typedef struct {
+    jsonl_record *rec;
+    int *req_to_rec;
+} jsonl_sink;
+
+static char *error_line(cJSON *id, const char *msg) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
+    cJSON_AddStringToObject(o, "error", msg);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void jsonl_emit(void *ctx, int index, const bq_qa_result *r) {
+    jsonl_sink *k = ctx;
+    jsonl_record *rec = &k->rec[k->req_to_rec[index]];
+    if (r->status != BQ_OK) {
+        rec->out_line = error_line(rec->id, r->error);
+        rec->failed = true;
+        return;
+    }
+    cJSON *o = answer_json(&r->answers.items[0]);
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddItemToObject(line, "id", cJSON_Duplicate(rec->id, 1));
+    for (cJSON *it = o->child; it; it = it->next) cJSON_AddItemToObject(line, it->string, cJSON_Duplicate(it, 1));
+    cJSON_Delete(o);
+    rec->out_line = cJSON_PrintUnformatted(line);
+    cJSON_Delete(line);
+}
+
+static void parse_record(const char *line, size_t len, jsonl_record *rec) {
+    memset(rec, 0, sizeof *rec);
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    if (!j) {
+        rec->id = cJSON_CreateNull();
+        rec->error = strdup("malformed JSON");
+        return;
+    }
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    rec->id = id && (cJSON_IsString(id) || cJSON_IsNumber(id)) ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
+    cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "question");
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "context");
+    if (!cJSON_IsObject(j))
+        rec->error = strdup("a record must be a JSON object");
+    else if (!cJSON_IsString(q))
+        rec->error = strdup("\"question\" must be a string");
+    else if (!cJSON_IsString(c))
+        rec->error = strdup("\"context\" must be a string");
+    else {
+        rec->question = strdup(q->valuestring);
+        rec->context = strdup(c->valuestring);
+    }
+    cJSON_Delete(j);
+}
+
+/* true when more input can be read now without blocking */
+static bool input_ready(void) {
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+int cmd_jsonl(const cli_args *a) {
+    session s;
+    if (!session_open("jsonl", a, &s)) {
+        session_close(&s);
+        return 1;
+    }
+    /* Read what is available (up to a few engine batches), answer it, print it, repeat: a file is
+     * answered at full batch size, an interactive stream line by line. */
+    const int max_records = bq_engine_get_options(s.engine)->max_batch * 8;
+    jsonl_record *rec = calloc((size_t)max_records, sizeof *rec);
+    bq_qa_request *req = calloc((size_t)max_records, sizeof *req);
+    int *req_to_rec = calloc((size_t)max_records, sizeof *req_to_rec);
+    char *line = NULL;
+    size_t cap = 0;
+    bool eof = false;
+    bq_status st = BQ_OK;
+    bq_err err;
+    bq_err_clear(&err);
+    int bad = 0;
+    while (!eof && st == BQ_OK) {
+        int n = 0;
+        while (n < max_records) {
+            ssize_t got = getline(&line, &cap, stdin);
+            if (got < 0) {
+                eof = true;
+                break;
+            }
+            size_t len = (size_t)got;
+            if (len && line[len - 1] == '\n') len--;
+            parse_record(line, len, &rec[n++]);
+            if (!input_ready()) break;
+        }
+        int n_req = 0;
+        for (int i = 0; i < n; i++) {
+            if (rec[i].error) continue;
+            req[n_req] = (bq_qa_request){rec[i].question, strlen(rec[i].question), rec[i].context,
+                                         strlen(rec[i].context)};
+            req_to_rec[n_req++] = i;
+        }
+        jsonl_sink sink = {rec, req_to_rec};
+        st = bq_qa_pipeline(s.qa, req, n_req, jsonl_emit, &sink, NULL, &err);
+        for (int i = 0; i < n; i++) {
+            if (st == BQ_OK) {
+                if (!rec[i].out_line) {
+                    rec[i].out_line = error_line(rec[i].id, rec[i].error);
+                    rec[i].failed = true;
+                }
+                bad += rec[i].failed;
+                puts(rec[i].out_line);
+            }
+            cJSON_Delete(rec[i].id);
+            free(rec[i].error);
+            free(rec[i].question);
+            free(rec[i].context);
+            free(rec[i].out_line);
+        }
+        fflush(stdout);
+    }
+    if (st != BQ_OK) cli_error("jsonl", "%s", err.message);
+    if (bad) fprintf(stderr, "bertqa-gpu jsonl: %d record(s) answered with an error\n", bad);
+    free(line);
+    free(rec);
+    free(req);
+    free(req_to_rec);
+    session_close(&s);
+    return cli_exit_status(st);
+}
+
+/* ---- logits ----------------------------------------------------------------------------------- */
+
+static cJSON *float_array(const float *v, int n) { return cJSON_CreateFloatArray(v, n); }
+
+int cmd_logits(const cli_args *a) {
+    if (!a->given[OPT_QUESTION]) return cli_error("logits", "--question is required");
+    const char *context;
+    size_t context_len;
+    char *owned;
+    if (!cli_context("logits", a, &context, &context_len, &owned)) return 2;
+    session s;
+    if (!session_open("logits", a, &s)) {
+        session_close(&s);
+        free(owned);
+        return 1;
+    }
+    bq_qa_request req = {a->value[OPT_QUESTION], strlen(a->value[OPT_QUESTION]), context, context_len};
+    bq_qa_logits lg;
+    bq_err err;
+    bq_err_clear(&err);
+    bq_status st = bq_qa_compute_logits(s.qa, &req, &lg, &err);
+    if (st != BQ_OK) {
+        cli_error("logits", "%s", err.message);
+    } else {
+        const int S = lg.features.max_seq_length;
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "engine", bq_engine_describe(s.engine));
+        cJSON_AddNumberToObject(root, "max_seq_length", S);
+        cJSON *wins = cJSON_AddArrayToObject(root, "windows");
+        for (int w = 0; w < lg.features.n_windows; w++) {
+            const bq_window *win = &lg.features.windows[w];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "doc_offset", win->doc_offset);
+            cJSON_AddNumberToObject(o, "tokens", win->n_tokens);
+            cJSON_AddItemToObject(o, "input_ids", cJSON_CreateIntArray((const int *)win->input_ids, S));
+            cJSON_AddItemToObject(o, "input_mask", cJSON_CreateIntArray((const int *)win->input_mask, S));
+            cJSON_AddItemToObject(o, "segment_ids", cJSON_CreateIntArray((const int *)win->segment_ids, S));
+            cJSON_AddItemToObject(o, "start_logits", float_array(lg.start_logits + (size_t)w * S, S));
+            cJSON_AddItemToObject(o, "end_logits", float_array(lg.end_logits + (size_t)w * S, S));
+            cJSON_AddItemToArray(wins, o);
+        }
+        print_json(root);
+        cJSON_Delete(root);
+        bq_qa_logits_free(&lg);
+    }
+    session_close(&s);
+    free(owned);
+    return cli_exit_status(st);
+}

@@ -1,0 +1,300 @@
+/* cmd_bench.c - bertqa-gpu bench: latency and throughput of the forward pass per precision and batch.
+ * On CUDA the times come from CUDA events (compute only, and including the host<->device copies);
+ * on the CPU from the wall clock. Inputs: random token ids (never zeros), rotated among several
+ * input sets, all tokens real, segment 0 for the first 64 positions and 1 after (a question-sized
+ * first segment). */
+#include "cli.h"
+#include "engine_cuda.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LIST 16
+#define INPUT_SETS 4
+
+typedef struct {
+    double mean, p50, p90, p99;
+} latency_stats;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static latency_stats summarize(double *ms, int n) {
+    latency_stats s = {0};
+    if (n <= 0) return s;
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += ms[i];
+    s.mean = sum / n;
+    /* nearest-rank percentiles */
+    s.p50 = ms[(int)ceil(0.50 * n) - 1];
+    s.p90 = ms[(int)ceil(0.90 * n) - 1];
+    s.p99 = ms[(int)ceil(0.99 * n) - 1];
+    return s;
+}
+
+static cJSON *stats_json(latency_stats s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "mean", s.mean);
+    cJSON_AddNumberToObject(o, "p50", s.p50);
+    cJSON_AddNumberToObject(o, "p90", s.p90);
+    cJSON_AddNumberToObject(o, "p99", s.p99);
+    return o;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+/* Comma-separated list of items parsed by `parse_one`; false (after an error message) on bad input. */
+static bool parse_batches(const char *s, int *out, int *n) {
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 4096 || *n >= MAX_LIST || (*end != ',' && *end != '\0')) {
+            cli_error("bench", "--batch expects a comma-separated list of sizes in [1, 4096], got '%s'", s);
+            return false;
+        }
+        out[(*n)++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return *n > 0;
+}
+
+static bool parse_precisions(const char *s, bq_precision *out, int *n) {
+    *n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        bq_err err;
+        if (*n >= MAX_LIST || bq_parse_precision(tok, &out[*n], &err) != BQ_OK) {
+            cli_error("bench", "--precision: %s", *n >= MAX_LIST ? "too many entries" : err.message);
+            return false;
+        }
+        (*n)++;
+    }
+    return *n > 0;
+}
+
+/* --preset: a random model written by bertqa-make-model (next to this executable) into a temp dir. */
+static bool make_preset_model(const char *preset, char *dir, size_t dir_len) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return cli_error("bench", "cannot locate the bertqa-gpu executable"), false;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, dir_len, "%s/bertqa-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return cli_error("bench", "cannot create a temporary folder under %s", tmp ? tmp : "/tmp"), false;
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "'%s/bertqa-make-model' --out '%s/model' --preset '%s' --seed 1 >&2", exe, dir, preset);
+    fprintf(stderr, "bertqa-gpu bench: writing a random %s model to %s/model\n", preset, dir);
+    if (system(cmd) != 0) return cli_error("bench", "bertqa-make-model failed for preset '%s'", preset), false;
+    strncat(dir, "/model", dir_len - strlen(dir) - 1);
+    return true;
+}
+
+static void remove_preset_model(const char *model_dir) {
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && rmdir \"$(dirname '%s')\"", model_dir, model_dir);
+    if (system(cmd) != 0) fprintf(stderr, "bertqa-gpu bench: could not remove %s\n", model_dir);
+}
+
+static void fill_inputs(int32_t *ids, int32_t *mask, int32_t *seg, size_t rows, int S, int vocab, uint64_t *state) {
+    for (size_t r = 0; r < rows; r++) {
+        for (int t = 0; t < S; t++) {
+            *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+            int lo = vocab > 2000 ? 1000 : 1; /* skip [PAD] and the reserved/special region */
+            ids[r * S + t] = lo + (int)((*state >> 33) % (uint64_t)(vocab - lo));
+            mask[r * S + t] = 1;
+            seg[r * S + t] = t < 64 ? 0 : 1;
+        }
+    }
+}
+
+int cmd_bench(const cli_args *a) {
+    if (a->given[OPT_MODEL] == a->given[OPT_PRESET])
+        return cli_error("bench", "give exactly one of --model DIR or --preset tiny|base|large");
+    int batches[MAX_LIST], n_batches;
+    bq_precision precs[MAX_LIST];
+    int n_precs;
+    if (!parse_batches(a->given[OPT_BATCH] ? a->value[OPT_BATCH] : "1,8,32,128", batches, &n_batches)) return 2;
+    if (!parse_precisions(a->given[OPT_PRECISION] ? a->value[OPT_PRECISION]
+                                                  : (a->engine.device == BQ_DEVICE_CUDA ? "fp32,tf32,fp16,bf16" : "fp32"),
+                          precs, &n_precs))
+        return 2;
+    int seq_len = 384;
+    if (a->given[OPT_SEQ_LEN]) {
+        char *end;
+        long v = strtol(a->value[OPT_SEQ_LEN], &end, 10);
+        if (*end || v < 1 || v > 4096) return cli_error("bench", "--seq-len expects an integer in [1, 4096]");
+        seq_len = (int)v;
+    }
+    bool cuda = a->engine.device == BQ_DEVICE_CUDA;
+    int iters = cuda ? 50 : 3;
+    if (a->given[OPT_ITERS]) {
+        char *end;
+        long v = strtol(a->value[OPT_ITERS], &end, 10);
+        if (*end || v < 1 || v > 100000) return cli_error("bench", "--iters expects an integer in [1, 100000]");
+        iters = (int)v;
+    }
+    bq_err err;
+    bq_err_clear(&err);
+    char device_name[256] = "cpu";
+    int driver = 0;
+    double ceil16 = 0, ceil32 = 0;
+    if (cuda) {
+        if (bq_cuda_device_info(a->engine.device_index, device_name, sizeof device_name, &driver, &err) != BQ_OK)
+            return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
+        fprintf(stderr, "bertqa-gpu bench: measuring the GEMM ceiling of %s\n", device_name);
+        if (bq_cuda_gemm_ceiling(a->engine.device_index, &ceil16, &ceil32, &err) != BQ_OK)
+            return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
+    }
+
+    char model_dir[PATH_MAX];
+    bool temp_model = a->given[OPT_PRESET];
+    if (temp_model) {
+        if (!make_preset_model(a->value[OPT_PRESET], model_dir, sizeof model_dir)) return 1;
+    } else {
+        snprintf(model_dir, sizeof model_dir, "%s", a->value[OPT_MODEL]);
+    }
+    bq_model *model = NULL;
+    bq_status st = bq_model_load(model_dir, cli_vocab_path(a), &model, &err);
+    if (temp_model) remove_preset_model(model_dir);
+    if (st != BQ_OK) return cli_error("bench", "%s", err.message), cli_exit_status(st);
+    const double flops_per_seq = bq_model_flops(&model->config, seq_len);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "device", device_name);
+    char drv[32];
+    snprintf(drv, sizeof drv, "%d.%d", driver / 1000, (driver % 1000) / 10);
+    cJSON_AddStringToObject(root, "driver", cuda ? drv : "");
+    cJSON *ceil = cJSON_AddObjectToObject(root, "gemm_ceiling_tflops");
+    cJSON_AddNumberToObject(ceil, "fp16", ceil16);
+    cJSON_AddNumberToObject(ceil, "fp32", ceil32);
+    cJSON_AddStringToObject(root, "model", a->given[OPT_PRESET] ? a->value[OPT_PRESET] : model_dir);
+    cJSON_AddNumberToObject(root, "gflop_per_sequence", flops_per_seq / 1e9);
+    cJSON *configs = cJSON_AddArrayToObject(root, "configs");
+
+    printf("%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms", "p99 ms", "total ms",
+           "seq/s", "TFLOP/s", "ceiling");
+    int failures = 0;
+    for (int pi = 0; pi < n_precs; pi++) {
+        for (int bi = 0; bi < n_batches; bi++) {
+            int B = batches[bi];
+            fprintf(stderr, "bertqa-gpu bench: %s batch %d ...\n", bq_precision_name(precs[pi]), B);
+            bq_engine_options eo = a->engine;
+            eo.precision = precs[pi];
+            eo.max_batch = B;
+            eo.seq_len = seq_len;
+            bq_engine *engine = NULL;
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "precision", bq_precision_name(precs[pi]));
+            cJSON_AddNumberToObject(c, "batch", B);
+            cJSON_AddNumberToObject(c, "seq_len", seq_len);
+            cJSON_AddItemToArray(configs, c);
+            size_t cells = (size_t)INPUT_SETS * B * seq_len;
+            int32_t *ids = malloc(cells * sizeof *ids), *mask = malloc(cells * sizeof *mask),
+                    *seg = malloc(cells * sizeof *seg);
+            float *start = malloc((size_t)B * seq_len * sizeof *start), *end = malloc((size_t)B * seq_len * sizeof *end);
+            double *compute = calloc((size_t)iters, sizeof *compute), *total = calloc((size_t)iters, sizeof *total);
+            uint64_t rng = 12345u + (uint64_t)B;
+            st = ids && mask && seg && start && end && compute && total ? BQ_OK : BQ_ERR_NOMEM;
+            if (st == BQ_OK) {
+                fill_inputs(ids, mask, seg, (size_t)INPUT_SETS * B, seq_len, model->config.vocab_size, &rng);
+                st = bq_engine_create(model, &eo, &engine, &err);
+            } else {
+                bq_fail(&err, st, "out of memory for batch %d", B);
+            }
+            bq_cuda_engine *ce = engine ? bq_engine_cuda_backend(engine) : NULL;
+            double stage_ms[BQ_STAGE_COUNT];
+            if (st == BQ_OK && ce) {
+                bq_cuda_timing *t = calloc((size_t)iters, sizeof *t);
+                st = t ? bq_cuda_engine_time(ce, B, ids, mask, seg, 5, iters, INPUT_SETS, t, &err) : BQ_ERR_NOMEM;
+                for (int i = 0; st == BQ_OK && i < iters; i++) {
+                    compute[i] = t[i].compute_ms;
+                    total[i] = t[i].total_ms;
+                }
+                free(t);
+                size_t wb = 0, ws = 0;
+                if (st == BQ_OK && bq_cuda_engine_memory(ce, &wb, &ws, &err) == BQ_OK) {
+                    cJSON_AddNumberToObject(c, "device_memory_bytes", (double)(wb + ws));
+                    cJSON_AddNumberToObject(c, "weights_bytes", (double)wb);
+                    cJSON_AddNumberToObject(c, "workspace_bytes", (double)ws);
+                }
+                if (st == BQ_OK && a->given[OPT_PROFILE]) {
+                    st = bq_cuda_engine_profile(ce, B, ids, mask, seg, stage_ms, &err);
+                    if (st == BQ_OK) {
+                        cJSON *p = cJSON_AddObjectToObject(c, "profile_ms");
+                        for (int s = 0; s < BQ_STAGE_COUNT; s++)
+                            cJSON_AddNumberToObject(p, bq_stage_name((bq_stage)s), stage_ms[s]);
+                    }
+                }
+            } else if (st == BQ_OK) {
+                /* CPU: wall clock; one warm-up pass */
+                st = bq_engine_forward(engine, B, ids, mask, seg, start, end, &err);
+                for (int i = 0; st == BQ_OK && i < iters; i++) {
+                    size_t at = (size_t)(i % INPUT_SETS) * B * seq_len;
+                    double t0 = now_ms();
+                    st = bq_engine_forward(engine, B, ids + at, mask + at, seg + at, start, end, &err);
+                    compute[i] = total[i] = now_ms() - t0;
+                }
+            }
+            if (st != BQ_OK) {
+                failures++;
+                cJSON_AddStringToObject(c, "error", err.message);
+                printf("%-6s %6d %6d  error: %s\n", bq_precision_name(precs[pi]), B, seq_len, err.message);
+            } else {
+                latency_stats lc = summarize(compute, iters), lt = summarize(total, iters);
+                double seq_s = B * 1e3 / lc.mean;
+                double tflops = flops_per_seq * seq_s / 1e12;
+                double ceiling = precs[pi] == BQ_PRECISION_FP16 || precs[pi] == BQ_PRECISION_BF16 ? ceil16
+                                 : precs[pi] == BQ_PRECISION_FP32                                  ? ceil32
+                                                                                                   : 0;
+                cJSON_AddNumberToObject(c, "iters", iters);
+                cJSON_AddItemToObject(c, "latency_ms", stats_json(lc));
+                cJSON_AddItemToObject(c, "latency_total_ms", stats_json(lt));
+                cJSON_AddNumberToObject(c, "throughput_seq_s", seq_s);
+                cJSON_AddNumberToObject(c, "tflops", tflops);
+                if (ceiling > 0)
+                    cJSON_AddNumberToObject(c, "ceiling_share", tflops / ceiling);
+                else
+                    cJSON_AddNullToObject(c, "ceiling_share");
+                char share[16] = "-";
+                if (ceiling > 0) snprintf(share, sizeof share, "%.0f%%", 100 * tflops / ceiling);
+                printf("%-6s %6d %6d %10.3f %10.3f %10.3f %12.1f %9.1f %8s\n", bq_precision_name(precs[pi]), B,
+                       seq_len, lc.p50, lc.p99, lt.p50, seq_s, tflops, share);
+                if (a->given[OPT_PROFILE] && ce) {
+                    printf("       stages (ms, one pass without graph):");
+                    for (int s = 0; s < BQ_STAGE_COUNT; s++) printf(" %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
+                    printf("\n");
+                }
+            }
+            fflush(stdout);
+            bq_engine_free(engine);
+            free(ids), free(mask), free(seg), free(start), free(end), free(compute), free(total);
+        }
+    }
+    if (a->given[OPT_JSON_FILE]) {
+        char *text = cJSON_Print(root);
+        FILE *f = fopen(a->value[OPT_JSON_FILE], "wb");
+        if (!f || !text || fputs(text, f) < 0) failures++, cli_error("bench", "cannot write '%s'", a->value[OPT_JSON_FILE]);
+        if (f) fclose(f);
+        free(text);
+    }
+    cJSON_Delete(root);
+    bq_model_free(model);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,70 @@
+/* qa.h - question answering end to end: text -> features (windows) -> padded engine batches ->
+ * start/end logits -> decoded answers. Host work (features, decoding) of one chunk overlaps the
+ * engine's work on the next one in bq_qa_pipeline. */
+#ifndef BQ_QA_H
+#define BQ_QA_H
+
+#include "common.h"
+#include "decode.h"
+#include "engine.h"
+#include "model.h"
+#include "squad_features.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const char *question;
+    size_t question_len;
+    const char *context;
+    size_t context_len;
+} bq_qa_request;
+
+typedef struct {
+    bq_status status;      /* this request's own outcome: a bad request fails alone */
+    char error[1024];      /* message when status != BQ_OK (as bq_err.message) */
+    bq_answers answers;    /* best first; at least one when status == BQ_OK */
+    int n_windows;
+} bq_qa_result;
+
+void bq_qa_result_free(bq_qa_result *r); /* frees the answers; accepts a zeroed struct */
+
+typedef struct bq_qa bq_qa;
+
+/* The engine's max_batch and seq_len govern batching; opt->max_seq_length must equal seq_len. */
+bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_options *opt,
+                       bq_qa **out, bq_err *err);
+void bq_qa_free(bq_qa *qa); /* accepts NULL */
+
+/* Answer n requests into results[0..n). Returns non-OK only for failures of the engine itself;
+ * a request with bad input gets its own status and message in its result. */
+bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_result *results,
+                       bq_err *err);
+
+/* The features and raw logits of one request, for comparison with other implementations. */
+typedef struct {
+    bq_features features;
+    float *start_logits; /* [features.n_windows, max_seq_length] */
+    float *end_logits;
+} bq_qa_logits;
+bq_status bq_qa_compute_logits(bq_qa *qa, const bq_qa_request *request, bq_qa_logits *out, bq_err *err);
+void bq_qa_logits_free(bq_qa_logits *l);
+
+/* Pipelined answering of many requests: requests are cut into chunks; while the engine runs one
+ * chunk, a host thread builds the next chunk's features and decodes the previous chunk's answers.
+ * `emit` is called once per request, in request order, on the calling thread. */
+typedef void (*bq_qa_emit_fn)(void *ctx, int index, const bq_qa_result *result);
+typedef struct {
+    double host_seconds;    /* time spent in features + decoding (all threads) */
+    double engine_seconds;  /* time spent in the engine's forward calls */
+    double wall_seconds;
+    long windows;           /* engine rows run */
+} bq_qa_stats;
+bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
+                         void *emit_ctx, bq_qa_stats *stats, bq_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

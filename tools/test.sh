@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's second command (and what .ci/run calls): install the Debian packages, build, run the
+# whole test suite, then build the host code again under AddressSanitizer + UBSan and run it again.
+# GPU tests report themselves skipped on a machine without a GPU.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+bash "$root/tools/install-deps.sh"
+
+echo "== build (CUDA backend compiled when nvcc is present)"
+cmake -S "$root" -B "$root/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$root/build" -j"$jobs"
+echo "== tests"
+ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
+
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (host code)"
+cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBQ_SANITIZE=ON \
+      -DBQ_ENABLE_CUDA=OFF >/dev/null
+cmake --build "$root/build-asan" -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs"
