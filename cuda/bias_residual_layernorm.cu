@@ -1,1 +1,62 @@
-/* bias_residual_layernorm.cu - placeholder until the kernel lands. */
+/* bias_residual_layernorm.cu - bias add + residual add + LayerNorm in one pass.
+ * One block per row: x + bias + residual is staged in shared memory (fp32) before any output is
+ * written, which is what makes out == x or out == residual safe. */
+#include "bias_residual_layernorm.cuh"
+#include "kernel_common.cuh"
+
+template <typename T>
+__global__ void bias_residual_layernorm_kernel(const T *x, const T *bias, const T *residual,
+                                               const T *gamma, const T *beta, int hidden,
+                                               float eps, T *out) {
+    extern __shared__ float row[]; /* [hidden] x + bias + residual, fp32 */
+    const size_t base = (size_t)blockIdx.x * hidden;
+
+    bq_welford stats = {0.0f, 0.0f, 0.0f};
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+        float v = bq_load_f32(x, base + c) + bq_load_f32(residual, base + c);
+        if (bias) v += bq_load_f32(bias, (size_t)c);
+        row[c] = v;
+        stats = bq_welford_add(stats, v);
+    }
+    stats = bq_block_welford(stats); /* barrier: every read of x/residual is done after this */
+    const float rstd = bq_layernorm_rstd(stats, eps);
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+        float y = bq_layernorm_apply(row[c], stats.mean, rstd, bq_load_f32(gamma, (size_t)c),
+                                     bq_load_f32(beta, (size_t)c));
+        bq_store_f32(out, base + c, y);
+    }
+}
+
+template <typename T>
+static cudaError_t launch_bias_residual_layernorm(const void *x, const void *bias,
+                                                  const void *residual, const void *gamma,
+                                                  const void *beta, int rows, int hidden,
+                                                  float eps, void *out, cudaStream_t stream) {
+    const int threads = bq_row_block_threads(hidden);
+    const size_t shared_bytes = (size_t)hidden * sizeof(float);
+    bias_residual_layernorm_kernel<T><<<(unsigned)rows, threads, shared_bytes, stream>>>(
+        (const T *)x, (const T *)bias, (const T *)residual, (const T *)gamma, (const T *)beta,
+        hidden, eps, (T *)out);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bq_cuda_bias_residual_layernorm(const void *x, const void *bias,
+                                                       const void *residual, const void *gamma,
+                                                       const void *beta, int rows, int hidden,
+                                                       float eps, void *out, bq_cuda_dtype dt,
+                                                       cudaStream_t stream) {
+    if (!x || !residual || !gamma || !beta || !out) return cudaErrorInvalidValue;
+    if (rows <= 0 || hidden <= 0 || hidden > BQ_MAX_ROW_HIDDEN) return cudaErrorInvalidValue;
+    switch (dt) {
+    case BQ_CUDA_F32:
+        return launch_bias_residual_layernorm<float>(x, bias, residual, gamma, beta, rows, hidden,
+                                                     eps, out, stream);
+    case BQ_CUDA_F16:
+        return launch_bias_residual_layernorm<__half>(x, bias, residual, gamma, beta, rows, hidden,
+                                                      eps, out, stream);
+    case BQ_CUDA_BF16:
+        return launch_bias_residual_layernorm<__nv_bfloat16>(x, bias, residual, gamma, beta, rows,
+                                                             hidden, eps, out, stream);
+    }
+    return cudaErrorInvalidValue;
+}

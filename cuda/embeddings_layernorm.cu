@@ -1,1 +1,77 @@
-/* embeddings_layernorm.cu - placeholder until the kernel lands. */
+/* embeddings_layernorm.cu - word + position + token-type embedding sum fused with LayerNorm.
+ * One block per token row: the summed row is staged in shared memory (fp32), statistics are a
+ * block-wide Welford merge, then the normalized row is stored in the activation dtype. */
+#include "embeddings_layernorm.cuh"
+#include "kernel_common.cuh"
+
+template <typename T>
+__global__ void embeddings_layernorm_kernel(const int32_t *ids, const int32_t *segment_ids,
+                                            int seq_len, int hidden, const T *word_emb,
+                                            const T *pos_emb, const T *type_emb, const T *gamma,
+                                            const T *beta, float eps, T *out) {
+    extern __shared__ float row[]; /* [hidden] summed embedding, fp32 */
+    const size_t token = blockIdx.x;
+    const size_t word_row = (size_t)ids[token] * hidden;
+    const size_t pos_row = (size_t)(token % (size_t)seq_len) * hidden;
+    const size_t type_row = (size_t)segment_ids[token] * hidden;
+
+    bq_welford stats = {0.0f, 0.0f, 0.0f};
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+        float v = bq_load_f32(word_emb, word_row + c) + bq_load_f32(pos_emb, pos_row + c) +
+                  bq_load_f32(type_emb, type_row + c);
+        row[c] = v;
+        stats = bq_welford_add(stats, v);
+    }
+    stats = bq_block_welford(stats); /* also the barrier that publishes row[] */
+    const float rstd = bq_layernorm_rstd(stats, eps);
+    const size_t out_row = token * hidden;
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+        float y = bq_layernorm_apply(row[c], stats.mean, rstd, bq_load_f32(gamma, (size_t)c),
+                                     bq_load_f32(beta, (size_t)c));
+        bq_store_f32(out, out_row + c, y);
+    }
+}
+
+template <typename T>
+static cudaError_t launch_embeddings_layernorm(const int32_t *ids, const int32_t *segment_ids,
+                                               int batch, int seq_len, int hidden,
+                                               const void *word_emb, const void *pos_emb,
+                                               const void *type_emb, const void *gamma,
+                                               const void *beta, float eps, void *out,
+                                               cudaStream_t stream) {
+    const unsigned rows = (unsigned)batch * (unsigned)seq_len;
+    const int threads = bq_row_block_threads(hidden);
+    const size_t shared_bytes = (size_t)hidden * sizeof(float);
+    embeddings_layernorm_kernel<T><<<rows, threads, shared_bytes, stream>>>(
+        ids, segment_ids, seq_len, hidden, (const T *)word_emb, (const T *)pos_emb,
+        (const T *)type_emb, (const T *)gamma, (const T *)beta, eps, (T *)out);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bq_cuda_embeddings_layernorm(const int32_t *ids, const int32_t *segment_ids,
+                                                    int batch, int seq_len, int hidden,
+                                                    const void *word_emb, const void *pos_emb,
+                                                    const void *type_emb, const void *gamma,
+                                                    const void *beta, float eps, void *out,
+                                                    bq_cuda_dtype dt, cudaStream_t stream) {
+    if (!ids || !segment_ids || !word_emb || !pos_emb || !type_emb || !gamma || !beta || !out)
+        return cudaErrorInvalidValue;
+    if (batch <= 0 || seq_len <= 0 || hidden <= 0 || hidden > BQ_MAX_ROW_HIDDEN)
+        return cudaErrorInvalidValue;
+    if ((long long)batch * seq_len > 0x7fffffffLL) return cudaErrorInvalidValue;
+    switch (dt) {
+    case BQ_CUDA_F32:
+        return launch_embeddings_layernorm<float>(ids, segment_ids, batch, seq_len, hidden,
+                                                  word_emb, pos_emb, type_emb, gamma, beta, eps,
+                                                  out, stream);
+    case BQ_CUDA_F16:
+        return launch_embeddings_layernorm<__half>(ids, segment_ids, batch, seq_len, hidden,
+                                                   word_emb, pos_emb, type_emb, gamma, beta, eps,
+                                                   out, stream);
+    case BQ_CUDA_BF16:
+        return launch_embeddings_layernorm<__nv_bfloat16>(ids, segment_ids, batch, seq_len,
+                                                          hidden, word_emb, pos_emb, type_emb,
+                                                          gamma, beta, eps, out, stream);
+    }
+    return cudaErrorInvalidValue;
+}

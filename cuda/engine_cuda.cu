@@ -1,1 +1,800 @@
-/* engine_cuda.cu - placeholder until the kernel lands. */
+/* engine_cuda.cu - the CUDA backend: weights resident on the device in the engine's precision, one
+ * stream, cuBLASLt GEMMs, our fused kernels, and one CUDA graph per batch size.
+ *
+ * One forward pass (M = batch * S token rows, H hidden, I intermediate, all activations in dt):
+ *   inputs (pinned host) -> device; x = LN(word[ids] + pos + type[seg])          [M, H]
+ *   per layer:  qkv = x Wqkv^T + bqkv (bias epilogue)                              [M, 3H]
+ *               ctx = attention(qkv, mask)                                         [M, H]
+ *               tmp = ctx Wo^T;          h = LN(tmp + bo + x)                      [M, H]
+ *               ffn = gelu(h Wi^T + bi)  (plain GEMM, then bias+erf-GELU kernel)  [M, I]
+ *               tmp = ffn Wf^T;          x = LN(tmp + bf + h)                      [M, H]
+ *   start/end = x Wqa^T + bqa (fp32)                                               [M]
+ *   logits -> pinned host; one stream synchronize; copy to the caller.
+ * The device part (embeddings .. QA head) is what a graph captures; the copies stay outside it so
+ * that the graph reads and writes fixed device buffers. */
+#include "engine_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.cuh"
+#include "attention_cudnn.cuh"
+#include "bias_gelu.cuh"
+#include "bias_residual_layernorm.cuh"
+#include "cuda_check.cuh"
+#include "embeddings_layernorm.cuh"
+#include "gemm.cuh"
+#include "qa_head.cuh"
+
+/* cuBLASLt's recommended workspace on Hopper */
+#define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef struct {
+    const void *qkv_w, *qkv_b;     /* [3H, H], [3H]: Q, K, V rows concatenated */
+    const void *attn_out_w, *attn_out_b; /* [H, H], [H] */
+    const void *attn_ln_g, *attn_ln_b;   /* [H] */
+    const void *ffn_in_w, *ffn_in_b;     /* [I, H], [I] */
+    const void *ffn_out_w, *ffn_out_b;   /* [H, I], [H] */
+    const void *ffn_ln_g, *ffn_ln_b;     /* [H] */
+} layer_device;
+
+struct bq_cuda_engine {
+    bq_engine_options opt;
+    bq_config cfg;
+    bq_cuda_dtype dt;
+    int allow_tf32;
+    cudaStream_t stream;
+    bq_gemm_ctx *gemm;
+    bq_cudnn_attention *cudnn_attention; /* set when opt.attention == BQ_ATTENTION_CUDNN */
+
+    /* weights: one device allocation */
+    void *weights;
+    size_t weights_bytes;
+    const void *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b; /* [V,H] [P,H] [T,H] [H] [H] */
+    const void *qa_w, *qa_b;                                         /* [2, H], [2] */
+    layer_device *layers;                                            /* [num_layers] */
+
+    /* activation workspace: one device allocation, sized for max_batch x seq_len */
+    void *workspace;
+    size_t workspace_bytes;
+    void *x, *h, *tmp, *ctx; /* [M, H] */
+    void *qkv;               /* [M, 3H] */
+    void *ffn;               /* [M, I] */
+    int32_t *d_ids, *d_mask, *d_seg; /* [M] */
+    float *d_start, *d_end;          /* [M] */
+
+    /* pinned host staging: one allocation */
+    void *pinned;
+    int32_t *h_ids, *h_mask, *h_seg; /* [M] */
+    float *h_start, *h_end;          /* [M] */
+
+    int use_graphs;
+    cudaGraphExec_t *graphs; /* [max_batch + 1], indexed by batch size; NULL until first captured */
+    char graph_note[512];    /* why graphs were turned off, when a capture failed */
+    char description[768];
+};
+
+static size_t align_up(size_t n) { return (n + 255) & ~(size_t)255; }
+
+/* ---- device selection and errors ---------------------------------------------------------- */
+
+extern "C" bq_status bq_cuda_device_count(int *count, bq_err *err) {
+    *count = 0;
+    int n = 0;
+    cudaError_t rc = cudaGetDeviceCount(&n);
+    if (rc != cudaSuccess) {
+        cudaGetLastError();
+        if (rc == cudaErrorNoDevice || rc == cudaErrorInsufficientDriver)
+            return bq_fail(err, BQ_ERR_NO_DEVICE, "no usable CUDA device (%s: %s); use --device cpu",
+                           cudaGetErrorName(rc), cudaGetErrorString(rc));
+        return bq_cuda_check(rc, "cudaGetDeviceCount(&n)", __FILE__, __LINE__, err);
+    }
+    if (n == 0) return bq_fail(err, BQ_ERR_NO_DEVICE, "no CUDA device present; use --device cpu");
+    *count = n;
+    return BQ_OK;
+}
+
+static bq_status select_device(int index, bq_err *err) {
+    int n = 0;
+    bq_status s = bq_cuda_device_count(&n, err);
+    if (s != BQ_OK) return s;
+    if (index < 0 || index >= n)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "CUDA device %d requested but only %d present", index,
+                       n);
+    BQ_CUDA_TRY(cudaSetDevice(index), err);
+    return BQ_OK;
+}
+
+extern "C" bq_status bq_cuda_device_info(int device, char *name, size_t name_len,
+                                         int *driver_version, bq_err *err) {
+    if (name && name_len) name[0] = '\0';
+    if (driver_version) *driver_version = 0;
+    bq_status s = select_device(device, err);
+    if (s != BQ_OK) return s;
+    cudaDeviceProp prop;
+    BQ_CUDA_TRY(cudaGetDeviceProperties(&prop, device), err);
+    if (name && name_len) snprintf(name, name_len, "%s", prop.name);
+    if (driver_version) BQ_CUDA_TRY(cudaDriverGetVersion(driver_version), err);
+    return BQ_OK;
+}
+
+/* ---- weights ------------------------------------------------------------------------------ */
+
+/* Lays the weights out in one allocation. Run once with upload = 0 to size it, then with
+ * upload = 1 to convert (fp32 -> dt on the host) and copy each tensor to its place. */
+typedef struct {
+    char *base;       /* device allocation (upload pass) */
+    size_t cursor;    /* bytes placed so far */
+    int upload;
+    bq_cuda_dtype dt;
+    size_t elem;      /* bytes per element of dt */
+    void *staging;    /* host buffer for the converted copy, large enough for any one tensor */
+} weight_builder;
+
+static void convert_into(bq_cuda_dtype dt, const float *src, size_t n, void *dst) {
+    if (dt == BQ_CUDA_F16) {
+        __half *d = (__half *)dst;
+        for (size_t i = 0; i < n; i++) d[i] = __float2half_rn(src[i]);
+    } else if (dt == BQ_CUDA_BF16) {
+        __nv_bfloat16 *d = (__nv_bfloat16 *)dst;
+        for (size_t i = 0; i < n; i++) d[i] = __float2bfloat16_rn(src[i]);
+    } else {
+        memcpy(dst, src, n * sizeof(float));
+    }
+}
+
+/* Place up to three host tensors of n elements each back to back (Q|K|V concatenation), or one. */
+static bq_status place(weight_builder *b, const char *what, const float *p0, const float *p1,
+                       const float *p2, size_t n, const void **dst, bq_err *err) {
+    const float *parts[3] = {p0, p1, p2};
+    int count = p1 ? (p2 ? 3 : 2) : 1;
+    size_t off = b->cursor;
+    b->cursor = align_up(off + (size_t)count * n * b->elem);
+    if (!b->upload) return BQ_OK;
+    for (int i = 0; i < count; i++) {
+        if (!parts[i]) return bq_fail(err, BQ_ERR_INVALID_ARG, "model tensor %s is missing", what);
+        convert_into(b->dt, parts[i], n, (char *)b->staging + (size_t)i * n * b->elem);
+    }
+    bq_status s = bq_cuda_check(cudaMemcpy(b->base + off, b->staging, (size_t)count * n * b->elem,
+                                           cudaMemcpyHostToDevice),
+                                "cudaMemcpy(weights + offset, staging, bytes, cudaMemcpyHostToDevice)",
+                                __FILE__, __LINE__, err);
+    if (s != BQ_OK) {
+        bq_err_prefix(err, "uploading %s: ", what);
+        return s;
+    }
+    *dst = b->base + off;
+    return BQ_OK;
+}
+
+static bq_status place_weights(bq_cuda_engine *e, const bq_model *m, weight_builder *b, bq_err *err) {
+    const bq_config *c = &m->config;
+    size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    char name[64];
+#define PLACE(what, p0, p1, p2, n, dst)                                   \
+    do {                                                                  \
+        bq_status s_ = place(b, what, p0, p1, p2, n, (const void **)(dst), err); \
+        if (s_ != BQ_OK) return s_;                                       \
+    } while (0)
+    PLACE("word_embeddings", m->word_emb, NULL, NULL, (size_t)c->vocab_size * H, &e->word_emb);
+    PLACE("position_embeddings", m->pos_emb, NULL, NULL, (size_t)c->max_position_embeddings * H,
+          &e->pos_emb);
+    PLACE("token_type_embeddings", m->type_emb, NULL, NULL, (size_t)c->type_vocab_size * H,
+          &e->type_emb);
+    PLACE("embeddings.LayerNorm.weight", m->emb_ln_g, NULL, NULL, H, &e->emb_ln_g);
+    PLACE("embeddings.LayerNorm.bias", m->emb_ln_b, NULL, NULL, H, &e->emb_ln_b);
+    for (int l = 0; l < c->num_layers; l++) {
+        const bq_layer_weights *w = &m->layers[l];
+        layer_device *d = &e->layers[l];
+        snprintf(name, sizeof name, "layer %d query|key|value weight", l);
+        PLACE(name, w->q_w, w->k_w, w->v_w, H * H, &d->qkv_w);
+        snprintf(name, sizeof name, "layer %d query|key|value bias", l);
+        PLACE(name, w->q_b, w->k_b, w->v_b, H, &d->qkv_b);
+        snprintf(name, sizeof name, "layer %d attention.output.dense", l);
+        PLACE(name, w->attn_out_w, NULL, NULL, H * H, &d->attn_out_w);
+        PLACE(name, w->attn_out_b, NULL, NULL, H, &d->attn_out_b);
+        snprintf(name, sizeof name, "layer %d attention.output.LayerNorm", l);
+        PLACE(name, w->attn_ln_g, NULL, NULL, H, &d->attn_ln_g);
+        PLACE(name, w->attn_ln_b, NULL, NULL, H, &d->attn_ln_b);
+        snprintf(name, sizeof name, "layer %d intermediate.dense", l);
+        PLACE(name, w->ffn_in_w, NULL, NULL, I * H, &d->ffn_in_w);
+        PLACE(name, w->ffn_in_b, NULL, NULL, I, &d->ffn_in_b);
+        snprintf(name, sizeof name, "layer %d output.dense", l);
+        PLACE(name, w->ffn_out_w, NULL, NULL, H * I, &d->ffn_out_w);
+        PLACE(name, w->ffn_out_b, NULL, NULL, H, &d->ffn_out_b);
+        snprintf(name, sizeof name, "layer %d output.LayerNorm", l);
+        PLACE(name, w->ffn_ln_g, NULL, NULL, H, &d->ffn_ln_g);
+        PLACE(name, w->ffn_ln_b, NULL, NULL, H, &d->ffn_ln_b);
+    }
+    PLACE("qa_outputs.weight", m->qa_w, NULL, NULL, 2 * H, &e->qa_w);
+    PLACE("qa_outputs.bias", m->qa_b, NULL, NULL, 2, &e->qa_b);
+#undef PLACE
+    return BQ_OK;
+}
+
+/* ---- the activation workspace ------------------------------------------------------------- */
+
+static size_t layout_workspace(bq_cuda_engine *e, char *base) {
+    size_t M = (size_t)e->opt.max_batch * e->opt.seq_len;
+    size_t H = (size_t)e->cfg.hidden_size, I = (size_t)e->cfg.intermediate_size;
+    size_t elem = bq_cuda_dtype_size(e->dt);
+    size_t off = 0;
+#define CARVE(ptr, type, bytes)                          \
+    do {                                                 \
+        if (base) ptr = (type)(base + off);              \
+        off = align_up(off + (bytes));                   \
+    } while (0)
+    CARVE(e->x, void *, M * H * elem);
+    CARVE(e->h, void *, M * H * elem);
+    CARVE(e->tmp, void *, M * H * elem);
+    CARVE(e->ctx, void *, M * H * elem);
+    CARVE(e->qkv, void *, M * 3 * H * elem);
+    CARVE(e->ffn, void *, M * I * elem);
+    CARVE(e->d_ids, int32_t *, M * sizeof(int32_t));
+    CARVE(e->d_mask, int32_t *, M * sizeof(int32_t));
+    CARVE(e->d_seg, int32_t *, M * sizeof(int32_t));
+    CARVE(e->d_start, float *, M * sizeof(float));
+    CARVE(e->d_end, float *, M * sizeof(float));
+#undef CARVE
+    return off;
+}
+
+/* cudaMalloc with an out-of-memory message that says how much was needed and how much is free. */
+static bq_status device_alloc(void **p, size_t bytes, const char *what, size_t total_needed,
+                              bq_err *err) {
+    cudaError_t rc = cudaMalloc(p, bytes);
+    if (rc == cudaSuccess) return BQ_OK;
+    *p = NULL;
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    if (rc == cudaErrorMemoryAllocation)
+        return bq_fail(err, BQ_ERR_DEVICE_OOM,
+                       "out of device memory allocating %s: %zu bytes (engine needs %zu in all), %zu "
+                       "of %zu bytes free; lower --max-batch / --seq-len or use fp16",
+                       what, bytes, total_needed, free_b, total_b);
+    return bq_cuda_check(rc, "cudaMalloc(p, bytes)", __FILE__, __LINE__, err);
+}
+
+/* ---- the forward pass --------------------------------------------------------------------- */
+
+/* Optional per-op timing for bq_cuda_engine_profile: events around each op, NVTX ranges. */
+typedef struct {
+    cudaEvent_t *start, *stop; /* [cap] */
+    bq_stage *stage;           /* [cap] */
+    int count, cap;
+} op_profile;
+
+static const char *const stage_names[BQ_STAGE_COUNT] = {"gemm", "attention", "layernorm",
+                                                        "gelu", "embeddings", "head"};
+
+extern "C" const char *bq_stage_name(bq_stage s) {
+    return (unsigned)s < BQ_STAGE_COUNT ? stage_names[s] : "?";
+}
+
+static bq_status op_begin(op_profile *p, bq_stage stage, cudaStream_t stream, bq_err *err) {
+    if (!p) return BQ_OK;
+    if (p->count >= p->cap) return bq_fail(err, BQ_ERR_INVALID_ARG, "profile: too many ops");
+    nvtxRangePushA(stage_names[stage]);
+    p->stage[p->count] = stage;
+    BQ_CUDA_TRY(cudaEventRecord(p->start[p->count], stream), err);
+    return BQ_OK;
+}
+
+static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
+    if (!p) return BQ_OK;
+    BQ_CUDA_TRY(cudaEventRecord(p->stop[p->count], stream), err);
+    nvtxRangePop();
+    p->count++;
+    return BQ_OK;
+}
+
+/* A kernel launch (returns cudaError_t) as one profiled op. */
+#define KERNEL_OP(stage, call)                                                      \
+    do {                                                                            \
+        bq_status s_ = op_begin(prof, stage, st, err);                              \
+        if (s_ != BQ_OK) return s_;                                                 \
+        BQ_CUDA_TRY(call, err);                                                     \
+        s_ = op_end(prof, st, err);                                                 \
+        if (s_ != BQ_OK) return s_;                                                 \
+    } while (0)
+
+/* A call returning bq_status (GEMM, cuDNN attention) as one profiled op. */
+#define STATUS_OP(stage, call)                                                      \
+    do {                                                                            \
+        bq_status s_ = op_begin(prof, stage, st, err);                              \
+        if (s_ != BQ_OK) return s_;                                                 \
+        s_ = (call);                                                                \
+        if (s_ != BQ_OK) return s_;                                                 \
+        s_ = op_end(prof, st, err);                                                 \
+        if (s_ != BQ_OK) return s_;                                                 \
+    } while (0)
+
+/* Enqueue embeddings .. QA head for `batch` sequences already in d_ids/d_mask/d_seg. No
+ * allocation, no synchronization: capturable. */
+static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof, bq_err *err) {
+    const bq_config *c = &e->cfg;
+    cudaStream_t st = e->stream;
+    bq_cuda_dtype dt = e->dt;
+    int S = e->opt.seq_len, H = c->hidden_size, I = c->intermediate_size;
+    int M = batch * S;
+    float eps = c->layer_norm_eps;
+    bq_gemm_ctx *g = e->gemm;
+    int tf32 = e->allow_tf32;
+
+    KERNEL_OP(BQ_STAGE_EMBEDDINGS,
+              bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
+                                           e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
+    for (int l = 0; l < c->num_layers; l++) {
+        const layer_device *w = &e->layers[l];
+        STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->x, w->qkv_w, w->qkv_b, M, H, 3 * H, e->qkv, dt,
+                                                tf32, BQ_EPILOGUE_BIAS, st, err));
+        if (e->cudnn_attention)
+            STATUS_OP(BQ_STAGE_ATTENTION, bq_cudnn_attention_run(e->cudnn_attention, e->qkv,
+                                                                 e->d_mask, batch, e->ctx, st, err));
+        else
+            KERNEL_OP(BQ_STAGE_ATTENTION, bq_cuda_attention(e->qkv, e->d_mask, batch, S, H,
+                                                            c->num_heads, e->ctx, dt, st));
+        STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->ctx, w->attn_out_w, NULL, M, H, H, e->tmp, dt,
+                                                tf32, BQ_EPILOGUE_NONE, st, err));
+        KERNEL_OP(BQ_STAGE_LAYERNORM,
+                  bq_cuda_bias_residual_layernorm(e->tmp, w->attn_out_b, e->x, w->attn_ln_g,
+                                                  w->attn_ln_b, M, H, eps, e->h, dt, st));
+        STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->h, w->ffn_in_w, NULL, M, H, I, e->ffn, dt, tf32,
+                                                BQ_EPILOGUE_NONE, st, err));
+        KERNEL_OP(BQ_STAGE_GELU, bq_cuda_bias_gelu(e->ffn, w->ffn_in_b, M, I, dt, st));
+        STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->ffn, w->ffn_out_w, NULL, M, I, H, e->tmp, dt,
+                                                tf32, BQ_EPILOGUE_NONE, st, err));
+        KERNEL_OP(BQ_STAGE_LAYERNORM,
+                  bq_cuda_bias_residual_layernorm(e->tmp, w->ffn_out_b, e->h, w->ffn_ln_g,
+                                                  w->ffn_ln_b, M, H, eps, e->x, dt, st));
+    }
+    KERNEL_OP(BQ_STAGE_HEAD,
+              bq_cuda_qa_head(e->x, e->qa_w, e->qa_b, M, H, e->d_start, e->d_end, dt, st));
+    return BQ_OK;
+}
+
+/* Capture enqueue_compute for `batch` into an executable graph. On failure the stream is left
+ * out of capture mode. */
+static bq_status capture_graph(bq_cuda_engine *e, int batch, bq_err *err) {
+    BQ_CUDA_TRY(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal), err);
+    bq_status s = enqueue_compute(e, batch, NULL, err);
+    cudaGraph_t graph = NULL;
+    cudaError_t rc = cudaStreamEndCapture(e->stream, &graph);
+    if (s == BQ_OK)
+        s = bq_cuda_check(rc, "cudaStreamEndCapture(e->stream, &graph)", __FILE__, __LINE__, err);
+    if (s == BQ_OK)
+        s = bq_cuda_check(cudaGraphInstantiate(&e->graphs[batch], graph, 0),
+                          "cudaGraphInstantiate(&e->graphs[batch], graph, 0)", __FILE__, __LINE__,
+                          err);
+    if (graph) cudaGraphDestroy(graph);
+    if (s != BQ_OK) {
+        e->graphs[batch] = NULL;
+        cudaGetLastError(); /* clear a capture-invalidated status so the stream stays usable */
+    }
+    return s;
+}
+
+static bq_status check_inputs(const bq_cuda_engine *e, int batch, const int32_t *ids,
+                              const int32_t *mask, const int32_t *seg, bq_err *err) {
+    if (!e) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine is NULL");
+    if (batch < 1 || batch > e->opt.max_batch)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "batch %d outside 1..%d (the engine's max batch)",
+                       batch, e->opt.max_batch);
+    if (!ids || !mask || !seg) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
+    size_t n = (size_t)batch * e->opt.seq_len;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= e->cfg.vocab_size)
+            return bq_fail(err, BQ_ERR_INVALID_ARG, "input_ids[%zu] = %d outside the vocabulary (0..%d)",
+                           i, ids[i], e->cfg.vocab_size - 1);
+        if (seg[i] < 0 || seg[i] >= e->cfg.type_vocab_size)
+            return bq_fail(err, BQ_ERR_INVALID_ARG, "segment_ids[%zu] = %d outside 0..%d", i, seg[i],
+                           e->cfg.type_vocab_size - 1);
+        if (mask[i] != 0 && mask[i] != 1)
+            return bq_fail(err, BQ_ERR_INVALID_ARG, "input_mask[%zu] = %d is not 0 or 1", i, mask[i]);
+    }
+    if (e->cudnn_attention && !bq_cudnn_mask_is_prefix(mask, batch, e->opt.seq_len))
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "--attention cudnn needs each input_mask row to be ones then zeros");
+    return BQ_OK;
+}
+
+/* Run the device part for `batch`: graph replay when available, else eager (and then capture). */
+static bq_status run_compute(bq_cuda_engine *e, int batch, bq_err *err) {
+    if (e->use_graphs && e->graphs[batch]) {
+        BQ_CUDA_TRY(cudaGraphLaunch(e->graphs[batch], e->stream), err);
+        return BQ_OK;
+    }
+    return enqueue_compute(e, batch, NULL, err);
+}
+
+/* After a successful eager pass of `batch` (cuBLASLt plans cached, kernels loaded), capture its
+ * graph; if capture fails, turn graphs off for this engine and remember why. */
+static void ensure_graph(bq_cuda_engine *e, int batch) {
+    if (!e->use_graphs || e->graphs[batch]) return;
+    bq_err gerr;
+    bq_err_clear(&gerr);
+    if (capture_graph(e, batch, &gerr) != BQ_OK) {
+        e->use_graphs = 0;
+        snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (capture failed: %.400s)",
+                 gerr.message);
+    }
+}
+
+extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const int32_t *input_ids,
+                                            const int32_t *input_mask, const int32_t *segment_ids,
+                                            float *start_logits, float *end_logits, bq_err *err) {
+    bq_status s = check_inputs(e, batch, input_ids, input_mask, segment_ids, err);
+    if (s != BQ_OK) return s;
+    if (!start_logits || !end_logits)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "output logits arrays must not be NULL");
+    BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
+    size_t n = (size_t)batch * e->opt.seq_len;
+    memcpy(e->h_ids, input_ids, n * sizeof(int32_t));
+    memcpy(e->h_mask, input_mask, n * sizeof(int32_t));
+    memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
+    int had_graph = e->use_graphs && e->graphs[batch];
+    cudaStream_t st = e->stream;
+    BQ_CUDA_TRY(cudaMemcpyAsync(e->d_ids, e->h_ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+    BQ_CUDA_TRY(cudaMemcpyAsync(e->d_mask, e->h_mask, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+    BQ_CUDA_TRY(cudaMemcpyAsync(e->d_seg, e->h_seg, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+    s = run_compute(e, batch, err);
+    if (s != BQ_OK) {
+        cudaStreamSynchronize(st);
+        return s;
+    }
+    BQ_CUDA_TRY(cudaMemcpyAsync(e->h_start, e->d_start, n * sizeof(float), cudaMemcpyDeviceToHost, st), err);
+    BQ_CUDA_TRY(cudaMemcpyAsync(e->h_end, e->d_end, n * sizeof(float), cudaMemcpyDeviceToHost, st), err);
+    BQ_CUDA_TRY(cudaStreamSynchronize(st), err);
+    memcpy(start_logits, e->h_start, n * sizeof(float));
+    memcpy(end_logits, e->h_end, n * sizeof(float));
+    if (!had_graph) ensure_graph(e, batch);
+    return BQ_OK;
+}
+
+/* ---- create / free ------------------------------------------------------------------------ */
+
+static bq_cuda_dtype dtype_for(bq_precision p) {
+    if (p == BQ_PRECISION_FP16) return BQ_CUDA_F16;
+    if (p == BQ_PRECISION_BF16) return BQ_CUDA_BF16;
+    return BQ_CUDA_F32;
+}
+
+static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *err) {
+    const bq_config *c = &model->config;
+    bq_status s = select_device(e->opt.device_index, err);
+    if (s != BQ_OK) return s;
+    BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
+    /* cuDNN attention first: an unsupported combination fails before the weights are uploaded */
+    if (e->opt.attention == BQ_ATTENTION_CUDNN) {
+        s = bq_cudnn_attention_create(e->opt.max_batch, e->opt.seq_len, c->hidden_size,
+                                      c->num_heads, e->dt, &e->cudnn_attention, err);
+        if (s != BQ_OK) return s;
+    }
+
+    /* size everything first, so an oversized request fails with one clear message */
+    weight_builder b;
+    memset(&b, 0, sizeof b);
+    b.dt = e->dt;
+    b.elem = bq_cuda_dtype_size(e->dt);
+    s = place_weights(e, model, &b, err);
+    if (s != BQ_OK) return s;
+    e->weights_bytes = b.cursor;
+    e->workspace_bytes = layout_workspace(e, NULL);
+    size_t needed = e->weights_bytes + e->workspace_bytes + GEMM_WORKSPACE_BYTES;
+    size_t free_b = 0, total_b = 0;
+    BQ_CUDA_TRY(cudaMemGetInfo(&free_b, &total_b), err);
+    if (needed > free_b)
+        return bq_fail(err, BQ_ERR_DEVICE_OOM,
+                       "not enough device memory: the engine needs %zu bytes (weights %zu, "
+                       "activations for %d x %d tokens %zu, GEMM workspace %zu) but only %zu of %zu "
+                       "are free; lower --max-batch / --seq-len or use fp16",
+                       needed, e->weights_bytes, e->opt.max_batch, e->opt.seq_len,
+                       e->workspace_bytes, GEMM_WORKSPACE_BYTES, free_b, total_b);
+
+    s = device_alloc(&e->weights, e->weights_bytes, "weights", needed, err);
+    if (s != BQ_OK) return s;
+    s = device_alloc(&e->workspace, e->workspace_bytes, "activation workspace", needed, err);
+    if (s != BQ_OK) return s;
+    layout_workspace(e, (char *)e->workspace);
+    s = bq_gemm_ctx_create(&e->gemm, GEMM_WORKSPACE_BYTES, err);
+    if (s != BQ_OK) return s;
+
+    /* staging for the largest single placement (word embeddings, QKV, or FFN weight) */
+    size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    size_t largest = (size_t)c->vocab_size * H;
+    if ((size_t)c->max_position_embeddings * H > largest) largest = (size_t)c->max_position_embeddings * H;
+    if (3 * H * H > largest) largest = 3 * H * H;
+    if (I * H > largest) largest = I * H;
+    b.staging = malloc(largest * b.elem);
+    if (!b.staging) return bq_fail(err, BQ_ERR_NOMEM, "no host memory to stage %zu weight bytes", largest * b.elem);
+    b.base = (char *)e->weights;
+    b.cursor = 0;
+    b.upload = 1;
+    s = place_weights(e, model, &b, err);
+    free(b.staging);
+    if (s != BQ_OK) return s;
+
+    size_t M = (size_t)e->opt.max_batch * e->opt.seq_len;
+    BQ_CUDA_TRY(cudaHostAlloc(&e->pinned, M * (3 * sizeof(int32_t) + 2 * sizeof(float)),
+                              cudaHostAllocDefault),
+                err);
+    e->h_ids = (int32_t *)e->pinned;
+    e->h_mask = e->h_ids + M;
+    e->h_seg = e->h_mask + M;
+    e->h_start = (float *)(e->h_seg + M);
+    e->h_end = e->h_start + M;
+
+    e->graphs = (cudaGraphExec_t *)calloc((size_t)e->opt.max_batch + 1, sizeof(cudaGraphExec_t));
+    if (!e->graphs) return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
+    const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
+    e->use_graphs = !(no_graph && no_graph[0] == '1');
+    if (!e->use_graphs) snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (BQ_NO_CUDA_GRAPH=1)");
+    BQ_CUDA_TRY(cudaDeviceSynchronize(), err);
+    return BQ_OK;
+}
+
+extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engine_options *opt,
+                                           bq_cuda_engine **out, bq_err *err) {
+    *out = NULL;
+    if (!model || !opt) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine: model and options required");
+    const bq_config *c = &model->config;
+    if (opt->max_batch < 1 || opt->seq_len < 1 || opt->seq_len > c->max_position_embeddings)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "cuda engine: max batch %d must be >= 1 and seq_len %d within 1..%d",
+                       opt->max_batch, opt->seq_len, c->max_position_embeddings);
+    if (c->num_heads < 1 || c->hidden_size % c->num_heads != 0 || !model->layers)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine: model config is inconsistent");
+    if ((double)opt->max_batch * opt->seq_len * (c->intermediate_size > 3 * c->hidden_size
+                                                     ? c->intermediate_size
+                                                     : 3 * c->hidden_size) > 2147483647.0)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "cuda engine: %d x %d tokens make activations beyond 2^31 elements",
+                       opt->max_batch, opt->seq_len);
+    bq_cuda_engine *e = (bq_cuda_engine *)calloc(1, sizeof *e);
+    if (!e) return bq_fail(err, BQ_ERR_NOMEM, "cuda engine: out of host memory");
+    e->opt = *opt;
+    e->cfg = *c;
+    e->dt = dtype_for(opt->precision);
+    e->allow_tf32 = opt->precision == BQ_PRECISION_TF32;
+    e->layers = (layer_device *)calloc((size_t)c->num_layers, sizeof(layer_device));
+    bq_status s = e->layers ? create_inner(e, model, err)
+                            : bq_fail(err, BQ_ERR_NOMEM, "cuda engine: out of host memory");
+    if (s != BQ_OK) {
+        bq_cuda_engine_free(e);
+        return s;
+    }
+    char name[256] = "cuda";
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, opt->device_index) == cudaSuccess)
+        snprintf(name, sizeof name, "%s", prop.name);
+    snprintf(e->description, sizeof e->description, "%.200s %s %s-attention%s%.500s", name,
+             bq_precision_name(opt->precision),
+             opt->attention == BQ_ATTENTION_CUDNN ? "cudnn" : "own", e->graph_note[0] ? ", " : "",
+             e->graph_note);
+    *out = e;
+    return BQ_OK;
+}
+
+extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
+    if (!e) return;
+    if (e->stream) cudaStreamSynchronize(e->stream);
+    if (e->graphs) {
+        for (int b = 0; b <= e->opt.max_batch; b++)
+            if (e->graphs[b]) cudaGraphExecDestroy(e->graphs[b]);
+        free(e->graphs);
+    }
+    bq_cudnn_attention_free(e->cudnn_attention);
+    bq_gemm_ctx_free(e->gemm);
+    if (e->pinned) cudaFreeHost(e->pinned);
+    if (e->workspace) cudaFree(e->workspace);
+    if (e->weights) cudaFree(e->weights);
+    if (e->stream) cudaStreamDestroy(e->stream);
+    free(e->layers);
+    free(e);
+}
+
+extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
+    if (!e) return "cuda (none)";
+    if (e->graph_note[0] && !strstr(e->description, e->graph_note)) {
+        /* a capture failed after create: say so */
+        bq_cuda_engine *m = (bq_cuda_engine *)e;
+        size_t len = strlen(m->description);
+        snprintf(m->description + len, sizeof m->description - len, ", %s", m->graph_note);
+    }
+    return e->description;
+}
+
+/* ---- benchmark API ------------------------------------------------------------------------ */
+
+extern "C" bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weights_bytes,
+                                           size_t *workspace_bytes, bq_err *err) {
+    if (!e) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine is NULL");
+    if (weights_bytes) *weights_bytes = e->weights_bytes;
+    if (workspace_bytes) *workspace_bytes = e->workspace_bytes + GEMM_WORKSPACE_BYTES;
+    return BQ_OK;
+}
+
+static float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0.0f;
+    if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess) return -1.0f;
+    return ms;
+}
+
+/* Timing loop. Per iteration, on the engine's stream:
+ *   [ev0] H2D of input set k (pinned) [ev1] forward graph [ev2] D2H logits [ev3], then sync;
+ * compute = ev1..ev2, total = ev0..ev3. Input sets rotate (k = i mod n_input_sets) so that no two
+ * consecutive passes see the same tokens. */
+static bq_status time_loop(bq_cuda_engine *e, int batch, int32_t *sets, int n_sets, int warmup,
+                           int iters, bq_cuda_timing *per_iter, cudaEvent_t ev[4], bq_err *err) {
+    size_t n = (size_t)batch * e->opt.seq_len;
+    cudaStream_t st = e->stream;
+    for (int i = 0; i < warmup + iters; i++) {
+        const int32_t *set = sets + (size_t)(i % n_sets) * 3 * n; /* ids | mask | seg */
+        BQ_CUDA_TRY(cudaEventRecord(ev[0], st), err);
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->d_ids, set, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->d_mask, set + n, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->d_seg, set + 2 * n, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+        BQ_CUDA_TRY(cudaEventRecord(ev[1], st), err);
+        bq_status s = run_compute(e, batch, err);
+        if (s != BQ_OK) return s;
+        BQ_CUDA_TRY(cudaEventRecord(ev[2], st), err);
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->h_start, e->d_start, n * sizeof(float), cudaMemcpyDeviceToHost, st), err);
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->h_end, e->d_end, n * sizeof(float), cudaMemcpyDeviceToHost, st), err);
+        BQ_CUDA_TRY(cudaEventRecord(ev[3], st), err);
+        BQ_CUDA_TRY(cudaStreamSynchronize(st), err);
+        if (i >= warmup) {
+            per_iter[i - warmup].compute_ms = elapsed_ms(ev[1], ev[2]);
+            per_iter[i - warmup].total_ms = elapsed_ms(ev[0], ev[3]);
+        }
+    }
+    return BQ_OK;
+}
+
+extern "C" bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int32_t *ids,
+                                         const int32_t *mask, const int32_t *seg, int warmup,
+                                         int iters, int n_input_sets, bq_cuda_timing *per_iter,
+                                         bq_err *err) {
+    if (!e || iters < 0 || warmup < 0 || n_input_sets < 1 || (iters > 0 && !per_iter))
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "bq_cuda_engine_time: bad arguments (iters %d, warmup %d, input sets %d)", iters,
+                       warmup, n_input_sets);
+    size_t n = (size_t)batch * e->opt.seq_len;
+    for (int k = 0; k < n_input_sets; k++) {
+        bq_status s = check_inputs(e, batch, ids + k * n, mask + k * n, seg + k * n, err);
+        if (s != BQ_OK) return s;
+    }
+    /* one ordinary forward first: it validates the inputs end to end and captures the graph */
+    float *logits = (float *)malloc(2 * n * sizeof(float));
+    if (!logits) return bq_fail(err, BQ_ERR_NOMEM, "bq_cuda_engine_time: out of host memory");
+    bq_status s = bq_cuda_engine_forward(e, batch, ids, mask, seg, logits, logits + n, err);
+    free(logits);
+    if (s != BQ_OK) return s;
+
+    int32_t *sets = NULL;
+    BQ_CUDA_TRY(cudaHostAlloc(&sets, (size_t)n_input_sets * 3 * n * sizeof(int32_t),
+                              cudaHostAllocDefault),
+                err);
+    for (int k = 0; k < n_input_sets; k++) {
+        int32_t *set = sets + (size_t)k * 3 * n;
+        memcpy(set, ids + k * n, n * sizeof(int32_t));
+        memcpy(set + n, mask + k * n, n * sizeof(int32_t));
+        memcpy(set + 2 * n, seg + k * n, n * sizeof(int32_t));
+    }
+    cudaEvent_t ev[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4 && s == BQ_OK; i++)
+        s = bq_cuda_check(cudaEventCreate(&ev[i]), "cudaEventCreate(&ev[i])", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = time_loop(e, batch, sets, n_input_sets, warmup, iters, per_iter, ev, err);
+    cudaStreamSynchronize(e->stream);
+    for (int i = 0; i < 4; i++)
+        if (ev[i]) cudaEventDestroy(ev[i]);
+    cudaFreeHost(sets);
+    return s;
+}
+
+extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *ids,
+                                            const int32_t *mask, const int32_t *seg,
+                                            double stage_ms[BQ_STAGE_COUNT], bq_err *err) {
+    for (int i = 0; i < BQ_STAGE_COUNT; i++) stage_ms[i] = 0.0;
+    bq_status s = check_inputs(e, batch, ids, mask, seg, err);
+    if (s != BQ_OK) return s;
+    size_t n = (size_t)batch * e->opt.seq_len;
+    /* one ordinary forward first so cuBLASLt plans and kernels are warm */
+    float *logits = (float *)malloc(2 * n * sizeof(float));
+    if (!logits) return bq_fail(err, BQ_ERR_NOMEM, "bq_cuda_engine_profile: out of host memory");
+    s = bq_cuda_engine_forward(e, batch, ids, mask, seg, logits, logits + n, err);
+    free(logits);
+    if (s != BQ_OK) return s;
+
+    op_profile prof;
+    memset(&prof, 0, sizeof prof);
+    prof.cap = 2 + 8 * e->cfg.num_layers;
+    prof.start = (cudaEvent_t *)calloc((size_t)prof.cap, sizeof(cudaEvent_t));
+    prof.stop = (cudaEvent_t *)calloc((size_t)prof.cap, sizeof(cudaEvent_t));
+    prof.stage = (bq_stage *)calloc((size_t)prof.cap, sizeof(bq_stage));
+    if (!prof.start || !prof.stop || !prof.stage)
+        s = bq_fail(err, BQ_ERR_NOMEM, "bq_cuda_engine_profile: out of host memory");
+    for (int i = 0; i < prof.cap && s == BQ_OK; i++) {
+        s = bq_cuda_check(cudaEventCreate(&prof.start[i]), "cudaEventCreate(&prof.start[i])",
+                          __FILE__, __LINE__, err);
+        if (s == BQ_OK)
+            s = bq_cuda_check(cudaEventCreate(&prof.stop[i]), "cudaEventCreate(&prof.stop[i])",
+                              __FILE__, __LINE__, err);
+    }
+    if (s == BQ_OK) {
+        /* inputs are still on the device from the forward above */
+        s = enqueue_compute(e, batch, &prof, err);
+        bq_status sync = bq_cuda_check(cudaStreamSynchronize(e->stream),
+                                       "cudaStreamSynchronize(e->stream)", __FILE__, __LINE__,
+                                       s == BQ_OK ? err : NULL);
+        if (s == BQ_OK) s = sync;
+    }
+    for (int i = 0; i < prof.count && s == BQ_OK; i++)
+        stage_ms[prof.stage[i]] += elapsed_ms(prof.start[i], prof.stop[i]);
+    for (int i = 0; i < prof.cap; i++) {
+        if (prof.start && prof.start[i]) cudaEventDestroy(prof.start[i]);
+        if (prof.stop && prof.stop[i]) cudaEventDestroy(prof.stop[i]);
+    }
+    free(prof.start);
+    free(prof.stop);
+    free(prof.stage);
+    return s;
+}
+
+/* ---- GEMM ceiling ------------------------------------------------------------------------- */
+
+static bq_status time_big_gemm(bq_gemm_ctx *g, bq_cuda_dtype dt, int size, double *tflops,
+                               bq_err *err) {
+    *tflops = 0.0;
+    size_t elems = (size_t)size * size, bytes = elems * bq_cuda_dtype_size(dt);
+    void *a = NULL, *b = NULL, *c = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    bq_status s = bq_cuda_check(cudaMalloc(&a, bytes), "cudaMalloc(&a, bytes)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaMalloc(&b, bytes), "cudaMalloc(&b, bytes)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaMalloc(&c, bytes), "cudaMalloc(&c, bytes)", __FILE__, __LINE__, err);
+    /* 0x3c bytes: fp16 1.06, fp32 0.0115 - finite, non-zero operands */
+    if (s == BQ_OK) s = bq_cuda_check(cudaMemset(a, 0x3c, bytes), "cudaMemset(a, 0x3c, bytes)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaMemset(b, 0x3c, bytes), "cudaMemset(b, 0x3c, bytes)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaEventCreate(&t0), "cudaEventCreate(&t0)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaEventCreate(&t1), "cudaEventCreate(&t1)", __FILE__, __LINE__, err);
+    const int warmup = 2, iters = 10;
+    for (int i = 0; i < warmup && s == BQ_OK; i++)
+        s = bq_gemm_linear(g, b, a, NULL, size, size, size, c, dt, 0, BQ_EPILOGUE_NONE, 0, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaEventRecord(t0, 0), "cudaEventRecord(t0, 0)", __FILE__, __LINE__, err);
+    for (int i = 0; i < iters && s == BQ_OK; i++)
+        s = bq_gemm_linear(g, b, a, NULL, size, size, size, c, dt, 0, BQ_EPILOGUE_NONE, 0, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaEventRecord(t1, 0), "cudaEventRecord(t1, 0)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) s = bq_cuda_check(cudaEventSynchronize(t1), "cudaEventSynchronize(t1)", __FILE__, __LINE__, err);
+    if (s == BQ_OK) {
+        double ms = elapsed_ms(t0, t1);
+        if (ms > 0) *tflops = 2.0 * size * (double)size * size * iters / (ms * 1e-3) / 1e12;
+    }
+    if (t0) cudaEventDestroy(t0);
+    if (t1) cudaEventDestroy(t1);
+    cudaFree(a);
+    cudaFree(b);
+    cudaFree(c);
+    return s;
+}
+
+extern "C" bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32,
+                                          bq_err *err) {
+    if (tflops_fp16) *tflops_fp16 = 0.0;
+    if (tflops_fp32) *tflops_fp32 = 0.0;
+    bq_status s = select_device(device, err);
+    if (s != BQ_OK) return s;
+    bq_gemm_ctx *g = NULL;
+    s = bq_gemm_ctx_create(&g, GEMM_WORKSPACE_BYTES, err);
+    double f16 = 0.0, f32 = 0.0;
+    if (s == BQ_OK) s = time_big_gemm(g, BQ_CUDA_F16, 8192, &f16, err);
+    if (s == BQ_OK) s = time_big_gemm(g, BQ_CUDA_F32, 8192, &f32, err);
+    bq_gemm_ctx_free(g);
+    if (tflops_fp16) *tflops_fp16 = f16;
+    if (tflops_fp32) *tflops_fp32 = f32;
+    return s;
+}

@@ -1,1 +1,204 @@
-/* gemm.cu - placeholder until the kernel lands. */
+/* gemm.cu - y = x W^T (+ bias) on cuBLASLt with per-shape cached descriptors and algorithms.
+ *
+ * Layout reasoning (cuBLASLt is column-major). A row-major matrix [R, C] with leading dimension C
+ * is, byte for byte, the column-major matrix [C, R] with ld = C. So:
+ *   x row-major [rows, in]  == column-major X' [in, rows],  ld = in
+ *   W row-major [out, in]   == column-major W' [in, out],   ld = in
+ *   y row-major [rows, out] == column-major Y' [out, rows], ld = out
+ * and y = x W^T  <=>  y^T = W x^T  <=>  Y' = W'^T X'. Hence cuBLASLt's D = op(A) op(B) with
+ *   A = W' (stored [in, out], ld in, transa = T -> op(A) is [out, in]),
+ *   B = X' (stored [in, rows], ld in, transb = N),
+ *   C = D = Y' ([out, rows], ld out), m = out, n = rows, k = in.
+ * The bias epilogue adds a vector of length m (= out) to every column of D, i.e. one bias per
+ * output feature for every token row - exactly the Linear layer's bias. */
+#include "gemm.cuh"
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bias_gelu.cuh"
+
+#define BQ_GEMM_CACHE_MAX 64
+
+typedef struct {
+    int rows, in, out;
+    bq_cuda_dtype dt;
+    int allow_tf32;
+    cublasLtEpilogue_t epilogue;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, c;
+    cublasLtMatmulAlgo_t algo;
+} gemm_plan;
+
+struct bq_gemm_ctx {
+    cublasLtHandle_t handle;
+    void *workspace; /* device, workspace_bytes */
+    size_t workspace_bytes;
+    gemm_plan plans[BQ_GEMM_CACHE_MAX];
+    int plan_count;
+};
+
+static void plan_destroy(gemm_plan *p) {
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->c) cublasLtMatrixLayoutDestroy(p->c);
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    memset(p, 0, sizeof *p);
+}
+
+bq_status bq_gemm_ctx_create(bq_gemm_ctx **out, size_t workspace_bytes, bq_err *err) {
+    *out = NULL;
+    bq_gemm_ctx *g = (bq_gemm_ctx *)calloc(1, sizeof *g);
+    if (!g) return bq_fail(err, BQ_ERR_NOMEM, "gemm context: out of host memory");
+    bq_status s = bq_cublas_check(cublasLtCreate(&g->handle), "cublasLtCreate(&g->handle)", __FILE__,
+                                  __LINE__, err);
+    if (s == BQ_OK && workspace_bytes > 0) {
+        s = bq_cuda_check(cudaMalloc(&g->workspace, workspace_bytes),
+                          "cudaMalloc(&g->workspace, workspace_bytes)", __FILE__, __LINE__, err);
+        if (s == BQ_OK) g->workspace_bytes = workspace_bytes;
+    }
+    if (s != BQ_OK) {
+        bq_gemm_ctx_free(g);
+        return s;
+    }
+    *out = g;
+    return BQ_OK;
+}
+
+void bq_gemm_ctx_free(bq_gemm_ctx *g) {
+    if (!g) return;
+    for (int i = 0; i < g->plan_count; i++) plan_destroy(&g->plans[i]);
+    if (g->workspace) cudaFree(g->workspace);
+    if (g->handle) cublasLtDestroy(g->handle);
+    free(g);
+}
+
+static cudaDataType_t data_type_of(bq_cuda_dtype dt) {
+    switch (dt) {
+    case BQ_CUDA_F16: return CUDA_R_16F;
+    case BQ_CUDA_BF16: return CUDA_R_16BF;
+    default: return CUDA_R_32F;
+    }
+}
+
+/* Build the descriptors for one shape and ask the heuristic for the best algorithm that fits the
+ * workspace. Host-only work; done once per shape. */
+static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
+    cudaDataType_t type = data_type_of(p->dt);
+    cublasComputeType_t compute = (p->dt == BQ_CUDA_F32 && p->allow_tf32)
+                                      ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                      : CUBLAS_COMPUTE_32F;
+    cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+    BQ_CUBLAS_TRY(cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F), err);
+    BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
+                                                 sizeof transa),
+                  err);
+    BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
+                                                 sizeof transb),
+                  err);
+    BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                 &p->epilogue, sizeof p->epilogue),
+                  err);
+    if (p->epilogue == CUBLASLT_EPILOGUE_BIAS) {
+        /* bias stored in the activation dtype (the default is the D type; set it explicitly) */
+        BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                     &type, sizeof type),
+                      err);
+    }
+    /* A = W' [in, out] ld in; B = X' [in, rows] ld in; C = D = Y' [out, rows] ld out */
+    BQ_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->a, type, (uint64_t)p->in, (uint64_t)p->out, p->in),
+                  err);
+    BQ_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->b, type, (uint64_t)p->in, (uint64_t)p->rows, p->in),
+                  err);
+    BQ_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->c, type, (uint64_t)p->out, (uint64_t)p->rows,
+                                             p->out),
+                  err);
+
+    cublasLtMatmulPreference_t pref = NULL;
+    BQ_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref), err);
+    size_t ws = g->workspace_bytes;
+    cublasStatus_t rc = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulHeuristicResult_t result;
+    memset(&result, 0, sizeof result);
+    int found = 0;
+    if (rc == CUBLAS_STATUS_SUCCESS)
+        rc = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->a, p->b, p->c, p->c, pref, 1,
+                                            &result, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    BQ_CUBLAS_TRY(rc, err);
+    if (found < 1)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED,
+                       "cuBLASLt has no algorithm for %s GEMM rows=%d in=%d out=%d (tf32 %d, "
+                       "epilogue %d) within %zu workspace bytes",
+                       bq_cuda_dtype_name(p->dt), p->rows, p->in, p->out, p->allow_tf32,
+                       (int)p->epilogue, g->workspace_bytes);
+    p->algo = result.algo;
+    return BQ_OK;
+}
+
+static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dtype dt,
+                          int allow_tf32, cublasLtEpilogue_t epilogue, gemm_plan **plan,
+                          bq_err *err) {
+    allow_tf32 = (dt == BQ_CUDA_F32 && allow_tf32) ? 1 : 0;
+    for (int i = 0; i < g->plan_count; i++) {
+        gemm_plan *p = &g->plans[i];
+        if (p->rows == rows && p->in == in && p->out == out && p->dt == dt &&
+            p->allow_tf32 == allow_tf32 && p->epilogue == epilogue) {
+            *plan = p;
+            return BQ_OK;
+        }
+    }
+    if (g->plan_count == BQ_GEMM_CACHE_MAX) {
+        /* more distinct shapes than a model uses: recycle the oldest slot */
+        plan_destroy(&g->plans[0]);
+        memmove(&g->plans[0], &g->plans[1], sizeof g->plans[0] * (BQ_GEMM_CACHE_MAX - 1));
+        memset(&g->plans[BQ_GEMM_CACHE_MAX - 1], 0, sizeof g->plans[0]);
+        g->plan_count--;
+    }
+    gemm_plan *p = &g->plans[g->plan_count];
+    memset(p, 0, sizeof *p);
+    p->rows = rows, p->in = in, p->out = out, p->dt = dt, p->allow_tf32 = allow_tf32;
+    p->epilogue = epilogue;
+    bq_status s = plan_build(g, p, err);
+    if (s != BQ_OK) {
+        plan_destroy(p);
+        return s;
+    }
+    g->plan_count++;
+    *plan = p;
+    return BQ_OK;
+}
+
+bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const void *bias, int rows,
+                         int in, int out, void *y, bq_cuda_dtype dt, int allow_tf32, bq_epilogue ep,
+                         cudaStream_t stream, bq_err *err) {
+    if (!g || !x || !W || !y || rows <= 0 || in <= 0 || out <= 0 || (ep != BQ_EPILOGUE_NONE && !bias))
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "bq_gemm_linear: bad arguments (rows=%d in=%d out=%d, epilogue %d, bias %s)",
+                       rows, in, out, (int)ep, bias ? "set" : "NULL");
+    if (dt != BQ_CUDA_F32 && dt != BQ_CUDA_F16 && dt != BQ_CUDA_BF16)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_gemm_linear: unknown dtype %d", (int)dt);
+    /* erf GELU is never taken from cuBLASLt (see gemm.cuh): plain GEMM, then bias + GELU kernel */
+    cublasLtEpilogue_t epilogue =
+        ep == BQ_EPILOGUE_BIAS ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    gemm_plan *p = NULL;
+    bq_status s = plan_get(g, rows, in, out, dt, allow_tf32, epilogue, &p, err);
+    if (s != BQ_OK) return s;
+    if (epilogue == CUBLASLT_EPILOGUE_BIAS) {
+        /* the pointer is a launch parameter: setting it is host-only, safe under graph capture */
+        BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                     &bias, sizeof bias),
+                      err);
+    }
+    const float one = 1.0f, zero = 0.0f;
+    BQ_CUBLAS_TRY(cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y, p->c, y, p->c,
+                                 &p->algo, g->workspace, g->workspace_bytes, stream),
+                  err);
+    if (ep == BQ_EPILOGUE_BIAS_GELU)
+        BQ_CUDA_TRY(bq_cuda_bias_gelu(y, bias, rows, out, dt, stream), err);
+    return BQ_OK;
+}

@@ -1,2 +1,303 @@
-/* forward_cpu.c - placeholder until the module lands. */
-typedef int bq_placeholder_forward_cpu;
+/* forward_cpu.c - the fp32 CPU reference forward pass of BERT question answering.
+ *
+ * Written for clarity: every GPU kernel is checked against these functions. Dense layers (and the
+ * two attention products) go through CBLAS; everything element-wise uses the formulas in bq_math.h
+ * so the CPU and the GPU evaluate the very same expressions. */
+#include "forward_cpu.h"
+
+#include "bq_math.h"
+
+#include <cblas.h> /* note: pulls in <complex.h>, so no variable may be named I */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* y[r, c] (row stride ldy) = x[r,:] . W[c,:] + b[c]; x [rows, in] row stride ldx, W [out, in]. */
+static void linear_strided(const float *x, int ldx, const float *W, const float *b, int rows,
+                           int in, int out, float *y, int ldy) {
+    if (rows <= 0 || out <= 0) return;
+    if (in <= 0) {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < out; c++) y[(size_t)r * ldy + c] = b ? b[c] : 0.0f;
+        return;
+    }
+    /* HF weights are [out, in] row-major, so y = x W^T: B is transposed. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, ldx, W, in, 0.0f,
+                y, ldy);
+    if (b) {
+        for (int r = 0; r < rows; r++) {
+            float *yr = y + (size_t)r * ldy;
+            for (int c = 0; c < out; c++) yr[c] += b[c];
+        }
+    }
+}
+
+/* In-place LayerNorm of one row of H values (population variance, Welford statistics in fp32). */
+static void layernorm_row(float *v, const float *gamma, const float *beta, int H, float eps) {
+    bq_welford s = {0.0f, 0.0f, 0.0f};
+    for (int c = 0; c < H; c++) s = bq_welford_add(s, v[c]);
+    float rstd = bq_layernorm_rstd(s, eps);
+    for (int c = 0; c < H; c++) v[c] = bq_layernorm_apply(v[c], s.mean, rstd, gamma[c], beta[c]);
+}
+
+/* ---- CPU twins of the GPU kernels --------------------------------------------------------- */
+
+void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, int B, int S, int H,
+                                 const float *word, const float *pos, const float *type,
+                                 const float *gamma, const float *beta, float eps, float *out) {
+    for (int t = 0; t < B * S; t++) {
+        const float *w = word + (size_t)ids[t] * H;
+        const float *p = pos + (size_t)(t % S) * H;
+        const float *ty = type + (size_t)seg[t] * H;
+        float *o = out + (size_t)t * H;
+        for (int c = 0; c < H; c++) o[c] = w[c] + p[c] + ty[c];
+        layernorm_row(o, gamma, beta, H, eps);
+    }
+}
+
+void bq_cpu_linear(const float *x, const float *W, const float *b, int rows, int in, int out,
+                   float *y) {
+    linear_strided(x, in, W, b, rows, in, out, y, out);
+}
+
+void bq_cpu_bias_residual_layernorm(const float *x, const float *bias, const float *residual,
+                                    const float *gamma, const float *beta, int rows, int H,
+                                    float eps, float *out) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * H;
+        const float *rr = residual + (size_t)r * H;
+        float *o = out + (size_t)r * H;
+        /* Element-wise, so writing o[c] after reading xr[c] is safe when out aliases x. */
+        for (int c = 0; c < H; c++) o[c] = xr[c] + (bias ? bias[c] : 0.0f) + rr[c];
+        layernorm_row(o, gamma, beta, H, eps);
+    }
+}
+
+void bq_cpu_bias_gelu(float *x, const float *bias, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * cols;
+        for (int c = 0; c < cols; c++) xr[c] = bq_gelu_erf(xr[c] + (bias ? bias[c] : 0.0f));
+    }
+}
+
+/* Attention with caller-provided scratch `probs` [S, S] (one head of one sequence at a time). */
+static void attention_with_scratch(const float *qkv, const int32_t *mask, int B, int S, int H,
+                                   int heads, float *ctx, float *probs) {
+    const int d = H / heads;
+    const int ld = 3 * H; /* row stride of qkv: Q | K | V */
+    const float scale = 1.0f / sqrtf((float)d);
+    for (int b = 0; b < B; b++) {
+        const float *rows = qkv + (size_t)b * S * ld;
+        const int32_t *mrow = mask + (size_t)b * S;
+        for (int h = 0; h < heads; h++) {
+            const float *q = rows + (size_t)h * d;
+            const float *k = rows + H + (size_t)h * d;
+            const float *v = rows + 2 * H + (size_t)h * d;
+            float *c = ctx + (size_t)b * S * H + (size_t)h * d;
+            /* probs [S_query, S_key] = scale * Q K^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, scale, q, ld, k, ld,
+                        0.0f, probs, S);
+            for (int i = 0; i < S; i++) {
+                float *p = probs + (size_t)i * S;
+                float row_max = -FLT_MAX;
+                for (int j = 0; j < S; j++) {
+                    p[j] += bq_mask_bias(mrow[j]);
+                    if (p[j] > row_max) row_max = p[j];
+                }
+                double sum = 0.0; /* double: cheap, and keeps the reference's rounding small */
+                for (int j = 0; j < S; j++) {
+                    p[j] = expf(p[j] - row_max);
+                    sum += p[j];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int j = 0; j < S; j++) p[j] *= inv;
+            }
+            /* ctx [S, d] (row stride H) = probs V */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, probs, S, v, ld,
+                        0.0f, c, H);
+        }
+    }
+}
+
+void bq_cpu_attention(const float *qkv, const int32_t *mask, int B, int S, int H, int heads,
+                      float *ctx) {
+    if (B <= 0 || S <= 0 || H <= 0 || heads <= 0) return;
+    float *probs = malloc((size_t)S * S * sizeof *probs);
+    if (!probs) {
+        /* This void twin cannot report failure; NaN output makes any comparison fail loudly. */
+        for (size_t i = 0; i < (size_t)B * S * H; i++) ctx[i] = NAN;
+        return;
+    }
+    attention_with_scratch(qkv, mask, B, S, H, heads, ctx, probs);
+    free(probs);
+}
+
+void bq_cpu_qa_head(const float *x, const float *W, const float *b, int rows, int H, float *start,
+                    float *end) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * H;
+        double s = 0.0, e = 0.0;
+        for (int c = 0; c < H; c++) {
+            s += (double)xr[c] * W[c];
+            e += (double)xr[c] * W[H + c];
+        }
+        start[r] = (float)s + b[0];
+        end[r] = (float)e + b[1];
+    }
+}
+
+/* ---- whole model -------------------------------------------------------------------------- */
+
+struct bq_cpu_forward {
+    const bq_model *model;
+    int max_batch, seq_len;
+    float *hidden;  /* [max_batch*S, H]: layer input / output */
+    float *qkv;     /* [max_batch*S, 3H] */
+    float *ctx;     /* [max_batch*S, H]: attention context */
+    float *attn;    /* [max_batch*S, H]: post-attention LayerNorm output */
+    float *inter;   /* [max_batch*S, I]: FFN intermediate */
+    float *dense;   /* [max_batch*S, H]: output of a dense layer before bias+residual+LN */
+    float *probs;   /* [S, S]: attention probabilities of one head */
+};
+
+void bq_cpu_forward_free(bq_cpu_forward *f) {
+    if (!f) return;
+    free(f->hidden);
+    free(f->qkv);
+    free(f->ctx);
+    free(f->attn);
+    free(f->inter);
+    free(f->dense);
+    free(f->probs);
+    free(f);
+}
+
+static float *alloc_floats(size_t a, size_t b, bool *ok) {
+    if (b != 0 && a > SIZE_MAX / sizeof(float) / b) {
+        *ok = false;
+        return NULL;
+    }
+    float *p = malloc(a * b * sizeof(float) + (a * b == 0));
+    if (!p) *ok = false;
+    return p;
+}
+
+bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, int threads,
+                                bq_cpu_forward **out, bq_err *err) {
+    if (!out) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: out is NULL");
+    *out = NULL;
+    if (!m) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: model is NULL");
+    const bq_config *c = &m->config;
+    if (c->hidden_size <= 0 || c->num_heads <= 0 || c->hidden_size % c->num_heads != 0 ||
+        c->intermediate_size <= 0 || c->num_layers < 0)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "cpu forward: bad model config (hidden %d, heads %d, intermediate %d, "
+                       "layers %d)",
+                       c->hidden_size, c->num_heads, c->intermediate_size, c->num_layers);
+    if (max_batch <= 0)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: max_batch %d must be positive",
+                       max_batch);
+    if (seq_len <= 0 || seq_len > c->max_position_embeddings)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "cpu forward: seq_len %d outside [1, max_position_embeddings %d]", seq_len,
+                       c->max_position_embeddings);
+    if (threads > 0) openblas_set_num_threads(threads);
+
+    bq_cpu_forward *f = calloc(1, sizeof *f);
+    if (!f) return bq_fail(err, BQ_ERR_NOMEM, "cpu forward: out of memory");
+    f->model = m;
+    f->max_batch = max_batch;
+    f->seq_len = seq_len;
+    size_t tokens = (size_t)max_batch * (size_t)seq_len;
+    size_t H = (size_t)c->hidden_size, inter = (size_t)c->intermediate_size;
+    bool ok = true;
+    f->hidden = alloc_floats(tokens, H, &ok);
+    f->qkv = alloc_floats(tokens, 3 * H, &ok);
+    f->ctx = alloc_floats(tokens, H, &ok);
+    f->attn = alloc_floats(tokens, H, &ok);
+    f->inter = alloc_floats(tokens, inter, &ok);
+    f->dense = alloc_floats(tokens, H, &ok);
+    f->probs = alloc_floats((size_t)seq_len, (size_t)seq_len, &ok);
+    if (!ok) {
+        bq_cpu_forward_free(f);
+        return bq_fail(err, BQ_ERR_NOMEM,
+                       "cpu forward: out of memory for a %d x %d workspace (hidden %zu, "
+                       "intermediate %zu)",
+                       max_batch, seq_len, H, inter);
+    }
+    *out = f;
+    return BQ_OK;
+}
+
+static bq_status validate_inputs(const bq_cpu_forward *f, int batch, const int32_t *ids,
+                                 const int32_t *mask, const int32_t *seg, bq_err *err) {
+    const bq_config *c = &f->model->config;
+    const int S = f->seq_len;
+    for (int b = 0; b < batch; b++) {
+        for (int t = 0; t < S; t++) {
+            size_t i = (size_t)b * S + t;
+            if (ids[i] < 0 || ids[i] >= c->vocab_size)
+                return bq_fail(err, BQ_ERR_INVALID_ARG,
+                               "cpu forward: input_ids[row %d, position %d] = %d outside "
+                               "[0, vocab_size %d)",
+                               b, t, (int)ids[i], c->vocab_size);
+            if (seg[i] < 0 || seg[i] >= c->type_vocab_size)
+                return bq_fail(err, BQ_ERR_INVALID_ARG,
+                               "cpu forward: segment_ids[row %d, position %d] = %d outside "
+                               "[0, type_vocab_size %d)",
+                               b, t, (int)seg[i], c->type_vocab_size);
+            if (mask[i] != 0 && mask[i] != 1)
+                return bq_fail(err, BQ_ERR_INVALID_ARG,
+                               "cpu forward: input_mask[row %d, position %d] = %d is not 0 or 1",
+                               b, t, (int)mask[i]);
+        }
+    }
+    return BQ_OK;
+}
+
+bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, const int32_t *input_ids,
+                             const int32_t *input_mask, const int32_t *segment_ids,
+                             float *start_logits, float *end_logits, bq_err *err) {
+    if (!f) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: handle is NULL");
+    if (!input_ids || !input_mask || !segment_ids || !start_logits || !end_logits)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "cpu forward: input_ids, input_mask, segment_ids, start_logits and "
+                       "end_logits must all be non-NULL");
+    if (batch <= 0 || batch > f->max_batch)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: batch %d outside [1, max_batch %d]",
+                       batch, f->max_batch);
+    bq_status st = validate_inputs(f, batch, input_ids, input_mask, segment_ids, err);
+    if (st != BQ_OK) return st;
+
+    const bq_model *m = f->model;
+    const bq_config *c = &m->config;
+    const int S = f->seq_len, H = c->hidden_size, inter = c->intermediate_size;
+    const int rows = batch * S;
+    const float eps = c->layer_norm_eps;
+
+    bq_cpu_embeddings_layernorm(input_ids, segment_ids, batch, S, H, m->word_emb, m->pos_emb,
+                                m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden);
+    for (int l = 0; l < c->num_layers; l++) {
+        const bq_layer_weights *w = &m->layers[l];
+        /* Q, K, V side by side in qkv [rows, 3H]. */
+        linear_strided(f->hidden, H, w->q_w, w->q_b, rows, H, H, f->qkv, 3 * H);
+        linear_strided(f->hidden, H, w->k_w, w->k_b, rows, H, H, f->qkv + H, 3 * H);
+        linear_strided(f->hidden, H, w->v_w, w->v_b, rows, H, H, f->qkv + 2 * H, 3 * H);
+        attention_with_scratch(f->qkv, input_mask, batch, S, H, c->num_heads, f->ctx, f->probs);
+        /* attn = LN(ctx Wo^T + bo + hidden) */
+        bq_cpu_linear(f->ctx, w->attn_out_w, NULL, rows, H, H, f->dense);
+        bq_cpu_bias_residual_layernorm(f->dense, w->attn_out_b, f->hidden, w->attn_ln_g,
+                                       w->attn_ln_b, rows, H, eps, f->attn);
+        /* hidden = LN(gelu(attn W1^T + b1) W2^T + b2 + attn) */
+        bq_cpu_linear(f->attn, w->ffn_in_w, NULL, rows, H, inter, f->inter);
+        bq_cpu_bias_gelu(f->inter, w->ffn_in_b, rows, inter);
+        bq_cpu_linear(f->inter, w->ffn_out_w, NULL, rows, inter, H, f->dense);
+        bq_cpu_bias_residual_layernorm(f->dense, w->ffn_out_b, f->attn, w->ffn_ln_g, w->ffn_ln_b,
+                                       rows, H, eps, f->hidden);
+    }
+    bq_cpu_qa_head(f->hidden, m->qa_w, m->qa_b, rows, H, start_logits, end_logits);
+    return BQ_OK;
+}

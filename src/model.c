@@ -1,2 +1,368 @@
-/* model.c - placeholder until the module lands. */
-typedef int bq_placeholder_model;
+/* model.c - load a BertForQuestionAnswering checkpoint folder (config.json, model.safetensors,
+ * vocab.txt) into fp32 host tensors. F32 tensors aligned in the mapping are used in place; F16 and
+ * BF16 tensors are converted into owned fp32 copies. */
+#include "model.h"
+
+#include "safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- config.json ------------------------------------------------------------------------------ */
+
+/* A required positive integer field within [1, max]. */
+static bq_status config_int(const cJSON *root, const char *name, const char *field, int max, int *out,
+                            bq_err *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, field);
+    if (!item) return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing field \"%s\"", name, field);
+    if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) || item->valuedouble < 1 ||
+        item->valuedouble > max)
+        return bq_fail(err, BQ_ERR_FORMAT, "'%s': field \"%s\" must be an integer in [1, %d]", name, field,
+                       max);
+    *out = (int)item->valuedouble;
+    return BQ_OK;
+}
+
+bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_config *out, bq_err *err) {
+    if (!name) name = "config.json";
+    if (!json || !out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_config_parse: NULL argument");
+    memset(out, 0, sizeof *out);
+    /* a NUL-terminated copy so that trailing garbage after the object is rejected too */
+    char *text = bq_strndup(json, len);
+    if (!text) return bq_fail(err, BQ_ERR_NOMEM, "'%s': out of memory", name);
+    cJSON *root = cJSON_ParseWithOpts(text, NULL, 1);
+    free(text);
+    if (!root) return bq_fail(err, BQ_ERR_FORMAT, "'%s': not valid JSON", name);
+    bq_status st = BQ_OK;
+    bq_config c;
+    if (!cJSON_IsObject(root)) {
+        st = bq_fail(err, BQ_ERR_FORMAT, "'%s': not a JSON object", name);
+        goto done;
+    }
+    if ((st = config_int(root, name, "hidden_size", 1 << 16, &c.hidden_size, err)) ||
+        (st = config_int(root, name, "num_hidden_layers", 1024, &c.num_layers, err)) ||
+        (st = config_int(root, name, "num_attention_heads", 1 << 16, &c.num_heads, err)) ||
+        (st = config_int(root, name, "intermediate_size", 1 << 20, &c.intermediate_size, err)) ||
+        (st = config_int(root, name, "max_position_embeddings", 1 << 20, &c.max_position_embeddings, err)) ||
+        (st = config_int(root, name, "type_vocab_size", 1 << 16, &c.type_vocab_size, err)) ||
+        (st = config_int(root, name, "vocab_size", 1 << 24, &c.vocab_size, err)))
+        goto done;
+    if (c.hidden_size % c.num_heads != 0) {
+        st = bq_fail(err, BQ_ERR_FORMAT,
+                     "'%s': hidden_size %d is not a multiple of num_attention_heads %d", name, c.hidden_size,
+                     c.num_heads);
+        goto done;
+    }
+    /* Absent fields take Hugging Face BertConfig's defaults (layer_norm_eps 1e-12, hidden_act "gelu"). */
+    c.layer_norm_eps = 1e-12f;
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    if (eps) {
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !(eps->valuedouble < 1)) {
+            st = bq_fail(err, BQ_ERR_FORMAT, "'%s': field \"layer_norm_eps\" must be a number in (0, 1)", name);
+            goto done;
+        }
+        c.layer_norm_eps = (float)eps->valuedouble;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    if (act && !cJSON_IsString(act)) {
+        st = bq_fail(err, BQ_ERR_FORMAT, "'%s': field \"hidden_act\" is not a string", name);
+        goto done;
+    }
+    if (act && strcmp(act->valuestring, "gelu") != 0) {
+        st = bq_fail(err, BQ_ERR_UNSUPPORTED,
+                     "'%s': hidden_act \"%.40s\" is not supported (only \"gelu\", the exact erf form)", name,
+                     act->valuestring);
+        goto done;
+    }
+    /* Fields that would change the computation in ways this runtime does not implement. */
+    const cJSON *pos_type = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
+    if (pos_type && (!cJSON_IsString(pos_type) || strcmp(pos_type->valuestring, "absolute") != 0)) {
+        st = bq_fail(err, BQ_ERR_UNSUPPORTED,
+                     "'%s': position_embedding_type other than \"absolute\" is not supported", name);
+        goto done;
+    }
+    const cJSON *model_type = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (model_type && (!cJSON_IsString(model_type) || strcmp(model_type->valuestring, "bert") != 0)) {
+        st = bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': model_type \"%.40s\" is not supported (only \"bert\")",
+                     name, cJSON_IsString(model_type) ? model_type->valuestring : "?");
+        goto done;
+    }
+    *out = c;
+done:
+    cJSON_Delete(root);
+    return st;
+}
+
+/* ---- FLOPs ------------------------------------------------------------------------------------- */
+
+double bq_model_flops(const bq_config *c, int seq_len) {
+    if (!c || seq_len <= 0) return 0.0;
+    double h = c->hidden_size, i = c->intermediate_size, s = seq_len;
+    /* per token: Q, K, V, attention output (4 H*H) and the two FFN matrices (2 H*I) per layer, plus
+     * the QA head (2 H); embeddings are lookups */
+    double weight_macs = c->num_layers * (4.0 * h * h + 2.0 * h * i) + 2.0 * h;
+    /* per layer: Q K^T and P V, each S*S*H multiply-adds */
+    double attention = c->num_layers * 4.0 * s * s * h;
+    return 2.0 * weight_macs * s + attention;
+}
+
+/* ---- the checkpoint ---------------------------------------------------------------------------- */
+
+typedef struct {
+    bq_safetensors *st;
+    float **owned; /* converted copies */
+    int n_owned, cap_owned;
+    bq_dtype weight_dtype;
+    bool mixed;
+    bool any_weight;
+} model_storage;
+
+static void model_storage_free(model_storage *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
+    free(s->owned);
+    bq_safetensors_close(s->st);
+    free(s);
+}
+
+void bq_model_free(bq_model *m) {
+    if (!m) return;
+    model_storage_free(m->internal);
+    bq_vocab_free(m->vocab);
+    free(m->layers);
+    free(m);
+}
+
+static char *join_path(const char *dir, const char *file) {
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, file);
+    return p;
+}
+
+/* Find `name`, trying the spellings Hugging Face also accepts: without the "bert." prefix, and
+ * LayerNorm parameters under their older names gamma/beta. */
+static const bq_tensor *find_tensor(const bq_safetensors *st, const char *name) {
+    const bq_tensor *t = bq_safetensors_find(st, name);
+    if (t) return t;
+    char alt[256];
+    const char *candidates[4];
+    int n = 0;
+    const char *bare = strncmp(name, "bert.", 5) == 0 ? name + 5 : NULL;
+    if (bare) candidates[n++] = bare;
+    const char *ln = strstr(name, "LayerNorm.");
+    if (ln) {
+        const char *suffix = ln + strlen("LayerNorm.");
+        const char *old = strcmp(suffix, "weight") == 0 ? "gamma" : strcmp(suffix, "bias") == 0 ? "beta" : NULL;
+        if (old) {
+            int len = snprintf(alt, sizeof alt, "%.*sLayerNorm.%s", (int)(ln - name), name, old);
+            if (len > 0 && (size_t)len < sizeof alt) {
+                candidates[n++] = alt;
+                if (bare) candidates[n++] = alt + 5;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if ((t = bq_safetensors_find(st, candidates[i]))) return t;
+    return NULL;
+}
+
+/* Fetch a weight of the expected shape as fp32 ([d0] when d1 == 0, else [d0, d1]). */
+static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int64_t d1, const float **out,
+                            bq_err *err) {
+    const char *path = bq_safetensors_path(s->st);
+    const bq_tensor *t = find_tensor(s->st, name);
+    if (!t) return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing tensor '%s'", path, name);
+    char want[64], got[128] = "";
+    int want_ndim = d1 ? 2 : 1;
+    if (d1) snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
+    else snprintf(want, sizeof want, "[%lld]", (long long)d0);
+    bool ok = t->ndim == want_ndim && t->shape[0] == d0 && (!d1 || t->shape[1] == d1);
+    if (!ok) {
+        size_t used = 0;
+        used += (size_t)snprintf(got + used, sizeof got - used, "[");
+        for (int i = 0; i < t->ndim && used < sizeof got - 24; i++)
+            used += (size_t)snprintf(got + used, sizeof got - used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        snprintf(got + used, sizeof got - used, "]");
+        return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s' has shape %s, the config needs %s", path,
+                       t->name, got, want);
+    }
+    if (t->dtype != BQ_DTYPE_F32 && t->dtype != BQ_DTYPE_F16 && t->dtype != BQ_DTYPE_BF16)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': tensor '%s' has dtype %s (F32, F16 or BF16 supported)",
+                       path, t->name, bq_dtype_name(t->dtype));
+    if (!s->any_weight) {
+        s->weight_dtype = t->dtype;
+        s->any_weight = true;
+    } else if (t->dtype != s->weight_dtype) {
+        s->mixed = true;
+    }
+    size_t n = (size_t)t->n_elements;
+    if (t->dtype == BQ_DTYPE_F32 && ((uintptr_t)t->data % _Alignof(float)) == 0) {
+        *out = t->data; /* in place: the mapping outlives the model */
+        return BQ_OK;
+    }
+    if (s->n_owned == s->cap_owned) {
+        int cap = s->cap_owned ? s->cap_owned * 2 : 64;
+        float **p = realloc(s->owned, (size_t)cap * sizeof *p);
+        if (!p) return bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", t->name);
+        s->owned = p;
+        s->cap_owned = cap;
+    }
+    float *dst = malloc(n ? n * sizeof *dst : 1);
+    if (!dst) return bq_fail(err, BQ_ERR_NOMEM, "out of memory converting '%s' (%zu elements)", t->name, n);
+    const unsigned char *src = t->data;
+    if (t->dtype == BQ_DTYPE_F32) {
+        memcpy(dst, src, n * sizeof *dst);
+    } else {
+        bool half = t->dtype == BQ_DTYPE_F16;
+        for (size_t i = 0; i < n; i++) {
+            /* safetensors data is little-endian */
+            uint16_t v = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
+            dst[i] = half ? bq_f16_to_f32(v) : bq_bf16_to_f32(v);
+        }
+    }
+    s->owned[s->n_owned++] = dst;
+    *out = dst;
+    return BQ_OK;
+}
+
+/* Reject encoder layers beyond num_hidden_layers: such a checkpoint does not match its config. */
+static bq_status check_layer_count(const bq_safetensors *st, int num_layers, bq_err *err) {
+    for (int i = 0; i < bq_safetensors_count(st); i++) {
+        const char *name = bq_safetensors_at(st, i)->name;
+        const char *p = strstr(name, "encoder.layer.");
+        if (!p) continue;
+        char *end;
+        errno = 0;
+        long idx = strtol(p + strlen("encoder.layer."), &end, 10);
+        if (end != p + strlen("encoder.layer.") && (errno != 0 || idx >= num_layers))
+            return bq_fail(err, BQ_ERR_FORMAT,
+                           "'%s': tensor '%s' belongs to a layer beyond num_hidden_layers = %d in config.json",
+                           bq_safetensors_path(st), name, num_layers);
+    }
+    return BQ_OK;
+}
+
+static bq_status load_weights(bq_model *m, model_storage *s, bq_err *err) {
+    const bq_config *c = &m->config;
+    int64_t H = c->hidden_size, I = c->intermediate_size;
+    bq_status st;
+    if ((st = get_weight(s, "bert.embeddings.word_embeddings.weight", c->vocab_size, H, &m->word_emb, err)) ||
+        (st = get_weight(s, "bert.embeddings.position_embeddings.weight", c->max_position_embeddings, H,
+                         &m->pos_emb, err)) ||
+        (st = get_weight(s, "bert.embeddings.token_type_embeddings.weight", c->type_vocab_size, H, &m->type_emb,
+                         err)) ||
+        (st = get_weight(s, "bert.embeddings.LayerNorm.weight", H, 0, &m->emb_ln_g, err)) ||
+        (st = get_weight(s, "bert.embeddings.LayerNorm.bias", H, 0, &m->emb_ln_b, err)))
+        return st;
+    for (int l = 0; l < c->num_layers; l++) {
+        bq_layer_weights *w = &m->layers[l];
+        struct {
+            const char *suffix;
+            int64_t d0, d1;
+            const float **dst;
+        } parts[] = {
+            {"attention.self.query.weight", H, H, &w->q_w},
+            {"attention.self.query.bias", H, 0, &w->q_b},
+            {"attention.self.key.weight", H, H, &w->k_w},
+            {"attention.self.key.bias", H, 0, &w->k_b},
+            {"attention.self.value.weight", H, H, &w->v_w},
+            {"attention.self.value.bias", H, 0, &w->v_b},
+            {"attention.output.dense.weight", H, H, &w->attn_out_w},
+            {"attention.output.dense.bias", H, 0, &w->attn_out_b},
+            {"attention.output.LayerNorm.weight", H, 0, &w->attn_ln_g},
+            {"attention.output.LayerNorm.bias", H, 0, &w->attn_ln_b},
+            {"intermediate.dense.weight", I, H, &w->ffn_in_w},
+            {"intermediate.dense.bias", I, 0, &w->ffn_in_b},
+            {"output.dense.weight", H, I, &w->ffn_out_w},
+            {"output.dense.bias", H, 0, &w->ffn_out_b},
+            {"output.LayerNorm.weight", H, 0, &w->ffn_ln_g},
+            {"output.LayerNorm.bias", H, 0, &w->ffn_ln_b},
+        };
+        for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++) {
+            char name[160];
+            snprintf(name, sizeof name, "bert.encoder.layer.%d.%s", l, parts[p].suffix);
+            if ((st = get_weight(s, name, parts[p].d0, parts[p].d1, parts[p].dst, err))) return st;
+        }
+    }
+    if ((st = get_weight(s, "qa_outputs.weight", 2, H, &m->qa_w, err)) ||
+        (st = get_weight(s, "qa_outputs.bias", 2, 0, &m->qa_b, err)))
+        return st;
+    return check_layer_count(s->st, c->num_layers, err);
+}
+
+bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **out, bq_err *err) {
+    if (!out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_load: out is NULL");
+    *out = NULL;
+    if (!dir) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_load: model folder is NULL");
+    bq_status st = BQ_OK;
+    char *config_path = join_path(dir, "config.json");
+    char *weights_path = join_path(dir, "model.safetensors");
+    char *vocab_path = join_path(dir, "vocab.txt");
+    char *config_text = NULL;
+    bq_model *m = calloc(1, sizeof *m);
+    model_storage *s = calloc(1, sizeof *s);
+    if (!config_path || !weights_path || !vocab_path || !m || !s) {
+        st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
+        goto fail;
+    }
+    m->internal = s;
+
+    size_t config_len;
+    if ((st = bq_read_file(config_path, &config_text, &config_len, err))) goto fail;
+    if ((st = bq_config_parse(config_text, config_len, config_path, &m->config, err))) goto fail;
+
+    if (access(weights_path, F_OK) != 0) {
+        char *bin_path = join_path(dir, "pytorch_model.bin");
+        bool has_bin = bin_path && access(bin_path, F_OK) == 0;
+        free(bin_path);
+        st = bq_fail(err, BQ_ERR_IO, "'%s': no model.safetensors%s", dir,
+                     has_bin ? " (pytorch_model.bin is not supported: save the model with safetensors)" : "");
+        goto fail;
+    }
+    if ((st = bq_safetensors_open(weights_path, &s->st, err))) goto fail;
+
+    /* The tokenizer's ids index word_embeddings, so the vocabulary may not have more tokens than the
+     * embedding has rows. Fewer is allowed (Hugging Face pads vocab_size in some checkpoints). */
+    const char *vocab_file = access(vocab_path, F_OK) == 0 ? vocab_path : fallback_vocab;
+    if (!vocab_file) {
+        st = bq_fail(err, BQ_ERR_IO, "'%s': no vocab.txt in the model folder and no fallback vocabulary given",
+                     dir);
+        goto fail;
+    }
+    if ((st = bq_vocab_load(vocab_file, &m->vocab, err))) goto fail;
+    if (bq_vocab_size(m->vocab) > m->config.vocab_size) {
+        st = bq_fail(err, BQ_ERR_FORMAT, "'%s' has %d tokens but '%s' says vocab_size %d", vocab_file,
+                     (int)bq_vocab_size(m->vocab), config_path, m->config.vocab_size);
+        goto fail;
+    }
+
+    m->layers = calloc((size_t)m->config.num_layers, sizeof *m->layers);
+    if (!m->layers) {
+        st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
+        goto fail;
+    }
+    if ((st = load_weights(m, s, err))) goto fail;
+    snprintf(m->checkpoint_dtype, sizeof m->checkpoint_dtype, "%s",
+             s->mixed ? "MIXED" : bq_dtype_name(s->weight_dtype));
+
+    free(config_path);
+    free(weights_path);
+    free(vocab_path);
+    free(config_text);
+    *out = m;
+    return BQ_OK;
+fail:
+    if (m) bq_model_free(m);
+    else model_storage_free(s);
+    free(config_path);
+    free(weights_path);
+    free(vocab_path);
+    free(config_text);
+    return st;
+}

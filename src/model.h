@@ -42,7 +42,8 @@ typedef struct bq_model bq_model;
 struct bq_model {
     bq_config config;
     bq_vocab *vocab;                /* from the folder's vocab.txt, else the fallback given */
-    char checkpoint_dtype[8];       /* "F32" / "F16" / "BF16" (the dtype of the weight tensors) */
+    char checkpoint_dtype[8];       /* "F32" / "F16" / "BF16" (the dtype of the weight tensors);
+                                       "MIXED" when they differ */
     const float *word_emb;          /* [vocab, H] */
     const float *pos_emb;           /* [max_pos, H] */
     const float *type_emb;          /* [type_vocab, H] */
@@ -53,7 +54,11 @@ struct bq_model {
 };
 
 /* Load a checkpoint folder. `fallback_vocab` (may be NULL) is used when the folder has no
- * vocab.txt. Errors name the file and the tensor (missing, wrong shape, wrong dtype). */
+ * vocab.txt. Errors name the file and the tensor (missing, wrong shape, wrong dtype).
+ * Accepts F32/F16/BF16 weights, names with or without the "bert." prefix, LayerNorm gamma/beta;
+ * ignores bert.embeddings.position_ids, bert.pooler.* and other unknown tensors, but rejects encoder
+ * layers beyond num_hidden_layers. The vocabulary may have fewer tokens than vocab_size (padded
+ * embeddings, as Hugging Face allows) but not more (ids would index past word_embeddings). */
 bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **out, bq_err *err);
 void bq_model_free(bq_model *m); /* accepts NULL */
 

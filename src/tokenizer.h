@@ -37,13 +37,19 @@ typedef struct {
     size_t n, cap;
 } bq_pieces;
 
-/* Basic tokenization of `text` (len bytes, need not be NUL-terminated). Appends to `out`.
+/* Basic tokenization of `text` (len bytes, need not be NUL-terminated). Appends to `out` (left as
+ * it was on error).
  * Invalid UTF-8 -> BQ_ERR_UTF8 with the byte offset in the message; nothing is read past len. */
 bq_status bq_basic_tokenize(const char *text, size_t len, bq_words *out, bq_err *err);
 void bq_words_clear(bq_words *w); /* keeps buffers for reuse */
 void bq_words_free(bq_words *w);
 
-/* Full tokenization (basic + WordPiece). Appends to `out`. Spans are offsets into `text`. */
+/* Full tokenization (basic + WordPiece). Appends to `out`. Spans are offsets into `text`.
+ * Like HF BertTokenizer.tokenize / __call__, the exact strings [CLS] [SEP] [PAD] [MASK] [UNK] in the
+ * text (case-sensitive, anywhere, even inside a word) become their special ids, spanning their own
+ * bytes; "[sep]" is ordinary text. (bq_basic_tokenize, like HF BasicTokenizer, never does this.)
+ * A dropped accent (category Mn) stays inside the span of the letter it follows. On error `out` is
+ * left as it was. */
 bq_status bq_tokenize(const bq_vocab *vocab, const char *text, size_t len, bq_pieces *out,
                       bq_err *err);
 /* WordPiece of one already-normalized word (as produced by bq_basic_tokenize), appending pieces

@@ -27,6 +27,12 @@ int32_t bq_vocab_find(const bq_vocab *vocab, const char *tok, size_t len);
 const char *bq_vocab_token(const bq_vocab *vocab, int32_t id);
 const bq_special_ids *bq_vocab_special(const bq_vocab *vocab);
 
+/* Lookup by WordPiece key: `continuation` nonzero means the token "##" + key. Saves building the
+ * prefixed string in the WordPiece inner loop. Returns the id or -1. */
+int32_t bq_vocab_find_key(const bq_vocab *vocab, int continuation, const char *key, size_t key_len);
+/* Longest key in bytes over the vocabulary ("##" not counted): no longer match can exist. */
+size_t bq_vocab_max_key_len(const bq_vocab *vocab);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# gpu-check.sh OUTDIR - the one prepared device run: build for sm_90, run every test (GPU ones
+# included), compute-sanitizer on the tiny GPU model test, BERT-large parity in every precision,
+# SQuAD dev end to end on cuda (tiny random model) vs cpu, our benchmark, the PyTorch peer, and the
+# merged results. Each step logs to OUTDIR/<step>.log under its own `timeout`; the script goes on
+# past failures and OUTDIR/steps.tsv lists step, exit status, seconds. Exit status: the number of
+# failed steps (0 = all passed; skipped steps do not count).
+#
+# Run from the repository root on the GPU machine, with .deps carried (tools/device-deps.sh):
+#   bash bench/gpu-check.sh "$OUT"
+# Environment: BQ_PREBUILT=DIR   use an existing build directory instead of building
+#              BQ_NO_CUDNN=1     build without cuDNN even if found
+#              BQ_SKIP="a b"     step names to skip (e.g. "peer sanitizer-racecheck")
+#              BQ_SQUAD_DEV=F    SQuAD dev file (default: tests/data/squad/dev-v1.1.json.gz)
+#              BQ_DEADLINE_S=N   whole-run budget in seconds (default 540); each step's limit is
+#                                cut to what is left, and steps are ordered most important first
+# Whole run is designed for < 8 minutes on an H100 with 16 cores.
+set -u
+
+out="${1:?usage: bash bench/gpu-check.sh OUTDIR}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+work="${TMPDIR:-/tmp}/bq-gpu-check.$$"
+mkdir -p "$work"
+t_start=$(date +%s)
+deadline=$(( t_start + ${BQ_DEADLINE_S:-540} ))
+failed=0
+printf 'step\tstatus\tseconds\n' > "$out/steps.tsv"
+
+# step NAME TIMEOUT_S COMMAND... : run under timeout, log to OUTDIR/NAME.log, record the outcome.
+step() {
+    local name="$1" limit="$2"
+    shift 2
+    case " ${BQ_SKIP:-} " in *" $name "*)
+        printf '%s\tskipped\t0\n' "$name" >> "$out/steps.tsv"; echo "== $name: skipped"; return 0 ;;
+    esac
+    local t0=$(date +%s)
+    # never run past the whole-run deadline (the device tool allows 600 s per call)
+    local left=$(( deadline - t0 ))
+    if [ "$left" -lt 20 ]; then
+        printf '%s\tno-time\t0\n' "$name" >> "$out/steps.tsv"; echo "== $name: no time left"
+        failed=$((failed + 1)); return 1
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    echo "== $name (limit ${limit}s)"
+    timeout --kill-after=10 "$limit" "$@" > "$out/$name.log" 2>&1
+    local rc=$?
+    local dt=$(( $(date +%s) - t0 ))
+    [ $rc -eq 124 ] && echo "(timed out after ${limit}s)" >> "$out/$name.log"
+    printf '%s\t%s\t%s\n' "$name" "$rc" "$dt" >> "$out/steps.tsv"
+    echo "   -> status $rc in ${dt}s"
+    [ $rc -eq 0 ] || [ $rc -eq 77 ] || failed=$((failed + 1)) # 77: the test skipped itself
+    tail -n 5 "$out/$name.log" | sed 's/^/   | /'
+    return $rc
+}
+
+note() { echo "$*" | tee -a "$out/notes.txt"; }
+
+# ---- the machine -----------------------------------------------------------------------------
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/nvidia-smi.txt" 2>&1
+nvidia-smi > "$out/nvidia-smi-full.txt" 2>&1
+git -C "$repo" rev-parse HEAD > "$out/commit.txt" 2>/dev/null || echo unknown > "$out/commit.txt"
+nproc > "$out/nproc.txt"
+export PATH="/usr/local/cuda/bin:$PATH"
+
+# ---- dependencies: our Debian libraries from .deps, cuDNN from the toolkit or torch's wheel -----
+deps_args=""
+if [ -d "$repo/.deps/root" ]; then
+    eval "$(bash "$repo/tools/device-deps.sh" env)"
+    deps_args="$BQ_DEPS_CMAKE_ARGS"
+    note "deps: .deps/root (PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR)"
+else
+    note "deps: no .deps/root, relying on system libraries"
+fi
+cudnn_args=""
+if [ "${BQ_NO_CUDNN:-0}" = 1 ]; then
+    cudnn_args="-DCUDNN_LIBRARY=CUDNN_LIBRARY-NOTFOUND"
+    note "cudnn: disabled by BQ_NO_CUDNN=1"
+elif ls /usr/local/cuda/lib64/libcudnn.so >/dev/null 2>&1 && [ -f /usr/local/cuda/include/cudnn.h ]; then
+    note "cudnn: CUDA toolkit's ($(ls /usr/local/cuda/lib64/libcudnn.so.* 2>/dev/null | head -1))"
+else
+    cudnn_dir=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null \
+        || python3 -c 'import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
+    lib=$(ls "$cudnn_dir"/lib/libcudnn.so* 2>/dev/null | head -1)
+    if [ -n "$cudnn_dir" ] && [ -n "$lib" ] && [ -f "$cudnn_dir/include/cudnn.h" ]; then
+        cudnn_args="-DCUDNN_LIBRARY=$lib -DCUDNN_INCLUDE_DIR=$cudnn_dir/include"
+        export LD_LIBRARY_PATH="$cudnn_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        note "cudnn: torch wheel's ($lib)"
+    else
+        cudnn_args="-DCUDNN_LIBRARY=CUDNN_LIBRARY-NOTFOUND"
+        note "cudnn: not found, building without it"
+    fi
+fi
+
+# ---- build -----------------------------------------------------------------------------------
+build="${BQ_PREBUILT:-$repo/build-gpu}"
+if [ -z "${BQ_PREBUILT:-}" ]; then
+    # shellcheck disable=SC2086
+    step configure 120 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_CUDA_ARCHITECTURES=90 $deps_args $cudnn_args
+    step build 360 cmake --build "$build" -j 16
+fi
+bin="$build/bertqa-gpu"
+mk="$build/bertqa-make-model"
+grep -E "CUDA backend|CUDNN" "$out/configure.log" 2>/dev/null | head -3 >> "$out/notes.txt"
+
+# ---- tests (most important first: the run may be cut by the deadline) --------------------------
+step ctest 200 ctest --test-dir "$build" --output-on-failure -j 8 --timeout 190
+step parity-large 150 env BQ_TEST_LARGE=1 BQ_TEST_FILTER='test_large*' "$build/test_gpu_model"
+
+# ---- benchmark: ours and the PyTorch peer on the same random BERT-large checkpoint --------------
+if [ -x "$bin" ] && [ -x "$mk" ]; then
+    step make-large 90 "$mk" --out "$work/large" --preset large --seed 1
+    step bench 150 "$bin" bench --model "$work/large" --device cuda --precision fp32,tf32,fp16,bf16 \
+        --batch 1,8,32,128 --iters 20 --json "$out/bench.json"
+    if [ -f "$repo/bench/peer_pytorch.py" ]; then
+        step peer 130 python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
+            --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 110
+    fi
+fi
+if [ -f "$repo/bench/merge_results.py" ] && [ -f "$out/bench.json" ]; then
+    step merge 30 python3 "$repo/bench/merge_results.py" "$out"
+    cat "$out/merge.log"
+fi
+
+# ---- compute-sanitizer on the tiny whole-model test (and the op tests) --------------------------
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+step sanitizer-memcheck 90 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool memcheck \
+    --error-exitcode 9 "$build/test_gpu_model"
+step sanitizer-racecheck 90 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool racecheck \
+    --error-exitcode 9 "$build/test_gpu_model"
+if [ -x "$build/test_gpu_ops" ]; then
+    step sanitizer-memcheck-ops 90 "$sanitizer" --tool memcheck --error-exitcode 9 "$build/test_gpu_ops"
+fi
+
+# ---- SQuAD dev end to end with a tiny random model: cuda against cpu ---------------------------
+dev="${BQ_SQUAD_DEV:-$repo/tests/data/squad/dev-v1.1.json.gz}"
+case "$dev" in *.gz) gzip -dc "$dev" > "$work/dev.json" 2>/dev/null && dev="$work/dev.json" ;; esac
+if [ -x "$bin" ] && [ -x "$mk" ] && [ -s "$dev" ]; then
+    step make-tiny 30 "$mk" --out "$work/tiny" --preset tiny --seed 1
+    step squad-cuda 90 "$bin" squad --model "$work/tiny" --input "$dev" --output "$out/pred-cuda.json" \
+        --device cuda --batch 64 --quiet
+    # the cpu reference on the first articles only (a few hundred questions), compared by id
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["data"]=d["data"][:4]; json.dump(d,open(sys.argv[2],"w"))' \
+        "$dev" "$work/dev-head.json"
+    step squad-cpu 90 "$bin" squad --model "$work/tiny" --input "$work/dev-head.json" \
+        --output "$out/pred-cpu.json" --device cpu --quiet
+    step squad-compare 30 python3 - "$out/pred-cuda.json" "$out/pred-cpu.json" <<'EOF2'
+import json, sys
+gpu, cpu = (json.load(open(p)) for p in sys.argv[1:3])
+same = sum(1 for k in cpu if gpu.get(k) == cpu[k])
+print(f"{len(gpu)} questions answered on cuda; of the {len(cpu)} answered on cpu, {same} identical "
+      f"({same / max(len(cpu), 1):.2%})")
+sys.exit(0 if len(cpu) > 0 and same >= 0.99 * len(cpu) else 1)
+EOF2
+    step squad-eval 30 "$bin" eval --data "$dev" --predictions "$out/pred-cuda.json"
+else
+    note "squad: skipped (bertqa-gpu, bertqa-make-model or the dev set missing)"
+fi
+
+if [ -x "$bin" ] && [ -d "$work/large" ]; then
+    step bench-profile 60 "$bin" bench --model "$work/large" --device cuda --precision fp16 \
+        --batch 1,128 --iters 5 --profile --json "$out/bench-profile.json"
+fi
+
+rm -rf "$work"
+echo "== done in $(( $(date +%s) - t_start ))s, $failed failed step(s); see $out/steps.tsv"
+cat "$out/steps.tsv"
+exit "$failed"

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""PyTorch / Hugging Face peer for bertqa-gpu: the same BERT checkpoint timed side by side, and an
+fp32 logits dump for parity checks.
+
+Needs only torch, transformers (5.x; 4.x works too), safetensors and numpy; no network.
+
+Timing (what our `bertqa-gpu bench` measures, same inputs):
+    python3 bench/peer_pytorch.py --model DIR --json peer.json \
+        [--device cuda|cpu] [--batch 1,8,32,128] [--seq-len 384] [--precision fp16,tf32,fp32] \
+        [--compile auto|on|off] [--max-seconds 110]
+
+  Inputs: token ids drawn uniformly (seeded) from [1000, vocab_size) so no id is 0 ([PAD]),
+  input_mask all ones (every one of the seq_len tokens is real: padded-384 timing), segment ids 0 for
+  the first 64 positions and 1 after. Inputs are created on the device once; a timed iteration is
+  one forward pass (ids on device in, logits left on device), measured with CUDA events around the
+  call (on CPU, perf_counter), so launch overhead counts. Precisions: fp32 = tf32 off for matmul and
+  cuDNN; tf32 = tf32 allowed; fp16 = model.half(), bf16 (opt-in) = model.to(bfloat16). Attention is SDPA (attn_implementation="sdpa").
+  Eager runs in this process; torch.compile runs (default on CUDA, fp16 only) run in a child
+  process killed at the time budget, so a slow or failing compile is skipped cleanly.
+
+Parity dump:
+    python3 bench/peer_pytorch.py --model DIR --dump-logits INPUTS.npz OUT.npz [--device cuda]
+  INPUTS.npz holds input_ids, input_mask, segment_ids (integers, [B,S] or [S]); OUT.npz gets
+  start_logits, end_logits (float32 [B,S]) computed in fp32 with tf32 off.
+"""
+import argparse
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only, never the hub
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+FIRST_SEGMENT_LEN = 64  # segment ids: this many 0s (the question), then 1s (the context)
+LOWEST_RANDOM_ID = 1000  # above [PAD]=0, [UNK]/[CLS]/[SEP]/[MASK] and the unused ids
+
+
+def set_tf32(allow):
+    """fp32 vs tf32: both switches, matmul and cuDNN (tf32 only matters on CUDA)."""
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
+
+
+def load_model(model_dir, device):
+    from transformers import BertForQuestionAnswering
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    try:
+        model = BertForQuestionAnswering.from_pretrained(
+            model_dir, attn_implementation="sdpa", dtype=torch.float32)
+    except TypeError:  # transformers 4.x spells the dtype argument torch_dtype
+        model = BertForQuestionAnswering.from_pretrained(
+            model_dir, attn_implementation="sdpa", torch_dtype=torch.float32)
+    return model.eval().to(device)
+
+
+def forward_logits(model, ids, mask, segments):
+    out = model(input_ids=ids, attention_mask=mask, token_type_ids=segments)
+    return out.start_logits, out.end_logits
+
+
+def flop_per_sequence(cfg, seq_len):
+    """Matmul FLOP of one padded sequence: weight GEMMs + QK^T and PV (embeddings/LN/softmax ignored)."""
+    h, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    weight_macs_per_token = layers * (4 * h * h + 2 * h * inter) + 2 * h
+    return 2.0 * weight_macs_per_token * seq_len + 4.0 * seq_len * seq_len * h * layers
+
+
+def make_inputs(cfg, batch, seq_len, seed, device):
+    """Timing inputs: [batch, seq_len] int64 ids/mask/segments (see the module docstring)."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(LOWEST_RANDOM_ID, cfg.vocab_size, (batch, seq_len), generator=gen,
+                        dtype=torch.long)
+    mask = torch.ones(batch, seq_len, dtype=torch.long)
+    segments = torch.ones(batch, seq_len, dtype=torch.long)
+    segments[:, :min(FIRST_SEGMENT_LEN, seq_len)] = 0
+    return ids.to(device), mask.to(device), segments.to(device)
+
+
+def percentile(sorted_values, q):
+    """Linear-interpolated percentile (numpy's default) of an already sorted list."""
+    return float(np.percentile(np.asarray(sorted_values), q))
+
+
+def time_config(model, cfg, device, batch, seq_len, args, deadline):
+    """Warm up, then time forward passes; returns the result dict (latencies in ms)."""
+    ids, mask, segments = make_inputs(cfg, batch, seq_len, args.seed, device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            forward_logits(model, ids, mask, segments)
+        if cuda:
+            torch.cuda.synchronize(device)
+        # Size the run from one timed pass: at least --min-iters, at most --iters, about
+        # --seconds-per-config, and never past the deadline.
+        t0 = time.perf_counter()
+        forward_logits(model, ids, mask, segments)
+        if cuda:
+            torch.cuda.synchronize(device)
+        one = max(time.perf_counter() - t0, 1e-6)
+        left = deadline - time.monotonic()
+        iters = int(min(args.iters, args.seconds_per_config / one, left / one))
+        iters = max(iters, args.min_iters)
+        latencies = []
+        if cuda:
+            events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                      for _ in range(iters)]
+            for start, end in events:
+                start.record()
+                forward_logits(model, ids, mask, segments)
+                end.record()
+            torch.cuda.synchronize(device)
+            latencies = [start.elapsed_time(end) for start, end in events]
+        else:
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                forward_logits(model, ids, mask, segments)
+                latencies.append((time.perf_counter() - t0) * 1e3)
+    latencies.sort()
+    mean = sum(latencies) / len(latencies)
+    result = {
+        "batch": batch, "seq_len": seq_len, "iters": iters,
+        "latency_ms": {"mean": mean, "min": latencies[0], "p50": percentile(latencies, 50),
+                       "p90": percentile(latencies, 90), "p99": percentile(latencies, 99)},
+        "throughput_seq_s": batch * 1e3 / mean,
+        "tflops": flop_per_sequence(cfg, seq_len) * batch / (mean * 1e-3) / 1e12,
+    }
+    if cuda:
+        result["device_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
+    return result
+
+
+def precision_model(base_model, precision):
+    """The model to time for a precision; sets the tf32 switches. fp16/bf16 get a converted copy."""
+    set_tf32(precision == "tf32")
+    if precision == "fp16":
+        return copy.deepcopy(base_model).half()
+    if precision == "bf16":
+        return copy.deepcopy(base_model).to(torch.bfloat16)
+    return base_model
+
+
+def run_eager(model, cfg, device, args, deadline, results, skipped):
+    for precision in args.precision:
+        timed = precision_model(model, precision)
+        for batch in args.batch:
+            entry = {"precision": precision, "mode": "eager", "batch": batch,
+                     "seq_len": args.seq_len}
+            if time.monotonic() >= deadline:
+                skipped.append(dict(entry, reason="time budget (--max-seconds) spent"))
+                continue
+            try:
+                entry.update(time_config(timed, cfg, device, batch, args.seq_len, args, deadline))
+                results.append(entry)
+                log(f"eager {precision} batch {batch}: p50 {entry['latency_ms']['p50']:.3f} ms, "
+                    f"{entry['throughput_seq_s']:.1f} seq/s")
+            except torch.cuda.OutOfMemoryError as e:  # report, keep going with the others
+                skipped.append(dict(entry, reason=f"out of memory: {str(e).splitlines()[0]}"))
+                torch.cuda.empty_cache()
+        if timed is not model:
+            del timed
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def compile_child(args):
+    """Child process: torch.compile one precision, print one JSON line per timed batch."""
+    device = torch.device(args.device)
+    model = load_model(args.model, device)
+    cfg = model.config
+    model = precision_model(model, args.compile_child)
+    compiled = torch.compile(model, mode=args.compile_mode, dynamic=False)
+    deadline = time.monotonic() + 1e9  # the parent enforces the budget by killing us
+    for batch in args.batch:
+        t0 = time.monotonic()
+        entry = {"precision": args.compile_child, "mode": "compile", "batch": batch,
+                 "seq_len": args.seq_len}
+        entry.update(time_config(compiled, cfg, device, batch, args.seq_len, args, deadline))
+        entry["compile_and_time_s"] = time.monotonic() - t0
+        print(json.dumps(entry), flush=True)
+
+
+def run_compiled(args, deadline, results, skipped):
+    """Each compile precision in a child process, killed when the budget runs out."""
+    for precision in args.compile_precision:
+        pending = list(args.compile_batch)
+        left = deadline - time.monotonic()
+        reason = None
+        if left < 10:
+            reason = "time budget (--max-seconds) spent"
+        else:
+            cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model,
+                   "--device", args.device, "--seq-len", str(args.seq_len),
+                   "--batch", ",".join(map(str, args.compile_batch)), "--compile-child", precision,
+                   "--compile-mode", args.compile_mode, "--iters", str(args.iters),
+                   "--min-iters", str(args.min_iters), "--warmup", str(args.warmup),
+                   "--seconds-per-config", str(args.seconds_per_config), "--seed", str(args.seed)]
+            with tempfile.TemporaryFile("w+") as err:
+                # Own session, so a timeout also ends inductor's compile workers.
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                                        start_new_session=True)
+                try:
+                    out, _ = proc.communicate(timeout=left)
+                    rc = proc.returncode
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    out, _ = proc.communicate()
+                    rc, reason = None, f"torch.compile run passed the time budget ({left:.0f} s)"
+                err.seek(0)
+                err_tail = err.read()[-400:]
+            for line in out.splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                results.append(entry)
+                pending.remove(entry["batch"])
+                log(f"compile {precision} batch {entry['batch']}: p50 "
+                    f"{entry['latency_ms']['p50']:.3f} ms, {entry['throughput_seq_s']:.1f} seq/s")
+            if rc not in (None, 0):
+                reason = f"torch.compile child failed (exit {rc}): {err_tail.strip()}"
+        for batch in pending:
+            skipped.append({"precision": precision, "mode": "compile", "batch": batch,
+                            "seq_len": args.seq_len, "reason": reason or "not reached"})
+            log(f"compile {precision} batch {batch}: skipped ({reason})")
+
+
+def dump_logits(args):
+    """fp32 (tf32 off) start/end logits for the given inputs."""
+    inputs_path, out_path = args.dump_logits
+    device = torch.device(args.device)
+    set_tf32(False)
+    model = load_model(args.model, device)
+    arrays = np.load(inputs_path)
+    tensors = []
+    for name in ("input_ids", "input_mask", "segment_ids"):
+        if name not in arrays:
+            raise SystemExit(f"{inputs_path}: missing array '{name}'")
+        a = np.asarray(arrays[name])
+        tensors.append(torch.from_numpy(np.atleast_2d(a).astype(np.int64)))
+    if not (tensors[0].shape == tensors[1].shape == tensors[2].shape):
+        raise SystemExit(f"{inputs_path}: input_ids/input_mask/segment_ids shapes differ")
+    starts, ends = [], []
+    with torch.inference_mode():
+        for lo in range(0, tensors[0].shape[0], args.dump_batch):
+            chunk = [t[lo:lo + args.dump_batch].to(device) for t in tensors]
+            start, end = forward_logits(model, *chunk)
+            starts.append(start.float().cpu().numpy())
+            ends.append(end.float().cpu().numpy())
+    np.savez(out_path, start_logits=np.concatenate(starts), end_logits=np.concatenate(ends))
+    log(f"wrote {out_path}: {tensors[0].shape[0]} x {tensors[0].shape[1]} logits")
+
+
+def log(msg):
+    print(f"[peer] {msg}", file=sys.stderr, flush=True)
+
+
+def int_list(text):
+    return [int(x) for x in text.split(",") if x]
+
+
+def str_list(text):
+    return [x for x in text.split(",") if x]
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="checkpoint folder (config.json, model.safetensors)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", help="write the timing results here")
+    p.add_argument("--batch", type=int_list, default=[1, 8, 32, 128])
+    p.add_argument("--seq-len", type=int, default=384)
+    p.add_argument("--precision", type=str_list, default=["fp16", "tf32", "fp32"],
+                   help="eager precisions, timed in this order (fp16,tf32,fp32; bf16 also works)")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile runs; auto = on when the device is CUDA")
+    p.add_argument("--compile-precision", type=str_list, default=["fp16"])
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode")
+    p.add_argument("--compile-batch", type=int_list,
+                   help="batches for compile runs, in order (default: largest, smallest, the rest "
+                        "descending; each new batch size compiles anew)")
+    p.add_argument("--iters", type=int, default=50, help="most timed iterations per config")
+    p.add_argument("--min-iters", type=int, default=5, help="fewest timed iterations per config")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--seconds-per-config", type=float, default=2.0,
+                   help="aim for about this much timed work per config")
+    p.add_argument("--max-seconds", type=float, default=110.0,
+                   help="whole-run budget; configs not started by then are listed as skipped")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--dump-logits", nargs=2, metavar=("INPUTS_NPZ", "OUT_NPZ"))
+    p.add_argument("--dump-batch", type=int, default=32)
+    p.add_argument("--compile-child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for prec in args.precision + args.compile_precision:
+        if prec not in ("fp32", "tf32", "fp16", "bf16"):
+            p.error(f"unknown precision '{prec}' (fp32, tf32, fp16, bf16)")
+    if args.compile_batch is None:
+        rest = sorted(set(args.batch), reverse=True)
+        args.compile_batch = rest[:1] + rest[-1:] + rest[1:-1] if len(rest) > 1 else rest
+    if not args.dump_logits and not args.compile_child and not args.json:
+        p.error("give --json FILE for timing, or --dump-logits INPUTS.npz OUT.npz")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.compile_child:
+        compile_child(args)
+        return 0
+    if args.dump_logits:
+        dump_logits(args)
+        return 0
+
+    started = time.monotonic()
+    deadline = started + args.max_seconds
+    device = torch.device(args.device)
+    if device.type == "cpu" and "fp16" in args.precision:
+        log("note: fp16 on CPU is slow and only useful as a smoke test")
+    model = load_model(args.model, device)
+    cfg = model.config
+    results, skipped = [], []
+    use_compile = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
+    # Eager first, keeping a share of the budget for compile runs when they are on.
+    eager_deadline = deadline - (0.45 * args.max_seconds if use_compile else 0.0)
+    run_eager(model, cfg, device, args, eager_deadline, results, skipped)
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if use_compile:
+        run_compiled(args, deadline, results, skipped)
+
+    import transformers
+    report = {
+        "tool": "bench/peer_pytorch.py",
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "model": os.path.abspath(args.model),
+        "model_config": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
+                         "num_attention_heads", "intermediate_size", "vocab_size")},
+        "attention": "sdpa",
+        "inputs": {"ids": f"uniform random in [{LOWEST_RANDOM_ID}, vocab_size), seed {args.seed}",
+                   "input_mask": "all ones",
+                   "segment_ids": f"first {FIRST_SEGMENT_LEN} zeros, then ones"},
+        "timing": "device-resident inputs and outputs; CUDA events per forward (perf_counter on CPU)",
+        "gflop_per_sequence": flop_per_sequence(cfg, args.seq_len) / 1e9,
+        "configs": results, "skipped": skipped,
+        "wall_s": time.monotonic() - started,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=1)
+    log(f"wrote {args.json}: {len(results)} configs, {len(skipped)} skipped, "
+        f"{report['wall_s']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+/* attention.cuh - fused multi-head self-attention (scores, mask, softmax, P.V in one kernel; the
+ * seq x seq score matrix never reaches global memory):
+ * ctx[b,s,h,:] = softmax_k(Q[b,s,h,:].K[b,k,h,:] / sqrt(d) + mask_bias(mask[b,k])) . V[b,k,h,:]. */
+#ifndef BQ_ATTENTION_CUH
+#define BQ_ATTENTION_CUH
+
+#include <stdint.h>
+
+#include "cuda_check.cuh"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* qkv: [batch*seq_len, 3*hidden] rows laid out Q | K | V, head h at columns [h*d, (h+1)*d) of each
+ * part (d = hidden/heads); mask: [batch, seq_len] int32 (nonzero = real token); ctx: [batch*seq_len,
+ * hidden]. qkv/ctx in `dt`, all on the device. Requires hidden % heads == 0 and head size <= 128.
+ * fp16/bf16 with head size 64 and seq_len % 16 == 0 use the tensor-core (WMMA) path, everything
+ * else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the launch status. */
+cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                              int hidden, int heads, void *ctx, bq_cuda_dtype dt,
+                              cudaStream_t stream);
+
+/* The generic path only (any supported shape and dtype), exported so tests can compare the two
+ * paths on the same input. Same contract as bq_cuda_attention. */
+cudaError_t bq_cuda_attention_generic(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                      int hidden, int heads, void *ctx, bq_cuda_dtype dt,
+                                      cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,38 @@
+/* attention_cudnn.cuh - multi-head self-attention through cuDNN's fused scaled-dot-product
+ * attention (the --attention cudnn alternative to our own kernel). Same layout contract as
+ * bq_cuda_attention: qkv [B*S, 3H] rows Q | K | V, mask [B, S], ctx [B*S, H], all in `dt`.
+ * Only compiled against cuDNN when BQ_HAVE_CUDNN is defined; otherwise create() reports
+ * BQ_ERR_UNSUPPORTED. */
+#ifndef BQ_ATTENTION_CUDNN_CUH
+#define BQ_ATTENTION_CUDNN_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "cuda_check.cuh"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bq_cudnn_attention bq_cudnn_attention;
+
+/* Plans the attention for batches up to max_batch x seq_len. fp32 (and tf32) -> BQ_ERR_UNSUPPORTED:
+ * cuDNN's fused attention is for 16-bit inputs. */
+bq_status bq_cudnn_attention_create(int max_batch, int seq_len, int hidden, int heads,
+                                    bq_cuda_dtype dt, bq_cudnn_attention **out, bq_err *err);
+void bq_cudnn_attention_free(bq_cudnn_attention *a); /* accepts NULL */
+
+/* Enqueue attention for `batch` sequences on `stream` (no allocation, graph-capturable). The mask
+ * must be a prefix of ones per row (real tokens first, then padding), as SQuAD features are. */
+bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv, const int32_t *mask,
+                                 int batch, void *ctx, cudaStream_t stream, bq_err *err);
+
+/* The mask contract above, checked on the host: every row is 1...1 0...0 with at least one 1. */
+int bq_cudnn_mask_is_prefix(const int32_t *mask, int batch, int seq_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

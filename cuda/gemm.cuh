@@ -1,0 +1,45 @@
+/* gemm.cuh - the dense layers of the model on cuBLASLt: y = x W^T (+ bias), row-major, with the
+ * weight in Hugging Face layout W [out, in].
+ *
+ * Precision: F32 + allow_tf32 = 0 -> CUBLAS_COMPUTE_32F (true fp32, no TF32 anywhere);
+ *            F32 + allow_tf32 = 1 -> CUBLAS_COMPUTE_32F_FAST_TF32;
+ *            F16 / BF16           -> 16-bit A, B, C, D and bias with fp32 accumulation (CUBLAS_COMPUTE_32F).
+ *
+ * Epilogues: BQ_EPILOGUE_BIAS uses CUBLASLT_EPILOGUE_BIAS. BQ_EPILOGUE_BIAS_GELU does NOT use
+ * CUBLASLT_EPILOGUE_GELU_BIAS: cuBLASLt documents only "GELU" without saying which form, and the
+ * libraries that fuse it (PyTorch's _addmm_activation) do so only for the tanh approximation; BERT
+ * needs the exact erf form. So it runs the plain GEMM followed by bq_cuda_bias_gelu (erf). */
+#ifndef BQ_GEMM_CUH
+#define BQ_GEMM_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+
+#include "common.h"
+#include "cuda_check.cuh"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A cuBLASLt handle, a device workspace allocated once, and the matmul descriptors + chosen
+ * algorithms cached per shape/dtype/epilogue, so that a forward pass (and a CUDA-graph capture of
+ * it) does no allocation and no heuristic search after the first call for a shape. */
+typedef struct bq_gemm_ctx bq_gemm_ctx;
+
+bq_status bq_gemm_ctx_create(bq_gemm_ctx **out, size_t workspace_bytes, bq_err *err);
+void bq_gemm_ctx_free(bq_gemm_ctx *g); /* accepts NULL */
+
+typedef enum { BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU } bq_epilogue;
+
+/* y[rows, out] = x[rows, in] . W[out, in]^T (+ bias[out]) (then erf-GELU for BIAS_GELU).
+ * x, W, bias, y are device pointers in `dt`; bias ignored for BQ_EPILOGUE_NONE. allow_tf32 only
+ * matters for F32. Enqueued on `stream`; does not synchronize. */
+bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const void *bias, int rows,
+                         int in, int out, void *y, bq_cuda_dtype dt, int allow_tf32, bq_epilogue ep,
+                         cudaStream_t stream, bq_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,83 @@
+/* kernel_common.cuh - device-side helpers shared by our kernels (CUDA C++ only, never included from
+ * C): load/store of the three storage dtypes as fp32, warp reductions, and the block-wide Welford
+ * merge the LayerNorm kernels use. */
+#ifndef BQ_KERNEL_COMMON_CUH
+#define BQ_KERNEL_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include "bq_math.h"
+#include "cuda_check.cuh"
+
+/* Element load / store: storage type T <-> fp32 compute. */
+__device__ __forceinline__ float bq_load_f32(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float bq_load_f32(const __half *p, size_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float bq_load_f32(const __nv_bfloat16 *p, size_t i) {
+    return __bfloat162float(p[i]);
+}
+__device__ __forceinline__ void bq_store_f32(float *p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void bq_store_f32(__half *p, size_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void bq_store_f32(__nv_bfloat16 *p, size_t i, float v) {
+    p[i] = __float2bfloat16_rn(v);
+}
+
+#define BQ_FULL_WARP 0xffffffffu
+
+__device__ __forceinline__ float bq_warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(BQ_FULL_WARP, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float bq_warp_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(BQ_FULL_WARP, v, offset));
+    return v;
+}
+
+__device__ __forceinline__ bq_welford bq_warp_welford(bq_welford s) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        bq_welford other;
+        other.mean = __shfl_xor_sync(BQ_FULL_WARP, s.mean, offset);
+        other.m2 = __shfl_xor_sync(BQ_FULL_WARP, s.m2, offset);
+        other.count = __shfl_xor_sync(BQ_FULL_WARP, s.count, offset);
+        s = bq_welford_merge(s, other);
+    }
+    return s;
+}
+
+/* Merge every thread's Welford state into one, returned to all threads of the block.
+ * blockDim.x must be a multiple of 32 (at most 1024); every thread of the block must call it.
+ * Contains __syncthreads(). */
+__device__ __forceinline__ bq_welford bq_block_welford(bq_welford s) {
+    __shared__ bq_welford per_warp[32];
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int warps = blockDim.x >> 5;
+    s = bq_warp_welford(s);
+    if (lane == 0) per_warp[warp] = s;
+    __syncthreads();
+    if (warp == 0) {
+        bq_welford w = {0.0f, 0.0f, 0.0f};
+        if (lane < warps) w = per_warp[lane];
+        w = bq_warp_welford(w);
+        if (lane == 0) per_warp[0] = w;
+    }
+    __syncthreads();
+    return per_warp[0];
+}
+
+/* Threads per block for a one-block-per-row kernel over `hidden` columns: a multiple of 32
+ * covering the row once where possible, between 32 and 256. */
+static inline int bq_row_block_threads(int hidden) {
+    int threads = ((hidden + 31) / 32) * 32;
+    if (threads < 32) threads = 32;
+    if (threads > 256) threads = 256;
+    return threads;
+}
+
+/* Largest row (in fp32 elements) the one-block-per-row kernels stage in shared memory. */
+#define BQ_MAX_ROW_HIDDEN 8192
+
+#endif

@@ -1,0 +1,79 @@
+/* engine_cuda.h - the CUDA backend behind the engine interface (C linkage). Implemented in
+ * cuda/engine_cuda.cu when the build has nvcc, else by src/engine_cuda_stub.c, which reports
+ * "built without CUDA". */
+#ifndef BQ_ENGINE_CUDA_H
+#define BQ_ENGINE_CUDA_H
+
+#include "common.h"
+#include "engine.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bq_cuda_engine bq_cuda_engine;
+
+/* Number of usable CUDA devices. No device / driver too old -> BQ_ERR_NO_DEVICE with a message
+ * suggesting --device cpu. */
+bq_status bq_cuda_device_count(int *count, bq_err *err);
+
+/* Upload the weights (once, in the engine's precision) and size the workspace for opt->max_batch x
+ * opt->seq_len. Out of device memory -> BQ_ERR_DEVICE_OOM with bytes needed and bytes free. */
+bq_status bq_cuda_engine_create(const bq_model *model, const bq_engine_options *opt,
+                                bq_cuda_engine **out, bq_err *err);
+void bq_cuda_engine_free(bq_cuda_engine *e); /* accepts NULL */
+
+/* One forward pass on the engine's stream; blocks until the logits are on the host. */
+bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const int32_t *input_ids,
+                                 const int32_t *input_mask, const int32_t *segment_ids,
+                                 float *start_logits, float *end_logits, bq_err *err);
+const char *bq_cuda_engine_describe(const bq_cuda_engine *e);
+
+/* ---- device-side benchmark API (the CLI's bench subcommand is built on it) ---- */
+
+typedef struct {
+    double compute_ms; /* CUDA events around the forward graph launch only */
+    double total_ms;   /* events around host->device inputs + forward + device->host logits */
+} bq_cuda_timing;
+
+/* Time `iters` forward passes of `batch` sequences after `warmup` untimed ones. ids/mask/seg hold
+ * n_input_sets consecutive input sets, each [batch, seq_len]; they are preloaded into pinned host
+ * and device buffers and rotated per iteration. per_iter: [iters]. */
+bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int32_t *ids, const int32_t *mask,
+                              const int32_t *seg, int warmup, int iters, int n_input_sets,
+                              bq_cuda_timing *per_iter, bq_err *err);
+
+/* Device bytes held by the resident weights and by the activation workspace (incl. cuBLASLt's). */
+bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weights_bytes,
+                                size_t *workspace_bytes, bq_err *err);
+
+typedef enum {
+    BQ_STAGE_GEMM,
+    BQ_STAGE_ATTENTION,
+    BQ_STAGE_LAYERNORM,
+    BQ_STAGE_GELU,
+    BQ_STAGE_EMBEDDINGS,
+    BQ_STAGE_HEAD,
+    BQ_STAGE_COUNT
+} bq_stage;
+const char *bq_stage_name(bq_stage s); /* "gemm", "attention", ... */
+
+/* One forward pass of `batch` sequences without the graph, CUDA events around every op, summed
+ * per stage into stage_ms[BQ_STAGE_COUNT]; each op also sits in an NVTX range of its stage name. */
+bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *ids,
+                                 const int32_t *mask, const int32_t *seg,
+                                 double stage_ms[BQ_STAGE_COUNT], bq_err *err);
+
+/* Throughput of one large GEMM (8192^3) in fp16 (fp32 accumulation) and in true fp32 on `device`,
+ * in TFLOP/s: the ceiling that "share of peak" figures are measured against. */
+bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32, bq_err *err);
+
+/* Device name ("NVIDIA H100 80GB HBM3") and CUDA driver version (e.g. 13000). */
+bq_status bq_cuda_device_info(int device, char *name, size_t name_len, int *driver_version,
+                              bq_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

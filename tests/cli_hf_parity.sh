@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Logits parity with Hugging Face: a random checkpoint from bertqa-make-model, our
+# `bertqa-gpu logits` on a question + context, and tools/hf_logits.py running Hugging Face's
+# BertForQuestionAnswering on the very same input ids/mask/segments.
+#
+#   bash tests/cli_hf_parity.sh BERTQA_GPU BERTQA_MAKE_MODEL SRCDIR [options]
+#     --device cpu|cuda     backend for both sides (default cpu)
+#     --preset tiny|base|large   model shape (default tiny)
+#     --precision P         passed to `bertqa-gpu logits --precision P` (default: none, i.e. fp32)
+#     --max-rel-err X       normwise relative error bound (default 1e-5)
+#     --json-out FILE       write the parity summary (for bench/merge_results.py)
+# Python with torch + transformers: $BQ_PEER_PYTHON, else SRCDIR/.venv-peer/bin/python, else
+# python3; exit 77 (skipped) when none has them. Prints "N passed, N failed".
+set -u
+cli=$1 make_model=$2 src=$3
+shift 3
+device=cpu preset=tiny precision="" max_rel_err=1e-5 json_out=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --device) device=$2; shift 2 ;;
+    --preset) preset=$2; shift 2 ;;
+    --precision) precision=$2; shift 2 ;;
+    --max-rel-err) max_rel_err=$2; shift 2 ;;
+    --json-out) json_out=$2; shift 2 ;;
+    *) echo "cli_hf_parity: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+python=""
+for candidate in "${BQ_PEER_PYTHON:-}" "$src/.venv-peer/bin/python" python3; do
+  [ -n "$candidate" ] || continue
+  if "$candidate" -c 'import torch, transformers, numpy' >/dev/null 2>&1; then
+    python=$candidate
+    break
+  fi
+done
+if [ -z "$python" ]; then
+  echo "cli_hf_parity: skipped: no python with torch + transformers (set BQ_PEER_PYTHON)"
+  exit 77
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+check() { # check NAME COMMAND...: run, count, show output on failure
+  local name=$1; shift
+  if "$@" >"$work/out.txt" 2>&1; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$work/out.txt"
+  fi
+}
+
+check "make $preset model" "$make_model" --out "$work/model" --preset "$preset" --dtype f32 --seed 7
+if [ ! -f "$work/model/config.json" ]; then
+  echo "0 passed, $((failed + 1)) failed"  # nothing else can run without a model
+  exit 1
+fi
+[ -f "$work/model/vocab.txt" ] || cp "$src/vocab/vocab.txt" "$work/model/vocab.txt"
+
+question="Which river flows through the old town?"
+# One window: a short paragraph. Several windows: the same text repeated past 384 tokens.
+printf '%s' "The Elbe flows through the old town of Dresden, past the Zwinger and the \
+Semperoper. Its bridges were rebuilt after 1945; the Blue Wonder, a steel bridge from 1893, \
+survived. Café owners on the banks say the river floods about once a decade." >"$work/short.txt"
+for i in $(seq 1 14); do cat "$work/short.txt"; printf ' Paragraph %d. ' "$i"; done >"$work/long.txt"
+
+extra=()
+[ -n "$precision" ] && extra+=(--precision "$precision")
+label=${precision:-fp32}
+for ctx in short long; do
+  out="$work/ours_$ctx.json"
+  check "bertqa-gpu logits ($ctx context, $device)" \
+    sh -c '"$@" >"'"$out"'"' sh "$cli" logits --model "$work/model" --device "$device" \
+    "${extra[@]}" --question "$question" --context-file "$work/$ctx.txt"
+  [ -s "$out" ] || continue
+  token_args=()
+  [ "$ctx" = short ] && token_args=(--question "$question" --context-file "$work/$ctx.txt")
+  json_args=()
+  [ -n "$json_out" ] && [ "$ctx" = long ] && json_args=(--json-out "$json_out")
+  check "logits vs Hugging Face ($ctx context, $label, rel err <= $max_rel_err)" \
+    "$python" "$src/tools/hf_logits.py" --model "$work/model" --ours "$out" --device "$device" \
+    --label "$label" --max-rel-err "$max_rel_err" "${token_args[@]}" "${json_args[@]}"
+  # The details of a passing comparison are worth seeing too.
+  sed 's/^/     /' "$work/out.txt" | head -8
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

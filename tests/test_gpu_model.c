@@ -1,0 +1,532 @@
+/* test_gpu_model.c - the whole model on the GPU against the fp32 CPU reference (bq_cpu_forward_*,
+ * itself checked against float64 numpy in test_forward_cpu).
+ *
+ * Random-weight models built in memory at three shapes: tiny (head size 8, odd sequence length 33),
+ * head size 64 (the shape of the fast attention path), and BERT-large (24 x 1024, S = 384; only when
+ * BQ_TEST_LARGE=1, as bench/gpu-check.sh sets). Every precision, ragged padding, several batch
+ * sizes, graph replay and eager. Error: normwise relative error ||gpu - cpu|| / ||cpu|| over the
+ * start and end logits of real (mask = 1) tokens: fp32 <= 1e-5, tf32 <= 3e-3, fp16/bf16 <= 2e-2.
+ * Plus cuDNN attention when the build offers it, and the engine's argument errors.
+ * Without a GPU every test is skipped and the binary exits 77 (ctest: skipped). */
+#include "test_support.h"
+
+#include "engine_cuda.h"
+#include "forward_cpu.h"
+#include "model.h"
+#include "safetensors.h"
+
+#ifdef BQ_HAVE_CUDA
+#include "gemm.cuh"
+#endif
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int gpu_available;
+
+/* ---- a random model held in memory -------------------------------------------------------- */
+
+typedef struct {
+    bq_model model;
+    float *storage; /* every tensor, one allocation */
+} random_model;
+
+static float *take(float **cursor, size_t n) {
+    float *p = *cursor;
+    *cursor += n;
+    return p;
+}
+
+/* Weights at BERT-like scales: matrices U(-0.05, 0.05), biases U(-0.02, 0.02), LayerNorm gamma
+ * U(0.9, 1.1) and beta U(-0.05, 0.05), embeddings U(-0.1, 0.1), QA head U(-0.1, 0.1). */
+static random_model *random_model_create(int H, int heads, int I, int layers, int vocab, int max_pos,
+                                         uint64_t seed) {
+    random_model *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    bq_config *c = &r->model.config;
+    c->hidden_size = H;
+    c->num_layers = layers;
+    c->num_heads = heads;
+    c->intermediate_size = I;
+    c->max_position_embeddings = max_pos;
+    c->type_vocab_size = 2;
+    c->vocab_size = vocab;
+    c->layer_norm_eps = 1e-12f;
+    snprintf(r->model.checkpoint_dtype, sizeof r->model.checkpoint_dtype, "F32");
+    size_t h = (size_t)H, i = (size_t)I;
+    size_t per_layer = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h;
+    size_t total = ((size_t)vocab + max_pos + 2) * h + 2 * h + per_layer * layers + 2 * h + 2;
+    r->storage = malloc(total * sizeof(float));
+    assert_non_null(r->storage);
+    r->model.layers = calloc((size_t)layers, sizeof(bq_layer_weights));
+    assert_non_null(r->model.layers);
+    uint64_t state = seed;
+    float *cur = r->storage;
+#define FILL(dst, n, lo, hi)                                        \
+    do {                                                            \
+        float *p_ = take(&cur, (n));                                \
+        bq_test_fill_uniform(p_, (n), &state, (lo), (hi));          \
+        dst = p_;                                                   \
+    } while (0)
+    FILL(r->model.word_emb, (size_t)vocab * h, -0.1f, 0.1f);
+    FILL(r->model.pos_emb, (size_t)max_pos * h, -0.1f, 0.1f);
+    FILL(r->model.type_emb, 2 * h, -0.1f, 0.1f);
+    FILL(r->model.emb_ln_g, h, 0.9f, 1.1f);
+    FILL(r->model.emb_ln_b, h, -0.05f, 0.05f);
+    for (int l = 0; l < layers; l++) {
+        bq_layer_weights *w = &r->model.layers[l];
+        FILL(w->q_w, h * h, -0.05f, 0.05f);
+        FILL(w->q_b, h, -0.02f, 0.02f);
+        FILL(w->k_w, h * h, -0.05f, 0.05f);
+        FILL(w->k_b, h, -0.02f, 0.02f);
+        FILL(w->v_w, h * h, -0.05f, 0.05f);
+        FILL(w->v_b, h, -0.02f, 0.02f);
+        FILL(w->attn_out_w, h * h, -0.05f, 0.05f);
+        FILL(w->attn_out_b, h, -0.02f, 0.02f);
+        FILL(w->attn_ln_g, h, 0.9f, 1.1f);
+        FILL(w->attn_ln_b, h, -0.05f, 0.05f);
+        FILL(w->ffn_in_w, i * h, -0.05f, 0.05f);
+        FILL(w->ffn_in_b, i, -0.02f, 0.02f);
+        FILL(w->ffn_out_w, h * i, -0.05f, 0.05f);
+        FILL(w->ffn_out_b, h, -0.02f, 0.02f);
+        FILL(w->ffn_ln_g, h, 0.9f, 1.1f);
+        FILL(w->ffn_ln_b, h, -0.05f, 0.05f);
+    }
+    FILL(r->model.qa_w, 2 * h, -0.1f, 0.1f);
+    FILL(r->model.qa_b, 2, -0.02f, 0.02f);
+#undef FILL
+    assert_true((size_t)(cur - r->storage) <= total);
+    return r;
+}
+
+static void random_model_free(random_model *r) {
+    if (!r) return;
+    free(r->model.layers);
+    free(r->storage);
+    free(r);
+}
+
+/* ---- inputs and the CPU reference --------------------------------------------------------- */
+
+typedef struct {
+    int batch, seq_len;
+    int32_t *ids, *mask, *seg; /* [batch, seq_len] */
+    float *ref_start, *ref_end; /* CPU reference logits */
+} batch_case;
+
+/* Row b has lengths[b] real tokens: [CLS] question [SEP] context [SEP]-like segments, then pads. */
+static batch_case make_batch(const bq_model *m, int batch, int seq_len, const int *lengths,
+                             uint64_t seed) {
+    batch_case bc;
+    memset(&bc, 0, sizeof bc);
+    bc.batch = batch;
+    bc.seq_len = seq_len;
+    size_t n = (size_t)batch * seq_len;
+    bc.ids = calloc(n, sizeof(int32_t));
+    bc.mask = calloc(n, sizeof(int32_t));
+    bc.seg = calloc(n, sizeof(int32_t));
+    bc.ref_start = calloc(n, sizeof(float));
+    bc.ref_end = calloc(n, sizeof(float));
+    assert_true(bc.ids && bc.mask && bc.seg && bc.ref_start && bc.ref_end);
+    uint64_t state = seed;
+    for (int b = 0; b < batch; b++) {
+        int len = lengths[b];
+        assert_true(len >= 1 && len <= seq_len);
+        for (int t = 0; t < len; t++) {
+            float u;
+            bq_test_fill_uniform(&u, 1, &state, 0.0f, 1.0f);
+            size_t k = (size_t)b * seq_len + t;
+            bc.ids[k] = 1 + (int32_t)(u * (float)(m->config.vocab_size - 1)) % (m->config.vocab_size - 1);
+            bc.mask[k] = 1;
+            bc.seg[k] = t > len / 3 ? 1 : 0;
+        }
+    }
+    bq_cpu_forward *cpu = NULL;
+    bq_err err;
+    bq_status s = bq_cpu_forward_create(m, batch, seq_len, 0, &cpu, &err);
+    if (s != BQ_OK) fail_msg("cpu reference create: %s", err.message);
+    s = bq_cpu_forward_run(cpu, batch, bc.ids, bc.mask, bc.seg, bc.ref_start, bc.ref_end, &err);
+    if (s != BQ_OK) fail_msg("cpu reference run: %s", err.message);
+    bq_cpu_forward_free(cpu);
+    return bc;
+}
+
+static void free_batch(batch_case *bc) {
+    free(bc->ids);
+    free(bc->mask);
+    free(bc->seg);
+    free(bc->ref_start);
+    free(bc->ref_end);
+}
+
+/* ||gpu - cpu|| / ||cpu|| over the start and end logits of the first `batch` rows' real tokens. */
+static double real_token_error(const batch_case *bc, int batch, const float *start,
+                               const float *end) {
+    size_t n = (size_t)batch * bc->seq_len, k = 0;
+    float *got = malloc(2 * n * sizeof(float)), *ref = malloc(2 * n * sizeof(float));
+    assert_true(got && ref);
+    for (size_t i = 0; i < n; i++) {
+        if (!bc->mask[i]) continue;
+        if (!isfinite(start[i]) || !isfinite(end[i])) fail_msg("non-finite logit at token %zu", i);
+        got[k] = start[i], ref[k] = bc->ref_start[i], k++;
+        got[k] = end[i], ref[k] = bc->ref_end[i], k++;
+    }
+    double e = bq_test_rel_error(got, ref, k);
+    free(got);
+    free(ref);
+    return e;
+}
+
+static double tolerance(bq_precision p) {
+    switch (p) {
+    case BQ_PRECISION_FP32: return 1e-5;
+    case BQ_PRECISION_TF32: return 3e-3;
+    default: return 2e-2;
+    }
+}
+
+/* Run `bc` (all rows, then its first row alone, then all rows again: eager, eager + capture, graph
+ * replay) on a fresh engine and check every result against the CPU reference. */
+static void check_engine(const char *shape, const bq_model *m, const batch_case *bc, bq_precision p,
+                         bq_attention_impl attn) {
+    bq_engine_options opt;
+    bq_engine_options_default(&opt);
+    opt.device = BQ_DEVICE_CUDA;
+    opt.precision = p;
+    opt.attention = attn;
+    opt.max_batch = bc->batch;
+    opt.seq_len = bc->seq_len;
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    bq_status s = bq_cuda_engine_create(m, &opt, &e, &err);
+    if (s != BQ_OK) fail_msg("%s %s: engine create: %s", shape, bq_precision_name(p), err.message);
+    size_t n = (size_t)bc->batch * bc->seq_len;
+    float *start = malloc(n * sizeof(float)), *end = malloc(n * sizeof(float));
+    assert_true(start && end);
+    const int batches[3] = {bc->batch, 1, bc->batch};
+    const char *runs[3] = {"first", "batch 1", "replay"};
+    for (int r = 0; r < 3; r++) {
+        int b = batches[r];
+        for (size_t i = 0; i < n; i++) start[i] = end[i] = NAN;
+        s = bq_cuda_engine_forward(e, b, bc->ids, bc->mask, bc->seg, start, end, &err);
+        if (s != BQ_OK)
+            fail_msg("%s %s: forward (%s): %s", shape, bq_precision_name(p), runs[r], err.message);
+        double rel = real_token_error(bc, b, start, end);
+        printf("  %-10s %-4s %-5s %-7s batch %d: rel error %.3e (limit %.0e) [%s]\n", shape,
+               bq_precision_name(p), attn == BQ_ATTENTION_CUDNN ? "cudnn" : "own", runs[r], b, rel,
+               tolerance(p), bq_cuda_engine_describe(e));
+        if (!(rel <= tolerance(p)))
+            fail_msg("%s %s (%s): relative error %.3e > %.0e", shape, bq_precision_name(p), runs[r],
+                     rel, tolerance(p));
+    }
+    free(start);
+    free(end);
+    bq_cuda_engine_free(e);
+}
+
+#define REQUIRE_GPU()                                                   \
+    do {                                                                \
+        if (!gpu_available) skip();                                     \
+    } while (0)
+
+static const bq_precision all_precisions[4] = {BQ_PRECISION_FP32, BQ_PRECISION_TF32,
+                                               BQ_PRECISION_FP16, BQ_PRECISION_BF16};
+
+#ifdef BQ_HAVE_CUDA
+/* ---- the GEMM wrapper alone, so a whole-model failure can be told apart from a GEMM one ------ */
+
+static void *upload_as(const float *x, size_t n, bq_cuda_dtype dt) {
+    size_t es = bq_cuda_dtype_size(dt);
+    void *d = NULL;
+    assert_int_equal(cudaMalloc(&d, n * es), cudaSuccess);
+    void *h = malloc(n * es);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++) {
+        if (dt == BQ_CUDA_F32) ((float *)h)[i] = x[i];
+        else ((uint16_t *)h)[i] = dt == BQ_CUDA_F16 ? bq_f32_to_f16(x[i]) : bq_f32_to_bf16(x[i]);
+    }
+    assert_int_equal(cudaMemcpy(d, h, n * es, cudaMemcpyHostToDevice), cudaSuccess);
+    free(h);
+    return d;
+}
+
+static void download_as(const void *d, size_t n, bq_cuda_dtype dt, float *out) {
+    size_t es = bq_cuda_dtype_size(dt);
+    void *h = malloc(n * es);
+    assert_non_null(h);
+    assert_int_equal(cudaMemcpy(h, d, n * es, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (size_t i = 0; i < n; i++) {
+        if (dt == BQ_CUDA_F32) out[i] = ((float *)h)[i];
+        else {
+            uint16_t v = ((uint16_t *)h)[i];
+            out[i] = dt == BQ_CUDA_F16 ? bq_f16_to_f32(v) : bq_bf16_to_f32(v);
+        }
+    }
+    free(h);
+}
+
+static void round_as(float *x, size_t n, bq_cuda_dtype dt) {
+    for (size_t i = 0; i < n; i++) {
+        if (dt == BQ_CUDA_F16) x[i] = bq_f16_to_f32(bq_f32_to_f16(x[i]));
+        else if (dt == BQ_CUDA_BF16) x[i] = bq_bf16_to_f32(bq_f32_to_bf16(x[i]));
+    }
+}
+
+/* y = x W^T (+ b) (+ GELU) for odd and model-sized shapes, every dtype and epilogue, against
+ * bq_cpu_linear / bq_cpu_bias_gelu on the same (dtype-rounded) inputs. Limits: fp32 1e-5, tf32
+ * 3e-3, fp16 2e-3 and bf16 1e-2 (output rounding 2^-11 and 2^-8 plus accumulation order). */
+static void test_gemm_linear(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    const struct { int rows, in, out; } shapes[] = {{7, 32, 96}, {99, 64, 48}, {130, 1024, 3072},
+                                                   {384, 4096, 1024}};
+    const struct { bq_cuda_dtype dt; int tf32; double tol; const char *name; } modes[] = {
+        {BQ_CUDA_F32, 0, 1e-5, "fp32"}, {BQ_CUDA_F32, 1, 3e-3, "tf32"},
+        {BQ_CUDA_F16, 0, 2e-3, "fp16"}, {BQ_CUDA_BF16, 0, 1e-2, "bf16"}};
+    const bq_epilogue eps[3] = {BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU};
+    const char *ep_names[3] = {"none", "bias", "bias+gelu"};
+    bq_gemm_ctx *g = NULL;
+    bq_err err;
+    if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
+    uint64_t seed = 99;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
+        size_t nx = (size_t)R * K, nw = (size_t)N * K, ny = (size_t)R * N;
+        float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float));
+        float *b = malloc((size_t)N * sizeof(float)), *ref = malloc(ny * sizeof(float));
+        float *got = malloc(ny * sizeof(float));
+        assert_true(x && w && b && ref && got);
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+            bq_cuda_dtype dt = modes[mi].dt;
+            bq_test_fill_uniform(x, nx, &seed, -1.0f, 1.0f);
+            bq_test_fill_uniform(w, nw, &seed, -0.1f, 0.1f);
+            bq_test_fill_uniform(b, (size_t)N, &seed, -0.5f, 0.5f);
+            round_as(x, nx, dt);
+            round_as(w, nw, dt);
+            round_as(b, (size_t)N, dt);
+            void *dx = upload_as(x, nx, dt), *dw = upload_as(w, nw, dt), *db = upload_as(b, N, dt);
+            void *dy = NULL;
+            assert_int_equal(cudaMalloc(&dy, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
+            for (int e = 0; e < 3; e++) {
+                assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
+                bq_status s = bq_gemm_linear(g, dx, dw, db, R, K, N, dy, dt, modes[mi].tf32, eps[e],
+                                             0, &err);
+                if (s != BQ_OK) fail_msg("gemm %dx%dx%d %s: %s", R, K, N, modes[mi].name, err.message);
+                assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+                download_as(dy, ny, dt, got);
+                bq_cpu_linear(x, w, eps[e] == BQ_EPILOGUE_BIAS ? b : NULL, R, K, N, ref);
+                if (eps[e] == BQ_EPILOGUE_BIAS_GELU) bq_cpu_bias_gelu(ref, b, R, N);
+                for (size_t i = 0; i < ny; i++)
+                    if (!isfinite(got[i])) fail_msg("gemm %s: y[%zu] not written", modes[mi].name, i);
+                double rel = bq_test_rel_error(got, ref, ny);
+                printf("  gemm rows %4d in %4d out %4d %-4s %-9s rel error %.3e (limit %.0e)\n", R, K,
+                       N, modes[mi].name, ep_names[e], rel, modes[mi].tol);
+                if (!(rel <= modes[mi].tol))
+                    fail_msg("gemm %dx%dx%d %s %s: relative error %.3e > %.0e", R, K, N,
+                             modes[mi].name, ep_names[e], rel, modes[mi].tol);
+            }
+            cudaFree(dx);
+            cudaFree(dw);
+            cudaFree(db);
+            cudaFree(dy);
+        }
+        free(x), free(w), free(b), free(ref), free(got);
+    }
+    bq_gemm_ctx_free(g);
+}
+#endif
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+/* head size 8, S = 33 (odd), 2 layers, three rows of lengths 33, 20, 7 */
+static void test_tiny_every_precision(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(32, 4, 64, 2, 120, 64, 11);
+    const int lengths[3] = {33, 20, 7};
+    batch_case bc = make_batch(&r->model, 3, 33, lengths, 5);
+    for (int i = 0; i < 4; i++) check_engine("tiny", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    free_batch(&bc);
+    random_model_free(r);
+}
+
+/* head size 64 (2 heads x 64), S = 64, lengths 64, 41 */
+static void test_head64_every_precision(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 12);
+    const int lengths[2] = {64, 41};
+    batch_case bc = make_batch(&r->model, 2, 64, lengths, 6);
+    for (int i = 0; i < 4; i++)
+        check_engine("head64", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    free_batch(&bc);
+    random_model_free(r);
+}
+
+/* The same checks with CUDA graphs turned off (the eager path on every call). */
+static void test_without_graphs(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    setenv("BQ_NO_CUDA_GRAPH", "1", 1);
+    random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 13);
+    const int lengths[2] = {17, 64};
+    batch_case bc = make_batch(&r->model, 2, 64, lengths, 7);
+    check_engine("no-graph", &r->model, &bc, BQ_PRECISION_FP32, BQ_ATTENTION_OWN);
+    check_engine("no-graph", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
+    unsetenv("BQ_NO_CUDA_GRAPH");
+    free_batch(&bc);
+    random_model_free(r);
+}
+
+/* BERT-large shape: 24 x 1024, 16 heads of 64, FFN 4096, S = 384, rows of 384 and 171 tokens. */
+static void test_large_every_precision(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    const char *large = getenv("BQ_TEST_LARGE");
+    if (!large || strcmp(large, "1") != 0) {
+        printf("  BERT-large shape skipped (set BQ_TEST_LARGE=1)\n");
+        skip();
+    }
+    random_model *r = random_model_create(1024, 16, 4096, 24, 30522, 512, 14);
+    const int lengths[2] = {384, 171};
+    batch_case bc = make_batch(&r->model, 2, 384, lengths, 8);
+    for (int i = 0; i < 4; i++)
+        check_engine("large", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    bq_cuda_engine *e = NULL;
+    bq_engine_options opt;
+    bq_engine_options_default(&opt);
+    opt.device = BQ_DEVICE_CUDA;
+    opt.precision = BQ_PRECISION_FP16;
+    opt.attention = BQ_ATTENTION_CUDNN;
+    opt.max_batch = 2;
+    opt.seq_len = 384;
+    bq_err err;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) == BQ_OK) {
+        bq_cuda_engine_free(e);
+        check_engine("large", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
+        check_engine("large", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
+    } else {
+        printf("  large cudnn attention not checked: %s\n", err.message);
+    }
+    free_batch(&bc);
+    random_model_free(r);
+}
+
+/* cuDNN fused attention against the same CPU reference (fp16, bf16), when the build has it. */
+static void test_cudnn_attention(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 15);
+    bq_engine_options opt;
+    bq_engine_options_default(&opt);
+    opt.device = BQ_DEVICE_CUDA;
+    opt.precision = BQ_PRECISION_FP16;
+    opt.attention = BQ_ATTENTION_CUDNN;
+    opt.max_batch = 2;
+    opt.seq_len = 64;
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    bq_status s = bq_cuda_engine_create(&r->model, &opt, &e, &err);
+    if (s == BQ_ERR_UNSUPPORTED) {
+        printf("  cudnn attention unavailable: %s\n", err.message);
+        random_model_free(r);
+        skip();
+    }
+    if (s != BQ_OK) fail_msg("cudnn engine create: %s", err.message);
+    bq_cuda_engine_free(e);
+    const int lengths[2] = {64, 23};
+    batch_case bc = make_batch(&r->model, 2, 64, lengths, 9);
+    check_engine("cudnn", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
+    check_engine("cudnn", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
+    free_batch(&bc);
+    random_model_free(r);
+}
+
+static void test_engine_errors(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(32, 4, 64, 1, 50, 40, 16);
+    bq_engine_options opt;
+    bq_engine_options_default(&opt);
+    opt.device = BQ_DEVICE_CUDA;
+    opt.max_batch = 2;
+    opt.seq_len = 16;
+    bq_err err;
+    bq_cuda_engine *e = NULL;
+
+    /* seq_len beyond the position table */
+    opt.seq_len = 41;
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_ERR_INVALID_ARG);
+    assert_null(e);
+    opt.seq_len = 16;
+    /* cuDNN attention is for 16-bit precisions only */
+    opt.attention = BQ_ATTENTION_CUDNN;
+    opt.precision = BQ_PRECISION_FP32;
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "cuDNN"));
+    opt.attention = BQ_ATTENTION_OWN;
+    /* a device that does not exist */
+    opt.device_index = 1000;
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_ERR_INVALID_ARG);
+    opt.device_index = 0;
+
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_OK);
+    int32_t ids[3 * 16], mask[3 * 16], seg[3 * 16];
+    float start[3 * 16], end[3 * 16];
+    for (int i = 0; i < 3 * 16; i++) ids[i] = 1 + i % 40, mask[i] = 1, seg[i] = 0;
+    assert_int_equal(bq_cuda_engine_forward(e, 3, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG); /* batch > max_batch */
+    assert_non_null(strstr(err.message, "batch 3"));
+    assert_int_equal(bq_cuda_engine_forward(e, 0, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    ids[5] = 50; /* == vocab_size */
+    assert_int_equal(bq_cuda_engine_forward(e, 1, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "input_ids[5]"));
+    ids[5] = 3;
+    seg[7] = 2;
+    assert_int_equal(bq_cuda_engine_forward(e, 1, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    seg[7] = 0;
+    /* still usable after rejected calls */
+    assert_int_equal(bq_cuda_engine_forward(e, 2, ids, mask, seg, start, end, &err), BQ_OK);
+    size_t wb = 0, wsb = 0;
+    assert_int_equal(bq_cuda_engine_memory(e, &wb, &wsb, &err), BQ_OK);
+    assert_true(wb >= sizeof(float) * (size_t)(50 + 40 + 2) * 32); /* at least the embeddings */
+    assert_true(wsb > 0);
+    bq_cuda_engine_free(e);
+    bq_cuda_engine_free(NULL);
+    random_model_free(r);
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    int count = 0;
+    bq_err err;
+    bq_status s = bq_cuda_device_count(&count, &err);
+    gpu_available = s == BQ_OK && count > 0;
+    if (!gpu_available) printf("no GPU, skipping the GPU model tests: %s\n", err.message);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+#ifdef BQ_HAVE_CUDA
+        cmocka_unit_test(test_gemm_linear),
+#endif
+        cmocka_unit_test(test_engine_errors),
+        cmocka_unit_test(test_tiny_every_precision),
+        cmocka_unit_test(test_head64_every_precision),
+        cmocka_unit_test(test_without_graphs),
+        cmocka_unit_test(test_cudnn_attention),
+        cmocka_unit_test(test_large_every_precision),
+    };
+    /* BQ_TEST_FILTER=pattern (cmocka wildcards) runs a subset, e.g. under compute-sanitizer */
+    const char *filter = getenv("BQ_TEST_FILTER");
+    if (filter && filter[0]) cmocka_set_test_filter(filter);
+    int failed = cmocka_run_group_tests(tests, group_setup, NULL);
+    if (failed == 0 && !gpu_available) return 77;
+    return failed;
+}

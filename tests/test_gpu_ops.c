@@ -1,0 +1,560 @@
+/* test_gpu_ops.c - op-level harness for our CUDA kernels (after ggml's test-backend-ops).
+ *
+ * For every op, every storage dtype (f32, f16, bf16), odd shapes and padding patterns: fresh seeded
+ * random inputs are rounded to the op dtype on the host, the GPU op runs on them and its CPU twin
+ * (src/forward_cpu.h, fp32) runs on the SAME rounded values; we then require
+ *   - every output finite (outputs are pre-filled with NaN bytes, so an unwritten element fails),
+ *   - normwise error ||gpu - cpu|| / ||cpu|| below the dtype tolerance,
+ *   - the 256 guard bytes before and after every device output untouched.
+ *
+ * Tolerances (normwise): the GPU output is rounded to the dtype once (unit roundoff u = 2^-24 f32,
+ * 2^-11 = 4.9e-4 f16, 2^-8 = 3.9e-3 bf16) and the tensor-core attention also rounds the softmax
+ * probabilities to the dtype before P.V (another <= u). f32 1e-5 leaves room for differing
+ * summation orders and device vs libm expf/erff (a few ulp); f16 2e-3 ~ 4u; bf16 1e-2 ~ 2.5u.
+ * The QA head writes fp32 from identically rounded inputs, so it is held to 1e-4 in every dtype
+ * (fp32 accumulation over up to 1024 terms vs a double-accumulating reference).
+ *
+ * Without a GPU (or a CUDA build) every GPU test is skipped with the reason and main returns 77;
+ * the argument-validation and status-mapping tests need no GPU and always run. */
+#include "test_support.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BQ_HAVE_CUDA
+
+int main(void) {
+    printf("test_gpu_ops: skipped: this build has no CUDA backend (BQ_ENABLE_CUDA=OFF or no nvcc)\n");
+    return 77;
+}
+
+#else
+
+#include "attention.cuh"
+#include "bias_gelu.cuh"
+#include "bias_residual_layernorm.cuh"
+#include "cuda_check.cuh"
+#include "embeddings_layernorm.cuh"
+#include "forward_cpu.h"
+#include "qa_head.cuh"
+#include "safetensors.h"
+
+#define GUARD_BYTES 256
+#define GUARD_PATTERN 0xA5
+#define LN_EPS 1e-12f
+
+static bool g_have_gpu;
+static char g_no_gpu_reason[512];
+
+static const bq_cuda_dtype k_dtypes[] = {BQ_CUDA_F32, BQ_CUDA_F16, BQ_CUDA_BF16};
+#define N_DTYPES (sizeof k_dtypes / sizeof k_dtypes[0])
+
+static double tolerance(bq_cuda_dtype dt) {
+    switch (dt) {
+    case BQ_CUDA_F32: return 1e-5;
+    case BQ_CUDA_F16: return 2e-3;
+    case BQ_CUDA_BF16: return 1e-2;
+    }
+    return 0.0;
+}
+
+#define SKIP_WITHOUT_GPU()                                                      \
+    do {                                                                        \
+        if (!g_have_gpu) {                                                      \
+            print_message("skipped: %s\n", g_no_gpu_reason);                    \
+            skip();                                                             \
+        }                                                                       \
+    } while (0)
+
+#define CUDA_OK(stmt)                                                                     \
+    do {                                                                                  \
+        cudaError_t rc_ = (stmt);                                                         \
+        if (rc_ != cudaSuccess)                                                           \
+            fail_msg("%s failed: %s (%s)", #stmt, cudaGetErrorName(rc_), cudaGetErrorString(rc_)); \
+    } while (0)
+
+/* ---- host helpers --------------------------------------------------------------------------- */
+
+static float *host_floats(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* Round every value to what `dt` can hold, so the CPU twin sees exactly the GPU's inputs. */
+static void round_to_dtype(float *x, size_t n, bq_cuda_dtype dt) {
+    for (size_t i = 0; i < n; i++) {
+        if (dt == BQ_CUDA_F16) x[i] = bq_f16_to_f32(bq_f32_to_f16(x[i]));
+        else if (dt == BQ_CUDA_BF16) x[i] = bq_bf16_to_f32(bq_f32_to_bf16(x[i]));
+    }
+}
+
+/* Seeded uniform values in [lo, hi), already rounded to `dt`. */
+static float *random_tensor(size_t n, uint64_t *seed, float lo, float hi, bq_cuda_dtype dt) {
+    float *x = host_floats(n);
+    bq_test_fill_uniform(x, n, seed, lo, hi);
+    round_to_dtype(x, n, dt);
+    return x;
+}
+
+/* ---- device buffers with guard bytes on both sides ------------------------------------------ */
+
+typedef struct {
+    unsigned char *base; /* cudaMalloc result: [guard | payload | guard] */
+    void *ptr;           /* payload */
+    size_t bytes;        /* payload size */
+} dev_buf;
+
+/* Payload filled with 0xFF bytes: NaN in f32, f16 and bf16, so unwritten outputs are caught. */
+static dev_buf dev_alloc(size_t bytes) {
+    dev_buf b;
+    b.bytes = bytes;
+    CUDA_OK(cudaMalloc((void **)&b.base, bytes + 2 * GUARD_BYTES));
+    CUDA_OK(cudaMemset(b.base, GUARD_PATTERN, GUARD_BYTES));
+    CUDA_OK(cudaMemset(b.base + GUARD_BYTES, 0xFF, bytes));
+    CUDA_OK(cudaMemset(b.base + GUARD_BYTES + bytes, GUARD_PATTERN, GUARD_BYTES));
+    b.ptr = b.base + GUARD_BYTES;
+    return b;
+}
+
+static void dev_free(dev_buf *b) {
+    if (b->base) cudaFree(b->base);
+    b->base = NULL;
+    b->ptr = NULL;
+}
+
+static void expect_guards_intact(const dev_buf *b, const char *what) {
+    unsigned char before[GUARD_BYTES], after[GUARD_BYTES];
+    CUDA_OK(cudaMemcpy(before, b->base, GUARD_BYTES, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(after, b->base + GUARD_BYTES + b->bytes, GUARD_BYTES, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < GUARD_BYTES; i++) {
+        if (before[i] != GUARD_PATTERN)
+            fail_msg("%s: guard byte %d before the buffer overwritten (0x%02x)", what,
+                     GUARD_BYTES - i, before[i]);
+        if (after[i] != GUARD_PATTERN)
+            fail_msg("%s: guard byte %d after the buffer overwritten (0x%02x)", what, i, after[i]);
+    }
+}
+
+/* Upload fp32 values converted to `dt`. */
+static dev_buf dev_upload(const float *x, size_t n, bq_cuda_dtype dt) {
+    size_t es = bq_cuda_dtype_size(dt);
+    dev_buf b = dev_alloc(n * es);
+    if (dt == BQ_CUDA_F32) {
+        CUDA_OK(cudaMemcpy(b.ptr, x, n * es, cudaMemcpyHostToDevice));
+        return b;
+    }
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = dt == BQ_CUDA_F16 ? bq_f32_to_f16(x[i]) : bq_f32_to_bf16(x[i]);
+    CUDA_OK(cudaMemcpy(b.ptr, h, n * es, cudaMemcpyHostToDevice));
+    free(h);
+    return b;
+}
+
+static dev_buf dev_upload_ints(const int32_t *x, size_t n) {
+    dev_buf b = dev_alloc(n * sizeof *x);
+    CUDA_OK(cudaMemcpy(b.ptr, x, n * sizeof *x, cudaMemcpyHostToDevice));
+    return b;
+}
+
+/* Download `n` values of `dt` as fp32 (caller frees). */
+static float *dev_download(const dev_buf *b, size_t n, bq_cuda_dtype dt) {
+    float *out = host_floats(n);
+    if (dt == BQ_CUDA_F32) {
+        CUDA_OK(cudaMemcpy(out, b->ptr, n * sizeof(float), cudaMemcpyDeviceToHost));
+        return out;
+    }
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    assert_non_null(h);
+    CUDA_OK(cudaMemcpy(h, b->ptr, n * sizeof *h, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; i++)
+        out[i] = dt == BQ_CUDA_F16 ? bq_f16_to_f32(h[i]) : bq_bf16_to_f32(h[i]);
+    free(h);
+    return out;
+}
+
+/* All finite and normwise-close; prints one line per case so a GPU log shows the margins. */
+static void expect_close(const char *what, const float *gpu, const float *ref, size_t n, double tol) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(gpu[i])) fail_msg("%s: element %zu is not finite (%g)", what, i, (double)gpu[i]);
+    double err = bq_test_rel_error(gpu, ref, n);
+    double max_diff, max_ref;
+    bq_test_max_diff(gpu, ref, n, &max_diff, &max_ref);
+    print_message("%-60s rel_err %.3e (tol %.0e) max_diff %.3e max_ref %.3e\n", what, err, tol,
+                  max_diff, max_ref);
+    if (!(err <= tol)) fail_msg("%s: normwise error %.3e exceeds %.0e", what, err, tol);
+}
+
+/* ---- embeddings + LayerNorm ----------------------------------------------------------------- */
+
+static void test_embeddings_layernorm(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const struct { int batch, seq, hidden; } shapes[] = {
+        {1, 1, 20}, {2, 7, 24}, {3, 33, 64}, {2, 16, 1024}, {1, 384, 1024}};
+    const int vocab = 97, types = 2;
+    uint64_t seed = 0x5eed0001;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        for (size_t di = 0; di < N_DTYPES; di++) {
+            const bq_cuda_dtype dt = k_dtypes[di];
+            const int B = shapes[si].batch, S = shapes[si].seq, H = shapes[si].hidden;
+            const size_t tokens = (size_t)B * S;
+            int32_t *ids = malloc(tokens * sizeof *ids), *seg = malloc(tokens * sizeof *seg);
+            assert_non_null(ids);
+            assert_non_null(seg);
+            float pick[2];
+            for (size_t t = 0; t < tokens; t++) {
+                bq_test_fill_uniform(pick, 2, &seed, 0.0f, 1.0f);
+                ids[t] = (int32_t)(pick[0] * vocab) % vocab;
+                seg[t] = (int32_t)(pick[1] * types) % types;
+            }
+            float *word = random_tensor((size_t)vocab * H, &seed, -1.0f, 1.0f, dt);
+            float *pos = random_tensor((size_t)S * H, &seed, -1.0f, 1.0f, dt);
+            float *type = random_tensor((size_t)types * H, &seed, -1.0f, 1.0f, dt);
+            float *gamma = random_tensor((size_t)H, &seed, 0.5f, 1.5f, dt);
+            float *beta = random_tensor((size_t)H, &seed, -0.5f, 0.5f, dt);
+            float *ref = host_floats(tokens * H);
+            bq_cpu_embeddings_layernorm(ids, seg, B, S, H, word, pos, type, gamma, beta, LN_EPS, ref);
+
+            dev_buf d_ids = dev_upload_ints(ids, tokens), d_seg = dev_upload_ints(seg, tokens);
+            dev_buf d_word = dev_upload(word, (size_t)vocab * H, dt);
+            dev_buf d_pos = dev_upload(pos, (size_t)S * H, dt);
+            dev_buf d_type = dev_upload(type, (size_t)types * H, dt);
+            dev_buf d_gamma = dev_upload(gamma, H, dt), d_beta = dev_upload(beta, H, dt);
+            dev_buf d_out = dev_alloc(tokens * H * bq_cuda_dtype_size(dt));
+            CUDA_OK(bq_cuda_embeddings_layernorm(d_ids.ptr, d_seg.ptr, B, S, H, d_word.ptr,
+                                                 d_pos.ptr, d_type.ptr, d_gamma.ptr, d_beta.ptr,
+                                                 LN_EPS, d_out.ptr, dt, 0));
+            CUDA_OK(cudaDeviceSynchronize());
+            char what[160];
+            snprintf(what, sizeof what, "embeddings_layernorm %s B=%d S=%d H=%d",
+                     bq_cuda_dtype_name(dt), B, S, H);
+            expect_guards_intact(&d_out, what);
+            float *got = dev_download(&d_out, tokens * H, dt);
+            expect_close(what, got, ref, tokens * H, tolerance(dt));
+
+            free(got);
+            dev_free(&d_ids), dev_free(&d_seg), dev_free(&d_word), dev_free(&d_pos);
+            dev_free(&d_type), dev_free(&d_gamma), dev_free(&d_beta), dev_free(&d_out);
+            free(ids), free(seg), free(word), free(pos), free(type), free(gamma), free(beta);
+            free(ref);
+        }
+    }
+}
+
+/* ---- bias + residual + LayerNorm ------------------------------------------------------------ */
+
+typedef enum { OUT_SEPARATE, OUT_ALIASES_X, OUT_ALIASES_RESIDUAL } out_placement;
+
+static void test_bias_residual_layernorm(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int rows_list[] = {1, 7, 33};
+    const int hidden_list[] = {20, 24, 32, 64, 1024};
+    static const char *placement_name[] = {"out separate", "out = x", "out = residual"};
+    uint64_t seed = 0x5eed0002;
+    for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+    for (size_t hi = 0; hi < sizeof hidden_list / sizeof hidden_list[0]; hi++)
+    for (size_t di = 0; di < N_DTYPES; di++)
+    for (int with_bias = 0; with_bias <= 1; with_bias++)
+    for (int placement = OUT_SEPARATE; placement <= OUT_ALIASES_RESIDUAL; placement++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int rows = rows_list[ri], H = hidden_list[hi];
+        const size_t n = (size_t)rows * H;
+        float *x = random_tensor(n, &seed, -2.0f, 2.0f, dt);
+        float *residual = random_tensor(n, &seed, -2.0f, 2.0f, dt);
+        float *bias = random_tensor(H, &seed, -1.0f, 1.0f, dt);
+        float *gamma = random_tensor(H, &seed, 0.5f, 1.5f, dt);
+        float *beta = random_tensor(H, &seed, -0.5f, 0.5f, dt);
+        float *ref = host_floats(n);
+        bq_cpu_bias_residual_layernorm(x, with_bias ? bias : NULL, residual, gamma, beta, rows, H,
+                                       LN_EPS, ref);
+
+        dev_buf d_x = dev_upload(x, n, dt), d_res = dev_upload(residual, n, dt);
+        dev_buf d_bias = dev_upload(bias, H, dt), d_gamma = dev_upload(gamma, H, dt);
+        dev_buf d_beta = dev_upload(beta, H, dt);
+        dev_buf d_sep = {0};
+        dev_buf *out = placement == OUT_ALIASES_X ? &d_x
+                     : placement == OUT_ALIASES_RESIDUAL ? &d_res : NULL;
+        if (!out) {
+            d_sep = dev_alloc(n * bq_cuda_dtype_size(dt));
+            out = &d_sep;
+        }
+        CUDA_OK(bq_cuda_bias_residual_layernorm(d_x.ptr, with_bias ? d_bias.ptr : NULL, d_res.ptr,
+                                                d_gamma.ptr, d_beta.ptr, rows, H, LN_EPS, out->ptr,
+                                                dt, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+        char what[160];
+        snprintf(what, sizeof what, "bias_residual_layernorm %s rows=%d H=%d %s %s",
+                 bq_cuda_dtype_name(dt), rows, H, with_bias ? "bias" : "no-bias",
+                 placement_name[placement]);
+        expect_guards_intact(out, what);
+        float *got = dev_download(out, n, dt);
+        expect_close(what, got, ref, n, tolerance(dt));
+
+        free(got);
+        dev_free(&d_x), dev_free(&d_res), dev_free(&d_bias), dev_free(&d_gamma);
+        dev_free(&d_beta), dev_free(&d_sep);
+        free(x), free(residual), free(bias), free(gamma), free(beta), free(ref);
+    }
+}
+
+/* ---- bias + GELU ---------------------------------------------------------------------------- */
+
+static void test_bias_gelu(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int rows_list[] = {1, 7, 33};
+    const int cols_list[] = {20, 24, 1024, 4096};
+    uint64_t seed = 0x5eed0003;
+    for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+    for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++)
+    for (size_t di = 0; di < N_DTYPES; di++)
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int rows = rows_list[ri], cols = cols_list[ci];
+        const size_t n = (size_t)rows * cols;
+        float *x = random_tensor(n, &seed, -4.0f, 4.0f, dt); /* covers both GELU tails */
+        float *bias = random_tensor(cols, &seed, -1.0f, 1.0f, dt);
+        float *ref = host_floats(n);
+        memcpy(ref, x, n * sizeof *ref);
+        bq_cpu_bias_gelu(ref, with_bias ? bias : NULL, rows, cols);
+
+        dev_buf d_x = dev_upload(x, n, dt), d_bias = dev_upload(bias, cols, dt);
+        CUDA_OK(bq_cuda_bias_gelu(d_x.ptr, with_bias ? d_bias.ptr : NULL, rows, cols, dt, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+        char what[160];
+        snprintf(what, sizeof what, "bias_gelu %s rows=%d cols=%d %s", bq_cuda_dtype_name(dt),
+                 rows, cols, with_bias ? "bias" : "no-bias");
+        expect_guards_intact(&d_x, what);
+        float *got = dev_download(&d_x, n, dt);
+        expect_close(what, got, ref, n, tolerance(dt));
+
+        free(got);
+        dev_free(&d_x), dev_free(&d_bias);
+        free(x), free(bias), free(ref);
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+typedef enum { MASK_ALL_REAL, MASK_ONE_REAL, MASK_RAGGED } mask_pattern;
+static const char *const k_mask_names[] = {"all-real", "one-real", "ragged"};
+
+/* Batch row b of a ragged mask keeps S - b*S/(B+1) real tokens (at least 1), then padding. */
+static void fill_mask(int32_t *mask, int B, int S, mask_pattern pattern) {
+    for (int b = 0; b < B; b++) {
+        int real = S;
+        if (pattern == MASK_ONE_REAL) real = 1;
+        if (pattern == MASK_RAGGED) real = S - b * S / (B + 1);
+        if (real < 1) real = 1;
+        for (int s = 0; s < S; s++) mask[(size_t)b * S + s] = s < real;
+    }
+}
+
+typedef cudaError_t (*attention_fn)(const void *, const int32_t *, int, int, int, int, void *,
+                                    bq_cuda_dtype, cudaStream_t);
+
+static void test_attention(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    /* head sizes 4, 6, 8, 32, 64, 128; seq 1..384; d=64 in 16-bit takes the tensor-core path,
+     * including seq lengths that are not multiples of 16 or 64 (tails) */
+    const struct { int batch, seq, hidden, heads; } shapes[] = {
+        {1, 1, 8, 2},   {2, 7, 24, 4},   {2, 16, 64, 8},    {2, 33, 32, 1},
+        {1, 1, 64, 1},  {2, 64, 128, 2}, {3, 100, 192, 3},  {1, 33, 256, 2},
+        {2, 384, 1024, 16}};
+    const struct { attention_fn fn; const char *name; } paths[] = {
+        {bq_cuda_attention, "dispatch"}, {bq_cuda_attention_generic, "generic"}};
+    uint64_t seed = 0x5eed0004;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (size_t di = 0; di < N_DTYPES; di++)
+    for (int pattern = MASK_ALL_REAL; pattern <= MASK_RAGGED; pattern++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int B = shapes[si].batch, S = shapes[si].seq, H = shapes[si].hidden;
+        const int heads = shapes[si].heads;
+        const size_t rows = (size_t)B * S;
+        /* [-2, 2): scores q.k/sqrt(d) spread over a few units, so softmax is far from uniform */
+        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
+        int32_t *mask = malloc(rows * sizeof *mask);
+        assert_non_null(mask);
+        fill_mask(mask, B, S, (mask_pattern)pattern);
+        float *ref = host_floats(rows * H);
+        bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
+
+        dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
+        /* the generic path differs from the dispatch only for 16-bit head size 64 */
+        const size_t n_paths = (dt != BQ_CUDA_F32 && H / heads == 64) ? 2 : 1;
+        for (size_t pi = 0; pi < n_paths; pi++) {
+            dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
+            CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
+            CUDA_OK(cudaDeviceSynchronize());
+            char what[160];
+            snprintf(what, sizeof what, "attention/%s %s B=%d S=%d H=%d heads=%d %s",
+                     paths[pi].name, bq_cuda_dtype_name(dt), B, S, H, heads, k_mask_names[pattern]);
+            expect_guards_intact(&d_ctx, what);
+            float *got = dev_download(&d_ctx, rows * H, dt);
+            expect_close(what, got, ref, rows * H, tolerance(dt));
+            free(got);
+            dev_free(&d_ctx);
+        }
+        dev_free(&d_qkv), dev_free(&d_mask);
+        free(qkv), free(mask), free(ref);
+    }
+}
+
+/* ---- QA head -------------------------------------------------------------------------------- */
+
+static void test_qa_head(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int rows_list[] = {1, 7, 33, 384};
+    const int hidden_list[] = {20, 24, 64, 1024};
+    uint64_t seed = 0x5eed0005;
+    for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++)
+    for (size_t hi = 0; hi < sizeof hidden_list / sizeof hidden_list[0]; hi++)
+    for (size_t di = 0; di < N_DTYPES; di++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int rows = rows_list[ri], H = hidden_list[hi];
+        float *x = random_tensor((size_t)rows * H, &seed, -2.0f, 2.0f, dt);
+        float *W = random_tensor((size_t)2 * H, &seed, -0.5f, 0.5f, dt);
+        float *b = random_tensor(2, &seed, -1.0f, 1.0f, dt);
+        float *ref = host_floats((size_t)2 * rows); /* start logits then end logits */
+        bq_cpu_qa_head(x, W, b, rows, H, ref, ref + rows);
+
+        dev_buf d_x = dev_upload(x, (size_t)rows * H, dt), d_W = dev_upload(W, (size_t)2 * H, dt);
+        dev_buf d_b = dev_upload(b, 2, dt);
+        dev_buf d_start = dev_alloc((size_t)rows * sizeof(float));
+        dev_buf d_end = dev_alloc((size_t)rows * sizeof(float));
+        CUDA_OK(bq_cuda_qa_head(d_x.ptr, d_W.ptr, d_b.ptr, rows, H, d_start.ptr, d_end.ptr, dt, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+        char what[160];
+        snprintf(what, sizeof what, "qa_head %s rows=%d H=%d", bq_cuda_dtype_name(dt), rows, H);
+        expect_guards_intact(&d_start, what);
+        expect_guards_intact(&d_end, what);
+        float *got = host_floats((size_t)2 * rows);
+        CUDA_OK(cudaMemcpy(got, d_start.ptr, rows * sizeof(float), cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(got + rows, d_end.ptr, rows * sizeof(float), cudaMemcpyDeviceToHost));
+        expect_close(what, got, ref, (size_t)2 * rows, 1e-4);
+
+        free(got);
+        dev_free(&d_x), dev_free(&d_W), dev_free(&d_b), dev_free(&d_start), dev_free(&d_end);
+        free(x), free(W), free(b), free(ref);
+    }
+}
+
+/* ---- no GPU needed: argument validation and status mapping ---------------------------------- */
+
+/* Entry points reject bad arguments before touching the device. The pointers are never
+ * dereferenced: validation fails first. */
+static void test_invalid_arguments(void **state) {
+    (void)state;
+    char dummy[64] = {0};
+    void *p = dummy;
+    const int32_t *ip = (const int32_t *)dummy;
+    float *fp = (float *)dummy;
+    const cudaError_t bad = cudaErrorInvalidValue;
+
+    assert_int_equal(bq_cuda_embeddings_layernorm(NULL, ip, 1, 1, 8, p, p, p, p, p, LN_EPS, p,
+                                                  BQ_CUDA_F32, 0), bad);
+    assert_int_equal(bq_cuda_embeddings_layernorm(ip, ip, 1, 0, 8, p, p, p, p, p, LN_EPS, p,
+                                                  BQ_CUDA_F32, 0), bad);
+    assert_int_equal(bq_cuda_embeddings_layernorm(ip, ip, 1, 1, 8, p, p, p, p, p, LN_EPS, p,
+                                                  (bq_cuda_dtype)7, 0), bad);
+
+    assert_int_equal(bq_cuda_bias_residual_layernorm(p, NULL, NULL, p, p, 1, 8, LN_EPS, p,
+                                                     BQ_CUDA_F16, 0), bad);
+    assert_int_equal(bq_cuda_bias_residual_layernorm(p, NULL, p, p, p, -1, 8, LN_EPS, p,
+                                                     BQ_CUDA_F16, 0), bad);
+    assert_int_equal(bq_cuda_bias_residual_layernorm(p, NULL, p, p, p, 1, 0, LN_EPS, p,
+                                                     BQ_CUDA_F16, 0), bad);
+
+    assert_int_equal(bq_cuda_bias_gelu(NULL, p, 1, 8, BQ_CUDA_BF16, 0), bad);
+    assert_int_equal(bq_cuda_bias_gelu(p, p, 0, 8, BQ_CUDA_BF16, 0), bad);
+
+    /* hidden not divisible by heads; head size above 128; NULL mask; zero batch */
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, 0), bad);
+    assert_int_equal(bq_cuda_attention_generic(p, ip, 0, 4, 64, 1, p, BQ_CUDA_F32, 0), bad);
+
+    assert_int_equal(bq_cuda_qa_head(p, p, p, 1, 8, fp, NULL, BQ_CUDA_F32, 0), bad);
+    assert_int_equal(bq_cuda_qa_head(p, p, p, 1, -8, fp, fp, BQ_CUDA_F32, 0), bad);
+}
+
+static void test_status_mapping(void **state) {
+    (void)state;
+    bq_err err;
+    assert_int_equal(bq_cuda_check(cudaSuccess, "ok()", "x.cu", 1, &err), BQ_OK);
+
+    assert_int_equal(bq_cuda_check(cudaErrorMemoryAllocation, "cudaMalloc(&p, n)", "gemm.cu", 42,
+                                   &err), BQ_ERR_DEVICE_OOM);
+    assert_int_equal(err.status, BQ_ERR_DEVICE_OOM);
+    assert_non_null(strstr(err.message, "cudaMalloc(&p, n)"));
+    assert_non_null(strstr(err.message, "gemm.cu:42"));
+
+    assert_int_equal(bq_cuda_check(cudaErrorNoDevice, "cudaSetDevice(0)", "e.cu", 7, &err),
+                     BQ_ERR_NO_DEVICE);
+    assert_non_null(strstr(err.message, "--device cpu"));
+    assert_int_equal(bq_cuda_check(cudaErrorInsufficientDriver, "cudaSetDevice(0)", "e.cu", 7,
+                                   &err), BQ_ERR_NO_DEVICE);
+
+    assert_int_equal(bq_cuda_check(cudaErrorInvalidValue, "k<<<>>>", "a.cu", 3, &err), BQ_ERR_DEVICE);
+    assert_non_null(strstr(err.message, "cudaErrorInvalidValue"));
+
+    assert_int_equal(bq_cublas_check(CUBLAS_STATUS_SUCCESS, "s", "g.cu", 1, &err), BQ_OK);
+    assert_int_equal(bq_cublas_check(CUBLAS_STATUS_ALLOC_FAILED, "cublasCreate(&h)", "g.cu", 9,
+                                     &err), BQ_ERR_DEVICE_OOM);
+    assert_non_null(strstr(err.message, "cublasCreate(&h)"));
+    assert_int_equal(bq_cublas_check(CUBLAS_STATUS_EXECUTION_FAILED, "s", "g.cu", 1, &err),
+                     BQ_ERR_DEVICE);
+    /* a NULL bq_err is allowed */
+    assert_int_equal(bq_cuda_check(cudaErrorMemoryAllocation, "s", "f", 1, NULL), BQ_ERR_DEVICE_OOM);
+#ifdef BQ_HAVE_CUDNN
+    assert_int_equal(bq_cudnn_check(CUDNN_STATUS_NOT_SUPPORTED_SHAPE, "plan", "c.cu", 5, &err),
+                     BQ_ERR_UNSUPPORTED);
+    assert_int_equal(bq_cudnn_check(CUDNN_STATUS_EXECUTION_FAILED, "run", "c.cu", 6, &err),
+                     BQ_ERR_DEVICE);
+#endif
+}
+
+/* ---- main ----------------------------------------------------------------------------------- */
+
+static void detect_gpu(void) {
+    int count = 0;
+    cudaError_t rc = cudaGetDeviceCount(&count);
+    if (rc != cudaSuccess) {
+        snprintf(g_no_gpu_reason, sizeof g_no_gpu_reason, "no usable CUDA device: %s (%s)",
+                 cudaGetErrorName(rc), cudaGetErrorString(rc));
+        return;
+    }
+    if (count == 0) {
+        snprintf(g_no_gpu_reason, sizeof g_no_gpu_reason, "no CUDA device present");
+        return;
+    }
+    g_have_gpu = true;
+}
+
+int main(void) {
+    detect_gpu();
+    if (!g_have_gpu) printf("test_gpu_ops: GPU tests will be skipped: %s\n", g_no_gpu_reason);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_arguments),
+        cmocka_unit_test(test_status_mapping),
+        cmocka_unit_test(test_embeddings_layernorm),
+        cmocka_unit_test(test_bias_residual_layernorm),
+        cmocka_unit_test(test_bias_gelu),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_qa_head),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    if (failed) return failed;
+    return g_have_gpu ? 0 : 77; /* 77: ctest reports the binary as skipped */
+}
+
+#endif /* BQ_HAVE_CUDA */

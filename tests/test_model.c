@@ -1,0 +1,452 @@
+/* test_model.c - config.json parsing and checkpoint loading. Checkpoints come from bertqa-make-model;
+ * the f32 weights are checked against statistics computed by Hugging Face's safetensors reader
+ * (tests/data/tiny_model_seed7.txt, tools/gen_model_golden.py), the f16/bf16 ones against the f32
+ * weights rounded to nearest even (conversions tested in test_safetensors). */
+#include "test_support.h"
+
+#include "model.h"
+#include "safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BQ_MAKE_MODEL
+#error "BQ_MAKE_MODEL (path of bertqa-make-model) must be defined by the build"
+#endif
+
+static char *tmpdir;
+static char dir_f32[4096], dir_f16[4096], dir_bf16[4096], dir_legacy[4096], dir_bare[4096];
+
+static int make_model(const char *out, const char *extra) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' --out '%s' --preset tiny --seed 7 %s 2>&1", BQ_MAKE_MODEL, out, extra);
+    int status = -1;
+    char *output = bq_test_run(cmd, &status);
+    if (status != 0) print_error("%s failed (%d): %s\n", cmd, status, output ? output : "");
+    free(output);
+    return status == 0 ? 0 : -1;
+}
+
+static int setup(void **state) {
+    (void)state;
+    tmpdir = bq_test_tmpdir("model");
+    if (!tmpdir) return -1;
+    snprintf(dir_f32, sizeof dir_f32, "%s/f32", tmpdir);
+    snprintf(dir_f16, sizeof dir_f16, "%s/f16", tmpdir);
+    snprintf(dir_bf16, sizeof dir_bf16, "%s/bf16", tmpdir);
+    snprintf(dir_legacy, sizeof dir_legacy, "%s/legacy", tmpdir);
+    snprintf(dir_bare, sizeof dir_bare, "%s/bare", tmpdir);
+    if (make_model(dir_f32, "") || make_model(dir_f16, "--dtype f16") || make_model(dir_bf16, "--dtype bf16") ||
+        make_model(dir_legacy, "--legacy-layernorm-names") ||
+        make_model(dir_bare, "--no-bert-prefix --legacy-layernorm-names"))
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    free(tmpdir);
+    return 0;
+}
+
+/* Copy a checkpoint folder to `name` under tmpdir; returns a static path. */
+static const char *copy_model(const char *from, const char *name) {
+    static char to[4096];
+    snprintf(to, sizeof to, "%s/%s", tmpdir, name);
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
+    int status = -1;
+    free(bq_test_run(cmd, &status));
+    assert_int_equal(status, 0);
+    return to;
+}
+
+static void replace_in_file(const char *dir, const char *file, const char *old, const char *new_text) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char *text;
+    size_t len;
+    bq_err err;
+    assert_int_equal(bq_read_file(path, &text, &len, &err), BQ_OK);
+    /* binary-safe search: model.safetensors starts with NUL bytes */
+    size_t old_len = strlen(old), at = 0;
+    while (at + old_len <= len && memcmp(text + at, old, old_len) != 0) at++;
+    if (at + old_len > len) print_error("'%s' not found in %s\n", old, path);
+    assert_true(at + old_len <= len);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(text, 1, at, f);
+    fputs(new_text, f);
+    fwrite(text + at + old_len, 1, len - at - old_len, f);
+    fclose(f);
+    free(text);
+}
+
+static void remove_file(const char *dir, const char *file) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    assert_int_equal(remove(path), 0);
+}
+
+static bq_model *load_ok(const char *dir, const char *fallback) {
+    bq_model *m = NULL;
+    bq_err err;
+    bq_status s = bq_model_load(dir, fallback, &m, &err);
+    if (s != BQ_OK) print_error("loading %s: %s\n", dir, err.message);
+    assert_int_equal(s, BQ_OK);
+    assert_non_null(m);
+    return m;
+}
+
+static void load_fails(const char *dir, const char *fallback, bq_status want, const char *n1, const char *n2) {
+    bq_model *m = (bq_model *)0x1;
+    bq_err err;
+    bq_err_clear(&err);
+    bq_status s = bq_model_load(dir, fallback, &m, &err);
+    if (s != want || (n1 && !strstr(err.message, n1)) || (n2 && !strstr(err.message, n2)))
+        print_error("status %d (want %d): %s\n", s, want, err.message);
+    assert_int_equal(s, want);
+    assert_null(m);
+    if (n1) assert_non_null(strstr(err.message, n1));
+    if (n2) assert_non_null(strstr(err.message, n2));
+}
+
+/* The model's tensor called `name` (modern Hugging Face name) and its element count. */
+static const float *model_tensor(const bq_model *m, const char *name, size_t *n) {
+    const bq_config *c = &m->config;
+    size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    struct {
+        const char *name;
+        const float *p;
+        size_t n;
+    } top[] = {
+        {"bert.embeddings.word_embeddings.weight", m->word_emb, (size_t)c->vocab_size * H},
+        {"bert.embeddings.position_embeddings.weight", m->pos_emb, (size_t)c->max_position_embeddings * H},
+        {"bert.embeddings.token_type_embeddings.weight", m->type_emb, (size_t)c->type_vocab_size * H},
+        {"bert.embeddings.LayerNorm.weight", m->emb_ln_g, H},
+        {"bert.embeddings.LayerNorm.bias", m->emb_ln_b, H},
+        {"qa_outputs.weight", m->qa_w, 2 * H},
+        {"qa_outputs.bias", m->qa_b, 2},
+    };
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
+        if (strcmp(name, top[i].name) == 0) {
+            *n = top[i].n;
+            return top[i].p;
+        }
+    }
+    int layer;
+    char suffix[128];
+    if (sscanf(name, "bert.encoder.layer.%d.%127s", &layer, suffix) != 2 || layer < 0 || layer >= c->num_layers)
+        return NULL;
+    const bq_layer_weights *w = &m->layers[layer];
+    struct {
+        const char *suffix;
+        const float *p;
+        size_t n;
+    } parts[] = {
+        {"attention.self.query.weight", w->q_w, H * H},       {"attention.self.query.bias", w->q_b, H},
+        {"attention.self.key.weight", w->k_w, H * H},         {"attention.self.key.bias", w->k_b, H},
+        {"attention.self.value.weight", w->v_w, H * H},       {"attention.self.value.bias", w->v_b, H},
+        {"attention.output.dense.weight", w->attn_out_w, H * H}, {"attention.output.dense.bias", w->attn_out_b, H},
+        {"attention.output.LayerNorm.weight", w->attn_ln_g, H}, {"attention.output.LayerNorm.bias", w->attn_ln_b, H},
+        {"intermediate.dense.weight", w->ffn_in_w, I * H},    {"intermediate.dense.bias", w->ffn_in_b, I},
+        {"output.dense.weight", w->ffn_out_w, H * I},         {"output.dense.bias", w->ffn_out_b, H},
+        {"output.LayerNorm.weight", w->ffn_ln_g, H},          {"output.LayerNorm.bias", w->ffn_ln_b, H},
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (strcmp(suffix, parts[i].suffix) == 0) {
+            *n = parts[i].n;
+            return parts[i].p;
+        }
+    }
+    return NULL;
+}
+
+#define N_TENSORS_TINY (5 + 16 * 2 + 2)
+
+/* Every weight of `got` equals the matching weight of `ref` passed through `round_trip`. */
+static void compare_models(const bq_model *got, const bq_model *ref, uint16_t (*to)(float), float (*from)(uint16_t)) {
+    FILE *f = fopen(bq_test_src_path("tests/data/tiny_model_seed7.txt"), "r");
+    assert_non_null(f);
+    char line[4096];
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        char name[256];
+        if (line[0] == '#' || sscanf(line, "%255s", name) != 1) continue;
+        size_t n_got = 0, n_ref = 0;
+        const float *a = model_tensor(got, name, &n_got), *b = model_tensor(ref, name, &n_ref);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(n_got, n_ref);
+        for (size_t i = 0; i < n_got; i++) {
+            float want = to ? from(to(b[i])) : b[i];
+            if (a[i] != want) print_error("%s[%zu]: %.9g, want %.9g\n", name, i, a[i], want);
+            assert_true(a[i] == want);
+        }
+        seen++;
+    }
+    fclose(f);
+    assert_int_equal(seen, N_TENSORS_TINY);
+}
+
+/* ---- config.json -------------------------------------------------------------------------------- */
+
+static const char *large_config =
+    "{\"hidden_size\": 1024, \"num_hidden_layers\": 24, \"num_attention_heads\": 16, "
+    "\"intermediate_size\": 4096, \"max_position_embeddings\": 512, \"type_vocab_size\": 2, "
+    "\"vocab_size\": 30522, \"layer_norm_eps\": 1e-12, \"hidden_act\": \"gelu\"}";
+
+static bq_status parse(const char *json, bq_config *c, bq_err *err) {
+    return bq_config_parse(json, strlen(json), "cfg.json", c, err);
+}
+
+/* Replace the first `old` in the large config and expect a failure naming `needle`. */
+static void config_fails(const char *old, const char *new_text, bq_status want, const char *needle) {
+    char json[2048];
+    const char *at = strstr(large_config, old);
+    assert_non_null(at);
+    snprintf(json, sizeof json, "%.*s%s%s", (int)(at - large_config), large_config, new_text, at + strlen(old));
+    bq_config c;
+    bq_err err;
+    bq_status s = parse(json, &c, &err);
+    if (s != want || !strstr(err.message, needle) || !strstr(err.message, "cfg.json"))
+        print_error("%s -> %d: %s\n", json, s, err.message);
+    assert_int_equal(s, want);
+    assert_non_null(strstr(err.message, needle));
+    assert_non_null(strstr(err.message, "cfg.json"));
+}
+
+static void test_config_parse(void **state) {
+    (void)state;
+    bq_config c;
+    bq_err err;
+    assert_int_equal(parse(large_config, &c, &err), BQ_OK);
+    assert_int_equal(c.hidden_size, 1024);
+    assert_int_equal(c.num_layers, 24);
+    assert_int_equal(c.num_heads, 16);
+    assert_int_equal(c.intermediate_size, 4096);
+    assert_int_equal(c.max_position_embeddings, 512);
+    assert_int_equal(c.type_vocab_size, 2);
+    assert_int_equal(c.vocab_size, 30522);
+    assert_true(c.layer_norm_eps == 1e-12f);
+
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu_new\"", BQ_ERR_UNSUPPORTED, "gelu_new");
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"relu\"", BQ_ERR_UNSUPPORTED, "relu");
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu_pytorch_tanh\"", BQ_ERR_UNSUPPORTED,
+                 "gelu_pytorch_tanh");
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": 3", BQ_ERR_FORMAT, "hidden_act");
+    config_fails("\"num_attention_heads\": 16", "\"num_attention_heads\": 15", BQ_ERR_FORMAT, "num_attention_heads");
+    config_fails("\"hidden_size\": 1024, ", "", BQ_ERR_FORMAT, "hidden_size");
+    config_fails("\"vocab_size\": 30522", "\"vocab_size\": \"30522\"", BQ_ERR_FORMAT, "vocab_size");
+    config_fails("\"intermediate_size\": 4096", "\"intermediate_size\": 40.5", BQ_ERR_FORMAT, "intermediate_size");
+    config_fails("\"num_hidden_layers\": 24", "\"num_hidden_layers\": 0", BQ_ERR_FORMAT, "num_hidden_layers");
+    config_fails("\"type_vocab_size\": 2", "\"type_vocab_size\": -2", BQ_ERR_FORMAT, "type_vocab_size");
+    config_fails("\"max_position_embeddings\": 512", "\"max_position_embeddings\": 1e30", BQ_ERR_FORMAT,
+                 "max_position_embeddings");
+    config_fails("\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": -1", BQ_ERR_FORMAT, "layer_norm_eps");
+    config_fails("{", "[", BQ_ERR_FORMAT, "JSON");
+    config_fails("\"vocab_size\"", "\"model_type\": \"roberta\", \"vocab_size\"", BQ_ERR_UNSUPPORTED, "roberta");
+    config_fails("\"vocab_size\"", "\"position_embedding_type\": \"relative_key\", \"vocab_size\"",
+                 BQ_ERR_UNSUPPORTED, "position_embedding_type");
+    assert_int_equal(parse("{\"hidden_size\": 8} x", &c, &err), BQ_ERR_FORMAT);
+
+    /* absent optional fields take Hugging Face's defaults */
+    const char *minimal = "{\"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                          "\"intermediate_size\": 64, \"max_position_embeddings\": 40, \"type_vocab_size\": 2, "
+                          "\"vocab_size\": 100}";
+    assert_int_equal(parse(minimal, &c, &err), BQ_OK);
+    assert_true(c.layer_norm_eps == 1e-12f);
+    assert_int_equal(c.max_position_embeddings, 40);
+}
+
+static void test_flops(void **state) {
+    (void)state;
+    bq_config c;
+    bq_err err;
+    assert_int_equal(parse(large_config, &c, &err), BQ_OK);
+    double flops = bq_model_flops(&c, 384);
+    /* model-facts.md: 246.9 GFLOP per padded 384 sequence (rounded figures); counted here term by term:
+     * 2*384*(24*(4*1024^2 + 2*1024*4096) + 2*1024) + 24*4*384^2*1024 */
+    assert_true(fabs(flops - 246.9e9) / 246.9e9 < 0.005);
+    assert_true(flops == 246425321472.0);
+    assert_true(bq_model_flops(&c, 0) == 0.0);
+}
+
+/* ---- loading ------------------------------------------------------------------------------------ */
+
+static void test_load_f32(void **state) {
+    (void)state;
+    bq_model *m = load_ok(dir_f32, NULL);
+    assert_int_equal(m->config.hidden_size, 32);
+    assert_int_equal(m->config.num_layers, 2);
+    assert_int_equal(m->config.num_heads, 4);
+    assert_int_equal(m->config.intermediate_size, 64);
+    assert_int_equal(m->config.max_position_embeddings, 512);
+    assert_int_equal(m->config.type_vocab_size, 2);
+    assert_int_equal(m->config.vocab_size, 30522);
+    assert_true(m->config.layer_norm_eps == 1e-12f);
+    assert_string_equal(m->checkpoint_dtype, "F32");
+    assert_non_null(m->vocab);
+    assert_int_equal(bq_vocab_size(m->vocab), 30522);
+
+    /* every tensor against statistics from Hugging Face's reader */
+    FILE *f = fopen(bq_test_src_path("tests/data/tiny_model_seed7.txt"), "r");
+    assert_non_null(f);
+    char line[4096];
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char name[256], shape[64];
+        double sum, sumsq, first[4];
+        int got = sscanf(line, "%255s %63s %lf %lf %lf %lf %lf %lf", name, shape, &sum, &sumsq, &first[0],
+                         &first[1], &first[2], &first[3]);
+        assert_true(got >= 5);
+        size_t n = 0;
+        const float *t = model_tensor(m, name, &n);
+        if (!t) print_error("no model tensor for %s\n", name);
+        assert_non_null(t);
+        size_t want_n = 1;
+        for (char *p = shape; p;) {
+            want_n *= strtoull(p, &p, 10);
+            p = *p == 'x' ? p + 1 : NULL;
+        }
+        assert_int_equal(n, want_n);
+        double s = 0, sq = 0;
+        for (size_t i = 0; i < n; i++) {
+            s += t[i];
+            sq += (double)t[i] * t[i];
+        }
+        if (fabs(s - sum) > 1e-9 * (1 + sqrt(sumsq)) || fabs(sq - sumsq) > 1e-9 * (1 + sumsq))
+            print_error("%s: sum %.17g / %.17g, sumsq %.17g / %.17g\n", name, s, sum, sq, sumsq);
+        assert_true(fabs(s - sum) <= 1e-9 * (1 + sqrt(sumsq)));
+        assert_true(fabs(sq - sumsq) <= 1e-9 * (1 + sumsq));
+        for (int i = 0; i < got - 4; i++) assert_true((double)t[i] == first[i]);
+        seen++;
+    }
+    fclose(f);
+    assert_int_equal(seen, N_TENSORS_TINY);
+    bq_model_free(m);
+    bq_model_free(NULL);
+}
+
+static void test_load_half(void **state) {
+    (void)state;
+    bq_model *ref = load_ok(dir_f32, NULL);
+    bq_model *h = load_ok(dir_f16, NULL);
+    bq_model *b = load_ok(dir_bf16, NULL);
+    assert_string_equal(h->checkpoint_dtype, "F16");
+    assert_string_equal(b->checkpoint_dtype, "BF16");
+    assert_memory_equal(&h->config, &ref->config, sizeof ref->config);
+    compare_models(h, ref, bq_f32_to_f16, bq_f16_to_f32);
+    compare_models(b, ref, bq_f32_to_bf16, bq_bf16_to_f32);
+    bq_model_free(ref);
+    bq_model_free(h);
+    bq_model_free(b);
+}
+
+static void test_load_alternative_names(void **state) {
+    (void)state;
+    /* the files really use the other names */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir_legacy);
+    bq_safetensors *st = NULL;
+    bq_err err;
+    assert_int_equal(bq_safetensors_open(path, &st, &err), BQ_OK);
+    assert_non_null(bq_safetensors_find(st, "bert.encoder.layer.1.output.LayerNorm.gamma"));
+    assert_null(bq_safetensors_find(st, "bert.encoder.layer.1.output.LayerNorm.weight"));
+    bq_safetensors_close(st);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir_bare);
+    assert_int_equal(bq_safetensors_open(path, &st, &err), BQ_OK);
+    assert_non_null(bq_safetensors_find(st, "embeddings.LayerNorm.beta"));
+    assert_non_null(bq_safetensors_find(st, "qa_outputs.bias"));
+    assert_null(bq_safetensors_find(st, "bert.embeddings.word_embeddings.weight"));
+    bq_safetensors_close(st);
+
+    bq_model *ref = load_ok(dir_f32, NULL);
+    bq_model *legacy = load_ok(dir_legacy, NULL);
+    bq_model *bare = load_ok(dir_bare, NULL);
+    compare_models(legacy, ref, NULL, NULL);
+    compare_models(bare, ref, NULL, NULL);
+    bq_model_free(ref);
+    bq_model_free(legacy);
+    bq_model_free(bare);
+}
+
+static void test_checkpoint_mismatches(void **state) {
+    (void)state;
+    /* config says 3 layers, the file has 2: the first missing tensor is named */
+    const char *d = copy_model(dir_f32, "three-layers");
+    replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "missing tensor 'bert.encoder.layer.2.attention.self.query.weight'",
+               "model.safetensors");
+    /* config says 1 layer, the file has 2 */
+    d = copy_model(dir_f32, "one-layer");
+    replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.encoder.layer.1.", "num_hidden_layers");
+    /* wrong shape for the config */
+    d = copy_model(dir_f32, "wide-ffn");
+    replace_in_file(d, "config.json", "\"intermediate_size\": 64", "\"intermediate_size\": 128");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.encoder.layer.0.intermediate.dense.weight", "[64, 32]");
+    d = copy_model(dir_f32, "short-positions");
+    replace_in_file(d, "config.json", "\"max_position_embeddings\": 512", "\"max_position_embeddings\": 384");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.embeddings.position_embeddings.weight", "[384, 32]");
+    /* the vocabulary has more tokens than the embedding has rows */
+    d = copy_model(dir_f32, "small-vocab");
+    replace_in_file(d, "config.json", "\"vocab_size\": 30522", "\"vocab_size\": 30000");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "30522", "30000");
+    /* unsupported activation */
+    d = copy_model(dir_f32, "gelu-new");
+    replace_in_file(d, "config.json", "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu_new\"");
+    load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "gelu_new", "config.json");
+    /* a weight in an unsupported dtype */
+    d = copy_model(dir_f32, "f64");
+    /* same byte count: 2 F32 -> 1 F64 would change the shape, so relabel I32 instead */
+    replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\":{\"dtype\":\"F32\"", "\"qa_outputs.bias\":{\"dtype\":\"I32\"");
+    load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "qa_outputs.bias", "I32");
+}
+
+static void test_missing_files(void **state) {
+    (void)state;
+    const char *d = copy_model(dir_f32, "no-config");
+    remove_file(d, "config.json");
+    load_fails(d, NULL, BQ_ERR_IO, "config.json", NULL);
+
+    d = copy_model(dir_f32, "no-weights");
+    remove_file(d, "model.safetensors");
+    load_fails(d, NULL, BQ_ERR_IO, "model.safetensors", NULL);
+
+    d = copy_model(dir_f32, "no-vocab");
+    remove_file(d, "vocab.txt");
+    load_fails(d, NULL, BQ_ERR_IO, "vocab.txt", NULL);
+    load_fails(d, "/nonexistent/vocab.txt", BQ_ERR_IO, "/nonexistent/vocab.txt", NULL);
+    bq_model *m = load_ok(d, bq_test_src_path("vocab/vocab.txt"));
+    assert_int_equal(bq_vocab_size(m->vocab), 30522);
+    bq_model_free(m);
+
+    d = copy_model(dir_f32, "truncated");
+    char cmd[12000];
+    snprintf(cmd, sizeof cmd, "truncate -s -4 '%s/model.safetensors'", d);
+    int status = -1;
+    free(bq_test_run(cmd, &status));
+    assert_int_equal(status, 0);
+    load_fails(d, NULL, BQ_ERR_FORMAT, "model.safetensors", "beyond the data section");
+
+    load_fails("/nonexistent-model-dir", NULL, BQ_ERR_IO, "/nonexistent-model-dir", NULL);
+    bq_err err;
+    assert_int_equal(bq_model_load(NULL, NULL, &m, &err), BQ_ERR_INVALID_ARG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_parse),
+        cmocka_unit_test(test_flops),
+        cmocka_unit_test(test_load_f32),
+        cmocka_unit_test(test_load_half),
+        cmocka_unit_test(test_load_alternative_names),
+        cmocka_unit_test(test_checkpoint_mismatches),
+        cmocka_unit_test(test_missing_files),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,242 @@
+/* test_squad_data.c - SQuAD dataset and predictions JSON: what a valid file yields, and that
+ * malformed files give the right status with a message naming the problem (never a crash). */
+#include "squad_data.h"
+#include "test_support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *tmp_dir;
+
+static int setup(void **state) {
+    (void)state;
+    tmp_dir = bq_test_tmpdir("squad_data");
+    return tmp_dir ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rmdir(tmp_dir);
+    free(tmp_dir);
+    return 0;
+}
+
+/* Write `len` bytes to a fresh file in tmp_dir; returns a static path. */
+static const char *write_tmp(const char *name, const char *data, size_t len) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return path;
+}
+
+/* ---- valid datasets ------------------------------------------------------------------------- */
+
+static void test_valid_dataset(void **state) {
+    (void)state;
+    const char *json =
+        "{\"version\": \"1.1\", \"data\": [\n"
+        " {\"title\": \"T\", \"paragraphs\": [\n"
+        "  {\"context\": \"Caf\\u00e9 \\ud83d\\ude00 one\", \"qas\": [\n"
+        "    {\"id\": \"q1\", \"question\": \"Who?\", \"answers\": [\n"
+        "       {\"text\": \"one\", \"answer_start\": 7},\n"
+        "       {\"text\": \"Caf\\u00e9\", \"answer_start\": 0}]},\n"
+        "    {\"id\": \"q2\", \"question\": \"What?\", \"answers\": []}]},\n"
+        "  {\"context\": \"second\", \"qas\": [{\"id\": \"q3\", \"question\": \"x\"}]}]},\n"
+        " {\"title\": \"U\", \"paragraphs\": [{\"context\": \"third\", \"qas\": [\n"
+        "    {\"id\": \"q4\", \"id\": \"q4-last\", \"question\": \"y\",\n"
+        "     \"answers\": [{\"text\": \"t\"}]}]}]}]}\n";
+    bq_squad_dataset *ds = NULL;
+    bq_err err;
+    assert_int_equal(bq_squad_parse(json, strlen(json), "inline", &ds, &err), BQ_OK);
+    assert_int_equal(ds->n_contexts, 3);
+    assert_int_equal(ds->n_questions, 4);
+    assert_string_equal(ds->contexts[0], "Caf\xc3\xa9 \xf0\x9f\x98\x80 one");
+    assert_string_equal(ds->contexts[2], "third");
+    assert_string_equal(ds->questions[0].id, "q1");
+    assert_string_equal(ds->questions[0].question, "Who?");
+    assert_int_equal(ds->questions[0].paragraph, 0);
+    assert_int_equal(ds->questions[0].n_answers, 2);
+    assert_string_equal(ds->questions[0].answers[1], "Caf\xc3\xa9");
+    assert_int_equal(ds->questions[1].n_answers, 0);
+    assert_int_equal(ds->questions[2].paragraph, 1);
+    assert_int_equal(ds->questions[2].n_answers, 0); /* no "answers": prediction-only input */
+    /* A repeated key keeps its last value, as Python's json does. */
+    assert_string_equal(ds->questions[3].id, "q4-last");
+    assert_int_equal(ds->questions[3].paragraph, 2);
+    bq_squad_free(ds);
+    bq_squad_free(NULL);
+
+    /* through a file */
+    const char *path = write_tmp("ok.json", json, strlen(json));
+    assert_int_equal(bq_squad_load(path, &ds, &err), BQ_OK);
+    assert_int_equal(ds->n_questions, 4);
+    bq_squad_free(ds);
+    remove(path);
+}
+
+/* ---- malformed datasets --------------------------------------------------------------------- */
+
+typedef struct {
+    const char *json;
+    bq_status status;
+    const char *message_part; /* must appear in the error message */
+} bad_case;
+
+static const bad_case bad_datasets[] = {
+    {"{\"data\": [{\"paragraphs\": [", BQ_ERR_FORMAT, "unexpected end of input"},
+    {"", BQ_ERR_FORMAT, "unexpected end of input"},
+    {"{\"data\": [] ", BQ_ERR_FORMAT, "unexpected end of input"},
+    {"{\"data\": [\"abc\\\"", BQ_ERR_FORMAT, "unexpected end of input"},
+    {"{\"data\": [}", BQ_ERR_FORMAT, "malformed JSON at line 1, column 11"},
+    {"{\"data\": []} {}", BQ_ERR_FORMAT, "extra data"},
+    {"[1, 2]", BQ_ERR_FORMAT, "top-level JSON value is an array"},
+    {"\"data\"", BQ_ERR_FORMAT, "top-level JSON value is a string"},
+    {"{}", BQ_ERR_FORMAT, "'data' is missing"},
+    {"{\"data\": {}}", BQ_ERR_FORMAT, "'data' is an object, expected an array"},
+    {"{\"data\": [\"x\"]}", BQ_ERR_FORMAT, "data[0] is a string"},
+    {"{\"data\": [{}]}", BQ_ERR_FORMAT, "data[0]: 'paragraphs' is missing"},
+    {"{\"data\": [{\"paragraphs\": [{\"qas\": []}]}]}", BQ_ERR_FORMAT,
+     "data[0].paragraphs[0]: 'context' is missing"},
+    {"{\"data\": [{\"paragraphs\": []}, {\"paragraphs\": [null]}]}", BQ_ERR_FORMAT,
+     "data[1].paragraphs[0] is null"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": 5, \"qas\": []}]}]}", BQ_ERR_FORMAT,
+     "'context' is a number"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": {}}]}]}", BQ_ERR_FORMAT,
+     "data[0].paragraphs[0]: 'qas' is an object"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [\n"
+     "{\"id\": \"a\", \"question\": \"q\"}, {\"id\": 7, \"question\": \"q\"}]}]}]}",
+     BQ_ERR_FORMAT, "data[0].paragraphs[0].qas[1]: 'id' is a number"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [{\"id\": \"a\"}]}]}]}",
+     BQ_ERR_FORMAT, "(id 'a'): 'question' is missing"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [\n"
+     "{\"id\": \"a\", \"question\": \"q\", \"answers\": \"x\"}]}]}]}",
+     BQ_ERR_FORMAT, "'answers' is a string, expected an array"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [\n"
+     "{\"id\": \"a\", \"question\": \"q\", \"answers\": [{\"text\": \"t\"},\n"
+     " {\"answer_start\": 0}]}]}]}]}",
+     BQ_ERR_FORMAT, "data[0].paragraphs[0].qas[0].answers[1]: 'text' is missing"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [\n"
+     "{\"id\": \"a\", \"question\": \"q\", \"answers\": [[\"t\"]]}]}]}]}",
+     BQ_ERR_FORMAT, "answers[0] is an array, expected an object"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"caf\xe9\", \"qas\": []}]}]}", BQ_ERR_UTF8,
+     "invalid UTF-8 at byte 42"},
+};
+
+static void test_bad_datasets(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_datasets / sizeof bad_datasets[0]; i++) {
+        const bad_case *c = &bad_datasets[i];
+        bq_squad_dataset *ds = (bq_squad_dataset *)&ds; /* must be reset to NULL */
+        bq_err err = {BQ_OK, ""};
+        bq_status st = bq_squad_parse(c->json, strlen(c->json), "bad.json", &ds, &err);
+        if (st != c->status || !strstr(err.message, c->message_part) ||
+            !strstr(err.message, "bad.json") || ds != NULL)
+            fail_msg("case %zu: status %d message '%s'; want status %d and '%s'", i, (int)st,
+                     err.message, (int)c->status, c->message_part);
+    }
+}
+
+static void test_dataset_files(void **state) {
+    (void)state;
+    bq_squad_dataset *ds = NULL;
+    bq_err err;
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/no-such-file.json", tmp_dir);
+    assert_int_equal(bq_squad_load(missing, &ds, &err), BQ_ERR_IO);
+    assert_non_null(strstr(err.message, "no-such-file.json"));
+    assert_null(ds);
+
+    /* truncated copy of a real-looking file, through the path API */
+    const char *json =
+        "{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [{\"id\": \"a\"";
+    const char *path = write_tmp("truncated.json", json, strlen(json));
+    assert_int_equal(bq_squad_load(path, &ds, &err), BQ_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "truncated.json"));
+    assert_non_null(strstr(err.message, "unexpected end of input"));
+    remove(path);
+
+    assert_int_equal(bq_squad_load(NULL, &ds, &err), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_squad_parse(NULL, 0, "x", &ds, &err), BQ_ERR_INVALID_ARG);
+}
+
+/* ---- predictions ---------------------------------------------------------------------------- */
+
+static void test_valid_predictions(void **state) {
+    (void)state;
+    const char *json = "{\"q1\": \"Denver Broncos\", \"q2\": \"\","
+                       " \"q\\u00e9\": \"\\u00e9t\\u00e9\", \"q1\": \"again\"}";
+    const char *path = write_tmp("pred.json", json, strlen(json));
+    bq_predictions *p = NULL;
+    bq_err err;
+    assert_int_equal(bq_predictions_load(path, &p, &err), BQ_OK);
+    /* kept in file order, repeats included (evaluation lets the last one win) */
+    assert_int_equal(p->n, 4);
+    assert_string_equal(p->ids[0], "q1");
+    assert_string_equal(p->answers[0], "Denver Broncos");
+    assert_string_equal(p->answers[1], "");
+    assert_string_equal(p->ids[2], "q\xc3\xa9");
+    assert_string_equal(p->answers[2], "\xc3\xa9t\xc3\xa9");
+    assert_string_equal(p->answers[3], "again");
+    bq_predictions_free(p);
+    bq_predictions_free(NULL);
+    remove(path);
+
+    path = write_tmp("empty_object.json", "{ }\n", 4);
+    assert_int_equal(bq_predictions_load(path, &p, &err), BQ_OK);
+    assert_int_equal(p->n, 0);
+    bq_predictions_free(p);
+    remove(path);
+}
+
+static const bad_case bad_predictions[] = {
+    {"{\"q1\": \"a\", \"q2\": 3}", BQ_ERR_FORMAT, "prediction for id 'q2' is a number"},
+    {"{\"q1\": null}", BQ_ERR_FORMAT, "prediction for id 'q1' is null"},
+    {"{\"q1\": [\"a\"]}", BQ_ERR_FORMAT, "prediction for id 'q1' is an array"},
+    {"{\"q1\": {\"text\": \"a\"}}", BQ_ERR_FORMAT, "prediction for id 'q1' is an object"},
+    {"[\"a\", \"b\"]", BQ_ERR_FORMAT, "must be a JSON object"},
+    {"\"a\"", BQ_ERR_FORMAT, "must be a JSON object"},
+    {"{\"q1\": \"a\"", BQ_ERR_FORMAT, "unexpected end of input"},
+    {"{\"q1\": \"a\",}", BQ_ERR_FORMAT, "malformed JSON at line 1"},
+    {"{\"q1\": \"a\"}\n]", BQ_ERR_FORMAT, "extra data after the JSON value at line 2, column 1"},
+    {"{\"q1\": \"\xc3\x28\"}", BQ_ERR_UTF8, "invalid UTF-8 at byte 8"},
+    {"", BQ_ERR_FORMAT, "unexpected end of input"},
+};
+
+static void test_bad_predictions(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_predictions / sizeof bad_predictions[0]; i++) {
+        const bad_case *c = &bad_predictions[i];
+        const char *path = write_tmp("bad_pred.json", c->json, strlen(c->json));
+        bq_predictions *p = (bq_predictions *)&p; /* must be reset to NULL */
+        bq_err err = {BQ_OK, ""};
+        bq_status st = bq_predictions_load(path, &p, &err);
+        if (st != c->status || !strstr(err.message, c->message_part) ||
+            !strstr(err.message, "bad_pred.json") || p != NULL)
+            fail_msg("case %zu: status %d message '%s'; want status %d and '%s'", i, (int)st,
+                     err.message, (int)c->status, c->message_part);
+        remove(path);
+    }
+    bq_predictions *p = NULL;
+    bq_err err;
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/absent.json", tmp_dir);
+    assert_int_equal(bq_predictions_load(missing, &p, &err), BQ_ERR_IO);
+    assert_non_null(strstr(err.message, "absent.json"));
+    assert_int_equal(bq_predictions_load(NULL, &p, &err), BQ_ERR_INVALID_ARG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_dataset),
+        cmocka_unit_test(test_bad_datasets),
+        cmocka_unit_test(test_dataset_files),
+        cmocka_unit_test(test_valid_predictions),
+        cmocka_unit_test(test_bad_predictions),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
