@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The model-running subcommands end to end on a tiny random model (CPU backend): ask (text, --json,
+# --top-k), logits, jsonl (malformed lines mixed in: exactly one output line per input line, in
+# order), squad (the whole SQuAD v1.1 dev set: one prediction per question, EM/F1 printed; set
+# BQ_CLI_QUICK=1 for the first 2 articles only, as the sanitizer run does), bench on the CPU, and the
+# error paths (no model, bad options, --device cuda without a GPU).
+#
+#   bash tests/cli_answer.sh BERTQA_GPU BERTQA_MAKE_MODEL SRCDIR
+# Prints "N passed, N failed"; exit 0 when all pass, 1 otherwise.
+set -u
+cli=$1 mk=$2 src=$3
+passed=0 failed=0
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { # label command...: passes when the command succeeds
+  local label=$1
+  shift
+  if "$@"; then pass; else fail "$label"; fi
+}
+command -v python3 >/dev/null || { echo "python3 not found: skipping"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cli_answer.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+model=$tmp/tiny
+"$mk" --out "$model" --preset tiny --seed 5 > /dev/null 2>&1 || { echo "bertqa-make-model failed"; exit 1; }
+
+# Long enough to fill most of the 384 positions: a random model's best start/end candidates then
+# fall on context tokens rather than on padding, so real spans come out.
+sentence='Zürich (German: Zürich) is the largest city in Switzerland. The café "Odéon" opened in 1911; Lenin, James Joyce and Albert Einstein were guests. 東京 is far away.'
+context="$sentence"
+for _ in 1 2 3 4 5 6 7 8 9; do context="$context $sentence"; done
+question='Who were guests at the café?'
+
+# ---- ask ---------------------------------------------------------------------------------------
+if "$cli" ask --model "$model" --context "$context" --question "$question" > "$tmp/ask.txt" 2> "$tmp/ask.err"; then
+  check "ask prints an answer line" test -s "$tmp/ask.txt"
+  check "ask says the weights are random" grep -q "RANDOM weights" "$tmp/ask.err"
+else
+  fail "ask exit status $?: $(head -c 300 "$tmp/ask.err")"
+fi
+
+# --json: the answer is exactly the context's code points [start, end)
+if "$cli" ask --model "$model" --context "$context" --question "$question" --json > "$tmp/ask.json" 2>/dev/null; then
+  check "ask --json: answer == context[start:end]" python3 - "$tmp/ask.json" "$context" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1])); ctx = sys.argv[2]
+assert isinstance(a, dict), a
+assert set(a) >= {"answer", "start", "end", "score", "probability"}, a
+assert ctx[a["start"]:a["end"]] == a["answer"], (ctx[a["start"]:a["end"]], a["answer"])
+assert 0 < a["probability"] <= 1
+PY
+else
+  fail "ask --json exit status"
+fi
+
+# --top-k 3 --json: a list, best first, distinct texts, each an exact substring at its span
+if "$cli" ask --model "$model" --context "$context" --question "$question" --top-k 3 --json > "$tmp/topk.json" 2>/dev/null; then
+  check "ask --top-k --json: ranked list of exact spans" python3 - "$tmp/topk.json" "$context" <<'PY'
+import json, sys
+lst = json.load(open(sys.argv[1])); ctx = sys.argv[2]
+assert isinstance(lst, list) and 1 <= len(lst) <= 3, lst
+scores = [a["score"] for a in lst]
+assert scores == sorted(scores, reverse=True), scores
+assert len({a["answer"] for a in lst}) == len(lst)
+for a in lst:
+    assert ctx[a["start"]:a["end"]] == a["answer"]
+assert sum(a["probability"] for a in lst) <= 1 + 1e-6
+PY
+else
+  fail "ask --top-k --json exit status"
+fi
+
+# ---- logits: windows of a long context, full-length arrays, [CLS]/[SEP] from the vocabulary ------
+long_context=$(python3 -c "print(' '.join(['The river Rhine flows through Basel and Strasbourg.'] * 90))")
+if "$cli" logits --model "$model" --question "Which river?" --context "$long_context" > "$tmp/logits.json" 2>/dev/null; then
+  check "logits: several windows, 384 values each" python3 - "$tmp/logits.json" "$src/vocab/vocab.txt" <<'PY'
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+vocab = [l.rstrip("\n") for l in open(sys.argv[2], encoding="utf-8")]
+cls, sep = vocab.index("[CLS]"), vocab.index("[SEP]")
+assert len(j["windows"]) >= 2, len(j["windows"])
+for w in j["windows"]:
+    for k in ("input_ids", "input_mask", "segment_ids", "start_logits", "end_logits"):
+        assert len(w[k]) == 384, (k, len(w[k]))
+    n = sum(w["input_mask"])
+    assert w["input_ids"][0] == cls and w["input_ids"][n - 1] == sep
+    assert all(math.isfinite(x) for x in w["start_logits"] + w["end_logits"])
+PY
+else
+  fail "logits exit status"
+fi
+
+# ---- jsonl: one line out per line in, in order, errors as records --------------------------------
+python3 - "$tmp/in.jsonl" <<'PY'
+import json, sys
+lines = [
+    json.dumps({"id": "a", "question": "Where is Basel?", "context": " ".join(["Basel is in Switzerland, on the Rhine."] * 40)}),
+    '{"id": "b", "question": "broken',                                   # malformed JSON
+    json.dumps({"id": "c", "context": "No question here."}),              # missing question
+    json.dumps({"id": 4, "question": "Q?", "context": 17}),              # context not a string
+    "",                                                                   # empty line
+    json.dumps({"id": "e", "question": "Wer?", "context": " ".join(["Müller und Søren aßen Crème brûlée."] * 50)}),
+    "[1, 2, 3]",                                                          # not an object
+    json.dumps({"id": "g", "question": "What?", "context": "   "}),     # no context tokens
+    json.dumps({"id": "h", "question": "When?", "context": "In 1911."}),
+]
+open(sys.argv[1], "w", encoding="utf-8").write("\n".join(lines) + "\n")
+PY
+if "$cli" jsonl --model "$model" < "$tmp/in.jsonl" > "$tmp/out.jsonl" 2> "$tmp/jsonl.err"; then
+  check "jsonl: one output line per input line, in order" python3 - "$tmp/in.jsonl" "$tmp/out.jsonl" <<'PY'
+import json, sys
+inp = open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]
+out = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]]
+assert len(out) == len(inp), (len(out), len(inp))
+expect_ok = [True, False, False, False, False, True, False, False, True]
+ids = ["a", None, "c", 4, None, "e", None, "g", "h"]
+for o, ok, i, line in zip(out, expect_ok, ids, inp):
+    assert o["id"] == i, (o, i)
+    if ok:
+        assert "error" not in o and {"answer", "start", "end", "score"} <= set(o), o
+        ctx = json.loads(line)["context"]
+        if o["start"] is None:  # "empty": no span qualified
+            assert o["answer"] == "empty", o
+        else:
+            assert ctx[o["start"]:o["end"]] == o["answer"], o
+    else:
+        assert set(o) == {"id", "error"} and o["error"], o
+assert any(o.get("start") is not None for o in out), "no record got a real span"
+PY
+else
+  fail "jsonl exit status $?: $(head -c 300 "$tmp/jsonl.err")"
+fi
+
+# ---- squad: every question of the dev set gets a prediction; EM/F1 printed -------------------------
+gzip -dc "$src/tests/data/squad/dev-v1.1.json.gz" > "$tmp/dev.json" || exit 1
+if [ "${BQ_CLI_QUICK:-0}" = 1 ]; then
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['data']=d['data'][:2]; json.dump(d, open(sys.argv[1],'w'))" "$tmp/dev.json"
+fi
+if "$cli" squad --model "$model" --input "$tmp/dev.json" --output "$tmp/pred.json" --nbest "$tmp/nbest.json" \
+     > "$tmp/squad.out" 2> "$tmp/squad.err"; then
+  check "squad: one prediction per question, EM/F1 printed and matching eval" python3 - "$tmp/dev.json" "$tmp/pred.json" "$tmp/nbest.json" "$tmp/squad.out" <<'PY'
+import json, sys
+ds = json.load(open(sys.argv[1]))
+ids = [q["id"] for a in ds["data"] for p in a["paragraphs"] for q in p["qas"]]
+pred = json.load(open(sys.argv[2]))
+nbest = json.load(open(sys.argv[3]))
+assert sorted(pred) == sorted(ids), (len(pred), len(ids))
+assert all(isinstance(v, str) for v in pred.values())
+assert sorted(nbest) == sorted(ids)
+for qid, lst in nbest.items():
+    assert lst and lst[0]["answer"] == pred[qid], qid
+scores = json.loads(open(sys.argv[4]).read().strip().splitlines()[-1])
+assert set(scores) == {"exact_match", "f1"} and 0 <= scores["exact_match"] <= scores["f1"] <= 100, scores
+print(f"squad: {len(ids)} questions, {len(pred)} predictions, {scores}")
+PY
+  "$cli" eval --data "$tmp/dev.json" --predictions "$tmp/pred.json" > "$tmp/eval.out" 2>/dev/null
+  check "squad's EM/F1 equal eval's on the written predictions" cmp -s <(tail -n 1 "$tmp/squad.out") "$tmp/eval.out"
+else
+  fail "squad exit status $?: $(tail -c 300 "$tmp/squad.err")"
+fi
+
+# ---- bench on the CPU: a JSON file with one measured configuration per batch ----------------------
+if "$cli" bench --preset tiny --device cpu --batch 1,2 --iters 2 --seq-len 64 --json "$tmp/bench.json" \
+     > "$tmp/bench.out" 2> "$tmp/bench.err"; then
+  check "bench --json: measured configs" python3 - "$tmp/bench.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert [c["batch"] for c in j["configs"]] == [1, 2], j["configs"]
+for c in j["configs"]:
+    assert c["latency_ms"]["p50"] > 0 and c["throughput_seq_s"] > 0 and c["tflops"] > 0, c
+PY
+else
+  fail "bench exit status $?: $(tail -c 300 "$tmp/bench.err")"
+fi
+
+# ---- errors: non-zero exit (not a crash), a message on stderr, nothing on stdout -------------------
+expect_failure() { # label needle args...
+  local label=$1 needle=$2 rc
+  shift 2
+  "$cli" "$@" > "$tmp/e.out" 2> "$tmp/e.err"
+  rc=$?
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then fail "$label: exit status $rc"
+  elif [ -s "$tmp/e.out" ]; then fail "$label: printed on stdout"
+  elif ! grep -q -- "$needle" "$tmp/e.err"; then fail "$label: stderr lacks '$needle': $(head -c 300 "$tmp/e.err")"
+  else pass; fi
+}
+expect_failure "ask without --model" "--model" ask --context x --question y
+expect_failure "ask without a context" "context" ask --model "$model" --question y
+expect_failure "ask with both contexts" "not both" ask --model "$model" --question y --context a --context-file b
+expect_failure "missing context file" "cannot open" ask --model "$model" --question y --context-file "$tmp/none.txt"
+expect_failure "unknown option" "unknown option" ask --model "$model" --bogus
+expect_failure "bad precision" "precision" ask --model "$model" --question y --context x --precision fp8
+expect_failure "cpu refuses fp16" "fp32" ask --model "$model" --question y --context x --precision fp16
+expect_failure "bad device" "device" ask --model "$model" --question y --context x --device tpu
+expect_failure "bad doc stride" "doc-stride" ask --model "$model" --question y --context x --doc-stride 0
+expect_failure "unknown command" "unknown command" frobnicate
+expect_failure "invalid UTF-8 question" "UTF-8" ask --model "$model" --question "$(printf 'caf\xe9?')" --context x
+if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
+  expect_failure "--device cuda without a GPU" "--device cpu" ask --model "$model" --question y --context x --device cuda
+fi
+for sub in tokenize features eval ask squad jsonl logits bench; do
+  if "$cli" "$sub" --help | grep -q "usage: bertqa-gpu $sub"; then pass; else fail "$sub --help"; fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
