@@ -116,3 +116,63 @@ char *bq_strndup(const char *s, size_t len) {
     p[len] = '\0';
     return p;
 }
+
+/* Strict UTF-8: the tokenizer, the features and the decoder all read text through this. */
+size_t bq_utf8_decode(const char *text, size_t len, size_t pos, int32_t *cp, bq_err *err) {
+    const unsigned char *s = (const unsigned char *)text;
+    if (pos >= len) return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8: read at byte offset %zu past the end", pos), 0;
+    unsigned char b0 = s[pos];
+    if (b0 < 0x80) {
+        *cp = b0;
+        return 1;
+    }
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b0 < 0xC2) {
+        return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8 at byte offset %zu: %s 0x%02X", pos,
+                       b0 < 0xC0 ? "unexpected continuation byte" : "overlong lead byte", b0),
+               0;
+    } else if (b0 < 0xE0) {
+        need = 1;
+        *cp = b0 & 0x1F;
+    } else if (b0 < 0xF0) {
+        need = 2;
+        *cp = b0 & 0x0F;
+        if (b0 == 0xE0) lo = 0xA0;      /* overlong */
+        else if (b0 == 0xED) hi = 0x9F; /* surrogates */
+    } else if (b0 < 0xF5) {
+        need = 3;
+        *cp = b0 & 0x07;
+        if (b0 == 0xF0) lo = 0x90;      /* overlong */
+        else if (b0 == 0xF4) hi = 0x8F; /* beyond U+10FFFF */
+    } else {
+        return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8 at byte offset %zu: byte 0x%02X cannot start a sequence",
+                       pos, b0),
+               0;
+    }
+    if (len - pos - 1 < need)
+        return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8 at byte offset %zu: truncated %zu-byte sequence",
+                       pos, need + 1),
+               0;
+    for (size_t k = 1; k <= need; k++) {
+        unsigned char b = s[pos + k];
+        unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
+        if (b < l || b > h)
+            return bq_fail(err, BQ_ERR_UTF8,
+                           "invalid UTF-8 at byte offset %zu: byte 0x%02X at offset %zu is not a valid "
+                           "continuation (overlong, surrogate, beyond U+10FFFF or truncated sequence)",
+                           pos, b, pos + k),
+                   0;
+        *cp = (*cp << 6) | (b & 0x3F);
+    }
+    return need + 1;
+}
+
+bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp) {
+    int32_t c;
+    size_t n = bq_utf8_decode(s, len, *pos, &c, NULL);
+    if (n == 0) return false;
+    *cp = (uint32_t)c;
+    *pos += n;
+    return true;
+}

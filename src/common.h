@@ -41,6 +41,14 @@ bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem);
 /* Duplicate `len` bytes as a NUL-terminated string (NULL on allocation failure). */
 char *bq_strndup(const char *s, size_t len);
 
+/* Decode the code point at text[pos] (pos < len) strictly: no overlong forms, surrogates, values
+ * past U+10FFFF or truncated sequences. Returns its length in bytes, or 0 with a BQ_ERR_UTF8 message
+ * naming the byte offset. Never reads at or past len. */
+size_t bq_utf8_decode(const char *text, size_t len, size_t pos, int32_t *cp, bq_err *err);
+/* The same as an iterator: decode at *pos into *cp and advance *pos; false (leaving *pos) on
+ * invalid or truncated input or at the end. */
+bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,37 +9,6 @@
 /* Largest max_seq_length accepted: keeps every size computation far from overflow. */
 #define MAX_SEQ_LIMIT (1 << 20)
 
-bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = *pos;
-    if (i >= len) return false;
-    uint32_t c = u[i];
-    int extra;
-    uint32_t min;
-    if (c < 0x80) {
-        *cp = c;
-        *pos = i + 1;
-        return true;
-    } else if ((c & 0xE0) == 0xC0) {
-        extra = 1, min = 0x80, c &= 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        extra = 2, min = 0x800, c &= 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        extra = 3, min = 0x10000, c &= 0x07;
-    } else {
-        return false;
-    }
-    if (len - i <= (size_t)extra) return false;
-    for (int k = 1; k <= extra; k++) {
-        if ((u[i + k] & 0xC0) != 0x80) return false;
-        c = (c << 6) | (u[i + k] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return false;
-    *cp = c;
-    *pos = i + 1 + (size_t)extra;
-    return true;
-}
-
 /* run_squad's is_whitespace: the only separators of context words. */
 static bool is_context_space(uint32_t cp) {
     return cp == ' ' || cp == '\t' || cp == '\r' || cp == '\n' || cp == 0x202F;

@@ -47,10 +47,6 @@ bq_status bq_features_build(const bq_vocab *vocab, const bq_squad_options *opt,
                             size_t context_len, bq_features *out, bq_err *err);
 void bq_features_free(bq_features *f); /* accepts a zeroed struct */
 
-/* Decode one UTF-8 code point of s[*pos .. len) (strict: no overlongs, surrogates or values past
- * U+10FFFF) into *cp and advance *pos. Returns false, leaving *pos, on invalid or truncated input. */
-bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp);
-
 #ifdef __cplusplus
 }
 #endif

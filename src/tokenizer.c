@@ -101,53 +101,6 @@ static bool is_punct_cp(int32_t cp, utf8proc_category_t cat) {
     return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }
 
-/* ---- strict UTF-8 decoding ------------------------------------------------------------------- */
-
-/* Decode the multi-byte sequence at s[pos] (s[pos] >= 0x80). Returns its length, or 0 with a
- * message in err naming the byte offset. Never reads at or past len. */
-static size_t decode_utf8(const unsigned char *s, size_t len, size_t pos, int32_t *cp, bq_err *err) {
-    unsigned char b0 = s[pos];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 < 0xC2) {
-        return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8 at byte offset %zu: %s 0x%02X", pos,
-                       b0 < 0xC0 ? "unexpected continuation byte" : "overlong lead byte", b0),
-               0;
-    } else if (b0 < 0xE0) {
-        need = 1;
-        *cp = b0 & 0x1F;
-    } else if (b0 < 0xF0) {
-        need = 2;
-        *cp = b0 & 0x0F;
-        if (b0 == 0xE0) lo = 0xA0;      /* overlong */
-        else if (b0 == 0xED) hi = 0x9F; /* surrogates */
-    } else if (b0 < 0xF5) {
-        need = 3;
-        *cp = b0 & 0x07;
-        if (b0 == 0xF0) lo = 0x90;      /* overlong */
-        else if (b0 == 0xF4) hi = 0x8F; /* beyond U+10FFFF */
-    } else {
-        return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8 at byte offset %zu: byte 0x%02X cannot start a sequence",
-                       pos, b0),
-               0;
-    }
-    if (len - pos - 1 < need)
-        return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8 at byte offset %zu: truncated %zu-byte sequence",
-                       pos, need + 1),
-               0;
-    for (size_t k = 1; k <= need; k++) {
-        unsigned char b = s[pos + k];
-        unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-        if (b < l || b > h)
-            return bq_fail(err, BQ_ERR_UTF8,
-                           "invalid UTF-8 at byte offset %zu: byte 0x%02X at offset %zu is not a valid "
-                           "continuation (overlong, surrogate, beyond U+10FFFF or truncated sequence)",
-                           pos, b, pos + k),
-                   0;
-        *cp = (*cp << 6) | (b & 0x3F);
-    }
-    return need + 1;
-}
 
 static size_t encode_utf8(int32_t cp, char *out) {
     if (cp < 0x80) {
@@ -493,7 +446,7 @@ static bq_status run(builder *b, const char *text, size_t len, bq_err *err) {
         }
         default: {
             int32_t cp;
-            size_t n = decode_utf8(s, len, pos, &cp, err);
+            size_t n = bq_utf8_decode((const char *)s, len, pos, &cp, err);
             if (!n) return BQ_ERR_UTF8;
             uint32_t os = (uint32_t)pos, oe = (uint32_t)(pos + n);
             pos += n;
