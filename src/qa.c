@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct bq_qa {
     const bq_model *model;
     bq_engine *engine;
     bq_squad_options opt;
     int max_batch, seq_len;
+    int host_threads; /* threads for features and decoding (the engine has its own) */
 };
 
 /* One chunk of requests on its way through features -> engine -> decoding. */
@@ -52,6 +54,9 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
     qa->opt = *opt;
     qa->max_batch = eo->max_batch;
     qa->seq_len = eo->seq_len;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* leave a core to the thread that drives the engine */
+    qa->host_threads = cores > 2 ? (int)(cores - 1 < 8 ? cores - 1 : 8) : 1;
     *out = qa;
     return BQ_OK;
 }
@@ -71,29 +76,78 @@ static void chunk_release(qa_chunk *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Features of every request; rows laid out request after request. Bad requests get their error. */
+/* Run fn(ctx, i) for i in [0, n) on up to `threads` threads (the caller's included). */
+typedef void (*index_fn)(void *ctx, int i);
+typedef struct {
+    index_fn fn;
+    void *ctx;
+    int begin, end;
+} index_range;
+
+static void *run_range(void *arg) {
+    index_range *r = arg;
+    for (int i = r->begin; i < r->end; i++) r->fn(r->ctx, i);
+    return NULL;
+}
+
+static void parallel_for(int threads, int n, index_fn fn, void *ctx) {
+    enum { MAX_THREADS = 16 };
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > n) threads = n;
+    if (threads <= 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    pthread_t tid[MAX_THREADS];
+    index_range range[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (int t = 0; t < threads; t++) {
+        range[t] = (index_range){fn, ctx, (int)((long)n * t / threads), (int)((long)n * (t + 1) / threads)};
+        if (t > 0) started[t] = pthread_create(&tid[t], NULL, run_range, &range[t]) == 0;
+    }
+    run_range(&range[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            run_range(&range[t]); /* no thread to be had: do its share here */
+    }
+}
+
+typedef struct {
+    const bq_qa *qa;
+    qa_chunk *c;
+} chunk_job;
+
+/* Features of request i; a bad request records its own error. */
+static void build_features_one(void *arg, int i) {
+    chunk_job *j = arg;
+    qa_chunk *c = j->c;
+    bq_qa_result *r = &c->res[i];
+    memset(r, 0, sizeof *r);
+    bq_err e;
+    bq_err_clear(&e);
+    const bq_qa_request *q = &c->req[i];
+    r->status = bq_features_build(j->qa->model->vocab, &j->qa->opt, q->question, q->question_len, q->context,
+                                  q->context_len, &c->feats[i], &e);
+    if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
+}
+
+/* Features of every request (in parallel), then rows laid out request after request. */
 static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, bq_err *err) {
     double t0 = now_seconds();
     const int S = qa->seq_len;
     c->feats = calloc((size_t)c->n, sizeof *c->feats);
     c->first_row = malloc((size_t)c->n * sizeof *c->first_row);
     if (!c->feats || !c->first_row) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");
+    chunk_job job = {qa, c};
+    parallel_for(qa->host_threads, c->n, build_features_one, &job);
     c->n_rows = 0;
     for (int i = 0; i < c->n; i++) {
         bq_qa_result *r = &c->res[i];
-        memset(r, 0, sizeof *r);
         c->first_row[i] = -1;
-        bq_err e;
-        bq_err_clear(&e);
-        const bq_qa_request *q = &c->req[i];
-        bq_status st = bq_features_build(qa->model->vocab, &qa->opt, q->question, q->question_len,
-                                         q->context, q->context_len, &c->feats[i], &e);
-        if (st != BQ_OK) {
-            if (st == BQ_ERR_NOMEM) return bq_fail(err, st, "%s", e.message);
-            r->status = st;
-            memcpy(r->error, e.message, sizeof r->error);
-            continue;
-        }
+        if (r->status == BQ_ERR_NOMEM) return bq_fail(err, r->status, "%s", r->error);
+        if (r->status != BQ_OK) continue;
         c->first_row[i] = c->n_rows;
         r->n_windows = c->feats[i].n_windows;
         c->n_rows += c->feats[i].n_windows;
@@ -135,23 +189,26 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, bq_err *err) {
     return BQ_OK;
 }
 
+static void decode_one(void *arg, int i) {
+    chunk_job *j = arg;
+    qa_chunk *c = j->c;
+    if (c->first_row[i] < 0) return;
+    bq_qa_result *r = &c->res[i];
+    bq_err e;
+    bq_err_clear(&e);
+    size_t at = (size_t)c->first_row[i] * (size_t)j->qa->seq_len;
+    r->status = bq_decode(j->qa->model->vocab, &c->feats[i], c->start + at, c->end + at, &j->qa->opt,
+                          &r->answers, &e);
+    if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
+}
+
 static bq_status chunk_decode(const bq_qa *qa, qa_chunk *c, bq_err *err) {
     double t0 = now_seconds();
-    const size_t S = (size_t)qa->seq_len;
-    for (int i = 0; i < c->n; i++) {
-        if (c->first_row[i] < 0) continue;
-        bq_qa_result *r = &c->res[i];
-        bq_err e;
-        bq_err_clear(&e);
-        size_t at = (size_t)c->first_row[i] * S;
-        bq_status st = bq_decode(qa->model->vocab, &c->feats[i], c->start + at, c->end + at, &qa->opt,
-                                 &r->answers, &e);
-        if (st == BQ_ERR_NOMEM) return bq_fail(err, st, "%s", e.message);
-        if (st != BQ_OK) {
-            r->status = st;
-            memcpy(r->error, e.message, sizeof r->error);
-        }
-    }
+    chunk_job job = {qa, c};
+    parallel_for(qa->host_threads, c->n, decode_one, &job);
+    for (int i = 0; i < c->n; i++)
+        if (c->first_row[i] >= 0 && c->res[i].status == BQ_ERR_NOMEM)
+            return bq_fail(err, BQ_ERR_NOMEM, "%s", c->res[i].error);
     c->host_seconds += now_seconds() - t0;
     return BQ_OK;
 }

@@ -56,7 +56,7 @@ void bq_qa_logits_free(bq_qa_logits *l);
  * `emit` is called once per request, in request order, on the calling thread. */
 typedef void (*bq_qa_emit_fn)(void *ctx, int index, const bq_qa_result *result);
 typedef struct {
-    double host_seconds;    /* time spent in features + decoding (all threads) */
+    double host_seconds;    /* wall time of the host stages (features, decoding; spread over host threads) */
     double engine_seconds;  /* time spent in the engine's forward calls */
     double wall_seconds;
     long windows;           /* engine rows run */
