@@ -80,7 +80,7 @@ int cmd_features(const cli_args *a) {
             cJSON_AddItemToObject(o, "input_mask", int_array(win->input_mask, f.max_seq_length));
             cJSON_AddItemToObject(o, "segment_ids", int_array(win->segment_ids, f.max_seq_length));
             cJSON *pieces = cJSON_AddArrayToObject(o, "tokens_text");
-            cJSON *spans = cJSON_AddArrayToObject(o, "spans");
+            cJSON *spans = cJSON_AddArrayToObject(o, "byte_spans"); /* [start, end) in the context */
             cJSON *maxc = cJSON_AddArrayToObject(o, "max_context");
             for (int t = 0; t < win->n_tokens; t++) {
                 cJSON_AddItemToArray(pieces, cJSON_CreateString(bq_vocab_token(vocab, win->input_ids[t])));
