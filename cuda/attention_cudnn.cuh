@@ -18,18 +18,26 @@ extern "C" {
 
 typedef struct bq_cudnn_attention bq_cudnn_attention;
 
-/* Plans the attention for batches up to max_batch x seq_len. fp32 (and tf32) -> BQ_ERR_UNSUPPORTED:
- * cuDNN's fused attention is for 16-bit inputs. */
+/* Plans the attention for batches up to max_batch x seq_len: creates a cuDNN handle, allocates the
+ * mask-bias buffer [max_batch, 1, S, S] and the cuDNN workspace, and builds the max_batch
+ * execution plan. fp32 (and tf32) -> BQ_ERR_UNSUPPORTED: cuDNN's fused attention is for 16-bit
+ * inputs; so is a head size that is not a multiple of 8 or above 128, and a graph no cuDNN engine
+ * accepts on this GPU (the message says which and suggests --attention own). Call it with the
+ * engine's device current. */
 bq_status bq_cudnn_attention_create(int max_batch, int seq_len, int hidden, int heads,
                                     bq_cuda_dtype dt, bq_cudnn_attention **out, bq_err *err);
 void bq_cudnn_attention_free(bq_cudnn_attention *a); /* accepts NULL */
 
-/* Enqueue attention for `batch` sequences on `stream` (no allocation, graph-capturable). The mask
- * must be a prefix of ones per row (real tokens first, then padding), as SQuAD features are. */
+/* Enqueue attention for `batch` sequences on `stream` (no allocation, no synchronization,
+ * graph-capturable). The mask becomes the additive bias bq_mask_bias (0 real, -10000 padding), so
+ * any 0/1 mask gives the reference result. The first call for a batch size other than max_batch
+ * builds that size's plan, so it must not be the one inside a stream capture (it then fails with
+ * BQ_ERR_INVALID_ARG); the engine's eager-then-capture order satisfies this. */
 bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv, const int32_t *mask,
                                  int batch, void *ctx, cudaStream_t stream, bq_err *err);
 
-/* The mask contract above, checked on the host: every row is 1...1 0...0 with at least one 1. */
+/* Host check that every row is 1...1 0...0 with at least one 1 (the SQuAD feature shape). Not
+ * needed by bq_cudnn_attention_run any more (the bias handles any mask); kept for callers. */
 int bq_cudnn_mask_is_prefix(const int32_t *mask, int batch, int seq_len);
 
 #ifdef __cplusplus
