@@ -130,11 +130,15 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
     constexpr int R = ATTN_WMMA_ROWS;
     constexpr int KT = ATTN_KEY_TILE;
     constexpr int QROWS = ATTN_WMMA_WARPS * R; /* 64 query rows per block */
-    /* All tiles row-major; WMMA needs 32-byte aligned pointers (every offset used is a multiple
-     * of 16 elements) */
-    __shared__ __align__(128) T q_s[QROWS][D];                        /* 8 KB (16-bit) */
-    __shared__ __align__(128) T k_s[KT][D];                           /* 4 KB */
-    __shared__ __align__(128) T v_s[KT][D];                           /* 4 KB */
+    /* Rows of the 16-bit Q/K/V tiles are padded to LD = 72 elements (144 bytes) so that the 16
+     * rows a WMMA load reads start in different banks; LD stays a multiple of 8 (WMMA's ldm rule
+     * for 16-bit types). All tiles row-major; WMMA needs 32-byte aligned pointers: every pointer
+     * handed to it is a tile base plus a multiple of 16 rows (16 * LD * 2 = 2304 bytes) and of 16
+     * columns (32 bytes), or of 16 rows of s_s / p_s / o_s. Static total 47.2 KB (limit 48 KB). */
+    constexpr int LD = D + 8;
+    __shared__ __align__(128) T q_s[QROWS][LD];                       /* 9 KB (16-bit) */
+    __shared__ __align__(128) T k_s[KT][LD];                          /* 4.5 KB */
+    __shared__ __align__(128) T v_s[KT][LD];                          /* 4.5 KB */
     __shared__ __align__(128) float s_s[ATTN_WMMA_WARPS][R][KT];      /* 8 KB scores */
     __shared__ __align__(128) T p_s[ATTN_WMMA_WARPS][R][KT];          /* 4 KB probabilities */
     __shared__ __align__(128) float o_s[ATTN_WMMA_WARPS][R][D];       /* 16 KB output accum */
@@ -168,7 +172,7 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
     /* this warp's 16 query rows as A operands, one per 16-wide slice of the head dims */
     wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q_frag[D / 16];
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ks++) wmma::load_matrix_sync(q_frag[ks], &q_s[warp * R][ks * 16], D);
+    for (int ks = 0; ks < D / 16; ks++) wmma::load_matrix_sync(q_frag[ks], &q_s[warp * R][ks * 16], LD);
 
     for (int tile0 = 0; tile0 < seq_len; tile0 += KT) {
         __syncthreads(); /* every warp is done with the previous k_s / v_s / key_bias */
@@ -198,34 +202,42 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
 #pragma unroll
             for (int ks = 0; ks < D / 16; ks++) {
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> k_frag;
-                wmma::load_matrix_sync(k_frag, &k_s[n * 16][ks * 16], D);
+                wmma::load_matrix_sync(k_frag, &k_s[n * 16][ks * 16], LD);
                 wmma::mma_sync(s_frag, q_frag[ks], k_frag, s_frag);
             }
             wmma::store_matrix_sync(&s_s[warp][0][n * 16], s_frag, KT, wmma::mem_row_major);
         }
         __syncwarp();
 
-        /* online softmax of row my_row over this tile's keys */
+        /* online softmax of row my_row over this tile's keys. The loops start each lane at a
+         * different column (rotated by its row / lane): rows of s_s are 32 floats and rows of
+         * o_s 64 floats apart, so an unrotated j / c would put all 16 rows (or all 32 lanes) in
+         * one bank; rotated, each step touches 32 different banks. */
         {
-            const float *scores = &s_s[warp][my_row][my_half * (KT / 2)];
-            const float *bias = &key_bias[my_half * (KT / 2)];
+            constexpr int HALF_KT = KT / 2, HALF_D = D / 2;
+            const float *scores = &s_s[warp][my_row][my_half * HALF_KT];
+            const float *bias = &key_bias[my_half * HALF_KT];
             float tile_max = -INFINITY;
-            for (int j = 0; j < KT / 2; j++) tile_max = fmaxf(tile_max, scores[j] * scale + bias[j]);
+            for (int j = 0; j < HALF_KT; j++) {
+                const int col = (j + my_row) % HALF_KT;
+                tile_max = fmaxf(tile_max, scores[col] * scale + bias[col]);
+            }
             tile_max = fmaxf(tile_max, __shfl_xor_sync(BQ_FULL_WARP, tile_max, 1));
             const float new_max = fmaxf(running_max, tile_max); /* finite: key tile0 exists */
             const float alpha = expf(running_max - new_max);    /* 0 on the first tile */
-            T *probs = &p_s[warp][my_row][my_half * (KT / 2)];
+            T *probs = &p_s[warp][my_row][my_half * HALF_KT];
             float tile_sum = 0.0f;
-            for (int j = 0; j < KT / 2; j++) {
-                const float p = expf(scores[j] * scale + bias[j] - new_max); /* 0 past the end */
-                probs[j] = T(p);
+            for (int j = 0; j < HALF_KT; j++) {
+                const int col = (j + my_row) % HALF_KT;
+                const float p = expf(scores[col] * scale + bias[col] - new_max); /* 0 past the end */
+                probs[col] = T(p);
                 tile_sum += p;
             }
             tile_sum += __shfl_xor_sync(BQ_FULL_WARP, tile_sum, 1);
             running_sum = running_sum * alpha + tile_sum;
             running_max = new_max;
-            float *o_row = &o_s[warp][my_row][my_half * (D / 2)];
-            for (int c = 0; c < D / 2; c++) o_row[c] *= alpha;
+            float *o_row = &o_s[warp][my_row][my_half * HALF_D];
+            for (int c = 0; c < HALF_D; c++) o_row[(c + lane) % HALF_D] *= alpha;
         }
         __syncwarp();
 
@@ -239,7 +251,7 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> p_frag;
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> v_frag;
                 wmma::load_matrix_sync(p_frag, &p_s[warp][0][ks * 16], KT);
-                wmma::load_matrix_sync(v_frag, &v_s[ks * 16][n * 16], D);
+                wmma::load_matrix_sync(v_frag, &v_s[ks * 16][n * 16], LD);
                 wmma::mma_sync(o_frag, p_frag, v_frag, o_frag);
             }
             wmma::store_matrix_sync(&o_s[warp][0][n * 16], o_frag, D, wmma::mem_row_major);
@@ -251,8 +263,10 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
     if (query < seq_len) {
         const float inv_sum = 1.0f / running_sum;
         const size_t out_row = (batch_row0 + query) * (size_t)hidden + head_col + my_half * (D / 2);
-        for (int c = 0; c < D / 2; c++)
-            bq_store_f32(ctx, out_row + c, o_s[warp][my_row][my_half * (D / 2) + c] * inv_sum);
+        for (int c = 0; c < D / 2; c++) {
+            const int col = (c + lane) % (D / 2); /* rotated: conflict-free, as above */
+            bq_store_f32(ctx, out_row + col, o_s[warp][my_row][my_half * (D / 2) + col] * inv_sum);
+        }
     }
 }
 

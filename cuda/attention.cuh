@@ -15,8 +15,8 @@ extern "C" {
 /* qkv: [batch*seq_len, 3*hidden] rows laid out Q | K | V, head h at columns [h*d, (h+1)*d) of each
  * part (d = hidden/heads); mask: [batch, seq_len] int32 (nonzero = real token); ctx: [batch*seq_len,
  * hidden]. qkv/ctx in `dt`, all on the device. Requires hidden % heads == 0 and head size <= 128.
- * fp16/bf16 with head size 64 and seq_len % 16 == 0 use the tensor-core (WMMA) path, everything
- * else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the launch status. */
+ * fp16/bf16 with head size 64 (any seq_len: tails are zero-filled) use the tensor-core (WMMA)
+ * path, everything else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the launch status. */
 cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, int seq_len,
                               int hidden, int heads, void *ctx, bq_cuda_dtype dt,
                               cudaStream_t stream);

@@ -49,7 +49,8 @@ __device__ __forceinline__ bq_welford bq_warp_welford(bq_welford s) {
 
 /* Merge every thread's Welford state into one, returned to all threads of the block.
  * blockDim.x must be a multiple of 32 (at most 1024); every thread of the block must call it.
- * Contains __syncthreads(). */
+ * Contains __syncthreads(). Call it at most once per kernel: the result is read from per_warp[0]
+ * after the last barrier, so a second call could overwrite it while slow warps still read. */
 __device__ __forceinline__ bq_welford bq_block_welford(bq_welford s) {
     __shared__ bq_welford per_warp[32];
     const int lane = threadIdx.x & 31;

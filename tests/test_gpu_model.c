@@ -5,7 +5,16 @@
  * head size 64 (the shape of the fast attention path), and BERT-large (24 x 1024, S = 384; only when
  * BQ_TEST_LARGE=1, as bench/gpu-check.sh sets). Every precision, ragged padding, several batch
  * sizes, graph replay and eager. Error: normwise relative error ||gpu - cpu|| / ||cpu|| over the
- * start and end logits of real (mask = 1) tokens: fp32 <= 1e-5, tf32 <= 3e-3, fp16/bf16 <= 2e-2.
+ * start and end logits of real (mask = 1) tokens, held to the bounds the engine issue sets:
+ * fp32 <= 1e-5, tf32 <= 3e-3, fp16 <= 2e-2, bf16 <= 2e-2. They are tight: a host emulation that
+ * rounds weights and every stored activation (and the attention probabilities) exactly where the
+ * GPU does gave, at the BERT-large shape, 9.8e-7 for a
+ * differently ordered fp32 pass, 5.0e-3 for fp16, 1.9e-2 for bf16 (8-bit mantissa, 24 layers) and
+ * 2.8e-3 / 6.3e-3 for tf32 GEMM inputs rounded to nearest / truncated (the tensor cores may just
+ * drop the low 13 bits); at the small shapes 1.5e-7, 6.7e-4, 5.1e-3, 6e-5 / 2.3e-4. A real bug
+ * (layout, mask, scale) gives errors ~1. Should tf32 (truncating tensor cores) or bf16 miss, the
+ * fix belongs in the engine (e.g. fp32 residual stream / LayerNorm outputs), not in these bounds.
+ * Every precision is run and printed before the test fails, so one GPU log shows all margins.
  * Plus cuDNN attention when the build offers it, and the engine's argument errors.
  * Without a GPU every test is skipped and the binary exits 77 (ctest: skipped). */
 #include "test_support.h"
@@ -20,6 +29,7 @@
 #endif
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +179,13 @@ static double real_token_error(const batch_case *bc, int batch, const float *sta
     assert_true(got && ref);
     for (size_t i = 0; i < n; i++) {
         if (!bc->mask[i]) continue;
-        if (!isfinite(start[i]) || !isfinite(end[i])) fail_msg("non-finite logit at token %zu", i);
+        if (!isfinite(start[i]) || !isfinite(end[i])) {
+            printf("  non-finite logit at token %zu (start %g, end %g)\n", i, (double)start[i],
+                   (double)end[i]);
+            free(got);
+            free(ref);
+            return NAN;
+        }
         got[k] = start[i], ref[k] = bc->ref_start[i], k++;
         got[k] = end[i], ref[k] = bc->ref_end[i], k++;
     }
@@ -183,14 +199,16 @@ static double tolerance(bq_precision p) {
     switch (p) {
     case BQ_PRECISION_FP32: return 1e-5;
     case BQ_PRECISION_TF32: return 3e-3;
-    default: return 2e-2;
+    case BQ_PRECISION_FP16: return 2e-2;
+    default: return 2e-2; /* bf16 */
     }
 }
 
 /* Run `bc` (all rows, then its first row alone, then all rows again: eager, eager + capture, graph
- * replay) on a fresh engine and check every result against the CPU reference. */
-static void check_engine(const char *shape, const bq_model *m, const batch_case *bc, bq_precision p,
-                         bq_attention_impl attn) {
+ * replay) on a fresh engine and check every result against the CPU reference. Returns the number
+ * of failed checks after printing each one, so that the caller can run every precision first. */
+static int check_engine(const char *shape, const bq_model *m, const batch_case *bc, bq_precision p,
+                        bq_attention_impl attn) {
     bq_engine_options opt;
     bq_engine_options_default(&opt);
     opt.device = BQ_DEVICE_CUDA;
@@ -201,30 +219,45 @@ static void check_engine(const char *shape, const bq_model *m, const batch_case 
     bq_cuda_engine *e = NULL;
     bq_err err;
     bq_status s = bq_cuda_engine_create(m, &opt, &e, &err);
-    if (s != BQ_OK) fail_msg("%s %s: engine create: %s", shape, bq_precision_name(p), err.message);
+    if (s != BQ_OK) {
+        printf("FAIL %s %s: engine create: %s\n", shape, bq_precision_name(p), err.message);
+        return 1;
+    }
     size_t n = (size_t)bc->batch * bc->seq_len;
     float *start = malloc(n * sizeof(float)), *end = malloc(n * sizeof(float));
     assert_true(start && end);
     const int batches[3] = {bc->batch, 1, bc->batch};
     const char *runs[3] = {"first", "batch 1", "replay"};
+    int failures = 0;
     for (int r = 0; r < 3; r++) {
         int b = batches[r];
         for (size_t i = 0; i < n; i++) start[i] = end[i] = NAN;
         s = bq_cuda_engine_forward(e, b, bc->ids, bc->mask, bc->seg, start, end, &err);
-        if (s != BQ_OK)
-            fail_msg("%s %s: forward (%s): %s", shape, bq_precision_name(p), runs[r], err.message);
+        if (s != BQ_OK) {
+            printf("FAIL %s %s: forward (%s): %s\n", shape, bq_precision_name(p), runs[r], err.message);
+            failures++;
+            break; /* the engine's stream may be unusable after a device error */
+        }
         double rel = real_token_error(bc, b, start, end);
-        printf("  %-10s %-4s %-5s %-7s batch %d: rel error %.3e (limit %.0e) [%s]\n", shape,
-               bq_precision_name(p), attn == BQ_ATTENTION_CUDNN ? "cudnn" : "own", runs[r], b, rel,
-               tolerance(p), bq_cuda_engine_describe(e));
-        if (!(rel <= tolerance(p)))
-            fail_msg("%s %s (%s): relative error %.3e > %.0e", shape, bq_precision_name(p), runs[r],
-                     rel, tolerance(p));
+        bool ok = rel <= tolerance(p); /* false for NaN too */
+        printf("  %s %-10s %-4s %-5s %-7s batch %d: rel error %.3e (limit %.0e) [%s]\n",
+               ok ? "ok  " : "FAIL", shape, bq_precision_name(p),
+               attn == BQ_ATTENTION_CUDNN ? "cudnn" : "own", runs[r], b, rel, tolerance(p),
+               bq_cuda_engine_describe(e));
+        if (!ok) failures++;
     }
+    fflush(stdout);
     free(start);
     free(end);
     bq_cuda_engine_free(e);
+    return failures;
 }
+
+/* Fail the current test when any check_engine call of it failed (they printed the details). */
+#define EXPECT_NO_ENGINE_FAILURES(n)                                                  \
+    do {                                                                              \
+        if ((n) != 0) fail_msg("%d engine check(s) failed; see the FAIL lines above", (n)); \
+    } while (0)
 
 #define REQUIRE_GPU()                                                   \
     do {                                                                \
@@ -291,6 +324,7 @@ static void test_gemm_linear(void **state) {
     bq_err err;
     if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
     uint64_t seed = 99;
+    int failures = 0; /* every shape and mode runs and prints before the test fails */
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
         size_t nx = (size_t)R * K, nw = (size_t)N * K, ny = (size_t)R * N;
@@ -318,14 +352,14 @@ static void test_gemm_linear(void **state) {
                 download_as(dy, ny, dt, got);
                 bq_cpu_linear(x, w, eps[e] == BQ_EPILOGUE_BIAS ? b : NULL, R, K, N, ref);
                 if (eps[e] == BQ_EPILOGUE_BIAS_GELU) bq_cpu_bias_gelu(ref, b, R, N);
-                for (size_t i = 0; i < ny; i++)
-                    if (!isfinite(got[i])) fail_msg("gemm %s: y[%zu] not written", modes[mi].name, i);
-                double rel = bq_test_rel_error(got, ref, ny);
-                printf("  gemm rows %4d in %4d out %4d %-4s %-9s rel error %.3e (limit %.0e)\n", R, K,
-                       N, modes[mi].name, ep_names[e], rel, modes[mi].tol);
-                if (!(rel <= modes[mi].tol))
-                    fail_msg("gemm %dx%dx%d %s %s: relative error %.3e > %.0e", R, K, N,
-                             modes[mi].name, ep_names[e], rel, modes[mi].tol);
+                size_t unwritten = 0;
+                for (size_t i = 0; i < ny; i++) unwritten += !isfinite(got[i]);
+                double rel = unwritten ? NAN : bq_test_rel_error(got, ref, ny);
+                bool ok = rel <= modes[mi].tol; /* false for NaN */
+                printf("  %s gemm rows %4d in %4d out %4d %-4s %-9s rel error %.3e (limit %.0e)%s\n",
+                       ok ? "ok  " : "FAIL", R, K, N, modes[mi].name, ep_names[e], rel,
+                       modes[mi].tol, unwritten ? " (outputs not written / not finite)" : "");
+                failures += !ok;
             }
             cudaFree(dx);
             cudaFree(dw);
@@ -335,6 +369,7 @@ static void test_gemm_linear(void **state) {
         free(x), free(w), free(b), free(ref), free(got);
     }
     bq_gemm_ctx_free(g);
+    if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
 #endif
 
@@ -347,9 +382,12 @@ static void test_tiny_every_precision(void **state) {
     random_model *r = random_model_create(32, 4, 64, 2, 120, 64, 11);
     const int lengths[3] = {33, 20, 7};
     batch_case bc = make_batch(&r->model, 3, 33, lengths, 5);
-    for (int i = 0; i < 4; i++) check_engine("tiny", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    int failures = 0;
+    for (int i = 0; i < 4; i++)
+        failures += check_engine("tiny", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
     free_batch(&bc);
     random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
 /* head size 64 (2 heads x 64), S = 64, lengths 64, 41 */
@@ -359,10 +397,12 @@ static void test_head64_every_precision(void **state) {
     random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 12);
     const int lengths[2] = {64, 41};
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 6);
+    int failures = 0;
     for (int i = 0; i < 4; i++)
-        check_engine("head64", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+        failures += check_engine("head64", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
     free_batch(&bc);
     random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
 /* The same checks with CUDA graphs turned off (the eager path on every call). */
@@ -373,11 +413,12 @@ static void test_without_graphs(void **state) {
     random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 13);
     const int lengths[2] = {17, 64};
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 7);
-    check_engine("no-graph", &r->model, &bc, BQ_PRECISION_FP32, BQ_ATTENTION_OWN);
-    check_engine("no-graph", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
+    int failures = check_engine("no-graph", &r->model, &bc, BQ_PRECISION_FP32, BQ_ATTENTION_OWN);
+    failures += check_engine("no-graph", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
     unsetenv("BQ_NO_CUDA_GRAPH");
     free_batch(&bc);
     random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
 /* BERT-large shape: 24 x 1024, 16 heads of 64, FFN 4096, S = 384, rows of 384 and 171 tokens. */
@@ -392,8 +433,9 @@ static void test_large_every_precision(void **state) {
     random_model *r = random_model_create(1024, 16, 4096, 24, 30522, 512, 14);
     const int lengths[2] = {384, 171};
     batch_case bc = make_batch(&r->model, 2, 384, lengths, 8);
+    int failures = 0;
     for (int i = 0; i < 4; i++)
-        check_engine("large", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+        failures += check_engine("large", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
     bq_cuda_engine *e = NULL;
     bq_engine_options opt;
     bq_engine_options_default(&opt);
@@ -405,13 +447,14 @@ static void test_large_every_precision(void **state) {
     bq_err err;
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) == BQ_OK) {
         bq_cuda_engine_free(e);
-        check_engine("large", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
-        check_engine("large", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
+        failures += check_engine("large", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
+        failures += check_engine("large", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
     } else {
         printf("  large cudnn attention not checked: %s\n", err.message);
     }
     free_batch(&bc);
     random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
 /* cuDNN fused attention against the same CPU reference (fp16, bf16), when the build has it. */
@@ -438,10 +481,11 @@ static void test_cudnn_attention(void **state) {
     bq_cuda_engine_free(e);
     const int lengths[2] = {64, 23};
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 9);
-    check_engine("cudnn", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
-    check_engine("cudnn", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
+    int failures = check_engine("cudnn", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
+    failures += check_engine("cudnn", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
     free_batch(&bc);
     random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
 static void test_engine_errors(void **state) {

@@ -14,6 +14,9 @@
  * The QA head writes fp32 from identically rounded inputs, so it is held to 1e-4 in every dtype
  * (fp32 accumulation over up to 1024 terms vs a double-accumulating reference).
  *
+ * Every case of a test runs and prints its margin (or FAIL) before the test fails, so one GPU log
+ * shows all of them.
+ *
  * Without a GPU (or a CUDA build) every GPU test is skipped with the reason and main returns 77;
  * the argument-validation and status-mapping tests need no GPU and always run. */
 #include "test_support.h"
@@ -47,6 +50,7 @@ int main(void) {
 #define LN_EPS 1e-12f
 
 static bool g_have_gpu;
+static int g_case_failures; /* failed cases of the running test (printed as they happen) */
 static char g_no_gpu_reason[512];
 
 static const bq_cuda_dtype k_dtypes[] = {BQ_CUDA_F32, BQ_CUDA_F16, BQ_CUDA_BF16};
@@ -63,10 +67,17 @@ static double tolerance(bq_cuda_dtype dt) {
 
 #define SKIP_WITHOUT_GPU()                                                      \
     do {                                                                        \
+        g_case_failures = 0;                                                    \
         if (!g_have_gpu) {                                                      \
             print_message("skipped: %s\n", g_no_gpu_reason);                    \
             skip();                                                             \
         }                                                                       \
+    } while (0)
+
+/* At the end of a GPU test: fail it when any of its cases failed. */
+#define EXPECT_NO_CASE_FAILURES()                                                          \
+    do {                                                                                   \
+        if (g_case_failures) fail_msg("%d case(s) failed; see the FAIL lines above", g_case_failures); \
     } while (0)
 
 #define CUDA_OK(stmt)                                                                     \
@@ -131,11 +142,18 @@ static void expect_guards_intact(const dev_buf *b, const char *what) {
     CUDA_OK(cudaMemcpy(before, b->base, GUARD_BYTES, cudaMemcpyDeviceToHost));
     CUDA_OK(cudaMemcpy(after, b->base + GUARD_BYTES + b->bytes, GUARD_BYTES, cudaMemcpyDeviceToHost));
     for (int i = 0; i < GUARD_BYTES; i++) {
-        if (before[i] != GUARD_PATTERN)
-            fail_msg("%s: guard byte %d before the buffer overwritten (0x%02x)", what,
-                     GUARD_BYTES - i, before[i]);
-        if (after[i] != GUARD_PATTERN)
-            fail_msg("%s: guard byte %d after the buffer overwritten (0x%02x)", what, i, after[i]);
+        if (before[i] != GUARD_PATTERN) {
+            print_message("FAIL %s: guard byte %d before the buffer overwritten (0x%02x)\n", what,
+                          GUARD_BYTES - i, before[i]);
+            g_case_failures++;
+            return;
+        }
+        if (after[i] != GUARD_PATTERN) {
+            print_message("FAIL %s: guard byte %d after the buffer overwritten (0x%02x)\n", what, i,
+                          after[i]);
+            g_case_failures++;
+            return;
+        }
     }
 }
 
@@ -180,14 +198,20 @@ static float *dev_download(const dev_buf *b, size_t n, bq_cuda_dtype dt) {
 
 /* All finite and normwise-close; prints one line per case so a GPU log shows the margins. */
 static void expect_close(const char *what, const float *gpu, const float *ref, size_t n, double tol) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(gpu[i])) fail_msg("%s: element %zu is not finite (%g)", what, i, (double)gpu[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(gpu[i])) {
+            print_message("FAIL %s: element %zu is not finite (%g)\n", what, i, (double)gpu[i]);
+            g_case_failures++;
+            return;
+        }
+    }
     double err = bq_test_rel_error(gpu, ref, n);
     double max_diff, max_ref;
     bq_test_max_diff(gpu, ref, n, &max_diff, &max_ref);
-    print_message("%-60s rel_err %.3e (tol %.0e) max_diff %.3e max_ref %.3e\n", what, err, tol,
-                  max_diff, max_ref);
-    if (!(err <= tol)) fail_msg("%s: normwise error %.3e exceeds %.0e", what, err, tol);
+    const bool ok = err <= tol;
+    print_message("%s %-60s rel_err %.3e (tol %.0e) max_diff %.3e max_ref %.3e\n",
+                  ok ? "ok  " : "FAIL", what, err, tol, max_diff, max_ref);
+    if (!ok) g_case_failures++;
 }
 
 /* ---- embeddings + LayerNorm ----------------------------------------------------------------- */
@@ -245,6 +269,7 @@ static void test_embeddings_layernorm(void **state) {
             free(ref);
         }
     }
+    EXPECT_NO_CASE_FAILURES();
 }
 
 /* ---- bias + residual + LayerNorm ------------------------------------------------------------ */
@@ -302,6 +327,7 @@ static void test_bias_residual_layernorm(void **state) {
         dev_free(&d_beta), dev_free(&d_sep);
         free(x), free(residual), free(bias), free(gamma), free(beta), free(ref);
     }
+    EXPECT_NO_CASE_FAILURES();
 }
 
 /* ---- bias + GELU ---------------------------------------------------------------------------- */
@@ -339,21 +365,33 @@ static void test_bias_gelu(void **state) {
         dev_free(&d_x), dev_free(&d_bias);
         free(x), free(bias), free(ref);
     }
+    EXPECT_NO_CASE_FAILURES();
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
-typedef enum { MASK_ALL_REAL, MASK_ONE_REAL, MASK_RAGGED } mask_pattern;
-static const char *const k_mask_names[] = {"all-real", "one-real", "ragged"};
+/* Our kernels take any 0/1 mask (only cuDNN needs the SQuAD prefix form), so besides prefixes the
+ * cases put padding FIRST (the online softmax must then discard the running state of whole tiles
+ * of masked keys once a real key appears) and scatter it. */
+typedef enum { MASK_ALL_REAL, MASK_ONE_REAL, MASK_RAGGED, MASK_PAD_FIRST, MASK_SCATTERED } mask_pattern;
+static const char *const k_mask_names[] = {"all-real", "one-real", "ragged", "pad-first",
+                                           "scattered"};
 
-/* Batch row b of a ragged mask keeps S - b*S/(B+1) real tokens (at least 1), then padding. */
+/* Batch row b of a ragged mask keeps S - b*S/(B+1) real tokens (at least 1), then padding;
+ * pad-first puts the same padding before the real tokens; scattered pads keys s with
+ * (s + b) % 3 == 1 (and keeps key 0). */
 static void fill_mask(int32_t *mask, int B, int S, mask_pattern pattern) {
     for (int b = 0; b < B; b++) {
         int real = S;
         if (pattern == MASK_ONE_REAL) real = 1;
-        if (pattern == MASK_RAGGED) real = S - b * S / (B + 1);
+        if (pattern == MASK_RAGGED || pattern == MASK_PAD_FIRST) real = S - b * S / (B + 1);
         if (real < 1) real = 1;
-        for (int s = 0; s < S; s++) mask[(size_t)b * S + s] = s < real;
+        for (int s = 0; s < S; s++) {
+            int32_t m = s < real;
+            if (pattern == MASK_PAD_FIRST) m = s >= S - real;
+            if (pattern == MASK_SCATTERED) m = s == 0 || (s + b) % 3 != 1;
+            mask[(size_t)b * S + s] = m;
+        }
     }
 }
 
@@ -374,7 +412,7 @@ static void test_attention(void **state) {
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
-    for (int pattern = MASK_ALL_REAL; pattern <= MASK_RAGGED; pattern++) {
+    for (int pattern = MASK_ALL_REAL; pattern <= MASK_SCATTERED; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
         const int B = shapes[si].batch, S = shapes[si].seq, H = shapes[si].hidden;
         const int heads = shapes[si].heads;
@@ -406,6 +444,7 @@ static void test_attention(void **state) {
         dev_free(&d_qkv), dev_free(&d_mask);
         free(qkv), free(mask), free(ref);
     }
+    EXPECT_NO_CASE_FAILURES();
 }
 
 /* ---- QA head -------------------------------------------------------------------------------- */
@@ -446,6 +485,7 @@ static void test_qa_head(void **state) {
         dev_free(&d_x), dev_free(&d_W), dev_free(&d_b), dev_free(&d_start), dev_free(&d_end);
         free(x), free(W), free(b), free(ref);
     }
+    EXPECT_NO_CASE_FAILURES();
 }
 
 /* ---- no GPU needed: argument validation and status mapping ---------------------------------- */
