@@ -18,13 +18,8 @@ __global__ void bias_residual_layernorm_kernel(const T *x, const T *bias, const 
         row[c] = v;
         stats = bq_welford_add(stats, v);
     }
-    stats = bq_block_welford(stats); /* barrier: every read of x/residual is done after this */
-    const float rstd = bq_layernorm_rstd(stats, eps);
-    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
-        float y = bq_layernorm_apply(row[c], stats.mean, rstd, bq_load_f32(gamma, (size_t)c),
-                                     bq_load_f32(beta, (size_t)c));
-        bq_store_f32(out, base + c, y);
-    }
+    /* its barrier comes after every read of x and residual, so out may alias either */
+    bq_block_layernorm_store(row, stats, hidden, eps, gamma, beta, out, base);
 }
 
 template <typename T>

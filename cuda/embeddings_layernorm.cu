@@ -22,14 +22,7 @@ __global__ void embeddings_layernorm_kernel(const int32_t *ids, const int32_t *s
         row[c] = v;
         stats = bq_welford_add(stats, v);
     }
-    stats = bq_block_welford(stats); /* also the barrier that publishes row[] */
-    const float rstd = bq_layernorm_rstd(stats, eps);
-    const size_t out_row = token * hidden;
-    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
-        float y = bq_layernorm_apply(row[c], stats.mean, rstd, bq_load_f32(gamma, (size_t)c),
-                                     bq_load_f32(beta, (size_t)c));
-        bq_store_f32(out, out_row + c, y);
-    }
+    bq_block_layernorm_store(row, stats, hidden, eps, gamma, beta, out, token * hidden);
 }
 
 template <typename T>

@@ -69,6 +69,22 @@ __device__ __forceinline__ bq_welford bq_block_welford(bq_welford s) {
     return per_warp[0];
 }
 
+/* The shared end of the row LayerNorm kernels: each thread has staged its share of the row in
+ * row[] (shared, fp32) and folded it into `stats`. Merge the statistics across the block (also the
+ * barrier that publishes row[]), then store (row - mean) * rstd * gamma + beta at out[out_row + c]. */
+template <typename T>
+__device__ __forceinline__ void bq_block_layernorm_store(const float *row, bq_welford stats, int hidden,
+                                                         float eps, const T *gamma, const T *beta, T *out,
+                                                         size_t out_row) {
+    stats = bq_block_welford(stats);
+    const float rstd = bq_layernorm_rstd(stats, eps);
+    for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+        float y = bq_layernorm_apply(row[c], stats.mean, rstd, bq_load_f32(gamma, (size_t)c),
+                                     bq_load_f32(beta, (size_t)c));
+        bq_store_f32(out, out_row + c, y);
+    }
+}
+
 /* Threads per block for a one-block-per-row kernel over `hidden` columns: a multiple of 32
  * covering the row once where possible, between 32 and 256. */
 static inline int bq_row_block_threads(int hidden) {
