@@ -14,12 +14,8 @@ static bq_vocab *g_vocab;
 
 static int setup(void **state) {
     (void)state;
-    bq_err err = {0};
-    if (bq_vocab_load(bq_test_src_path("vocab/vocab.txt"), &g_vocab, &err) != BQ_OK) {
-        fprintf(stderr, "vocab: %s\n", err.message);
-        return -1;
-    }
-    return 0;
+    g_vocab = bq_test_load_vocab();
+    return g_vocab ? 0 : -1;
 }
 
 static int teardown(void **state) {
@@ -335,17 +331,13 @@ static const cJSON *find_question(const cJSON *dev, const char *qid, const char 
 
 static void test_golden_dev_decodes(void **state) {
     (void)state;
-    char cmd[4200];
-    int status = -1;
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path("tests/data/squad/dev-v1.1.json.gz"));
-    char *json = bq_test_run(cmd, &status);
-    assert_true(json && status == 0);
+    char *json = bq_test_gunzip("tests/data/squad/dev-v1.1.json.gz", NULL);
+    assert_non_null(json);
     cJSON *dev = cJSON_Parse(json);
     free(json);
     assert_non_null(dev);
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path("tests/data/features/decode.jsonl.gz"));
-    char *lines = bq_test_run(cmd, &status);
-    assert_true(lines && status == 0);
+    char *lines = bq_test_gunzip("tests/data/features/decode.jsonl.gz", NULL);
+    assert_non_null(lines);
 
     int n_questions = 0, n_bad = 0, n_answers = 0, n_empty = 0;
     char *save = NULL;

@@ -19,26 +19,11 @@ static cJSON *g_dev;
 static dev_question *g_questions;
 static size_t g_n_questions;
 
-/* Run a command and return its stdout (heap); fails the test on error. */
-static char *read_command(const char *cmd) {
-    int status = -1;
-    char *out = bq_test_run(cmd, &status);
-    if (!out || status != 0) {
-        fail_msg("command failed (status %d): %s", status, cmd);
-    }
-    return out;
-}
-
 static int setup(void **state) {
     (void)state;
-    bq_err err = {0};
-    if (bq_vocab_load(bq_test_src_path("vocab/vocab.txt"), &g_vocab, &err) != BQ_OK) {
-        fprintf(stderr, "vocab: %s\n", err.message);
-        return -1;
-    }
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path("tests/data/squad/dev-v1.1.json.gz"));
-    char *json = bq_test_run(cmd, NULL);
+    g_vocab = bq_test_load_vocab();
+    if (!g_vocab) return -1;
+    char *json = bq_test_gunzip("tests/data/squad/dev-v1.1.json.gz", NULL);
     if (!json) return -1;
     g_dev = cJSON_Parse(json);
     free(json);
@@ -151,11 +136,10 @@ static bool window_matches(const bq_features *f, int wi, const golden_line *g,
 
 /* Compare every feature of a golden file; returns the number of features compared. */
 static size_t compare_golden(const char *name, size_t *n_questions_out) {
-    char cmd[4200];
     char rel[256];
     snprintf(rel, sizeof rel, "tests/data/features/%s", name);
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path(rel));
-    char *text = read_command(cmd);
+    char *text = bq_test_gunzip(rel, NULL);
+    if (!text) fail_msg("cannot decompress %s", rel);
 
     char *save = NULL;
     char *line = strtok_r(text, "\n", &save);

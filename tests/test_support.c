@@ -1,6 +1,8 @@
 /* test_support.c - helpers shared by the CMocka tests. */
 #include "test_support.h"
 
+#include "vocab.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +67,7 @@ void bq_test_max_diff(const float *a, const float *b, size_t n, double *max_diff
     *max_ref = mr;
 }
 
-char *bq_test_run(const char *cmd, int *exit_status) {
+static char *run_capture(const char *cmd, size_t *out_len, int *exit_status) {
     FILE *p = popen(cmd, "r");
     if (!p) return NULL;
     size_t cap = 4096, len = 0;
@@ -81,5 +83,32 @@ char *bq_test_run(const char *cmd, int *exit_status) {
     out[len] = '\0';
     int st = pclose(p);
     if (exit_status) *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (out_len) *out_len = len;
     return out;
+}
+
+char *bq_test_run(const char *cmd, int *exit_status) { return run_capture(cmd, NULL, exit_status); }
+
+
+char *bq_test_gunzip(const char *relative, size_t *len) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path(relative));
+    int status = -1;
+    char *out = run_capture(cmd, len, &status);
+    if (out && status != 0) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+bq_vocab *bq_test_load_vocab(void) {
+    bq_vocab *vocab = NULL;
+    bq_err err;
+    bq_err_clear(&err);
+    if (bq_vocab_load(bq_test_src_path("vocab/vocab.txt"), &vocab, &err) != BQ_OK) {
+        fprintf(stderr, "vocab: %s\n", err.message);
+        return NULL;
+    }
+    return vocab;
 }

@@ -18,6 +18,11 @@ void bq_test_fill_uniform(float *x, size_t n, uint64_t *state, float lo, float h
 double bq_test_rel_error(const float *a, const float *b, size_t n);
 /* max |a-b| and max |b|. */
 void bq_test_max_diff(const float *a, const float *b, size_t n, double *max_diff, double *max_ref);
+/* The decompressed contents of a gzip file under the source tree (heap, NUL-terminated; *len
+ * without the NUL, may be NULL), or NULL when gzip fails. */
+char *bq_test_gunzip(const char *relative, size_t *len);
+/* The shipped vocabulary (vocab/vocab.txt), or NULL after printing why. */
+struct bq_vocab *bq_test_load_vocab(void);
 /* Run a shell command, capture stdout (heap, NUL-terminated) and exit status. */
 char *bq_test_run(const char *cmd, int *exit_status);
 

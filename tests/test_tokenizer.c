@@ -18,13 +18,8 @@ static bq_vocab *g_vocab;
 
 static int setup_vocab(void **state) {
     (void)state;
-    bq_err err;
-    bq_err_clear(&err);
-    if (bq_vocab_load(bq_test_src_path("vocab/vocab.txt"), &g_vocab, &err) != BQ_OK) {
-        fprintf(stderr, "vocab: %s\n", err.message);
-        return -1;
-    }
-    return 0;
+    g_vocab = bq_test_load_vocab();
+    return g_vocab ? 0 : -1;
 }
 
 static int teardown_vocab(void **state) {
@@ -35,15 +30,6 @@ static int teardown_vocab(void **state) {
 }
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
-
-static char *read_command(const char *cmd, size_t *len) {
-    int status = -1;
-    char *out = bq_test_run(cmd, &status);
-    assert_non_null(out);
-    assert_int_equal(status, 0);
-    *len = strlen(out);
-    return out;
-}
 
 static void append_utf8(char *out, size_t *n, uint32_t cp) {
     if (cp < 0x80) {
@@ -291,9 +277,8 @@ static size_t sweep_text(int kind, const uint32_t *chunk, size_t n, char *out) {
 static void test_codepoint_sweep(void **state) {
     (void)state;
     size_t gold_len;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path("tests/data/tokenizer/codepoint_sweep_ids.txt.gz"));
-    char *gold = read_command(cmd, &gold_len);
+    char *gold = bq_test_gunzip("tests/data/tokenizer/codepoint_sweep_ids.txt.gz", &gold_len);
+    if (!gold) fail_msg("cannot decompress the code point sweep goldens");
     char *line = gold;
     bq_pieces pieces = {0};
     uint32_t chunk[16];
@@ -327,9 +312,8 @@ static void test_codepoint_sweep(void **state) {
 
 static cJSON *load_dev_set(void) {
     size_t len;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path("tests/data/squad/dev-v1.1.json.gz"));
-    char *json = read_command(cmd, &len);
+    char *json = bq_test_gunzip("tests/data/squad/dev-v1.1.json.gz", &len);
+    if (!json) fail_msg("cannot decompress the dev set");
     cJSON *root = cJSON_ParseWithLength(json, len);
     free(json);
     assert_non_null(root);
@@ -378,9 +362,8 @@ static void test_squad_dev_parity(void **state) {
     (void)state;
     cJSON *root = load_dev_set();
     size_t gold_len;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "gzip -dc '%s'", bq_test_src_path("tests/data/tokenizer/squad_dev_ids.txt.gz"));
-    char *gold = read_command(cmd, &gold_len);
+    char *gold = bq_test_gunzip("tests/data/tokenizer/squad_dev_ids.txt.gz", &gold_len);
+    if (!gold) fail_msg("cannot decompress the dev-set goldens");
     dev_parity d = {.gold = gold};
     for_each_dev_text(root, check_dev_text, &d);
     printf("SQuAD dev: %zu contexts, %zu questions, %zu mismatches\n", d.contexts, d.questions, d.mismatches);
