@@ -1,4 +1,4 @@
-/* attention.cu - fused multi-head self-attention, two paths:
+/* attention.cu - fused multi-head self-attention, three paths:
  *
  * generic (any dtype, head size <= 128, any seq_len): one warp per query row, 8 query rows of one
  *   (batch, head) per block. Keys/values are staged 32 at a time in shared memory (fp32); lane j
@@ -12,7 +12,13 @@
  *   shared. Query rows and keys beyond seq_len are zero-filled; such keys get score -inf and such
  *   rows are not stored.
  *
- * Both: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip. */
+ * fp32 (head size 64, any seq_len, 16-byte aligned qkv / ctx): 8 warps, 128 query rows of one
+ *   (batch, head) per block, 64-key tiles of K and V in shared memory; each lane computes a 4 x 8
+ *   register tile of scores and a 4 x 8 tile of the output with fp32 FMAs on the CUDA cores,
+ *   online softmax in fp32 (details at the kernel). Key tiles of padding only are skipped when
+ *   the sequence has a real token (exactly the same result).
+ *
+ * All: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip. */
 #include <mma.h>
 
 #include "attention.cuh"
@@ -282,6 +288,238 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
     return cudaGetLastError();
 }
 
+/* ---- fp32 path (head size 64): register-tiled online softmax on CUDA cores ----------------- */
+
+#define ATTN_F32_HEAD 64
+#define ATTN_F32_WARPS 8
+#define ATTN_F32_WARP_ROWS 16                                  /* query rows per warp */
+#define ATTN_F32_QROWS (ATTN_F32_WARPS * ATTN_F32_WARP_ROWS)   /* 128 query rows per block */
+#define ATTN_F32_KEYS 64                                       /* keys per tile */
+/* Row strides (floats) of the shared tiles. Every row starts 16-byte aligned (float4 access) and
+ * each warp-wide access below touches each bank at most the minimum number of times:
+ *   q_s rows ty + 4i (ty = 0..3):  (ty * 68) % 32 = 4 ty  -> 4 distinct float4 bank groups
+ *   k_s rows tx + 8j (tx = 0..7):  (tx * 68) % 32 = 4 tx  -> 8 distinct float4 bank groups
+ *   p_s element [ty + 4i][tx + 8j]: (ty * 72 + tx) % 32 = 8 ty + tx -> 32 distinct banks
+ *   p_s float4 rows ty + 4i:       (ty * 72) % 32 = 8 ty  -> 4 distinct float4 bank groups
+ *   v_s: each access is 8 consecutive float4 of one row. */
+#define ATTN_F32_LDQ 68
+#define ATTN_F32_LDK 68
+#define ATTN_F32_LDV 64
+#define ATTN_F32_LDP 72
+/* dynamic shared memory, in floats: q_s [128][68] | k_s [64][68] | v_s [64][64] |
+ * p_s [8 warps][16][72] | key_bias [64]  = 105,728 bytes (opt-in above 48 KB; 2 blocks per SM) */
+#define ATTN_F32_Q_FLOATS (ATTN_F32_QROWS * ATTN_F32_LDQ)
+#define ATTN_F32_K_FLOATS (ATTN_F32_KEYS * ATTN_F32_LDK)
+#define ATTN_F32_V_FLOATS (ATTN_F32_KEYS * ATTN_F32_LDV)
+#define ATTN_F32_P_FLOATS (ATTN_F32_WARPS * ATTN_F32_WARP_ROWS * ATTN_F32_LDP)
+#define ATTN_F32_SMEM_BYTES                                                                    \
+    ((ATTN_F32_Q_FLOATS + ATTN_F32_K_FLOATS + ATTN_F32_V_FLOATS + ATTN_F32_P_FLOATS +          \
+      ATTN_F32_KEYS) * sizeof(float))
+
+/* One block: 128 query rows of one (batch, head); 8 warps of 16 rows. Lane = 8 ty + tx
+ * (ty = 0..3, tx = 0..7) owns, within its warp's rows, query rows ty + 4i (i = 0..3), and per
+ * 64-key tile the scores of keys tx + 8j (j = 0..7): a 4 x 8 register tile. Its output registers
+ * are the same 4 rows x dims tx*4 + e and 32 + tx*4 + e (e = 0..3). The 8 lanes that share a
+ * ty hold the whole of those rows, so row max and row sum are 3 xor-shuffles.
+ * Per key tile: stage K and V (zero past seq_len, key bias -inf there), S = Q K^T * scale + bias
+ * in registers, online softmax in fp32 (running max per row; running sums kept per lane and added
+ * across the 8 lanes at the end), P into the warp's slice of p_s, O = O * alpha + P V.
+ * Key tiles whose keys are all padding are skipped when the sequence has a real token: their
+ * probabilities underflow to exactly 0 (bias -10000) and a skipped tile before the first real
+ * one would only have been rescaled by exp(-10000) = 0, so the result is unchanged. A sequence
+ * without real tokens processes every tile (softmax over all keys, as the CPU twin does).
+ * Needs qkv and ctx 16-byte aligned (the dispatcher checks); hidden = 64 * heads keeps every
+ * row offset a multiple of 4 floats. */
+__global__ void __launch_bounds__(ATTN_F32_WARPS * 32, 2)
+attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, int hidden,
+                            float scale, float *ctx) {
+    constexpr int D = ATTN_F32_HEAD;
+    constexpr int KT = ATTN_F32_KEYS;
+    constexpr int LDQ = ATTN_F32_LDQ, LDK = ATTN_F32_LDK, LDV = ATTN_F32_LDV, LDP = ATTN_F32_LDP;
+    extern __shared__ float4 attn_f32_smem[];
+    float *q_s = (float *)attn_f32_smem;          /* [128][LDQ] query rows of the block */
+    float *k_s = q_s + ATTN_F32_Q_FLOATS;         /* [64][LDK]  key tile */
+    float *v_s = k_s + ATTN_F32_K_FLOATS;         /* [64][LDV]  value tile */
+    float *p_s = v_s + ATTN_F32_V_FLOATS;         /* [8][16][LDP] probabilities, per warp */
+    float *key_bias = p_s + ATTN_F32_P_FLOATS;    /* [64] mask bias, -inf past seq_len */
+
+    const int tid = threadIdx.x;
+    const int lane = tid & 31;
+    const int warp = tid >> 5;
+    const int ty = lane >> 3, tx = lane & 7;
+    const int head = blockIdx.y;
+    const int batch = blockIdx.z;
+    const int query0 = blockIdx.x * ATTN_F32_QROWS;
+    const size_t qkv_stride = (size_t)3 * hidden;
+    const size_t batch_row0 = (size_t)batch * seq_len;
+    const int head_col = head * D;
+    const float4 zero4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+
+    /* query rows -> q_s (zero past seq_len), one float4 per thread and step */
+    for (int idx = tid; idx < ATTN_F32_QROWS * (D / 4); idx += blockDim.x) {
+        const int r = idx / (D / 4), c4 = idx % (D / 4);
+        const int query = query0 + r;
+        float4 qv = zero4;
+        if (query < seq_len)
+            qv = *(const float4 *)(qkv + (batch_row0 + query) * qkv_stride + head_col + 4 * c4);
+        *(float4 *)(q_s + r * LDQ + 4 * c4) = qv;
+    }
+    int any_real = 0;
+    for (int key = tid; key < seq_len; key += blockDim.x) any_real |= mask[batch_row0 + key] != 0;
+    const int sequence_has_real = __syncthreads_or(any_real);
+
+    const float *q_rows = q_s + (warp * ATTN_F32_WARP_ROWS + ty) * LDQ; /* + 4i rows: row i */
+    float *p_rows = p_s + (warp * ATTN_F32_WARP_ROWS + ty) * LDP;      /* + 4i rows: row i */
+    float out[4][8];  /* [row i][e + 4g]: output dim 32g + 4tx + e, unnormalised */
+    float row_max[4], row_sum[4]; /* row_sum: this lane's share (its keys) */
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        row_max[i] = -INFINITY;
+        row_sum[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) out[i][e] = 0.0f;
+    }
+
+    for (int tile0 = 0; tile0 < seq_len; tile0 += KT) {
+        /* barrier: every warp is done with the previous k_s / v_s / key_bias / p_s */
+        int key_real = 0;
+        if (tid < KT && tile0 + tid < seq_len) key_real = mask[batch_row0 + tile0 + tid] != 0;
+        const int tile_has_real = __syncthreads_or(key_real);
+        if (sequence_has_real && !tile_has_real) continue; /* uniform across the block */
+
+        for (int idx = tid; idx < KT * (D / 4); idx += blockDim.x) {
+            const int j = idx / (D / 4), c4 = idx % (D / 4);
+            const int key = tile0 + j;
+            float4 kv = zero4, vv = zero4;
+            if (key < seq_len) {
+                const float *row = qkv + (batch_row0 + key) * qkv_stride + head_col + 4 * c4;
+                kv = *(const float4 *)(row + hidden);
+                vv = *(const float4 *)(row + 2 * (size_t)hidden);
+            }
+            *(float4 *)(k_s + j * LDK + 4 * c4) = kv;
+            *(float4 *)(v_s + j * LDV + 4 * c4) = vv;
+        }
+        if (tid < KT) {
+            const int key = tile0 + tid;
+            key_bias[tid] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) : -INFINITY;
+        }
+        __syncthreads();
+
+        /* scores of rows ty + 4i, keys tx + 8j */
+        float score[4][8];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 8; j++) score[i][j] = 0.0f;
+#pragma unroll 2 /* 4 spills at the 128-register cap of 2 blocks per SM */
+        for (int c = 0; c < D; c += 4) {
+            float4 q[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) q[i] = *(const float4 *)(q_rows + 4 * i * LDQ + c);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float4 k = *(const float4 *)(k_s + (tx + 8 * j) * LDK + c);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    float acc = score[i][j];
+                    acc = fmaf(q[i].x, k.x, acc);
+                    acc = fmaf(q[i].y, k.y, acc);
+                    acc = fmaf(q[i].z, k.z, acc);
+                    acc = fmaf(q[i].w, k.w, acc);
+                    score[i][j] = acc;
+                }
+            }
+        }
+
+        /* online softmax per row; scores -> probabilities in place */
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float tile_max = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                score[i][j] = fmaf(score[i][j], scale, key_bias[tx + 8 * j]); /* -inf past end */
+                tile_max = fmaxf(tile_max, score[i][j]);
+            }
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(BQ_FULL_WARP, tile_max, 1));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(BQ_FULL_WARP, tile_max, 2));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(BQ_FULL_WARP, tile_max, 4));
+            const float new_max = fmaxf(row_max[i], tile_max); /* finite: key tile0 exists */
+            const float alpha = expf(row_max[i] - new_max);    /* 0 on the first tile */
+            row_max[i] = new_max;
+            float tile_sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float p = expf(score[i][j] - new_max);
+                p_rows[4 * i * LDP + tx + 8 * j] = p;
+                tile_sum += p;
+            }
+            row_sum[i] = row_sum[i] * alpha + tile_sum;
+#pragma unroll
+            for (int e = 0; e < 8; e++) out[i][e] *= alpha;
+        }
+        __syncwarp(); /* the warp's p_s rows are complete */
+
+        /* out[rows ty + 4i][dims] += P[rows][64 keys] . V[64 keys][dims] */
+#pragma unroll 2
+        for (int k = 0; k < KT; k += 4) {
+            float4 p[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) p[i] = *(const float4 *)(p_rows + 4 * i * LDP + k);
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const float4 v_lo = *(const float4 *)(v_s + (k + kk) * LDV + 4 * tx);
+                const float4 v_hi = *(const float4 *)(v_s + (k + kk) * LDV + 32 + 4 * tx);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float pk = kk == 0 ? p[i].x : kk == 1 ? p[i].y : kk == 2 ? p[i].z : p[i].w;
+                    out[i][0] = fmaf(pk, v_lo.x, out[i][0]);
+                    out[i][1] = fmaf(pk, v_lo.y, out[i][1]);
+                    out[i][2] = fmaf(pk, v_lo.z, out[i][2]);
+                    out[i][3] = fmaf(pk, v_lo.w, out[i][3]);
+                    out[i][4] = fmaf(pk, v_hi.x, out[i][4]);
+                    out[i][5] = fmaf(pk, v_hi.y, out[i][5]);
+                    out[i][6] = fmaf(pk, v_hi.z, out[i][6]);
+                    out[i][7] = fmaf(pk, v_hi.w, out[i][7]);
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float sum = row_sum[i];
+        sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 1);
+        sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 2);
+        sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 4);
+        const int query = query0 + warp * ATTN_F32_WARP_ROWS + ty + 4 * i;
+        if (query < seq_len) {
+            const float inv_sum = 1.0f / sum; /* >= 1: the row maximum contributes exp(0) */
+            float *out_row = ctx + (batch_row0 + query) * (size_t)hidden + head_col + 4 * tx;
+            *(float4 *)out_row = make_float4(out[i][0] * inv_sum, out[i][1] * inv_sum,
+                                             out[i][2] * inv_sum, out[i][3] * inv_sum);
+            *(float4 *)(out_row + 32) = make_float4(out[i][4] * inv_sum, out[i][5] * inv_sum,
+                                                    out[i][6] * inv_sum, out[i][7] * inv_sum);
+        }
+    }
+}
+
+static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *mask, int batch,
+                                               int seq_len, int hidden, int heads, void *ctx,
+                                               cudaStream_t stream) {
+    /* 103 KB of dynamic shared memory needs the opt-in (sm_90 allows up to 227 KB per block) */
+    cudaError_t rc = cudaFuncSetAttribute(attention_f32_head64_kernel,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          (int)ATTN_F32_SMEM_BYTES);
+    if (rc != cudaSuccess) return rc;
+    dim3 grid((unsigned)((seq_len + ATTN_F32_QROWS - 1) / ATTN_F32_QROWS), (unsigned)heads,
+              (unsigned)batch);
+    attention_f32_head64_kernel<<<grid, ATTN_F32_WARPS * 32, ATTN_F32_SMEM_BYTES, stream>>>(
+        (const float *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_F32_HEAD), (float *)ctx);
+    return cudaGetLastError();
+}
+
+static bool aligned_16_bytes(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
 /* ---- entry points --------------------------------------------------------------------------- */
 
 static bool attention_args_ok(const void *qkv, const int32_t *mask, int batch, int seq_len,
@@ -315,6 +553,9 @@ extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, i
                                          bq_cuda_dtype dt, cudaStream_t stream) {
     if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
+    if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && aligned_16_bytes(qkv) &&
+        aligned_16_bytes(ctx))
+        return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
     const bool tensor_core_shape = hidden / heads == ATTN_WMMA_HEAD;
     if (tensor_core_shape && dt == BQ_CUDA_F16)
         return launch_attention_wmma<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);

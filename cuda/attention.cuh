@@ -16,7 +16,10 @@ extern "C" {
  * part (d = hidden/heads); mask: [batch, seq_len] int32 (nonzero = real token); ctx: [batch*seq_len,
  * hidden]. qkv/ctx in `dt`, all on the device. Requires hidden % heads == 0 and head size <= 128.
  * fp16/bf16 with head size 64 (any seq_len: tails are zero-filled) use the tensor-core (WMMA)
- * path, everything else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the launch status. */
+ * path, fp32 with head size 64 and 16-byte aligned qkv and ctx the register-tiled fp32 path,
+ * everything else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the
+ * status of cudaFuncSetAttribute (fp32 path: it opts in to 103 KB of shared memory) or of the
+ * launch. */
 cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, int seq_len,
                               int hidden, int heads, void *ctx, bq_cuda_dtype dt,
                               cudaStream_t stream);

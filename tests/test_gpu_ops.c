@@ -373,13 +373,15 @@ static void test_bias_gelu(void **state) {
 /* Our kernels take any 0/1 mask (only cuDNN needs the SQuAD prefix form), so besides prefixes the
  * cases put padding FIRST (the online softmax must then discard the running state of whole tiles
  * of masked keys once a real key appears) and scatter it. */
-typedef enum { MASK_ALL_REAL, MASK_ONE_REAL, MASK_RAGGED, MASK_PAD_FIRST, MASK_SCATTERED } mask_pattern;
+typedef enum {
+    MASK_ALL_REAL, MASK_ONE_REAL, MASK_RAGGED, MASK_PAD_FIRST, MASK_SCATTERED, MASK_NO_REAL
+} mask_pattern;
 static const char *const k_mask_names[] = {"all-real", "one-real", "ragged", "pad-first",
-                                           "scattered"};
+                                           "scattered", "no-real"};
 
 /* Batch row b of a ragged mask keeps S - b*S/(B+1) real tokens (at least 1), then padding;
  * pad-first puts the same padding before the real tokens; scattered pads keys s with
- * (s + b) % 3 == 1 (and keeps key 0). */
+ * (s + b) % 3 == 1 (and keeps key 0); no-real pads everything. */
 static void fill_mask(int32_t *mask, int B, int S, mask_pattern pattern) {
     for (int b = 0; b < B; b++) {
         int real = S;
@@ -390,6 +392,7 @@ static void fill_mask(int32_t *mask, int B, int S, mask_pattern pattern) {
             int32_t m = s < real;
             if (pattern == MASK_PAD_FIRST) m = s >= S - real;
             if (pattern == MASK_SCATTERED) m = s == 0 || (s + b) % 3 != 1;
+            if (pattern == MASK_NO_REAL) m = 0;
             mask[(size_t)b * S + s] = m;
         }
     }
@@ -426,8 +429,9 @@ static void test_attention(void **state) {
         bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
 
         dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
-        /* the generic path differs from the dispatch only for 16-bit head size 64 */
-        const size_t n_paths = (dt != BQ_CUDA_F32 && H / heads == 64) ? 2 : 1;
+        /* the generic path differs from the dispatch only for head size 64 (tensor cores in
+         * 16-bit, the register-tiled fp32 path in f32) */
+        const size_t n_paths = H / heads == 64 ? 2 : 1;
         for (size_t pi = 0; pi < n_paths; pi++) {
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
@@ -442,6 +446,69 @@ static void test_attention(void **state) {
             dev_free(&d_ctx);
         }
         dev_free(&d_qkv), dev_free(&d_mask);
+        free(qkv), free(mask), free(ref);
+    }
+    EXPECT_NO_CASE_FAILURES();
+}
+
+/* The fp32 head-size-64 path (128 query rows per block, 64-key tiles, padding-only key tiles
+ * skipped) against the CPU twin and against the generic path, over sequence lengths around its
+ * tile sizes and every mask pattern. A sequence with no real token at all (no-real) softmaxes
+ * over all keys at score - 10000, where fp32 has a spacing of 2^-10: scores that differ in their
+ * last bits (summation order) can round to neighbouring values there and move probabilities by
+ * ~1e-3 relative, so that pattern gets 1e-4 (measured under 4e-5 in CPU emulation); it still
+ * catches a kernel that skipped every tile (NaN) or dropped keys. The last case passes buffers
+ * 4 bytes off 16-byte alignment, which the dispatch must route to the generic path. */
+static void test_attention_f32_head64(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int seqs[] = {1, 7, 63, 64, 65, 100, 128, 129, 384, 512};
+    const int B = 2, H = 128, heads = 2;
+    const bq_cuda_dtype dt = BQ_CUDA_F32;
+    uint64_t seed = 0x5eed0006;
+    for (size_t si = 0; si <= sizeof seqs / sizeof seqs[0]; si++)
+    for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
+        const bool unaligned = si == sizeof seqs / sizeof seqs[0]; /* one extra case */
+        if (unaligned && pattern != MASK_RAGGED) continue;
+        const int S = unaligned ? 65 : seqs[si];
+        const size_t rows = (size_t)B * S, offset = unaligned ? 1 : 0; /* in floats */
+        const double tol = pattern == MASK_NO_REAL ? 1e-4 : tolerance(dt);
+        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
+        int32_t *mask = malloc(rows * sizeof *mask);
+        assert_non_null(mask);
+        fill_mask(mask, B, S, (mask_pattern)pattern);
+        float *ref = host_floats(rows * H);
+        bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
+
+        dev_buf d_qkv = dev_alloc((rows * 3 * H + offset) * sizeof(float));
+        float *qkv_ptr = (float *)d_qkv.ptr + offset;
+        CUDA_OK(cudaMemcpy(qkv_ptr, qkv, rows * 3 * H * sizeof(float), cudaMemcpyHostToDevice));
+        dev_buf d_mask = dev_upload_ints(mask, rows);
+        dev_buf d_fast = dev_alloc((rows * H + offset) * sizeof(float));
+        dev_buf d_generic = dev_alloc(rows * H * sizeof(float));
+        float *fast_ptr = (float *)d_fast.ptr + offset;
+        CUDA_OK(bq_cuda_attention(qkv_ptr, d_mask.ptr, B, S, H, heads, fast_ptr, dt, 0));
+        CUDA_OK(bq_cuda_attention_generic(qkv_ptr, d_mask.ptr, B, S, H, heads, d_generic.ptr, dt, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+
+        char what[160];
+        snprintf(what, sizeof what, "attention f32 d=64 %sB=%d S=%d heads=%d %s",
+                 unaligned ? "unaligned " : "", B, S, heads, k_mask_names[pattern]);
+        expect_guards_intact(&d_fast, what);
+        expect_guards_intact(&d_generic, what);
+        float *fast = host_floats(rows * H);
+        CUDA_OK(cudaMemcpy(fast, fast_ptr, rows * H * sizeof(float), cudaMemcpyDeviceToHost));
+        float *generic = dev_download(&d_generic, rows * H, dt);
+        char label[200];
+        snprintf(label, sizeof label, "%s: dispatch vs CPU", what);
+        expect_close(label, fast, ref, rows * H, tol);
+        snprintf(label, sizeof label, "%s: generic vs CPU", what);
+        expect_close(label, generic, ref, rows * H, tol);
+        snprintf(label, sizeof label, "%s: dispatch vs generic", what);
+        expect_close(label, fast, generic, rows * H, tol);
+
+        free(fast), free(generic);
+        dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_fast), dev_free(&d_generic);
         free(qkv), free(mask), free(ref);
     }
     EXPECT_NO_CASE_FAILURES();
@@ -590,6 +657,7 @@ int main(void) {
         cmocka_unit_test(test_bias_residual_layernorm),
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_f32_head64),
         cmocka_unit_test(test_qa_head),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
