@@ -31,6 +31,34 @@
 #define ATTN_WMMA_WARPS 4
 #define ATTN_WMMA_ROWS 16 /* query rows per warp (one WMMA tile) */
 
+/* Stage the keys and values [tile0, tile0 + tile) of one (batch, head) in shared memory, as `S`
+ * (fp32 for the generic path, the activation type for the tensor-core path), zeros past seq_len,
+ * and their mask bias (-inf past seq_len, so the softmax ignores them). Block-strided; the caller
+ * synchronizes before and after. k_dst / v_dst rows are k_ld / v_ld elements apart. */
+template <typename S, typename T>
+__device__ __forceinline__ void stage_key_tile(const T *qkv, const int32_t *mask, size_t batch_row0,
+                                               size_t qkv_stride, int head_col, int hidden,
+                                               int head_size, int seq_len, int tile0, int tile,
+                                               S *k_dst, int k_ld, S *v_dst, int v_ld,
+                                               float *key_bias) {
+    for (int idx = threadIdx.x; idx < tile * head_size; idx += blockDim.x) {
+        const int j = idx / head_size, c = idx % head_size;
+        const int key = tile0 + j;
+        S kv = S(0.0f), vv = S(0.0f);
+        if (key < seq_len) {
+            const size_t row = (batch_row0 + key) * qkv_stride + head_col + c;
+            kv = S(qkv[row + hidden]);
+            vv = S(qkv[row + 2 * (size_t)hidden]);
+        }
+        k_dst[(size_t)j * k_ld + c] = kv;
+        v_dst[(size_t)j * v_ld + c] = vv;
+    }
+    for (int j = threadIdx.x; j < tile; j += blockDim.x) {
+        const int key = tile0 + j;
+        key_bias[j] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) : -INFINITY;
+    }
+}
+
 /* ---- generic path ------------------------------------------------------------------------- */
 
 template <typename T>
@@ -62,22 +90,9 @@ __global__ void attention_generic_kernel(const T *qkv, const int32_t *mask, int 
 
     for (int tile0 = 0; tile0 < seq_len; tile0 += ATTN_KEY_TILE) {
         __syncthreads(); /* previous tile fully consumed (and q_rows written, first time) */
-        for (int idx = threadIdx.x; idx < ATTN_KEY_TILE * head_size; idx += blockDim.x) {
-            const int j = idx / head_size, c = idx % head_size;
-            const int key = tile0 + j;
-            float kv = 0.0f, vv = 0.0f;
-            if (key < seq_len) {
-                const size_t row = (batch_row0 + key) * qkv_stride + head_col + c;
-                kv = bq_load_f32(qkv, row + hidden);
-                vv = bq_load_f32(qkv, row + 2 * (size_t)hidden);
-            }
-            k_tile[j][c] = kv;
-            v_tile[j][c] = vv;
-        }
-        for (int j = threadIdx.x; j < ATTN_KEY_TILE; j += blockDim.x) {
-            const int key = tile0 + j;
-            key_bias[j] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) : -INFINITY;
-        }
+        stage_key_tile<float>(qkv, mask, batch_row0, qkv_stride, head_col, hidden, head_size, seq_len,
+                              tile0, ATTN_KEY_TILE, &k_tile[0][0], ATTN_MAX_HEAD + 1, &v_tile[0][0],
+                              ATTN_MAX_HEAD, key_bias);
         __syncthreads();
         if (!active) continue;
 
@@ -182,22 +197,8 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
 
     for (int tile0 = 0; tile0 < seq_len; tile0 += KT) {
         __syncthreads(); /* every warp is done with the previous k_s / v_s / key_bias */
-        for (int idx = threadIdx.x; idx < KT * D; idx += blockDim.x) {
-            const int j = idx / D, c = idx % D;
-            const int key = tile0 + j;
-            T kv = zero, vv = zero;
-            if (key < seq_len) {
-                const size_t row = (batch_row0 + key) * qkv_stride + head_col + c;
-                kv = qkv[row + hidden];
-                vv = qkv[row + 2 * (size_t)hidden];
-            }
-            k_s[j][c] = kv;
-            v_s[j][c] = vv;
-        }
-        for (int j = threadIdx.x; j < KT; j += blockDim.x) {
-            const int key = tile0 + j;
-            key_bias[j] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) : -INFINITY;
-        }
+        stage_key_tile<T>(qkv, mask, batch_row0, qkv_stride, head_col, hidden, D, seq_len, tile0, KT,
+                          &k_s[0][0], LD, &v_s[0][0], LD, key_bias);
         __syncthreads();
 
         /* S[16 x 32] = Q[16 x 64] . K^T[64 x 32]; K^T read as col-major from row-major k_s */
