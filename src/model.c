@@ -92,6 +92,7 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
                      name, cJSON_IsString(model_type) ? model_type->valuestring : "?");
         goto done;
     }
+    c.random_weights = cJSON_GetObjectItemCaseSensitive(root, "bertqa_random_weights") != NULL;
     *out = c;
 done:
     cJSON_Delete(root);

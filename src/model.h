@@ -20,6 +20,8 @@ typedef struct {
     int type_vocab_size;         /* 2 */
     int vocab_size;              /* 30522 */
     float layer_norm_eps;        /* 1e-12 */
+    int random_weights;          /* 1 when config.json carries bertqa-make-model's
+                                    "bertqa_random_weights" mark: the weights mean nothing */
 } bq_config;
 
 /* Parse config.json text; rejects hidden_act other than erf GELU ("gelu") and sizes that do not

@@ -375,6 +375,13 @@ static void test_gemm_linear(void **state) {
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
+/* The engine in every precision (own attention) on one batch; returns the failures. */
+static int check_every_precision(const char *label, const bq_model *m, const batch_case *bc) {
+    int failures = 0;
+    for (int i = 0; i < 4; i++) failures += check_engine(label, m, bc, all_precisions[i], BQ_ATTENTION_OWN);
+    return failures;
+}
+
 /* head size 8, S = 33 (odd), 2 layers, three rows of lengths 33, 20, 7 */
 static void test_tiny_every_precision(void **state) {
     (void)state;
@@ -382,9 +389,7 @@ static void test_tiny_every_precision(void **state) {
     random_model *r = random_model_create(32, 4, 64, 2, 120, 64, 11);
     const int lengths[3] = {33, 20, 7};
     batch_case bc = make_batch(&r->model, 3, 33, lengths, 5);
-    int failures = 0;
-    for (int i = 0; i < 4; i++)
-        failures += check_engine("tiny", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    int failures = check_every_precision("tiny", &r->model, &bc);
     free_batch(&bc);
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
@@ -397,9 +402,7 @@ static void test_head64_every_precision(void **state) {
     random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 12);
     const int lengths[2] = {64, 41};
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 6);
-    int failures = 0;
-    for (int i = 0; i < 4; i++)
-        failures += check_engine("head64", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    int failures = check_every_precision("head64", &r->model, &bc);
     free_batch(&bc);
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
@@ -433,9 +436,7 @@ static void test_large_every_precision(void **state) {
     random_model *r = random_model_create(1024, 16, 4096, 24, 30522, 512, 14);
     const int lengths[2] = {384, 171};
     batch_case bc = make_batch(&r->model, 2, 384, lengths, 8);
-    int failures = 0;
-    for (int i = 0; i < 4; i++)
-        failures += check_engine("large", &r->model, &bc, all_precisions[i], BQ_ATTENTION_OWN);
+    int failures = check_every_precision("large", &r->model, &bc);
     bq_cuda_engine *e = NULL;
     bq_engine_options opt;
     bq_engine_options_default(&opt);

@@ -43,8 +43,7 @@ bool cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_eng
     }
     bq_err err;
     bq_err_clear(&err);
-    bq_status st = bq_model_load(a->value[OPT_MODEL], a->given[OPT_VOCAB] ? a->value[OPT_VOCAB] : BQ_DEFAULT_VOCAB,
-                                 model, &err);
+    bq_status st = bq_model_load(a->value[OPT_MODEL], cli_vocab_path(a), model, &err);
     if (st != BQ_OK) {
         cli_error(cmd, "%s", err.message);
         return false;

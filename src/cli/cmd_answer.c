@@ -11,22 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* bertqa-make-model marks its folders; say plainly that such answers mean nothing. */
-static void warn_if_random(const char *cmd, const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text = NULL;
-    size_t len = 0;
-    if (bq_read_file(path, &text, &len, NULL) != BQ_OK) return;
-    cJSON *cfg = cJSON_Parse(text);
-    if (cfg && cJSON_GetObjectItemCaseSensitive(cfg, "bertqa_random_weights"))
-        fprintf(stderr, "bertqa-gpu %s: note: %s holds RANDOM weights made by bertqa-make-model; "
-                        "its answers are meaningless (use a real fine-tuned checkpoint for real answers)\n",
-                cmd, dir);
-    cJSON_Delete(cfg);
-    free(text);
-}
-
 typedef struct {
     const char *cmd;
     bq_model *model;
@@ -44,7 +28,11 @@ static bool session_open(const char *cmd, const cli_args *a, session *s) {
         cli_error(cmd, "%s", err.message);
         return false;
     }
-    warn_if_random(cmd, a->value[OPT_MODEL]);
+    /* bertqa-make-model marks its folders; say plainly that such answers mean nothing */
+    if (s->model->config.random_weights)
+        fprintf(stderr, "bertqa-gpu %s: note: %s holds RANDOM weights made by bertqa-make-model; "
+                        "its answers are meaningless (use a real fine-tuned checkpoint for real answers)\n",
+                cmd, a->value[OPT_MODEL]);
     return true;
 }
 

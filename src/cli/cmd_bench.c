@@ -55,7 +55,7 @@ static double now_ms(void) {
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
-/* Comma-separated list of items parsed by `parse_one`; false (after an error message) on bad input. */
+/* Comma-separated batch sizes; false (after an error message) on bad input. */
 static bool parse_batches(const char *s, int *out, int *n) {
     *n = 0;
     const char *p = s;
