@@ -1,11 +1,16 @@
-/* attention.cu - fused multi-head self-attention, three paths:
+/* attention.cu - fused multi-head self-attention, four paths:
  *
  * generic (any dtype, head size <= 128, any seq_len): one warp per query row, 8 query rows of one
  *   (batch, head) per block. Keys/values are staged 32 at a time in shared memory (fp32); lane j
  *   scores key j of the tile, the warp runs an online softmax (running max m, running sum l, fp32)
  *   and each lane accumulates output dims lane, lane+32, ... in registers.
  *
- * tensor cores (fp16/bf16, head size 64, any seq_len): 4 warps per block, 16 query rows per warp,
+ * mma.sync (fp16/bf16, head size 64, any seq_len; the default for 16-bit): FlashAttention-2 style.
+ *   4 warps of 16 query rows, 64-key tiles double-buffered by cp.async; scores, probabilities and
+ *   the output accumulator stay in registers (mma.sync m16n8k16, fp32 accumulate); P rounded to
+ *   the storage type for P V. Padding-only key tiles skipped as in the fp32 path.
+ *
+ * WMMA (fp16/bf16, head size 64, any seq_len): 4 warps per block, 16 query rows per warp,
  *   64 query rows of one (batch, head) per block. Per tile of 32 keys: S = Q K^T with WMMA 16x16x16
  *   (fp32 accumulate) into shared, online softmax in fp32 (a lane pair per query row), P rounded to
  *   the storage type in shared, O = O * alpha + P V with WMMA on an fp32 accumulator kept in
@@ -23,6 +28,7 @@
 
 #include "attention.cuh"
 #include "kernel_common.cuh"
+#include "tensor_core.cuh"
 
 #define ATTN_MAX_HEAD 128    /* generic path: largest head size */
 #define ATTN_KEY_TILE 32     /* keys per shared tile, both paths (generic: one key per lane) */
@@ -286,6 +292,227 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
               (unsigned)batch);
     attention_wmma_kernel<T><<<grid, ATTN_WMMA_WARPS * 32, 0, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD), (T *)ctx);
+    return cudaGetLastError();
+}
+
+/* ---- mma.sync path (fp16 / bf16, head size 64): FlashAttention-2 style, registers only ------ */
+
+#define ATTN_MMA_HEAD 64
+#define ATTN_MMA_WARPS 4
+#define ATTN_MMA_QROWS (ATTN_MMA_WARPS * 16) /* 16 query rows per warp, 64 per block */
+#define ATTN_MMA_KEYS 64                     /* keys per tile */
+/* Shared rows are 72 16-bit elements (144 bytes): 16-byte aligned for cp.async and ldmatrix, and
+ * the 8 row addresses of one ldmatrix matrix start 4 banks apart, so each phase of it touches all
+ * 32 banks once. */
+#define ATTN_MMA_LD 72
+#define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
+
+/* One block: 64 query rows of one (batch, head), 4 warps of 16 rows. Per 64-key tile, each warp
+ * computes S = Q K^T (16 x 64, fp32) with mma.sync m16n8k16 into registers, updates its online
+ * softmax there (the four lanes of a quad hold one row pair, so row max is two xor-shuffles),
+ * turns P into A fragments without leaving registers (the C layout of two neighbouring n-tiles is
+ * the A layout of one k-step) and accumulates O += P V, also in registers. K and V tiles are
+ * double-buffered in shared memory with cp.async so that tile t+1 loads while tile t computes.
+ * Tiles whose keys are all padding are skipped when the sequence has a real key (their
+ * probabilities would be exactly 0; see the fp32 path). Scores use exp2 with log2(e) folded in.
+ * Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0
+ * (16-byte rows for cp.async) and ctx 4-byte aligned; the dispatcher checks. */
+template <typename T>
+__global__ void __launch_bounds__(ATTN_MMA_WARPS * 32)
+attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
+                            T *ctx) {
+    constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
+    constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
+    constexpr float LOG2E = 1.4426950408889634f;
+    __shared__ __align__(128) T q_s[ATTN_MMA_QROWS][LD];  /* 9 KB */
+    __shared__ __align__(128) T k_s[2][KT][LD];           /* 18 KB, double-buffered */
+    __shared__ __align__(128) T v_s[2][KT][LD];           /* 18 KB */
+    __shared__ float key_bias[2][KT];                     /* mask bias * log2(e), -inf past end */
+
+    const int tid = threadIdx.x;
+    const int lane = tid & 31;
+    const int warp = tid >> 5;
+    const int quad_row = lane >> 2; /* g in the fragment layouts */
+    const int quad_col = lane & 3;  /* t */
+    const int head = blockIdx.y;
+    const int batch = blockIdx.z;
+    const int query0 = blockIdx.x * ATTN_MMA_QROWS;
+    const size_t qkv_stride = (size_t)3 * hidden;
+    const size_t batch_row0 = (size_t)batch * seq_len;
+    const int head_col = head * D;
+    const int n_tiles = (seq_len + KT - 1) / KT;
+
+    /* Which key tiles hold a real key (block-uniform). Without any real key every tile counts,
+     * as in the CPU twin (softmax over all keys at -10000). Beyond 64 tiles nothing is skipped. */
+    uint64_t live = 0;
+    for (int t = 0; t < n_tiles && t < ATTN_MMA_MAX_TILES; t++) {
+        const int key = t * KT + tid;
+        const int real = tid < KT && key < seq_len && mask[batch_row0 + key] != 0;
+        if (__syncthreads_or(real)) live |= (uint64_t)1 << t;
+    }
+    const bool skip_padding = live != 0 && n_tiles <= ATTN_MMA_MAX_TILES;
+    auto is_live = [&](int t) { return !skip_padding || ((live >> t) & 1); };
+    auto next_live = [&](int t) { /* first live tile after t, or n_tiles */
+        do t++;
+        while (t < n_tiles && !is_live(t));
+        return t;
+    };
+
+    /* Stage key tile t into buffer b: K and V rows (zero past seq_len) by cp.async, the biases by
+     * plain stores (both published by the barrier after the matching wait). */
+    auto stage_tile = [&](int t, int b) {
+        for (int c = tid; c < KT * CHUNKS; c += blockDim.x) {
+            const int j = c / CHUNKS, part = c % CHUNKS;
+            const int key = t * KT + j;
+            const bool valid = key < seq_len;
+            const T *row = qkv + (batch_row0 + (valid ? key : 0)) * qkv_stride + head_col + part * 8;
+            bq_cp_async_16(&k_s[b][j][part * 8], row + hidden, valid);
+            bq_cp_async_16(&v_s[b][j][part * 8], row + 2 * (size_t)hidden, valid);
+        }
+        if (tid < KT) {
+            const int key = t * KT + tid;
+            key_bias[b][tid] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) * LOG2E : -INFINITY;
+        }
+    };
+
+    /* group 0: the block's query rows (zero past seq_len) and the first live key tile */
+    for (int c = tid; c < ATTN_MMA_QROWS * CHUNKS; c += blockDim.x) {
+        const int r = c / CHUNKS, part = c % CHUNKS;
+        const int query = query0 + r;
+        const bool valid = query < seq_len;
+        bq_cp_async_16(&q_s[r][part * 8],
+                       qkv + (batch_row0 + (valid ? query : 0)) * qkv_stride + head_col + part * 8,
+                       valid);
+    }
+    int tile = next_live(-1); /* < n_tiles: tile 0 exists, and a live tile when skipping */
+    int buf = 0;
+    stage_tile(tile, buf);
+    bq_cp_async_commit();
+
+    uint32_t q_frag[D / 16][4]; /* A fragments of this warp's 16 rows, one per 16-wide k-step */
+    float o[D / 8][4];          /* output accumulators: n-tile n holds dims 8n + 2t, +1 */
+    float row_max[2] = {-INFINITY, -INFINITY}; /* rows g and g + 8, in log2 units */
+    float row_sum[2] = {0.0f, 0.0f};           /* this lane's share of the row sums */
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    const float scale_log2 = scale * LOG2E;
+    const int ld_row = lane & 7, ld_matrix = lane >> 3; /* ldmatrix: this lane's row address */
+    bool first = true;
+
+    while (tile < n_tiles) {
+        const int next = next_live(tile);
+        if (next < n_tiles) {
+            stage_tile(next, buf ^ 1); /* its buffer was released by the barrier ending the last pass */
+            bq_cp_async_commit();
+            bq_cp_async_wait<1>();
+        } else {
+            bq_cp_async_wait<0>();
+        }
+        __syncthreads(); /* tile (and, the first time, the query rows) visible to every warp */
+        if (first) {
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ks++)
+                bq_ldmatrix_x4(q_frag[ks], &q_s[warp * 16 + ld_row + 8 * (ld_matrix & 1)]
+                                               [ks * 16 + 8 * (ld_matrix >> 1)]);
+            first = false;
+        }
+
+        /* S = Q K^T: n-tile n covers keys 8n..8n+7; one ldmatrix_x4 brings the B fragments of two
+         * k-steps (32 head dims) of one n-tile: matrices = (keys, dims d0 + 8m). */
+        float s[KT / 8][4];
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                uint32_t kb[4];
+                bq_ldmatrix_x4(kb, &k_s[buf][n * 8 + ld_row][half * 32 + 8 * ld_matrix]);
+                bq_mma_16816<T>(s[n], q_frag[2 * half], &kb[0]);
+                bq_mma_16816<T>(s[n], q_frag[2 * half + 1], &kb[2]);
+            }
+        }
+
+        /* online softmax in log2 units; element e of s[n]: row g + 8 (e >> 1), key 8n + 2t + (e & 1) */
+        float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float x = fmaf(s[n][e], scale_log2, key_bias[buf][n * 8 + 2 * quad_col + (e & 1)]);
+                s[n][e] = x;
+                tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
+            }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
+            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
+            const float new_max = fmaxf(row_max[r], tile_max[r]); /* finite: key tile*64 exists */
+            alpha[r] = exp2f(row_max[r] - new_max);               /* 0 on the first tile */
+            row_max[r] = new_max;
+            row_sum[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < KT / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float p = exp2f(s[n][e] - row_max[e >> 1]); /* 0 past the end (-inf) */
+                s[n][e] = p;
+                row_sum[e >> 1] += p;
+            }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        }
+
+        /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A fragments;
+         * one ldmatrix_x4_trans brings the B fragments of two 8-dim n-tiles of V:
+         * matrices = (keys 16j + 8 (m & 1), dims 16dp + 8 (m >> 1)). */
+#pragma unroll
+        for (int j = 0; j < KT / 16; j++) {
+            uint32_t p_frag[4];
+            p_frag[0] = bq_pack2<T>(s[2 * j][0], s[2 * j][1]);
+            p_frag[1] = bq_pack2<T>(s[2 * j][2], s[2 * j][3]);
+            p_frag[2] = bq_pack2<T>(s[2 * j + 1][0], s[2 * j + 1][1]);
+            p_frag[3] = bq_pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t vb[4];
+                bq_ldmatrix_x4_trans(vb, &v_s[buf][j * 16 + ld_row + 8 * (ld_matrix & 1)]
+                                              [dp * 16 + 8 * (ld_matrix >> 1)]);
+                bq_mma_16816<T>(o[2 * dp], p_frag, &vb[0]);
+                bq_mma_16816<T>(o[2 * dp + 1], p_frag, &vb[2]);
+            }
+        }
+        __syncthreads(); /* every warp is done with this buffer before it is refilled */
+        buf ^= 1;
+        tile = next;
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        row_sum[r] += __shfl_xor_sync(BQ_FULL_WARP, row_sum[r], 1);
+        row_sum[r] += __shfl_xor_sync(BQ_FULL_WARP, row_sum[r], 2);
+        const int query = query0 + warp * 16 + quad_row + 8 * r;
+        if (query >= seq_len) continue;
+        const float inv_sum = 1.0f / row_sum[r];
+        T *out = ctx + (batch_row0 + query) * (size_t)hidden + head_col + 2 * quad_col;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *reinterpret_cast<uint32_t *>(out + 8 * n) =
+                bq_pack2<T>(o[n][2 * r] * inv_sum, o[n][2 * r + 1] * inv_sum);
+    }
+}
+
+template <typename T>
+static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask, int batch,
+                                               int seq_len, int hidden, int heads, void *ctx,
+                                               cudaStream_t stream) {
+    dim3 grid((unsigned)((seq_len + ATTN_MMA_QROWS - 1) / ATTN_MMA_QROWS), (unsigned)heads,
+              (unsigned)batch);
+    attention_mma_head64_kernel<T><<<grid, ATTN_MMA_WARPS * 32, 0, stream>>>(
+        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
 }
 
@@ -557,6 +784,23 @@ extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, i
     if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && aligned_16_bytes(qkv) &&
         aligned_16_bytes(ctx))
         return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
+    if (half_dtype && hidden / heads == ATTN_MMA_HEAD && hidden % 8 == 0 && aligned_16_bytes(qkv) &&
+        ((uintptr_t)ctx & 3u) == 0) {
+        if (dt == BQ_CUDA_F16)
+            return launch_attention_mma_head64<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx,
+                                                       stream);
+        return launch_attention_mma_head64<__nv_bfloat16>(qkv, mask, batch, seq_len, hidden, heads,
+                                                          ctx, stream);
+    }
+    return bq_cuda_attention_wmma(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, stream);
+}
+
+extern "C" cudaError_t bq_cuda_attention_wmma(const void *qkv, const int32_t *mask, int batch,
+                                              int seq_len, int hidden, int heads, void *ctx,
+                                              bq_cuda_dtype dt, cudaStream_t stream) {
+    if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
+        return cudaErrorInvalidValue;
     const bool tensor_core_shape = hidden / heads == ATTN_WMMA_HEAD;
     if (tensor_core_shape && dt == BQ_CUDA_F16)
         return launch_attention_wmma<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);

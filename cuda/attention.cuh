@@ -15,14 +15,21 @@ extern "C" {
 /* qkv: [batch*seq_len, 3*hidden] rows laid out Q | K | V, head h at columns [h*d, (h+1)*d) of each
  * part (d = hidden/heads); mask: [batch, seq_len] int32 (nonzero = real token); ctx: [batch*seq_len,
  * hidden]. qkv/ctx in `dt`, all on the device. Requires hidden % heads == 0 and head size <= 128.
- * fp16/bf16 with head size 64 (any seq_len: tails are zero-filled) use the tensor-core (WMMA)
- * path, fp32 with head size 64 and 16-byte aligned qkv and ctx the register-tiled fp32 path,
- * everything else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the
+ * fp16/bf16 with head size 64 (any seq_len: tails are zero-filled) use the mma.sync tensor-core
+ * path when qkv is 16-byte and ctx 4-byte aligned (else the WMMA path), fp32 with head size 64 and
+ * 16-byte aligned qkv and ctx the register-tiled fp32 path, everything else the generic path. Returns cudaErrorInvalidValue on bad arguments, else the
  * status of cudaFuncSetAttribute (fp32 path: it opts in to 103 KB of shared memory) or of the
  * launch. */
 cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, int seq_len,
                               int hidden, int heads, void *ctx, bq_cuda_dtype dt,
                               cudaStream_t stream);
+
+/* The WMMA tensor-core path for fp16/bf16 with head size 64 (the generic path otherwise): the first
+ * tensor-core kernel, kept beside the mma.sync one until an H100 run has compared the two.
+ * Same contract as bq_cuda_attention. */
+cudaError_t bq_cuda_attention_wmma(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                   int hidden, int heads, void *ctx, bq_cuda_dtype dt,
+                                   cudaStream_t stream);
 
 /* The generic path only (any supported shape and dtype), exported so tests can compare the two
  * paths on the same input. Same contract as bq_cuda_attention. */

@@ -114,22 +114,26 @@ static float *random_tensor(size_t n, uint64_t *seed, float lo, float hi, bq_cud
 /* ---- device buffers with guard bytes on both sides ------------------------------------------ */
 
 typedef struct {
-    unsigned char *base; /* cudaMalloc result: [guard | payload | guard] */
+    unsigned char *base; /* cudaMalloc result: [guard | offset | payload | guard] */
     void *ptr;           /* payload */
     size_t bytes;        /* payload size */
 } dev_buf;
 
-/* Payload filled with 0xFF bytes: NaN in f32, f16 and bf16, so unwritten outputs are caught. */
-static dev_buf dev_alloc(size_t bytes) {
+/* Payload filled with 0xFF bytes: NaN in f32, f16 and bf16, so unwritten outputs are caught.
+ * `offset` bytes between the first guard and the payload move it off the allocation's alignment
+ * (tests of the dispatch's alignment checks). */
+static dev_buf dev_alloc_at(size_t bytes, size_t offset) {
     dev_buf b;
     b.bytes = bytes;
-    CUDA_OK(cudaMalloc((void **)&b.base, bytes + 2 * GUARD_BYTES));
+    CUDA_OK(cudaMalloc((void **)&b.base, offset + bytes + 2 * GUARD_BYTES));
     CUDA_OK(cudaMemset(b.base, GUARD_PATTERN, GUARD_BYTES));
-    CUDA_OK(cudaMemset(b.base + GUARD_BYTES, 0xFF, bytes));
-    CUDA_OK(cudaMemset(b.base + GUARD_BYTES + bytes, GUARD_PATTERN, GUARD_BYTES));
-    b.ptr = b.base + GUARD_BYTES;
+    CUDA_OK(cudaMemset(b.base + GUARD_BYTES, 0xFF, offset + bytes));
+    CUDA_OK(cudaMemset(b.base + GUARD_BYTES + offset + bytes, GUARD_PATTERN, GUARD_BYTES));
+    b.ptr = b.base + GUARD_BYTES + offset;
     return b;
 }
+
+static dev_buf dev_alloc(size_t bytes) { return dev_alloc_at(bytes, 0); }
 
 static void dev_free(dev_buf *b) {
     if (b->base) cudaFree(b->base);
@@ -140,7 +144,7 @@ static void dev_free(dev_buf *b) {
 static void expect_guards_intact(const dev_buf *b, const char *what) {
     unsigned char before[GUARD_BYTES], after[GUARD_BYTES];
     CUDA_OK(cudaMemcpy(before, b->base, GUARD_BYTES, cudaMemcpyDeviceToHost));
-    CUDA_OK(cudaMemcpy(after, b->base + GUARD_BYTES + b->bytes, GUARD_BYTES, cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(after, (unsigned char *)b->ptr + b->bytes, GUARD_BYTES, cudaMemcpyDeviceToHost));
     for (int i = 0; i < GUARD_BYTES; i++) {
         if (before[i] != GUARD_PATTERN) {
             print_message("FAIL %s: guard byte %d before the buffer overwritten (0x%02x)\n", what,
@@ -157,10 +161,10 @@ static void expect_guards_intact(const dev_buf *b, const char *what) {
     }
 }
 
-/* Upload fp32 values converted to `dt`. */
-static dev_buf dev_upload(const float *x, size_t n, bq_cuda_dtype dt) {
+/* Upload fp32 values converted to `dt`, `offset` bytes past the allocation's alignment. */
+static dev_buf dev_upload_at(const float *x, size_t n, bq_cuda_dtype dt, size_t offset) {
     size_t es = bq_cuda_dtype_size(dt);
-    dev_buf b = dev_alloc(n * es);
+    dev_buf b = dev_alloc_at(n * es, offset);
     if (dt == BQ_CUDA_F32) {
         CUDA_OK(cudaMemcpy(b.ptr, x, n * es, cudaMemcpyHostToDevice));
         return b;
@@ -172,6 +176,10 @@ static dev_buf dev_upload(const float *x, size_t n, bq_cuda_dtype dt) {
     CUDA_OK(cudaMemcpy(b.ptr, h, n * es, cudaMemcpyHostToDevice));
     free(h);
     return b;
+}
+
+static dev_buf dev_upload(const float *x, size_t n, bq_cuda_dtype dt) {
+    return dev_upload_at(x, n, dt, 0);
 }
 
 static dev_buf dev_upload_ints(const int32_t *x, size_t n) {
@@ -411,7 +419,8 @@ static void test_attention(void **state) {
         {1, 1, 64, 1},  {2, 64, 128, 2}, {3, 100, 192, 3},  {1, 33, 256, 2},
         {2, 384, 1024, 16}};
     const struct { attention_fn fn; const char *name; } paths[] = {
-        {bq_cuda_attention, "dispatch"}, {bq_cuda_attention_generic, "generic"}};
+        {bq_cuda_attention, "dispatch"}, {bq_cuda_attention_generic, "generic"},
+        {bq_cuda_attention_wmma, "wmma"}};
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
@@ -429,9 +438,9 @@ static void test_attention(void **state) {
         bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
 
         dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
-        /* the generic path differs from the dispatch only for head size 64 (tensor cores in
-         * 16-bit, the register-tiled fp32 path in f32) */
-        const size_t n_paths = H / heads == 64 ? 2 : 1;
+        /* the generic and WMMA paths differ from the dispatch only for head size 64 (mma.sync
+         * tensor cores in 16-bit, the register-tiled fp32 path in f32) */
+        const size_t n_paths = H / heads == 64 ? 3 : 1;
         for (size_t pi = 0; pi < n_paths; pi++) {
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
@@ -451,28 +460,32 @@ static void test_attention(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
-/* The fp32 head-size-64 path (128 query rows per block, 64-key tiles, padding-only key tiles
- * skipped) against the CPU twin and against the generic path, over sequence lengths around its
- * tile sizes and every mask pattern. A sequence with no real token at all (no-real) softmaxes
- * over all keys at score - 10000, where fp32 has a spacing of 2^-10: scores that differ in their
- * last bits (summation order) can round to neighbouring values there and move probabilities by
- * ~1e-3 relative, so that pattern gets 1e-4 (measured under 4e-5 in CPU emulation); it still
- * catches a kernel that skipped every tile (NaN) or dropped keys. The last case passes buffers
- * 4 bytes off 16-byte alignment, which the dispatch must route to the generic path. */
-static void test_attention_f32_head64(void **state) {
+/* The head-size-64 paths (fp32: 128 query rows per block, 64-key tiles; fp16/bf16: mma.sync, 64
+ * query rows per block, 64-key tiles double-buffered; both skip padding-only key tiles) against
+ * the CPU twin and against a second path (fp32: generic; 16-bit: WMMA), over sequence lengths
+ * around their tile sizes and every mask pattern. A sequence with no real token at all (no-real)
+ * softmaxes over all keys at score - 10000, where fp32 has a spacing of 2^-10: scores that differ
+ * in their last bits (summation order) can round to neighbouring values there and move
+ * probabilities by ~1e-3 relative, so in fp32 that pattern gets 1e-4 (measured under 4e-5 in CPU
+ * emulation); it still catches a kernel that skipped every tile (NaN) or dropped keys. The last
+ * case passes buffers 4 bytes off 16-byte alignment, which the dispatch must route to the generic
+ * (fp32) or WMMA (16-bit) path. */
+static void test_attention_head64(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
     const int seqs[] = {1, 7, 63, 64, 65, 100, 128, 129, 384, 512};
     const int B = 2, H = 128, heads = 2;
-    const bq_cuda_dtype dt = BQ_CUDA_F32;
     uint64_t seed = 0x5eed0006;
+    for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si <= sizeof seqs / sizeof seqs[0]; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == sizeof seqs / sizeof seqs[0]; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
         const int S = unaligned ? 65 : seqs[si];
-        const size_t rows = (size_t)B * S, offset = unaligned ? 1 : 0; /* in floats */
-        const double tol = pattern == MASK_NO_REAL ? 1e-4 : tolerance(dt);
+        const size_t rows = (size_t)B * S, offset = unaligned ? 4 : 0; /* in bytes */
+        const double tol = pattern == MASK_NO_REAL && dt == BQ_CUDA_F32 ? 1e-4 : tolerance(dt);
         float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
         int32_t *mask = malloc(rows * sizeof *mask);
         assert_non_null(mask);
@@ -480,35 +493,34 @@ static void test_attention_f32_head64(void **state) {
         float *ref = host_floats(rows * H);
         bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
 
-        dev_buf d_qkv = dev_alloc((rows * 3 * H + offset) * sizeof(float));
-        float *qkv_ptr = (float *)d_qkv.ptr + offset;
-        CUDA_OK(cudaMemcpy(qkv_ptr, qkv, rows * 3 * H * sizeof(float), cudaMemcpyHostToDevice));
+        dev_buf d_qkv = dev_upload_at(qkv, rows * 3 * H, dt, offset);
         dev_buf d_mask = dev_upload_ints(mask, rows);
-        dev_buf d_fast = dev_alloc((rows * H + offset) * sizeof(float));
-        dev_buf d_generic = dev_alloc(rows * H * sizeof(float));
-        float *fast_ptr = (float *)d_fast.ptr + offset;
-        CUDA_OK(bq_cuda_attention(qkv_ptr, d_mask.ptr, B, S, H, heads, fast_ptr, dt, 0));
-        CUDA_OK(bq_cuda_attention_generic(qkv_ptr, d_mask.ptr, B, S, H, heads, d_generic.ptr, dt, 0));
+        dev_buf d_fast = dev_alloc_at(rows * H * es, offset);
+        dev_buf d_other = dev_alloc(rows * H * es);
+        const attention_fn other = dt == BQ_CUDA_F32 ? bq_cuda_attention_generic : bq_cuda_attention_wmma;
+        const char *other_name = dt == BQ_CUDA_F32 ? "generic" : "wmma";
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_fast.ptr, dt, 0));
+        CUDA_OK(other(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_other.ptr, dt, 0));
         CUDA_OK(cudaDeviceSynchronize());
 
         char what[160];
-        snprintf(what, sizeof what, "attention f32 d=64 %sB=%d S=%d heads=%d %s",
-                 unaligned ? "unaligned " : "", B, S, heads, k_mask_names[pattern]);
+        snprintf(what, sizeof what, "attention d=64 %s %sB=%d S=%d heads=%d %s",
+                 bq_cuda_dtype_name(dt), unaligned ? "unaligned " : "", B, S, heads,
+                 k_mask_names[pattern]);
         expect_guards_intact(&d_fast, what);
-        expect_guards_intact(&d_generic, what);
-        float *fast = host_floats(rows * H);
-        CUDA_OK(cudaMemcpy(fast, fast_ptr, rows * H * sizeof(float), cudaMemcpyDeviceToHost));
-        float *generic = dev_download(&d_generic, rows * H, dt);
+        expect_guards_intact(&d_other, what);
+        float *fast = dev_download(&d_fast, rows * H, dt);
+        float *second = dev_download(&d_other, rows * H, dt);
         char label[200];
         snprintf(label, sizeof label, "%s: dispatch vs CPU", what);
         expect_close(label, fast, ref, rows * H, tol);
-        snprintf(label, sizeof label, "%s: generic vs CPU", what);
-        expect_close(label, generic, ref, rows * H, tol);
-        snprintf(label, sizeof label, "%s: dispatch vs generic", what);
-        expect_close(label, fast, generic, rows * H, tol);
+        snprintf(label, sizeof label, "%s: %s vs CPU", what, other_name);
+        expect_close(label, second, ref, rows * H, tol);
+        snprintf(label, sizeof label, "%s: dispatch vs %s", what, other_name);
+        expect_close(label, fast, second, rows * H, 2 * tol);
 
-        free(fast), free(generic);
-        dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_fast), dev_free(&d_generic);
+        free(fast), free(second);
+        dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_fast), dev_free(&d_other);
         free(qkv), free(mask), free(ref);
     }
     EXPECT_NO_CASE_FAILURES();
@@ -657,7 +669,7 @@ int main(void) {
         cmocka_unit_test(test_bias_residual_layernorm),
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_attention_f32_head64),
+        cmocka_unit_test(test_attention_head64),
         cmocka_unit_test(test_qa_head),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
