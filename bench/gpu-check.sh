@@ -169,6 +169,9 @@ step sanitizer-memcheck 60 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool m
 if [ -x "$bin" ] && [ -d "$work/large" ]; then
     step bench-profile 60 "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --batch 1,128 --iters 5 --profile --json "$out/bench-profile.json"
+    # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
+    step bench-cudnn 60 "$bin" bench --model "$work/large" --device cuda --precision fp16 \
+        --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
 fi
 
 rm -rf "$work"

@@ -6,7 +6,7 @@
  *   per layer:  qkv = x Wqkv^T + bqkv (bias epilogue)                              [M, 3H]
  *               ctx = attention(qkv, mask)                                         [M, H]
  *               tmp = ctx Wo^T;          h = LN(tmp + bo + x)                      [M, H]
- *               ffn = gelu(h Wi^T + bi)  (plain GEMM, then bias+erf-GELU kernel)  [M, I]
+ *               ffn = gelu(h Wi^T + bi)  (fused on Hopper + CUTLASS, else GEMM + kernel) [M, I]
  *               tmp = ffn Wf^T;          x = LN(tmp + bf + h)                      [M, H]
  *   start/end = x Wqa^T + bqa (fp32)                                               [M]
  *   logits -> pinned host; one stream synchronize; copy to the caller.
@@ -24,7 +24,6 @@
 
 #include "attention.cuh"
 #include "attention_cudnn.cuh"
-#include "bias_gelu.cuh"
 #include "bias_residual_layernorm.cuh"
 #include "cuda_check.cuh"
 #include "embeddings_layernorm.cuh"
@@ -270,17 +269,10 @@ typedef struct {
     int count, cap;
 } op_profile;
 
-static const char *const stage_names[BQ_STAGE_COUNT] = {"gemm", "attention", "layernorm",
-                                                        "gelu", "embeddings", "head"};
-
-extern "C" const char *bq_stage_name(bq_stage s) {
-    return (unsigned)s < BQ_STAGE_COUNT ? stage_names[s] : "?";
-}
-
 static bq_status op_begin(op_profile *p, bq_stage stage, cudaStream_t stream, bq_err *err) {
     if (!p) return BQ_OK;
     if (p->count >= p->cap) return bq_fail(err, BQ_ERR_INVALID_ARG, "profile: too many ops");
-    nvtxRangePushA(stage_names[stage]);
+    nvtxRangePushA(bq_stage_name(stage));
     p->stage[p->count] = stage;
     BQ_CUDA_TRY(cudaEventRecord(p->start[p->count], stream), err);
     return BQ_OK;
@@ -345,9 +337,8 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
         KERNEL_OP(BQ_STAGE_LAYERNORM,
                   bq_cuda_bias_residual_layernorm(e->tmp, w->attn_out_b, e->x, w->attn_ln_g,
                                                   w->attn_ln_b, M, H, eps, e->h, dt, st));
-        STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->h, w->ffn_in_w, NULL, M, H, I, e->ffn, dt, tf32,
-                                                BQ_EPILOGUE_NONE, st, err));
-        KERNEL_OP(BQ_STAGE_GELU, bq_cuda_bias_gelu(e->ffn, w->ffn_in_b, M, I, dt, st));
+        STATUS_OP(BQ_STAGE_GEMM_GELU, bq_gemm_linear(g, e->h, w->ffn_in_w, w->ffn_in_b, M, H, I,
+                                                     e->ffn, dt, tf32, BQ_EPILOGUE_BIAS_GELU, st, err));
         STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->ffn, w->ffn_out_w, NULL, M, I, H, e->tmp, dt,
                                                 tf32, BQ_EPILOGUE_NONE, st, err));
         KERNEL_OP(BQ_STAGE_LAYERNORM,

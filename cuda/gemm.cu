@@ -20,6 +20,13 @@
 #include <string.h>
 
 #include "bias_gelu.cuh"
+#include "gemm_bias_gelu.cuh"
+
+/* Below this many rows the fused CUTLASS kernel (128 x 256 tiles) leaves most of an H100's 132 SMs
+ * idle, while the separate GELU pass it saves is small (rows x out x 4 bytes): cuBLASLt + the GELU
+ * kernel there. 512 keeps BERT-large batch 2 (768 rows) on the fused path, so the whole-model test
+ * covers it. To be tuned from a device run. */
+#define BQ_FUSED_GELU_MIN_ROWS 512
 
 #define BQ_GEMM_CACHE_MAX 64
 
@@ -182,6 +189,16 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
                        rows, in, out, (int)ep, bias ? "set" : "NULL");
     if (dt != BQ_CUDA_F32 && dt != BQ_CUDA_F16 && dt != BQ_CUDA_BF16)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_gemm_linear: unknown dtype %d", (int)dt);
+    if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32 && rows >= BQ_FUSED_GELU_MIN_ROWS) {
+        /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; NotSupported = fall back */
+        cudaError_t rc = bq_cuda_gemm_bias_gelu(x, W, bias, rows, in, out, y, dt, g->workspace,
+                                                g->workspace_bytes, stream);
+        if (rc == cudaSuccess) return BQ_OK;
+        if (rc != cudaErrorNotSupported)
+            return bq_cuda_check(rc, "bq_cuda_gemm_bias_gelu(x, W, bias, rows, in, out, y, dt, ...)",
+                                 __FILE__, __LINE__, err);
+        cudaGetLastError(); /* a refused configuration leaves no error behind */
+    }
     /* erf GELU is never taken from cuBLASLt (see gemm.cuh): plain GEMM, then bias + GELU kernel */
     cublasLtEpilogue_t epilogue =
         ep == BQ_EPILOGUE_BIAS ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;

@@ -8,7 +8,9 @@
  * Epilogues: BQ_EPILOGUE_BIAS uses CUBLASLT_EPILOGUE_BIAS. BQ_EPILOGUE_BIAS_GELU does NOT use
  * CUBLASLT_EPILOGUE_GELU_BIAS: cuBLASLt documents only "GELU" without saying which form, and the
  * libraries that fuse it (PyTorch's _addmm_activation) do so only for the tanh approximation; BERT
- * needs the exact erf form. So it runs the plain GEMM followed by bq_cuda_bias_gelu (erf). */
+ * needs the exact erf form. On Hopper with CUTLASS in the build, fp16/bf16 GEMMs of at least
+ * BQ_FUSED_GELU_MIN_ROWS rows run bq_cuda_gemm_bias_gelu (CUTLASS, erf GELU fused in the epilogue);
+ * otherwise the plain cuBLASLt GEMM followed by bq_cuda_bias_gelu (erf). */
 #ifndef BQ_GEMM_CUH
 #define BQ_GEMM_CUH
 

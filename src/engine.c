@@ -144,3 +144,9 @@ const bq_engine_options *bq_engine_get_options(const bq_engine *e) { return &e->
 const char *bq_engine_describe(const bq_engine *e) { return e->description; }
 
 struct bq_cuda_engine *bq_engine_cuda_backend(bq_engine *e) { return e ? e->cuda : NULL; }
+
+const char *bq_stage_name(bq_stage s) {
+    static const char *const names[BQ_STAGE_COUNT] = {"gemm", "attention", "layernorm",
+                                                      "gemm_gelu", "embeddings", "head"};
+    return (unsigned)s < BQ_STAGE_COUNT ? names[s] : "?";
+}

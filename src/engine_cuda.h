@@ -49,15 +49,15 @@ bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weights_bytes,
                                 size_t *workspace_bytes, bq_err *err);
 
 typedef enum {
-    BQ_STAGE_GEMM,
+    BQ_STAGE_GEMM,      /* QKV, attention-output and FFN-output GEMMs */
     BQ_STAGE_ATTENTION,
     BQ_STAGE_LAYERNORM,
-    BQ_STAGE_GELU,
+    BQ_STAGE_GEMM_GELU, /* FFN-input GEMM with its bias + erf GELU (fused on Hopper + CUTLASS) */
     BQ_STAGE_EMBEDDINGS,
     BQ_STAGE_HEAD,
     BQ_STAGE_COUNT
 } bq_stage;
-const char *bq_stage_name(bq_stage s); /* "gemm", "attention", ... */
+const char *bq_stage_name(bq_stage s); /* "gemm", "attention", ...; "?" out of range (engine.c) */
 
 /* One forward pass of `batch` sequences without the graph, CUDA events around every op, summed
  * per stage into stage_ms[BQ_STAGE_COUNT]; each op also sits in an NVTX range of its stage name. */

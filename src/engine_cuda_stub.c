@@ -47,12 +47,6 @@ bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weights_bytes,
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
-const char *bq_stage_name(bq_stage s) {
-    static const char *const names[BQ_STAGE_COUNT] = {"gemm",       "attention",  "layernorm",
-                                                      "gelu",       "embeddings", "head"};
-    return (unsigned)s < BQ_STAGE_COUNT ? names[s] : "?";
-}
-
 bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *ids,
                                  const int32_t *mask, const int32_t *seg,
                                  double stage_ms[BQ_STAGE_COUNT], bq_err *err) {

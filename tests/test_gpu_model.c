@@ -26,6 +26,7 @@
 
 #ifdef BQ_HAVE_CUDA
 #include "gemm.cuh"
+#include "gemm_bias_gelu.cuh"
 #endif
 
 #include <math.h>
@@ -313,8 +314,10 @@ static void round_as(float *x, size_t n, bq_cuda_dtype dt) {
 static void test_gemm_linear(void **state) {
     (void)state;
     REQUIRE_GPU();
+    /* 600 rows: at least BQ_FUSED_GELU_MIN_ROWS, so 16-bit BIAS_GELU takes the CUTLASS kernel on
+     * Hopper builds that have it */
     const struct { int rows, in, out; } shapes[] = {{7, 32, 96}, {99, 64, 48}, {130, 1024, 3072},
-                                                   {384, 4096, 1024}};
+                                                   {384, 4096, 1024}, {600, 256, 520}};
     const struct { bq_cuda_dtype dt; int tf32; double tol; const char *name; } modes[] = {
         {BQ_CUDA_F32, 0, 1e-5, "fp32"}, {BQ_CUDA_F32, 1, 3e-3, "tf32"},
         {BQ_CUDA_F16, 0, 2e-3, "fp16"}, {BQ_CUDA_BF16, 0, 1e-2, "bf16"}};
@@ -370,6 +373,77 @@ static void test_gemm_linear(void **state) {
     }
     bq_gemm_ctx_free(g);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
+}
+
+/* The fused CUTLASS GEMM + bias + erf-GELU called directly (bq_gemm_linear would fall back to
+ * cuBLASLt + the GELU kernel without saying so), fp16 and bf16, against bq_cpu_linear +
+ * bq_cpu_bias_gelu on the same rounded inputs: rows that are not multiples of the 128-row tile,
+ * outputs not multiples of 256, and the BERT-large FFN-input shape. Same limits as above. */
+static void test_gemm_bias_gelu_fused(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    if (!bq_cuda_gemm_bias_gelu_built()) {
+        printf("  fused GEMM + GELU not built (no CUTLASS at configure time, or not sm_90)\n");
+        skip();
+    }
+    const struct { int rows, in, out; } shapes[] = {{1, 8, 8}, {130, 64, 136}, {1000, 1024, 4096},
+                                                   {768, 1024, 4096}};
+    const struct { bq_cuda_dtype dt; double tol; const char *name; } modes[] = {
+        {BQ_CUDA_F16, 2e-3, "fp16"}, {BQ_CUDA_BF16, 1e-2, "bf16"}};
+    void *workspace = NULL;
+    const size_t workspace_bytes = (size_t)32 << 20;
+    assert_int_equal(cudaMalloc(&workspace, workspace_bytes), cudaSuccess);
+    uint64_t seed = 7;
+    int failures = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
+        size_t nx = (size_t)R * K, nw = (size_t)N * K, ny = (size_t)R * N;
+        float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float));
+        float *b = malloc((size_t)N * sizeof(float)), *ref = malloc(ny * sizeof(float));
+        float *got = malloc(ny * sizeof(float));
+        assert_true(x && w && b && ref && got);
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+            bq_cuda_dtype dt = modes[mi].dt;
+            bq_test_fill_uniform(x, nx, &seed, -1.0f, 1.0f);
+            bq_test_fill_uniform(w, nw, &seed, -0.1f, 0.1f);
+            bq_test_fill_uniform(b, (size_t)N, &seed, -0.5f, 0.5f);
+            round_as(x, nx, dt);
+            round_as(w, nw, dt);
+            round_as(b, (size_t)N, dt);
+            void *dx = upload_as(x, nx, dt), *dw = upload_as(w, nw, dt), *db = upload_as(b, N, dt);
+            void *dy = NULL;
+            assert_int_equal(cudaMalloc(&dy, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
+            assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
+            cudaError_t rc = bq_cuda_gemm_bias_gelu(dx, dw, db, R, K, N, dy, dt, workspace,
+                                                    workspace_bytes, 0);
+            if (rc == cudaErrorNotSupported) {
+                printf("  fused GEMM + GELU refused %dx%dx%d %s on this device: skipped\n", R, K, N,
+                       modes[mi].name);
+            } else {
+                if (rc != cudaSuccess) fail_msg("fused gemm %dx%dx%d %s: %s", R, K, N, modes[mi].name,
+                                                cudaGetErrorString(rc));
+                assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+                download_as(dy, ny, dt, got);
+                bq_cpu_linear(x, w, NULL, R, K, N, ref);
+                bq_cpu_bias_gelu(ref, b, R, N);
+                size_t unwritten = 0;
+                for (size_t i = 0; i < ny; i++) unwritten += !isfinite(got[i]);
+                double rel = unwritten ? NAN : bq_test_rel_error(got, ref, ny);
+                bool ok = rel <= modes[mi].tol;
+                printf("  %s fused gemm+gelu rows %4d in %4d out %4d %-4s rel error %.3e (limit %.0e)%s\n",
+                       ok ? "ok  " : "FAIL", R, K, N, modes[mi].name, rel, modes[mi].tol,
+                       unwritten ? " (outputs not written / not finite)" : "");
+                failures += !ok;
+            }
+            cudaFree(dx);
+            cudaFree(dw);
+            cudaFree(db);
+            cudaFree(dy);
+        }
+        free(x), free(w), free(b), free(ref), free(got);
+    }
+    cudaFree(workspace);
+    if (failures) fail_msg("%d fused GEMM check(s) failed; see the FAIL lines above", failures);
 }
 #endif
 
@@ -560,6 +634,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
 #ifdef BQ_HAVE_CUDA
         cmocka_unit_test(test_gemm_linear),
+        cmocka_unit_test(test_gemm_bias_gelu_fused),
 #endif
         cmocka_unit_test(test_engine_errors),
         cmocka_unit_test(test_tiny_every_precision),

@@ -6,7 +6,8 @@
 #                                      libcjson, OpenBLAS (+ libgfortran5, libquadmath0) and pkgconf,
 #                                      extract them into .deps/root, keep only what building and
 #                                      running needs (~45 MB: OpenBLAS is 36 MB), then drop the .debs
-#                                      (KEEP_DEBS=1 keeps them in .deps/debs).
+#                                      (KEEP_DEBS=1 keeps them in .deps/debs); add the CUTLASS wheel
+#                                      (tools/fetch-cutlass.sh, 6 MB): ~50 MB of the carry's 64 MiB.
 #   eval "$(bash tools/device-deps.sh env)"
 #                                      (anywhere, e.g. on the device) write .pc files rewritten to the
 #                                      extracted location into .deps/pkgconfig and print the exports
@@ -50,6 +51,7 @@ fetch() {
     done
     # the linker name for -lpkgconf-free builds is not needed; libpkgconf.so.3 is the SONAME
     [ "${KEEP_DEBS:-0}" = 1 ] || rm -rf "$deps/debs"
+    bash "$repo/tools/fetch-cutlass.sh" # the CUTLASS wheel (6 MB) travels in .deps too
     du -sh "$deps"
 }
 

@@ -16,3 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# CUTLASS headers for the fused GEMM + bias + erf-GELU (optional: a failed download only leaves
+# that kernel out)
+bash "$(dirname "${BASH_SOURCE[0]}")/fetch-cutlass.sh"

@@ -1,0 +1,141 @@
+/* gemm_bias_gelu.cu - y = gelu_erf(x W^T + bias) on CUTLASS 3 (Hopper): TMA loads, WGMMA with fp32
+ * accumulators, and the per-column bias + erf GELU (cutlass::epilogue::thread::GELU, which is
+ * 0.5 x (1 + erf(x / sqrt 2)), the form BERT uses) fused into the epilogue.
+ *
+ * Layout: CUTLASS computes D[M, N] = A[M, K] B[N, K]^T ("TN"): A row-major (our x, K contiguous),
+ * B column-major = stored [N, K] with K contiguous (our W [out, in] exactly), D row-major (our y).
+ * The bias is per column of D (one per output feature): LinCombPerColBiasEltAct. beta = 0, so C
+ * is never read (it is given y's address only because the epilogue wants a valid descriptor).
+ *
+ * Tile 128 x 256 x 64, cluster 2 x 1, cooperative warp-specialized schedule (two consumer
+ * warpgroups share each tile) with a persistent tile scheduler: the configuration CUTLASS's own
+ * Hopper examples use for large fp16 GEMMs. Built only for sm_90a (see CMakeLists.txt); -DNDEBUG is
+ * required, since a device assert() between WGMMAs serializes them (ptxas warning C7510). */
+#include "gemm_bias_gelu.cuh"
+
+#ifdef BQ_HAVE_CUTLASS
+
+#include <cuda_runtime.h>
+
+#include "cute/tensor.hpp"
+#include "cutlass/cutlass.h"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/operations.hpp"
+#include "cutlass/epilogue/thread/activation.h"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/util/packed_stride.hpp"
+
+namespace {
+
+template <typename Element> struct FusedGemm {
+    using Accumulator = float;
+    using Compute = float;
+    static constexpr int kAlignment = 16 / sizeof(Element); /* 16-byte TMA rows */
+    using TileShape = cute::Shape<cute::_128, cute::_256, cute::_64>;
+    using ClusterShape = cute::Shape<cute::_2, cute::_1, cute::_1>;
+    using FusionOp =
+        cutlass::epilogue::fusion::LinCombPerColBiasEltAct<cutlass::epilogue::thread::GELU, Element,
+                                                           Compute, Element, Element, Compute>;
+    using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
+        cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, Compute, Element,
+        cutlass::layout::RowMajor, kAlignment, Element, cutlass::layout::RowMajor, kAlignment,
+        cutlass::epilogue::TmaWarpSpecializedCooperative, FusionOp>::CollectiveOp;
+    using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+        cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, cutlass::layout::RowMajor,
+        kAlignment, Element, cutlass::layout::ColumnMajor, kAlignment, Accumulator, TileShape,
+        ClusterShape,
+        cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
+            sizeof(typename Epilogue::SharedStorage))>,
+        cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+    using Kernel = cutlass::gemm::kernel::GemmUniversal<cute::Shape<int, int, int, int>, Mainloop,
+                                                        Epilogue>;
+    using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+};
+
+template <typename Element>
+cudaError_t run_fused(const void *x, const void *w, const void *bias, int rows, int in, int out,
+                      void *y, void *workspace, size_t workspace_bytes, cudaStream_t stream) {
+    using Gemm = typename FusedGemm<Element>::Gemm;
+    using Kernel = typename Gemm::GemmKernel;
+    const int M = rows, N = out, K = in;
+    auto stride_a = cutlass::make_cute_packed_stride(typename Kernel::StrideA{}, cute::make_shape(M, K, 1));
+    auto stride_b = cutlass::make_cute_packed_stride(typename Kernel::StrideB{}, cute::make_shape(N, K, 1));
+    auto stride_c = cutlass::make_cute_packed_stride(typename Kernel::StrideC{}, cute::make_shape(M, N, 1));
+    auto stride_d = cutlass::make_cute_packed_stride(typename Kernel::StrideD{}, cute::make_shape(M, N, 1));
+    typename Gemm::Arguments args{cutlass::gemm::GemmUniversalMode::kGemm,
+                                  {M, N, K, 1},
+                                  {static_cast<const Element *>(x), stride_a,
+                                   static_cast<const Element *>(w), stride_b},
+                                  {{}, static_cast<const Element *>(y), stride_c,
+                                   static_cast<Element *>(y), stride_d}};
+    args.epilogue.thread.alpha = 1.0f;
+    args.epilogue.thread.beta = 0.0f;
+    args.epilogue.thread.bias_ptr = static_cast<const Element *>(bias);
+
+    Gemm gemm;
+    if (gemm.can_implement(args) != cutlass::Status::kSuccess) return cudaErrorNotSupported;
+    if (Gemm::get_workspace_size(args) > workspace_bytes) return cudaErrorNotSupported;
+    if (gemm.initialize(args, workspace, stream) != cutlass::Status::kSuccess) {
+        const cudaError_t rc = cudaGetLastError();
+        return rc != cudaSuccess ? rc : cudaErrorLaunchFailure;
+    }
+    if (gemm.run(stream) != cutlass::Status::kSuccess) {
+        const cudaError_t rc = cudaGetLastError();
+        return rc != cudaSuccess ? rc : cudaErrorLaunchFailure;
+    }
+    return cudaGetLastError();
+}
+
+/* sm_90a code runs on compute capability 9.0 only; asked once per device. */
+bool device_is_sm90() {
+    static int known[64]; /* 0 unknown, 1 yes, 2 no; a benign race writes the same value */
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return false;
+    if (!known[device]) {
+        int major = 0, minor = 0;
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+        known[device] = major == 9 && minor == 0 ? 1 : 2;
+    }
+    return known[device] == 1;
+}
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+} // namespace
+
+extern "C" int bq_cuda_gemm_bias_gelu_built(void) { return 1; }
+
+extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, const void *bias,
+                                              int rows, int in, int out, void *y, bq_cuda_dtype dt,
+                                              void *workspace, size_t workspace_bytes,
+                                              cudaStream_t stream) {
+    if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
+    if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
+    if (!aligned16(x) || !aligned16(w) || !aligned16(bias) || !aligned16(y) || !aligned16(workspace))
+        return cudaErrorNotSupported;
+    if (!device_is_sm90()) return cudaErrorNotSupported;
+    if (dt == BQ_CUDA_F16)
+        return run_fused<cutlass::half_t>(x, w, bias, rows, in, out, y, workspace, workspace_bytes,
+                                          stream);
+    return run_fused<cutlass::bfloat16_t>(x, w, bias, rows, in, out, y, workspace, workspace_bytes,
+                                          stream);
+}
+
+#else /* built without CUTLASS */
+
+extern "C" int bq_cuda_gemm_bias_gelu_built(void) { return 0; }
+
+extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, const void *bias,
+                                              int rows, int in, int out, void *y, bq_cuda_dtype dt,
+                                              void *workspace, size_t workspace_bytes,
+                                              cudaStream_t stream) {
+    (void)dt, (void)workspace, (void)workspace_bytes, (void)stream;
+    if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
+    return cudaErrorNotSupported;
+}
+
+#endif
