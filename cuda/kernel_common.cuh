@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
+#include <string.h>
 
 #include "bq_math.h"
 #include "cuda_check.cuh"
@@ -83,6 +84,46 @@ __device__ __forceinline__ void bq_block_layernorm_store(const float *row, bq_we
                                      bq_load_f32(beta, (size_t)c));
         bq_store_f32(out, out_row + c, y);
     }
+}
+
+/* 16-byte vector access: 4 fp32 or 8 fp16/bf16 values per load or store, converted to / from fp32.
+ * p must be 16-byte aligned. */
+template <typename T> struct bq_vec16 {
+    static constexpr int size = 16 / (int)sizeof(T);
+};
+
+template <typename T> __device__ __forceinline__ void bq_load16_f32(const T *p, float v[bq_vec16<T>::size]) {
+    const uint4 raw = *reinterpret_cast<const uint4 *>(p);
+    T e[bq_vec16<T>::size];
+    memcpy((void *)e, &raw, sizeof raw); /* not a T* into the uint4: that breaks strict aliasing */
+#pragma unroll
+    for (int i = 0; i < bq_vec16<T>::size; i++) v[i] = bq_load_f32(e, (size_t)i);
+}
+
+template <typename T> __device__ __forceinline__ void bq_store16_f32(T *p, const float v[bq_vec16<T>::size]) {
+    T e[bq_vec16<T>::size];
+#pragma unroll
+    for (int i = 0; i < bq_vec16<T>::size; i++) bq_store_f32(e, (size_t)i, v[i]);
+    uint4 raw;
+    memcpy(&raw, (const void *)e, sizeof raw);
+    *reinterpret_cast<uint4 *>(p) = raw;
+}
+
+/* Sum of v over the block, returned to every thread. scratch: 33 shared floats (32 warp partials
+ * and a separate result slot, so that back-to-back calls with the same scratch do not race).
+ * blockDim.x a multiple of 32; every thread of the block must call it; contains __syncthreads(). */
+__device__ __forceinline__ float bq_block_sum(float v, float *scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = bq_warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float w = lane < warps ? scratch[lane] : 0.0f;
+        w = bq_warp_sum(w);
+        if (lane == 0) scratch[32] = w;
+    }
+    __syncthreads();
+    return scratch[32];
 }
 
 /* Threads per block for a one-block-per-row kernel over `hidden` columns: a multiple of 32

@@ -1,0 +1,123 @@
+# emulator.cmake - the CPU emulator of our CUDA kernels (tests/emu), included by the top-level
+# CMakeLists.txt. It needs only the CUDA toolkit *headers* (host-side types: dim3, float4, __half,
+# __nv_bfloat16, the runtime API declarations) and python3, not nvcc, a GPU or libcudart:
+#   - translate_cu.py turns each kernel source into host C++ in the build tree (re-run when the
+#     .cu or the script changes);
+#   - those are compiled by the C++ compiler with cuda_emu.h force-included, with tests/emu ahead
+#     of cuda/ on the include path so that tensor_core.cuh and <mma.h> are the emulator's;
+#   - cuda_emu_runtime.cpp provides the fiber scheduler and the runtime API calls our code makes.
+# Tests: test_gpu_ops_emulated (tests/test_gpu_ops.c against the emulated kernels),
+# test_tensor_core_emu and test_emu_runtime (the emulator's own checks), emu_translate_selftest.
+# Not built under BQ_SANITIZE: the fibers switch stacks with _longjmp, which ASan cannot follow.
+
+set(BQ_EMU_ENABLED OFF)
+set(BQ_EMU_WHY "")
+find_package(Python3 COMPONENTS Interpreter QUIET)
+if(NOT CUDAToolkit_INCLUDE_DIRS)
+  find_package(CUDAToolkit QUIET)
+endif()
+find_path(BQ_EMU_CUDA_INCLUDE cuda_runtime_api.h
+          HINTS ${CUDAToolkit_INCLUDE_DIRS} ENV CUDA_HOME ENV CUDA_PATH
+          PATHS /usr/local/cuda/include
+          PATH_SUFFIXES include)
+if(BQ_SANITIZE)
+  set(BQ_EMU_WHY "sanitizer build")
+elseif(NOT Python3_Interpreter_FOUND)
+  set(BQ_EMU_WHY "no python3")
+elseif(NOT BQ_EMU_CUDA_INCLUDE)
+  set(BQ_EMU_WHY "no CUDA toolkit headers")
+else()
+  foreach(h cuda_fp16.h cuda_bf16.h cublas_v2.h)
+    if(NOT EXISTS ${BQ_EMU_CUDA_INCLUDE}/${h})
+      set(BQ_EMU_WHY "no ${h} in ${BQ_EMU_CUDA_INCLUDE}")
+    endif()
+  endforeach()
+  if(NOT BQ_EMU_WHY)
+    set(BQ_EMU_ENABLED ON)
+  endif()
+endif()
+if(NOT BQ_EMU_ENABLED)
+  message(STATUS "bertqa-gpu: CPU emulation of the CUDA kernels OFF (${BQ_EMU_WHY})")
+  return()
+endif()
+message(STATUS "bertqa-gpu: CPU emulation of the CUDA kernels ON (headers: ${BQ_EMU_CUDA_INCLUDE})")
+
+set(BQ_EMU_SRC ${CMAKE_CURRENT_SOURCE_DIR}/tests/emu)
+set(BQ_EMU_GEN ${CMAKE_CURRENT_BINARY_DIR}/emu)
+set(BQ_EMU_TRANSLATE ${BQ_EMU_SRC}/translate_cu.py)
+
+# The kernel sources under test (not gemm.cu / attention_cudnn.cu / engine_cuda.cu: cuBLASLt, cuDNN
+# and the engine are libraries and streams, not kernels), and the headers that declare __shared__
+# memory (a header missing here still compiles, but its shared arrays are neither poisoned nor
+# counted, and ldmatrix / cp.async reject them as not shared). Translated headers sit next to the
+# translated .cpp files, so they win the quoted-include search over cuda/.
+set(BQ_EMU_KERNEL_SOURCES attention.cu bias_gelu.cu bias_residual_layernorm.cu
+                          embeddings_layernorm.cu qa_head.cu cuda_check.cu)
+set(BQ_EMU_KERNEL_HEADERS kernel_common.cuh)
+set(BQ_EMU_TRANSLATED)
+foreach(f ${BQ_EMU_KERNEL_SOURCES} ${BQ_EMU_KERNEL_HEADERS})
+  get_filename_component(base ${f} NAME_WE)
+  if(f MATCHES "\\.cu$")
+    set(out ${BQ_EMU_GEN}/${base}.cpp)
+  else()
+    set(out ${BQ_EMU_GEN}/${f})
+  endif()
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${Python3_EXECUTABLE} ${BQ_EMU_TRANSLATE} ${CMAKE_CURRENT_SOURCE_DIR}/cuda/${f} ${out}
+            --display-name cuda/${f}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/${f} ${BQ_EMU_TRANSLATE}
+    COMMENT "Translating cuda/${f} for the CPU emulator" VERBATIM)
+  list(APPEND BQ_EMU_TRANSLATED ${out})
+endforeach()
+
+# The runtime: no force-include (it must #undef _FORTIFY_SOURCE before any system header).
+add_library(bq_emu_runtime STATIC ${BQ_EMU_SRC}/cuda_emu_runtime.cpp)
+target_include_directories(bq_emu_runtime PUBLIC ${BQ_EMU_SRC})
+target_include_directories(bq_emu_runtime SYSTEM PUBLIC ${BQ_EMU_CUDA_INCLUDE})
+target_compile_features(bq_emu_runtime PUBLIC cxx_std_17)
+target_compile_options(bq_emu_runtime PRIVATE -Wall -Wextra)
+
+# The kernels, as host code. Include order matters: tests/emu (shadows) before cuda/.
+# -fno-strict-aliasing: kernels reinterpret register vectors (a uint4 read as 8 halves), which is
+# formally undefined in C++; nvcc compiles it as intended, g++ -O2 may optimise the reads away and
+# the emulator would blame the kernel for the host compiler's liberty.
+add_library(bq_emu_kernels STATIC ${BQ_EMU_TRANSLATED})
+target_include_directories(bq_emu_kernels PRIVATE ${BQ_EMU_SRC} ${CMAKE_CURRENT_SOURCE_DIR}/cuda
+                           ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR}/src)
+target_compile_options(bq_emu_kernels PRIVATE "SHELL:-include ${BQ_EMU_SRC}/cuda_emu.h" -Wall
+                       -Wno-unknown-pragmas -fno-strict-aliasing)
+target_link_libraries(bq_emu_kernels PUBLIC bq_emu_runtime)
+
+# The host library without any CUDA: `bertqa` itself when the real backend is off, else the same
+# sources again with the stub backend (bertqa then links the real CUDA kernels and libcudart).
+if(BQ_HAVE_CUDA)
+  add_library(bq_emu_host STATIC ${BQ_SOURCES} src/engine_cuda_stub.c)
+  target_include_directories(bq_emu_host PUBLIC include src PRIVATE ${CBLAS_INCLUDE_DIR})
+  target_link_libraries(bq_emu_host PUBLIC PkgConfig::UTF8PROC PkgConfig::CJSON ${OPENBLAS_LIBRARY}
+                        Threads::Threads m)
+  set(BQ_EMU_HOST_LIB bq_emu_host)
+else()
+  set(BQ_EMU_HOST_LIB bertqa)
+endif()
+
+# The op-level harness itself against the emulated kernels (BQ_CUDA_EMULATED picks smaller
+# cases where the full ones would take the emulator too long).
+add_executable(test_gpu_ops_emulated tests/test_gpu_ops.c tests/test_support.c)
+target_include_directories(test_gpu_ops_emulated PRIVATE cuda)
+target_link_libraries(test_gpu_ops_emulated PRIVATE bq_emu_kernels ${BQ_EMU_HOST_LIB} PkgConfig::CMOCKA)
+target_compile_definitions(test_gpu_ops_emulated PRIVATE BQ_HAVE_CUDA=1 BQ_CUDA_EMULATED=1
+  BQ_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}" BQ_BINARY_DIR="${CMAKE_CURRENT_BINARY_DIR}")
+set_target_properties(test_gpu_ops_emulated PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME test_gpu_ops_emulated COMMAND test_gpu_ops_emulated)
+set_tests_properties(test_gpu_ops_emulated PROPERTIES TIMEOUT 900)
+
+foreach(t test_tensor_core_emu test_emu_runtime)
+  add_executable(${t} ${BQ_EMU_SRC}/${t}.cpp)
+  target_link_libraries(${t} PRIVATE bq_emu_runtime)
+  target_compile_options(${t} PRIVATE -Wall -Wextra)
+  add_test(NAME ${t} COMMAND ${t})
+  set_tests_properties(${t} PROPERTIES TIMEOUT 120)
+endforeach()
+
+add_test(NAME emu_translate_selftest COMMAND ${Python3_EXECUTABLE} ${BQ_EMU_TRANSLATE} --self-test)

@@ -1,0 +1,241 @@
+/* test_tensor_core_emu.cpp - the emulator's tensor-core stand-ins (tests/emu/tensor_core.cuh and
+ * the WMMA of tests/emu/mma.h) against a naive matmul, so that a layout mistake in the emulator
+ * cannot make a wrong kernel pass (or a right one fail) in test_gpu_ops_emulated.
+ *
+ * One warp stages random 16x16 tiles into shared memory with cp.async and then, exactly as the
+ * mma.sync attention kernel addresses them:
+ *   S  = A . K^T  A by ldmatrix_x4 from row-major A[m][k], B by ldmatrix_x4 from row-major K[n][k];
+ *   SV = A . V    B by ldmatrix_x4_trans from row-major V[k][n];
+ *   PV = P . V    P = S repacked from C fragments to an A fragment with bq_pack2, FlashAttention-2
+ *                 style: a[0] = pack(c0, c1) of n-tile 0, a[1] = pack(c2, c3) of n-tile 0,
+ *                 a[2] = pack(c0, c1) of n-tile 1, a[3] = pack(c2, c3) of n-tile 1.
+ * Products of 16-bit values are exact in fp32 and both sides add k in order, so the results must
+ * match the reference exactly. The same for wmma::load / mma / store (row- and col-major). */
+#include "cuda_emu.h"
+#include "mma.h"
+#include "tensor_core.cuh"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int g_failures;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            g_failures++;                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t g_seed = 0x7e57c0de;
+static float uniform(float lo, float hi) {
+    g_seed = g_seed * 6364136223846793005ull + 1442695040888963407ull;
+    return lo + (hi - lo) * (float)((g_seed >> 40) & 0xffffff) / (float)(1 << 24);
+}
+
+/* x rounded to nearest (even) in T, back as fp32 */
+template <typename T> static float round_to(float x);
+template <> float round_to<__half>(float x) { return __half2float(__float2half_rn(x)); }
+template <> float round_to<__nv_bfloat16>(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+constexpr int LD = 24; /* shared row stride (elements): rows 48 bytes apart, 16-byte aligned */
+
+/* Store the two 16x8 C fragments c[0] (columns 0..7) and c[1] (8..15) as a row-major 16x16. */
+static void store_c(const float c[2][4], float *out) {
+    const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+    for (int j = 0; j < 2; j++) {
+        out[g * 16 + 8 * j + 2 * t] = c[j][0];
+        out[g * 16 + 8 * j + 2 * t + 1] = c[j][1];
+        out[(g + 8) * 16 + 8 * j + 2 * t] = c[j][2];
+        out[(g + 8) * 16 + 8 * j + 2 * t + 1] = c[j][3];
+    }
+}
+
+template <typename T>
+static void mma_kernel(const T *a_g, const T *k_g, const T *v_g, float *s_out, float *sv_out,
+                       float *pv_out, unsigned *pad_bits) {
+    __shared__ __align__(128) T a_s[16][LD];
+    __shared__ __align__(128) T k_s[16][LD];
+    __shared__ __align__(128) T v_s[16][LD];
+    bq_emu::shared_decl(&a_s, sizeof a_s); /* what translate_cu.py adds in kernel sources */
+    bq_emu::shared_decl(&k_s, sizeof k_s);
+    bq_emu::shared_decl(&v_s, sizeof v_s);
+    const int lane = threadIdx.x;
+
+    /* one 16-byte chunk per lane and tile, plus a zero-filled (invalid) chunk in the padding */
+    const int r = lane / 2, part = lane % 2;
+    bq_cp_async_16(&a_s[r][8 * part], a_g + 16 * r + 8 * part, true);
+    bq_cp_async_16(&k_s[r][8 * part], k_g + 16 * r + 8 * part, true);
+    bq_cp_async_16(&v_s[r][8 * part], v_g + 16 * r + 8 * part, true);
+    if (part == 0) bq_cp_async_16(&a_s[r][16], nullptr, false);
+    bq_cp_async_commit();
+    bq_cp_async_wait<0>();
+    __syncthreads();
+
+    const int ld_row = lane & 7, ld_matrix = lane >> 3;
+    uint32_t a[4];
+    bq_ldmatrix_x4(a, &a_s[ld_row + 8 * (ld_matrix & 1)][8 * (ld_matrix >> 1)]);
+    /* K^T operand from K[n][k]: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), ... */
+    uint32_t kb[4];
+    bq_ldmatrix_x4(kb, &k_s[8 * (ld_matrix >> 1) + ld_row][8 * (ld_matrix & 1)]);
+    /* V operand from V[k][n], transposed: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), ... */
+    uint32_t vb[4];
+    bq_ldmatrix_x4_trans(vb, &v_s[ld_row + 8 * (ld_matrix & 1)][8 * (ld_matrix >> 1)]);
+
+    float s[2][4] = {}, sv[2][4] = {}, pv[2][4] = {};
+    bq_mma_16816<T>(s[0], a, &kb[0]);
+    bq_mma_16816<T>(s[1], a, &kb[2]);
+    bq_mma_16816<T>(sv[0], a, &vb[0]);
+    bq_mma_16816<T>(sv[1], a, &vb[2]);
+    const uint32_t p[4] = {bq_pack2<T>(s[0][0], s[0][1]), bq_pack2<T>(s[0][2], s[0][3]),
+                           bq_pack2<T>(s[1][0], s[1][1]), bq_pack2<T>(s[1][2], s[1][3])};
+    bq_mma_16816<T>(pv[0], p, &vb[0]);
+    bq_mma_16816<T>(pv[1], p, &vb[2]);
+    store_c(s, s_out);
+    store_c(sv, sv_out);
+    store_c(pv, pv_out);
+    /* the zero-filled chunk: columns 16..23 of rows 0..15 */
+    if (lane < 16) {
+        unsigned bits = 0;
+        for (int c = 16; c < 24; c++) {
+            uint16_t v;
+            memcpy(&v, &a_s[lane][c], 2);
+            bits |= v;
+        }
+        pad_bits[lane] = bits;
+    }
+}
+
+namespace wmma = nvcuda::wmma;
+
+template <typename T>
+static void wmma_kernel(const T *a_g, const T *b_g, const float *c_g, float *d_row, float *d_col) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b; /* b_g holds B^T row-major */
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+    wmma::load_matrix_sync(a, a_g, 16);
+    wmma::load_matrix_sync(b, b_g, 16);
+    wmma::load_matrix_sync(c, c_g, 16, wmma::mem_row_major);
+    wmma::mma_sync(c, a, b, c);
+    wmma::store_matrix_sync(d_row, c, 16, wmma::mem_row_major);
+    wmma::store_matrix_sync(d_col, c, 16, wmma::mem_col_major);
+}
+
+template <typename T> static T *device_copy(const float *x, size_t n) {
+    T *h = (T *)malloc(n * sizeof(T));
+    for (size_t i = 0; i < n; i++) h[i] = T(x[i]);
+    T *d = nullptr;
+    cudaMalloc((void **)&d, n * sizeof(T));
+    cudaMemcpy(d, h, n * sizeof(T), cudaMemcpyHostToDevice);
+    free(h);
+    return d;
+}
+
+static void expect_equal(const char *what, const float *got, const float *ref, int n) {
+    double max_diff = 0.0;
+    int first_bad = -1;
+    for (int i = 0; i < n; i++) {
+        const double d = fabs((double)got[i] - (double)ref[i]);
+        if (!(d == 0.0) && first_bad < 0) first_bad = i;
+        if (d > max_diff || d != d) max_diff = d;
+    }
+    CHECK(first_bad < 0, "%s: element %d (row %d col %d) = %g, reference %g (max |diff| %g)", what,
+          first_bad, first_bad / 16, first_bad % 16, first_bad < 0 ? 0.0 : (double)got[first_bad],
+          first_bad < 0 ? 0.0 : (double)ref[first_bad], max_diff);
+    if (first_bad < 0) printf("ok   %s\n", what);
+}
+
+template <typename T> static void run_mma_case(const char *type_name) {
+    float A[256], K[256], V[256]; /* A[m][k], K[n][k], V[k][n], rounded to T */
+    for (int i = 0; i < 256; i++) {
+        A[i] = round_to<T>(uniform(-2.0f, 2.0f));
+        K[i] = round_to<T>(uniform(-2.0f, 2.0f));
+        V[i] = round_to<T>(uniform(-2.0f, 2.0f));
+    }
+    float S[256], SV[256], PV[256];
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float s = 0.0f, sv = 0.0f;
+            for (int k = 0; k < 16; k++) {
+                s += A[m * 16 + k] * K[n * 16 + k];
+                sv += A[m * 16 + k] * V[k * 16 + n];
+            }
+            S[m * 16 + n] = s;
+            SV[m * 16 + n] = sv;
+        }
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float pv = 0.0f;
+            for (int k = 0; k < 16; k++) pv += round_to<T>(S[m * 16 + k]) * V[k * 16 + n];
+            PV[m * 16 + n] = pv;
+        }
+
+    T *dA = device_copy<T>(A, 256), *dK = device_copy<T>(K, 256), *dV = device_copy<T>(V, 256);
+    float *dOut = nullptr;
+    unsigned *dPad = nullptr;
+    cudaMalloc((void **)&dOut, 3 * 256 * sizeof(float));
+    cudaMalloc((void **)&dPad, 16 * sizeof(unsigned));
+    bq_emu::launch(mma_kernel<T>, "mma_kernel", 1, 32)(dA, dK, dV, dOut, dOut + 256, dOut + 512, dPad);
+    const cudaError_t rc = cudaGetLastError();
+    CHECK(rc == cudaSuccess, "%s mma kernel: %s", type_name, cudaGetErrorName(rc));
+    float out[3 * 256];
+    cudaMemcpy(out, dOut, sizeof out, cudaMemcpyDeviceToHost);
+    char what[96];
+    snprintf(what, sizeof what, "%s ldmatrix_x4 + mma: A . K^T", type_name);
+    expect_equal(what, out, S, 256);
+    snprintf(what, sizeof what, "%s ldmatrix_x4_trans + mma: A . V", type_name);
+    expect_equal(what, out + 256, SV, 256);
+    snprintf(what, sizeof what, "%s C fragments repacked with bq_pack2: P . V", type_name);
+    expect_equal(what, out + 512, PV, 256);
+    unsigned pad[16];
+    cudaMemcpy(pad, dPad, sizeof pad, cudaMemcpyDeviceToHost);
+    unsigned any = 0;
+    for (int i = 0; i < 16; i++) any |= pad[i];
+    CHECK(any == 0, "%s cp.async with valid = false did not zero-fill (bits 0x%04x)", type_name, any);
+    cudaFree(dA), cudaFree(dK), cudaFree(dV), cudaFree(dOut), cudaFree(dPad);
+}
+
+template <typename T> static void run_wmma_case(const char *type_name) {
+    float A[256], Bt[256], C[256]; /* A[m][k], Bt[n][k] (B column-major), C[m][n] */
+    for (int i = 0; i < 256; i++) {
+        A[i] = round_to<T>(uniform(-2.0f, 2.0f));
+        Bt[i] = round_to<T>(uniform(-2.0f, 2.0f));
+        C[i] = uniform(-1.0f, 1.0f);
+    }
+    float D[256], Dt[256];
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float acc = C[m * 16 + n];
+            for (int k = 0; k < 16; k++) acc += A[m * 16 + k] * Bt[n * 16 + k];
+            D[m * 16 + n] = acc;
+            Dt[n * 16 + m] = acc;
+        }
+    T *dA = device_copy<T>(A, 256), *dB = device_copy<T>(Bt, 256);
+    float *dC = nullptr, *dOut = nullptr;
+    cudaMalloc((void **)&dC, sizeof C);
+    cudaMalloc((void **)&dOut, 2 * sizeof C);
+    cudaMemcpy(dC, C, sizeof C, cudaMemcpyHostToDevice);
+    bq_emu::launch(wmma_kernel<T>, "wmma_kernel", 1, 32)(dA, dB, dC, dOut, dOut + 256);
+    const cudaError_t rc = cudaGetLastError();
+    CHECK(rc == cudaSuccess, "%s wmma kernel: %s", type_name, cudaGetErrorName(rc));
+    float out[512];
+    cudaMemcpy(out, dOut, sizeof out, cudaMemcpyDeviceToHost);
+    char what[96];
+    snprintf(what, sizeof what, "%s wmma row x col + C, stored row-major", type_name);
+    expect_equal(what, out, D, 256);
+    snprintf(what, sizeof what, "%s wmma stored col-major", type_name);
+    expect_equal(what, out + 256, Dt, 256);
+    cudaFree(dA), cudaFree(dB), cudaFree(dC), cudaFree(dOut);
+}
+
+int main() {
+    run_mma_case<__half>("f16");
+    run_mma_case<__nv_bfloat16>("bf16");
+    run_wmma_case<__half>("f16");
+    run_wmma_case<__nv_bfloat16>("bf16");
+    printf("test_tensor_core_emu: %d failure(s)\n", g_failures);
+    return g_failures ? 1 : 0;
+}
