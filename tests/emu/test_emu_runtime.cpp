@@ -16,17 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int g_failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            g_failures++;                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "emu_check.h"
 
 #define CUDA_CHECK(stmt)                                                                           \
     do {                                                                                           \

@@ -18,17 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int g_failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-            g_failures++;                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "emu_check.h"
 
 static uint64_t g_seed = 0x7e57c0de;
 static float uniform(float lo, float hi) {
