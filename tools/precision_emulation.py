@@ -52,6 +52,7 @@ WHAT IT EMULATES
 
 HOW TO RUN
   python tools/precision_emulation.py [--seeds test 1] [--variants A B C D E F] [--jobs N]
+  python tools/precision_emulation.py --collapse [--seeds test 1 2] [--dist v=0.0346 ...]
   Seeds: "test" = the test's model (seed 14) and inputs (seed 8); an integer N = model seed N and
   input seed N. Variants: group letters, "all", or names (--list). --jobs runs seeds in parallel
   processes (default: one per seed, at most one per core); BLAS gets one thread per process
@@ -65,7 +66,7 @@ WHAT IT PRINTS
   Per seed and row: the test metric over both rows ("both") and over row 0 ("row0"), the
   final-hidden-state error ("hidden"), the test bound of that precision (fp32 1e-5, tf32 3e-3,
   fp16 2e-2, bf16 2e-2), the larger logits error as a fraction of the bound, and the variant's
-  seconds. Then a summary: per row, each seed's "both" error and the mean hidden error.
+  seconds.
   Groups:
     A  the engine: fp64 reference (check of the float32 one), fp32 with another summation order
        (GEMMs and attention products accumulated in float64), tf32 rounded / truncated, fp16,
@@ -85,15 +86,20 @@ WHAT IT PRINTS
        (2xTF32 split) in all / some GEMMs, and diagnostics
     R  the engine against a reference whose weights are rounded the way the engine stores them
        (a test-side change: measures the engine's arithmetic, not the model's quantization)
-  Why a hidden-state column: with these random weights the token representations collapse onto
-  one vector per sequence (mean cosine between tokens 1.0000 after ~16 layers; almost all of
-  the error is that common vector's), so every token's logits are nearly one constant per output
-  and the test metric is the projection of the common hidden-state error onto w_qa (two numbers
-  per sequence) relative to those constants. It therefore scatters by about a factor 2 up or
-  down around 0.75 x the hidden error, between seeds and between variants of one seed (turning
-  one rounding point off can raise it). The hidden error is the stable measure of what a change
-  buys; the "test" seed's logits error is the prediction for the test itself, good to the
-  extent that every rounding point is emulated where the GPU has it.
+  Then a summary: per row, each seed's "both" error and the mean hidden error.
+  Per seed, a non-degeneracy line: per row, the mean and max cosine between the final hidden
+  states of distinct real tokens, and the std across tokens of the start / end logits over their
+  mean magnitude (near 0: one constant per sequence).
+  Why a hidden-state column: the test metric sees only 2 x tokens numbers, the projection of the
+  hidden-state error onto w_qa; the hidden error is the steadier measure of what a change buys
+  (the logits error scatters around it, 0.7x to 1.8x, between seeds and variants). The test's
+  model used to be degenerate (matrices U(-0.05, 0.05), embeddings U(-0.1, 0.1): every sequence
+  collapsed onto one vector, token cosine 1.0000 from layer ~16, so the logits were one constant
+  per sequence and the metric the projection of one common error vector, seeds 5x apart). Its
+  weights are now near BERT's initialisation with smaller value / attention-output matrices
+  (DIST); the final token cosine is about 0.63 mean, 0.80 max, on the test seed and seeds 1, 2.
+  --collapse prints the cosine after every layer (float32 reference only, ~20 s a seed), and
+  --dist NAME=R tries another distribution, e.g. to check that a change keeps the model alive.
 """
 
 import argparse
@@ -115,6 +121,21 @@ TEST_SEEDS = (14, 8)  # test_large_every_precision: model seed, make_batch seed
 
 GEMMS = frozenset({"qkv", "ao", "fi", "fo"})  # the four layer GEMMs
 POINTS = ("w", "emb", "qkv", "p", "ctx", "ao", "h", "f1", "f2", "fo", "x")
+
+# random_model_create's distributions (tests/test_gpu_model.c), all uniform: a half-width r is
+# U(-r, r), a pair U(lo, hi); the C code's float literals. --dist NAME=R or NAME=LO,HI overrides
+# one (exploration; the test uses these values).
+DIST = {
+    "emb": 0.0346,  # word, position and token-type embeddings
+    "emb_ln_b": 0.05, "emb_ln_g": (0.9, 1.1),  # embedding LayerNorm beta, gamma
+    "qk": 0.0346,  # query and key matrices
+    "v": 0.025,  # value matrix
+    "ao": 0.025,  # attention output projection
+    "fi": 0.0346, "fo": 0.0346,  # FFN in / out matrices
+    "bias": 0.02,  # every layer bias
+    "ln_b": 0.05, "ln_g": (0.9, 1.1),  # layer LayerNorm beta, gamma
+    "qa": 0.0346, "qa_b": 0.02,  # QA head weight and bias
+}
 
 
 @dataclass(frozen=True)
@@ -245,7 +266,20 @@ def parse_args(argv):
     ap.add_argument("--check-padding", action="store_true",
                     help="only compare the padded and the real-token-only float32 reference")
     ap.add_argument("--list", action="store_true", help="list the variants and exit")
-    return ap.parse_args(argv)
+    ap.add_argument("--dist", nargs="+", default=[], metavar="NAME=R|NAME=LO,HI",
+                    help="override a weight distribution of DIST (exploration only: the test "
+                         "uses the defaults)")
+    ap.add_argument("--collapse", action="store_true",
+                    help="only the float32 reference: token cosine after every layer, logit "
+                         "spread (is the model degenerate?)")
+    args = ap.parse_args(argv)
+    for item in args.dist:
+        name, _, val = item.partition("=")
+        if name not in DIST:
+            ap.error(f"--dist: unknown name '{name}' (one of {', '.join(DIST)})")
+        vals = [float(x) for x in val.split(",")]
+        DIST[name] = vals[0] if len(vals) == 1 else tuple(vals)
+    return args
 
 
 ARGS = parse_args(sys.argv[1:] if __name__ == "__main__" else [])
@@ -287,14 +321,20 @@ def splitmix_uniform(seed, start, n, lo, hi):
     return out
 
 
+def _u(name):
+    r = DIST[name]
+    return tuple(r) if isinstance(r, tuple) else (-r, r)
+
+
 def _layer_layout():
     """(name, shape, lo, hi) of one layer's tensors in random_model_create's order."""
-    m, b = (-0.05, 0.05), (-0.02, 0.02)
-    return [("q_w", (H, H)) + m, ("q_b", (H,)) + b, ("k_w", (H, H)) + m, ("k_b", (H,)) + b,
-            ("v_w", (H, H)) + m, ("v_b", (H,)) + b, ("ao_w", (H, H)) + m, ("ao_b", (H,)) + b,
-            ("ln1_g", (H,), 0.9, 1.1), ("ln1_b", (H,), -0.05, 0.05),
-            ("fi_w", (FFN, H)) + m, ("fi_b", (FFN,)) + b, ("fo_w", (H, FFN)) + m,
-            ("fo_b", (H,)) + b, ("ln2_g", (H,), 0.9, 1.1), ("ln2_b", (H,), -0.05, 0.05)]
+    b = _u("bias")
+    return [("q_w", (H, H)) + _u("qk"), ("q_b", (H,)) + b, ("k_w", (H, H)) + _u("qk"),
+            ("k_b", (H,)) + b, ("v_w", (H, H)) + _u("v"), ("v_b", (H,)) + b,
+            ("ao_w", (H, H)) + _u("ao"), ("ao_b", (H,)) + b,
+            ("ln1_g", (H,)) + _u("ln_g"), ("ln1_b", (H,)) + _u("ln_b"),
+            ("fi_w", (FFN, H)) + _u("fi"), ("fi_b", (FFN,)) + b, ("fo_w", (H, FFN)) + _u("fo"),
+            ("fo_b", (H,)) + b, ("ln2_g", (H,)) + _u("ln_g"), ("ln2_b", (H,)) + _u("ln_b")]
 
 
 _GLOBAL_DRAWS = (VOCAB + MAX_POS + TYPE_VOCAB) * H + 2 * H
@@ -304,15 +344,16 @@ _LAYER_DRAWS = sum(int(np.prod(s)) for _, s, _, _ in _layer_layout())
 def make_globals(model_seed):
     """Embedding tables, embedding LayerNorm and QA head of random_model_create."""
     g, pos = {}, 0
-    for name, shape, lo, hi in [("word", (VOCAB, H), -0.1, 0.1), ("pos", (MAX_POS, H), -0.1, 0.1),
-                                ("type", (TYPE_VOCAB, H), -0.1, 0.1), ("emb_g", (H,), 0.9, 1.1),
-                                ("emb_b", (H,), -0.05, 0.05)]:
+    e = _u("emb")
+    for name, shape, lo, hi in [("word", (VOCAB, H)) + e, ("pos", (MAX_POS, H)) + e,
+                                ("type", (TYPE_VOCAB, H)) + e, ("emb_g", (H,)) + _u("emb_ln_g"),
+                                ("emb_b", (H,)) + _u("emb_ln_b")]:
         n = int(np.prod(shape))
         g[name] = splitmix_uniform(model_seed, pos, n, lo, hi).reshape(shape)
         pos += n
     pos = _GLOBAL_DRAWS + LAYERS * _LAYER_DRAWS  # the QA head comes after all 24 layers
-    g["qa_w"] = splitmix_uniform(model_seed, pos, 2 * H, -0.1, 0.1).reshape(2, H)
-    g["qa_b"] = splitmix_uniform(model_seed, pos + 2 * H, 2, -0.02, 0.02)
+    g["qa_w"] = splitmix_uniform(model_seed, pos, 2 * H, *_u("qa")).reshape(2, H)
+    g["qa_b"] = splitmix_uniform(model_seed, pos + 2 * H, 2, *_u("qa_b"))
     return g
 
 
@@ -621,6 +662,51 @@ def run_seed(token, variants, args, padded=False):
     return runs
 
 
+def token_stats(hidden, lengths):
+    """Per sequence: mean and max cosine between the final hidden states of distinct real tokens
+    (1.0: every token the same vector, i.e. a degenerate model)."""
+    out, r0 = [], 0
+    for n in lengths:
+        x = hidden[r0:r0 + n].astype(F64)
+        r0 += n
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        c = x @ x.T
+        off = c[~np.eye(n, dtype=bool)]
+        out.append((float(off.mean()), float(off.max())))
+    return out
+
+
+def logit_spread(logits, lengths):
+    """Per sequence: std across tokens / mean |logit| of the start and of the end logits (near 0:
+    one constant per sequence, the test metric then sees two numbers per row; about 1.25 for
+    zero-mean normal logits)."""
+    out, r0 = [], 0
+    for n in lengths:
+        z = logits[r0:r0 + n].astype(F64)
+        r0 += n
+        out.append(z.std(axis=0) / np.abs(z).mean(axis=0))
+    return out
+
+
+def collapse_seed(token, args):
+    """The float32 reference alone, with the token cosine after the embeddings and every layer."""
+    model_seed, batch_seed = parse_seed(token)
+    seqs = make_inputs(batch_seed, args.lengths)
+    ids, pos, seg = (np.concatenate([s[k] for s in seqs]) for k in ("ids", "pos", "seg"))
+    segs, r0 = [], 0
+    for s in seqs:
+        segs.append((r0, len(s["ids"]), None))
+        r0 += len(s["ids"])
+    ref, gc = Run(REF, segs), WeightCache(make_globals(model_seed))
+    ref.embeddings(gc, ids, pos, seg)
+    per_layer = [token_stats(ref.x_res, args.lengths)]
+    for l in range(args.layers):
+        ref.layer(WeightCache(make_layer(model_seed, l)))
+        per_layer.append(token_stats(ref.x_res, args.lengths))
+    ref.qa_head(gc)
+    return token, per_layer, logit_spread(ref.logits, args.lengths), ref.max_score
+
+
 def rel_error(got, ref):
     got, ref = np.asarray(got, F64).ravel(), np.asarray(ref, F64).ravel()
     if not np.all(np.isfinite(got)):
@@ -655,15 +741,14 @@ def evaluate_seed(token, rows, args):
             "hidden": rel_error(r.hidden, b.hidden),
             "seconds": 0.0 if v.same else r.seconds,
         }
-    x = ref.hidden[:n0].astype(F64)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
     info = {
         "wall": time.time() - t0,
         "ref_seconds": ref.seconds,
         "max_score": max(r.max_score for r in runs),
         "logit_mean": ref.logits.astype(F64).mean(axis=0),
         "logit_std": ref.logits.astype(F64).std(axis=0),
-        "cosine": float((x @ x.T).mean()),
+        "cosine": token_stats(ref.hidden, args.lengths),
+        "spread": logit_spread(ref.logits, args.lengths),
     }
     return token, res, info
 
@@ -688,6 +773,17 @@ def _worker(job):
     return evaluate_seed(token, [BY_NAME[n] for n in names], args)
 
 
+def format_stats(cosine, spread):
+    return "; ".join(f"row {i}: token cosine mean {c[0]:.3f} max {c[1]:.3f}, logit std/mean|.| "
+                     f"start {sp[0]:.2f} end {sp[1]:.2f}"
+                     for i, (c, sp) in enumerate(zip(cosine, spread)))
+
+
+def _collapse_worker(job):
+    token, args = job
+    return collapse_seed(token, args)
+
+
 def main(args):
     if args.list:
         for v in VARIANTS:
@@ -703,6 +799,25 @@ def main(args):
                   f"{np.abs(a.logits - b.logits).max():.3e}, rel error "
                   f"{rel_error(a.logits, b.logits):.3e}, max |score| "
                   f"{max(a.max_score, b.max_score):.2f}", flush=True)
+        print(f"wall time {time.time() - t_start:.1f} s")
+        return
+    if args.collapse:
+        jobs = args.jobs or min(len(args.seeds), os.cpu_count() or 1)
+        work = [(t, args) for t in args.seeds]
+        if jobs > 1:
+            import multiprocessing as mp
+            with mp.get_context("fork").Pool(jobs) as pool:
+                results = pool.map(_collapse_worker, work, chunksize=1)
+        else:
+            results = [_collapse_worker(w) for w in work]
+        dist = ", ".join(f"{k} {v}" for k, v in DIST.items())
+        print(f"float32 reference, lengths {args.lengths}, {args.layers} layers; weights: {dist}")
+        for token, per_layer, spread, max_score in results:
+            print(f"seed {token}: token cosine mean / max per row after the embeddings (0) and "
+                  f"each layer; max |score| {max_score:.2f}")
+            for l, st in enumerate(per_layer):
+                print(f"  {l:2d} " + "  ".join(f"{m:.3f} / {x:.3f}" for m, x in st))
+            print("  final: " + format_stats(per_layer[-1], spread))
         print(f"wall time {time.time() - t_start:.1f} s")
         return
     variants = select(args.variants)
@@ -724,9 +839,9 @@ def main(args):
         ms, bs = parse_seed(token)
         print(f"\nseed {token} (model seed {ms}, input seed {bs}): ref logits mean "
               f"{np.array2string(info['logit_mean'], precision=3)} std across tokens "
-              f"{np.array2string(info['logit_std'], precision=3)}, mean token cosine "
-              f"{info['cosine']:.4f}, max |score| {info['max_score']:.2f}, "
-              f"{info['wall']:.0f} s (ref32 {info['ref_seconds']:.1f} s)")
+              f"{np.array2string(info['logit_std'], precision=3)}, max |score| "
+              f"{info['max_score']:.2f}, {info['wall']:.0f} s (ref32 {info['ref_seconds']:.1f} s)")
+        print("  non-degeneracy (ref, per row): " + format_stats(info["cosine"], info["spread"]))
         print(f"{'grp':3s} {'variant':19s} {'both':>9s} {'row0':>9s} {'hidden':>9s} "
               f"{'bound':>7s} {'/bound':>6s} {'s':>5s}  description")
         for v in variants:
