@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "attention.cuh"
+#include "bq_math.h"
 #include "attention_cudnn.cuh"
 #include "bias_residual_layernorm.cuh"
 #include "cuda_check.cuh"
@@ -132,6 +133,7 @@ typedef struct {
     int upload;
     bq_cuda_dtype dt;
     size_t elem;      /* bytes per element of dt */
+    int tf32_gemm_weights; /* tf32 mode: GEMM weight matrices rounded to TF32 on upload */
     void *staging;    /* host buffer for the converted copy, large enough for any one tensor */
 } weight_builder;
 
@@ -147,9 +149,11 @@ static void convert_into(bq_cuda_dtype dt, const float *src, size_t n, void *dst
     }
 }
 
-/* Place up to three host tensors of n elements each back to back (Q|K|V concatenation), or one. */
+/* Place up to three host tensors of n elements each back to back (Q|K|V concatenation), or one.
+ * gemm_weight: a matrix the GEMMs read (rounded to TF32 in tf32 mode; embeddings, LayerNorm,
+ * biases and the QA head, which our fp32 kernels read, are not). */
 static bq_status place(weight_builder *b, const char *what, const float *p0, const float *p1,
-                       const float *p2, size_t n, const void **dst, bq_err *err) {
+                       const float *p2, size_t n, int gemm_weight, const void **dst, bq_err *err) {
     const float *parts[3] = {p0, p1, p2};
     int count = p1 ? (p2 ? 3 : 2) : 1;
     size_t off = b->cursor;
@@ -158,6 +162,10 @@ static bq_status place(weight_builder *b, const char *what, const float *p0, con
     for (int i = 0; i < count; i++) {
         if (!parts[i]) return bq_fail(err, BQ_ERR_INVALID_ARG, "model tensor %s is missing", what);
         convert_into(b->dt, parts[i], n, (char *)b->staging + (size_t)i * n * b->elem);
+    }
+    if (gemm_weight && b->tf32_gemm_weights) {
+        float *f = (float *)b->staging;
+        for (size_t i = 0; i < (size_t)count * n; i++) f[i] = bq_round_tf32(f[i]);
     }
     bq_status s = bq_cuda_check(cudaMemcpy(b->base + off, b->staging, (size_t)count * n * b->elem,
                                            cudaMemcpyHostToDevice),
@@ -175,11 +183,13 @@ static bq_status place_weights(bq_cuda_engine *e, const bq_model *m, weight_buil
     const bq_config *c = &m->config;
     size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     char name[64];
-#define PLACE(what, p0, p1, p2, n, dst)                                   \
-    do {                                                                  \
-        bq_status s_ = place(b, what, p0, p1, p2, n, (const void **)(dst), err); \
-        if (s_ != BQ_OK) return s_;                                       \
+#define PLACE_AS(gemm_weight, what, p0, p1, p2, n, dst)                             \
+    do {                                                                           \
+        bq_status s_ = place(b, what, p0, p1, p2, n, gemm_weight, (const void **)(dst), err); \
+        if (s_ != BQ_OK) return s_;                                                \
     } while (0)
+#define PLACE(what, p0, p1, p2, n, dst) PLACE_AS(0, what, p0, p1, p2, n, dst)
+#define PLACE_MATRIX(what, p0, p1, p2, n, dst) PLACE_AS(1, what, p0, p1, p2, n, dst)
     PLACE("word_embeddings", m->word_emb, NULL, NULL, (size_t)c->vocab_size * H, &e->word_emb);
     PLACE("position_embeddings", m->pos_emb, NULL, NULL, (size_t)c->max_position_embeddings * H,
           &e->pos_emb);
@@ -191,20 +201,20 @@ static bq_status place_weights(bq_cuda_engine *e, const bq_model *m, weight_buil
         const bq_layer_weights *w = &m->layers[l];
         layer_device *d = &e->layers[l];
         snprintf(name, sizeof name, "layer %d query|key|value weight", l);
-        PLACE(name, w->q_w, w->k_w, w->v_w, H * H, &d->qkv_w);
+        PLACE_MATRIX(name, w->q_w, w->k_w, w->v_w, H * H, &d->qkv_w);
         snprintf(name, sizeof name, "layer %d query|key|value bias", l);
         PLACE(name, w->q_b, w->k_b, w->v_b, H, &d->qkv_b);
         snprintf(name, sizeof name, "layer %d attention.output.dense", l);
-        PLACE(name, w->attn_out_w, NULL, NULL, H * H, &d->attn_out_w);
+        PLACE_MATRIX(name, w->attn_out_w, NULL, NULL, H * H, &d->attn_out_w);
         PLACE(name, w->attn_out_b, NULL, NULL, H, &d->attn_out_b);
         snprintf(name, sizeof name, "layer %d attention.output.LayerNorm", l);
         PLACE(name, w->attn_ln_g, NULL, NULL, H, &d->attn_ln_g);
         PLACE(name, w->attn_ln_b, NULL, NULL, H, &d->attn_ln_b);
         snprintf(name, sizeof name, "layer %d intermediate.dense", l);
-        PLACE(name, w->ffn_in_w, NULL, NULL, I * H, &d->ffn_in_w);
+        PLACE_MATRIX(name, w->ffn_in_w, NULL, NULL, I * H, &d->ffn_in_w);
         PLACE(name, w->ffn_in_b, NULL, NULL, I, &d->ffn_in_b);
         snprintf(name, sizeof name, "layer %d output.dense", l);
-        PLACE(name, w->ffn_out_w, NULL, NULL, H * I, &d->ffn_out_w);
+        PLACE_MATRIX(name, w->ffn_out_w, NULL, NULL, H * I, &d->ffn_out_w);
         PLACE(name, w->ffn_out_b, NULL, NULL, H, &d->ffn_out_b);
         snprintf(name, sizeof name, "layer %d output.LayerNorm", l);
         PLACE(name, w->ffn_ln_g, NULL, NULL, H, &d->ffn_ln_g);
@@ -213,6 +223,8 @@ static bq_status place_weights(bq_cuda_engine *e, const bq_model *m, weight_buil
     PLACE("qa_outputs.weight", m->qa_w, NULL, NULL, 2 * H, &e->qa_w);
     PLACE("qa_outputs.bias", m->qa_b, NULL, NULL, 2, &e->qa_b);
 #undef PLACE
+#undef PLACE_MATRIX
+#undef PLACE_AS
     return BQ_OK;
 }
 
@@ -473,6 +485,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     memset(&b, 0, sizeof b);
     b.dt = e->dt;
     b.elem = bq_cuda_dtype_size(e->dt);
+    b.tf32_gemm_weights = e->allow_tf32;
     s = place_weights(e, model, &b, err);
     if (s != BQ_OK) return s;
     e->weights_bytes = b.cursor;

@@ -4,6 +4,8 @@
 #define BQ_MATH_H
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__CUDACC__)
 #define BQ_HD __host__ __device__ __forceinline__
@@ -17,6 +19,20 @@ BQ_HD float bq_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678
 /* Additive attention bias for a key position: 0 for real tokens, -10000 for padding (as the
  * original BERT and the model card define it). */
 BQ_HD float bq_mask_bias(int mask_value) { return mask_value ? 0.0f : -10000.0f; }
+
+/* x rounded to the nearest TF32 value (10 explicit mantissa bits, ties to even; Inf and NaN kept).
+ * The tf32 engine stores its GEMM weights this way, so the tensor cores read them exactly whether
+ * they round their fp32 inputs or drop the low 13 bits. */
+BQ_HD float bq_round_tf32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) != 0x7f800000u) {
+        u += 0xfffu + ((u >> 13) & 1u);
+        u &= ~0x1fffu;
+    }
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 /* Running (Welford) mean / M2 for LayerNorm row statistics, mergeable across threads. */
 typedef struct {

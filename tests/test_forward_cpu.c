@@ -5,6 +5,7 @@
  * tools/golden_forward.py (an independent implementation), tolerance 1e-4 * max|reference|. */
 #include "test_support.h"
 
+#include "bq_math.h"
 #include "forward_cpu.h"
 #include "model.h"
 
@@ -430,8 +431,40 @@ static void test_invalid_inputs(void **state) {
     bq_model_free(m);
 }
 
+/* bq_round_tf32 (the tf32 engine's weight rounding) against values worked out by hand: TF32 keeps
+ * 10 explicit mantissa bits, so the spacing at 1 is 2^-10. */
+static void test_round_tf32(void **state) {
+    (void)state;
+    const float u = ldexpf(1.0f, -10); /* one TF32 ulp at 1 */
+    assert_true(bq_round_tf32(1.0f) == 1.0f);
+    assert_true(bq_round_tf32(1.0f + u) == 1.0f + u);               /* representable: kept */
+    assert_true(bq_round_tf32(1.0f + 0.25f * u) == 1.0f);           /* below half: down */
+    assert_true(bq_round_tf32(1.0f + 0.75f * u) == 1.0f + u);       /* above half: up */
+    assert_true(bq_round_tf32(1.0f + 0.5f * u) == 1.0f);            /* tie: to even (down) */
+    assert_true(bq_round_tf32(1.0f + 1.5f * u) == 1.0f + 2.0f * u); /* tie: to even (up) */
+    assert_true(bq_round_tf32(-1.0f - 0.75f * u) == -1.0f - u);     /* sign kept */
+    assert_true(bq_round_tf32(1.0f + 0.5f * u + ldexpf(1.0f, -23)) == 1.0f + u); /* past tie */
+    assert_true(bq_round_tf32(2.0f - 0.25f * u) == 2.0f);           /* carry into the exponent */
+    assert_true(isinf(bq_round_tf32(INFINITY)) && bq_round_tf32(-INFINITY) < 0.0f);
+    assert_true(isnan(bq_round_tf32(NAN)));
+    /* every result has its low 13 bits clear and lies within half a TF32 ulp of the input */
+    uint64_t seed = 3;
+    for (int i = 0; i < 100000; i++) {
+        float x;
+        bq_test_fill_uniform(&x, 1, &seed, -1000.0f, 1000.0f);
+        float r = bq_round_tf32(x);
+        uint32_t bits;
+        memcpy(&bits, &r, sizeof bits);
+        assert_int_equal(bits & 0x1fffu, 0);
+        int e;
+        frexpf(x, &e);
+        assert_true(fabsf(r - x) <= ldexpf(1.0f, e - 12));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_tf32),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_bias_residual_layernorm),

@@ -25,8 +25,10 @@
  * real bug (layout, mask, scale) gives errors ~1. Where the bf16 error comes from: rounding the
  * weights to bf16 is 85-90% of its variance (weights rounded alone: 1.6-2.3e-2 hidden), so an fp32
  * residual stream or fp32 GEMM outputs do not move it (emulated: 2.3-2.5e-2); only splitting each
- * weight into two bf16 terms (twice the GEMM work) reaches ~1e-2. tf32 truncation is cured for free
- * by rounding the weights to tf32 on the host. Bounds stay as the issue sets them.
+ * weight into two bf16 terms (twice the GEMM work) reaches ~1e-2. Against truncating tensor cores
+ * the tf32 engine uploads its GEMM weights already rounded to TF32 (bq_round_tf32), which cost
+ * nothing and took the emulated truncation error from 6.0e-3 to 1.7-2.0e-3 on the former weights.
+ * Bounds stay as the issue sets them.
  * Every precision is run and printed before the test fails, so one GPU log shows all margins.
  * Plus cuDNN attention when the build offers it, and the engine's argument errors.
  * Without a GPU every test is skipped and the binary exits 77 (ctest: skipped). */
