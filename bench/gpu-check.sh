@@ -105,7 +105,7 @@ if [ -z "${BQ_PREBUILT:-}" ]; then
 fi
 bin="$build/bertqa-gpu"
 mk="$build/bertqa-make-model"
-grep -E "CUDA backend|CUDNN" "$out/configure.log" 2>/dev/null | head -3 >> "$out/notes.txt"
+grep -E "CUDA backend|CUDNN|CUTLASS|emulation" "$out/configure.log" 2>/dev/null | head -5 >> "$out/notes.txt"
 
 # ---- tests (most important first: the run may be cut by the deadline) --------------------------
 # BQ_CLI_QUICK=1: cli_answer answers 2 dev articles instead of all 48 on the CPU (5 min on 2 cores
