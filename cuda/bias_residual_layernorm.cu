@@ -15,7 +15,6 @@ __global__ void __launch_bounds__(1024)
 bias_residual_layernorm_vec_kernel(const T *x, const T *bias, const T *residual, const T *gamma,
                                    const T *beta, int hidden, float eps, T *out) {
     constexpr int V = bq_vec16<T>::size;
-    __shared__ float scratch[33];
     const int col = threadIdx.x * V;
     const size_t at = (size_t)blockIdx.x * hidden + col;
     float v[V], w[V]; /* v: this thread's slice of x + residual + bias, fp32 */
@@ -28,21 +27,7 @@ bias_residual_layernorm_vec_kernel(const T *x, const T *bias, const T *residual,
 #pragma unroll
         for (int i = 0; i < V; i++) v[i] += w[i];
     }
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < V; i++) sum += v[i];
-    const float mean = bq_block_sum(sum, scratch) / (float)hidden;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < V; i++) sq += (v[i] - mean) * (v[i] - mean);
-    const float var = bq_block_sum(sq, scratch) / (float)hidden; /* biased, as PyTorch */
-    const float rstd = 1.0f / sqrtf(var + eps);
-    float g[V];
-    bq_load16_f32(gamma + col, g);
-    bq_load16_f32(beta + col, w);
-#pragma unroll
-    for (int i = 0; i < V; i++) v[i] = bq_layernorm_apply(v[i], mean, rstd, g[i], w[i]);
-    bq_store16_f32(out + at, v);
+    bq_vec_layernorm_store(v, hidden, eps, gamma, beta, col, out, at);
 }
 
 template <typename T>
@@ -68,12 +53,11 @@ static cudaError_t launch_bias_residual_layernorm(const void *x, const void *bia
                                                   const void *residual, const void *gamma,
                                                   const void *beta, int rows, int hidden,
                                                   float eps, void *out, cudaStream_t stream) {
-    constexpr int V = bq_vec16<T>::size;
-    const int vectors = hidden / V;
+    const int vec_threads = bq_vec_row_threads(hidden, (int)sizeof(T));
     const bool aligned = (((uintptr_t)x | (uintptr_t)bias | (uintptr_t)residual | (uintptr_t)gamma |
                            (uintptr_t)beta | (uintptr_t)out) & 15u) == 0;
-    if (hidden % V == 0 && vectors % 32 == 0 && vectors <= 1024 && aligned) {
-        bias_residual_layernorm_vec_kernel<T><<<(unsigned)rows, vectors, 0, stream>>>(
+    if (vec_threads && aligned) {
+        bias_residual_layernorm_vec_kernel<T><<<(unsigned)rows, vec_threads, 0, stream>>>(
             (const T *)x, (const T *)bias, (const T *)residual, (const T *)gamma, (const T *)beta,
             hidden, eps, (T *)out);
         return cudaGetLastError();

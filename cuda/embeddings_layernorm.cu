@@ -1,8 +1,29 @@
-/* embeddings_layernorm.cu - word + position + token-type embedding sum fused with LayerNorm.
- * One block per token row: the summed row is staged in shared memory (fp32), statistics are a
- * block-wide Welford merge, then the normalized row is stored in the activation dtype. */
+/* embeddings_layernorm.cu - word + position + token-type embedding sum fused with LayerNorm, one
+ * block per token row. Vector path (as in bias_residual_layernorm.cu: hidden a whole number of
+ * warps of 16-byte slices, aligned tables): each thread gathers its slice of the three rows into
+ * registers, two-pass statistics, one 16-byte store. General path: the summed row staged in shared
+ * memory (fp32), block-wide Welford statistics, then the normalized row stored. */
 #include "embeddings_layernorm.cuh"
 #include "kernel_common.cuh"
+
+template <typename T>
+__global__ void __launch_bounds__(1024)
+embeddings_layernorm_vec_kernel(const int32_t *ids, const int32_t *segment_ids, int seq_len,
+                                int hidden, const T *word_emb, const T *pos_emb, const T *type_emb,
+                                const T *gamma, const T *beta, float eps, T *out) {
+    constexpr int V = bq_vec16<T>::size;
+    const size_t token = blockIdx.x;
+    const int col = threadIdx.x * V;
+    float v[V], w[V];
+    bq_load16_f32(word_emb + (size_t)ids[token] * hidden + col, v);
+    bq_load16_f32(pos_emb + (token % (size_t)seq_len) * hidden + col, w);
+#pragma unroll
+    for (int i = 0; i < V; i++) v[i] += w[i];
+    bq_load16_f32(type_emb + (size_t)segment_ids[token] * hidden + col, w);
+#pragma unroll
+    for (int i = 0; i < V; i++) v[i] += w[i];
+    bq_vec_layernorm_store(v, hidden, eps, gamma, beta, col, out, token * hidden + col);
+}
 
 template <typename T>
 __global__ void embeddings_layernorm_kernel(const int32_t *ids, const int32_t *segment_ids,
@@ -33,6 +54,14 @@ static cudaError_t launch_embeddings_layernorm(const int32_t *ids, const int32_t
                                                const void *beta, float eps, void *out,
                                                cudaStream_t stream) {
     const unsigned rows = (unsigned)batch * (unsigned)seq_len;
+    const int vec_threads = bq_vec_row_threads(hidden, (int)sizeof(T));
+    if (vec_threads && (((uintptr_t)word_emb | (uintptr_t)pos_emb | (uintptr_t)type_emb |
+                         (uintptr_t)gamma | (uintptr_t)beta | (uintptr_t)out) & 15u) == 0) {
+        embeddings_layernorm_vec_kernel<T><<<rows, vec_threads, 0, stream>>>(
+            ids, segment_ids, seq_len, hidden, (const T *)word_emb, (const T *)pos_emb,
+            (const T *)type_emb, (const T *)gamma, (const T *)beta, eps, (T *)out);
+        return cudaGetLastError();
+    }
     const int threads = bq_row_block_threads(hidden);
     const size_t shared_bytes = (size_t)hidden * sizeof(float);
     embeddings_layernorm_kernel<T><<<rows, threads, shared_bytes, stream>>>(

@@ -126,6 +126,43 @@ __device__ __forceinline__ float bq_block_sum(float v, float *scratch) {
     return scratch[32];
 }
 
+/* The shared end of the vector LayerNorm kernels: each thread holds one 16-byte slice of the row
+ * (columns col .. col + V - 1, fp32 in v); exact two-pass mean and biased variance over the block,
+ * then out[at ..] = (v - mean) * rstd * gamma + beta as one 16-byte store. Every thread of the block
+ * must call it (two bq_block_sum barriers); blockDim.x * V == hidden. */
+template <typename T>
+__device__ __forceinline__ void bq_vec_layernorm_store(float v[bq_vec16<T>::size], int hidden,
+                                                       float eps, const T *gamma, const T *beta,
+                                                       int col, T *out, size_t at) {
+    constexpr int V = bq_vec16<T>::size;
+    __shared__ float scratch[33];
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < V; i++) sum += v[i];
+    const float mean = bq_block_sum(sum, scratch) / (float)hidden;
+    float sq = 0.0f;
+#pragma unroll
+    for (int i = 0; i < V; i++) sq += (v[i] - mean) * (v[i] - mean);
+    const float var = bq_block_sum(sq, scratch) / (float)hidden; /* biased, as PyTorch */
+    const float rstd = 1.0f / sqrtf(var + eps);
+    float g[V], b[V];
+    bq_load16_f32(gamma + col, g);
+    bq_load16_f32(beta + col, b);
+#pragma unroll
+    for (int i = 0; i < V; i++) v[i] = bq_layernorm_apply(v[i], mean, rstd, g[i], b[i]);
+    bq_store16_f32(out + at, v);
+}
+
+/* Threads for the vector LayerNorm kernels (one 16-byte slice per thread), or 0 when a row of
+ * `hidden` elements of `elem_bytes` does not split into a whole number of warps of slices (at
+ * most 1,024 threads). */
+static inline int bq_vec_row_threads(int hidden, int elem_bytes) {
+    const int per_vector = 16 / elem_bytes;
+    if (hidden % per_vector != 0) return 0;
+    const int vectors = hidden / per_vector;
+    return vectors % 32 == 0 && vectors <= 1024 ? vectors : 0;
+}
+
 /* Threads per block for a one-block-per-row kernel over `hidden` columns: a multiple of 32
  * covering the row once where possible, between 32 and 256. */
 static inline int bq_row_block_threads(int hidden) {

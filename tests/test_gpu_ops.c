@@ -228,7 +228,7 @@ static void test_embeddings_layernorm(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
     const struct { int batch, seq, hidden; } shapes[] = {
-        {1, 1, 20}, {2, 7, 24}, {3, 33, 64}, {2, 16, 1024}, {1, 384, 1024}};
+        {1, 1, 20}, {2, 7, 24}, {3, 33, 64}, {3, 5, 768}, {2, 16, 1024}, {1, 384, 1024}};
     const int vocab = 97, types = 2;
     uint64_t seed = 0x5eed0001;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
