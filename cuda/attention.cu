@@ -65,6 +65,13 @@ __device__ __forceinline__ void stage_key_tile(const T *qkv, const int32_t *mask
     }
 }
 
+/* Every path's grid: x = blocks of `rows_per_block` query rows (the last one partial), y = head,
+ * z = batch. */
+static dim3 attention_grid(int seq_len, int rows_per_block, int heads, int batch) {
+    return dim3((unsigned)((seq_len + rows_per_block - 1) / rows_per_block), (unsigned)heads,
+                (unsigned)batch);
+}
+
 /* ---- generic path ------------------------------------------------------------------------- */
 
 template <typename T>
@@ -139,8 +146,7 @@ static cudaError_t launch_attention_generic(const void *qkv, const int32_t *mask
                                             int seq_len, int hidden, int heads, void *ctx,
                                             cudaStream_t stream) {
     const int head_size = hidden / heads;
-    dim3 grid((unsigned)((seq_len + ATTN_GENERIC_WARPS - 1) / ATTN_GENERIC_WARPS), (unsigned)heads,
-              (unsigned)batch);
+    const dim3 grid = attention_grid(seq_len, ATTN_GENERIC_WARPS, heads, batch);
     attention_generic_kernel<T><<<grid, ATTN_GENERIC_WARPS * 32, 0, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, head_size, 1.0f / sqrtf((float)head_size), (T *)ctx);
     return cudaGetLastError();
@@ -287,9 +293,7 @@ template <typename T>
 static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, int batch,
                                          int seq_len, int hidden, int heads, void *ctx,
                                          cudaStream_t stream) {
-    const int rows_per_block = ATTN_WMMA_WARPS * ATTN_WMMA_ROWS;
-    dim3 grid((unsigned)((seq_len + rows_per_block - 1) / rows_per_block), (unsigned)heads,
-              (unsigned)batch);
+    const dim3 grid = attention_grid(seq_len, ATTN_WMMA_WARPS * ATTN_WMMA_ROWS, heads, batch);
     attention_wmma_kernel<T><<<grid, ATTN_WMMA_WARPS * 32, 0, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD), (T *)ctx);
     return cudaGetLastError();
@@ -509,8 +513,7 @@ template <typename T>
 static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask, int batch,
                                                int seq_len, int hidden, int heads, void *ctx,
                                                cudaStream_t stream) {
-    dim3 grid((unsigned)((seq_len + ATTN_MMA_QROWS - 1) / ATTN_MMA_QROWS), (unsigned)heads,
-              (unsigned)batch);
+    const dim3 grid = attention_grid(seq_len, ATTN_MMA_QROWS, heads, batch);
     attention_mma_head64_kernel<T><<<grid, ATTN_MMA_WARPS * 32, 0, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
@@ -739,8 +742,7 @@ static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *m
                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           (int)ATTN_F32_SMEM_BYTES);
     if (rc != cudaSuccess) return rc;
-    dim3 grid((unsigned)((seq_len + ATTN_F32_QROWS - 1) / ATTN_F32_QROWS), (unsigned)heads,
-              (unsigned)batch);
+    const dim3 grid = attention_grid(seq_len, ATTN_F32_QROWS, heads, batch);
     attention_f32_head64_kernel<<<grid, ATTN_F32_WARPS * 32, ATTN_F32_SMEM_BYTES, stream>>>(
         (const float *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_F32_HEAD), (float *)ctx);
     return cudaGetLastError();

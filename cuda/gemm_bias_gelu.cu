@@ -107,13 +107,22 @@ bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 } // namespace
 
-extern "C" int bq_cuda_gemm_bias_gelu_built(void) { return 1; }
+#endif /* BQ_HAVE_CUTLASS */
+
+extern "C" int bq_cuda_gemm_bias_gelu_built(void) {
+#ifdef BQ_HAVE_CUTLASS
+    return 1;
+#else
+    return 0;
+#endif
+}
 
 extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, const void *bias,
                                               int rows, int in, int out, void *y, bq_cuda_dtype dt,
                                               void *workspace, size_t workspace_bytes,
                                               cudaStream_t stream) {
     if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
+#ifdef BQ_HAVE_CUTLASS
     if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
     if (!aligned16(x) || !aligned16(w) || !aligned16(bias) || !aligned16(y) || !aligned16(workspace))
         return cudaErrorNotSupported;
@@ -123,19 +132,8 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
                                           stream);
     return run_fused<cutlass::bfloat16_t>(x, w, bias, rows, in, out, y, workspace, workspace_bytes,
                                           stream);
-}
-
 #else /* built without CUTLASS */
-
-extern "C" int bq_cuda_gemm_bias_gelu_built(void) { return 0; }
-
-extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, const void *bias,
-                                              int rows, int in, int out, void *y, bq_cuda_dtype dt,
-                                              void *workspace, size_t workspace_bytes,
-                                              cudaStream_t stream) {
     (void)dt, (void)workspace, (void)workspace_bytes, (void)stream;
-    if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
     return cudaErrorNotSupported;
-}
-
 #endif
+}

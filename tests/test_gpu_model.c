@@ -228,18 +228,26 @@ static double tolerance(bq_precision p) {
     }
 }
 
+/* Options for a CUDA engine of `precision` and attention `attn` for batches up to max_batch x
+ * seq_len; everything else at the defaults. */
+static bq_engine_options cuda_options(bq_precision precision, bq_attention_impl attn, int max_batch,
+                                      int seq_len) {
+    bq_engine_options opt;
+    bq_engine_options_default(&opt);
+    opt.device = BQ_DEVICE_CUDA;
+    opt.precision = precision;
+    opt.attention = attn;
+    opt.max_batch = max_batch;
+    opt.seq_len = seq_len;
+    return opt;
+}
+
 /* Run `bc` (all rows, then its first row alone, then all rows again: eager, eager + capture, graph
  * replay) on a fresh engine and check every result against the CPU reference. Returns the number
  * of failed checks after printing each one, so that the caller can run every precision first. */
 static int check_engine(const char *shape, const bq_model *m, const batch_case *bc, bq_precision p,
                         bq_attention_impl attn) {
-    bq_engine_options opt;
-    bq_engine_options_default(&opt);
-    opt.device = BQ_DEVICE_CUDA;
-    opt.precision = p;
-    opt.attention = attn;
-    opt.max_batch = bc->batch;
-    opt.seq_len = bc->seq_len;
+    bq_engine_options opt = cuda_options(p, attn, bc->batch, bc->seq_len);
     bq_cuda_engine *e = NULL;
     bq_err err;
     bq_status s = bq_cuda_engine_create(m, &opt, &e, &err);
@@ -350,6 +358,25 @@ static void gemm_operands(float *x, float *w, float *b, int R, int K, int N, bq_
     assert_int_equal(cudaMalloc(dy, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
 }
 
+/* Check y (device, dt) against bq_cpu_linear (+ bias, + erf GELU when gelu) on the host operands:
+ * every element written and finite, normwise error within tol; prints one line. ref and got are
+ * [R, N] host scratch. Returns whether it passed. */
+static bool gemm_output_ok(const char *what, const void *dy, const float *x, const float *w,
+                           const float *b, int gelu, int R, int K, int N, bq_cuda_dtype dt,
+                           const char *dt_name, double tol, float *ref, float *got) {
+    size_t ny = (size_t)R * N, unwritten = 0;
+    download_as(dy, ny, dt, got);
+    bq_cpu_linear(x, w, gelu ? NULL : b, R, K, N, ref);
+    if (gelu) bq_cpu_bias_gelu(ref, b, R, N);
+    for (size_t i = 0; i < ny; i++) unwritten += !isfinite(got[i]);
+    double rel = unwritten ? NAN : bq_test_rel_error(got, ref, ny);
+    bool ok = rel <= tol; /* false for NaN */
+    printf("  %s %s rows %4d in %4d out %4d %-4s rel error %.3e (limit %.0e)%s\n",
+           ok ? "ok  " : "FAIL", what, R, K, N, dt_name, rel, tol,
+           unwritten ? " (outputs not written / not finite)" : "");
+    return ok;
+}
+
 /* y = x W^T (+ b) (+ GELU) for odd and model-sized shapes, every dtype and epilogue, against
  * bq_cpu_linear / bq_cpu_bias_gelu on the same (dtype-rounded) inputs. Limits: fp32 1e-5, tf32
  * 3e-3, fp16 2e-3 and bf16 1e-2 (output rounding 2^-11 and 2^-8 plus accumulation order). */
@@ -387,17 +414,11 @@ static void test_gemm_linear(void **state) {
                                              0, &err);
                 if (s != BQ_OK) fail_msg("gemm %dx%dx%d %s: %s", R, K, N, modes[mi].name, err.message);
                 assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-                download_as(dy, ny, dt, got);
-                bq_cpu_linear(x, w, eps[e] == BQ_EPILOGUE_BIAS ? b : NULL, R, K, N, ref);
-                if (eps[e] == BQ_EPILOGUE_BIAS_GELU) bq_cpu_bias_gelu(ref, b, R, N);
-                size_t unwritten = 0;
-                for (size_t i = 0; i < ny; i++) unwritten += !isfinite(got[i]);
-                double rel = unwritten ? NAN : bq_test_rel_error(got, ref, ny);
-                bool ok = rel <= modes[mi].tol; /* false for NaN */
-                printf("  %s gemm rows %4d in %4d out %4d %-4s %-9s rel error %.3e (limit %.0e)%s\n",
-                       ok ? "ok  " : "FAIL", R, K, N, modes[mi].name, ep_names[e], rel,
-                       modes[mi].tol, unwritten ? " (outputs not written / not finite)" : "");
-                failures += !ok;
+                char what[64];
+                snprintf(what, sizeof what, "gemm %-9s", ep_names[e]);
+                failures += !gemm_output_ok(what, dy, x, w, eps[e] == BQ_EPILOGUE_NONE ? NULL : b,
+                                            eps[e] == BQ_EPILOGUE_BIAS_GELU, R, K, N, dt,
+                                            modes[mi].name, modes[mi].tol, ref, got);
             }
             cudaFree(dx);
             cudaFree(dw);
@@ -451,17 +472,8 @@ static void test_gemm_bias_gelu_fused(void **state) {
                 if (rc != cudaSuccess) fail_msg("fused gemm %dx%dx%d %s: %s", R, K, N, modes[mi].name,
                                                 cudaGetErrorString(rc));
                 assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-                download_as(dy, ny, dt, got);
-                bq_cpu_linear(x, w, NULL, R, K, N, ref);
-                bq_cpu_bias_gelu(ref, b, R, N);
-                size_t unwritten = 0;
-                for (size_t i = 0; i < ny; i++) unwritten += !isfinite(got[i]);
-                double rel = unwritten ? NAN : bq_test_rel_error(got, ref, ny);
-                bool ok = rel <= modes[mi].tol;
-                printf("  %s fused gemm+gelu rows %4d in %4d out %4d %-4s rel error %.3e (limit %.0e)%s\n",
-                       ok ? "ok  " : "FAIL", R, K, N, modes[mi].name, rel, modes[mi].tol,
-                       unwritten ? " (outputs not written / not finite)" : "");
-                failures += !ok;
+                failures += !gemm_output_ok("fused gemm+gelu", dy, x, w, b, 1, R, K, N, dt,
+                                            modes[mi].name, modes[mi].tol, ref, got);
             }
             cudaFree(dx);
             cudaFree(dw);
@@ -540,13 +552,7 @@ static void test_large_every_precision(void **state) {
     batch_case bc = make_batch(&r->model, 2, 384, lengths, 8);
     int failures = check_every_precision("large", &r->model, &bc);
     bq_cuda_engine *e = NULL;
-    bq_engine_options opt;
-    bq_engine_options_default(&opt);
-    opt.device = BQ_DEVICE_CUDA;
-    opt.precision = BQ_PRECISION_FP16;
-    opt.attention = BQ_ATTENTION_CUDNN;
-    opt.max_batch = 2;
-    opt.seq_len = 384;
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, 2, 384);
     bq_err err;
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) == BQ_OK) {
         bq_cuda_engine_free(e);
@@ -565,13 +571,7 @@ static void test_cudnn_attention(void **state) {
     (void)state;
     REQUIRE_GPU();
     random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 15);
-    bq_engine_options opt;
-    bq_engine_options_default(&opt);
-    opt.device = BQ_DEVICE_CUDA;
-    opt.precision = BQ_PRECISION_FP16;
-    opt.attention = BQ_ATTENTION_CUDNN;
-    opt.max_batch = 2;
-    opt.seq_len = 64;
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, 2, 64);
     bq_cuda_engine *e = NULL;
     bq_err err;
     bq_status s = bq_cuda_engine_create(&r->model, &opt, &e, &err);
@@ -595,11 +595,7 @@ static void test_engine_errors(void **state) {
     (void)state;
     REQUIRE_GPU();
     random_model *r = random_model_create(32, 4, 64, 1, 50, 40, 16);
-    bq_engine_options opt;
-    bq_engine_options_default(&opt);
-    opt.device = BQ_DEVICE_CUDA;
-    opt.max_batch = 2;
-    opt.seq_len = 16;
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP32, BQ_ATTENTION_OWN, 2, 16);
     bq_err err;
     bq_cuda_engine *e = NULL;
 

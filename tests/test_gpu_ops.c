@@ -445,9 +445,10 @@ static void test_attention(void **state) {
         bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
 
         dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
-        /* the generic and WMMA paths differ from the dispatch only for head size 64 (mma.sync
-         * tensor cores in 16-bit, the register-tiled fp32 path in f32) */
-        const size_t n_paths = H / heads == 64 ? 3 : 1;
+        /* the generic path differs from the dispatch only for head size 64 (mma.sync tensor
+         * cores in 16-bit, the register-tiled fp32 path in f32), the WMMA one only in 16-bit
+         * (in f32 it is the generic path again) */
+        const size_t n_paths = H / heads != 64 ? 1 : dt == BQ_CUDA_F32 ? 2 : 3;
         for (size_t pi = 0; pi < n_paths; pi++) {
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));

@@ -19,6 +19,7 @@ verify() { [ -f "$dest/$wheel" ] && echo "$sha256  $dest/$wheel" | sha256sum -c 
 if verify; then echo "cutlass: $dest/$wheel present" >&2; exit 0; fi
 rm -f "$dest/$wheel"
 pip_cmd=()
+trap 'rm -rf "$dest/pip-venv"' EXIT # never leave a venv in .deps: it travels to the GPU machine
 if python3 -m pip --version >/dev/null 2>&1; then
     pip_cmd=(python3 -m pip)
 else
@@ -32,5 +33,4 @@ if [ ${#pip_cmd[@]} -eq 0 ] ||
     echo "cutlass: could not fetch $wheel (offline?): building without the fused GEMM + GELU" >&2
     exit 0
 fi
-rm -rf "$dest/pip-venv"
 echo "cutlass: fetched $dest/$wheel" >&2

@@ -274,26 +274,17 @@ inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __saturatef(float x) { return x > 0.0f ? (x < 1.0f ? x : 1.0f) : 0.0f; } /* NaN -> 0 */
-inline int __float_as_int(float x) {
-    int i;
-    memcpy(&i, &x, sizeof i);
-    return i;
+/* the bit reinterpretations, through memcpy (defined behaviour in C++) */
+template <typename To, typename From> inline To bq_emu_bit_cast(From from) {
+    static_assert(sizeof(To) == sizeof(From), "bit cast between different sizes");
+    To to;
+    memcpy(&to, &from, sizeof to);
+    return to;
 }
-inline float __int_as_float(int i) {
-    float x;
-    memcpy(&x, &i, sizeof x);
-    return x;
-}
-inline unsigned __float_as_uint(float x) {
-    unsigned u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-inline float __uint_as_float(unsigned u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
+inline int __float_as_int(float x) { return bq_emu_bit_cast<int>(x); }
+inline float __int_as_float(int i) { return bq_emu_bit_cast<float>(i); }
+inline unsigned __float_as_uint(float x) { return bq_emu_bit_cast<unsigned>(x); }
+inline float __uint_as_float(unsigned u) { return bq_emu_bit_cast<float>(u); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
 inline int __ffs(int x) { return __builtin_ffs(x); }

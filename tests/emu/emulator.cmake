@@ -79,9 +79,10 @@ target_compile_features(bq_emu_runtime PUBLIC cxx_std_17)
 target_compile_options(bq_emu_runtime PRIVATE -Wall -Wextra)
 
 # The kernels, as host code. Include order matters: tests/emu (shadows) before cuda/.
-# -fno-strict-aliasing: kernels reinterpret register vectors (a uint4 read as 8 halves), which is
-# formally undefined in C++; nvcc compiles it as intended, g++ -O2 may optimise the reads away and
-# the emulator would blame the kernel for the host compiler's liberty.
+# -fno-strict-aliasing: kernels store through reinterpreted pointers (the mma.sync attention writes
+# a packed pair of halves as one uint32_t, the vector loads cast to uint4), formally undefined in
+# C++; nvcc compiles it as intended, g++ -O2 may reorder or drop such accesses and the emulator
+# would blame the kernel for the host compiler's liberty.
 add_library(bq_emu_kernels STATIC ${BQ_EMU_TRANSLATED})
 target_include_directories(bq_emu_kernels PRIVATE ${BQ_EMU_SRC} ${CMAKE_CURRENT_SOURCE_DIR}/cuda
                            ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR}/src)

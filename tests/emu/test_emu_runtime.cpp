@@ -160,37 +160,32 @@ static int neighbour_expected(int tid) { return (tid + 32) % 128 + 1; }
 static int pair_expected(int lane) { return (lane ^ 1) + 1; }
 static int reuse_expected(int tid) { return 1000 + 2 * ((tid + 32) % 128); }
 
+/* Launch `kernel` on one block of `threads` (<= 128) with or without its barrier and count the
+ * outputs that differ from `expected`. */
+static int wrong_outputs(void (*kernel)(int *, int), const char *name, int threads, int *d,
+                         int with_barrier, int (*expected)(int)) {
+    int got[128];
+    bq_emu::launch(kernel, name, 1, threads)(d, with_barrier);
+    CUDA_CHECK(cudaGetLastError());
+    download(got, d, threads);
+    return count_wrong(got, threads, expected);
+}
+
 static void test_missing_barriers(const char *order) {
     int *d = device_alloc<int>(128);
-    int got[128];
-    bq_emu::launch(neighbour_kernel, "neighbour_kernel", 1, 128)(d, 1);
-    CUDA_CHECK(cudaGetLastError());
-    download(got, d, 128);
-    CHECK(count_wrong(got, 128, neighbour_expected) == 0, "with __syncthreads (%s order): wrong", order);
-    bq_emu::launch(neighbour_kernel, "neighbour_kernel", 1, 128)(d, 0);
-    CUDA_CHECK(cudaGetLastError());
-    download(got, d, 128);
-    const int wrong_block = count_wrong(got, 128, neighbour_expected);
+    CHECK(wrong_outputs(neighbour_kernel, "neighbour_kernel", 128, d, 1, neighbour_expected) == 0,
+          "with __syncthreads (%s order): wrong", order);
+    const int wrong_block = wrong_outputs(neighbour_kernel, "neighbour_kernel", 128, d, 0, neighbour_expected);
     CHECK(wrong_block > 0, "missing __syncthreads (%s order) went unnoticed", order);
 
-    bq_emu::launch(pair_kernel, "pair_kernel", 1, 32)(d, 1);
-    CUDA_CHECK(cudaGetLastError());
-    download(got, d, 32);
-    CHECK(count_wrong(got, 32, pair_expected) == 0, "with __syncwarp (%s order): wrong", order);
-    bq_emu::launch(pair_kernel, "pair_kernel", 1, 32)(d, 0);
-    CUDA_CHECK(cudaGetLastError());
-    download(got, d, 32);
-    const int wrong_warp = count_wrong(got, 32, pair_expected);
+    CHECK(wrong_outputs(pair_kernel, "pair_kernel", 32, d, 1, pair_expected) == 0,
+          "with __syncwarp (%s order): wrong", order);
+    const int wrong_warp = wrong_outputs(pair_kernel, "pair_kernel", 32, d, 0, pair_expected);
     CHECK(wrong_warp > 0, "missing __syncwarp (%s order) went unnoticed", order);
 
-    bq_emu::launch(reuse_kernel, "reuse_kernel", 1, 128)(d, 1);
-    CUDA_CHECK(cudaGetLastError());
-    download(got, d, 128);
-    CHECK(count_wrong(got, 128, reuse_expected) == 0, "reuse with both barriers (%s order): wrong", order);
-    bq_emu::launch(reuse_kernel, "reuse_kernel", 1, 128)(d, 0);
-    CUDA_CHECK(cudaGetLastError());
-    download(got, d, 128);
-    const int wrong_reuse = count_wrong(got, 128, reuse_expected);
+    CHECK(wrong_outputs(reuse_kernel, "reuse_kernel", 128, d, 1, reuse_expected) == 0,
+          "reuse with both barriers (%s order): wrong", order);
+    const int wrong_reuse = wrong_outputs(reuse_kernel, "reuse_kernel", 128, d, 0, reuse_expected);
     CHECK(wrong_reuse > 0, "missing write-after-read __syncthreads (%s order) went unnoticed", order);
     printf("ok   missing __syncthreads: read-after-write %d/128 wrong, write-after-read %d/128 wrong; "
            "missing __syncwarp: %d/32 wrong (%s order)\n", wrong_block, wrong_reuse, wrong_warp, order);
