@@ -7,11 +7,21 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench.json      ours, from `bertqa-gpu bench --json`
   OUTDIR/peer.json       bench/peer_pytorch.py --json (optional)
   OUTDIR/parity*.json    parity summaries (optional): each {"label": precision, and
-                         "rel_err_vs_hf" and/or "rel_err_vs_cpu", ...}
+                         "rel_err_vs_hf" and/or "rel_err_vs_cpu", ...} (bench/parity.py)
+  OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json
+                         `bertqa-gpu bench --profile` with our attention / cuDNN's (optional):
+                         time per stage of one forward pass
+  OUTDIR/bench-heuristic.json
+                         `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
+                         cuBLASLt's candidates gains over its heuristic's first choice
+  OUTDIR/squad-large.log `bertqa-gpu squad` on the dev set at BERT-large shape (optional): its
+                         summary line gives the end-to-end rate and the engine / host seconds
   OUTDIR/nvidia-smi.txt  output of `nvidia-smi --query-gpu=name,driver_version --format=csv,noheader`
                          or plain `nvidia-smi` (optional; else nvidia-smi is run if present)
 Writes OUTDIR/results.json, OUTDIR/results.md (also printed); with --archive DIR, a copy of
-results.json as DIR/DATE_CARD_COMMIT.json. Standard library only.
+results.json as DIR/DATE_CARD_COMMIT.json. results.json's "targets" checks the numbers issue 5 sets
+and, for a missed one, names the stages that take the most time in the matching profile.
+Standard library only.
 """
 import argparse
 import datetime
@@ -134,6 +144,105 @@ def merge_parity(outdir):
     return parity
 
 
+def merge_profiles(outdir):
+    """{attention: {"fp16 batch 128": {"throughput_seq_s": x, "stages_ms": {stage: ms}}}} from
+    bench-profile.json (our attention) and bench-cudnn.json (cuDNN's)."""
+    profiles = {}
+    for attention, name in (("own", "bench-profile.json"), ("cudnn", "bench-cudnn.json")):
+        for cfg in (read_json(os.path.join(outdir, name)) or {}).get("configs", []):
+            if cfg.get("profile_ms"):
+                key = f"{cfg['precision']} batch {cfg['batch']}"
+                profiles.setdefault(attention, {})[key] = {
+                    "throughput_seq_s": cfg.get("throughput_seq_s"),
+                    "latency_ms_p50": cfg.get("latency_ms", {}).get("p50"),
+                    "stages_ms": cfg["profile_ms"]}
+    return profiles
+
+
+def merge_autotune(outdir, configs):
+    """Per configuration in bench-heuristic.json: our p50 latency with the GEMM algorithms timed
+    (bench.json) and with the heuristic's first choice, and the speed-up."""
+    rows = {(r["precision"], r["batch"], r["seq_len"]): r for r in configs}
+    out = []
+    for cfg in (read_json(os.path.join(outdir, "bench-heuristic.json")) or {}).get("configs", []):
+        key = (cfg["precision"], int(cfg["batch"]), int(cfg["seq_len"]))
+        tuned = rows.get(key, {}).get("latency_ms_p50")
+        heuristic = cfg.get("latency_ms", {}).get("p50")
+        out.append({"precision": key[0], "batch": key[1], "seq_len": key[2],
+                    "latency_ms_p50_tuned": tuned, "latency_ms_p50_heuristic": heuristic,
+                    "speedup": heuristic / tuned if tuned and heuristic else None})
+    return out
+
+
+SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "
+                           r"\(([\d.]+) questions/s\); engine ([\d.]+) s, host work ([\d.]+) s")
+
+
+def merge_end_to_end(outdir, configs, precision="fp16", batch=128):
+    """The dev set end to end (squad-large.log) against the forward-pass rate of the same
+    precision and batch from the benchmark."""
+    path = os.path.join(outdir, "squad-large.log")
+    if not os.path.exists(path):
+        return None
+    with open(path, errors="replace") as f:
+        m = SQUAD_SUMMARY.search(f.read())
+    if not m:
+        return {"error": "no summary line in squad-large.log"}
+    questions, windows = int(m.group(1)), int(m.group(2))
+    wall, engine, host = float(m.group(3)), float(m.group(5)), float(m.group(6))
+    e2e = {"precision": precision, "batch": batch, "questions": questions, "windows": windows,
+           "wall_s": wall, "questions_per_s": questions / wall if wall else None,
+           "windows_per_s": windows / wall if wall else None, "engine_s": engine,
+           "host_work_s": host, "engine_idle_share": 1 - engine / wall if wall else None}
+    forward = next((r["throughput_seq_s"] for r in configs if r["precision"] == precision
+                    and r["batch"] == batch and r["seq_len"] == 384), None)
+    e2e["forward_seq_s"] = forward
+    e2e["share_of_forward_rate"] = (e2e["windows_per_s"] / forward
+                                    if forward and e2e["windows_per_s"] else None)
+    return e2e
+
+
+def top_stages(profiles, key, n=3):
+    """'gemm 5.10 ms (61%), ...' for the profile of configuration `key` with our attention."""
+    stages = profiles.get("own", {}).get(key, {}).get("stages_ms")
+    if not stages:
+        return None
+    total = sum(stages.values()) or 1.0
+    ranked = sorted(stages.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{name} {ms:.3f} ms ({ms / total:.0%})" for name, ms in ranked)
+
+
+def check_targets(configs, profiles, e2e):
+    """Issue 5's numbers: each with its value, whether it is met (None: not measured) and, when
+    missed, the stages that take the most time in the matching profile."""
+    rows = {(r["precision"], r["batch"]): r for r in configs if r["seq_len"] == 384}
+    targets = []
+
+    def add(name, value, met, profile_key):
+        t = {"target": name, "value": value, "met": met}
+        if met is False:
+            t["held_back_by"] = top_stages(profiles, profile_key) or "no profile for this configuration"
+        targets.append(t)
+
+    r = rows.get(("fp16", 128), {})
+    tp = r.get("throughput_seq_s")
+    add("fp16 batch 128 >= 2600 seq/s", tp, None if tp is None else tp >= 2600, "fp16 batch 128")
+    r = rows.get(("fp16", 1), {})
+    lat = r.get("latency_ms_p50")
+    add("fp16 batch 1 <= 0.8 ms (p50)", lat, None if lat is None else lat <= 0.8, "fp16 batch 1")
+    # every batch size the benchmark runs, measured or not, and any other batch it did run
+    for precision, bound in (("fp16", 1.5), ("fp32", 1.2)):
+        batches = sorted({1, 8, 32, 128} | {b for p, b in rows if p == precision})
+        for batch in batches:
+            ratio = rows.get((precision, batch), {}).get("ratio_vs_pytorch")
+            add(f"{precision} batch {batch} >= {bound}x PyTorch", ratio,
+                None if ratio is None else ratio >= bound, f"{precision} batch {batch}")
+    share = (e2e or {}).get("share_of_forward_rate")
+    add("SQuAD dev end to end >= 90% of the forward-pass rate (fp16 batch 128)", share,
+        None if share is None else share >= 0.9, None)
+    return targets
+
+
 def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
 
@@ -162,6 +271,38 @@ def markdown(results):
         for label, p in sorted(results["parity"].items()):
             lines.append(f"| {label} | {fmt(p.get('rel_err_vs_cpu'), '.2e')} "
                          f"| {fmt(p.get('rel_err_vs_hf'), '.2e')} |")
+    e2e = results.get("end_to_end")
+    if e2e and "error" not in e2e:
+        lines += ["", f"SQuAD dev end to end ({e2e['precision']}, batch {e2e['batch']}): "
+                  f"{e2e['questions']} questions, {e2e['windows']} windows in {e2e['wall_s']:.2f} s = "
+                  f"{fmt(e2e['questions_per_s'], '.1f')} questions/s, "
+                  f"{fmt(e2e['windows_per_s'], '.1f')} windows/s "
+                  f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
+                  f"{e2e['engine_s']:.2f} s, host work {e2e['host_work_s']:.2f} s (overlapped)"]
+    if results.get("gemm_autotune"):
+        lines.append("")
+    for a in results.get("gemm_autotune") or []:
+        lines.append(f"- GEMM algorithms timed vs cuBLASLt's first choice, {a['precision']} batch "
+                     f"{a['batch']}: p50 {fmt(a['latency_ms_p50_tuned'], '.3f')} ms vs "
+                     f"{fmt(a['latency_ms_p50_heuristic'], '.3f')} ms "
+                     f"({fmt(a['speedup'], '.3f')}x)")
+    profiles = results.get("profiles") or {}
+    columns = [(a, k) for a in ("own", "cudnn") for k in sorted(profiles.get(a, {}))]
+    if columns:
+        stages = sorted({s for a, k in columns for s in profiles[a][k]["stages_ms"]})
+        lines += ["", "| stage (ms, one pass) | " +
+                  " | ".join(f"{k}, {a} attention" for a, k in columns) + " |",
+                  "|---|" + "---:|" * len(columns)]
+        for st in stages:
+            lines.append(f"| {st} | " + " | ".join(
+                fmt(profiles[a][k]["stages_ms"].get(st), ".3f") for a, k in columns) + " |")
+    if results.get("targets"):
+        lines += ["", "| target | value | met |", "|---|---:|---|"]
+        for t in results["targets"]:
+            met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+            if t.get("held_back_by"):
+                met += f": {t['held_back_by']}"
+            lines.append(f"| {t['target']} | {fmt(t['value'], '.3g')} | {met} |")
     if results["notes"]:
         lines += [""] + [f"- {n}" for n in results["notes"]]
     return "\n".join(lines) + "\n"
@@ -201,8 +342,11 @@ def main(argv=None):
         "parity": merge_parity(args.outdir),
         "notes": notes,
     }
-    if ours.get("profile") is not None:
-        results["profile"] = ours["profile"]
+    results["profiles"] = merge_profiles(args.outdir)
+    results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
+    results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
+    results["targets"] = check_targets(results["configs"], results["profiles"],
+                                       results["end_to_end"])
     md = markdown(results)
     with open(os.path.join(args.outdir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

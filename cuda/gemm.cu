@@ -1,4 +1,5 @@
-/* gemm.cu - y = x W^T (+ bias) on cuBLASLt with per-shape cached descriptors and algorithms.
+/* gemm.cu - y = x W^T (+ bias) on cuBLASLt with per-shape cached descriptors and algorithms (the
+ * fastest of the heuristic's candidates, timed on the first call of each shape).
  *
  * Layout reasoning (cuBLASLt is column-major). A row-major matrix [R, C] with leading dimension C
  * is, byte for byte, the column-major matrix [C, R] with ld = C. So:
@@ -30,6 +31,12 @@
 
 #define BQ_GEMM_CACHE_MAX 64
 
+/* The heuristic's candidates per shape. Its first choice is often not the fastest for BERT's
+ * small-row shapes (batch 1 = 384 rows: few tiles for 132 SMs, where tile shape and split-K
+ * decide), so the first eager call of a shape times them all on the real operands and keeps the
+ * fastest, the way TensorRT picks tactics. BQ_GEMM_AUTOTUNE=0: the heuristic's first choice. */
+#define BQ_GEMM_CANDIDATES 8
+
 typedef struct {
     int rows, in, out;
     bq_cuda_dtype dt;
@@ -37,7 +44,10 @@ typedef struct {
     cublasLtEpilogue_t epilogue;
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
-    cublasLtMatmulAlgo_t algo;
+    cublasLtMatmulAlgo_t algo; /* the one used: candidates[0] until tuned */
+    cublasLtMatmulAlgo_t candidates[BQ_GEMM_CANDIDATES];
+    int candidate_count;
+    int tuned; /* 1 once the candidates were timed (or there was nothing to choose) */
 } gemm_plan;
 
 struct bq_gemm_ctx {
@@ -129,12 +139,12 @@ static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
     size_t ws = g->workspace_bytes;
     cublasStatus_t rc = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    cublasLtMatmulHeuristicResult_t result;
-    memset(&result, 0, sizeof result);
+    cublasLtMatmulHeuristicResult_t results[BQ_GEMM_CANDIDATES];
+    memset(results, 0, sizeof results);
     int found = 0;
     if (rc == CUBLAS_STATUS_SUCCESS)
-        rc = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->a, p->b, p->c, p->c, pref, 1,
-                                            &result, &found);
+        rc = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->a, p->b, p->c, p->c, pref,
+                                            BQ_GEMM_CANDIDATES, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     BQ_CUBLAS_TRY(rc, err);
     if (found < 1)
@@ -143,7 +153,76 @@ static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
                        "epilogue %d) within %zu workspace bytes",
                        bq_cuda_dtype_name(p->dt), p->rows, p->in, p->out, p->allow_tf32,
                        (int)p->epilogue, g->workspace_bytes);
-    p->algo = result.algo;
+    for (int i = 0; i < found && i < BQ_GEMM_CANDIDATES; i++)
+        if (results[i].state == CUBLAS_STATUS_SUCCESS)
+            p->candidates[p->candidate_count++] = results[i].algo;
+    if (p->candidate_count == 0)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED, "cuBLASLt's heuristic returned no usable algorithm");
+    p->algo = p->candidates[0];
+    p->tuned = p->candidate_count < 2;
+    return BQ_OK;
+}
+
+static int autotune_enabled(void) {
+    const char *v = getenv("BQ_GEMM_AUTOTUNE");
+    return !(v && v[0] == '0');
+}
+
+/* Times every candidate of p on the call's own operands (y is written; the caller's GEMM overwrites
+ * it right after) and keeps the fastest. Synchronizes the stream: only on the first eager call of a
+ * shape, never while the stream is being captured into a graph (then it waits for an eager call).
+ * A candidate cuBLASLt refuses at run time is skipped. Returns a CUDA error only. */
+static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const void *W, const void *x, void *y,
+                           cudaStream_t stream, bq_err *err) {
+    if (!autotune_enabled()) {
+        p->tuned = 1;
+        return BQ_OK;
+    }
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    BQ_CUDA_TRY(cudaStreamIsCapturing(stream, &capture), err);
+    if (capture != cudaStreamCaptureStatusNone) return BQ_OK;
+    cudaEvent_t start = NULL, stop = NULL;
+    bq_status s = bq_cuda_check(cudaEventCreate(&start), "cudaEventCreate(&start)", __FILE__,
+                                __LINE__, err);
+    if (s == BQ_OK)
+        s = bq_cuda_check(cudaEventCreate(&stop), "cudaEventCreate(&stop)", __FILE__, __LINE__, err);
+    /* enough repetitions to see past launch noise, few for the big fp32 shapes */
+    const double flop = 2.0 * p->rows * (double)p->in * p->out;
+    const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
+    const float one = 1.0f, zero = 0.0f;
+    float best_ms = 0.0f;
+    int best = -1;
+    for (int i = 0; s == BQ_OK && i < p->candidate_count; i++) {
+        const cublasLtMatmulAlgo_t *algo = &p->candidates[i];
+        cublasStatus_t rc = cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y,
+                                           p->c, y, p->c, algo, g->workspace, g->workspace_bytes,
+                                           stream); /* warm-up, and is it accepted at all? */
+        if (rc != CUBLAS_STATUS_SUCCESS) continue;
+        s = bq_cuda_check(cudaEventRecord(start, stream), "cudaEventRecord(start, stream)", __FILE__,
+                          __LINE__, err);
+        for (int r = 0; s == BQ_OK && r < reps && rc == CUBLAS_STATUS_SUCCESS; r++)
+            rc = cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y, p->c, y, p->c,
+                                algo, g->workspace, g->workspace_bytes, stream);
+        if (s == BQ_OK)
+            s = bq_cuda_check(cudaEventRecord(stop, stream), "cudaEventRecord(stop, stream)",
+                              __FILE__, __LINE__, err);
+        if (s == BQ_OK)
+            s = bq_cuda_check(cudaEventSynchronize(stop), "cudaEventSynchronize(stop)", __FILE__,
+                              __LINE__, err);
+        float ms = 0.0f;
+        if (s == BQ_OK)
+            s = bq_cuda_check(cudaEventElapsedTime(&ms, start, stop),
+                              "cudaEventElapsedTime(&ms, start, stop)", __FILE__, __LINE__, err);
+        if (s == BQ_OK && rc == CUBLAS_STATUS_SUCCESS && (best < 0 || ms < best_ms)) {
+            best = i;
+            best_ms = ms;
+        }
+    }
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    if (s != BQ_OK) return s;
+    if (best >= 0) p->algo = p->candidates[best];
+    p->tuned = 1;
     return BQ_OK;
 }
 
@@ -209,6 +288,10 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
         BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                      &bias, sizeof bias),
                       err);
+    }
+    if (!p->tuned) {
+        s = plan_tune(g, p, W, x, y, stream, err);
+        if (s != BQ_OK) return s;
     }
     const float one = 1.0f, zero = 0.0f;
     BQ_CUBLAS_TRY(cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y, p->c, y, p->c,

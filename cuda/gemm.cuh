@@ -26,7 +26,9 @@ extern "C" {
 
 /* A cuBLASLt handle, a device workspace allocated once, and the matmul descriptors + chosen
  * algorithms cached per shape/dtype/epilogue, so that a forward pass (and a CUDA-graph capture of
- * it) does no allocation and no heuristic search after the first call for a shape. */
+ * it) does no allocation and no heuristic search after the first call for a shape. The algorithm
+ * is the fastest of cuBLASLt's heuristic candidates (up to 8), timed on the first eager call of
+ * the shape (BQ_GEMM_AUTOTUNE=0: the heuristic's first choice, no timing). */
 typedef struct bq_gemm_ctx bq_gemm_ctx;
 
 bq_status bq_gemm_ctx_create(bq_gemm_ctx **out, size_t workspace_bytes, bq_err *err);
@@ -36,7 +38,10 @@ typedef enum { BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU } bq_ep
 
 /* y[rows, out] = x[rows, in] . W[out, in]^T (+ bias[out]) (then erf-GELU for BIAS_GELU).
  * x, W, bias, y are device pointers in `dt`; bias ignored for BQ_EPILOGUE_NONE. allow_tf32 only
- * matters for F32. Enqueued on `stream`; does not synchronize. */
+ * matters for F32. Enqueued on `stream`; does not synchronize, except on the first call of a
+ * shape outside graph capture, which times the candidate algorithms on these operands (y is
+ * written by each) and synchronizes the stream. Returns BQ_OK, or the failing cuBLASLt / CUDA call
+ * with its statement, file and line in err. */
 bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const void *bias, int rows,
                          int in, int out, void *y, bq_cuda_dtype dt, int allow_tf32, bq_epilogue ep,
                          cudaStream_t stream, bq_err *err);

@@ -85,5 +85,17 @@ for ctx in short long; do
   sed 's/^/     /' "$work/out.txt" | head -8
 done
 
+# bench/parity.py (the device run's parity step, every precision vs the CPU reference and Hugging
+# Face on ~15 windows of a SQuAD article) on this backend in fp32, so it cannot rot between GPU runs.
+if [ "$device" = cpu ] && [ -z "$precision" ] && [ -f "$src/tests/data/squad/dev-v1.1.json.gz" ]; then
+  check "bench/parity.py ($preset, cpu fp32 vs CPU reference and Hugging Face)" \
+    "$python" "$src/bench/parity.py" --cli "$cli" --model "$work/model" --device cpu \
+    --precision fp32 --squad "$src/tests/data/squad/dev-v1.1.json.gz" --out "$work/parity"
+  sed 's/^/     /' "$work/out.txt" | head -4
+  check "parity-fp32.json written and passed" python3 -c \
+    'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r["passed"] and r["windows"] > 1 and r["argmax_agree"] == r["argmax_total"] else 1)' \
+    "$work/parity/parity-fp32.json"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -10,6 +10,7 @@
 # test_tensor_core_emu and test_emu_runtime (the emulator's own checks), emu_translate_selftest.
 # Not built under BQ_SANITIZE: the fibers switch stacks with _longjmp, which ASan cannot follow.
 
+option(BQ_EMULATOR "Build the CPU emulation of the CUDA kernels and its tests" ON)
 set(BQ_EMU_ENABLED OFF)
 set(BQ_EMU_WHY "")
 find_package(Python3 COMPONENTS Interpreter QUIET)
@@ -20,7 +21,9 @@ find_path(BQ_EMU_CUDA_INCLUDE cuda_runtime_api.h
           HINTS ${CUDAToolkit_INCLUDE_DIRS} ENV CUDA_HOME ENV CUDA_PATH
           PATHS /usr/local/cuda/include
           PATH_SUFFIXES include)
-if(BQ_SANITIZE)
+if(NOT BQ_EMULATOR)
+  set(BQ_EMU_WHY "BQ_EMULATOR=OFF") # the device run tests the real kernels instead
+elseif(BQ_SANITIZE)
   set(BQ_EMU_WHY "sanitizer build")
 elseif(NOT Python3_Interpreter_FOUND)
   set(BQ_EMU_WHY "no python3")

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# bench/merge_results.py on a made-up device run (the numbers below are test inputs, not
+# measurements): ours vs PyTorch's best mode, parity, stage profiles, GEMM autotuning vs the
+# heuristic, the SQuAD end-to-end summary line and issue 5's targets with the stages that hold a
+# missed one back; then an empty folder.
+#
+#   bash tests/cli_merge_results.sh BERTQA_GPU BERTQA_MAKE_MODEL SRCDIR
+# Prints "N passed, N failed"; exit 0 when all pass, 1 otherwise.
+set -u
+src=$3
+passed=0 failed=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cli_merge.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+check() { # check NAME COMMAND...
+  local name=$1; shift
+  if "$@" >"$tmp/out.txt" 2>&1; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$tmp/out.txt"
+  fi
+}
+
+run=$tmp/run
+mkdir -p "$run"
+cat >"$run/bench.json" <<'EOF'
+{"device": "NVIDIA H100 80GB HBM3", "driver": "580.65.06", "gemm_ceiling_tflops": {"fp16": 700, "fp32": 50},
+ "configs": [
+  {"precision": "fp16", "batch": 1, "seq_len": 384, "latency_ms": {"p50": 0.70, "p99": 0.75},
+   "throughput_seq_s": 1400},
+  {"precision": "fp16", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 52.2, "p99": 53.0},
+   "throughput_seq_s": 2450},
+  {"precision": "fp32", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 426, "p99": 430},
+   "throughput_seq_s": 300}]}
+EOF
+cat >"$run/peer.json" <<'EOF'
+{"torch": "2.9.0", "device": "NVIDIA H100 80GB HBM3", "configs": [
+  {"precision": "fp16", "batch": 1, "seq_len": 384, "mode": "eager", "throughput_seq_s": 500,
+   "latency_ms": {"p50": 2.0}},
+  {"precision": "fp16", "batch": 128, "seq_len": 384, "mode": "eager", "throughput_seq_s": 1800,
+   "latency_ms": {"p50": 71.1}},
+  {"precision": "fp16", "batch": 128, "seq_len": 384, "mode": "compile", "throughput_seq_s": 2000,
+   "latency_ms": {"p50": 64.0}},
+  {"precision": "fp32", "batch": 128, "seq_len": 384, "mode": "eager", "throughput_seq_s": 280,
+   "latency_ms": {"p50": 457}}]}
+EOF
+cat >"$run/bench-profile.json" <<'EOF'
+{"configs": [{"precision": "fp16", "batch": 128, "seq_len": 384, "throughput_seq_s": 2440,
+  "latency_ms": {"p50": 52.5},
+  "profile_ms": {"gemm": 30, "attention": 10, "layernorm": 5, "gemm_gelu": 6, "embeddings": 0.5,
+                 "head": 0.5}}]}
+EOF
+cat >"$run/bench-heuristic.json" <<'EOF'
+{"configs": [{"precision": "fp16", "batch": 1, "seq_len": 384, "latency_ms": {"p50": 0.84}}]}
+EOF
+cat >"$run/parity-fp32.json" <<'EOF'
+{"label": "fp32", "rel_err_vs_cpu": 1e-6, "rel_err_vs_hf": 2e-6, "argmax_agree": 30,
+ "argmax_total": 30, "passed": true}
+EOF
+printf 'bertqa-gpu squad: 10570 questions on cuda:0 fp16, batch 128\nbertqa-gpu squad: 10570 questions, 10833 windows in 4.80 s (2202.1 questions/s); engine 4.50 s, host work 3.10 s (overlapped)\n' \
+  >"$run/squad-large.log"
+echo "NVIDIA H100 80GB HBM3, 580.65.06" >"$run/nvidia-smi.txt"
+echo "0123456789abcdef" >"$run/commit.txt"
+
+check "merge a full run" python3 "$src/bench/merge_results.py" "$run" --archive "$tmp/archive"
+check "results.json: rows, ratios, parity, profile, end to end, targets" python3 - "$run/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rows = {(c["precision"], c["batch"]): c for c in r["configs"]}
+assert r["device"] == "NVIDIA H100 80GB HBM3" and r["driver"] == "580.65.06", r["device"]
+assert r["commit"] == "0123456789abcdef"
+b128 = rows[("fp16", 128)]
+assert b128["pytorch_mode"] == "compile" and b128["pytorch_throughput_seq_s"] == 2000
+assert abs(b128["ratio_vs_pytorch"] - 1.225) < 1e-12, b128["ratio_vs_pytorch"]
+assert abs(rows[("fp16", 1)]["ratio_vs_pytorch"] - 2.8) < 1e-12
+assert r["parity"]["fp32"]["rel_err_vs_hf"] == 2e-6 and r["parity"]["fp32"]["passed"] is True
+assert r["profiles"]["own"]["fp16 batch 128"]["stages_ms"]["gemm"] == 30
+e2e = r["end_to_end"]
+assert e2e["questions"] == 10570 and e2e["windows"] == 10833 and e2e["forward_seq_s"] == 2450
+assert abs(e2e["share_of_forward_rate"] - 10833 / 4.8 / 2450) < 1e-12
+assert abs(e2e["engine_idle_share"] - (1 - 4.5 / 4.8)) < 1e-12
+t = {x["target"]: x for x in r["targets"]}
+assert t["fp16 batch 128 >= 2600 seq/s"]["met"] is False
+assert t["fp16 batch 128 >= 2600 seq/s"]["held_back_by"].startswith(
+    "gemm 30.000 ms (58%), attention 10.000 ms (19%), gemm_gelu 6.000 ms (12%)"), t
+assert t["fp16 batch 1 <= 0.8 ms (p50)"]["met"] is True and "held_back_by" not in t["fp16 batch 1 <= 0.8 ms (p50)"]
+assert t["fp16 batch 1 >= 1.5x PyTorch"]["met"] is True
+assert t["fp16 batch 128 >= 1.5x PyTorch"]["met"] is False
+assert t["fp32 batch 128 >= 1.2x PyTorch"]["met"] is False
+assert t["fp32 batch 128 >= 1.2x PyTorch"]["held_back_by"] == "no profile for this configuration"
+assert t["SQuAD dev end to end >= 90% of the forward-pass rate (fp16 batch 128)"]["met"] is True
+a = r["gemm_autotune"]
+assert len(a) == 1 and a[0]["batch"] == 1 and abs(a[0]["speedup"] - 1.2) < 1e-12, a
+print("ok")
+EOF
+check "results.md: table, targets, profile" grep -q -e '| fp16 batch 128 >= 2600 seq/s | 2.45e+03 | \*\*no\*\*: gemm 30.000 ms' "$run/results.md"
+check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
+
+# A run that produced nothing still merges, with every target "not measured".
+mkdir -p "$tmp/empty"
+echo "unknown" >"$tmp/empty/commit.txt"
+check "merge an empty run" python3 "$src/bench/merge_results.py" "$tmp/empty"
+check "empty run: notes and unmeasured targets" python3 - "$tmp/empty/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["configs"] == [] and r["end_to_end"] is None, r
+assert "no bench.json: our columns empty" in r["notes"]
+assert all(t["met"] is None for t in r["targets"]) and r["targets"], r["targets"]
+EOF
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
