@@ -616,6 +616,11 @@ extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
 
 /* ---- benchmark API ------------------------------------------------------------------------ */
 
+extern "C" int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out,
+                                         int max) {
+    return bq_gemm_ctx_plans(e ? e->gemm : NULL, out, max);
+}
+
 extern "C" bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weights_bytes,
                                            size_t *workspace_bytes, bq_err *err) {
     if (!e) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine is NULL");

@@ -17,16 +17,16 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bias_gelu.cuh"
 #include "gemm_bias_gelu.cuh"
 
-/* Below this many rows the fused CUTLASS kernel (128 x 256 tiles) leaves most of an H100's 132 SMs
- * idle, while the separate GELU pass it saves is small (rows x out x 4 bytes): cuBLASLt + the GELU
- * kernel there. 512 keeps BERT-large batch 2 (768 rows) on the fused path, so the whole-model test
- * covers it. To be tuned from a device run. */
+/* Fused CUTLASS GEMM + bias + GELU or cuBLASLt + the GELU kernel: timed per shape (plan_tune).
+ * Untimed (BQ_GEMM_AUTOTUNE=0), the fused kernel runs from this many rows up: below, its 128 x 256
+ * tiles leave most of an H100's 132 SMs idle while the separate GELU pass it saves is small. */
 #define BQ_FUSED_GELU_MIN_ROWS 512
 
 #define BQ_GEMM_CACHE_MAX 64
@@ -41,14 +41,23 @@ typedef struct {
     int rows, in, out;
     bq_cuda_dtype dt;
     int allow_tf32;
-    cublasLtEpilogue_t epilogue;
+    bq_epilogue ep;              /* what the caller asked for */
+    cublasLtEpilogue_t epilogue; /* what cuBLASLt does of it (GELU never) */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
-    cublasLtMatmulAlgo_t algo; /* the one used: candidates[0] until tuned */
+    cublasLtMatmulAlgo_t algo; /* the one used: candidates[chosen] */
     cublasLtMatmulAlgo_t candidates[BQ_GEMM_CANDIDATES];
-    int candidate_count;
-    int tuned; /* 1 once the candidates were timed (or there was nothing to choose) */
+    int candidate_count, chosen;
+    int tuned;      /* 1 once the candidates were timed (or there was nothing to choose) */
+    int fused_gelu; /* BIAS_GELU in 16 bits: 1 CUTLASS, 0 cuBLASLt + GELU kernel, -1 undecided */
+    float first_ms, chosen_ms, fused_ms, unfused_ms; /* per call, from the timing; 0 = not timed */
 } gemm_plan;
+
+/* The operands of one call, for timing its variants. */
+typedef struct {
+    const void *x, *W, *bias;
+    void *y;
+} gemm_operands;
 
 struct bq_gemm_ctx {
     cublasLtHandle_t handle;
@@ -159,7 +168,7 @@ static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
     if (p->candidate_count == 0)
         return bq_fail(err, BQ_ERR_UNSUPPORTED, "cuBLASLt's heuristic returned no usable algorithm");
     p->algo = p->candidates[0];
-    p->tuned = p->candidate_count < 2;
+    p->chosen = 0;
     return BQ_OK;
 }
 
@@ -168,12 +177,67 @@ static int autotune_enabled(void) {
     return !(v && v[0] == '0');
 }
 
-/* Times every candidate of p on the call's own operands (y is written; the caller's GEMM overwrites
- * it right after) and keeps the fastest. Synchronizes the stream: only on the first eager call of a
- * shape, never while the stream is being captured into a graph (then it waits for an eager call).
- * A candidate cuBLASLt refuses at run time is skipped. Returns a CUDA error only. */
-static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const void *W, const void *x, void *y,
+/* Variants of one GEMM call that can be timed against each other. */
+enum { VARIANT_FUSED = -1, VARIANT_UNFUSED = -2 }; /* >= 0: cuBLASLt candidate index */
+
+/* Enqueues one run of `variant`. *ran = 1 when it ran, 0 when cuBLASLt / CUTLASS refused it
+ * (nothing enqueued; with `report`, a refused cuBLASLt call is an error instead). Returns BQ_OK,
+ * or the failing call with its statement, file and line. */
+static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const gemm_operands *o,
+                             cudaStream_t stream, int report, int *ran, bq_err *err) {
+    const float one = 1.0f, zero = 0.0f;
+    *ran = 0;
+    if (variant == VARIANT_FUSED) {
+        cudaError_t rc = bq_cuda_gemm_bias_gelu(o->x, o->W, o->bias, p->rows, p->in, p->out, o->y,
+                                                p->dt, g->workspace, g->workspace_bytes, stream);
+        if (rc == cudaErrorNotSupported) return BQ_OK;
+        BQ_CUDA_TRY(rc, err);
+        *ran = 1;
+        return BQ_OK;
+    }
+    const cublasLtMatmulAlgo_t *algo = variant >= 0 ? &p->candidates[variant] : &p->algo;
+    cublasStatus_t rc = cublasLtMatmul(g->handle, p->desc, &one, o->W, p->a, o->x, p->b, &zero,
+                                       o->y, p->c, o->y, p->c, algo, g->workspace,
+                                       g->workspace_bytes, stream);
+    if (rc != CUBLAS_STATUS_SUCCESS) {
+        if (!report) return BQ_OK;
+        return bq_cublas_check(rc, "cublasLtMatmul(g->handle, p->desc, ..., algo, ...)", __FILE__,
+                               __LINE__, err);
+    }
+    if (variant == VARIANT_UNFUSED)
+        BQ_CUDA_TRY(bq_cuda_bias_gelu(o->y, o->bias, p->rows, p->out, p->dt, stream), err);
+    *ran = 1;
+    return BQ_OK;
+}
+
+/* Mean ms per run of `variant` over `reps` runs after one warm-up; *ms = -1 when refused. */
+static bq_status time_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const gemm_operands *o,
+                              cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int reps,
+                              float *ms, bq_err *err) {
+    *ms = -1.0f;
+    int ran = 0;
+    bq_status s = run_variant(g, p, variant, o, stream, 0, &ran, err); /* warm-up; accepted? */
+    if (s != BQ_OK || !ran) return s;
+    BQ_CUDA_TRY(cudaEventRecord(start, stream), err);
+    for (int r = 0; r < reps && s == BQ_OK && ran; r++)
+        s = run_variant(g, p, variant, o, stream, 0, &ran, err);
+    if (s != BQ_OK) return s;
+    BQ_CUDA_TRY(cudaEventRecord(stop, stream), err);
+    BQ_CUDA_TRY(cudaEventSynchronize(stop), err);
+    float total = 0.0f;
+    BQ_CUDA_TRY(cudaEventElapsedTime(&total, start, stop), err);
+    if (ran) *ms = total / (float)reps;
+    return BQ_OK;
+}
+
+/* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
+ * overwrites it right after) and keeps the fastest; for a 16-bit bias + GELU, then times the fused
+ * CUTLASS kernel against the chosen GEMM + the GELU kernel. Synchronizes the stream: only on the
+ * first eager call of a shape, never while the stream is being captured into a graph (the shape
+ * then waits for an eager call and runs untimed choices meanwhile). */
+static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
                            cudaStream_t stream, bq_err *err) {
+    const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
     if (!autotune_enabled()) {
         p->tuned = 1;
         return BQ_OK;
@@ -189,51 +253,44 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const void *W, const vo
     /* enough repetitions to see past launch noise, few for the big fp32 shapes */
     const double flop = 2.0 * p->rows * (double)p->in * p->out;
     const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
-    const float one = 1.0f, zero = 0.0f;
-    float best_ms = 0.0f;
     int best = -1;
+    float best_ms = 0.0f;
     for (int i = 0; s == BQ_OK && i < p->candidate_count; i++) {
-        const cublasLtMatmulAlgo_t *algo = &p->candidates[i];
-        cublasStatus_t rc = cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y,
-                                           p->c, y, p->c, algo, g->workspace, g->workspace_bytes,
-                                           stream); /* warm-up, and is it accepted at all? */
-        if (rc != CUBLAS_STATUS_SUCCESS) continue;
-        s = bq_cuda_check(cudaEventRecord(start, stream), "cudaEventRecord(start, stream)", __FILE__,
-                          __LINE__, err);
-        for (int r = 0; s == BQ_OK && r < reps && rc == CUBLAS_STATUS_SUCCESS; r++)
-            rc = cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y, p->c, y, p->c,
-                                algo, g->workspace, g->workspace_bytes, stream);
+        float ms = -1.0f;
+        s = time_variant(g, p, i, o, stream, start, stop, reps, &ms, err);
+        if (i == 0) p->first_ms = ms > 0.0f ? ms : 0.0f;
+        if (s == BQ_OK && ms >= 0.0f && (best < 0 || ms < best_ms)) best = i, best_ms = ms;
+    }
+    if (s == BQ_OK && best >= 0) {
+        p->chosen = best;
+        p->algo = p->candidates[best];
+        p->chosen_ms = best_ms;
+    }
+    if (s == BQ_OK && gelu16 && p->fused_gelu < 0) {
+        float fused = -1.0f, unfused = -1.0f;
+        s = time_variant(g, p, VARIANT_FUSED, o, stream, start, stop, reps, &fused, err);
         if (s == BQ_OK)
-            s = bq_cuda_check(cudaEventRecord(stop, stream), "cudaEventRecord(stop, stream)",
-                              __FILE__, __LINE__, err);
-        if (s == BQ_OK)
-            s = bq_cuda_check(cudaEventSynchronize(stop), "cudaEventSynchronize(stop)", __FILE__,
-                              __LINE__, err);
-        float ms = 0.0f;
-        if (s == BQ_OK)
-            s = bq_cuda_check(cudaEventElapsedTime(&ms, start, stop),
-                              "cudaEventElapsedTime(&ms, start, stop)", __FILE__, __LINE__, err);
-        if (s == BQ_OK && rc == CUBLAS_STATUS_SUCCESS && (best < 0 || ms < best_ms)) {
-            best = i;
-            best_ms = ms;
+            s = time_variant(g, p, VARIANT_UNFUSED, o, stream, start, stop, reps, &unfused, err);
+        if (s == BQ_OK) {
+            p->fused_ms = fused > 0.0f ? fused : 0.0f;
+            p->unfused_ms = unfused > 0.0f ? unfused : 0.0f;
+            p->fused_gelu = fused >= 0.0f && (unfused < 0.0f || fused < unfused);
         }
     }
     if (start) cudaEventDestroy(start);
     if (stop) cudaEventDestroy(stop);
     if (s != BQ_OK) return s;
-    if (best >= 0) p->algo = p->candidates[best];
     p->tuned = 1;
     return BQ_OK;
 }
 
 static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dtype dt,
-                          int allow_tf32, cublasLtEpilogue_t epilogue, gemm_plan **plan,
-                          bq_err *err) {
+                          int allow_tf32, bq_epilogue ep, gemm_plan **plan, bq_err *err) {
     allow_tf32 = (dt == BQ_CUDA_F32 && allow_tf32) ? 1 : 0;
     for (int i = 0; i < g->plan_count; i++) {
         gemm_plan *p = &g->plans[i];
         if (p->rows == rows && p->in == in && p->out == out && p->dt == dt &&
-            p->allow_tf32 == allow_tf32 && p->epilogue == epilogue) {
+            p->allow_tf32 == allow_tf32 && p->ep == ep) {
             *plan = p;
             return BQ_OK;
         }
@@ -248,7 +305,10 @@ static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dty
     gemm_plan *p = &g->plans[g->plan_count];
     memset(p, 0, sizeof *p);
     p->rows = rows, p->in = in, p->out = out, p->dt = dt, p->allow_tf32 = allow_tf32;
-    p->epilogue = epilogue;
+    p->ep = ep;
+    /* erf GELU is never taken from cuBLASLt (see gemm.cuh): plain GEMM, then bias + GELU kernel */
+    p->epilogue = ep == BQ_EPILOGUE_BIAS ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    p->fused_gelu = -1;
     bq_status s = plan_build(g, p, err);
     if (s != BQ_OK) {
         plan_destroy(p);
@@ -268,36 +328,47 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
                        rows, in, out, (int)ep, bias ? "set" : "NULL");
     if (dt != BQ_CUDA_F32 && dt != BQ_CUDA_F16 && dt != BQ_CUDA_BF16)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_gemm_linear: unknown dtype %d", (int)dt);
-    if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32 && rows >= BQ_FUSED_GELU_MIN_ROWS) {
-        /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; NotSupported = fall back */
-        cudaError_t rc = bq_cuda_gemm_bias_gelu(x, W, bias, rows, in, out, y, dt, g->workspace,
-                                                g->workspace_bytes, stream);
-        if (rc == cudaSuccess) return BQ_OK;
-        if (rc != cudaErrorNotSupported)
-            return bq_cuda_check(rc, "bq_cuda_gemm_bias_gelu(x, W, bias, rows, in, out, y, dt, ...)",
-                                 __FILE__, __LINE__, err);
-    }
-    /* erf GELU is never taken from cuBLASLt (see gemm.cuh): plain GEMM, then bias + GELU kernel */
-    cublasLtEpilogue_t epilogue =
-        ep == BQ_EPILOGUE_BIAS ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     gemm_plan *p = NULL;
-    bq_status s = plan_get(g, rows, in, out, dt, allow_tf32, epilogue, &p, err);
+    bq_status s = plan_get(g, rows, in, out, dt, allow_tf32, ep, &p, err);
     if (s != BQ_OK) return s;
-    if (epilogue == CUBLASLT_EPILOGUE_BIAS) {
+    if (p->epilogue == CUBLASLT_EPILOGUE_BIAS) {
         /* the pointer is a launch parameter: setting it is host-only, safe under graph capture */
         BQ_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                      &bias, sizeof bias),
                       err);
     }
+    const gemm_operands o = {x, W, bias, y};
     if (!p->tuned) {
-        s = plan_tune(g, p, W, x, y, stream, err);
+        s = plan_tune(g, p, &o, stream, err);
         if (s != BQ_OK) return s;
     }
-    const float one = 1.0f, zero = 0.0f;
-    BQ_CUBLAS_TRY(cublasLtMatmul(g->handle, p->desc, &one, W, p->a, x, p->b, &zero, y, p->c, y, p->c,
-                                 &p->algo, g->workspace, g->workspace_bytes, stream),
-                  err);
-    if (ep == BQ_EPILOGUE_BIAS_GELU)
-        BQ_CUDA_TRY(bq_cuda_bias_gelu(y, bias, rows, out, dt, stream), err);
-    return BQ_OK;
+    int ran = 0;
+    if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32 &&
+        (p->fused_gelu > 0 || (p->fused_gelu < 0 && rows >= BQ_FUSED_GELU_MIN_ROWS))) {
+        /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; refused = fall back */
+        s = run_variant(g, p, VARIANT_FUSED, &o, stream, 1, &ran, err);
+        if (s != BQ_OK || ran) return s;
+        p->fused_gelu = 0;
+    }
+    return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : p->chosen, &o, stream,
+                       1, &ran, err);
+}
+
+int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
+    static const char *const ep_names[] = {"none", "bias", "bias_gelu"};
+    int n = 0;
+    for (int i = 0; g && out && i < g->plan_count && n < max; i++) {
+        const gemm_plan *p = &g->plans[i];
+        bq_gemm_plan_info *q = &out[n++];
+        memset(q, 0, sizeof *q);
+        q->rows = p->rows, q->in = p->in, q->out = p->out;
+        snprintf(q->dtype, sizeof q->dtype, "%s",
+                 p->dt == BQ_CUDA_F32 ? (p->allow_tf32 ? "tf32" : "fp32") : bq_cuda_dtype_name(p->dt));
+        snprintf(q->epilogue, sizeof q->epilogue, "%s", ep_names[p->ep]);
+        q->candidates = p->candidate_count, q->chosen = p->chosen;
+        q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
+        q->fused_gelu = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32 ? p->fused_gelu : 0;
+        q->fused_ms = p->fused_ms, q->unfused_ms = p->unfused_ms;
+    }
+    return n;
 }

@@ -8,9 +8,11 @@
  * Epilogues: BQ_EPILOGUE_BIAS uses CUBLASLT_EPILOGUE_BIAS. BQ_EPILOGUE_BIAS_GELU does NOT use
  * CUBLASLT_EPILOGUE_GELU_BIAS: cuBLASLt documents only "GELU" without saying which form, and the
  * libraries that fuse it (PyTorch's _addmm_activation) do so only for the tanh approximation; BERT
- * needs the exact erf form. On Hopper with CUTLASS in the build, fp16/bf16 GEMMs of at least
- * BQ_FUSED_GELU_MIN_ROWS rows run bq_cuda_gemm_bias_gelu (CUTLASS, erf GELU fused in the epilogue);
- * otherwise the plain cuBLASLt GEMM followed by bq_cuda_bias_gelu (erf). */
+ * needs the exact erf form. On Hopper with CUTLASS in the build, fp16/bf16 bias + GELU GEMMs run
+ * either bq_cuda_gemm_bias_gelu (CUTLASS, erf GELU fused in the epilogue) or the plain cuBLASLt
+ * GEMM followed by bq_cuda_bias_gelu (erf), whichever was faster when the shape was first run
+ * (with BQ_GEMM_AUTOTUNE=0, or first met under graph capture: fused from
+ * BQ_FUSED_GELU_MIN_ROWS rows up); elsewhere always the latter. */
 #ifndef BQ_GEMM_CUH
 #define BQ_GEMM_CUH
 
@@ -19,6 +21,7 @@
 
 #include "common.h"
 #include "cuda_check.cuh"
+#include "engine_cuda.h" /* bq_gemm_plan_info */
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +48,10 @@ typedef enum { BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU } bq_ep
 bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const void *bias, int rows,
                          int in, int out, void *y, bq_cuda_dtype dt, int allow_tf32, bq_epilogue ep,
                          cudaStream_t stream, bq_err *err);
+
+/* Up to `max` entries describing the cached shapes and what was chosen for each; returns the count.
+ * g may be NULL (0). */
+int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max);
 
 #ifdef __cplusplus
 }

@@ -65,6 +65,26 @@ bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *id
                                  const int32_t *mask, const int32_t *seg,
                                  double stage_ms[BQ_STAGE_COUNT], bq_err *err);
 
+/* What the GEMM layer chose for one shape (cuda/gemm.cu): cuBLASLt's heuristic candidates timed on
+ * the shape's first eager call, and for bias + GELU whether the fused CUTLASS kernel or cuBLASLt +
+ * the GELU kernel was faster. Times are per GEMM call, ms; 0 where nothing was timed. */
+typedef struct {
+    int rows, in, out;
+    char dtype[8];       /* "fp32", "tf32", "fp16", "bf16" */
+    char epilogue[12];   /* "none", "bias", "bias_gelu" */
+    int candidates;      /* cuBLASLt algorithms the heuristic offered */
+    int chosen;          /* index of the one used (0 = the heuristic's first choice) */
+    double first_ms;     /* candidate 0 */
+    double chosen_ms;    /* the chosen candidate */
+    int fused_gelu;      /* bias_gelu only: 1 CUTLASS fused, 0 cuBLASLt + GELU kernel, -1 by rows */
+    double fused_ms;     /* CUTLASS fused GEMM + bias + GELU */
+    double unfused_ms;   /* chosen cuBLASLt GEMM + the bias + GELU kernel */
+} bq_gemm_plan_info;
+
+/* Up to `max` entries of what the engine's GEMMs chose so far, in the order the shapes were first
+ * run; returns how many were written (0 without CUDA or before the first forward pass). */
+int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, int max);
+
 /* Throughput of one large GEMM (8192^3) in fp16 (fp32 accumulation) and in true fp32 on `device`,
  * in TFLOP/s: the ceiling that "share of peak" figures are measured against. */
 bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32, bq_err *err);

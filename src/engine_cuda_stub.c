@@ -55,6 +55,11 @@ bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *id
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
+int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, int max) {
+    (void)e, (void)out, (void)max;
+    return 0;
+}
+
 bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32, bq_err *err) {
     (void)device;
     if (tflops_fp16) *tflops_fp16 = 0.0;

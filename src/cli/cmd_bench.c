@@ -40,6 +40,45 @@ static latency_stats summarize(double *ms, int n) {
     return s;
 }
 
+/* What the GEMM layer chose per shape (gemm.cu's timing of cuBLASLt's candidates, fused GELU or
+ * not), as "gemm_plans" in the configuration's JSON. */
+static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n) {
+    cJSON *list = cJSON_AddArrayToObject(config, "gemm_plans");
+    for (int i = 0; list && i < n; i++) {
+        const bq_gemm_plan_info *p = &plans[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "rows", p->rows);
+        cJSON_AddNumberToObject(o, "in", p->in);
+        cJSON_AddNumberToObject(o, "out", p->out);
+        cJSON_AddStringToObject(o, "dtype", p->dtype);
+        cJSON_AddStringToObject(o, "epilogue", p->epilogue);
+        cJSON_AddNumberToObject(o, "candidates", p->candidates);
+        cJSON_AddNumberToObject(o, "chosen", p->chosen);
+        cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
+        cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
+        const bool half = strcmp(p->dtype, "fp16") == 0 || strcmp(p->dtype, "bf16") == 0;
+        if (half && strcmp(p->epilogue, "bias_gelu") == 0) {
+            cJSON_AddNumberToObject(o, "fused_gelu", p->fused_gelu);
+            cJSON_AddNumberToObject(o, "fused_ms", p->fused_ms);
+            cJSON_AddNumberToObject(o, "unfused_ms", p->unfused_ms);
+        }
+        cJSON_AddItemToArray(list, o);
+    }
+}
+
+static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
+    for (int i = 0; i < n; i++) {
+        const bq_gemm_plan_info *p = &plans[i];
+        printf("       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d: %.4f ms (first choice %.4f)",
+               p->rows, p->in, p->out, p->dtype, p->epilogue, p->chosen, p->candidates, p->chosen_ms,
+               p->first_ms);
+        if (p->fused_ms > 0 || p->unfused_ms > 0)
+            printf("; %s: fused %.4f ms, GEMM + GELU kernel %.4f ms",
+                   p->fused_gelu > 0 ? "fused" : "unfused", p->fused_ms, p->unfused_ms);
+        printf("\n");
+    }
+}
+
 static cJSON *stats_json(latency_stats s) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "mean", s.mean);
@@ -220,6 +259,8 @@ int cmd_bench(const cli_args *a) {
             }
             bq_cuda_engine *ce = engine ? bq_engine_cuda_backend(engine) : NULL;
             double stage_ms[BQ_STAGE_COUNT];
+            bq_gemm_plan_info plans[16]; /* 4 GEMM shapes per engine; the rest is headroom */
+            int n_plans = 0;
             if (st == BQ_OK && ce) {
                 bq_cuda_timing *t = calloc((size_t)iters, sizeof *t);
                 st = t ? bq_cuda_engine_time(ce, B, ids, mask, seg, 5, iters, INPUT_SETS, t, &err) : BQ_ERR_NOMEM;
@@ -234,6 +275,8 @@ int cmd_bench(const cli_args *a) {
                     cJSON_AddNumberToObject(c, "weights_bytes", (double)wb);
                     cJSON_AddNumberToObject(c, "workspace_bytes", (double)ws);
                 }
+                n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, 16) : 0;
+                if (n_plans > 0) add_gemm_plans(c, plans, n_plans);
                 if (st == BQ_OK && a->given[OPT_PROFILE]) {
                     st = bq_cuda_engine_profile(ce, B, ids, mask, seg, stage_ms, &err);
                     if (st == BQ_OK) {
@@ -280,6 +323,7 @@ int cmd_bench(const cli_args *a) {
                     printf("       stages (ms, one pass without graph):");
                     for (int s = 0; s < BQ_STAGE_COUNT; s++) printf(" %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
                     printf("\n");
+                    print_gemm_plans(plans, n_plans);
                 }
             }
             fflush(stdout);
