@@ -11,6 +11,9 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json
                          `bertqa-gpu bench --profile` with our attention / cuDNN's (optional):
                          time per stage of one forward pass
+  OUTDIR/bench-safe.json (optional) the 16-bit benchmark again on the conservative kernels, run
+                         when bench.json's run failed; it fills the configurations bench.json
+                         lacks or has an error for (each such row says so in "source")
   OUTDIR/bench-heuristic.json
                          `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
                          cuBLASLt's candidates gains over its heuristic's first choice
@@ -93,10 +96,16 @@ def best_peer(peer):
     return table
 
 
-def merge_configs(ours, peer):
-    """One row per (precision, batch, seq_len) in either file; ours may be missing (None)."""
+def merge_configs(ours, peer, safe=None):
+    """One row per (precision, batch, seq_len) in either file; ours may be missing (None). `safe`
+    (bench-safe.json) fills our configurations that are missing or failed."""
     peers = best_peer(peer)
     own = {(c["precision"], int(c["batch"]), int(c["seq_len"])): c for c in ours.get("configs", [])}
+    for c in (safe or {}).get("configs", []):
+        key = (c["precision"], int(c["batch"]), int(c["seq_len"]))
+        if "error" not in c and (key not in own or "error" in own[key]):
+            own[key] = dict(c, source="bench-safe.json",
+                            replaced_error=own.get(key, {}).get("error"))
     merged = []
     for key in list(own) + [k for k in peers if k not in own]:
         cfg = own.get(key, {})
@@ -107,6 +116,8 @@ def merge_configs(ours, peer):
             "latency_total_ms_p50": cfg.get("latency_total_ms", {}).get("p50"),
             "throughput_seq_s": cfg.get("throughput_seq_s"),
             "tflops": cfg.get("tflops"), "ceiling_share": cfg.get("ceiling_share"),
+            "source": cfg.get("source", "bench.json") if cfg else None,
+            "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
         }
         modes = peers.get(key, {})
@@ -272,7 +283,8 @@ def markdown(results):
              "| ratio |", "|---|---:|---:|---:|---:|---:|"]
     for r in results["configs"]:
         mode = f" ({r['pytorch_mode']})" if r["pytorch_mode"] else ""
-        lines.append(f"| {r['precision']} batch {r['batch']} seq {r['seq_len']} "
+        safe = " (conservative kernels)" if r.get("source") == "bench-safe.json" else ""
+        lines.append(f"| {r['precision']} batch {r['batch']} seq {r['seq_len']}{safe} "
                      f"| {fmt(r['latency_ms_p50'], '.3f')} | {fmt(r['latency_ms_p99'], '.3f')} "
                      f"| {fmt(r['throughput_seq_s'], '.1f')} "
                      f"| {fmt(r['pytorch_throughput_seq_s'], '.1f')}{mode} "
@@ -347,6 +359,9 @@ def main(argv=None):
         ours = {}
     if peer is None:
         notes.append("no peer.json: PyTorch columns empty")
+    if os.path.exists(os.path.join(args.outdir, "bench-safe.json")):
+        notes.append("bench.json's run failed: rows with source bench-safe.json were measured "
+                     "with BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0 (see each row's error)")
     for s in (peer or {}).get("skipped", []):
         notes.append(f"PyTorch {s.get('mode')} {s.get('precision')} batch {s.get('batch')} "
                      f"skipped: {s.get('reason')}")
@@ -362,7 +377,7 @@ def main(argv=None):
         "pytorch_version": (peer or {}).get("torch"),
         "transformers_version": (peer or {}).get("transformers"),
         "pytorch_device": (peer or {}).get("device"),
-        "configs": merge_configs(ours, peer),
+        "configs": merge_configs(ours, peer, read_json(os.path.join(args.outdir, "bench-safe.json"))),
         "parity": merge_parity(args.outdir),
         "notes": notes,
     }

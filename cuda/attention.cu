@@ -25,6 +25,8 @@
  *
  * All: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip. */
 #include <mma.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "attention.cuh"
 #include "kernel_common.cuh"
@@ -778,6 +780,13 @@ extern "C" cudaError_t bq_cuda_attention_generic(const void *qkv, const int32_t 
     return cudaErrorInvalidValue;
 }
 
+/* BQ_ATTENTION_KERNEL=wmma: 16-bit attention at head size 64 on the WMMA kernel instead of the
+ * mma.sync one (a diagnostic switch: the device run falls back to it when the fast path fails). */
+static bool mma_path_allowed() {
+    const char *v = getenv("BQ_ATTENTION_KERNEL");
+    return !(v && strcmp(v, "wmma") == 0);
+}
+
 extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch,
                                          int seq_len, int hidden, int heads, void *ctx,
                                          bq_cuda_dtype dt, cudaStream_t stream) {
@@ -788,7 +797,7 @@ extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, i
         return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
     const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
     if (half_dtype && hidden / heads == ATTN_MMA_HEAD && hidden % 8 == 0 && aligned_16_bytes(qkv) &&
-        ((uintptr_t)ctx & 3u) == 0) {
+        ((uintptr_t)ctx & 3u) == 0 && mma_path_allowed()) {
         if (dt == BQ_CUDA_F16)
             return launch_attention_mma_head64<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx,
                                                        stream);

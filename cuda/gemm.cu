@@ -177,6 +177,13 @@ static int autotune_enabled(void) {
     return !(v && v[0] == '0');
 }
 
+/* BQ_FUSED_GELU=0: never the CUTLASS kernel (a diagnostic switch: the device run falls back to it
+ * when the fast paths fail). */
+static int fused_gelu_allowed(void) {
+    const char *v = getenv("BQ_FUSED_GELU");
+    return !(v && v[0] == '0');
+}
+
 /* Variants of one GEMM call that can be timed against each other. */
 enum { VARIANT_FUSED = -1, VARIANT_UNFUSED = -2 }; /* >= 0: cuBLASLt candidate index */
 
@@ -308,7 +315,7 @@ static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dty
     p->ep = ep;
     /* erf GELU is never taken from cuBLASLt (see gemm.cuh): plain GEMM, then bias + GELU kernel */
     p->epilogue = ep == BQ_EPILOGUE_BIAS ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    p->fused_gelu = -1;
+    p->fused_gelu = fused_gelu_allowed() ? -1 : 0;
     bq_status s = plan_build(g, p, err);
     if (s != BQ_OK) {
         plan_destroy(p);

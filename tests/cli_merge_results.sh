@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/merge_results.py on a made-up device run (the numbers below are test inputs, not
-# measurements): ours vs PyTorch's best mode, parity, stage profiles, GEMM autotuning vs the
-# heuristic, the SQuAD end-to-end summary line and issue 5's targets with the stages that hold a
-# missed one back; then an empty folder.
+# measurements): ours vs PyTorch's best mode, a failed configuration filled from the rerun on the
+# conservative kernels, parity, stage profiles, GEMM autotuning vs the heuristic, the SQuAD
+# end-to-end summary line and issue 5's targets with the stages that hold a missed one back; then
+# an empty folder.
 #
 #   bash tests/cli_merge_results.sh BERTQA_GPU BERTQA_MAKE_MODEL SRCDIR
 # Prints "N passed, N failed"; exit 0 when all pass, 1 otherwise.
@@ -32,6 +33,7 @@ cat >"$run/bench.json" <<'EOF'
     {"rows": 384, "in": 1024, "out": 4096, "dtype": "fp16", "epilogue": "bias_gelu",
      "candidates": 8, "chosen": 0, "first_ms": 0.012, "chosen_ms": 0.012, "fused_gelu": 0,
      "fused_ms": 0.016, "unfused_ms": 0.014}]},
+  {"precision": "fp16", "batch": 8, "seq_len": 384, "error": "made-up launch failure"},
   {"precision": "fp16", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 52.2, "p99": 53.0},
    "throughput_seq_s": 2450},
   {"precision": "fp32", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 426, "p99": 430},
@@ -54,6 +56,11 @@ cat >"$run/bench-profile.json" <<'EOF'
   "profile_ms": {"gemm": 30, "attention": 10, "layernorm": 5, "gemm_gelu": 6, "embeddings": 0.5,
                  "head": 0.5}}]}
 EOF
+cat >"$run/bench-safe.json" <<'EOF'
+{"configs": [{"precision": "fp16", "batch": 8, "seq_len": 384, "latency_ms": {"p50": 3.0},
+  "throughput_seq_s": 2666},
+ {"precision": "fp16", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 60}, "throughput_seq_s": 2133}]}
+EOF
 cat >"$run/bench-heuristic.json" <<'EOF'
 {"configs": [{"precision": "fp16", "batch": 1, "seq_len": 384, "latency_ms": {"p50": 0.84}}]}
 EOF
@@ -74,6 +81,11 @@ rows = {(c["precision"], c["batch"]): c for c in r["configs"]}
 assert r["device"] == "NVIDIA H100 80GB HBM3" and r["driver"] == "580.65.06", r["device"]
 assert r["commit"] == "0123456789abcdef"
 b128 = rows[("fp16", 128)]
+assert b128["source"] == "bench.json" and b128["throughput_seq_s"] == 2450  # a good row stays
+b8 = rows[("fp16", 8)]
+assert b8["source"] == "bench-safe.json" and b8["throughput_seq_s"] == 2666, b8
+assert b8["error"] == "made-up launch failure", b8
+assert any("bench-safe.json" in n for n in r["notes"]), r["notes"]
 assert b128["pytorch_mode"] == "compile" and b128["pytorch_throughput_seq_s"] == 2000
 assert abs(b128["ratio_vs_pytorch"] - 1.225) < 1e-12, b128["ratio_vs_pytorch"]
 assert abs(rows[("fp16", 1)]["ratio_vs_pytorch"] - 2.8) < 1e-12

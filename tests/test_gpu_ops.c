@@ -534,6 +534,48 @@ static void test_attention_head64(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
+/* BQ_ATTENTION_KERNEL=wmma (the device run's fallback) must route 16-bit head-64 attention to the
+ * WMMA kernel: the dispatcher's output is then bit for bit bq_cuda_attention_wmma's. */
+static void test_attention_kernel_switch(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int B = 2, S = 100, H = 128, heads = 2;
+    const size_t rows = (size_t)B * S;
+    uint64_t seed = 0x5eed0009;
+    for (size_t di = 0; di < N_DTYPES; di++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        if (dt == BQ_CUDA_F32) continue;
+        const size_t es = bq_cuda_dtype_size(dt);
+        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
+        int32_t *mask = malloc(rows * sizeof *mask);
+        assert_non_null(mask);
+        fill_mask(mask, B, S, MASK_RAGGED);
+        dev_buf d_qkv = dev_upload_at(qkv, rows * 3 * H, dt, 0);
+        dev_buf d_mask = dev_upload_ints(mask, rows);
+        dev_buf d_switched = dev_alloc(rows * H * es), d_wmma = dev_alloc(rows * H * es);
+        assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "wmma", 1), 0);
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_switched.ptr, dt, 0));
+        unsetenv("BQ_ATTENTION_KERNEL");
+        CUDA_OK(bq_cuda_attention_wmma(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_wmma.ptr, dt, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+        float *switched = dev_download(&d_switched, rows * H, dt);
+        float *wmma = dev_download(&d_wmma, rows * H, dt);
+        size_t differ = 0;
+        for (size_t i = 0; i < rows * H; i++)
+            differ += memcmp(&switched[i], &wmma[i], sizeof(float)) != 0;
+        if (differ) {
+            print_message("FAIL BQ_ATTENTION_KERNEL=wmma %s: %zu of %zu outputs differ from the WMMA "
+                          "kernel's\n",
+                          bq_cuda_dtype_name(dt), differ, rows * H);
+            g_case_failures++;
+        }
+        free(switched), free(wmma);
+        dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_switched), dev_free(&d_wmma);
+        free(qkv), free(mask);
+    }
+    EXPECT_NO_CASE_FAILURES();
+}
+
 /* ---- QA head -------------------------------------------------------------------------------- */
 
 static void test_qa_head(void **state) {
@@ -678,6 +720,7 @@ int main(void) {
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_head64),
+        cmocka_unit_test(test_attention_kernel_switch),
         cmocka_unit_test(test_qa_head),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
