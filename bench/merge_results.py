@@ -183,7 +183,7 @@ def gemm_choices(ours):
         out.append({"precision": cfg["precision"], "batch": cfg["batch"],
                     "seq_len": cfg["seq_len"], "plans": plans,
                     "layer_gemm_ms_first_choice": first, "layer_gemm_ms_chosen": chosen,
-                    "fused_gelu": [p.get("fused_gelu") for p in plans if "fused_gelu" in p]})
+                    "gelu_path": [p["gelu_path"] for p in plans if p.get("gelu_path")]})
     return out
 
 
@@ -317,11 +317,10 @@ def markdown(results):
                      f"({fmt(a['speedup'], '.3f')}x)")
     for c in results.get("gemm_choices") or []:
         if c["precision"] == "fp16" and c["batch"] in (1, 128) and c["layer_gemm_ms_first_choice"]:
-            fused = {1: "fused", 0: "GEMM + GELU kernel", -1: "by rows"}
             lines.append(f"- GEMMs of one layer, {c['precision']} batch {c['batch']}: "
                          f"{c['layer_gemm_ms_chosen']:.4f} ms with the timed choices vs "
                          f"{c['layer_gemm_ms_first_choice']:.4f} ms with cuBLASLt's first; bias + "
-                         f"GELU: {', '.join(fused.get(f, str(f)) for f in c['fused_gelu']) or '-'}")
+                         f"GELU: {', '.join(c['gelu_path']) or '-'}")
     profiles = results.get("profiles") or {}
     columns = [(a, k) for a in ("own", "cudnn") for k in sorted(profiles.get(a, {}))]
     if columns:

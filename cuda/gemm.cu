@@ -49,8 +49,8 @@ typedef struct {
     cublasLtMatmulAlgo_t candidates[BQ_GEMM_CANDIDATES];
     int candidate_count, chosen;
     int tuned;      /* 1 once the candidates were timed (or there was nothing to choose) */
-    int fused_gelu; /* BIAS_GELU in 16 bits: 1 CUTLASS, 0 cuBLASLt + GELU kernel, -1 undecided */
-    float first_ms, chosen_ms, fused_ms, unfused_ms; /* per call, from the timing; 0 = not timed */
+    int gelu_variant; /* BIAS_GELU in 16 bits: a VARIANT_* below, or 0 = undecided */
+    float first_ms, chosen_ms, unfused_ms, fused_ms[2]; /* per call, timed; 0 = not */
 } gemm_plan;
 
 /* The operands of one call, for timing its variants. */
@@ -185,7 +185,11 @@ static int fused_gelu_allowed(void) {
 }
 
 /* Variants of one GEMM call that can be timed against each other. */
-enum { VARIANT_FUSED = -1, VARIANT_UNFUSED = -2 }; /* >= 0: cuBLASLt candidate index */
+enum { /* >= 0: cuBLASLt candidate index */
+    VARIANT_UNFUSED = -1,     /* the chosen cuBLASLt GEMM, then the bias + GELU kernel */
+    VARIANT_FUSED_LARGE = -2, /* CUTLASS GEMM + bias + GELU, BQ_GELU_TILE_LARGE */
+    VARIANT_FUSED_SMALL = -3, /* the same, BQ_GELU_TILE_SMALL (stream-K) */
+};
 
 /* Enqueues one run of `variant`. *ran = 1 when it ran, 0 when cuBLASLt / CUTLASS refused it
  * (nothing enqueued; with `report`, a refused cuBLASLt call is an error instead). Returns BQ_OK,
@@ -194,9 +198,12 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
                              cudaStream_t stream, int report, int *ran, bq_err *err) {
     const float one = 1.0f, zero = 0.0f;
     *ran = 0;
-    if (variant == VARIANT_FUSED) {
+    if (variant == VARIANT_FUSED_LARGE || variant == VARIANT_FUSED_SMALL) {
+        const bq_gelu_tile tile =
+            variant == VARIANT_FUSED_LARGE ? BQ_GELU_TILE_LARGE : BQ_GELU_TILE_SMALL;
         cudaError_t rc = bq_cuda_gemm_bias_gelu(o->x, o->W, o->bias, p->rows, p->in, p->out, o->y,
-                                                p->dt, g->workspace, g->workspace_bytes, stream);
+                                                p->dt, tile, g->workspace, g->workspace_bytes,
+                                                stream);
         if (rc == cudaErrorNotSupported) return BQ_OK;
         BQ_CUDA_TRY(rc, err);
         *ran = 1;
@@ -273,15 +280,20 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
         p->algo = p->candidates[best];
         p->chosen_ms = best_ms;
     }
-    if (s == BQ_OK && gelu16 && p->fused_gelu < 0) {
-        float fused = -1.0f, unfused = -1.0f;
-        s = time_variant(g, p, VARIANT_FUSED, o, stream, start, stop, reps, &fused, err);
-        if (s == BQ_OK)
-            s = time_variant(g, p, VARIANT_UNFUSED, o, stream, start, stop, reps, &unfused, err);
+    if (s == BQ_OK && gelu16 && p->gelu_variant == 0) {
+        /* the chosen GEMM + GELU kernel, then each CUTLASS tiling: the fastest that ran stays */
+        const int variants[3] = {VARIANT_UNFUSED, VARIANT_FUSED_LARGE, VARIANT_FUSED_SMALL};
+        float ms[3] = {-1.0f, -1.0f, -1.0f};
+        int best_v = -1;
+        for (int v = 0; v < 3 && s == BQ_OK; v++) {
+            s = time_variant(g, p, variants[v], o, stream, start, stop, reps, &ms[v], err);
+            if (s == BQ_OK && ms[v] >= 0.0f && (best_v < 0 || ms[v] < ms[best_v])) best_v = v;
+        }
         if (s == BQ_OK) {
-            p->fused_ms = fused > 0.0f ? fused : 0.0f;
-            p->unfused_ms = unfused > 0.0f ? unfused : 0.0f;
-            p->fused_gelu = fused >= 0.0f && (unfused < 0.0f || fused < unfused);
+            p->unfused_ms = ms[0] > 0.0f ? ms[0] : 0.0f;
+            p->fused_ms[0] = ms[1] > 0.0f ? ms[1] : 0.0f;
+            p->fused_ms[1] = ms[2] > 0.0f ? ms[2] : 0.0f;
+            p->gelu_variant = best_v >= 0 ? variants[best_v] : VARIANT_UNFUSED;
         }
     }
     if (start) cudaEventDestroy(start);
@@ -315,7 +327,7 @@ static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dty
     p->ep = ep;
     /* erf GELU is never taken from cuBLASLt (see gemm.cuh): plain GEMM, then bias + GELU kernel */
     p->epilogue = ep == BQ_EPILOGUE_BIAS ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    p->fused_gelu = fused_gelu_allowed() ? -1 : 0;
+    p->gelu_variant = fused_gelu_allowed() ? 0 : VARIANT_UNFUSED;
     bq_status s = plan_build(g, p, err);
     if (s != BQ_OK) {
         plan_destroy(p);
@@ -350,12 +362,15 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
         if (s != BQ_OK) return s;
     }
     int ran = 0;
-    if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32 &&
-        (p->fused_gelu > 0 || (p->fused_gelu < 0 && rows >= BQ_FUSED_GELU_MIN_ROWS))) {
-        /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; refused = fall back */
-        s = run_variant(g, p, VARIANT_FUSED, &o, stream, 1, &ran, err);
-        if (s != BQ_OK || ran) return s;
-        p->fused_gelu = 0;
+    if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32) {
+        int v = p->gelu_variant; /* 0: untimed, then the fused kernel from 512 rows */
+        if (v == 0) v = rows >= BQ_FUSED_GELU_MIN_ROWS ? VARIANT_FUSED_LARGE : VARIANT_UNFUSED;
+        if (v != VARIANT_UNFUSED) {
+            /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; refused = fall back */
+            s = run_variant(g, p, v, &o, stream, 1, &ran, err);
+            if (s != BQ_OK || ran) return s;
+            p->gelu_variant = VARIANT_UNFUSED;
+        }
     }
     return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : p->chosen, &o, stream,
                        1, &ran, err);
@@ -374,8 +389,15 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         snprintf(q->epilogue, sizeof q->epilogue, "%s", ep_names[p->ep]);
         q->candidates = p->candidate_count, q->chosen = p->chosen;
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
-        q->fused_gelu = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32 ? p->fused_gelu : 0;
-        q->fused_ms = p->fused_ms, q->unfused_ms = p->unfused_ms;
+        if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {
+            const char *path = p->gelu_variant == VARIANT_FUSED_LARGE   ? "fused-large"
+                               : p->gelu_variant == VARIANT_FUSED_SMALL ? "fused-small"
+                               : p->gelu_variant == VARIANT_UNFUSED     ? "unfused"
+                                                                        : "by-rows";
+            snprintf(q->gelu_path, sizeof q->gelu_path, "%s", path);
+            q->unfused_ms = p->unfused_ms;
+            q->fused_large_ms = p->fused_ms[0], q->fused_small_ms = p->fused_ms[1];
+        }
     }
     return n;
 }

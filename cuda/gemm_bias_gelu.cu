@@ -7,10 +7,16 @@
  * The bias is per column of D (one per output feature): LinCombPerColBiasEltAct. beta = 0, so C
  * is never read (it is given y's address only because the epilogue wants a valid descriptor).
  *
- * Tile 128 x 256 x 64, cluster 2 x 1, cooperative warp-specialized schedule (two consumer
- * warpgroups share each tile) with a persistent tile scheduler: the configuration CUTLASS's own
- * Hopper examples use for large fp16 GEMMs. Built only for sm_90a (see CMakeLists.txt); -DNDEBUG is
- * required, since a device assert() between WGMMAs serializes them (ptxas warning C7510). */
+ * Two tilings, both with the cooperative warp-specialized schedule (two consumer warpgroups share
+ * each tile):
+ *   BQ_GELU_TILE_LARGE: 128 x 256 x 64, cluster 2 x 1, persistent tile scheduler, the
+ *     configuration CUTLASS's own Hopper examples use for large fp16 GEMMs (batches of BERT rows);
+ *   BQ_GELU_TILE_SMALL: 128 x 128 x 64, cluster 1 x 1, stream-K scheduler: for few rows (batch 1 =
+ *     384 rows x 4096 outputs is 48 large tiles for 132 SMs), stream-K splits the K loop of the
+ *     tiles over all SMs and reduces the partial sums through the workspace.
+ * gemm.cu times both against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
+ * CMakeLists.txt); -DNDEBUG is required, since a device assert() between WGMMAs serializes them
+ * (ptxas warning C7510). */
 #include "gemm_bias_gelu.cuh"
 
 #ifdef BQ_HAVE_CUTLASS
@@ -29,12 +35,11 @@
 
 namespace {
 
-template <typename Element> struct FusedGemm {
+template <typename Element, typename TileShape, typename ClusterShape, typename Scheduler>
+struct FusedGemm {
     using Accumulator = float;
     using Compute = float;
     static constexpr int kAlignment = 16 / sizeof(Element); /* 16-byte TMA rows */
-    using TileShape = cute::Shape<cute::_128, cute::_256, cute::_64>;
-    using ClusterShape = cute::Shape<cute::_2, cute::_1, cute::_1>;
     using FusionOp =
         cutlass::epilogue::fusion::LinCombPerColBiasEltAct<cutlass::epilogue::thread::GELU, Element,
                                                            Compute, Element, Element, Compute>;
@@ -51,14 +56,22 @@ template <typename Element> struct FusedGemm {
             sizeof(typename Epilogue::SharedStorage))>,
         cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
     using Kernel = cutlass::gemm::kernel::GemmUniversal<cute::Shape<int, int, int, int>, Mainloop,
-                                                        Epilogue>;
+                                                        Epilogue, Scheduler>;
     using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 };
 
 template <typename Element>
+using LargeTileGemm = typename FusedGemm<Element, cute::Shape<cute::_128, cute::_256, cute::_64>,
+                                         cute::Shape<cute::_2, cute::_1, cute::_1>,
+                                         cutlass::gemm::PersistentScheduler>::Gemm;
+template <typename Element>
+using SmallTileGemm = typename FusedGemm<Element, cute::Shape<cute::_128, cute::_128, cute::_64>,
+                                         cute::Shape<cute::_1, cute::_1, cute::_1>,
+                                         cutlass::gemm::StreamKScheduler>::Gemm;
+
+template <typename Element, typename Gemm>
 cudaError_t run_fused(const void *x, const void *w, const void *bias, int rows, int in, int out,
                       void *y, void *workspace, size_t workspace_bytes, cudaStream_t stream) {
-    using Gemm = typename FusedGemm<Element>::Gemm;
     using Kernel = typename Gemm::GemmKernel;
     const int M = rows, N = out, K = in;
     auto stride_a = cutlass::make_cute_packed_stride(typename Kernel::StrideA{}, cute::make_shape(M, K, 1));
@@ -119,21 +132,31 @@ extern "C" int bq_cuda_gemm_bias_gelu_built(void) {
 
 extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, const void *bias,
                                               int rows, int in, int out, void *y, bq_cuda_dtype dt,
-                                              void *workspace, size_t workspace_bytes,
-                                              cudaStream_t stream) {
+                                              bq_gelu_tile tile, void *workspace,
+                                              size_t workspace_bytes, cudaStream_t stream) {
     if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
 #ifdef BQ_HAVE_CUTLASS
     if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
     if (!aligned16(x) || !aligned16(w) || !aligned16(bias) || !aligned16(y) || !aligned16(workspace))
         return cudaErrorNotSupported;
     if (!device_is_sm90()) return cudaErrorNotSupported;
-    if (dt == BQ_CUDA_F16)
-        return run_fused<cutlass::half_t>(x, w, bias, rows, in, out, y, workspace, workspace_bytes,
-                                          stream);
-    return run_fused<cutlass::bfloat16_t>(x, w, bias, rows, in, out, y, workspace, workspace_bytes,
-                                          stream);
+    using half = cutlass::half_t;
+    using bf16 = cutlass::bfloat16_t;
+    if (tile == BQ_GELU_TILE_LARGE && dt == BQ_CUDA_F16)
+        return run_fused<half, LargeTileGemm<half>>(x, w, bias, rows, in, out, y, workspace,
+                                                    workspace_bytes, stream);
+    if (tile == BQ_GELU_TILE_LARGE)
+        return run_fused<bf16, LargeTileGemm<bf16>>(x, w, bias, rows, in, out, y, workspace,
+                                                    workspace_bytes, stream);
+    if (tile == BQ_GELU_TILE_SMALL && dt == BQ_CUDA_F16)
+        return run_fused<half, SmallTileGemm<half>>(x, w, bias, rows, in, out, y, workspace,
+                                                    workspace_bytes, stream);
+    if (tile == BQ_GELU_TILE_SMALL)
+        return run_fused<bf16, SmallTileGemm<bf16>>(x, w, bias, rows, in, out, y, workspace,
+                                                    workspace_bytes, stream);
+    return cudaErrorInvalidValue;
 #else /* built without CUTLASS */
-    (void)dt, (void)workspace, (void)workspace_bytes, (void)stream;
+    (void)dt, (void)tile, (void)workspace, (void)workspace_bytes, (void)stream;
     return cudaErrorNotSupported;
 #endif
 }

@@ -14,17 +14,22 @@
 extern "C" {
 #endif
 
+/* The kernel's tiling (gemm_bias_gelu.cu): LARGE (128 x 256, cluster 2 x 1) for many rows, SMALL
+ * (128 x 128, stream-K) for few. */
+typedef enum { BQ_GELU_TILE_LARGE, BQ_GELU_TILE_SMALL } bq_gelu_tile;
+
 /* x: [rows, in], w: [out, in] (Hugging Face layout), bias: [out], y: [rows, out]; all device
  * pointers in `dt` (fp16 or bf16), 16-byte aligned, with in and out multiples of 8; fp32
- * accumulation. workspace: device scratch for the kernel's tile scheduler (a few KB; the GEMM
- * context's workspace). Enqueued on `stream`, capturable in a CUDA graph.
+ * accumulation. workspace: device scratch for the tile scheduler (a few KB; stream-K's partial
+ * sums: up to a few MB; the GEMM context's 32 MB); too small -> cudaErrorNotSupported. Enqueued on
+ * `stream` (stream-K also clears its part of the workspace there), capturable in a CUDA graph.
  * Returns cudaSuccess once enqueued; cudaErrorNotSupported when this build has no CUTLASS, the
  * current device is not compute capability 9.0, dt is fp32, or the shape / alignment is not one
  * the kernel takes (the caller then uses cuBLASLt + bq_cuda_bias_gelu); cudaErrorInvalidValue for
- * NULL pointers or non-positive sizes; otherwise the status of the launch. */
+ * NULL pointers, non-positive sizes or an unknown tile; otherwise the status of the launch. */
 cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, const void *bias, int rows, int in,
-                                   int out, void *y, bq_cuda_dtype dt, void *workspace,
-                                   size_t workspace_bytes, cudaStream_t stream);
+                                   int out, void *y, bq_cuda_dtype dt, bq_gelu_tile tile,
+                                   void *workspace, size_t workspace_bytes, cudaStream_t stream);
 
 /* 1 when this build contains the fused kernel (CUTLASS found at configure time), else 0. */
 int bq_cuda_gemm_bias_gelu_built(void);

@@ -76,9 +76,13 @@ typedef struct {
     int chosen;          /* index of the one used (0 = the heuristic's first choice) */
     double first_ms;     /* candidate 0 */
     double chosen_ms;    /* the chosen candidate */
-    int fused_gelu;      /* bias_gelu only: 1 CUTLASS fused, 0 cuBLASLt + GELU kernel, -1 by rows */
-    double fused_ms;     /* CUTLASS fused GEMM + bias + GELU */
-    double unfused_ms;   /* chosen cuBLASLt GEMM + the bias + GELU kernel */
+    /* fp16/bf16 bias_gelu only (else ""/0): "unfused" (cuBLASLt + the GELU kernel),
+     * "fused-large" / "fused-small" (CUTLASS, 128 x 256 / 128 x 128 stream-K tiles), or
+     * "by-rows" (untimed: fused-large from 512 rows) */
+    char gelu_path[16];
+    double unfused_ms;     /* the chosen cuBLASLt GEMM + the bias + GELU kernel */
+    double fused_large_ms; /* CUTLASS fused GEMM + bias + GELU, large tiles (0: refused) */
+    double fused_small_ms; /* the same, small stream-K tiles (0: refused) */
 } bq_gemm_plan_info;
 
 /* Up to `max` entries of what the engine's GEMMs chose so far, in the order the shapes were first

@@ -31,8 +31,8 @@ cat >"$run/bench.json" <<'EOF'
     {"rows": 384, "in": 1024, "out": 3072, "dtype": "fp16", "epilogue": "bias", "candidates": 8,
      "chosen": 2, "first_ms": 0.010, "chosen_ms": 0.008},
     {"rows": 384, "in": 1024, "out": 4096, "dtype": "fp16", "epilogue": "bias_gelu",
-     "candidates": 8, "chosen": 0, "first_ms": 0.012, "chosen_ms": 0.012, "fused_gelu": 0,
-     "fused_ms": 0.016, "unfused_ms": 0.014}]},
+     "candidates": 8, "chosen": 0, "first_ms": 0.012, "chosen_ms": 0.012, "gelu_path": "unfused",
+     "unfused_ms": 0.014, "fused_large_ms": 0.016, "fused_small_ms": 0.015}]},
   {"precision": "fp16", "batch": 8, "seq_len": 384, "error": "made-up launch failure"},
   {"precision": "fp16", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 52.2, "p99": 53.0},
    "throughput_seq_s": 2450},
@@ -106,14 +106,14 @@ assert t["fp32 batch 128 >= 1.2x PyTorch"]["met"] is False
 assert t["fp32 batch 128 >= 1.2x PyTorch"]["held_back_by"] == "no profile for this configuration"
 assert t["SQuAD dev end to end >= 90% of the forward-pass rate (fp16 batch 128)"]["met"] is True
 g = r["gemm_choices"]
-assert len(g) == 1 and g[0]["batch"] == 1 and g[0]["fused_gelu"] == [0], g
+assert len(g) == 1 and g[0]["batch"] == 1 and g[0]["gelu_path"] == ["unfused"], g
 assert abs(g[0]["layer_gemm_ms_first_choice"] - 0.022) < 1e-12 and abs(g[0]["layer_gemm_ms_chosen"] - 0.020) < 1e-12
 a = r["gemm_autotune"]
 assert len(a) == 1 and a[0]["batch"] == 1 and abs(a[0]["speedup"] - 1.2) < 1e-12, a
 print("ok")
 EOF
 check "results.md: table, targets, profile" grep -q -e '| fp16 batch 128 >= 2600 seq/s | 2.45e+03 | \*\*no\*\*: gemm 30.000 ms' "$run/results.md"
-check "results.md: GEMM choices" grep -q -e '- GEMMs of one layer, fp16 batch 1: 0.0200 ms with the timed choices vs 0.0220 ms .*GELU kernel$' "$run/results.md"
+check "results.md: GEMM choices" grep -q -e '- GEMMs of one layer, fp16 batch 1: 0.0200 ms with the timed choices vs 0.0220 ms .*GELU: unfused$' "$run/results.md"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
 
 # A run that produced nothing still merges, with every target "not measured".

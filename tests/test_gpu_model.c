@@ -432,9 +432,10 @@ static void test_gemm_linear(void **state) {
 }
 
 /* The fused CUTLASS GEMM + bias + erf-GELU called directly (bq_gemm_linear would fall back to
- * cuBLASLt + the GELU kernel without saying so), fp16 and bf16, against bq_cpu_linear +
- * bq_cpu_bias_gelu on the same rounded inputs: rows that are not multiples of the 128-row tile,
- * outputs not multiples of 256, and the BERT-large FFN-input shape. Same limits as above. */
+ * cuBLASLt + the GELU kernel without saying so), both tilings, fp16 and bf16, against bq_cpu_linear
+ * + bq_cpu_bias_gelu on the same rounded inputs: rows that are not multiples of the 128-row tile,
+ * outputs not multiples of 256, the BERT-large FFN shapes at batch 1 (384 rows; K = 4096 gives
+ * stream-K long K loops to split) and at 2-3 sequences. Same limits as above. */
 static void test_gemm_bias_gelu_fused(void **state) {
     (void)state;
     REQUIRE_GPU();
@@ -442,8 +443,9 @@ static void test_gemm_bias_gelu_fused(void **state) {
         printf("  fused GEMM + GELU not built (no CUTLASS at configure time, or not sm_90)\n");
         skip();
     }
-    const struct { int rows, in, out; } shapes[] = {{1, 8, 8}, {130, 64, 136}, {1000, 1024, 4096},
-                                                   {768, 1024, 4096}};
+    const struct { int rows, in, out; } shapes[] = {{1, 8, 8},           {130, 64, 136},
+                                                   {1000, 1024, 4096}, {768, 1024, 4096},
+                                                   {384, 1024, 4096},  {384, 4096, 1024}};
     const struct { bq_cuda_dtype dt; double tol; const char *name; } modes[] = {
         {BQ_CUDA_F16, 2e-3, "fp16"}, {BQ_CUDA_BF16, 1e-2, "bf16"}};
     void *workspace = NULL;
@@ -462,18 +464,24 @@ static void test_gemm_bias_gelu_fused(void **state) {
             bq_cuda_dtype dt = modes[mi].dt;
             void *dx, *dw, *db, *dy;
             gemm_operands(x, w, b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
-            assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
-            cudaError_t rc = bq_cuda_gemm_bias_gelu(dx, dw, db, R, K, N, dy, dt, workspace,
-                                                    workspace_bytes, 0);
-            if (rc == cudaErrorNotSupported) {
-                printf("  fused GEMM + GELU refused %dx%dx%d %s on this device: skipped\n", R, K, N,
-                       modes[mi].name);
-            } else {
-                if (rc != cudaSuccess) fail_msg("fused gemm %dx%dx%d %s: %s", R, K, N, modes[mi].name,
-                                                cudaGetErrorString(rc));
+            for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_SMALL; tile++) {
+                const char *what = tile == BQ_GELU_TILE_LARGE ? "fused gemm+gelu (large tiles)"
+                                                              : "fused gemm+gelu (small, stream-K)";
+                assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
+                cudaError_t rc = bq_cuda_gemm_bias_gelu(dx, dw, db, R, K, N, dy, dt,
+                                                        (bq_gelu_tile)tile, workspace,
+                                                        workspace_bytes, 0);
+                if (rc == cudaErrorNotSupported) {
+                    printf("  %s refused %dx%dx%d %s on this device: skipped\n", what, R, K, N,
+                           modes[mi].name);
+                    continue;
+                }
+                if (rc != cudaSuccess)
+                    fail_msg("%s %dx%dx%d %s: %s", what, R, K, N, modes[mi].name,
+                             cudaGetErrorString(rc));
                 assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-                failures += !gemm_output_ok("fused gemm+gelu", dy, x, w, b, 1, R, K, N, dt,
-                                            modes[mi].name, modes[mi].tol, ref, got);
+                failures += !gemm_output_ok(what, dy, x, w, b, 1, R, K, N, dt, modes[mi].name,
+                                            modes[mi].tol, ref, got);
             }
             cudaFree(dx);
             cudaFree(dw);

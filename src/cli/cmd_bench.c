@@ -56,11 +56,11 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddNumberToObject(o, "chosen", p->chosen);
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
-        const bool half = strcmp(p->dtype, "fp16") == 0 || strcmp(p->dtype, "bf16") == 0;
-        if (half && strcmp(p->epilogue, "bias_gelu") == 0) {
-            cJSON_AddNumberToObject(o, "fused_gelu", p->fused_gelu);
-            cJSON_AddNumberToObject(o, "fused_ms", p->fused_ms);
+        if (p->gelu_path[0]) {
+            cJSON_AddStringToObject(o, "gelu_path", p->gelu_path);
             cJSON_AddNumberToObject(o, "unfused_ms", p->unfused_ms);
+            cJSON_AddNumberToObject(o, "fused_large_ms", p->fused_large_ms);
+            cJSON_AddNumberToObject(o, "fused_small_ms", p->fused_small_ms);
         }
         cJSON_AddItemToArray(list, o);
     }
@@ -72,9 +72,9 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
         printf("       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d: %.4f ms (first choice %.4f)",
                p->rows, p->in, p->out, p->dtype, p->epilogue, p->chosen, p->candidates, p->chosen_ms,
                p->first_ms);
-        if (p->fused_ms > 0 || p->unfused_ms > 0)
-            printf("; %s: fused %.4f ms, GEMM + GELU kernel %.4f ms",
-                   p->fused_gelu > 0 ? "fused" : "unfused", p->fused_ms, p->unfused_ms);
+        if (p->gelu_path[0])
+            printf("; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f)",
+                   p->gelu_path, p->unfused_ms, p->fused_large_ms, p->fused_small_ms);
         printf("\n");
     }
 }
