@@ -102,6 +102,20 @@ cudaError_t run_fused(const void *x, const void *w, const void *bias, int rows, 
     return cudaGetLastError();
 }
 
+/* One tiling (LargeTileGemm / SmallTileGemm) in the element type of dt (fp16 or bf16). */
+template <template <typename> class TiledGemm>
+cudaError_t run_tiling(const void *x, const void *w, const void *bias, int rows, int in, int out,
+                       void *y, bq_cuda_dtype dt, void *workspace, size_t workspace_bytes,
+                       cudaStream_t stream) {
+    using half = cutlass::half_t;
+    using bf16 = cutlass::bfloat16_t;
+    if (dt == BQ_CUDA_F16)
+        return run_fused<half, TiledGemm<half>>(x, w, bias, rows, in, out, y, workspace,
+                                                workspace_bytes, stream);
+    return run_fused<bf16, TiledGemm<bf16>>(x, w, bias, rows, in, out, y, workspace,
+                                            workspace_bytes, stream);
+}
+
 /* sm_90a code runs on compute capability 9.0 only; asked once per device. */
 bool device_is_sm90() {
     static int known[64]; /* 0 unknown, 1 yes, 2 no; a benign race writes the same value */
@@ -140,20 +154,12 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
     if (!aligned16(x) || !aligned16(w) || !aligned16(bias) || !aligned16(y) || !aligned16(workspace))
         return cudaErrorNotSupported;
     if (!device_is_sm90()) return cudaErrorNotSupported;
-    using half = cutlass::half_t;
-    using bf16 = cutlass::bfloat16_t;
-    if (tile == BQ_GELU_TILE_LARGE && dt == BQ_CUDA_F16)
-        return run_fused<half, LargeTileGemm<half>>(x, w, bias, rows, in, out, y, workspace,
-                                                    workspace_bytes, stream);
     if (tile == BQ_GELU_TILE_LARGE)
-        return run_fused<bf16, LargeTileGemm<bf16>>(x, w, bias, rows, in, out, y, workspace,
-                                                    workspace_bytes, stream);
-    if (tile == BQ_GELU_TILE_SMALL && dt == BQ_CUDA_F16)
-        return run_fused<half, SmallTileGemm<half>>(x, w, bias, rows, in, out, y, workspace,
-                                                    workspace_bytes, stream);
+        return run_tiling<LargeTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
+                                         workspace_bytes, stream);
     if (tile == BQ_GELU_TILE_SMALL)
-        return run_fused<bf16, SmallTileGemm<bf16>>(x, w, bias, rows, in, out, y, workspace,
-                                                    workspace_bytes, stream);
+        return run_tiling<SmallTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
+                                         workspace_bytes, stream);
     return cudaErrorInvalidValue;
 #else /* built without CUTLASS */
     (void)dt, (void)tile, (void)workspace, (void)workspace_bytes, (void)stream;
