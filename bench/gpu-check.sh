@@ -3,9 +3,9 @@
 # whose steps share the GPU in parallel (the whole test suite with the GPU tests, BERT-large parity
 # vs the CPU reference in every precision, bench/parity.py vs the CPU reference and Hugging Face,
 # compute-sanitizer racecheck and memcheck, SQuAD dev with a tiny random model on cuda vs cpu); then
-# a timed phase, one step at a time (our benchmark, its stage profile with our attention and with
-# cuDNN's, the whole SQuAD dev set end to end at BERT-large shape, the PyTorch peer); then the
-# merged results. Each step logs to OUTDIR/<step>.log under its own `timeout`; the script goes on
+# a timed phase, one step at a time, most important first (our benchmark, the PyTorch peer, our
+# stage profile, the whole SQuAD dev set end to end at BERT-large shape, the profile with cuDNN's
+# attention, GEMM autotuning against cuBLASLt's heuristic); then the merged results. Each step logs to OUTDIR/<step>.log under its own `timeout`; the script goes on
 # past failures and OUTDIR/steps.tsv lists step, exit status, seconds. Exit status: the number of
 # failed steps (0 = all passed; skipped steps do not count).
 #
@@ -118,7 +118,7 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 # ---- correctness phase: checks that time nothing share the GPU and the cores, in parallel ------
 # BQ_CLI_QUICK=1: cli_answer answers 2 dev articles instead of all 48 on the CPU; the whole dev set
 # runs on the GPU in squad-large below.
-step ctest 200 env BQ_CLI_QUICK=1 ctest --test-dir "$build" --output-on-failure -j 6 --timeout 190 \
+step ctest 150 env BQ_CLI_QUICK=1 ctest --test-dir "$build" --output-on-failure -j 6 --timeout 140 \
     -E 'emulated|_emu|emu_' &
 # whole-model logits vs the CPU reference at BERT-large shape, every precision (issue 4)
 step parity-large 150 env BQ_TEST_LARGE=1 BQ_TEST_FILTER='test_large*' "$build/test_gpu_model" &
@@ -174,15 +174,14 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         step bench-safe 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda \
             --precision fp16,bf16 --batch 1,8,32,128 --iters 10 --json "$out/bench-safe.json"
     fi
-    # where the time goes, stage by stage; then our attention (mma.sync) against its peer, cuDNN's
-    # fused attention, the same way
+    # the PyTorch peer right after ours: the ratios are the numbers issue 5 is judged on
+    if [ -f "$repo/bench/peer_pytorch.py" ]; then
+        step peer 100 python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
+            --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 80
+    fi
+    # where the time goes, stage by stage
     step bench-profile 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda --precision fp16,fp32 \
         --batch 1,128 --iters 5 --profile --json "$out/bench-profile.json"
-    step bench-cudnn 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda --precision fp16 \
-        --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
-    # cuBLASLt's heuristic first choice instead of the fastest of its candidates (gemm.cu)
-    step bench-heuristic 45 env "${safe[@]}" BQ_GEMM_AUTOTUNE=0 "$bin" bench --model "$work/large" --device cuda \
-        --precision fp16 --batch 1,128 --iters 10 --json "$out/bench-heuristic.json"
     # the whole dev set end to end at BERT-large shape (issue 5: >= 90% of the forward-pass rate);
     # its summary line (questions/s, engine and host seconds) is what merge_results reads
     if [ -s "$dev" ]; then
@@ -198,10 +197,12 @@ print(f"{len(pred)} predictions for {len(ids)} questions; {len(missing)} missing
 sys.exit(1 if missing else 0)
 EOF3
     fi
-    if [ -f "$repo/bench/peer_pytorch.py" ]; then
-        step peer 100 python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
-            --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 80
-    fi
+    # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
+    step bench-cudnn 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda --precision fp16 \
+        --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
+    # cuBLASLt's heuristic first choice instead of the fastest of its candidates (gemm.cu)
+    step bench-heuristic 45 env "${safe[@]}" BQ_GEMM_AUTOTUNE=0 "$bin" bench --model "$work/large" --device cuda \
+        --precision fp16 --batch 1,128 --iters 10 --json "$out/bench-heuristic.json"
 fi
 if [ -f "$repo/bench/merge_results.py" ]; then
     step merge 30 python3 "$repo/bench/merge_results.py" "$out"
