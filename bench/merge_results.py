@@ -17,6 +17,8 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench-heuristic.json
                          `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
                          cuBLASLt's candidates gains over its heuristic's first choice
+  OUTDIR/steps.tsv       gpu-check's step, status, seconds (optional): copied into results.json
+                         with, for each failed step, the FAIL / error lines of OUTDIR/STEP.log
   OUTDIR/squad-large.log `bertqa-gpu squad` on the dev set at BERT-large shape (optional): its
                          summary line gives the end-to-end rate and the engine / host seconds
   OUTDIR/nvidia-smi.txt  output of `nvidia-smi --query-gpu=name,driver_version --format=csv,noheader`
@@ -271,6 +273,33 @@ def check_targets(configs, profiles, e2e):
     return targets
 
 
+FAILURE_LINE = re.compile(r"^\s*(FAIL\b|\[  FAILED  \]|.*\b(error|Error|ERROR)\b|.*timed out)")
+
+
+def merge_steps(outdir, max_lines=12):
+    """[{step, status, seconds, lines}] from steps.tsv; lines: a failed step's FAIL / error lines
+    (the first max_lines, else its last lines)."""
+    path = os.path.join(outdir, "steps.tsv")
+    if not os.path.exists(path):
+        return None
+    steps = []
+    with open(path) as f:
+        for line in f.read().splitlines()[1:]:
+            parts = line.split("\t")
+            if len(parts) != 3:
+                continue
+            name, status, seconds = parts
+            entry = {"step": name, "status": status,
+                     "seconds": int(seconds) if seconds.isdigit() else None}
+            if status not in ("0", "77", "skipped"):
+                log = os.path.join(outdir, f"{name}.log")
+                text = open(log, errors="replace").read().splitlines() if os.path.exists(log) else []
+                hits = [l.strip() for l in text if FAILURE_LINE.match(l)]
+                entry["lines"] = (hits or [l.strip() for l in text[-max_lines:]])[:max_lines]
+            steps.append(entry)
+    return steps
+
+
 def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
 
@@ -338,6 +367,12 @@ def markdown(results):
             if t.get("held_back_by"):
                 met += f": {t['held_back_by']}"
             lines.append(f"| {t['target']} | {fmt(t['value'], '.3g')} | {met} |")
+    failed = [st for st in results.get("steps") or [] if "lines" in st]
+    if results.get("steps"):
+        lines += ["", f"Steps: {len(results['steps'])}, failed: "
+                  f"{', '.join(st['step'] + ' (' + st['status'] + ')' for st in failed) or 'none'}"]
+        for st in failed:
+            lines += [f"- {st['step']}: " + " / ".join(st["lines"][:3])]
     if results["notes"]:
         lines += [""] + [f"- {n}" for n in results["notes"]]
     return "\n".join(lines) + "\n"
@@ -384,6 +419,7 @@ def main(argv=None):
     results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
+    results["steps"] = merge_steps(args.outdir)
     results["targets"] = check_targets(results["configs"], results["profiles"],
                                        results["end_to_end"])
     md = markdown(results)

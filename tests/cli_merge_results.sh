@@ -70,6 +70,11 @@ cat >"$run/parity-fp32.json" <<'EOF'
 EOF
 printf 'bertqa-gpu squad: 10570 questions on cuda:0 fp16, batch 128\nbertqa-gpu squad: 10570 questions, 10833 windows in 4.80 s (2202.1 questions/s); engine 4.50 s, host work 3.10 s (overlapped)\n' \
   >"$run/squad-large.log"
+printf 'step\tstatus\tseconds\nbuild\t0\t95\nctest\t8\t61\nsanitizer-racecheck\t124\t100\nparity-large\t77\t1\n' \
+  >"$run/steps.tsv"
+printf 'ok   attention f16 B=2\nFAIL attention bf16 B=2 S=384: rel_err 3.1e-02 (tol 1e-02)\n[  FAILED  ] test_attention\n' \
+  >"$run/ctest.log"
+printf 'racecheck output\n(timed out after 100s)\n' >"$run/sanitizer-racecheck.log"
 echo "NVIDIA H100 80GB HBM3, 580.65.06" >"$run/nvidia-smi.txt"
 echo "0123456789abcdef" >"$run/commit.txt"
 
@@ -105,6 +110,11 @@ assert t["fp16 batch 128 >= 1.5x PyTorch"]["met"] is False
 assert t["fp32 batch 128 >= 1.2x PyTorch"]["met"] is False
 assert t["fp32 batch 128 >= 1.2x PyTorch"]["held_back_by"] == "no profile for this configuration"
 assert t["SQuAD dev end to end >= 90% of the forward-pass rate (fp16 batch 128)"]["met"] is True
+st = {x["step"]: x for x in r["steps"]}
+assert st["build"]["status"] == "0" and "lines" not in st["build"] and "lines" not in st["parity-large"]
+assert st["ctest"]["lines"] == ["FAIL attention bf16 B=2 S=384: rel_err 3.1e-02 (tol 1e-02)",
+                                "[  FAILED  ] test_attention"], st["ctest"]
+assert st["sanitizer-racecheck"]["lines"] == ["(timed out after 100s)"], st["sanitizer-racecheck"]
 g = r["gemm_choices"]
 assert len(g) == 1 and g[0]["batch"] == 1 and g[0]["gelu_path"] == ["unfused"], g
 assert abs(g[0]["layer_gemm_ms_first_choice"] - 0.022) < 1e-12 and abs(g[0]["layer_gemm_ms_chosen"] - 0.020) < 1e-12
@@ -114,6 +124,7 @@ print("ok")
 EOF
 check "results.md: table, targets, profile" grep -q -e '| fp16 batch 128 >= 2600 seq/s | 2.45e+03 | \*\*no\*\*: gemm 30.000 ms' "$run/results.md"
 check "results.md: GEMM choices" grep -q -e '- GEMMs of one layer, fp16 batch 1: 0.0200 ms with the timed choices vs 0.0220 ms .*GELU: unfused$' "$run/results.md"
+check "results.md: failed steps" grep -q -e '^Steps: 4, failed: ctest (8), sanitizer-racecheck (124)$' "$run/results.md"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
 
 # A run that produced nothing still merges, with every target "not measured".
