@@ -675,9 +675,7 @@ int main(void) {
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),
     };
-    /* BQ_TEST_FILTER=pattern (cmocka wildcards) runs a subset, e.g. under compute-sanitizer */
-    const char *filter = getenv("BQ_TEST_FILTER");
-    if (filter && filter[0]) cmocka_set_test_filter(filter);
+    bq_test_filter_from_env();
     int failed = cmocka_run_group_tests(tests, group_setup, NULL);
     if (failed == 0 && !gpu_available) return 77;
     return failed;

@@ -723,6 +723,7 @@ int main(void) {
         cmocka_unit_test(test_attention_kernel_switch),
         cmocka_unit_test(test_qa_head),
     };
+    bq_test_filter_from_env();
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     if (failed) return failed;
     return g_have_gpu ? 0 : 77; /* 77: ctest reports the binary as skipped */

@@ -112,3 +112,8 @@ bq_vocab *bq_test_load_vocab(void) {
     }
     return vocab;
 }
+
+void bq_test_filter_from_env(void) {
+    const char *filter = getenv("BQ_TEST_FILTER");
+    if (filter && filter[0]) cmocka_set_test_filter(filter);
+}
