@@ -119,6 +119,9 @@ def merge_configs(ours, peer, safe=None):
             "throughput_seq_s": cfg.get("throughput_seq_s"),
             "tflops": cfg.get("tflops"), "ceiling_share": cfg.get("ceiling_share"),
             "source": cfg.get("source", "bench.json") if cfg else None,
+            "attention": cfg.get("attention"),
+            "attention_own_ms": cfg.get("attention_own_ms"),
+            "attention_cudnn_ms": cfg.get("attention_cudnn_ms"),
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
         }
@@ -313,6 +316,7 @@ def markdown(results):
     for r in results["configs"]:
         mode = f" ({r['pytorch_mode']})" if r["pytorch_mode"] else ""
         safe = " (conservative kernels)" if r.get("source") == "bench-safe.json" else ""
+        safe += ", cuDNN attention" if r.get("attention") == "cudnn" else ""
         lines.append(f"| {r['precision']} batch {r['batch']} seq {r['seq_len']}{safe} "
                      f"| {fmt(r['latency_ms_p50'], '.3f')} | {fmt(r['latency_ms_p99'], '.3f')} "
                      f"| {fmt(r['throughput_seq_s'], '.1f')} "

@@ -21,13 +21,14 @@
  *
  * The mask enters as an additive bias, exactly the reference's bq_mask_bias, so any 0/1 mask is
  * handled exactly (not only prefix masks); a tiny kernel expands mask [B, S] to bias [B, 1, S, S]
- * (cuDNN's documented bias shapes all carry the full S_q x S_kv plane) before each execution.
+ * (cuDNN's documented bias shapes all carry the full S_q x S_kv plane) once per forward pass
+ * (bq_cudnn_attention_set_mask), and every layer's execution reads it.
  *
  * Plans: one execution plan per batch size, the max_batch one built at create (so an unsupported
  * configuration fails there), the others on first use of that batch size; the workspace is sized
  * at create and later plans must fit in it (engine configs that need more are skipped), so that
  * graphs captured earlier keep valid pointers. Execution allocates nothing and does not
- * synchronize: the bias kernel plus cudnnBackendExecute on the caller's stream. */
+ * synchronize: the bias kernel (once per forward) and cudnnBackendExecute on the caller's stream. */
 #include "attention_cudnn.cuh"
 
 #include <cuda_bf16.h>
@@ -39,18 +40,6 @@
 #include <string.h>
 
 #include "bq_math.h"
-
-extern "C" int bq_cudnn_mask_is_prefix(const int32_t *mask, int batch, int seq_len) {
-    for (int b = 0; b < batch; b++) {
-        const int32_t *row = mask + (size_t)b * seq_len;
-        int t = 0;
-        while (t < seq_len && row[t] == 1) t++;
-        if (t == 0) return 0;
-        for (; t < seq_len; t++)
-            if (row[t] != 0) return 0;
-    }
-    return 1;
-}
 
 #ifndef BQ_HAVE_CUDNN
 
@@ -73,10 +62,15 @@ extern "C" bq_status bq_cudnn_attention_create(int max_batch, int seq_len, int h
 
 extern "C" void bq_cudnn_attention_free(bq_cudnn_attention *a) { free(a); }
 
-extern "C" bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv,
-                                            const int32_t *mask, int batch, void *ctx,
-                                            cudaStream_t stream, bq_err *err) {
-    (void)a, (void)qkv, (void)mask, (void)batch, (void)ctx, (void)stream;
+extern "C" bq_status bq_cudnn_attention_set_mask(bq_cudnn_attention *a, const int32_t *mask,
+                                                 int batch, cudaStream_t stream, bq_err *err) {
+    (void)a, (void)mask, (void)batch, (void)stream;
+    return bq_fail(err, BQ_ERR_UNSUPPORTED, "this bertqa-gpu was built without cuDNN");
+}
+
+extern "C" bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv, int batch,
+                                            void *ctx, cudaStream_t stream, bq_err *err) {
+    (void)a, (void)qkv, (void)batch, (void)ctx, (void)stream;
     return bq_fail(err, BQ_ERR_UNSUPPORTED, "this bertqa-gpu was built without cuDNN");
 }
 
@@ -612,10 +606,19 @@ extern "C" bq_status bq_cudnn_attention_create(int max_batch, int seq_len, int h
     return BQ_OK;
 }
 
-extern "C" bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv,
-                                            const int32_t *mask, int batch, void *ctx,
-                                            cudaStream_t stream, bq_err *err) {
-    if (!a || !qkv || !mask || !ctx)
+extern "C" bq_status bq_cudnn_attention_set_mask(bq_cudnn_attention *a, const int32_t *mask,
+                                                 int batch, cudaStream_t stream, bq_err *err) {
+    if (!a || !mask) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuDNN attention: NULL argument");
+    if (batch < 1 || batch > a->max_batch)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cuDNN attention: batch %d outside 1..%d", batch,
+                       a->max_batch);
+    BQ_CUDA_TRY(launch_padding_mask_bias(mask, batch, a->seq_len, a->bias, a->dt, stream), err);
+    return BQ_OK;
+}
+
+extern "C" bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv, int batch,
+                                            void *ctx, cudaStream_t stream, bq_err *err) {
+    if (!a || !qkv || !ctx)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "cuDNN attention: NULL argument");
     if (batch < 1 || batch > a->max_batch)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "cuDNN attention: batch %d outside 1..%d", batch,
@@ -635,7 +638,6 @@ extern "C" bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *q
     }
     bq_status s = bind_buffers(a, p, qkv, ctx, err);
     if (s != BQ_OK) return s;
-    BQ_CUDA_TRY(launch_padding_mask_bias(mask, batch, a->seq_len, a->bias, a->dt, stream), err);
     BQ_CUDNN_TRY(cudnnSetStream(a->handle, stream), err);
     BQ_CUDNN_TRY(cudnnBackendExecute(a->handle, p->plan, p->variant_pack), err);
     return BQ_OK;

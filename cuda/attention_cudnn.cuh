@@ -28,17 +28,18 @@ bq_status bq_cudnn_attention_create(int max_batch, int seq_len, int hidden, int 
                                     bq_cuda_dtype dt, bq_cudnn_attention **out, bq_err *err);
 void bq_cudnn_attention_free(bq_cudnn_attention *a); /* accepts NULL */
 
-/* Enqueue attention for `batch` sequences on `stream` (no allocation, no synchronization,
- * graph-capturable). The mask becomes the additive bias bq_mask_bias (0 real, -10000 padding), so
- * any 0/1 mask gives the reference result. The first call for a batch size other than max_batch
- * builds that size's plan, so it must not be the one inside a stream capture (it then fails with
- * BQ_ERR_INVALID_ARG); the engine's eager-then-capture order satisfies this. */
-bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv, const int32_t *mask,
-                                 int batch, void *ctx, cudaStream_t stream, bq_err *err);
+/* Enqueue the expansion of mask [batch, S] (0/1, any pattern) into the additive bias the
+ * attention reads (bq_mask_bias: 0 real key, -10000 padding): once per forward pass, before the
+ * layers' bq_cudnn_attention_run calls for the same batch on the same stream. Graph-capturable. */
+bq_status bq_cudnn_attention_set_mask(bq_cudnn_attention *a, const int32_t *mask, int batch,
+                                      cudaStream_t stream, bq_err *err);
 
-/* Host check that every row is 1...1 0...0 with at least one 1 (the SQuAD feature shape). Not
- * needed by bq_cudnn_attention_run any more (the bias handles any mask); kept for callers. */
-int bq_cudnn_mask_is_prefix(const int32_t *mask, int batch, int seq_len);
+/* Enqueue attention for `batch` sequences on `stream` with the mask of the last set_mask (no
+ * allocation, no synchronization, graph-capturable). The first call for a batch size other than
+ * max_batch builds that size's plan, so it must not be the one inside a stream capture (it then
+ * fails with BQ_ERR_INVALID_ARG); the engine's eager-then-capture order satisfies this. */
+bq_status bq_cudnn_attention_run(bq_cudnn_attention *a, const void *qkv, int batch, void *ctx,
+                                 cudaStream_t stream, bq_err *err);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@
 #include "embeddings_layernorm.cuh"
 #include "gemm.cuh"
 #include "qa_head.cuh"
+#include "tuning.cuh"
 
 /* cuBLASLt's recommended workspace on Hopper */
 #define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -50,7 +51,12 @@ struct bq_cuda_engine {
     int allow_tf32;
     cudaStream_t stream;
     bq_gemm_ctx *gemm;
-    bq_cudnn_attention *cudnn_attention; /* set when opt.attention == BQ_ATTENTION_CUDNN */
+    bq_cudnn_attention *cudnn_attention; /* attention cudnn, or auto in fp16/bf16 when available */
+    /* attention auto: per batch size [max_batch + 1], ATTN_UNDECIDED until the first eager pass
+     * times both kernels; the times are per layer, ms */
+    signed char *attention_choice;
+    float *attention_own_ms, *attention_cudnn_ms;
+    char attention_note[300]; /* auto without cuDNN: why */
 
     /* weights: one device allocation */
     void *weights;
@@ -319,8 +325,72 @@ static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
         if (s_ != BQ_OK) return s_;                                                 \
     } while (0)
 
+enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_CUDNN = 2 };
+
+/* Which attention runs for `batch`: cudnn/own as asked, auto as decided (own until then). */
+static int attention_for(const bq_cuda_engine *e, int batch) {
+    if (!e->cudnn_attention) return ATTN_OWN;
+    if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
+    return e->attention_choice[batch] == ATTN_CUDNN ? ATTN_CUDNN : ATTN_OWN;
+}
+
+/* Mean ms per call of our attention kernel (cudnn = 0) or cuDNN's on the current qkv -> ctx. */
+static bq_status time_attention(bq_cuda_engine *e, int batch, int cudnn, cudaEvent_t start,
+                                cudaEvent_t stop, float *ms, bq_err *err) {
+    const int S = e->opt.seq_len, H = e->cfg.hidden_size, reps = batch >= 16 ? 5 : 20;
+    cudaStream_t st = e->stream;
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up (and cuDNN's plan for this batch) */
+        if (r == 0) BQ_CUDA_TRY(cudaEventRecord(start, st), err);
+        if (cudnn) {
+            bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch, e->ctx, st, err);
+            if (s != BQ_OK) return s;
+        } else {
+            BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, batch, S, H, e->cfg.num_heads, e->ctx,
+                                          e->dt, st),
+                        err);
+        }
+    }
+    BQ_CUDA_TRY(cudaEventRecord(stop, st), err);
+    BQ_CUDA_TRY(cudaEventSynchronize(stop), err);
+    BQ_CUDA_TRY(cudaEventElapsedTime(ms, start, stop), err);
+    *ms /= (float)reps;
+    return BQ_OK;
+}
+
+/* attention auto, first eager pass of `batch` (qkv of layer 0 ready, mask bias set): time both
+ * kernels and keep the faster for this batch size. Under graph capture it decides nothing (own
+ * runs). If cuDNN fails here, own is kept and the reason noted. Synchronizes the stream. */
+static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
+    bq_tuning_timer timer;
+    int ready = 0;
+    bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
+    if (s != BQ_OK || !ready) return s;
+    cudaEvent_t start = timer.start, stop = timer.stop;
+    float own = 0.0f, cudnn = 0.0f;
+    s = time_attention(e, batch, 0, start, stop, &own, err);
+    if (s == BQ_OK) {
+        bq_err cerr;
+        bq_err_clear(&cerr);
+        if (time_attention(e, batch, 1, start, stop, &cudnn, &cerr) != BQ_OK) {
+            cudnn = 0.0f;
+            snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
+                     "%d, own kept: %.200s", batch, cerr.message);
+            /* a launch error would be sticky: make sure the stream still works */
+            s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
+                              __FILE__, __LINE__, err);
+        }
+    }
+    bq_tuning_timer_end(&timer);
+    if (s != BQ_OK) return s;
+    e->attention_own_ms[batch] = own;
+    e->attention_cudnn_ms[batch] = cudnn;
+    e->attention_choice[batch] = cudnn > 0.0f && cudnn < own ? ATTN_CUDNN : ATTN_OWN;
+    return BQ_OK;
+}
+
 /* Enqueue embeddings .. QA head for `batch` sequences already in d_ids/d_mask/d_seg. No
- * allocation, no synchronization: capturable. */
+ * allocation, no synchronization (except attention auto's one-time timing, never under capture):
+ * capturable. */
 static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof, bq_err *err) {
     const bq_config *c = &e->cfg;
     cudaStream_t st = e->stream;
@@ -334,13 +404,22 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
     KERNEL_OP(BQ_STAGE_EMBEDDINGS,
               bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
                                            e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
+    const int undecided = e->cudnn_attention && e->opt.attention == BQ_ATTENTION_AUTO &&
+                          e->attention_choice[batch] == ATTN_UNDECIDED;
+    if (undecided || attention_for(e, batch) == ATTN_CUDNN) /* the mask bias, once per pass */
+        STATUS_OP(BQ_STAGE_ATTENTION,
+                  bq_cudnn_attention_set_mask(e->cudnn_attention, e->d_mask, batch, st, err));
     for (int l = 0; l < c->num_layers; l++) {
         const layer_device *w = &e->layers[l];
         STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->x, w->qkv_w, w->qkv_b, M, H, 3 * H, e->qkv, dt,
                                                 tf32, BQ_EPILOGUE_BIAS, st, err));
-        if (e->cudnn_attention)
-            STATUS_OP(BQ_STAGE_ATTENTION, bq_cudnn_attention_run(e->cudnn_attention, e->qkv,
-                                                                 e->d_mask, batch, e->ctx, st, err));
+        if (l == 0 && undecided) {
+            bq_status s_ = choose_attention(e, batch, err);
+            if (s_ != BQ_OK) return s_;
+        }
+        if (attention_for(e, batch) == ATTN_CUDNN)
+            STATUS_OP(BQ_STAGE_ATTENTION, bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch,
+                                                                 e->ctx, st, err));
         else
             KERNEL_OP(BQ_STAGE_ATTENTION, bq_cuda_attention(e->qkv, e->d_mask, batch, S, H,
                                                             c->num_heads, e->ctx, dt, st));
@@ -401,9 +480,6 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, const int32_t 
         if (mask[i] != 0 && mask[i] != 1)
             return bq_fail(err, BQ_ERR_INVALID_ARG, "input_mask[%zu] = %d is not 0 or 1", i, mask[i]);
     }
-    if (e->cudnn_attention && !bq_cudnn_mask_is_prefix(mask, batch, e->opt.seq_len))
-        return bq_fail(err, BQ_ERR_INVALID_ARG,
-                       "--attention cudnn needs each input_mask row to be ones then zeros");
     return BQ_OK;
 }
 
@@ -473,11 +549,22 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     bq_status s = select_device(e->opt.device_index, err);
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
-    /* cuDNN attention first: an unsupported combination fails before the weights are uploaded */
+    /* cuDNN attention first: an unsupported combination fails before the weights are uploaded;
+     * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape) */
     if (e->opt.attention == BQ_ATTENTION_CUDNN) {
         s = bq_cudnn_attention_create(e->opt.max_batch, e->opt.seq_len, c->hidden_size,
                                       c->num_heads, e->dt, &e->cudnn_attention, err);
         if (s != BQ_OK) return s;
+    } else if (e->opt.attention == BQ_ATTENTION_AUTO && e->dt != BQ_CUDA_F32) {
+        bq_err cerr;
+        bq_err_clear(&cerr);
+        if (bq_cudnn_attention_create(e->opt.max_batch, e->opt.seq_len, c->hidden_size,
+                                      c->num_heads, e->dt, &e->cudnn_attention, &cerr) != BQ_OK) {
+            e->cudnn_attention = NULL;
+            snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention unavailable: %.240s",
+                     cerr.message);
+            cudaGetLastError(); /* a failed cuDNN probe must not leave a status behind */
+        }
     }
 
     /* size everything first, so an oversized request fails with one clear message */
@@ -535,7 +622,11 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->h_end = e->h_start + M;
 
     e->graphs = (cudaGraphExec_t *)calloc((size_t)e->opt.max_batch + 1, sizeof(cudaGraphExec_t));
-    if (!e->graphs) return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
+    e->attention_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
+    e->attention_own_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
+    e->attention_cudnn_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
+    if (!e->graphs || !e->attention_choice || !e->attention_own_ms || !e->attention_cudnn_ms)
+        return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
     e->use_graphs = !(no_graph && no_graph[0] == '1');
     if (!e->use_graphs) snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (BQ_NO_CUDA_GRAPH=1)");
@@ -577,10 +668,13 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, opt->device_index) == cudaSuccess)
         snprintf(name, sizeof name, "%s", prop.name);
-    snprintf(e->description, sizeof e->description, "%.200s %s %s-attention%s%.500s", name,
-             bq_precision_name(opt->precision),
-             opt->attention == BQ_ATTENTION_CUDNN ? "cudnn" : "own", e->graph_note[0] ? ", " : "",
-             e->graph_note);
+    const char *attention = opt->attention == BQ_ATTENTION_CUDNN ? "cudnn"
+                            : opt->attention == BQ_ATTENTION_OWN || !e->cudnn_attention
+                                ? "own"
+                                : "auto (own or cudnn per batch size)";
+    snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s", name,
+             bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
+             e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note);
     *out = e;
     return BQ_OK;
 }
@@ -594,6 +688,7 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
         free(e->graphs);
     }
     bq_cudnn_attention_free(e->cudnn_attention);
+    free(e->attention_choice), free(e->attention_own_ms), free(e->attention_cudnn_ms);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);
     if (e->workspace) cudaFree(e->workspace);
@@ -615,6 +710,19 @@ extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
 }
 
 /* ---- benchmark API ------------------------------------------------------------------------ */
+
+extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
+                                                        double *own_ms, double *cudnn_ms) {
+    if (own_ms) *own_ms = 0.0;
+    if (cudnn_ms) *cudnn_ms = 0.0;
+    if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
+    if (own_ms) *own_ms = e->attention_own_ms[batch];
+    if (cudnn_ms) *cudnn_ms = e->attention_cudnn_ms[batch];
+    if (e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention &&
+        e->attention_choice[batch] == ATTN_UNDECIDED)
+        return "undecided";
+    return attention_for(e, batch) == ATTN_CUDNN ? "cudnn" : "own";
+}
 
 extern "C" int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out,
                                          int max) {

@@ -23,6 +23,7 @@
 
 #include "bias_gelu.cuh"
 #include "gemm_bias_gelu.cuh"
+#include "tuning.cuh"
 
 /* Fused CUTLASS GEMM + bias + GELU or cuBLASLt + the GELU kernel: timed per shape (plan_tune).
  * Untimed (BQ_GEMM_AUTOTUNE=0), the fused kernel runs from this many rows up: below, its 128 x 256
@@ -256,14 +257,11 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
         p->tuned = 1;
         return BQ_OK;
     }
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    BQ_CUDA_TRY(cudaStreamIsCapturing(stream, &capture), err);
-    if (capture != cudaStreamCaptureStatusNone) return BQ_OK;
-    cudaEvent_t start = NULL, stop = NULL;
-    bq_status s = bq_cuda_check(cudaEventCreate(&start), "cudaEventCreate(&start)", __FILE__,
-                                __LINE__, err);
-    if (s == BQ_OK)
-        s = bq_cuda_check(cudaEventCreate(&stop), "cudaEventCreate(&stop)", __FILE__, __LINE__, err);
+    bq_tuning_timer timer;
+    int ready = 0;
+    bq_status s = bq_tuning_timer_begin(&timer, stream, &ready, err);
+    if (s != BQ_OK || !ready) return s;
+    cudaEvent_t start = timer.start, stop = timer.stop;
     /* enough repetitions to see past launch noise, few for the big fp32 shapes */
     const double flop = 2.0 * p->rows * (double)p->in * p->out;
     const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
@@ -296,8 +294,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
             p->gelu_variant = best_v >= 0 ? variants[best_v] : VARIANT_UNFUSED;
         }
     }
-    if (start) cudaEventDestroy(start);
-    if (stop) cudaEventDestroy(stop);
+    bq_tuning_timer_end(&timer);
     if (s != BQ_OK) return s;
     p->tuned = 1;
     return BQ_OK;

@@ -20,7 +20,7 @@ void bq_engine_options_default(bq_engine_options *o) {
     o->device = BQ_DEVICE_CPU;
     o->device_index = 0;
     o->precision = BQ_PRECISION_FP32;
-    o->attention = BQ_ATTENTION_OWN;
+    o->attention = BQ_ATTENTION_AUTO;
     o->max_batch = 8;
     o->seq_len = 384;
     o->threads = 0;
@@ -75,7 +75,12 @@ bq_status bq_parse_attention(const char *s, bq_attention_impl *a, bq_err *err) {
         *a = BQ_ATTENTION_CUDNN;
         return BQ_OK;
     }
-    return bq_fail(err, BQ_ERR_INVALID_ARG, "unknown attention '%s' (expected own or cudnn)", s ? s : "");
+    if (s && strcmp(s, "auto") == 0) {
+        *a = BQ_ATTENTION_AUTO;
+        return BQ_OK;
+    }
+    return bq_fail(err, BQ_ERR_INVALID_ARG, "unknown attention '%s' (expected auto, own or cudnn)",
+                   s ? s : "");
 }
 
 bq_status bq_engine_create(const bq_model *model, const bq_engine_options *opt, bq_engine **out,

@@ -12,7 +12,9 @@ extern "C" {
 
 typedef enum { BQ_DEVICE_CPU, BQ_DEVICE_CUDA } bq_device_kind;
 typedef enum { BQ_PRECISION_FP32, BQ_PRECISION_TF32, BQ_PRECISION_FP16, BQ_PRECISION_BF16 } bq_precision;
-typedef enum { BQ_ATTENTION_OWN, BQ_ATTENTION_CUDNN } bq_attention_impl;
+/* own: our fused kernel; cudnn: cuDNN's fused attention (fp16/bf16); auto: in fp16/bf16 with cuDNN
+ * available, per batch size the faster of the two, timed on that batch's first pass (else own). */
+typedef enum { BQ_ATTENTION_OWN, BQ_ATTENTION_CUDNN, BQ_ATTENTION_AUTO } bq_attention_impl;
 
 typedef struct {
     bq_device_kind device;
@@ -24,9 +26,9 @@ typedef struct {
     int threads;                 /* CPU threads (0 = library default) */
 } bq_engine_options;
 
-void bq_engine_options_default(bq_engine_options *o); /* cpu, fp32, own attention, 8 x 384 */
+void bq_engine_options_default(bq_engine_options *o); /* cpu, fp32, auto attention, 8 x 384 */
 
-/* Parse "cpu", "cuda", "cuda:N"; "fp32" | "tf32" | "fp16" | "bf16"; "own" | "cudnn". */
+/* Parse "cpu", "cuda", "cuda:N"; "fp32" | "tf32" | "fp16" | "bf16"; "own" | "cudnn" | "auto". */
 bq_status bq_parse_device(const char *s, bq_device_kind *kind, int *index, bq_err *err);
 bq_status bq_parse_precision(const char *s, bq_precision *p, bq_err *err);
 bq_status bq_parse_attention(const char *s, bq_attention_impl *a, bq_err *err);

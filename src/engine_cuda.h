@@ -85,6 +85,12 @@ typedef struct {
     double fused_small_ms; /* the same, small stream-K tiles (0: refused) */
 } bq_gemm_plan_info;
 
+/* The attention that runs for `batch`: "own", "cudnn", or "undecided" (attention auto before that
+ * batch size's first pass); "none" for a batch outside 1..max_batch. With auto, own_ms / cudnn_ms
+ * (may be NULL) get the per-layer times it decided on (cudnn 0: it failed; see the description). */
+const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
+                                            double *cudnn_ms);
+
 /* Up to `max` entries of what the engine's GEMMs chose so far, in the order the shapes were first
  * run; returns how many were written (0 without CUDA or before the first forward pass). */
 int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, int max);

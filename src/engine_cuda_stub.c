@@ -55,6 +55,14 @@ bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *id
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
+const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
+                                            double *cudnn_ms) {
+    (void)e, (void)batch;
+    if (own_ms) *own_ms = 0.0;
+    if (cudnn_ms) *cudnn_ms = 0.0;
+    return "none";
+}
+
 int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, int max) {
     (void)e, (void)out, (void)max;
     return 0;

@@ -35,7 +35,8 @@ cat >"$run/bench.json" <<'EOF'
      "unfused_ms": 0.014, "fused_large_ms": 0.016, "fused_small_ms": 0.015}]},
   {"precision": "fp16", "batch": 8, "seq_len": 384, "error": "made-up launch failure"},
   {"precision": "fp16", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 52.2, "p99": 53.0},
-   "throughput_seq_s": 2450},
+   "throughput_seq_s": 2450, "attention": "cudnn", "attention_own_ms": 0.30,
+   "attention_cudnn_ms": 0.21},
   {"precision": "fp32", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 426, "p99": 430},
    "throughput_seq_s": 300}]}
 EOF
@@ -87,6 +88,7 @@ assert r["device"] == "NVIDIA H100 80GB HBM3" and r["driver"] == "580.65.06", r[
 assert r["commit"] == "0123456789abcdef"
 b128 = rows[("fp16", 128)]
 assert b128["source"] == "bench.json" and b128["throughput_seq_s"] == 2450  # a good row stays
+assert b128["attention"] == "cudnn" and b128["attention_cudnn_ms"] == 0.21
 b8 = rows[("fp16", 8)]
 assert b8["source"] == "bench-safe.json" and b8["throughput_seq_s"] == 2666, b8
 assert b8["error"] == "made-up launch failure", b8
@@ -123,6 +125,7 @@ assert len(a) == 1 and a[0]["batch"] == 1 and abs(a[0]["speedup"] - 1.2) < 1e-12
 print("ok")
 EOF
 check "results.md: table, targets, profile" grep -q -e '| fp16 batch 128 >= 2600 seq/s | 2.45e+03 | \*\*no\*\*: gemm 30.000 ms' "$run/results.md"
+check "results.md: attention choice" grep -q -e '^| fp16 batch 128 seq 384, cuDNN attention | 52.200 ' "$run/results.md"
 check "results.md: GEMM choices" grep -q -e '- GEMMs of one layer, fp16 batch 1: 0.0200 ms with the timed choices vs 0.0220 ms .*GELU: unfused$' "$run/results.md"
 check "results.md: failed steps" grep -q -e '^Steps: 4, failed: ctest (8), sanitizer-racecheck (124)$' "$run/results.md"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"

@@ -274,7 +274,8 @@ static int check_engine(const char *shape, const bq_model *m, const batch_case *
         bool ok = rel <= tolerance(p); /* false for NaN too */
         printf("  %s %-10s %-4s %-5s %-7s batch %d: rel error %.3e (limit %.0e) [%s]\n",
                ok ? "ok  " : "FAIL", shape, bq_precision_name(p),
-               attn == BQ_ATTENTION_CUDNN ? "cudnn" : "own", runs[r], b, rel, tolerance(p),
+               attn == BQ_ATTENTION_CUDNN ? "cudnn" : attn == BQ_ATTENTION_AUTO ? "auto" : "own",
+               runs[r], b, rel, tolerance(p),
                bq_cuda_engine_describe(e));
         if (!ok) failures++;
     }
@@ -594,6 +595,26 @@ static void test_cudnn_attention(void **state) {
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 9);
     int failures = check_engine("cudnn", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
     failures += check_engine("cudnn", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
+    /* attention auto: both kernels timed on a batch size's first pass, the faster one kept */
+    failures += check_engine("auto", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_AUTO);
+    failures += check_engine("auto", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_AUTO);
+    opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, 2, 64);
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("auto: %s", err.message);
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL, NULL), "undecided");
+    float *start = malloc(2 * 64 * sizeof(float)), *end = malloc(2 * 64 * sizeof(float));
+    assert_true(start && end);
+    if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+        fail_msg("auto forward: %s", err.message);
+    double own_ms = 0, cudnn_ms = 0;
+    const char *choice = bq_cuda_engine_attention_choice(e, 2, &own_ms, &cudnn_ms);
+    printf("  auto attention at batch 2: %s (own %.4f ms, cudnn %.4f ms per layer)\n", choice,
+           own_ms, cudnn_ms);
+    assert_true(strcmp(choice, "own") == 0 || strcmp(choice, "cudnn") == 0);
+    assert_true(own_ms > 0);
+    assert_true(strcmp(choice, "cudnn") != 0 || (cudnn_ms > 0 && cudnn_ms < own_ms));
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL, NULL), "undecided");
+    free(start), free(end);
+    bq_cuda_engine_free(e);
     free_batch(&bc);
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);

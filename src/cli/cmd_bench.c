@@ -275,6 +275,15 @@ int cmd_bench(const cli_args *a) {
                     cJSON_AddNumberToObject(c, "weights_bytes", (double)wb);
                     cJSON_AddNumberToObject(c, "workspace_bytes", (double)ws);
                 }
+                if (st == BQ_OK) {
+                    double own_ms = 0, cudnn_ms = 0;
+                    const char *attn = bq_cuda_engine_attention_choice(ce, B, &own_ms, &cudnn_ms);
+                    cJSON_AddStringToObject(c, "attention", attn);
+                    if (own_ms > 0 || cudnn_ms > 0) {
+                        cJSON_AddNumberToObject(c, "attention_own_ms", own_ms);
+                        cJSON_AddNumberToObject(c, "attention_cudnn_ms", cudnn_ms);
+                    }
+                }
                 n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, 16) : 0;
                 if (n_plans > 0) add_gemm_plans(c, plans, n_plans);
                 if (st == BQ_OK && a->given[OPT_PROFILE]) {

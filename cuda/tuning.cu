@@ -1,0 +1,32 @@
+/* tuning.cu - see tuning.cuh. */
+#include "tuning.cuh"
+
+#include <string.h>
+
+#include "cuda_check.cuh"
+
+extern "C" bq_status bq_tuning_timer_begin(bq_tuning_timer *t, cudaStream_t stream, int *ready,
+                                           bq_err *err) {
+    memset(t, 0, sizeof *t);
+    *ready = 0;
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    BQ_CUDA_TRY(cudaStreamIsCapturing(stream, &capture), err);
+    if (capture != cudaStreamCaptureStatusNone) return BQ_OK;
+    bq_status s = bq_cuda_check(cudaEventCreate(&t->start), "cudaEventCreate(&t->start)", __FILE__,
+                                __LINE__, err);
+    if (s == BQ_OK)
+        s = bq_cuda_check(cudaEventCreate(&t->stop), "cudaEventCreate(&t->stop)", __FILE__,
+                          __LINE__, err);
+    if (s != BQ_OK) {
+        bq_tuning_timer_end(t);
+        return s;
+    }
+    *ready = 1;
+    return BQ_OK;
+}
+
+extern "C" void bq_tuning_timer_end(bq_tuning_timer *t) {
+    if (t->start) cudaEventDestroy(t->start);
+    if (t->stop) cudaEventDestroy(t->stop);
+    t->start = t->stop = NULL;
+}
