@@ -37,6 +37,9 @@ int main(void) {
 #else
 
 #include "attention.cuh"
+#ifndef BQ_CUDA_EMULATED
+#include "attention_cudnn.cuh"
+#endif
 #include "bias_gelu.cuh"
 #include "bias_residual_layernorm.cuh"
 #include "cuda_check.cuh"
@@ -534,6 +537,69 @@ static void test_attention_head64(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
+#ifndef BQ_CUDA_EMULATED /* cuDNN is a library, not one of our kernels: not emulated */
+/* cuDNN's fused attention (--attention cudnn, and auto's other candidate) against the same CPU twin,
+ * over every mask pattern, non-prefix ones included (the mask becomes an additive bias, so any 0/1
+ * mask is exact), and lengths around its tiles. A shape no cuDNN engine takes on this GPU, or a
+ * build without cuDNN, is reported and skipped. */
+static void test_attention_cudnn(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int seqs[] = {1, 7, 64, 100, 384};
+    const int B = 2, H = 128, heads = 2;
+    uint64_t seed = 0x5eed000a;
+    int ran = 0;
+    for (size_t di = 0; di < N_DTYPES; di++)
+    for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int S = seqs[si];
+        if (dt == BQ_CUDA_F32) continue;
+        bq_cudnn_attention *a = NULL;
+        bq_err err;
+        bq_err_clear(&err);
+        if (bq_cudnn_attention_create(B, S, H, heads, dt, &a, &err) != BQ_OK) {
+            print_message("  cuDNN attention %s S=%d not available: %s\n", bq_cuda_dtype_name(dt), S,
+                          err.message);
+            continue;
+        }
+        const size_t rows = (size_t)B * S;
+        for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
+            float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
+            int32_t *mask = malloc(rows * sizeof *mask);
+            assert_non_null(mask);
+            fill_mask(mask, B, S, (mask_pattern)pattern);
+            float *ref = host_floats(rows * H);
+            bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
+            dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
+            dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
+            char what[160];
+            snprintf(what, sizeof what, "attention/cudnn %s B=%d S=%d H=%d heads=%d %s",
+                     bq_cuda_dtype_name(dt), B, S, H, heads, k_mask_names[pattern]);
+            if (bq_cudnn_attention_set_mask(a, d_mask.ptr, B, 0, &err) != BQ_OK ||
+                bq_cudnn_attention_run(a, d_qkv.ptr, B, d_ctx.ptr, 0, &err) != BQ_OK) {
+                print_message("FAIL %s: %s\n", what, err.message);
+                g_case_failures++;
+            } else {
+                CUDA_OK(cudaDeviceSynchronize());
+                expect_guards_intact(&d_ctx, what);
+                float *got = dev_download(&d_ctx, rows * H, dt);
+                expect_close(what, got, ref, rows * H, tolerance(dt));
+                free(got);
+                ran++;
+            }
+            dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_ctx);
+            free(qkv), free(mask), free(ref);
+        }
+        bq_cudnn_attention_free(a);
+    }
+    EXPECT_NO_CASE_FAILURES();
+    if (ran == 0) {
+        print_message("skipped: no cuDNN attention engine for any shape here\n");
+        skip();
+    }
+}
+#endif
+
 /* BQ_ATTENTION_KERNEL=wmma (the device run's fallback) must route 16-bit head-64 attention to the
  * WMMA kernel: the dispatcher's output is then bit for bit bq_cuda_attention_wmma's. */
 static void test_attention_kernel_switch(void **state) {
@@ -721,6 +787,9 @@ int main(void) {
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_head64),
         cmocka_unit_test(test_attention_kernel_switch),
+#ifndef BQ_CUDA_EMULATED
+        cmocka_unit_test(test_attention_cudnn),
+#endif
         cmocka_unit_test(test_qa_head),
     };
     bq_test_filter_from_env();

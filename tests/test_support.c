@@ -116,4 +116,6 @@ bq_vocab *bq_test_load_vocab(void) {
 void bq_test_filter_from_env(void) {
     const char *filter = getenv("BQ_TEST_FILTER");
     if (filter && filter[0]) cmocka_set_test_filter(filter);
+    const char *skip = getenv("BQ_TEST_SKIP");
+    if (skip && skip[0]) cmocka_set_skip_filter(skip);
 }

@@ -26,7 +26,8 @@ struct bq_vocab *bq_test_load_vocab(void);
 /* Run a shell command, capture stdout (heap, NUL-terminated) and exit status. */
 char *bq_test_run(const char *cmd, int *exit_status);
 /* BQ_TEST_FILTER=pattern (cmocka wildcards, e.g. "test_attention*") runs only the matching tests
- * of the group run next: one test under compute-sanitizer, or again after a failure. */
+ * of the group run next, BQ_TEST_SKIP=pattern leaves the matching ones out: one test under
+ * compute-sanitizer, or again after a failure. */
 void bq_test_filter_from_env(void);
 
 #endif
