@@ -410,6 +410,31 @@ static void fill_mask(int32_t *mask, int B, int S, mask_pattern pattern) {
     }
 }
 
+/* One attention case: qkv [B*S, 3H] uniform in [-2, 2) and rounded to dt (scores q.k/sqrt(d)
+ * spread over a few units, so softmax is far from uniform), a mask of `pattern`, and the CPU
+ * twin's output ref [B*S, H]. */
+typedef struct {
+    float *qkv, *ref;
+    int32_t *mask;
+} attention_case;
+
+static attention_case attention_case_make(int B, int S, int H, int heads, mask_pattern pattern,
+                                          bq_cuda_dtype dt, uint64_t *seed) {
+    const size_t rows = (size_t)B * S;
+    attention_case c;
+    c.qkv = random_tensor(rows * 3 * H, seed, -2.0f, 2.0f, dt);
+    c.mask = malloc(rows * sizeof *c.mask);
+    assert_non_null(c.mask);
+    fill_mask(c.mask, B, S, pattern);
+    c.ref = host_floats(rows * H);
+    bq_cpu_attention(c.qkv, c.mask, B, S, H, heads, c.ref);
+    return c;
+}
+
+static void attention_case_free(attention_case *c) {
+    free(c->qkv), free(c->mask), free(c->ref);
+}
+
 typedef cudaError_t (*attention_fn)(const void *, const int32_t *, int, int, int, int, void *,
                                     bq_cuda_dtype, cudaStream_t);
 
@@ -439,15 +464,9 @@ static void test_attention(void **state) {
         const int B = shapes[si].batch, S = shapes[si].seq, H = shapes[si].hidden;
         const int heads = shapes[si].heads;
         const size_t rows = (size_t)B * S;
-        /* [-2, 2): scores q.k/sqrt(d) spread over a few units, so softmax is far from uniform */
-        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
-        int32_t *mask = malloc(rows * sizeof *mask);
-        assert_non_null(mask);
-        fill_mask(mask, B, S, (mask_pattern)pattern);
-        float *ref = host_floats(rows * H);
-        bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
-
-        dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
+        attention_case ac = attention_case_make(B, S, H, heads, (mask_pattern)pattern, dt, &seed);
+        dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt);
+        dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         /* the generic path differs from the dispatch only for head size 64 (mma.sync tensor
          * cores in 16-bit, the register-tiled fp32 path in f32), the WMMA one only in 16-bit
          * (in f32 it is the generic path again) */
@@ -461,12 +480,12 @@ static void test_attention(void **state) {
                      paths[pi].name, bq_cuda_dtype_name(dt), B, S, H, heads, k_mask_names[pattern]);
             expect_guards_intact(&d_ctx, what);
             float *got = dev_download(&d_ctx, rows * H, dt);
-            expect_close(what, got, ref, rows * H, tolerance(dt));
+            expect_close(what, got, ac.ref, rows * H, tolerance(dt));
             free(got);
             dev_free(&d_ctx);
         }
         dev_free(&d_qkv), dev_free(&d_mask);
-        free(qkv), free(mask), free(ref);
+        attention_case_free(&ac);
     }
     EXPECT_NO_CASE_FAILURES();
 }
@@ -497,15 +516,9 @@ static void test_attention_head64(void **state) {
         const int S = unaligned ? 65 : seqs[si];
         const size_t rows = (size_t)B * S, offset = unaligned ? 4 : 0; /* in bytes */
         const double tol = pattern == MASK_NO_REAL && dt == BQ_CUDA_F32 ? 1e-4 : tolerance(dt);
-        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
-        int32_t *mask = malloc(rows * sizeof *mask);
-        assert_non_null(mask);
-        fill_mask(mask, B, S, (mask_pattern)pattern);
-        float *ref = host_floats(rows * H);
-        bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
-
-        dev_buf d_qkv = dev_upload_at(qkv, rows * 3 * H, dt, offset);
-        dev_buf d_mask = dev_upload_ints(mask, rows);
+        attention_case ac = attention_case_make(B, S, H, heads, (mask_pattern)pattern, dt, &seed);
+        dev_buf d_qkv = dev_upload_at(ac.qkv, rows * 3 * H, dt, offset);
+        dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         dev_buf d_fast = dev_alloc_at(rows * H * es, offset);
         dev_buf d_other = dev_alloc(rows * H * es);
         const attention_fn other = dt == BQ_CUDA_F32 ? bq_cuda_attention_generic : bq_cuda_attention_wmma;
@@ -524,15 +537,15 @@ static void test_attention_head64(void **state) {
         float *second = dev_download(&d_other, rows * H, dt);
         char label[200];
         snprintf(label, sizeof label, "%s: dispatch vs CPU", what);
-        expect_close(label, fast, ref, rows * H, tol);
+        expect_close(label, fast, ac.ref, rows * H, tol);
         snprintf(label, sizeof label, "%s: %s vs CPU", what, other_name);
-        expect_close(label, second, ref, rows * H, tol);
+        expect_close(label, second, ac.ref, rows * H, tol);
         snprintf(label, sizeof label, "%s: dispatch vs %s", what, other_name);
         expect_close(label, fast, second, rows * H, 2 * tol);
 
         free(fast), free(second);
         dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_fast), dev_free(&d_other);
-        free(qkv), free(mask), free(ref);
+        attention_case_free(&ac);
     }
     EXPECT_NO_CASE_FAILURES();
 }
@@ -564,13 +577,10 @@ static void test_attention_cudnn(void **state) {
         }
         const size_t rows = (size_t)B * S;
         for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
-            float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
-            int32_t *mask = malloc(rows * sizeof *mask);
-            assert_non_null(mask);
-            fill_mask(mask, B, S, (mask_pattern)pattern);
-            float *ref = host_floats(rows * H);
-            bq_cpu_attention(qkv, mask, B, S, H, heads, ref);
-            dev_buf d_qkv = dev_upload(qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(mask, rows);
+            attention_case ac =
+                attention_case_make(B, S, H, heads, (mask_pattern)pattern, dt, &seed);
+            dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt);
+            dev_buf d_mask = dev_upload_ints(ac.mask, rows);
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             char what[160];
             snprintf(what, sizeof what, "attention/cudnn %s B=%d S=%d H=%d heads=%d %s",
@@ -583,12 +593,12 @@ static void test_attention_cudnn(void **state) {
                 CUDA_OK(cudaDeviceSynchronize());
                 expect_guards_intact(&d_ctx, what);
                 float *got = dev_download(&d_ctx, rows * H, dt);
-                expect_close(what, got, ref, rows * H, tolerance(dt));
+                expect_close(what, got, ac.ref, rows * H, tolerance(dt));
                 free(got);
                 ran++;
             }
             dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_ctx);
-            free(qkv), free(mask), free(ref);
+            attention_case_free(&ac);
         }
         bq_cudnn_attention_free(a);
     }
