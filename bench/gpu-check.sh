@@ -173,7 +173,7 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         --precision fp32,tf32,fp16,bf16 --batch 1,8,32,128 --iters 20 --json "$out/bench.json"; then
         safe=(BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0) # with --attention own where it matters
         note "bench failed: 16-bit benchmark rerun and later steps with ${safe[*]}"
-        step bench-safe 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda \
+        step bench-safe 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
             --precision fp16,bf16 --attention own --batch 1,8,32,128 --iters 10 \
             --json "$out/bench-safe.json"
     fi
@@ -183,7 +183,7 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
             --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 80
     fi
     # where the time goes, stage by stage, with our attention kernel
-    step bench-profile 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda \
+    step bench-profile 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
         --precision fp16,fp32 --attention own --batch 1,128 --iters 5 --profile \
         --json "$out/bench-profile.json"
     # the whole dev set end to end at BERT-large shape (issue 5: >= 90% of the forward-pass rate);
@@ -191,7 +191,7 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     if [ -s "$dev" ]; then
         attention=auto
         [ ${#safe[@]} -gt 0 ] && attention=own
-        step squad-large 90 env "${safe[@]}" "$bin" squad --model "$work/large" --input "$dev" \
+        step squad-large 90 env ${safe[@]+"${safe[@]}"} "$bin" squad --model "$work/large" --input "$dev" \
             --output "$out/pred-large.json" --device cuda --precision fp16 --batch 128 \
             --attention "$attention" --quiet
         step squad-large-answered 20 python3 - "$dev" "$out/pred-large.json" <<'EOF3'
@@ -205,10 +205,10 @@ sys.exit(1 if missing else 0)
 EOF3
     fi
     # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
-    step bench-cudnn 60 env "${safe[@]}" "$bin" bench --model "$work/large" --device cuda --precision fp16 \
+    step bench-cudnn 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
     # cuBLASLt's heuristic first choice instead of the fastest of its candidates (gemm.cu)
-    step bench-heuristic 45 env "${safe[@]}" BQ_GEMM_AUTOTUNE=0 "$bin" bench --model "$work/large" --device cuda \
+    step bench-heuristic 45 env ${safe[@]+"${safe[@]}"} BQ_GEMM_AUTOTUNE=0 "$bin" bench --model "$work/large" --device cuda \
         --precision fp16 --batch 1,128 --iters 10 --json "$out/bench-heuristic.json"
 fi
 if [ -f "$repo/bench/merge_results.py" ]; then
