@@ -247,9 +247,9 @@ static bq_status time_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const g
 
 /* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
  * overwrites it right after) and keeps the fastest; for a 16-bit bias + GELU, then times the chosen
- * GEMM + the GELU kernel against both CUTLASS tilings of the fused kernel. Synchronizes the stream: only on the
- * first eager call of a shape, never while the stream is being captured into a graph (the shape
- * then waits for an eager call and runs untimed choices meanwhile). */
+ * GEMM + the GELU kernel against both CUTLASS tilings of the fused kernel. Synchronizes the
+ * stream: only on the first eager call of a shape, never while the stream is being captured into
+ * a graph (the shape then waits for an eager call and runs untimed choices meanwhile). */
 static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
                            cudaStream_t stream, bq_err *err) {
     const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
