@@ -334,27 +334,36 @@ static int attention_for(const bq_cuda_engine *e, int batch) {
     return e->attention_choice[batch] == ATTN_CUDNN ? ATTN_CUDNN : ATTN_OWN;
 }
 
-/* Mean ms per call of our attention kernel (cudnn = 0) or cuDNN's on the current qkv -> ctx. */
-static bq_status time_attention(bq_cuda_engine *e, int batch, int cudnn, cudaEvent_t start,
-                                cudaEvent_t stop, float *ms, bq_err *err) {
-    const int S = e->opt.seq_len, H = e->cfg.hidden_size, reps = batch >= 16 ? 5 : 20;
-    cudaStream_t st = e->stream;
-    for (int r = -1; r < reps; r++) { /* r = -1: warm-up (and cuDNN's plan for this batch) */
-        if (r == 0) BQ_CUDA_TRY(cudaEventRecord(start, st), err);
-        if (cudnn) {
-            bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch, e->ctx, st, err);
-            if (s != BQ_OK) return s;
-        } else {
-            BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, batch, S, H, e->cfg.num_heads, e->ctx,
-                                          e->dt, st),
-                        err);
-        }
+/* One run of our attention kernel (cudnn = 0) or cuDNN's on the current qkv -> ctx
+ * (bq_tuning_time's callback). */
+typedef struct {
+    bq_cuda_engine *e;
+    int batch, cudnn;
+} attention_run;
+
+static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
+    const attention_run *a = (const attention_run *)ctx;
+    bq_cuda_engine *e = a->e;
+    *ran = 0;
+    if (a->cudnn) {
+        bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, a->batch, e->ctx,
+                                             e->stream, err);
+        if (s != BQ_OK) return s;
+    } else {
+        BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, a->batch, e->opt.seq_len,
+                                      e->cfg.hidden_size, e->cfg.num_heads, e->ctx, e->dt,
+                                      e->stream),
+                    err);
     }
-    BQ_CUDA_TRY(cudaEventRecord(stop, st), err);
-    BQ_CUDA_TRY(cudaEventSynchronize(stop), err);
-    BQ_CUDA_TRY(cudaEventElapsedTime(ms, start, stop), err);
-    *ms /= (float)reps;
+    *ran = 1;
     return BQ_OK;
+}
+
+/* Mean ms per layer of one attention; the warm-up run also builds cuDNN's plan for this batch. */
+static bq_status time_attention(bq_cuda_engine *e, int batch, int cudnn,
+                                const bq_tuning_timer *timer, float *ms, bq_err *err) {
+    attention_run a = {e, batch, cudnn};
+    return bq_tuning_time(timer, e->stream, batch >= 16 ? 5 : 20, run_attention_once, &a, ms, err);
 }
 
 /* attention auto, first eager pass of `batch` (qkv of layer 0 ready, mask bias set): time both
@@ -365,13 +374,12 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    cudaEvent_t start = timer.start, stop = timer.stop;
     float own = 0.0f, cudnn = 0.0f;
-    s = time_attention(e, batch, 0, start, stop, &own, err);
+    s = time_attention(e, batch, 0, &timer, &own, err);
     if (s == BQ_OK) {
         bq_err cerr;
         bq_err_clear(&cerr);
-        if (time_attention(e, batch, 1, start, stop, &cudnn, &cerr) != BQ_OK) {
+        if (time_attention(e, batch, 1, &timer, &cudnn, &cerr) != BQ_OK) {
             cudnn = 0.0f;
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
                      "%d, own kept: %.200s", batch, cerr.message);

@@ -225,24 +225,26 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
     return BQ_OK;
 }
 
+/* One timed run of a variant (bq_tuning_time's callback). */
+typedef struct {
+    bq_gemm_ctx *g;
+    gemm_plan *p;
+    int variant;
+    const gemm_operands *o;
+    cudaStream_t stream;
+} variant_run;
+
+static bq_status run_variant_once(void *ctx, int *ran, bq_err *err) {
+    const variant_run *v = (const variant_run *)ctx;
+    return run_variant(v->g, v->p, v->variant, v->o, v->stream, 0, ran, err);
+}
+
 /* Mean ms per run of `variant` over `reps` runs after one warm-up; *ms = -1 when refused. */
 static bq_status time_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const gemm_operands *o,
-                              cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, int reps,
+                              cudaStream_t stream, const bq_tuning_timer *timer, int reps,
                               float *ms, bq_err *err) {
-    *ms = -1.0f;
-    int ran = 0;
-    bq_status s = run_variant(g, p, variant, o, stream, 0, &ran, err); /* warm-up; accepted? */
-    if (s != BQ_OK || !ran) return s;
-    BQ_CUDA_TRY(cudaEventRecord(start, stream), err);
-    for (int r = 0; r < reps && s == BQ_OK && ran; r++)
-        s = run_variant(g, p, variant, o, stream, 0, &ran, err);
-    if (s != BQ_OK) return s;
-    BQ_CUDA_TRY(cudaEventRecord(stop, stream), err);
-    BQ_CUDA_TRY(cudaEventSynchronize(stop), err);
-    float total = 0.0f;
-    BQ_CUDA_TRY(cudaEventElapsedTime(&total, start, stop), err);
-    if (ran) *ms = total / (float)reps;
-    return BQ_OK;
+    variant_run v = {g, p, variant, o, stream};
+    return bq_tuning_time(timer, stream, reps, run_variant_once, &v, ms, err);
 }
 
 /* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
@@ -261,7 +263,6 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    cudaEvent_t start = timer.start, stop = timer.stop;
     /* enough repetitions to see past launch noise, few for the big fp32 shapes */
     const double flop = 2.0 * p->rows * (double)p->in * p->out;
     const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
@@ -269,7 +270,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     float best_ms = 0.0f;
     for (int i = 0; s == BQ_OK && i < p->candidate_count; i++) {
         float ms = -1.0f;
-        s = time_variant(g, p, i, o, stream, start, stop, reps, &ms, err);
+        s = time_variant(g, p, i, o, stream, &timer, reps, &ms, err);
         if (i == 0) p->first_ms = ms > 0.0f ? ms : 0.0f;
         if (s == BQ_OK && ms >= 0.0f && (best < 0 || ms < best_ms)) best = i, best_ms = ms;
     }
@@ -284,7 +285,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
         float ms[3] = {-1.0f, -1.0f, -1.0f};
         int best_v = -1;
         for (int v = 0; v < 3 && s == BQ_OK; v++) {
-            s = time_variant(g, p, variants[v], o, stream, start, stop, reps, &ms[v], err);
+            s = time_variant(g, p, variants[v], o, stream, &timer, reps, &ms[v], err);
             if (s == BQ_OK && ms[v] >= 0.0f && (best_v < 0 || ms[v] < ms[best_v])) best_v = v;
         }
         if (s == BQ_OK) {

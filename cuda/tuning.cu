@@ -30,3 +30,20 @@ extern "C" void bq_tuning_timer_end(bq_tuning_timer *t) {
     if (t->stop) cudaEventDestroy(t->stop);
     t->start = t->stop = NULL;
 }
+
+extern "C" bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
+                                    bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
+    *ms = -1.0f;
+    int ran = 0;
+    bq_status s = run(ctx, &ran, err); /* warm-up; accepted at all? */
+    if (s != BQ_OK || !ran) return s;
+    BQ_CUDA_TRY(cudaEventRecord(t->start, stream), err);
+    for (int r = 0; r < reps && s == BQ_OK && ran; r++) s = run(ctx, &ran, err);
+    if (s != BQ_OK) return s;
+    BQ_CUDA_TRY(cudaEventRecord(t->stop, stream), err);
+    BQ_CUDA_TRY(cudaEventSynchronize(t->stop), err);
+    float total = 0.0f;
+    BQ_CUDA_TRY(cudaEventElapsedTime(&total, t->start, t->stop), err);
+    if (ran) *ms = total / (float)reps;
+    return BQ_OK;
+}

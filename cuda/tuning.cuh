@@ -1,4 +1,4 @@
-/* tuning.cuh - the events behind the engine's one-time choices by timing (cuBLASLt algorithms and
+/* tuning.cuh - the timing behind the engine's one-time choices by timing (cuBLASLt algorithms and
  * the fused GELU path in gemm.cu, our attention kernel or cuDNN's in engine_cuda.cu). Choices are
  * made on a shape's first eager call; a stream that is being captured into a graph times nothing. */
 #ifndef BQ_TUNING_CUH
@@ -23,6 +23,16 @@ bq_status bq_tuning_timer_begin(bq_tuning_timer *t, cudaStream_t stream, int *re
 
 /* Destroys the events; accepts a zeroed or already ended timer. */
 void bq_tuning_timer_end(bq_tuning_timer *t);
+
+/* One run of what is being timed, enqueued on the timer's stream: *ran = 0 when it was refused
+ * (nothing enqueued). Returns BQ_OK or the error of the run. */
+typedef bq_status (*bq_tuning_run_fn)(void *ctx, int *ran, bq_err *err);
+
+/* Mean ms per run of `run` over `reps` runs on `stream`, after one untimed warm-up run that also
+ * says whether it is accepted at all: *ms = -1 when refused. Synchronizes the stream. Returns
+ * BQ_OK, the run's error, or the failing CUDA call. */
+bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
+                         bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err);
 
 #ifdef __cplusplus
 }
