@@ -89,11 +89,16 @@ def git_commit(outdir):
         return None
 
 
+def config_key(cfg):
+    """(precision, batch, seq_len): how a configuration is matched across the run's files."""
+    return cfg["precision"], int(cfg["batch"]), int(cfg["seq_len"])
+
+
 def best_peer(peer):
     """{(precision, batch, seq_len): {"eager": cfg, "compile": cfg}} from peer.json."""
     table = {}
     for cfg in (peer or {}).get("configs", []):
-        key = (cfg["precision"], int(cfg["batch"]), int(cfg["seq_len"]))
+        key = config_key(cfg)
         table.setdefault(key, {})[cfg.get("mode", "eager")] = cfg
     return table
 
@@ -102,9 +107,9 @@ def merge_configs(ours, peer, safe=None):
     """One row per (precision, batch, seq_len) in either file; ours may be missing (None). `safe`
     (bench-safe.json) fills our configurations that are missing or failed."""
     peers = best_peer(peer)
-    own = {(c["precision"], int(c["batch"]), int(c["seq_len"])): c for c in ours.get("configs", [])}
+    own = {config_key(c): c for c in ours.get("configs", [])}
     for c in (safe or {}).get("configs", []):
-        key = (c["precision"], int(c["batch"]), int(c["seq_len"]))
+        key = config_key(c)
         if "error" not in c and (key not in own or "error" in own[key]):
             own[key] = dict(c, source="bench-safe.json",
                             replaced_error=own.get(key, {}).get("error"))
@@ -198,7 +203,7 @@ def merge_autotune(outdir, configs):
     rows = {(r["precision"], r["batch"], r["seq_len"]): r for r in configs}
     out = []
     for cfg in (read_json(os.path.join(outdir, "bench-heuristic.json")) or {}).get("configs", []):
-        key = (cfg["precision"], int(cfg["batch"]), int(cfg["seq_len"]))
+        key = config_key(cfg)
         tuned = rows.get(key, {}).get("latency_ms_p50")
         heuristic = cfg.get("latency_ms", {}).get("p50")
         out.append({"precision": key[0], "batch": key[1], "seq_len": key[2],

@@ -1,4 +1,4 @@
-/* tuning.cuh - the timing behind the engine's one-time choices by timing (cuBLASLt algorithms and
+/* tuning.cuh - the timing behind the engine's one-time choices (cuBLASLt algorithms and
  * the fused GELU path in gemm.cu, our attention kernel or cuDNN's in engine_cuda.cu). Choices are
  * made on a shape's first eager call; a stream that is being captured into a graph times nothing. */
 #ifndef BQ_TUNING_CUH
