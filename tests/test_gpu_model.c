@@ -340,6 +340,30 @@ static void round_as(float *x, size_t n, bq_cuda_dtype dt) {
     }
 }
 
+/* Host buffers of one GEMM shape: the operands x [R, K], w [N, K], b [N] (as the GPU sees them,
+ * filled by gemm_operands) and the check's scratch ref, got [R, N]. */
+typedef struct {
+    float *x, *w, *b, *ref, *got;
+} gemm_host;
+
+static gemm_host gemm_host_alloc(int R, int K, int N) {
+    const size_t nx = (size_t)R * K, nw = (size_t)N * K, ny = (size_t)R * N;
+    gemm_host h = {malloc(nx * sizeof(float)), malloc(nw * sizeof(float)),
+                   malloc((size_t)N * sizeof(float)), malloc(ny * sizeof(float)),
+                   malloc(ny * sizeof(float))};
+    assert_true(h.x && h.w && h.b && h.ref && h.got);
+    return h;
+}
+
+static void gemm_host_free(gemm_host *h) {
+    free(h->x), free(h->w), free(h->b), free(h->ref), free(h->got);
+}
+
+/* The device buffers gemm_operands allocated. */
+static void gemm_device_free(void *dx, void *dw, void *db, void *dy) {
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dy);
+}
+
 /* Fresh operands for a y[R, N] = x[R, K] W[N, K]^T + b GEMM test: x U(-1, 1), W U(-0.1, 0.1),
  * b U(-0.5, 0.5), rounded to dt on the host (so the CPU reference sees the GPU's inputs), uploaded,
  * and y allocated (device buffers in dt; the caller frees them). */
@@ -400,15 +424,12 @@ static void test_gemm_linear(void **state) {
     int failures = 0; /* every shape and mode runs and prints before the test fails */
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
-        size_t nx = (size_t)R * K, nw = (size_t)N * K, ny = (size_t)R * N;
-        float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float));
-        float *b = malloc((size_t)N * sizeof(float)), *ref = malloc(ny * sizeof(float));
-        float *got = malloc(ny * sizeof(float));
-        assert_true(x && w && b && ref && got);
+        size_t ny = (size_t)R * N;
+        gemm_host h = gemm_host_alloc(R, K, N);
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
             bq_cuda_dtype dt = modes[mi].dt;
             void *dx, *dw, *db, *dy;
-            gemm_operands(x, w, b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
+            gemm_operands(h.x, h.w, h.b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
             for (int e = 0; e < 3; e++) {
                 assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
                 bq_status s = bq_gemm_linear(g, dx, dw, db, R, K, N, dy, dt, modes[mi].tf32, eps[e],
@@ -417,16 +438,14 @@ static void test_gemm_linear(void **state) {
                 assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
                 char what[64];
                 snprintf(what, sizeof what, "gemm %-9s", ep_names[e]);
-                failures += !gemm_output_ok(what, dy, x, w, eps[e] == BQ_EPILOGUE_NONE ? NULL : b,
+                failures += !gemm_output_ok(what, dy, h.x, h.w,
+                                            eps[e] == BQ_EPILOGUE_NONE ? NULL : h.b,
                                             eps[e] == BQ_EPILOGUE_BIAS_GELU, R, K, N, dt,
-                                            modes[mi].name, modes[mi].tol, ref, got);
+                                            modes[mi].name, modes[mi].tol, h.ref, h.got);
             }
-            cudaFree(dx);
-            cudaFree(dw);
-            cudaFree(db);
-            cudaFree(dy);
+            gemm_device_free(dx, dw, db, dy);
         }
-        free(x), free(w), free(b), free(ref), free(got);
+        gemm_host_free(&h);
     }
     bq_gemm_ctx_free(g);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
@@ -456,15 +475,12 @@ static void test_gemm_bias_gelu_fused(void **state) {
     int failures = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
-        size_t nx = (size_t)R * K, nw = (size_t)N * K, ny = (size_t)R * N;
-        float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float));
-        float *b = malloc((size_t)N * sizeof(float)), *ref = malloc(ny * sizeof(float));
-        float *got = malloc(ny * sizeof(float));
-        assert_true(x && w && b && ref && got);
+        size_t ny = (size_t)R * N;
+        gemm_host h = gemm_host_alloc(R, K, N);
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
             bq_cuda_dtype dt = modes[mi].dt;
             void *dx, *dw, *db, *dy;
-            gemm_operands(x, w, b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
+            gemm_operands(h.x, h.w, h.b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
             for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_SMALL; tile++) {
                 const char *what = tile == BQ_GELU_TILE_LARGE ? "fused gemm+gelu (large tiles)"
                                                               : "fused gemm+gelu (small, stream-K)";
@@ -481,15 +497,12 @@ static void test_gemm_bias_gelu_fused(void **state) {
                     fail_msg("%s %dx%dx%d %s: %s", what, R, K, N, modes[mi].name,
                              cudaGetErrorString(rc));
                 assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-                failures += !gemm_output_ok(what, dy, x, w, b, 1, R, K, N, dt, modes[mi].name,
-                                            modes[mi].tol, ref, got);
+                failures += !gemm_output_ok(what, dy, h.x, h.w, h.b, 1, R, K, N, dt,
+                                            modes[mi].name, modes[mi].tol, h.ref, h.got);
             }
-            cudaFree(dx);
-            cudaFree(dw);
-            cudaFree(db);
-            cudaFree(dy);
+            gemm_device_free(dx, dw, db, dy);
         }
-        free(x), free(w), free(b), free(ref), free(got);
+        gemm_host_free(&h);
     }
     cudaFree(workspace);
     if (failures) fail_msg("%d fused GEMM check(s) failed; see the FAIL lines above", failures);
