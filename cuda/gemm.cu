@@ -46,10 +46,9 @@ typedef struct {
     cublasLtEpilogue_t epilogue; /* what cuBLASLt does of it (GELU never) */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
-    cublasLtMatmulAlgo_t algo; /* the one used: candidates[chosen] */
     cublasLtMatmulAlgo_t candidates[BQ_GEMM_CANDIDATES];
-    int candidate_count, chosen;
-    int tuned;      /* 1 once the candidates were timed (or there was nothing to choose) */
+    int candidate_count, chosen; /* candidates[chosen] is the one that runs */
+    int tuned; /* 1 once the choices were timed, or timing is off (BQ_GEMM_AUTOTUNE=0) */
     int gelu_variant; /* BIAS_GELU in 16 bits: a VARIANT_* below, or 0 = undecided */
     float first_ms, chosen_ms, unfused_ms, fused_ms[2]; /* per call, timed; 0 = not */
 } gemm_plan;
@@ -168,7 +167,6 @@ static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
             p->candidates[p->candidate_count++] = results[i].algo;
     if (p->candidate_count == 0)
         return bq_fail(err, BQ_ERR_UNSUPPORTED, "cuBLASLt's heuristic returned no usable algorithm");
-    p->algo = p->candidates[0];
     p->chosen = 0;
     return BQ_OK;
 }
@@ -210,7 +208,7 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
         *ran = 1;
         return BQ_OK;
     }
-    const cublasLtMatmulAlgo_t *algo = variant >= 0 ? &p->candidates[variant] : &p->algo;
+    const cublasLtMatmulAlgo_t *algo = &p->candidates[variant >= 0 ? variant : p->chosen];
     cublasStatus_t rc = cublasLtMatmul(g->handle, p->desc, &one, o->W, p->a, o->x, p->b, &zero,
                                        o->y, p->c, o->y, p->c, algo, g->workspace,
                                        g->workspace_bytes, stream);
@@ -276,7 +274,6 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     }
     if (s == BQ_OK && best >= 0) {
         p->chosen = best;
-        p->algo = p->candidates[best];
         p->chosen_ms = best_ms;
     }
     if (s == BQ_OK && gelu16 && p->gelu_variant == 0) {
