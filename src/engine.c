@@ -66,18 +66,14 @@ bq_status bq_parse_precision(const char *s, bq_precision *p, bq_err *err) {
                    s ? s : "");
 }
 
+static const char *const attention_names[] = {"own", "cudnn", "auto"}; /* bq_attention_impl order */
+
 bq_status bq_parse_attention(const char *s, bq_attention_impl *a, bq_err *err) {
-    if (s && strcmp(s, "own") == 0) {
-        *a = BQ_ATTENTION_OWN;
-        return BQ_OK;
-    }
-    if (s && strcmp(s, "cudnn") == 0) {
-        *a = BQ_ATTENTION_CUDNN;
-        return BQ_OK;
-    }
-    if (s && strcmp(s, "auto") == 0) {
-        *a = BQ_ATTENTION_AUTO;
-        return BQ_OK;
+    for (int i = 0; i < 3; i++) {
+        if (s && strcmp(s, attention_names[i]) == 0) {
+            *a = (bq_attention_impl)i;
+            return BQ_OK;
+        }
     }
     return bq_fail(err, BQ_ERR_INVALID_ARG, "unknown attention '%s' (expected auto, own or cudnn)",
                    s ? s : "");

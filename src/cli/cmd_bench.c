@@ -260,6 +260,7 @@ int cmd_bench(const cli_args *a) {
             bq_cuda_engine *ce = engine ? bq_engine_cuda_backend(engine) : NULL;
             double stage_ms[BQ_STAGE_COUNT];
             bq_gemm_plan_info plans[16]; /* 4 GEMM shapes per engine; the rest is headroom */
+            const int max_plans = (int)(sizeof plans / sizeof plans[0]);
             int n_plans = 0;
             if (st == BQ_OK && ce) {
                 bq_cuda_timing *t = calloc((size_t)iters, sizeof *t);
@@ -284,7 +285,7 @@ int cmd_bench(const cli_args *a) {
                         cJSON_AddNumberToObject(c, "attention_cudnn_ms", cudnn_ms);
                     }
                 }
-                n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, 16) : 0;
+                n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, max_plans) : 0;
                 if (n_plans > 0) add_gemm_plans(c, plans, n_plans);
                 if (st == BQ_OK && a->given[OPT_PROFILE]) {
                     st = bq_cuda_engine_profile(ce, B, ids, mask, seg, stage_ms, &err);
