@@ -622,12 +622,9 @@ static void test_attention_kernel_switch(void **state) {
         const bq_cuda_dtype dt = k_dtypes[di];
         if (dt == BQ_CUDA_F32) continue;
         const size_t es = bq_cuda_dtype_size(dt);
-        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
-        int32_t *mask = malloc(rows * sizeof *mask);
-        assert_non_null(mask);
-        fill_mask(mask, B, S, MASK_RAGGED);
-        dev_buf d_qkv = dev_upload_at(qkv, rows * 3 * H, dt, 0);
-        dev_buf d_mask = dev_upload_ints(mask, rows);
+        attention_case ac = attention_case_make(B, S, H, heads, MASK_RAGGED, dt, &seed);
+        dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt);
+        dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         dev_buf d_switched = dev_alloc(rows * H * es), d_wmma = dev_alloc(rows * H * es);
         assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "wmma", 1), 0);
         CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_switched.ptr, dt, 0));
@@ -647,7 +644,7 @@ static void test_attention_kernel_switch(void **state) {
         }
         free(switched), free(wmma);
         dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_switched), dev_free(&d_wmma);
-        free(qkv), free(mask);
+        attention_case_free(&ac);
     }
     EXPECT_NO_CASE_FAILURES();
 }
