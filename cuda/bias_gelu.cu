@@ -10,13 +10,9 @@ __global__ void bias_gelu_vec_kernel(T *x, const T *bias, size_t n_vectors, int 
     constexpr int V = bq_vec16<T>::size;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_vectors; i += stride) {
-        float v[V], b[V];
+        float v[V];
         bq_load16_f32(x + i * V, v);
-        if (bias) {
-            bq_load16_f32(bias + (i * V) % (size_t)cols, b); /* cols % V == 0: one bias slice */
-#pragma unroll
-            for (int k = 0; k < V; k++) v[k] += b[k];
-        }
+        if (bias) bq_add16_f32(bias + (i * V) % (size_t)cols, v); /* cols % V == 0: one slice */
 #pragma unroll
         for (int k = 0; k < V; k++) v[k] = bq_gelu_erf(v[k]);
         bq_store16_f32(x + i * V, v);

@@ -17,16 +17,10 @@ bias_residual_layernorm_vec_kernel(const T *x, const T *bias, const T *residual,
     constexpr int V = bq_vec16<T>::size;
     const int col = threadIdx.x * V;
     const size_t at = (size_t)blockIdx.x * hidden + col;
-    float v[V], w[V]; /* v: this thread's slice of x + residual + bias, fp32 */
+    float v[V]; /* this thread's slice of x + residual + bias, fp32 */
     bq_load16_f32(x + at, v);
-    bq_load16_f32(residual + at, w);
-#pragma unroll
-    for (int i = 0; i < V; i++) v[i] += w[i];
-    if (bias) {
-        bq_load16_f32(bias + col, w);
-#pragma unroll
-        for (int i = 0; i < V; i++) v[i] += w[i];
-    }
+    bq_add16_f32(residual + at, v);
+    if (bias) bq_add16_f32(bias + col, v);
     bq_vec_layernorm_store(v, hidden, eps, gamma, beta, col, out, at);
 }
 

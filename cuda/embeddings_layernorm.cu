@@ -14,14 +14,10 @@ embeddings_layernorm_vec_kernel(const int32_t *ids, const int32_t *segment_ids, 
     constexpr int V = bq_vec16<T>::size;
     const size_t token = blockIdx.x;
     const int col = threadIdx.x * V;
-    float v[V], w[V];
+    float v[V];
     bq_load16_f32(word_emb + (size_t)ids[token] * hidden + col, v);
-    bq_load16_f32(pos_emb + (token % (size_t)seq_len) * hidden + col, w);
-#pragma unroll
-    for (int i = 0; i < V; i++) v[i] += w[i];
-    bq_load16_f32(type_emb + (size_t)segment_ids[token] * hidden + col, w);
-#pragma unroll
-    for (int i = 0; i < V; i++) v[i] += w[i];
+    bq_add16_f32(pos_emb + (token % (size_t)seq_len) * hidden + col, v);
+    bq_add16_f32(type_emb + (size_t)segment_ids[token] * hidden + col, v);
     bq_vec_layernorm_store(v, hidden, eps, gamma, beta, col, out, token * hidden + col);
 }
 

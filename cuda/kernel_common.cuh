@@ -100,6 +100,15 @@ template <typename T> __device__ __forceinline__ void bq_load16_f32(const T *p, 
     for (int i = 0; i < bq_vec16<T>::size; i++) v[i] = bq_load_f32(e, (size_t)i);
 }
 
+/* v[i] += p[i] for one 16-byte slice of p (the bias / residual / embedding sums of the vector
+ * kernels). */
+template <typename T> __device__ __forceinline__ void bq_add16_f32(const T *p, float v[bq_vec16<T>::size]) {
+    float w[bq_vec16<T>::size];
+    bq_load16_f32(p, w);
+#pragma unroll
+    for (int i = 0; i < bq_vec16<T>::size; i++) v[i] += w[i];
+}
+
 template <typename T> __device__ __forceinline__ void bq_store16_f32(T *p, const float v[bq_vec16<T>::size]) {
     T e[bq_vec16<T>::size];
 #pragma unroll
