@@ -750,7 +750,6 @@ static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *m
     return cudaGetLastError();
 }
 
-static bool aligned_16_bytes(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 /* ---- entry points --------------------------------------------------------------------------- */
 
@@ -792,11 +791,11 @@ extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, i
                                          bq_cuda_dtype dt, cudaStream_t stream) {
     if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
-    if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && aligned_16_bytes(qkv) &&
-        aligned_16_bytes(ctx))
+    if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && bq_aligned16(qkv) &&
+        bq_aligned16(ctx))
         return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
     const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
-    if (half_dtype && hidden / heads == ATTN_MMA_HEAD && hidden % 8 == 0 && aligned_16_bytes(qkv) &&
+    if (half_dtype && hidden / heads == ATTN_MMA_HEAD && hidden % 8 == 0 && bq_aligned16(qkv) &&
         ((uintptr_t)ctx & 3u) == 0 && mma_path_allowed()) {
         if (dt == BQ_CUDA_F16)
             return launch_attention_mma_head64<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx,

@@ -18,6 +18,7 @@
  * CMakeLists.txt); -DNDEBUG is required, since a device assert() between WGMMAs serializes them
  * (ptxas warning C7510). */
 #include "gemm_bias_gelu.cuh"
+#include "kernel_common.cuh" /* bq_aligned16 */
 
 #ifdef BQ_HAVE_CUTLASS
 
@@ -130,8 +131,6 @@ bool device_is_sm90() {
     return known[device] == 1;
 }
 
-bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
 } // namespace
 
 #endif /* BQ_HAVE_CUTLASS */
@@ -151,7 +150,8 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
     if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
 #ifdef BQ_HAVE_CUTLASS
     if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
-    if (!aligned16(x) || !aligned16(w) || !aligned16(bias) || !aligned16(y) || !aligned16(workspace))
+    if (!bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(bias) || !bq_aligned16(y) ||
+        !bq_aligned16(workspace))
         return cudaErrorNotSupported;
     if (!device_is_sm90()) return cudaErrorNotSupported;
     if (tile == BQ_GELU_TILE_LARGE)

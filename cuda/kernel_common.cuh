@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "bq_math.h"
@@ -161,6 +162,9 @@ __device__ __forceinline__ void bq_vec_layernorm_store(float v[bq_vec16<T>::size
     for (int i = 0; i < V; i++) v[i] = bq_layernorm_apply(v[i], mean, rstd, g[i], b[i]);
     bq_store16_f32(out + at, v);
 }
+
+/* 16-byte aligned: what 16-byte vector loads, cp.async and TMA need of a pointer. */
+static inline bool bq_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 /* Threads for the vector LayerNorm kernels (one 16-byte slice per thread), or 0 when a row of
  * `hidden` elements of `elem_bytes` does not split into a whole number of warps of slices (at
