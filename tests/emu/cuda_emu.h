@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -304,6 +306,17 @@ namespace bq_emu {
 void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, size_t dynamic_smem,
                 cudaStream_t stream, void (*body)(void *), void *ctx);
 
+/* Work submitted to `stream` (a launch, an async copy, a cuBLASLt call, an event record): runs
+ * now, or, while `stream` is being captured (cudaStreamBeginCapture), is appended to the graph
+ * that cudaGraphLaunch replays later (cuda_emu_stream.cpp). */
+void enqueue(cudaStream_t stream, std::function<void()> work);
+
+/* For calls a real stream capture forbids on the capturing thread (allocation, synchronous copies,
+ * synchronizing the device or the capturing stream): while a capture is active, prints `api`,
+ * invalidates the capture (cudaStreamEndCapture then fails) and returns
+ * cudaErrorStreamCaptureUnsupported; otherwise cudaSuccess. */
+cudaError_t capture_forbids(const char *api);
+
 /* `kernel<<<grid, block, smem, stream>>>(args...)` is spelled
  * `bq_emu::launch(kernel, "kernel", grid, block, smem, stream)(args...)`: the arguments are
  * converted to the parameter types once, as a real launch does, and every thread gets its own
@@ -316,10 +329,18 @@ template <typename... P> class Launch {
 
     template <typename... A> void operator()(A &&...args) const {
         static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
-        std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
-        Call call = {kernel_, &params};
-        run_kernel(reinterpret_cast<const void *>(kernel_), name_, grid_, block_, smem_, stream_,
-                   &Launch::invoke, &call);
+        /* converted now, as a real launch (or a graph capture of it) takes the values */
+        auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::forward<A>(args)...);
+        void (*kernel)(P...) = kernel_;
+        const char *name = name_;
+        const dim3 grid = grid_, block = block_;
+        const size_t smem = smem_;
+        const cudaStream_t stream = stream_;
+        enqueue(stream, [=]() {
+            Call call = {kernel, params.get()};
+            run_kernel(reinterpret_cast<const void *>(kernel), name, grid, block, smem, stream,
+                       &Launch::invoke, &call);
+        });
     }
 
   private:

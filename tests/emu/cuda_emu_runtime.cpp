@@ -23,6 +23,7 @@
 #undef _FORTIFY_SOURCE /* the fortified longjmp refuses to jump to another stack; before any include */
 
 #include "cuda_emu.h"
+#include "cuda_emu_runtime.h"
 
 #include <cublas_api.h>
 #include <setjmp.h>
@@ -34,7 +35,6 @@
 #include <unistd.h>
 
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -125,7 +125,7 @@ std::map<const void *, KernelInfo> g_kernels;
 
 cudaError_t g_last_error = cudaSuccess; /* cleared by cudaGetLastError */
 cudaError_t g_sticky_error = cudaSuccess; /* a failed kernel: every later call reports it */
-std::set<void *> g_allocations;
+std::map<void *, size_t> g_allocations; /* cudaMalloc'ed: base -> bytes asked for */
 
 Fiber *current() { return static_cast<Fiber *>(g_thread); }
 
@@ -617,6 +617,25 @@ void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, siz
     g_in_kernel = false;
 }
 
+cudaError_t sticky_error() { return g_sticky_error; }
+
+cudaError_t record_error(cudaError_t e) { return set_error(e); }
+
+bool in_device_allocation(const void *p, size_t bytes) {
+    const unsigned char *c = static_cast<const unsigned char *>(p);
+    auto it = g_allocations.upper_bound(const_cast<void *>(p)); /* first base above p */
+    if (it == g_allocations.begin()) return false;
+    --it;
+    const unsigned char *base = static_cast<const unsigned char *>(it->first);
+    return c >= base && bytes <= it->second && (size_t)(c - base) <= it->second - bytes;
+}
+
+size_t device_bytes_allocated() {
+    size_t total = 0;
+    for (const auto &a : g_allocations) total += a.second;
+    return total;
+}
+
 } // namespace bq_emu
 
 /* ---- the CUDA runtime API, as much of it as our code calls ------------------------------------ */
@@ -646,6 +665,10 @@ static const struct {
     {cudaErrorMisalignedAddress, "cudaErrorMisalignedAddress", "misaligned address"},
     {cudaErrorLaunchFailure, "cudaErrorLaunchFailure", "unspecified launch failure"},
     {cudaErrorLaunchOutOfResources, "cudaErrorLaunchOutOfResources", "too many resources requested for launch"},
+    {cudaErrorNotReady, "cudaErrorNotReady", "device not ready"},
+    {cudaErrorStreamCaptureUnsupported, "cudaErrorStreamCaptureUnsupported", "operation not permitted when stream is capturing"},
+    {cudaErrorStreamCaptureInvalidated, "cudaErrorStreamCaptureInvalidated", "operation failed due to a previous error during capture"},
+    {cudaErrorIllegalState, "cudaErrorIllegalState", "the operation is not permitted in the current state"},
     {cudaErrorUnknown, "cudaErrorUnknown", "unknown error"},
 };
 
@@ -696,44 +719,21 @@ cudaError_t CUDARTAPI cudaDeviceReset(void) {
     return cudaSuccess;
 }
 
-cudaError_t CUDARTAPI cudaDeviceSynchronize(void) { return g_sticky_error; }
-
-cudaError_t CUDARTAPI cudaStreamSynchronize(cudaStream_t stream) {
-    (void)stream;
-    return g_sticky_error;
-}
-
-/* Streams are handles only (work runs at launch); a distinct non-null value per stream. */
-cudaError_t CUDARTAPI cudaStreamCreate(cudaStream_t *stream) {
-    if (g_sticky_error != cudaSuccess) return g_sticky_error;
-    if (!stream) return set_error(cudaErrorInvalidValue);
-    *stream = reinterpret_cast<cudaStream_t>(malloc(1));
-    return *stream ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
-}
-
-cudaError_t CUDARTAPI cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
-    (void)flags;
-    return cudaStreamCreate(stream);
-}
-
-cudaError_t CUDARTAPI cudaStreamDestroy(cudaStream_t stream) {
-    free(reinterpret_cast<void *>(stream));
-    return g_sticky_error;
-}
-
 cudaError_t CUDARTAPI cudaMalloc(void **ptr, size_t size) {
     if (g_sticky_error != cudaSuccess) return g_sticky_error;
+    if (cudaError_t rc = bq_emu::capture_forbids("cudaMalloc")) return set_error(rc);
     if (!ptr) return set_error(cudaErrorInvalidValue);
     const size_t rounded = ((size ? size : 1) + 255) / 256 * 256; /* cudaMalloc aligns to 256 */
     void *p = aligned_alloc(256, rounded);
     if (!p) return set_error(cudaErrorMemoryAllocation);
-    bq_emu::g_allocations.insert(p);
+    bq_emu::g_allocations[p] = size;
     *ptr = p;
     return cudaSuccess;
 }
 
 cudaError_t CUDARTAPI cudaFree(void *ptr) {
     if (g_sticky_error != cudaSuccess) return g_sticky_error;
+    if (cudaError_t rc = bq_emu::capture_forbids("cudaFree")) return set_error(rc);
     if (!ptr) return cudaSuccess;
     if (!bq_emu::g_allocations.erase(ptr)) return set_error(cudaErrorInvalidValue);
     free(ptr);
@@ -741,18 +741,26 @@ cudaError_t CUDARTAPI cudaFree(void *ptr) {
 }
 
 cudaError_t CUDARTAPI cudaMallocHost(void **ptr, size_t size) {
+    if (cudaError_t rc = bq_emu::capture_forbids("cudaMallocHost")) return set_error(rc);
     if (!ptr) return set_error(cudaErrorInvalidValue);
     *ptr = malloc(size ? size : 1);
     return *ptr ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
 }
 
+cudaError_t CUDARTAPI cudaHostAlloc(void **ptr, size_t size, unsigned int flags) {
+    (void)flags; /* host memory is all the emulated device has */
+    return cudaMallocHost(ptr, size);
+}
+
 cudaError_t CUDARTAPI cudaFreeHost(void *ptr) {
+    if (cudaError_t rc = bq_emu::capture_forbids("cudaFreeHost")) return set_error(rc);
     free(ptr);
     return cudaSuccess;
 }
 
 cudaError_t CUDARTAPI cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind) {
     if (g_sticky_error != cudaSuccess) return g_sticky_error;
+    if (cudaError_t rc = bq_emu::capture_forbids("cudaMemcpy")) return set_error(rc);
     if ((int)kind < (int)cudaMemcpyHostToHost || (int)kind > (int)cudaMemcpyDefault)
         return set_error(cudaErrorInvalidMemcpyDirection);
     if (count == 0) return cudaSuccess;
@@ -761,23 +769,13 @@ cudaError_t CUDARTAPI cudaMemcpy(void *dst, const void *src, size_t count, enum 
     return cudaSuccess;
 }
 
-cudaError_t CUDARTAPI cudaMemcpyAsync(void *dst, const void *src, size_t count,
-                                      enum cudaMemcpyKind kind, cudaStream_t stream) {
-    (void)stream;
-    return cudaMemcpy(dst, src, count, kind);
-}
-
 cudaError_t CUDARTAPI cudaMemset(void *ptr, int value, size_t count) {
     if (g_sticky_error != cudaSuccess) return g_sticky_error;
+    if (cudaError_t rc = bq_emu::capture_forbids("cudaMemset")) return set_error(rc);
     if (count == 0) return cudaSuccess;
     if (!ptr) return set_error(cudaErrorInvalidValue);
     memset(ptr, value, count);
     return cudaSuccess;
-}
-
-cudaError_t CUDARTAPI cudaMemsetAsync(void *ptr, int value, size_t count, cudaStream_t stream) {
-    (void)stream;
-    return cudaMemset(ptr, value, count);
 }
 
 cudaError_t CUDARTAPI cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, int value) {

@@ -6,7 +6,11 @@
 #   - those are compiled by the C++ compiler with cuda_emu.h force-included, with tests/emu ahead
 #     of cuda/ on the include path so that tensor_core.cuh and <mma.h> are the emulator's;
 #   - cuda_emu_runtime.cpp provides the fiber scheduler and the runtime API calls our code makes.
+#   - the engine (engine_cuda.cu, gemm.cu, tuning.cu; cuDNN and CUTLASS as their "not built"
+#     stubs) is translated the same way and runs on cublaslt_emu.cpp, a host cuBLASLt that follows
+#     the documented semantics, and on cuda_emu_stream.cpp's streams, events and graph capture.
 # Tests: test_gpu_ops_emulated (tests/test_gpu_ops.c against the emulated kernels),
+# test_gpu_model_emulated (tests/test_gpu_model.c: the whole engine against the CPU reference),
 # test_tensor_core_emu and test_emu_runtime (the emulator's own checks), emu_translate_selftest.
 # Not built under BQ_SANITIZE: the fibers switch stacks with _longjmp, which ASan cannot follow.
 
@@ -57,8 +61,12 @@ set(BQ_EMU_TRANSLATE ${BQ_EMU_SRC}/translate_cu.py)
 set(BQ_EMU_KERNEL_SOURCES attention.cu bias_gelu.cu bias_residual_layernorm.cu
                           embeddings_layernorm.cu qa_head.cu cuda_check.cu)
 set(BQ_EMU_KERNEL_HEADERS kernel_common.cuh)
+# The engine's host-side CUDA sources: no kernels of their own except cuDNN's mask bias, which the
+# "built without cuDNN" stub of attention_cudnn.cu does not have.
+set(BQ_EMU_ENGINE_SOURCES engine_cuda.cu gemm.cu tuning.cu gemm_bias_gelu.cu attention_cudnn.cu)
 set(BQ_EMU_TRANSLATED)
-foreach(f ${BQ_EMU_KERNEL_SOURCES} ${BQ_EMU_KERNEL_HEADERS})
+set(BQ_EMU_ENGINE_TRANSLATED)
+foreach(f ${BQ_EMU_KERNEL_SOURCES} ${BQ_EMU_KERNEL_HEADERS} ${BQ_EMU_ENGINE_SOURCES})
   get_filename_component(base ${f} NAME_WE)
   if(f MATCHES "\\.cu$")
     set(out ${BQ_EMU_GEN}/${base}.cpp)
@@ -71,11 +79,15 @@ foreach(f ${BQ_EMU_KERNEL_SOURCES} ${BQ_EMU_KERNEL_HEADERS})
             --display-name cuda/${f}
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/cuda/${f} ${BQ_EMU_TRANSLATE}
     COMMENT "Translating cuda/${f} for the CPU emulator" VERBATIM)
-  list(APPEND BQ_EMU_TRANSLATED ${out})
+  if(f IN_LIST BQ_EMU_ENGINE_SOURCES)
+    list(APPEND BQ_EMU_ENGINE_TRANSLATED ${out})
+  else()
+    list(APPEND BQ_EMU_TRANSLATED ${out})
+  endif()
 endforeach()
 
 # The runtime: no force-include (it must #undef _FORTIFY_SOURCE before any system header).
-add_library(bq_emu_runtime STATIC ${BQ_EMU_SRC}/cuda_emu_runtime.cpp)
+add_library(bq_emu_runtime STATIC ${BQ_EMU_SRC}/cuda_emu_runtime.cpp ${BQ_EMU_SRC}/cuda_emu_stream.cpp)
 target_include_directories(bq_emu_runtime PUBLIC ${BQ_EMU_SRC})
 target_include_directories(bq_emu_runtime SYSTEM PUBLIC ${BQ_EMU_CUDA_INCLUDE})
 target_compile_features(bq_emu_runtime PUBLIC cxx_std_17)
@@ -115,6 +127,38 @@ target_compile_definitions(test_gpu_ops_emulated PRIVATE BQ_HAVE_CUDA=1 BQ_CUDA_
 set_target_properties(test_gpu_ops_emulated PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME test_gpu_ops_emulated COMMAND test_gpu_ops_emulated)
 set_tests_properties(test_gpu_ops_emulated PROPERTIES TIMEOUT 900)
+
+# The whole engine on the emulator: the host library (without the CUDA stub), the translated engine
+# sources and the host cuBLASLt in one archive. It and the kernels need each other (the kernels'
+# error checks are the host library's bq_fail), hence the archive twice on the test's link line.
+add_library(bq_emu_engine STATIC ${BQ_SOURCES} ${BQ_EMU_ENGINE_TRANSLATED}
+            ${BQ_EMU_SRC}/cublaslt_emu.cpp)
+target_include_directories(bq_emu_engine BEFORE PUBLIC ${BQ_EMU_SRC})
+target_include_directories(bq_emu_engine PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/cuda
+                           ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR}/src
+                           PRIVATE ${CBLAS_INCLUDE_DIR})
+set_source_files_properties(${BQ_EMU_ENGINE_TRANSLATED} PROPERTIES COMPILE_OPTIONS
+                            "-include;${BQ_EMU_SRC}/cuda_emu.h;-fno-strict-aliasing")
+target_compile_options(bq_emu_engine PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wno-unknown-pragmas>)
+target_link_libraries(bq_emu_engine PUBLIC bq_emu_kernels PkgConfig::UTF8PROC PkgConfig::CJSON
+                      ${OPENBLAS_LIBRARY} Threads::Threads m)
+
+add_executable(test_gpu_model_emulated tests/test_gpu_model.c tests/test_support.c)
+target_link_libraries(test_gpu_model_emulated PRIVATE bq_emu_engine bq_emu_kernels bq_emu_engine
+                      PkgConfig::CMOCKA)
+target_compile_definitions(test_gpu_model_emulated PRIVATE BQ_HAVE_CUDA=1 BQ_CUDA_EMULATED=1
+  BQ_SOURCE_DIR="${CMAKE_CURRENT_SOURCE_DIR}" BQ_BINARY_DIR="${CMAKE_CURRENT_BINARY_DIR}")
+set_target_properties(test_gpu_model_emulated PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME test_gpu_model_emulated COMMAND test_gpu_model_emulated)
+set_tests_properties(test_gpu_model_emulated PROPERTIES TIMEOUT 900)
+
+# The command line on the emulated engine: `--device cuda` end to end (SQuAD, bench, logits)
+# without a GPU, checked against `--device cpu` by tests/emu/cli_cuda_emulated.sh.
+add_executable(bertqa-gpu-emulated ${BQ_CLI_SOURCES})
+target_link_libraries(bertqa-gpu-emulated PRIVATE bq_emu_engine bq_emu_kernels bq_emu_engine)
+target_compile_definitions(bertqa-gpu-emulated PRIVATE
+  BQ_DEFAULT_VOCAB="${CMAKE_CURRENT_SOURCE_DIR}/vocab/vocab.txt")
+set_target_properties(bertqa-gpu-emulated PROPERTIES LINKER_LANGUAGE CXX)
 
 foreach(t test_tensor_core_emu test_emu_runtime)
   add_executable(${t} ${BQ_EMU_SRC}/${t}.cpp)
