@@ -281,7 +281,10 @@ def check_targets(configs, profiles, e2e):
     return targets
 
 
-FAILURE_LINE = re.compile(r"^\s*(FAIL\b|\[  FAILED  \]|.*\b(error|Error|ERROR)\b|.*timed out)")
+# A failed step's lines worth quoting: FAIL / FAILED / timeouts first, then other error lines. A
+# passing check's line ("ok ... rel error 2e-06") mentions "error" too and is never quoted.
+FAILURE_LINE = re.compile(r"^\s*(FAIL\b|\[  FAILED  \]|ERROR\b|.*timed out)")
+ERROR_LINE = re.compile(r"^(?!\s*ok\b).*\b(error|Error)\b")
 
 
 def merge_steps(outdir, max_lines=12):
@@ -302,7 +305,8 @@ def merge_steps(outdir, max_lines=12):
             if status not in ("0", "77", "skipped"):
                 log = os.path.join(outdir, f"{name}.log")
                 text = open(log, errors="replace").read().splitlines() if os.path.exists(log) else []
-                hits = [l.strip() for l in text if FAILURE_LINE.match(l)]
+                hits = ([l.strip() for l in text if FAILURE_LINE.match(l)] +
+                        [l.strip() for l in text if not FAILURE_LINE.match(l) and ERROR_LINE.match(l)])
                 entry["lines"] = (hits or [l.strip() for l in text[-max_lines:]])[:max_lines]
             steps.append(entry)
     return steps
