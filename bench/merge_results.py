@@ -213,7 +213,8 @@ def merge_autotune(outdir, configs):
 
 
 SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "
-                           r"\(([\d.]+) questions/s\); engine ([\d.]+) s, host work ([\d.]+) s")
+                           r"\(([\d.]+) questions/s\); engine ([\d.]+) s, host work ([\d.]+) s"
+                           r"(?: \(overlapped\); (\d+) engine batches, (\d+) partial)?")
 
 
 def merge_end_to_end(outdir, configs, precision="fp16", batch=128):
@@ -231,7 +232,9 @@ def merge_end_to_end(outdir, configs, precision="fp16", batch=128):
     e2e = {"precision": precision, "batch": batch, "questions": questions, "windows": windows,
            "wall_s": wall, "questions_per_s": questions / wall if wall else None,
            "windows_per_s": windows / wall if wall else None, "engine_s": engine,
-           "host_work_s": host, "engine_idle_share": 1 - engine / wall if wall else None}
+           "host_work_s": host, "engine_idle_share": 1 - engine / wall if wall else None,
+           "engine_batches": int(m.group(7)) if m.group(7) else None,
+           "partial_batches": int(m.group(8)) if m.group(8) else None}
     forward = next((r["throughput_seq_s"] for r in configs if r["precision"] == precision
                     and r["batch"] == batch and r["seq_len"] == 384), None)
     e2e["forward_seq_s"] = forward

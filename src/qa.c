@@ -133,8 +133,35 @@ static void build_features_one(void *arg, int i) {
     if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
 }
 
-/* Features of every request (in parallel), then rows laid out request after request. */
-static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, bq_err *err) {
+/* The largest k whose first k requests hold at most `target` windows; *sum = their windows. */
+static int prefix_within(const int *windows, int n, long target, long *sum) {
+    int k = 0;
+    *sum = 0;
+    while (k < n && *sum + windows[k] <= target) *sum += windows[k++];
+    return k;
+}
+
+int bq_qa_whole_batch_prefix(const int *windows, int n, int max_batch) {
+    long total = 0;
+    for (int i = 0; i < n; i++) total += windows[i];
+    if (total < max_batch) return n;
+    const long most = total / max_batch * max_batch;
+    /* the most whole batches a prefix fills exactly; a multi-window request can straddle one cut
+     * and still let a cut one batch earlier be exact */
+    for (long target = most; target >= max_batch; target -= max_batch) {
+        long sum;
+        const int k = prefix_within(windows, n, target, &sum);
+        if (sum == target) return k;
+    }
+    long sum;
+    const int k = prefix_within(windows, n, most, &sum);
+    return k > 0 ? k : 1;
+}
+
+/* Features of every request (in parallel), then rows laid out request after request. With
+ * `whole_batches`, the chunk is cut back to the requests whose windows fill whole engine batches
+ * (c->n shrinks; the caller gives the rest to the next chunk). */
+static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, bq_err *err) {
     double t0 = now_seconds();
     const int S = qa->seq_len;
     c->feats = calloc((size_t)c->n, sizeof *c->feats);
@@ -142,11 +169,21 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, bq_err *err) {
     if (!c->feats || !c->first_row) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");
     chunk_job job = {qa, c};
     parallel_for(qa->host_threads, c->n, build_features_one, &job);
+    for (int i = 0; i < c->n; i++) {
+        bq_qa_result *r = &c->res[i];
+        if (r->status == BQ_ERR_NOMEM) return bq_fail(err, r->status, "%s", r->error);
+        /* first_row holds the window counts until the rows are laid out below */
+        c->first_row[i] = r->status == BQ_OK ? c->feats[i].n_windows : 0;
+    }
+    if (whole_batches) {
+        const int keep = bq_qa_whole_batch_prefix(c->first_row, c->n, qa->max_batch);
+        for (int i = keep; i < c->n; i++) bq_features_free(&c->feats[i]); /* built again next chunk */
+        c->n = keep;
+    }
     c->n_rows = 0;
     for (int i = 0; i < c->n; i++) {
         bq_qa_result *r = &c->res[i];
         c->first_row[i] = -1;
-        if (r->status == BQ_ERR_NOMEM) return bq_fail(err, r->status, "%s", r->error);
         if (r->status != BQ_OK) continue;
         c->first_row[i] = c->n_rows;
         r->n_windows = c->feats[i].n_windows;
@@ -176,8 +213,8 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, bq_err *err) {
     return BQ_OK;
 }
 
-/* Every row through the engine, max_batch at a time. */
-static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, bq_err *err) {
+/* Every row through the engine, max_batch at a time; counts the calls into `stats` (may be NULL). */
+static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, bq_qa_stats *stats, bq_err *err) {
     const size_t S = (size_t)qa->seq_len;
     for (int row = 0; row < c->n_rows; row += qa->max_batch) {
         int b = c->n_rows - row < qa->max_batch ? c->n_rows - row : qa->max_batch;
@@ -185,6 +222,10 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, bq_err *err) {
         bq_status st = bq_engine_forward(qa->engine, b, c->ids + at, c->mask + at, c->seg + at,
                                          c->start + at, c->end + at, err);
         if (st != BQ_OK) return st;
+        if (stats) {
+            stats->batches++;
+            stats->partial_batches += b < qa->max_batch;
+        }
     }
     return BQ_OK;
 }
@@ -216,8 +257,8 @@ static bq_status chunk_decode(const bq_qa *qa, qa_chunk *c, bq_err *err) {
 bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_result *results,
                        bq_err *err) {
     qa_chunk c = {.req = requests, .res = results, .n = n};
-    bq_status st = chunk_prepare(qa, &c, err);
-    if (st == BQ_OK) st = chunk_infer(qa, &c, err);
+    bq_status st = chunk_prepare(qa, &c, 0, err);
+    if (st == BQ_OK) st = chunk_infer(qa, &c, NULL, err);
     if (st == BQ_OK) st = chunk_decode(qa, &c, err);
     chunk_release(&c);
     return st;
@@ -227,9 +268,9 @@ bq_status bq_qa_compute_logits(bq_qa *qa, const bq_qa_request *request, bq_qa_lo
     memset(out, 0, sizeof *out);
     bq_qa_result res;
     qa_chunk c = {.req = request, .res = &res, .n = 1};
-    bq_status st = chunk_prepare(qa, &c, err);
+    bq_status st = chunk_prepare(qa, &c, 0, err);
     if (st == BQ_OK && res.status != BQ_OK) st = bq_fail(err, res.status, "%s", res.error);
-    if (st == BQ_OK) st = chunk_infer(qa, &c, err);
+    if (st == BQ_OK) st = chunk_infer(qa, &c, NULL, err);
     if (st == BQ_OK) {
         out->features = c.feats[0];
         memset(&c.feats[0], 0, sizeof c.feats[0]);
@@ -254,6 +295,7 @@ void bq_qa_logits_free(bq_qa_logits *l) {
 typedef struct {
     bq_qa *qa;
     qa_chunk *prepare;  /* may be NULL */
+    int prepare_whole;  /* cut `prepare` at whole batches (more requests follow it) */
     qa_chunk *decode;   /* may be NULL */
     bq_status status;
     bq_err err;
@@ -263,8 +305,17 @@ static void *host_job_run(void *arg) {
     host_job *j = arg;
     j->status = BQ_OK;
     if (j->decode) j->status = chunk_decode(j->qa, j->decode, &j->err);
-    if (j->status == BQ_OK && j->prepare) j->status = chunk_prepare(j->qa, j->prepare, &j->err);
+    if (j->status == BQ_OK && j->prepare)
+        j->status = chunk_prepare(j->qa, j->prepare, j->prepare_whole, &j->err);
     return NULL;
+}
+
+/* Points chunk c at the requests from `first` on: per_chunk of them, or what is left. */
+static void chunk_assign(qa_chunk *c, const bq_qa_request *requests, bq_qa_result *results, int n,
+                         int first, int per_chunk) {
+    c->req = requests + first;
+    c->res = results + first;
+    c->n = n - first < per_chunk ? n - first : per_chunk;
 }
 
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
@@ -275,7 +326,6 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
      * first answers come out soon. */
     int per_chunk = qa->max_batch * 4;
     if (per_chunk < 16) per_chunk = 16;
-    int n_chunks = (n + per_chunk - 1) / per_chunk;
     bq_qa_result *results = calloc(n ? (size_t)n : 1, sizeof *results);
     qa_chunk ring[3];
     memset(ring, 0, sizeof ring);
@@ -283,32 +333,30 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
 
     bq_status st = BQ_OK;
     int emitted = 0;
-    for (int k = 0; k <= n_chunks && st == BQ_OK; k++) {
-        /* chunk k is ready (prepared); run it while the host decodes k-1 and prepares k+1 */
-        qa_chunk *cur = k < n_chunks ? &ring[k % 3] : NULL;
-        qa_chunk *prev = k > 0 ? &ring[(k - 1) % 3] : NULL;
-        qa_chunk *next = k + 1 < n_chunks ? &ring[(k + 1) % 3] : NULL;
-        if (k == 0 && cur) {
-            cur->req = requests;
-            cur->res = results;
-            cur->n = n < per_chunk ? n : per_chunk;
-            st = chunk_prepare(qa, cur, err);
-            if (st != BQ_OK) break;
-        }
-        if (next) {
-            int first = (k + 1) * per_chunk;
-            next->req = requests + first;
-            next->res = results + first;
-            next->n = n - first < per_chunk ? n - first : per_chunk;
+    int assigned = 0; /* requests given to a chunk so far; a chunk's prepare can hand some back */
+    qa_chunk *cur = NULL, *prev = NULL;
+    if (n > 0) {
+        cur = &ring[0];
+        chunk_assign(cur, requests, results, n, 0, per_chunk);
+        st = chunk_prepare(qa, cur, cur->n < n, err);
+        assigned = cur->n;
+    }
+    for (int k = 0; (cur || prev) && st == BQ_OK; k++) {
+        /* chunk k (cur) is prepared; run it while the host decodes k-1 and prepares k+1 */
+        qa_chunk *next = NULL;
+        if (cur && assigned < n) {
+            next = &ring[(k + 1) % 3];
+            chunk_assign(next, requests, results, n, assigned, per_chunk);
         }
         host_job job = {.qa = qa, .prepare = next, .decode = prev};
+        job.prepare_whole = next && assigned + next->n < n;
         bq_err_clear(&job.err);
         pthread_t th;
         int threaded = (next || prev) && cur && pthread_create(&th, NULL, host_job_run, &job) == 0;
         if (!threaded) host_job_run(&job);
         if (cur) {
             double t0 = now_seconds();
-            st = chunk_infer(qa, cur, err);
+            st = chunk_infer(qa, cur, &local, err);
             local.engine_seconds += now_seconds() - t0;
             local.windows += cur->n_rows;
         }
@@ -317,6 +365,7 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
             st = job.status;
             if (err) *err = job.err;
         }
+        if (next) assigned += next->n; /* after its prepare: the requests it kept */
         if (prev) {
             local.host_seconds += prev->host_seconds;
             for (int i = 0; i < prev->n && st == BQ_OK; i++) {
@@ -326,6 +375,8 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
             for (int i = 0; i < prev->n; i++) bq_qa_result_free(&prev->res[i]);
             chunk_release(prev);
         }
+        prev = cur;
+        cur = next;
     }
     for (int i = 0; i < 3; i++) {
         if (ring[i].res)

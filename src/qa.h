@@ -60,9 +60,24 @@ typedef struct {
     double engine_seconds;  /* time spent in the engine's forward calls */
     double wall_seconds;
     long windows;           /* engine rows run */
+    long batches;           /* engine forward calls */
+    long partial_batches;   /* of those, calls with fewer rows than the engine's max batch */
 } bq_qa_stats;
+/* Chunks are cut at whole engine batches where the windows allow (bq_qa_whole_batch_prefix): a
+ * partial batch is a new batch size for the engine, and each new size costs it a first eager pass
+ * (GEMM timing, attention choice, graph capture). Returns BQ_OK, or the first engine / memory error
+ * (bad requests are not errors: their results carry their status). */
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
                          void *emit_ctx, bq_qa_stats *stats, bq_err *err);
+
+/* How many leading requests of a chunk to keep so that their windows fill whole engine batches:
+ * windows[i] is request i's window count (0 for a request that failed), n >= 1, max_batch >= 1.
+ * Returns the largest k whose first k requests hold exactly the most whole batches any prefix
+ * fills exactly; when no prefix does (multi-window requests straddle every cut), the largest k
+ * whose requests fit in the chunk's whole batches (at least 1). When the chunk holds fewer than
+ * max_batch windows it returns n: cutting gains nothing. The requests after k go to the next
+ * chunk. */
+int bq_qa_whole_batch_prefix(const int *windows, int n, int max_batch);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,187 @@
+/* test_qa.c - the question-answering pipeline's batching: where chunks are cut
+ * (bq_qa_whole_batch_prefix, by hand), and bq_qa_pipeline on a tiny random model on the CPU: every
+ * request answered, in order, exactly as bq_qa_answer answers it alone, with no partial engine
+ * batch but the last where the windows allow. */
+#include "qa.h"
+#include "test_support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BQ_MAKE_MODEL
+#error "BQ_MAKE_MODEL (path of bertqa-make-model) must be defined by the build"
+#endif
+
+/* ---- where a chunk is cut ---------------------------------------------------------------------- */
+
+static void test_whole_batch_prefix(void **state) {
+    (void)state;
+    /* 10 windows, batch 4 -> the first 8: requests 0..7 */
+    const int ones[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    assert_int_equal(bq_qa_whole_batch_prefix(ones, 10, 4), 8);
+    /* exactly whole batches: everything */
+    assert_int_equal(bq_qa_whole_batch_prefix(ones, 8, 4), 8);
+    /* fewer windows than one batch: nothing gained by cutting */
+    assert_int_equal(bq_qa_whole_batch_prefix(ones, 3, 4), 3);
+    /* failed requests (0 windows) cost nothing and stay with their neighbours */
+    const int holes[7] = {1, 0, 1, 1, 0, 1, 1};
+    assert_int_equal(bq_qa_whole_batch_prefix(holes, 7, 4), 6);
+    /* a two-window request straddling the cut (windows 4 and 5 of 5+): stop before it, 3 rows */
+    const int straddle[5] = {1, 1, 1, 2, 1};
+    assert_int_equal(bq_qa_whole_batch_prefix(straddle, 5, 4), 3);
+    /* a straddler at the last cut, but the cut one batch earlier is exact: 4 rows, not 7 */
+    const int late[9] = {1, 1, 1, 1, 1, 1, 1, 2, 1};
+    assert_int_equal(bq_qa_whole_batch_prefix(late, 9, 4), 4);
+    /* one request with more windows than a batch still makes progress */
+    const int big[2] = {9, 1};
+    assert_int_equal(bq_qa_whole_batch_prefix(big, 2, 4), 1);
+    /* batch 1: every prefix is whole */
+    assert_int_equal(bq_qa_whole_batch_prefix(straddle, 5, 1), 5);
+}
+
+/* ---- the pipeline on a tiny model -------------------------------------------------------------- */
+
+static char *g_tmpdir;
+static bq_model *g_model;
+
+static int setup(void **state) {
+    (void)state;
+    g_tmpdir = bq_test_tmpdir("qa");
+    if (!g_tmpdir) return -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' --out '%s/tiny' --preset tiny --seed 3 2>&1", BQ_MAKE_MODEL,
+             g_tmpdir);
+    int status = -1;
+    char *output = bq_test_run(cmd, &status);
+    if (status != 0) print_error("%s failed (%d): %s\n", cmd, status, output ? output : "");
+    free(output);
+    if (status != 0) return -1;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/tiny", g_tmpdir);
+    bq_err err = {0};
+    if (bq_model_load(dir, NULL, &g_model, &err) != BQ_OK) {
+        print_error("bq_model_load(%s): %s\n", dir, err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    bq_model_free(g_model);
+    if (g_tmpdir) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmpdir);
+        free(bq_test_run(cmd, NULL));
+    }
+    free(g_tmpdir);
+    return 0;
+}
+
+typedef struct {
+    bq_qa_result *got; /* [n], copied from the emitted results */
+    int n, next_index, out_of_order;
+} emit_sink;
+
+static void collect(void *ctx, int index, const bq_qa_result *r) {
+    emit_sink *s = ctx;
+    if (index != s->next_index || index >= s->n) {
+        s->out_of_order++;
+        return;
+    }
+    s->next_index++;
+    bq_qa_result *dst = &s->got[index];
+    *dst = *r;
+    /* the pipeline frees its results after emitting them: keep our own copy of the answers */
+    dst->answers.items = calloc((size_t)(r->answers.n ? r->answers.n : 1), sizeof(bq_answer));
+    for (int i = 0; i < r->answers.n; i++) {
+        dst->answers.items[i] = r->answers.items[i];
+        dst->answers.items[i].text = strdup(r->answers.items[i].text);
+    }
+}
+
+/* 40 requests: most one window, every seventh a failed request (empty context: no windows), and
+ * a few long contexts that take several 64-token windows. With max_batch 4 the pipeline's chunks
+ * of 16 requests hold 13-15 windows, which the old cut (16 requests a chunk) ran as 3 full
+ * batches and a partial one; cut at whole batches, only the last chunk may end partial. */
+static void test_pipeline_whole_batches(void **state) {
+    (void)state;
+    enum { N = 40 };
+    const char *short_ctx = "The river Avon flows through the city of Bath, which was founded by the "
+                            "Romans as a spa in 60 AD.";
+    const char *long_ctx =
+        "Bath is a city in Somerset, England, known for its Roman-built baths. In 2021 the "
+        "population was 101,557. Bath is in the valley of the River Avon, 97 miles west of London "
+        "and 11 miles south-east of Bristol. The city became a World Heritage Site in 1987, and was "
+        "later added to the transnational World Heritage Site known as the Great Spa Towns of "
+        "Europe in 2021. Bath is also the largest city and settlement in Somerset. The city became "
+        "part of Avon in 1974, and, following Avon's abolition in 1996, has been the principal "
+        "centre of Bath and North East Somerset.";
+    bq_qa_request req[N];
+    for (int i = 0; i < N; i++) {
+        const char *q = i % 3 ? "Who founded Bath?" : "When did Bath become a World Heritage Site?";
+        const char *ctx = i % 7 == 3 ? "" : i % 11 == 5 ? long_ctx : short_ctx;
+        req[i] = (bq_qa_request){q, strlen(q), ctx, strlen(ctx)};
+    }
+
+    bq_engine_options eo;
+    bq_engine_options_default(&eo);
+    eo.max_batch = 4;
+    eo.seq_len = 64;
+    bq_squad_options so = BQ_SQUAD_OPTIONS_DEFAULT;
+    so.max_seq_length = 64, so.max_query_length = 16, so.doc_stride = 32;
+    bq_engine *engine = NULL;
+    bq_qa *qa = NULL;
+    bq_err err = {0};
+    if (bq_engine_create(g_model, &eo, &engine, &err) != BQ_OK) fail_msg("engine: %s", err.message);
+    if (bq_qa_create(g_model, engine, &so, &qa, &err) != BQ_OK) fail_msg("qa: %s", err.message);
+
+    emit_sink sink = {calloc(N, sizeof(bq_qa_result)), N, 0, 0};
+    bq_qa_stats stats;
+    assert_int_equal(bq_qa_pipeline(qa, req, N, collect, &sink, &stats, &err), BQ_OK);
+    assert_int_equal(sink.out_of_order, 0);
+    assert_int_equal(sink.next_index, N);
+
+    long windows = 0;
+    int multi_window = 0;
+    for (int i = 0; i < N; i++) {
+        bq_qa_result alone;
+        assert_int_equal(bq_qa_answer(qa, &req[i], 1, &alone, &err), BQ_OK);
+        const bq_qa_result *got = &sink.got[i];
+        assert_int_equal(got->status, alone.status);
+        if (i % 7 == 3) assert_int_not_equal(got->status, BQ_OK); /* empty context */
+        if (alone.status == BQ_OK) {
+            assert_int_equal(got->n_windows, alone.n_windows);
+            windows += alone.n_windows;
+            multi_window += alone.n_windows > 1;
+            assert_int_equal(got->answers.n, alone.answers.n);
+            assert_string_equal(got->answers.items[0].text, alone.answers.items[0].text);
+            /* same rows, other batch neighbours: the CPU reference computes each row alone */
+            assert_float_equal(got->answers.items[0].score, alone.answers.items[0].score, 1e-4);
+        }
+        bq_qa_result_free(&alone);
+    }
+    assert_true(multi_window >= 2); /* the long contexts did take several windows */
+    assert_int_equal(stats.windows, windows);
+    /* whole batches but the last: as few engine calls as the windows allow */
+    assert_true(stats.partial_batches <= 1);
+    assert_int_equal(stats.batches, (windows + eo.max_batch - 1) / eo.max_batch);
+
+    for (int i = 0; i < N; i++) {
+        for (int a = 0; a < sink.got[i].answers.n; a++) free(sink.got[i].answers.items[a].text);
+        free(sink.got[i].answers.items);
+    }
+    free(sink.got);
+    bq_qa_free(qa);
+    bq_engine_free(engine);
+}
+
+int main(void) {
+    bq_test_filter_from_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_whole_batch_prefix),
+        cmocka_unit_test_setup_teardown(test_pipeline_whole_batches, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
