@@ -5,7 +5,8 @@
 # compute-sanitizer racecheck and memcheck, SQuAD dev with a tiny random model on cuda vs cpu); then
 # a timed phase, one step at a time, most important first (our benchmark, the PyTorch peer, our
 # stage profile, the whole SQuAD dev set end to end at BERT-large shape, the profile with cuDNN's
-# attention, GEMM autotuning against cuBLASLt's heuristic); then the merged results. Each step logs
+# attention, GEMM autotuning against cuBLASLt's heuristic, Nsight Compute counters of the main
+# kernels); then the merged results. Each step logs
 # to OUTDIR/<step>.log under its own `timeout`; the script goes on past failures and
 # OUTDIR/steps.tsv lists step, exit status, seconds. Exit status: the number of failed steps (0 =
 # all passed; skipped steps do not count).
@@ -239,6 +240,18 @@ EOF3
     step bench-heuristic 45 env ${safe[@]+"${safe[@]}"} BQ_GEMM_AUTOTUNE=0 "$bin" bench --model "$work/large" --device cuda \
         --precision fp16 --attention "$attention" --batch 1,128 --iters 10 \
         --json "$out/bench-heuristic.json"
+    # hardware counters of the kernels that hold fp16 batch 128 back (issue 5's profile says
+    # GEMMs, attention, layernorm): speed of light, occupancy, warp stalls; Nsight Compute works on
+    # the Firecracker machines (not gVisor: the step then fails alone). Clocks left alone.
+    ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+    if [ -n "$ncu_bin" ]; then
+        step ncu 60 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
+            --kernel-name 'regex:attention_mma|layernorm|device_kernel|xmma|gemm|bias_gelu' \
+            --launch-skip 60 --launch-count 8 --section SpeedOfLight --section Occupancy \
+            --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+            "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
+            --batch 128 --iters 1
+    fi
 fi
 if [ -f "$repo/bench/merge_results.py" ]; then
     step merge 30 python3 "$repo/bench/merge_results.py" "$out"
