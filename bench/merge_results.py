@@ -129,6 +129,7 @@ def merge_configs(ours, peer, safe=None):
             "attention_cudnn_ms": cfg.get("attention_cudnn_ms"),
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
+            "first_pass_ms": cfg.get("first_pass_ms"),
         }
         modes = peers.get(key, {})
         # The peer's best mode is the fair comparison: compile where it worked, else eager.
@@ -353,6 +354,11 @@ def markdown(results):
                   f"{fmt(e2e['windows_per_s'], '.1f')} windows/s "
                   f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
                   f"{e2e['engine_s']:.2f} s, host work {e2e['host_work_s']:.2f} s (overlapped)"]
+    setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
+    if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
+        lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(
+            f"batch {r['batch']} {r['first_pass_ms']:.1f} ms vs {fmt(r['latency_ms_p50'], '.2f')} ms"
+            for r in setup)]
     if results.get("gemm_autotune"):
         lines.append("")
     for a in results.get("gemm_autotune") or []:

@@ -50,7 +50,8 @@ typedef struct {
     int candidate_count, chosen; /* candidates[chosen] is the one that runs */
     int tuned; /* 1 once the choices were timed, or timing is off (BQ_GEMM_AUTOTUNE=0) */
     int gelu_variant; /* BIAS_GELU in 16 bits: a VARIANT_* below, or 0 = undecided */
-    float first_ms, chosen_ms, unfused_ms, fused_ms[2]; /* per call, timed; 0 = not */
+    float first_ms, chosen_ms, unfused_ms;
+    float fused_ms[3]; /* BQ_GELU_TILE_LARGE, _SMALL, _PINGPONG; per call, timed; 0 = not */
 } gemm_plan;
 
 /* The operands of one call, for timing its variants. */
@@ -188,6 +189,7 @@ enum { /* >= 0: cuBLASLt candidate index */
     VARIANT_UNFUSED = -1,     /* the chosen cuBLASLt GEMM, then the bias + GELU kernel */
     VARIANT_FUSED_LARGE = -2, /* CUTLASS GEMM + bias + GELU, BQ_GELU_TILE_LARGE */
     VARIANT_FUSED_SMALL = -3, /* the same, BQ_GELU_TILE_SMALL (stream-K) */
+    VARIANT_FUSED_PINGPONG = -4, /* the same, BQ_GELU_TILE_PINGPONG (epilogue overlaps MMAs) */
 };
 
 /* Enqueues one run of `variant`. *ran = 1 when it ran, 0 when cuBLASLt / CUTLASS refused it
@@ -197,9 +199,11 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
                              cudaStream_t stream, int report, int *ran, bq_err *err) {
     const float one = 1.0f, zero = 0.0f;
     *ran = 0;
-    if (variant == VARIANT_FUSED_LARGE || variant == VARIANT_FUSED_SMALL) {
-        const bq_gelu_tile tile =
-            variant == VARIANT_FUSED_LARGE ? BQ_GELU_TILE_LARGE : BQ_GELU_TILE_SMALL;
+    if (variant == VARIANT_FUSED_LARGE || variant == VARIANT_FUSED_SMALL ||
+        variant == VARIANT_FUSED_PINGPONG) {
+        const bq_gelu_tile tile = variant == VARIANT_FUSED_LARGE   ? BQ_GELU_TILE_LARGE
+                                  : variant == VARIANT_FUSED_SMALL ? BQ_GELU_TILE_SMALL
+                                                                   : BQ_GELU_TILE_PINGPONG;
         cudaError_t rc = bq_cuda_gemm_bias_gelu(o->x, o->W, o->bias, p->rows, p->in, p->out, o->y,
                                                 p->dt, tile, g->workspace, g->workspace_bytes,
                                                 stream);
@@ -247,7 +251,7 @@ static bq_status time_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const g
 
 /* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
  * overwrites it right after) and keeps the fastest; for a 16-bit bias + GELU, then times the chosen
- * GEMM + the GELU kernel against both CUTLASS tilings of the fused kernel. Synchronizes the
+ * GEMM + the GELU kernel against the three CUTLASS tilings of the fused kernel. Synchronizes the
  * stream: only on the first eager call of a shape, never while the stream is being captured into
  * a graph (the shape then waits for an eager call and runs untimed choices meanwhile). */
 static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
@@ -278,17 +282,18 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     }
     if (s == BQ_OK && gelu16 && p->gelu_variant == 0) {
         /* the chosen GEMM + GELU kernel, then each CUTLASS tiling: the fastest that ran stays */
-        const int variants[3] = {VARIANT_UNFUSED, VARIANT_FUSED_LARGE, VARIANT_FUSED_SMALL};
-        float ms[3] = {-1.0f, -1.0f, -1.0f};
+        const int variants[4] = {VARIANT_UNFUSED, VARIANT_FUSED_LARGE, VARIANT_FUSED_SMALL,
+                                 VARIANT_FUSED_PINGPONG};
+        float ms[4] = {-1.0f, -1.0f, -1.0f, -1.0f};
         int best_v = -1;
-        for (int v = 0; v < 3 && s == BQ_OK; v++) {
+        for (int v = 0; v < 4 && s == BQ_OK; v++) {
             s = time_variant(g, p, variants[v], o, stream, &timer, reps, &ms[v], err);
             if (s == BQ_OK && ms[v] >= 0.0f && (best_v < 0 || ms[v] < ms[best_v])) best_v = v;
         }
         if (s == BQ_OK) {
             p->unfused_ms = ms[0] > 0.0f ? ms[0] : 0.0f;
-            p->fused_ms[0] = ms[1] > 0.0f ? ms[1] : 0.0f;
-            p->fused_ms[1] = ms[2] > 0.0f ? ms[2] : 0.0f;
+            for (int t = 0; t < 3; t++)
+                p->fused_ms[t] = ms[t + 1] > 0.0f ? ms[t + 1] : 0.0f;
             p->gelu_variant = best_v >= 0 ? variants[best_v] : VARIANT_UNFUSED;
         }
     }
@@ -385,13 +390,15 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->candidates = p->candidate_count, q->chosen = p->chosen;
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
         if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {
-            const char *path = p->gelu_variant == VARIANT_FUSED_LARGE   ? "fused-large"
-                               : p->gelu_variant == VARIANT_FUSED_SMALL ? "fused-small"
-                               : p->gelu_variant == VARIANT_UNFUSED     ? "unfused"
-                                                                        : "by-rows";
+            const char *path = p->gelu_variant == VARIANT_FUSED_LARGE      ? "fused-large"
+                               : p->gelu_variant == VARIANT_FUSED_SMALL    ? "fused-small"
+                               : p->gelu_variant == VARIANT_FUSED_PINGPONG ? "fused-pingpong"
+                               : p->gelu_variant == VARIANT_UNFUSED        ? "unfused"
+                                                                           : "by-rows";
             snprintf(q->gelu_path, sizeof q->gelu_path, "%s", path);
             q->unfused_ms = p->unfused_ms;
             q->fused_large_ms = p->fused_ms[0], q->fused_small_ms = p->fused_ms[1];
+            q->fused_pingpong_ms = p->fused_ms[2];
         }
     }
     return n;

@@ -9,11 +9,11 @@
  * CUBLASLT_EPILOGUE_GELU_BIAS: cuBLASLt documents only "GELU" without saying which form, and the
  * libraries that fuse it (PyTorch's _addmm_activation) do so only for the tanh approximation; BERT
  * needs the exact erf form. On Hopper with CUTLASS in the build, fp16/bf16 bias + GELU GEMMs run
- * bq_cuda_gemm_bias_gelu (CUTLASS, erf GELU fused in the epilogue; large or small stream-K tiles)
- * or the plain cuBLASLt GEMM followed by bq_cuda_bias_gelu (erf), whichever of the three was
- * fastest when the shape was first run (with BQ_GEMM_AUTOTUNE=0, or first met under graph capture:
- * large tiles from BQ_FUSED_GELU_MIN_ROWS rows up; BQ_FUSED_GELU=0: never fused); elsewhere always
- * the latter. */
+ * bq_cuda_gemm_bias_gelu (CUTLASS, erf GELU fused in the epilogue; large tiles, small stream-K
+ * tiles or ping-pong tiles) or the plain cuBLASLt GEMM followed by bq_cuda_bias_gelu (erf),
+ * whichever of the four was fastest when the shape was first run (with BQ_GEMM_AUTOTUNE=0, or
+ * first met under graph capture: large tiles from BQ_FUSED_GELU_MIN_ROWS rows up;
+ * BQ_FUSED_GELU=0: never fused); elsewhere always the latter. */
 #ifndef BQ_GEMM_CUH
 #define BQ_GEMM_CUH
 

@@ -7,14 +7,20 @@
  * The bias is per column of D (one per output feature): LinCombPerColBiasEltAct. beta = 0, so C
  * is never read (it is given y's address only because the epilogue wants a valid descriptor).
  *
- * Two tilings, both with the cooperative warp-specialized schedule (two consumer warpgroups share
- * each tile):
+ * Three tilings. Two use the cooperative warp-specialized schedule (both consumer warpgroups share
+ * each tile, so the epilogue runs after the tile's mainloop with no MMA in flight):
  *   BQ_GELU_TILE_LARGE: 128 x 256 x 64, cluster 2 x 1, persistent tile scheduler, the
  *     configuration CUTLASS's own Hopper examples use for large fp16 GEMMs (batches of BERT rows);
  *   BQ_GELU_TILE_SMALL: 128 x 128 x 64, cluster 1 x 1, stream-K scheduler: for few rows (batch 1 =
  *     384 rows x 4096 outputs is 48 large tiles for 132 SMs), stream-K splits the K loop of the
  *     tiles over all SMs and reduces the partial sums through the workspace.
- * gemm.cu times both against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
+ * The third uses the ping-pong schedule, because the erf GELU epilogue is not cheap (on an H200 the
+ * cooperative LARGE kernel took ~0.24 ms more than the plain GEMM for 49152 x 1024 -> 4096):
+ *   BQ_GELU_TILE_PINGPONG: 128 x 128 x 64, cluster 2 x 1 (the tile and cluster CUTLASS's
+ *     collective-builder example runs ping-pong with), persistent: each consumer warpgroup owns a
+ *     whole tile and the two take turns on the tensor cores, so one warpgroup's bias + GELU
+ *     epilogue overlaps the other's MMAs. The ping-pong kernel takes no stream-K scheduler.
+ * gemm.cu times all three against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
  * CMakeLists.txt); -DNDEBUG is required, since a device assert() between WGMMAs serializes them
  * (ptxas warning C7510). */
 #include "gemm_bias_gelu.cuh"
@@ -36,7 +42,10 @@
 
 namespace {
 
-template <typename Element, typename TileShape, typename ClusterShape, typename Scheduler>
+/* MainloopSchedule and EpilogueSchedule must match: KernelTmaWarpSpecializedCooperative with
+ * TmaWarpSpecializedCooperative, KernelTmaWarpSpecializedPingpong with TmaWarpSpecialized. */
+template <typename Element, typename TileShape, typename ClusterShape, typename MainloopSchedule,
+          typename EpilogueSchedule, typename Scheduler>
 struct FusedGemm {
     using Accumulator = float;
     using Compute = float;
@@ -48,27 +57,36 @@ struct FusedGemm {
         cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
         cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, Compute, Element,
         cutlass::layout::RowMajor, kAlignment, Element, cutlass::layout::RowMajor, kAlignment,
-        cutlass::epilogue::TmaWarpSpecializedCooperative, FusionOp>::CollectiveOp;
+        EpilogueSchedule, FusionOp>::CollectiveOp;
     using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
         cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, cutlass::layout::RowMajor,
         kAlignment, Element, cutlass::layout::ColumnMajor, kAlignment, Accumulator, TileShape,
         ClusterShape,
         cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
             sizeof(typename Epilogue::SharedStorage))>,
-        cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+        MainloopSchedule>::CollectiveOp;
     using Kernel = cutlass::gemm::kernel::GemmUniversal<cute::Shape<int, int, int, int>, Mainloop,
                                                         Epilogue, Scheduler>;
     using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 };
 
 template <typename Element>
-using LargeTileGemm = typename FusedGemm<Element, cute::Shape<cute::_128, cute::_256, cute::_64>,
-                                         cute::Shape<cute::_2, cute::_1, cute::_1>,
-                                         cutlass::gemm::PersistentScheduler>::Gemm;
+using LargeTileGemm = typename FusedGemm<
+    Element, cute::Shape<cute::_128, cute::_256, cute::_64>,
+    cute::Shape<cute::_2, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedCooperative,
+    cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::PersistentScheduler>::Gemm;
 template <typename Element>
-using SmallTileGemm = typename FusedGemm<Element, cute::Shape<cute::_128, cute::_128, cute::_64>,
-                                         cute::Shape<cute::_1, cute::_1, cute::_1>,
-                                         cutlass::gemm::StreamKScheduler>::Gemm;
+using SmallTileGemm = typename FusedGemm<
+    Element, cute::Shape<cute::_128, cute::_128, cute::_64>,
+    cute::Shape<cute::_1, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedCooperative,
+    cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::StreamKScheduler>::Gemm;
+/* 128 x 128 per consumer warpgroup: 128 fp32 accumulators a thread, within the 232 registers the
+ * ping-pong kernel gives its MMA warpgroups. */
+template <typename Element>
+using PingpongTileGemm = typename FusedGemm<
+    Element, cute::Shape<cute::_128, cute::_128, cute::_64>,
+    cute::Shape<cute::_2, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
+    cutlass::epilogue::TmaWarpSpecialized, cutlass::gemm::PersistentScheduler>::Gemm;
 
 template <typename Element, typename Gemm>
 cudaError_t run_fused(const void *x, const void *w, const void *bias, int rows, int in, int out,
@@ -103,7 +121,8 @@ cudaError_t run_fused(const void *x, const void *w, const void *bias, int rows, 
     return cudaGetLastError();
 }
 
-/* One tiling (LargeTileGemm / SmallTileGemm) in the element type of dt (fp16 or bf16). */
+/* One tiling (LargeTileGemm / SmallTileGemm / PingpongTileGemm) in the element type of dt (fp16
+ * or bf16). */
 template <template <typename> class TiledGemm>
 cudaError_t run_tiling(const void *x, const void *w, const void *bias, int rows, int in, int out,
                        void *y, bq_cuda_dtype dt, void *workspace, size_t workspace_bytes,
@@ -160,6 +179,9 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
     if (tile == BQ_GELU_TILE_SMALL)
         return run_tiling<SmallTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
                                          workspace_bytes, stream);
+    if (tile == BQ_GELU_TILE_PINGPONG)
+        return run_tiling<PingpongTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
+                                            workspace_bytes, stream);
     return cudaErrorInvalidValue;
 #else /* built without CUTLASS */
     (void)dt, (void)tile, (void)workspace, (void)workspace_bytes, (void)stream;

@@ -486,10 +486,11 @@ static void test_gemm_linear(void **state) {
 }
 
 /* The fused CUTLASS GEMM + bias + erf-GELU called directly (bq_gemm_linear would fall back to
- * cuBLASLt + the GELU kernel without saying so), both tilings, fp16 and bf16, against bq_cpu_linear
- * + bq_cpu_bias_gelu on the same rounded inputs: rows that are not multiples of the 128-row tile,
- * outputs not multiples of 256, the BERT-large FFN shapes at batch 1 (384 rows; K = 4096 gives
- * stream-K long K loops to split) and at 2-3 sequences. Same limits as above. */
+ * cuBLASLt + the GELU kernel without saying so), all three tilings (large, stream-K, ping-pong),
+ * fp16 and bf16, against bq_cpu_linear + bq_cpu_bias_gelu on the same rounded inputs: rows that
+ * are not multiples of the 128-row tile, outputs not multiples of 256, the BERT-large FFN shapes at
+ * batch 1 (384 rows; K = 4096 gives stream-K long K loops to split) and at 2-3 sequences. Same
+ * limits as above. */
 static void test_gemm_bias_gelu_fused(void **state) {
     (void)state;
     REQUIRE_GPU();
@@ -515,9 +516,11 @@ static void test_gemm_bias_gelu_fused(void **state) {
             bq_cuda_dtype dt = modes[mi].dt;
             void *dx, *dw, *db, *dy;
             gemm_operands(h.x, h.w, h.b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
-            for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_SMALL; tile++) {
-                const char *what = tile == BQ_GELU_TILE_LARGE ? "fused gemm+gelu (large tiles)"
-                                                              : "fused gemm+gelu (small, stream-K)";
+            for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_PINGPONG; tile++) {
+                static const char *const names[] = {"fused gemm+gelu (large tiles)",
+                                                    "fused gemm+gelu (small, stream-K)",
+                                                    "fused gemm+gelu (ping-pong)"};
+                const char *what = names[tile];
                 assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
                 cudaError_t rc = bq_cuda_gemm_bias_gelu(dx, dw, db, R, K, N, dy, dt,
                                                         (bq_gelu_tile)tile, workspace,
