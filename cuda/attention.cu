@@ -348,14 +348,42 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     const int head_col = head * D;
     const int n_tiles = (seq_len + KT - 1) / KT;
 
-    /* Which key tiles hold a real key (block-uniform). Without any real key every tile counts,
-     * as in the CPU twin (softmax over all keys at -10000). Beyond 64 tiles nothing is skipped. */
-    uint64_t live = 0;
-    for (int t = 0; t < n_tiles && t < ATTN_MMA_MAX_TILES; t++) {
-        const int key = t * KT + tid;
-        const int real = tid < KT && key < seq_len && mask[batch_row0 + key] != 0;
-        if (__syncthreads_or(real)) live |= (uint64_t)1 << t;
+    /* group 0 begins with the block's query rows (zero past seq_len): issued first, so that
+     * their loads overlap the mask scan below */
+    for (int c = tid; c < ATTN_MMA_QROWS * CHUNKS; c += blockDim.x) {
+        const int r = c / CHUNKS, part = c % CHUNKS;
+        const int query = query0 + r;
+        const bool valid = query < seq_len;
+        bq_cp_async_16(&q_s[r][part * 8],
+                       qkv + (batch_row0 + (valid ? query : 0)) * qkv_stride + head_col + part * 8,
+                       valid);
     }
+
+    /* Which key tiles hold a real key (block-uniform). Without any real key every tile counts,
+     * as in the CPU twin (softmax over all keys at -10000). Beyond 64 tiles nothing is skipped.
+     * Thread tid < 64 reads key tid of every tile (independent loads, not one barrier per tile:
+     * at batch 1 the block's start is on the critical path); its warp ORs the bits by shuffles,
+     * and one barrier publishes the two warps' words. */
+    static_assert(KT == 64 && ATTN_MMA_WARPS >= 2, "two warps scan the 64 keys of a tile");
+    __shared__ uint64_t live_by_warp[2];
+    if (tid < KT) {
+        uint64_t bits = 0;
+        const int scan_tiles = n_tiles < ATTN_MMA_MAX_TILES ? n_tiles : ATTN_MMA_MAX_TILES;
+#pragma unroll 8
+        for (int t = 0; t < scan_tiles; t++) {
+            const int key = t * KT + tid;
+            if (key < seq_len && mask[batch_row0 + key] != 0) bits |= (uint64_t)1 << t;
+        }
+#pragma unroll
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            const uint32_t lo = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)bits, offset);
+            const uint32_t hi = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)(bits >> 32), offset);
+            bits |= ((uint64_t)hi << 32) | lo;
+        }
+        if (lane == 0) live_by_warp[warp] = bits;
+    }
+    __syncthreads();
+    const uint64_t live = live_by_warp[0] | live_by_warp[1];
     const bool skip_padding = live != 0 && n_tiles <= ATTN_MMA_MAX_TILES;
     auto is_live = [&](int t) { return !skip_padding || ((live >> t) & 1); };
     auto next_live = [&](int t) { /* first live tile after t, or n_tiles */
@@ -381,15 +409,7 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
     };
 
-    /* group 0: the block's query rows (zero past seq_len) and the first live key tile */
-    for (int c = tid; c < ATTN_MMA_QROWS * CHUNKS; c += blockDim.x) {
-        const int r = c / CHUNKS, part = c % CHUNKS;
-        const int query = query0 + r;
-        const bool valid = query < seq_len;
-        bq_cp_async_16(&q_s[r][part * 8],
-                       qkv + (batch_row0 + (valid ? query : 0)) * qkv_stride + head_col + part * 8,
-                       valid);
-    }
+    /* the rest of group 0: the first live key tile */
     int tile = next_live(-1); /* < n_tiles: tile 0 exists, and a live tile when skipping */
     int buf = 0;
     stage_tile(tile, buf);
