@@ -152,13 +152,17 @@ set_target_properties(test_gpu_model_emulated PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME test_gpu_model_emulated COMMAND test_gpu_model_emulated)
 set_tests_properties(test_gpu_model_emulated PROPERTIES TIMEOUT 900)
 
-# The command line on the emulated engine: `--device cuda` end to end (SQuAD, bench, logits)
-# without a GPU, checked against `--device cpu` by tests/emu/cli_cuda_emulated.sh.
+# The command line on the emulated engine: `--device cuda` end to end (SQuAD, ask) without a GPU,
+# checked against `--device cpu` by tests/emu/cli_cuda_emulated.sh.
 add_executable(bertqa-gpu-emulated ${BQ_CLI_SOURCES})
 target_link_libraries(bertqa-gpu-emulated PRIVATE bq_emu_engine bq_emu_kernels bq_emu_engine)
 target_compile_definitions(bertqa-gpu-emulated PRIVATE
   BQ_DEFAULT_VOCAB="${CMAKE_CURRENT_SOURCE_DIR}/vocab/vocab.txt")
 set_target_properties(bertqa-gpu-emulated PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME cli_cuda_emulated COMMAND bash ${BQ_EMU_SRC}/cli_cuda_emulated.sh
+         $<TARGET_FILE:bertqa-gpu-emulated> $<TARGET_FILE:bertqa-make-model>
+         ${CMAKE_CURRENT_SOURCE_DIR})
+set_tests_properties(cli_cuda_emulated PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77)
 
 foreach(t test_tensor_core_emu test_emu_runtime)
   add_executable(${t} ${BQ_EMU_SRC}/${t}.cpp)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# cli_cuda_emulated.sh - the command line with `--device cuda` on the CPU-emulated engine
+# (bertqa-gpu-emulated: engine_cuda.cu, the GEMM layer on the emulated cuBLASLt, our kernels as
+# host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32, every
+# question answered in fp16, engine batches whole but the last, one `ask`, and a clean error for
+# a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
+# usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
+# exit 0 pass, 77 skip, 1 fail.
+set -u
+emu=${1:?bertqa-gpu-emulated path}
+make_model=${2:?bertqa-make-model path}
+src=${3:?source dir}
+
+if [ ! -x "$emu" ] || [ ! -x "$make_model" ] || ! command -v python3 >/dev/null; then
+    echo "skip: $emu, $make_model or python3 missing"
+    exit 77
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+check() { # check NAME CONDITION-EXIT-STATUS
+    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else echo "FAIL: $1"; failed=$((failed + 1)); fi
+}
+
+"$make_model" --out "$tmp/tiny" --preset tiny --seed 5 --vocab "$src/vocab/vocab.txt" >"$tmp/make.log" 2>&1 ||
+    { cat "$tmp/make.log"; echo "FAIL: bertqa-make-model"; exit 1; }
+# the first two paragraphs of the dev set's first article
+python3 - "$src/tests/data/squad/dev-v1.1.json.gz" "$tmp/dev.json" <<'EOF'
+import gzip, json, sys
+d = json.load(gzip.open(sys.argv[1]))
+a = d["data"][0]
+a["paragraphs"] = a["paragraphs"][:2]
+d["data"] = [a]
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+questions=$(python3 -c 'import json,sys; print(sum(len(p["qas"]) for a in json.load(open(sys.argv[1]))["data"] for p in a["paragraphs"]))' "$tmp/dev.json")
+short=(--max-seq-length 64 --doc-stride 32 --max-query-length 16 --batch 8)
+
+"$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/cpu.json" --device cpu \
+    "${short[@]}" --quiet >"$tmp/cpu.out" 2>"$tmp/cpu.err"
+check "squad --device cpu (exit $?)" $?
+"$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/cuda.json" --device cuda \
+    "${short[@]}" --quiet >"$tmp/cuda.out" 2>"$tmp/cuda.err"
+rc=$?
+check "squad --device cuda fp32 (exit $rc): $(tail -n 2 "$tmp/cuda.err")" $rc
+cmp -s "$tmp/cpu.json" "$tmp/cuda.json"
+check "fp32 predictions on the emulated engine differ from the cpu's" $?
+# whole batches but the last, as the pipeline cuts its chunks (src/qa.c)
+grep -Eq "engine batches, [01] partial" "$tmp/cuda.err"
+check "more than one partial engine batch: $(grep 'engine batches' "$tmp/cuda.err")" $?
+
+"$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/f16.json" --device cuda \
+    --precision fp16 "${short[@]}" --quiet >"$tmp/f16.out" 2>"$tmp/f16.err"
+rc=$?
+check "squad --device cuda fp16 (exit $rc): $(tail -n 2 "$tmp/f16.err")" $rc
+answered=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$tmp/f16.json" 2>/dev/null || echo 0)
+[ "$answered" -eq "$questions" ]
+check "fp16 answered $answered of $questions questions" $?
+
+context="The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in France."
+for dev in cpu cuda; do
+    "$emu" ask --model "$tmp/tiny" --device "$dev" --question "Who gave their name to Normandy?" \
+        --context "$context" --json "${short[@]}" >"$tmp/ask-$dev.out" 2>"$tmp/ask-$dev.err"
+    check "ask --device $dev (exit $?): $(tail -n 1 "$tmp/ask-$dev.err")" $?
+done
+cmp -s "$tmp/ask-cpu.out" "$tmp/ask-cuda.out"
+check "ask: the emulated engine's answer differs from the cpu's ($(head -c 200 "$tmp/ask-cuda.out"))" $?
+
+# a device that is not there: a message and a clean non-zero exit, no crash
+"$emu" ask --model "$tmp/tiny" --device cuda:7 --question "Who?" --context "$context" \
+    >"$tmp/bad.out" 2>"$tmp/bad.err"
+rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && [ -s "$tmp/bad.err" ]
+check "--device cuda:7: exit $rc, stderr: $(head -c 300 "$tmp/bad.err")" $?
+
+echo "$passed passed, $failed failed ($questions questions)"
+[ "$failed" -eq 0 ]
