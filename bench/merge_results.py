@@ -134,7 +134,7 @@ def merge_configs(ours, peer, safe=None):
         modes = peers.get(key, {})
         # The peer's best mode is the fair comparison: compile where it worked, else eager.
         best_mode = max(modes, key=lambda m: modes[m]["throughput_seq_s"]) if modes else None
-        for mode in ("eager", "compile"):
+        for mode in ("eager", "graph", "compile"):
             row[f"pytorch_{mode}_throughput_seq_s"] = modes.get(mode, {}).get("throughput_seq_s")
         row["pytorch_mode"] = best_mode
         row["pytorch_throughput_seq_s"] = modes[best_mode]["throughput_seq_s"] if best_mode else None

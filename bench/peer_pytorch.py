@@ -15,7 +15,9 @@ Timing (what our `bertqa-gpu bench` measures, same inputs):
   one forward pass (ids on device in, logits left on device), measured with CUDA events around the
   call (on CPU, perf_counter), so launch overhead counts. Precisions: fp32 = tf32 off for matmul and
   cuDNN; tf32 = tf32 allowed; fp16 = model.half(), bf16 (opt-in) = model.to(bfloat16). Attention is SDPA (attn_implementation="sdpa").
-  Eager runs in this process; torch.compile runs (default on CUDA, fp16 only) run in a child
+  Eager runs in this process; so do CUDA graph replays of the eager model (mode "graph", default
+  on CUDA, fp16 and fp32: one capture per batch, no mask since every timing token is real), the
+  fair peer at small batches; torch.compile runs (default on CUDA, fp16 only) run in a child
   process killed at the time budget, so a slow or failing compile is skipped cleanly.
 
 Parity dump:
@@ -90,21 +92,45 @@ def percentile(sorted_values, q):
     return float(np.percentile(np.asarray(sorted_values), q))
 
 
-def time_config(model, cfg, device, batch, seq_len, args, deadline):
-    """Warm up, then time forward passes; returns the result dict (latencies in ms)."""
+def capture_graph(model, ids, segments, device, warmup):
+    """One forward pass captured in a CUDA graph (torch.cuda.CUDAGraph); returns (graph, outputs).
+    The timing inputs are all real tokens, so the pass runs without an attention mask: the same
+    arithmetic, and no data-dependent check of the mask (a host sync) inside the capture. Warm-up
+    on a side stream first, as PyTorch's CUDA graph notes ask."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(max(warmup, 1)):
+            forward_logits(model, ids, None, segments)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outputs = forward_logits(model, ids, None, segments)
+    return graph, outputs
+
+
+def time_config(model, cfg, device, batch, seq_len, args, deadline, graphed=False):
+    """Warm up, then time forward passes (with `graphed`, replays of one captured in a CUDA
+    graph); returns the result dict (latencies in ms)."""
     ids, mask, segments = make_inputs(cfg, batch, seq_len, args.seed, device)
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode():
+        if graphed:
+            graph, _ = capture_graph(model, ids, segments, device, args.warmup)
+            step = graph.replay
+        else:
+            def step():
+                forward_logits(model, ids, mask, segments)
         for _ in range(args.warmup):
-            forward_logits(model, ids, mask, segments)
+            step()
         if cuda:
             torch.cuda.synchronize(device)
         # Size the run from one timed pass: at least --min-iters, at most --iters, about
         # --seconds-per-config, and never past the deadline.
         t0 = time.perf_counter()
-        forward_logits(model, ids, mask, segments)
+        step()
         if cuda:
             torch.cuda.synchronize(device)
         one = max(time.perf_counter() - t0, 1e-6)
@@ -117,14 +143,14 @@ def time_config(model, cfg, device, batch, seq_len, args, deadline):
                       for _ in range(iters)]
             for start, end in events:
                 start.record()
-                forward_logits(model, ids, mask, segments)
+                step()
                 end.record()
             torch.cuda.synchronize(device)
             latencies = [start.elapsed_time(end) for start, end in events]
         else:
             for _ in range(iters):
                 t0 = time.perf_counter()
-                forward_logits(model, ids, mask, segments)
+                step()
                 latencies.append((time.perf_counter() - t0) * 1e3)
     latencies.sort()
     mean = sum(latencies) / len(latencies)
@@ -150,23 +176,37 @@ def precision_model(base_model, precision):
     return base_model
 
 
-def run_eager(model, cfg, device, args, deadline, results, skipped):
-    for precision in args.precision:
+def run_eager(model, cfg, device, args, deadline, results, skipped, graphed=False):
+    """Eager runs of args.precision; with `graphed`, the same eager model replayed from a CUDA
+    graph (mode "graph", args.graph_precision): no Python or launch overhead per pass, the fair
+    peer at small batches, where eager PyTorch waits on its own kernel launches."""
+    mode = "graph" if graphed else "eager"
+    for precision in (args.graph_precision if graphed else args.precision):
         timed = precision_model(model, precision)
         for batch in args.batch:
-            entry = {"precision": precision, "mode": "eager", "batch": batch,
+            entry = {"precision": precision, "mode": mode, "batch": batch,
                      "seq_len": args.seq_len}
             if time.monotonic() >= deadline:
                 skipped.append(dict(entry, reason="time budget (--max-seconds) spent"))
                 continue
             try:
-                entry.update(time_config(timed, cfg, device, batch, args.seq_len, args, deadline))
+                entry.update(time_config(timed, cfg, device, batch, args.seq_len, args, deadline,
+                                         graphed=graphed))
                 results.append(entry)
-                log(f"eager {precision} batch {batch}: p50 {entry['latency_ms']['p50']:.3f} ms, "
+                log(f"{mode} {precision} batch {batch}: p50 {entry['latency_ms']['p50']:.3f} ms, "
                     f"{entry['throughput_seq_s']:.1f} seq/s")
             except torch.cuda.OutOfMemoryError as e:  # report, keep going with the others
                 skipped.append(dict(entry, reason=f"out of memory: {str(e).splitlines()[0]}"))
                 torch.cuda.empty_cache()
+            except Exception as e:  # a capture PyTorch refuses: report it and stop capturing
+                if not graphed:
+                    raise
+                reason = f"CUDA graph capture failed: {(str(e).splitlines() or [''])[0][:300]}"
+                skipped.append(dict(entry, reason=reason))
+                log(f"{mode} {precision} batch {batch}: skipped ({reason})")
+                for b in args.batch[args.batch.index(batch) + 1:]:
+                    skipped.append(dict(entry, batch=b, reason="not tried after a failed capture"))
+                return
         if timed is not model:
             del timed
             if device.type == "cuda":
@@ -286,6 +326,9 @@ def parse_args(argv):
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile runs; auto = on when the device is CUDA")
     p.add_argument("--compile-precision", type=str_list, default=["fp16"])
+    p.add_argument("--graph", choices=["auto", "on", "off"], default="auto",
+                   help="eager model replayed from a CUDA graph; auto = on when the device is CUDA")
+    p.add_argument("--graph-precision", type=str_list, default=["fp16", "fp32"])
     p.add_argument("--compile-mode", default="default", help="torch.compile mode")
     p.add_argument("--compile-batch", type=int_list,
                    help="batches for compile runs, in order (default: largest, smallest, the rest "
@@ -302,7 +345,7 @@ def parse_args(argv):
     p.add_argument("--dump-batch", type=int, default=32)
     p.add_argument("--compile-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for prec in args.precision + args.compile_precision:
+    for prec in args.precision + args.compile_precision + args.graph_precision:
         if prec not in ("fp32", "tf32", "fp16", "bf16"):
             p.error(f"unknown precision '{prec}' (fp32, tf32, fp16, bf16)")
     if args.compile_batch is None:
@@ -331,9 +374,14 @@ def main(argv=None):
     cfg = model.config
     results, skipped = [], []
     use_compile = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
-    # Eager first, keeping a share of the budget for compile runs when they are on.
+    use_graph = args.graph == "on" or (args.graph == "auto" and device.type == "cuda")
+    # Eager first, keeping a share of the budget for compile runs when they are on; CUDA graph
+    # replays (a few seconds: one capture per batch) right after.
     eager_deadline = deadline - (0.45 * args.max_seconds if use_compile else 0.0)
     run_eager(model, cfg, device, args, eager_deadline, results, skipped)
+    if use_graph:
+        run_eager(model, cfg, device, args, eager_deadline + 0.1 * args.max_seconds, results,
+                  skipped, graphed=True)
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
