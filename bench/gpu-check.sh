@@ -2,7 +2,8 @@
 # gpu-check.sh OUTDIR - the one prepared device run: build for sm_90; then a correctness phase
 # whose steps share the GPU in parallel (the whole test suite with the GPU tests, BERT-large parity
 # vs the CPU reference in every precision, bench/parity.py vs the CPU reference and Hugging Face,
-# compute-sanitizer racecheck and memcheck, SQuAD dev with a tiny random model on cuda vs cpu); then
+# compute-sanitizer racecheck, memcheck, initcheck and synccheck, SQuAD dev with a tiny random
+# model on cuda vs cpu); then
 # a timed phase, one step at a time, most important first (our benchmark, the PyTorch peer, our
 # stage profile, the whole SQuAD dev set end to end at BERT-large shape, the profile with cuDNN's
 # attention, GEMM autotuning against cuBLASLt's heuristic, Nsight Compute counters of the main
@@ -155,6 +156,12 @@ if [ -x "$build/test_gpu_ops" ]; then
 fi
 step sanitizer-memcheck 80 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool memcheck \
     --error-exitcode 9 "$build/test_gpu_model" &
+# initcheck: device memory read before anything wrote it (workspace, padding rows, graph replays)
+step sanitizer-initcheck 100 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool initcheck \
+    --error-exitcode 9 "$build/test_gpu_model" &
+# synccheck: barriers and warp-synchronous calls reached by a thread set they do not expect
+step sanitizer-synccheck 100 env BQ_TEST_FILTER='test_attention_head64' "$sanitizer" \
+    --tool synccheck --error-exitcode 9 "$build/test_gpu_ops" &
 if [ -x "$bin" ] && [ -x "$mk" ]; then
     # the random BERT-large checkpoint for everything below; then every precision's logits vs the
     # CPU reference and Hugging Face on ~15 windows of a dev article (issue 5: parity-*.json)
