@@ -224,6 +224,11 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     step bench-profile 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
         --precision fp16,fp32 --attention own --batch 1,128 --iters 5 --profile \
         --json "$out/bench-profile.json"
+    # the mma.sync attention with two m-tiles per warp (128 query rows a block) against the
+    # default 64: an experiment, chosen by nobody until this shows it faster
+    step bench-qrows128 45 env ${safe[@]+"${safe[@]}"} BQ_ATTENTION_QROWS=128 "$bin" bench \
+        --model "$work/large" --device cuda --precision fp16 --attention own --batch 1,128 \
+        --iters 5 --profile --json "$out/bench-qrows128.json"
     # the whole dev set end to end at BERT-large shape (issue 5: >= 90% of the forward-pass rate);
     # its summary line (questions/s, engine and host seconds) is what merge_results reads
     if [ -s "$dev" ]; then

@@ -8,9 +8,9 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/peer.json       bench/peer_pytorch.py --json (optional)
   OUTDIR/parity*.json    parity summaries (optional): each {"label": precision, and
                          "rel_err_vs_hf" and/or "rel_err_vs_cpu", ...} (bench/parity.py)
-  OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json
-                         `bertqa-gpu bench --profile` with our attention / cuDNN's (optional):
-                         time per stage of one forward pass
+  OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json, OUTDIR/bench-qrows128.json
+                         `bertqa-gpu bench --profile` with our attention / cuDNN's / ours with
+                         BQ_ATTENTION_QROWS=128 (optional): time per stage of one forward pass
   OUTDIR/bench-safe.json (optional) the 16-bit benchmark again on the conservative kernels, run
                          when bench.json's run failed; it fills the configurations bench.json
                          lacks or has an error for (each such row says so in "source")
@@ -168,9 +168,11 @@ def merge_parity(outdir):
 
 def merge_profiles(outdir):
     """{attention: {"fp16 batch 128": {"throughput_seq_s": x, "stages_ms": {stage: ms}}}} from
-    bench-profile.json (our attention) and bench-cudnn.json (cuDNN's)."""
+    bench-profile.json (our attention), bench-cudnn.json (cuDNN's) and bench-qrows128.json (ours,
+    two m-tiles per warp)."""
     profiles = {}
-    for attention, name in (("own", "bench-profile.json"), ("cudnn", "bench-cudnn.json")):
+    for attention, name in (("own", "bench-profile.json"), ("cudnn", "bench-cudnn.json"),
+                            ("own-qrows128", "bench-qrows128.json")):
         for cfg in (read_json(os.path.join(outdir, name)) or {}).get("configs", []):
             if cfg.get("profile_ms"):
                 key = f"{cfg['precision']} batch {cfg['batch']}"
@@ -373,7 +375,7 @@ def markdown(results):
                          f"{c['layer_gemm_ms_first_choice']:.4f} ms with cuBLASLt's first; bias + "
                          f"GELU: {', '.join(c['gelu_path']) or '-'}")
     profiles = results.get("profiles") or {}
-    columns = [(a, k) for a in ("own", "cudnn") for k in sorted(profiles.get(a, {}))]
+    columns = [(a, k) for a in ("own", "cudnn", "own-qrows128") for k in sorted(profiles.get(a, {}))]
     if columns:
         stages = sorted({s for a, k in columns for s in profiles[a][k]["stages_ms"]})
         lines += ["", "| stage (ms, one pass) | " +

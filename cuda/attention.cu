@@ -305,35 +305,41 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
 
 #define ATTN_MMA_HEAD 64
 #define ATTN_MMA_WARPS 4
-#define ATTN_MMA_QROWS (ATTN_MMA_WARPS * 16) /* 16 query rows per warp, 64 per block */
-#define ATTN_MMA_KEYS 64                     /* keys per tile */
+#define ATTN_MMA_KEYS 64 /* keys per tile */
 /* Shared rows are 72 16-bit elements (144 bytes): 16-byte aligned for cp.async and ldmatrix, and
  * the 8 row addresses of one ldmatrix matrix start 4 banks apart, so each phase of it touches all
  * 32 banks once. */
 #define ATTN_MMA_LD 72
 #define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
 
-/* One block: 64 query rows of one (batch, head), 4 warps of 16 rows. Per 64-key tile, each warp
- * computes S = Q K^T (16 x 64, fp32) with mma.sync m16n8k16 into registers, updates its online
- * softmax there (the four lanes of a quad hold one row pair, so row max is two xor-shuffles),
- * turns P into A fragments without leaving registers (the C layout of two neighbouring n-tiles is
- * the A layout of one k-step) and accumulates O += P V, also in registers. K and V tiles are
+/* One block: 4 warps of MT x 16 query rows of one (batch, head): 64 rows (MT = 1, the default) or
+ * 128 (MT = 2, BQ_ATTENTION_QROWS=128: each K and V fragment a warp loads from shared memory
+ * feeds two m-tiles, and a block's K/V tiles serve twice the rows; FlashAttention-2's choice for
+ * head size 64, at about twice the registers). Per 64-key tile, each warp computes S = Q K^T
+ * (16 x 64 per m-tile, fp32) with mma.sync m16n8k16 into registers, updates its online softmax
+ * there (the four lanes of a quad hold one row pair, so row max is two xor-shuffles), turns P
+ * into A fragments without leaving registers (the C layout of two neighbouring n-tiles is the A
+ * layout of one k-step) and accumulates O += P V, also in registers. K and V tiles are
  * double-buffered in shared memory with cp.async so that tile t+1 loads while tile t computes.
  * Tiles whose keys are all padding are skipped when the sequence has a real key (their
  * probabilities would be exactly 0; see the fp32 path). Scores use exp2 with log2(e) folded in.
  * Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0
  * (16-byte rows for cp.async) and ctx 4-byte aligned; the dispatcher checks. */
-template <typename T>
+template <typename T, int MT>
 __global__ void __launch_bounds__(ATTN_MMA_WARPS * 32)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
+    constexpr int QROWS = ATTN_MMA_WARPS * 16 * MT;
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
     constexpr float LOG2E = 1.4426950408889634f;
-    __shared__ __align__(128) T q_s[ATTN_MMA_QROWS][LD];  /* 9 KB */
-    __shared__ __align__(128) T k_s[2][KT][LD];           /* 18 KB, double-buffered */
-    __shared__ __align__(128) T v_s[2][KT][LD];           /* 18 KB */
-    __shared__ float key_bias[2][KT];                     /* mask bias * log2(e), -inf past end */
+    /* q_s [QROWS][LD] in dynamic shared memory (9 KB per m-tile of the warps): with MT = 2 the
+     * block needs 55 KB, past the 48 KB static limit */
+    extern __shared__ __align__(128) unsigned char attn_mma_q_smem[];
+    T(*q_s)[LD] = reinterpret_cast<T(*)[LD]>(attn_mma_q_smem);
+    __shared__ __align__(128) T k_s[2][KT][LD];  /* 18 KB, double-buffered */
+    __shared__ __align__(128) T v_s[2][KT][LD];  /* 18 KB */
+    __shared__ float key_bias[2][KT];            /* mask bias * log2(e), -inf past end */
 
     const int tid = threadIdx.x;
     const int lane = tid & 31;
@@ -342,7 +348,8 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     const int quad_col = lane & 3;  /* t */
     const int head = blockIdx.y;
     const int batch = blockIdx.z;
-    const int query0 = blockIdx.x * ATTN_MMA_QROWS;
+    const int query0 = blockIdx.x * QROWS;
+    const int warp_row0 = warp * 16 * MT; /* m-tile m of this warp: rows warp_row0 + 16 m .. +15 */
     const size_t qkv_stride = (size_t)3 * hidden;
     const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * D;
@@ -350,7 +357,7 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
 
     /* group 0 begins with the block's query rows (zero past seq_len): issued first, so that
      * their loads overlap the mask scan below */
-    for (int c = tid; c < ATTN_MMA_QROWS * CHUNKS; c += blockDim.x) {
+    for (int c = tid; c < QROWS * CHUNKS; c += blockDim.x) {
         const int r = c / CHUNKS, part = c % CHUNKS;
         const int query = query0 + r;
         const bool valid = query < seq_len;
@@ -415,12 +422,16 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     stage_tile(tile, buf);
     bq_cp_async_commit();
 
-    uint32_t q_frag[D / 16][4]; /* A fragments of this warp's 16 rows, one per 16-wide k-step */
-    float o[D / 8][4];          /* output accumulators: n-tile n holds dims 8n + 2t, +1 */
-    float row_max[2] = {-INFINITY, -INFINITY}; /* rows g and g + 8, in log2 units */
-    float row_sum[2] = {0.0f, 0.0f};           /* this lane's share of the row sums */
+    uint32_t q_frag[MT][D / 16][4]; /* A fragments of each m-tile's 16 rows, per 16-wide k-step */
+    float o[MT][D / 8][4];          /* output accumulators: n-tile n holds dims 8n + 2t, +1 */
+    float row_max[MT][2], row_sum[MT][2]; /* rows g and g + 8 (log2 units); this lane's sums */
 #pragma unroll
-    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    for (int m = 0; m < MT; m++) {
+        row_max[m][0] = row_max[m][1] = -INFINITY;
+        row_sum[m][0] = row_sum[m][1] = 0.0f;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) o[m][n][0] = o[m][n][1] = o[m][n][2] = o[m][n][3] = 0.0f;
+    }
     const float scale_log2 = scale * LOG2E;
     const int ld_row = lane & 7, ld_matrix = lane >> 3; /* ldmatrix: this lane's row address */
     bool first = true;
@@ -437,78 +448,97 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         __syncthreads(); /* tile (and, the first time, the query rows) visible to every warp */
         if (first) {
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ks++)
-                bq_ldmatrix_x4(q_frag[ks], &q_s[warp * 16 + ld_row + 8 * (ld_matrix & 1)]
-                                               [ks * 16 + 8 * (ld_matrix >> 1)]);
+            for (int m = 0; m < MT; m++)
+#pragma unroll
+                for (int ks = 0; ks < D / 16; ks++)
+                    bq_ldmatrix_x4(q_frag[m][ks],
+                                   &q_s[warp_row0 + 16 * m + ld_row + 8 * (ld_matrix & 1)]
+                                       [ks * 16 + 8 * (ld_matrix >> 1)]);
             first = false;
         }
 
         /* S = Q K^T: n-tile n covers keys 8n..8n+7; one ldmatrix_x4 brings the B fragments of two
-         * k-steps (32 head dims) of one n-tile: matrices = (keys, dims d0 + 8m). */
-        float s[KT / 8][4];
+         * k-steps (32 head dims) of one n-tile: matrices = (keys, dims d0 + 8m); every m-tile
+         * uses them. */
+        float s[MT][KT / 8][4];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int m = 0; m < MT; m++) s[m][n][0] = s[m][n][1] = s[m][n][2] = s[m][n][3] = 0.0f;
 #pragma unroll
             for (int half = 0; half < 2; half++) {
                 uint32_t kb[4];
                 bq_ldmatrix_x4(kb, &k_s[buf][n * 8 + ld_row][half * 32 + 8 * ld_matrix]);
-                bq_mma_16816<T>(s[n], q_frag[2 * half], &kb[0]);
-                bq_mma_16816<T>(s[n], q_frag[2 * half + 1], &kb[2]);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    bq_mma_16816<T>(s[m][n], q_frag[m][2 * half], &kb[0]);
+                    bq_mma_16816<T>(s[m][n], q_frag[m][2 * half + 1], &kb[2]);
+                }
             }
         }
 
-        /* online softmax in log2 units; element e of s[n]: row g + 8 (e >> 1), key 8n + 2t + (e & 1) */
-        float tile_max[2] = {-INFINITY, -INFINITY};
+        /* online softmax in log2 units; element e of s[m][n]: row g + 8 (e >> 1) of m-tile m,
+         * key 8n + 2t + (e & 1) */
 #pragma unroll
-        for (int n = 0; n < KT / 8; n++)
+        for (int m = 0; m < MT; m++) {
+            float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float x = fmaf(s[n][e], scale_log2, key_bias[buf][n * 8 + 2 * quad_col + (e & 1)]);
-                s[n][e] = x;
-                tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
-            }
-        float alpha[2];
+            for (int n = 0; n < KT / 8; n++)
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
-            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
-            const float new_max = fmaxf(row_max[r], tile_max[r]); /* finite: key tile*64 exists */
-            alpha[r] = exp2f(row_max[r] - new_max);               /* 0 on the first tile */
-            row_max[r] = new_max;
-            row_sum[r] *= alpha[r];
-        }
+                for (int e = 0; e < 4; e++) {
+                    const float x = fmaf(s[m][n][e], scale_log2,
+                                         key_bias[buf][n * 8 + 2 * quad_col + (e & 1)]);
+                    s[m][n][e] = x;
+                    tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
+                }
+            float alpha[2];
 #pragma unroll
-        for (int n = 0; n < KT / 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float p = exp2f(s[n][e] - row_max[e >> 1]); /* 0 past the end (-inf) */
-                s[n][e] = p;
-                row_sum[e >> 1] += p;
+            for (int r = 0; r < 2; r++) {
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
+                const float new_max = fmaxf(row_max[m][r], tile_max[r]); /* finite: key tile*64 exists */
+                alpha[r] = exp2f(row_max[m][r] - new_max);               /* 0 on the first tile */
+                row_max[m][r] = new_max;
+                row_sum[m][r] *= alpha[r];
             }
 #pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+            for (int n = 0; n < KT / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const float p = exp2f(s[m][n][e] - row_max[m][e >> 1]); /* 0 past the end (-inf) */
+                    s[m][n][e] = p;
+                    row_sum[m][e >> 1] += p;
+                }
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                o[m][n][0] *= alpha[0], o[m][n][1] *= alpha[0];
+                o[m][n][2] *= alpha[1], o[m][n][3] *= alpha[1];
+            }
         }
 
         /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A fragments;
          * one ldmatrix_x4_trans brings the B fragments of two 8-dim n-tiles of V:
-         * matrices = (keys 16j + 8 (m & 1), dims 16dp + 8 (m >> 1)). */
+         * matrices = (keys 16j + 8 (m & 1), dims 16dp + 8 (m >> 1)); every m-tile uses them. */
 #pragma unroll
         for (int j = 0; j < KT / 16; j++) {
-            uint32_t p_frag[4];
-            p_frag[0] = bq_pack2<T>(s[2 * j][0], s[2 * j][1]);
-            p_frag[1] = bq_pack2<T>(s[2 * j][2], s[2 * j][3]);
-            p_frag[2] = bq_pack2<T>(s[2 * j + 1][0], s[2 * j + 1][1]);
-            p_frag[3] = bq_pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3]);
+            uint32_t p_frag[MT][4];
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                p_frag[m][0] = bq_pack2<T>(s[m][2 * j][0], s[m][2 * j][1]);
+                p_frag[m][1] = bq_pack2<T>(s[m][2 * j][2], s[m][2 * j][3]);
+                p_frag[m][2] = bq_pack2<T>(s[m][2 * j + 1][0], s[m][2 * j + 1][1]);
+                p_frag[m][3] = bq_pack2<T>(s[m][2 * j + 1][2], s[m][2 * j + 1][3]);
+            }
 #pragma unroll
             for (int dp = 0; dp < D / 16; dp++) {
                 uint32_t vb[4];
                 bq_ldmatrix_x4_trans(vb, &v_s[buf][j * 16 + ld_row + 8 * (ld_matrix & 1)]
                                               [dp * 16 + 8 * (ld_matrix >> 1)]);
-                bq_mma_16816<T>(o[2 * dp], p_frag, &vb[0]);
-                bq_mma_16816<T>(o[2 * dp + 1], p_frag, &vb[2]);
+#pragma unroll
+                for (int m = 0; m < MT; m++) {
+                    bq_mma_16816<T>(o[m][2 * dp], p_frag[m], &vb[0]);
+                    bq_mma_16816<T>(o[m][2 * dp + 1], p_frag[m], &vb[2]);
+                }
             }
         }
         __syncthreads(); /* every warp is done with this buffer before it is refilled */
@@ -517,28 +547,54 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     }
 
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        row_sum[r] += __shfl_xor_sync(BQ_FULL_WARP, row_sum[r], 1);
-        row_sum[r] += __shfl_xor_sync(BQ_FULL_WARP, row_sum[r], 2);
-        const int query = query0 + warp * 16 + quad_row + 8 * r;
-        if (query >= seq_len) continue;
-        const float inv_sum = 1.0f / row_sum[r];
-        T *out = ctx + (batch_row0 + query) * (size_t)hidden + head_col + 2 * quad_col;
+    for (int m = 0; m < MT; m++)
 #pragma unroll
-        for (int n = 0; n < D / 8; n++)
-            *reinterpret_cast<uint32_t *>(out + 8 * n) =
-                bq_pack2<T>(o[n][2 * r] * inv_sum, o[n][2 * r + 1] * inv_sum);
+        for (int r = 0; r < 2; r++) {
+            float sum = row_sum[m][r];
+            sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 1);
+            sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 2);
+            const int query = query0 + warp_row0 + 16 * m + quad_row + 8 * r;
+            if (query >= seq_len) continue;
+            const float inv_sum = 1.0f / sum;
+            T *out = ctx + (batch_row0 + query) * (size_t)hidden + head_col + 2 * quad_col;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *reinterpret_cast<uint32_t *>(out + 8 * n) =
+                    bq_pack2<T>(o[m][n][2 * r] * inv_sum, o[m][n][2 * r + 1] * inv_sum);
+        }
+}
+
+/* BQ_ATTENTION_QROWS=128: two m-tiles per warp (128 query rows a block) instead of one (64), an
+ * experiment the device run times against the default (bench-profile-qrows128). */
+static int mma_mtiles() {
+    const char *v = getenv("BQ_ATTENTION_QROWS");
+    return v && strcmp(v, "128") == 0 ? 2 : 1;
+}
+
+template <typename T, int MT>
+static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                    int hidden, int heads, void *ctx, cudaStream_t stream) {
+    constexpr int qrows = ATTN_MMA_WARPS * 16 * MT;
+    constexpr size_t q_bytes = (size_t)qrows * ATTN_MMA_LD * sizeof(T);
+    if (MT > 1) { /* static + dynamic past 48 KB needs the opt-in (sm_90: up to 227 KB) */
+        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT>,
+                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                    (int)q_bytes);
+        if (rc != cudaSuccess) return rc;
     }
+    const dim3 grid = attention_grid(seq_len, qrows, heads, batch);
+    attention_mma_head64_kernel<T, MT><<<grid, ATTN_MMA_WARPS * 32, q_bytes, stream>>>(
+        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
+    return cudaGetLastError();
 }
 
 template <typename T>
 static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask, int batch,
                                                int seq_len, int hidden, int heads, void *ctx,
                                                cudaStream_t stream) {
-    const dim3 grid = attention_grid(seq_len, ATTN_MMA_QROWS, heads, batch);
-    attention_mma_head64_kernel<T><<<grid, ATTN_MMA_WARPS * 32, 0, stream>>>(
-        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
-    return cudaGetLastError();
+    if (mma_mtiles() == 2)
+        return launch_mma_tiles<T, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    return launch_mma_tiles<T, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
 }
 
 /* ---- fp32 path (head size 64): register-tiled online softmax on CUDA cores ----------------- */

@@ -506,10 +506,17 @@ static void test_attention_head64(void **state) {
     const int seqs[] = {1, 7, 63, 64, 65, 100, 128, 129, 384, 512};
     const int B = 2, H = 128, heads = 2;
     uint64_t seed = 0x5eed0006;
+    /* qrows 128: BQ_ATTENTION_QROWS=128, the mma.sync kernel with two m-tiles per warp (16-bit) */
+    for (int qrows = 64; qrows <= 128; qrows += 64)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si <= sizeof seqs / sizeof seqs[0]; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
+        if (qrows == 128 && dt == BQ_CUDA_F32) continue;
+        if (qrows == 128)
+            assert_int_equal(setenv("BQ_ATTENTION_QROWS", "128", 1), 0);
+        else
+            unsetenv("BQ_ATTENTION_QROWS");
         const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == sizeof seqs / sizeof seqs[0]; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
@@ -528,9 +535,9 @@ static void test_attention_head64(void **state) {
         CUDA_OK(cudaDeviceSynchronize());
 
         char what[160];
-        snprintf(what, sizeof what, "attention d=64 %s %sB=%d S=%d heads=%d %s",
-                 bq_cuda_dtype_name(dt), unaligned ? "unaligned " : "", B, S, heads,
-                 k_mask_names[pattern]);
+        snprintf(what, sizeof what, "attention d=64 %s %s%sB=%d S=%d heads=%d %s",
+                 bq_cuda_dtype_name(dt), qrows == 128 ? "qrows=128 " : "",
+                 unaligned ? "unaligned " : "", B, S, heads, k_mask_names[pattern]);
         expect_guards_intact(&d_fast, what);
         expect_guards_intact(&d_other, what);
         float *fast = dev_download(&d_fast, rows * H, dt);
@@ -547,6 +554,7 @@ static void test_attention_head64(void **state) {
         dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_fast), dev_free(&d_other);
         attention_case_free(&ac);
     }
+    unsetenv("BQ_ATTENTION_QROWS");
     EXPECT_NO_CASE_FAILURES();
 }
 
