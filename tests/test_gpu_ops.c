@@ -503,13 +503,21 @@ static void test_attention(void **state) {
 static void test_attention_head64(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
-    const int seqs[] = {1, 7, 63, 64, 65, 100, 128, 129, 384, 512};
+    /* BQ_TEST_QUICK=1 (the device run's racecheck and synccheck, which run each launch many times
+     * slower): one length per tile boundary case instead of ten */
+    const int all_seqs[] = {1, 7, 63, 64, 65, 100, 128, 129, 384, 512};
+    const int quick_seqs[] = {1, 65, 129, 384};
+    const char *quick_env = getenv("BQ_TEST_QUICK");
+    const bool quick = quick_env && strcmp(quick_env, "1") == 0;
+    const int *seqs = quick ? quick_seqs : all_seqs;
+    const size_t n_seqs = quick ? sizeof quick_seqs / sizeof quick_seqs[0]
+                                : sizeof all_seqs / sizeof all_seqs[0];
     const int B = 2, H = 128, heads = 2;
     uint64_t seed = 0x5eed0006;
     /* qrows 128: BQ_ATTENTION_QROWS=128, the mma.sync kernel with two m-tiles per warp (16-bit) */
     for (int qrows = 64; qrows <= 128; qrows += 64)
     for (size_t di = 0; di < N_DTYPES; di++)
-    for (size_t si = 0; si <= sizeof seqs / sizeof seqs[0]; si++)
+    for (size_t si = 0; si <= n_seqs; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
         if (qrows == 128 && dt == BQ_CUDA_F32) continue;
@@ -518,7 +526,7 @@ static void test_attention_head64(void **state) {
         else
             unsetenv("BQ_ATTENTION_QROWS");
         const size_t es = bq_cuda_dtype_size(dt);
-        const bool unaligned = si == sizeof seqs / sizeof seqs[0]; /* one extra case */
+        const bool unaligned = si == n_seqs; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
         const int S = unaligned ? 65 : seqs[si];
         const size_t rows = (size_t)B * S, offset = unaligned ? 4 : 0; /* in bytes */
