@@ -168,11 +168,12 @@ def merge_parity(outdir):
 
 def merge_profiles(outdir):
     """{attention: {"fp16 batch 128": {"throughput_seq_s": x, "stages_ms": {stage: ms}}}} from
-    bench-profile.json (our attention), bench-cudnn.json (cuDNN's) and bench-qrows128.json (ours,
-    two m-tiles per warp)."""
+    bench-profile.json (our attention), bench-cudnn.json (cuDNN's), bench-qrows128.json (ours,
+    two m-tiles per warp) and bench-heuristic.json (untimed GEMM choices; "heuristic" columns)."""
     profiles = {}
     for attention, name in (("own", "bench-profile.json"), ("cudnn", "bench-cudnn.json"),
-                            ("own-qrows128", "bench-qrows128.json")):
+                            ("own-qrows128", "bench-qrows128.json"),
+                            ("heuristic", "bench-heuristic.json")):
         for cfg in (read_json(os.path.join(outdir, name)) or {}).get("configs", []):
             if cfg.get("profile_ms"):
                 key = f"{cfg['precision']} batch {cfg['batch']}"
@@ -318,6 +319,12 @@ def merge_steps(outdir, max_lines=12):
     return steps
 
 
+# Column names of the stage table, per profile source (merge_profiles).
+PROFILE_LABELS = {"own": "own attention", "cudnn": "cudnn attention",
+                  "own-qrows128": "own attention, 128-row blocks",
+                  "heuristic": "untimed GEMM choices"}
+
+
 def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
 
@@ -375,11 +382,12 @@ def markdown(results):
                          f"{c['layer_gemm_ms_first_choice']:.4f} ms with cuBLASLt's first; bias + "
                          f"GELU: {', '.join(c['gelu_path']) or '-'}")
     profiles = results.get("profiles") or {}
-    columns = [(a, k) for a in ("own", "cudnn", "own-qrows128") for k in sorted(profiles.get(a, {}))]
+    columns = [(a, k) for a in ("own", "cudnn", "own-qrows128", "heuristic")
+               for k in sorted(profiles.get(a, {}))]
     if columns:
         stages = sorted({s for a, k in columns for s in profiles[a][k]["stages_ms"]})
         lines += ["", "| stage (ms, one pass) | " +
-                  " | ".join(f"{k}, {a} attention" for a, k in columns) + " |",
+                  " | ".join(f"{k}, {PROFILE_LABELS.get(a, a)}" for a, k in columns) + " |",
                   "|---|" + "---:|" * len(columns)]
         for st in stages:
             lines.append(f"| {st} | " + " | ".join(
