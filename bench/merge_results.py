@@ -130,6 +130,9 @@ def merge_configs(ours, peer, safe=None):
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
             "first_pass_ms": cfg.get("first_pass_ms"),
+            "gemm_choice": cfg.get("gemm_choice"),
+            "gemm_pass_timed_ms": cfg.get("gemm_pass_timed_ms"),
+            "gemm_pass_first_ms": cfg.get("gemm_pass_first_ms"),
         }
         modes = peers.get(key, {})
         # The peer's best mode is the fair comparison: compile where it worked, else eager.
@@ -363,6 +366,12 @@ def markdown(results):
                   f"{fmt(e2e['windows_per_s'], '.1f')} windows/s "
                   f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
                   f"{e2e['engine_s']:.2f} s, host work {e2e['host_work_s']:.2f} s (overlapped)"]
+    passes = [r for r in results["configs"] if r.get("gemm_pass_timed_ms")]
+    if passes:  # engine_cuda.cu's whole-pass check of the GEMM choices timed one by one
+        lines += ["", "Whole pass with the timed GEMM choices vs cuBLASLt's first choices (kept): " +
+                  ", ".join(f"{r['precision']} batch {r['batch']} {r['gemm_pass_timed_ms']:.3f} vs "
+                            f"{fmt(r['gemm_pass_first_ms'], '.3f')} ms ({r['gemm_choice']})"
+                            for r in passes)]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
     if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(

@@ -57,6 +57,10 @@ struct bq_cuda_engine {
     signed char *attention_choice;
     float *attention_own_ms, *attention_cudnn_ms;
     char attention_note[300]; /* auto without cuDNN: why */
+    /* per batch size [max_batch + 1]: GEMM_UNDECIDED until the first pass's whole-pass comparison
+     * of the timed GEMM choices against the first choices; the two passes' mean ms */
+    signed char *gemm_choice;
+    float *gemm_timed_ms, *gemm_first_ms;
 
     /* weights: one device allocation */
     void *weights;
@@ -326,6 +330,7 @@ static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
     } while (0)
 
 enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_CUDNN = 2 };
+enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
 /* Which attention runs for `batch`: cudnn/own as asked, auto as decided (own until then). */
 static int attention_for(const bq_cuda_engine *e, int batch) {
@@ -500,6 +505,55 @@ static bq_status run_compute(bq_cuda_engine *e, int batch, bq_err *err) {
     return enqueue_compute(e, batch, NULL, err);
 }
 
+/* One eager pass of the device part (bq_tuning_time's callback). */
+typedef struct {
+    bq_cuda_engine *e;
+    int batch;
+} compute_run;
+
+static bq_status run_pass_once(void *ctx, int *ran, bq_err *err) {
+    const compute_run *c = (const compute_run *)ctx;
+    bq_status s = enqueue_compute(c->e, c->batch, NULL, err);
+    *ran = s == BQ_OK;
+    return s;
+}
+
+/* After the first eager pass of `batch` (every GEMM shape of it timed alone, on warm operands):
+ * time whole passes with those timed choices and with cuBLASLt's first choices + the untimed GELU
+ * rule, and keep the timed ones only if the pass is at least 1% faster. On the H200 the timed
+ * choices, each faster alone, made fp16 passes 2-6% slower. Synchronizes the stream; decides
+ * nothing under capture or with BQ_GEMM_AUTOTUNE=0. A failed timing keeps the timed choices and
+ * returns the error. */
+static bq_status choose_gemm(bq_cuda_engine *e, int batch, bq_err *err) {
+    if (e->gemm_choice[batch] != GEMM_UNDECIDED) return BQ_OK;
+    const int rows = batch * e->opt.seq_len;
+    if (!bq_gemm_autotune_enabled()) {
+        e->gemm_choice[batch] = GEMM_UNTIMED;
+        return BQ_OK;
+    }
+    bq_tuning_timer timer;
+    int ready = 0;
+    bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
+    if (s != BQ_OK || !ready) return s;
+    compute_run c = {e, batch};
+    const int reps = batch >= 32 ? 2 : 3; /* whole passes: 1.3 ms at batch 1 on the H200 */
+    float timed = -1.0f, first = -1.0f;
+    bq_gemm_ctx_prefer_first(e->gemm, rows, 0);
+    s = bq_tuning_time(&timer, e->stream, reps, run_pass_once, &c, &timed, err);
+    if (s == BQ_OK) {
+        bq_gemm_ctx_prefer_first(e->gemm, rows, 1);
+        s = bq_tuning_time(&timer, e->stream, reps, run_pass_once, &c, &first, err);
+    }
+    bq_tuning_timer_end(&timer);
+    const int keep_first = s == BQ_OK && first > 0.0f && timed > 0.0f && first * 0.99f < timed;
+    bq_gemm_ctx_prefer_first(e->gemm, rows, keep_first);
+    if (s != BQ_OK) return s;
+    e->gemm_timed_ms[batch] = timed > 0.0f ? timed : 0.0f;
+    e->gemm_first_ms[batch] = first > 0.0f ? first : 0.0f;
+    e->gemm_choice[batch] = keep_first ? GEMM_FIRST : GEMM_TIMED;
+    return BQ_OK;
+}
+
 /* After a successful eager pass of `batch` (cuBLASLt plans cached, kernels loaded), capture its
  * graph; if capture fails, turn graphs off for this engine and remember why. */
 static void ensure_graph(bq_cuda_engine *e, int batch) {
@@ -540,7 +594,11 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const 
     BQ_CUDA_TRY(cudaStreamSynchronize(st), err);
     memcpy(start_logits, e->h_start, n * sizeof(float));
     memcpy(end_logits, e->h_end, n * sizeof(float));
-    if (!had_graph) ensure_graph(e, batch);
+    if (!had_graph) {
+        s = choose_gemm(e, batch, err); /* once per batch size, before its graph is captured */
+        if (s != BQ_OK) return s;
+        ensure_graph(e, batch);
+    }
     return BQ_OK;
 }
 
@@ -633,7 +691,11 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->attention_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
     e->attention_own_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
     e->attention_cudnn_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    if (!e->graphs || !e->attention_choice || !e->attention_own_ms || !e->attention_cudnn_ms)
+    e->gemm_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
+    e->gemm_timed_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
+    e->gemm_first_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
+    if (!e->graphs || !e->attention_choice || !e->attention_own_ms || !e->attention_cudnn_ms ||
+        !e->gemm_choice || !e->gemm_timed_ms || !e->gemm_first_ms)
         return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
     e->use_graphs = !(no_graph && no_graph[0] == '1');
@@ -697,6 +759,7 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
     }
     bq_cudnn_attention_free(e->cudnn_attention);
     free(e->attention_choice), free(e->attention_own_ms), free(e->attention_cudnn_ms);
+    free(e->gemm_choice), free(e->gemm_timed_ms), free(e->gemm_first_ms);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);
     if (e->workspace) cudaFree(e->workspace);
@@ -730,6 +793,21 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         e->attention_choice[batch] == ATTN_UNDECIDED)
         return "undecided";
     return attention_for(e, batch) == ATTN_CUDNN ? "cudnn" : "own";
+}
+
+extern "C" const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch,
+                                                   double *timed_ms, double *first_ms) {
+    if (timed_ms) *timed_ms = 0.0;
+    if (first_ms) *first_ms = 0.0;
+    if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
+    if (timed_ms) *timed_ms = e->gemm_timed_ms[batch];
+    if (first_ms) *first_ms = e->gemm_first_ms[batch];
+    switch (e->gemm_choice[batch]) {
+    case GEMM_TIMED: return "timed";
+    case GEMM_FIRST: return "first";
+    case GEMM_UNTIMED: return "untimed";
+    default: return "undecided";
+    }
 }
 
 extern "C" int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out,

@@ -53,6 +53,9 @@ typedef struct {
     int candidate_count, chosen; /* candidates[chosen] is the one that runs */
     int tuned; /* 1 once the choices were timed, or timing is off (BQ_GEMM_AUTOTUNE=0) */
     int gelu_variant; /* BIAS_GELU in 16 bits: a VARIANT_* below, or 0 = undecided */
+    /* 1: run the heuristic's first choice and the untimed GELU rule whatever the timing found
+     * (the engine's whole-pass comparison for this shape's batch size, bq_gemm_ctx_prefer_first) */
+    int prefer_first;
     float first_ms, chosen_ms, unfused_ms;
     float fused_ms[3]; /* BQ_GELU_TILE_LARGE, _SMALL, _PINGPONG; per call, timed; 0 = not */
 } gemm_plan;
@@ -180,6 +183,8 @@ static int autotune_enabled(void) {
     return !(v && v[0] == '0');
 }
 
+int bq_gemm_autotune_enabled(void) { return autotune_enabled(); }
+
 /* BQ_FUSED_GELU=0: never the CUTLASS kernel (a diagnostic switch: the device run falls back to it
  * when the fast paths fail). */
 static int fused_gelu_allowed(void) {
@@ -215,7 +220,8 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
         *ran = 1;
         return BQ_OK;
     }
-    const cublasLtMatmulAlgo_t *algo = &p->candidates[variant >= 0 ? variant : p->chosen];
+    const int chosen = p->prefer_first ? 0 : p->chosen;
+    const cublasLtMatmulAlgo_t *algo = &p->candidates[variant >= 0 ? variant : chosen];
     cublasStatus_t rc = cublasLtMatmul(g->handle, p->desc, &one, o->W, p->a, o->x, p->b, &zero,
                                        o->y, p->c, o->y, p->c, algo, g->workspace,
                                        g->workspace_bytes, stream);
@@ -366,17 +372,29 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
     }
     int ran = 0;
     if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32) {
-        int v = p->gelu_variant; /* 0: untimed, then the fused kernel from 512 rows */
+        /* 0: untimed (or the first choices preferred), then the fused kernel from 512 rows */
+        int v = p->prefer_first ? 0 : p->gelu_variant;
         if (v == 0) v = rows >= BQ_FUSED_GELU_MIN_ROWS ? VARIANT_FUSED_LARGE : VARIANT_UNFUSED;
         if (v != VARIANT_UNFUSED) {
             /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; refused = fall back */
             s = run_variant(g, p, v, &o, stream, 1, &ran, err);
             if (s != BQ_OK || ran) return s;
-            p->gelu_variant = VARIANT_UNFUSED;
+            if (!p->prefer_first) p->gelu_variant = VARIANT_UNFUSED;
         }
     }
-    return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : p->chosen, &o, stream,
-                       1, &ran, err);
+    const int chosen = p->prefer_first ? 0 : p->chosen;
+    return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : chosen, &o, stream, 1,
+                       &ran, err);
+}
+
+int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first) {
+    int n = 0;
+    for (int i = 0; g && i < g->plan_count; i++)
+        if (g->plans[i].rows == rows) {
+            g->plans[i].prefer_first = prefer_first ? 1 : 0;
+            n++;
+        }
+    return n;
 }
 
 int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
@@ -392,6 +410,7 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         snprintf(q->epilogue, sizeof q->epilogue, "%s", ep_names[p->ep]);
         q->candidates = p->candidate_count, q->chosen = p->chosen;
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
+        q->runs_first = p->prefer_first;
         if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {
             const char *path = p->gelu_variant == VARIANT_FUSED_LARGE      ? "fused-large"
                                : p->gelu_variant == VARIANT_FUSED_SMALL    ? "fused-small"

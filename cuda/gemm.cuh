@@ -31,7 +31,7 @@ extern "C" {
 /* A cuBLASLt handle, a device workspace allocated once, and the matmul descriptors + chosen
  * algorithms cached per shape/dtype/epilogue, so that a forward pass (and a CUDA-graph capture of
  * it) does no allocation and no heuristic search after the first call for a shape. The algorithm
- * is the fastest of cuBLASLt's heuristic candidates (up to 8), timed on the first eager call of
+ * is the fastest of cuBLASLt's heuristic candidates (up to 24), timed on the first eager call of
  * the shape (BQ_GEMM_AUTOTUNE=0: the heuristic's first choice, no timing). */
 typedef struct bq_gemm_ctx bq_gemm_ctx;
 
@@ -53,6 +53,16 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
 /* Up to `max` entries describing the cached shapes and what was chosen for each; returns the count.
  * g may be NULL (0). */
 int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max);
+
+/* For every cached shape of `rows` rows: prefer_first = 1 runs cuBLASLt's first choice and the
+ * untimed GELU rule instead of what timing chose (0: the timed choices again). Host-only: takes
+ * effect from the next call (and in graphs captured after it). The engine sets it per batch size
+ * from a whole-pass comparison, since choices timed alone on warm operands need not make the
+ * pass faster. Returns the number of shapes set (0 for g NULL). */
+int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first);
+
+/* 1 unless BQ_GEMM_AUTOTUNE=0 (then nothing is timed: first choices and the GELU rule). */
+int bq_gemm_autotune_enabled(void);
 
 #ifdef __cplusplus
 }

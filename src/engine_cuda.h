@@ -84,6 +84,7 @@ typedef struct {
     double fused_large_ms; /* CUTLASS fused GEMM + bias + GELU, large tiles (0: refused) */
     double fused_small_ms; /* the same, small stream-K tiles (0: refused) */
     double fused_pingpong_ms; /* the same, ping-pong tiles (0: refused) */
+    int runs_first; /* 1: the engine's whole-pass comparison kept the first choice and GELU rule */
 } bq_gemm_plan_info;
 
 /* The attention that runs for `batch`: "own", "cudnn", or "undecided" (attention auto before that
@@ -91,6 +92,14 @@ typedef struct {
  * (may be NULL) get the per-layer times it decided on (cudnn 0: it failed; see the description). */
 const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
                                             double *cudnn_ms);
+
+/* Whether `batch` runs the GEMM choices timed per shape ("timed") or cuBLASLt's first choices
+ * and the untimed GELU rule ("first"): on a batch size's first pass the engine times whole passes
+ * both ways and keeps the faster (timed only if at least 1% faster). "undecided" before that
+ * pass, "untimed" with BQ_GEMM_AUTOTUNE=0, "none" for a batch outside 1..max_batch. timed_ms /
+ * first_ms (may be NULL): the two passes' mean times, 0 when not measured. */
+const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch, double *timed_ms,
+                                       double *first_ms);
 
 /* Up to `max` entries of what the engine's GEMMs chose so far, in the order the shapes were first
  * run; returns how many were written (0 without CUDA or before the first forward pass). */

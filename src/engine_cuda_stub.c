@@ -63,6 +63,14 @@ const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, 
     return "none";
 }
 
+const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch, double *timed_ms,
+                                       double *first_ms) {
+    (void)e, (void)batch;
+    if (timed_ms) *timed_ms = 0.0;
+    if (first_ms) *first_ms = 0.0;
+    return "none";
+}
+
 int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, int max) {
     (void)e, (void)out, (void)max;
     return 0;

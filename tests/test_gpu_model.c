@@ -723,6 +723,60 @@ static void test_engine_errors(void **state) {
     random_model_free(r);
 }
 
+/* The GEMM choices timed shape by shape are checked by whole passes on a batch size's first pass
+ * (engine_cuda.cu choose_gemm): undecided before it, "timed" or "first" after with both pass
+ * times, "first" only where that pass was the faster, every shape of the batch flagged alike; and
+ * "untimed" with BQ_GEMM_AUTOTUNE=0. The logits of either way are checked by check_engine. */
+static void test_gemm_whole_pass_choice(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(64, 2, 128, 2, 300, 64, 17);
+    const int lengths[2] = {32, 11};
+    batch_case bc = make_batch(&r->model, 2, 32, lengths, 12);
+    float *start = malloc(2 * 32 * sizeof(float)), *end = malloc(2 * 32 * sizeof(float));
+    assert_true(start && end);
+    for (int autotune = 1; autotune >= 0; autotune--) {
+        if (autotune)
+            unsetenv("BQ_GEMM_AUTOTUNE");
+        else
+            assert_int_equal(setenv("BQ_GEMM_AUTOTUNE", "0", 1), 0);
+        bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 2, 32);
+        bq_cuda_engine *e = NULL;
+        bq_err err;
+        if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK)
+            fail_msg("create: %s", err.message);
+        assert_string_equal(bq_cuda_engine_gemm_choice(e, 2, NULL, NULL), "undecided");
+        if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+            fail_msg("forward: %s", err.message);
+        double timed_ms = 0, first_ms = 0;
+        const char *choice = bq_cuda_engine_gemm_choice(e, 2, &timed_ms, &first_ms);
+        printf("  GEMM choices at batch 2 (autotune %d): %s (whole pass timed %.4f ms, first "
+               "%.4f ms)\n", autotune, choice, timed_ms, first_ms);
+        if (!autotune) {
+            assert_string_equal(choice, "untimed");
+        } else {
+            assert_true(strcmp(choice, "timed") == 0 || strcmp(choice, "first") == 0);
+            assert_true(timed_ms > 0 && first_ms > 0);
+            assert_int_equal(strcmp(choice, "first") == 0, first_ms * 0.99 < timed_ms);
+            bq_gemm_plan_info plans[16];
+            const int n = bq_cuda_engine_gemm_plans(e, plans, 16);
+            int of_batch = 0;
+            for (int i = 0; i < n; i++)
+                if (plans[i].rows == 2 * 32) {
+                    of_batch++;
+                    assert_int_equal(plans[i].runs_first, strcmp(choice, "first") == 0);
+                }
+            assert_int_equal(of_batch, 4); /* QKV, attention output, FFN in, FFN out */
+        }
+        assert_string_equal(bq_cuda_engine_gemm_choice(e, 1, NULL, NULL), "undecided");
+        bq_cuda_engine_free(e);
+    }
+    unsetenv("BQ_GEMM_AUTOTUNE");
+    free(start), free(end);
+    free_batch(&bc);
+    random_model_free(r);
+}
+
 static int group_setup(void **state) {
     (void)state;
     int count = 0;
@@ -743,6 +797,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_every_precision),
         cmocka_unit_test(test_head64_every_precision),
         cmocka_unit_test(test_without_graphs),
+        cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),
     };

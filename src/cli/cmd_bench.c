@@ -54,6 +54,7 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddStringToObject(o, "epilogue", p->epilogue);
         cJSON_AddNumberToObject(o, "candidates", p->candidates);
         cJSON_AddNumberToObject(o, "chosen", p->chosen);
+        cJSON_AddBoolToObject(o, "runs_first", p->runs_first != 0);
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
         if (p->gelu_path[0]) {
@@ -290,6 +291,13 @@ int cmd_bench(const cli_args *a) {
                     double own_ms = 0, cudnn_ms = 0;
                     const char *attn = bq_cuda_engine_attention_choice(ce, B, &own_ms, &cudnn_ms);
                     cJSON_AddStringToObject(c, "attention", attn);
+                    double timed_ms = 0, first_ms = 0;
+                    cJSON_AddStringToObject(c, "gemm_choice",
+                                            bq_cuda_engine_gemm_choice(ce, B, &timed_ms, &first_ms));
+                    if (timed_ms > 0 || first_ms > 0) {
+                        cJSON_AddNumberToObject(c, "gemm_pass_timed_ms", timed_ms);
+                        cJSON_AddNumberToObject(c, "gemm_pass_first_ms", first_ms);
+                    }
                     if (own_ms > 0 || cudnn_ms > 0) {
                         cJSON_AddNumberToObject(c, "attention_own_ms", own_ms);
                         cJSON_AddNumberToObject(c, "attention_cudnn_ms", cudnn_ms);
