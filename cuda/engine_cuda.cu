@@ -525,14 +525,23 @@ static bq_status time_one_pass(bq_cuda_engine *e, int batch, int prefer_first,
  * the best of the others. On the H200 the timed choices, each faster alone, made fp16 passes 2-6%
  * slower. The first pass left everything warm, so no warm-up; the best of a few passes, since a
  * batch-128 pass's p99 was 20% over its p50. Costs 4 passes at batch >= 32 (0.27 s at batch 128
- * on the H200), 6 below, once per batch size. Synchronizes the stream; decides nothing under
- * capture or with BQ_GEMM_AUTOTUNE=0. On a failed timing the timed choices stay. */
+ * on the H200), 6 below, once per batch size; a batch >= 32 takes the decision of one >= 32 made
+ * before. Synchronizes the stream; decides nothing under capture or with BQ_GEMM_AUTOTUNE=0. On a
+ * failed timing the timed choices stay. */
 static bq_status choose_gemm(bq_cuda_engine *e, int batch, bq_err *err) {
     if (e->gemm_choice[batch] != GEMM_UNDECIDED) return BQ_OK;
     if (!bq_gemm_autotune_enabled()) {
         e->gemm_choice[batch] = GEMM_UNTIMED;
         return BQ_OK;
     }
+    if (batch >= 32) /* a large batch decided before speaks for this one too (its times stay 0): */
+        for (int b = 32; b <= e->opt.max_batch; b++) /* a long run's partial batches cost nothing */
+            if (e->gemm_choice[b] == GEMM_TIMED || e->gemm_choice[b] == GEMM_FIRST) {
+                bq_gemm_ctx_prefer_first(e->gemm, batch * e->opt.seq_len,
+                                         e->gemm_choice[b] == GEMM_FIRST);
+                e->gemm_choice[batch] = e->gemm_choice[b];
+                return BQ_OK;
+            }
     bq_tuning_timer timer;
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);

@@ -97,7 +97,8 @@ const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, 
  * and the untimed GELU rule ("first"): on a batch size's first pass the engine times whole passes
  * both ways and keeps the faster (timed only if at least 1% faster). "undecided" before that
  * pass, "untimed" with BQ_GEMM_AUTOTUNE=0, "none" for a batch outside 1..max_batch. timed_ms /
- * first_ms (may be NULL): the best pass time of each way, 0 when not measured. */
+ * first_ms (may be NULL): the best pass time of each way, 0 when not measured (a batch of 32 or
+ * more takes the decision of such a batch decided before, without timing). */
 const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch, double *timed_ms,
                                        double *first_ms);
 

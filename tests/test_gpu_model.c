@@ -774,6 +774,31 @@ static void test_gemm_whole_pass_choice(void **state) {
     unsetenv("BQ_GEMM_AUTOTUNE");
     free(start), free(end);
     free_batch(&bc);
+
+    /* batches of 32 and more: the first decides by timing, a later one takes its decision */
+    int lengths_big[33];
+    for (int i = 0; i < 33; i++) lengths_big[i] = 1 + i % 8;
+    batch_case big = make_batch(&r->model, 33, 8, lengths_big, 13);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 33, 8);
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+    start = malloc(33 * 8 * sizeof(float)), end = malloc(33 * 8 * sizeof(float));
+    assert_true(start && end);
+    for (int b = 32; b <= 33; b++)
+        if (bq_cuda_engine_forward(e, b, big.ids, big.mask, big.seg, start, end, &err) != BQ_OK)
+            fail_msg("forward batch %d: %s", b, err.message);
+    double timed32 = 0, first32 = 0, timed33 = 1, first33 = 1;
+    const char *c32 = bq_cuda_engine_gemm_choice(e, 32, &timed32, &first32);
+    const char *c33 = bq_cuda_engine_gemm_choice(e, 33, &timed33, &first33);
+    printf("  GEMM choices at batch 32: %s (%.4f / %.4f ms), batch 33: %s (taken over)\n", c32,
+           timed32, first32, c33);
+    assert_true(timed32 > 0 && first32 > 0);
+    assert_string_equal(c33, c32);
+    assert_true(timed33 == 0 && first33 == 0);
+    free(start), free(end);
+    bq_cuda_engine_free(e);
+    free_batch(&big);
     random_model_free(r);
 }
 
