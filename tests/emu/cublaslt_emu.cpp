@@ -14,6 +14,7 @@
  * with CUBLAS_STATUS_NOT_SUPPORTED (as a real candidate can), so gemm.cu's handling of a refused
  * candidate runs too. Work goes through bq_emu::enqueue: recorded while the stream is captured. */
 #include "cuda_emu.h"
+#include "bq_math.h" /* bq_round_tf32 */
 #include "cuda_emu_runtime.h"
 
 #include <cblas.h>
@@ -85,18 +86,6 @@ void store(cudaDataType_t t, void *p, size_t i, float v) {
     case CUDA_R_16BF: static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v); break;
     default: static_cast<float *>(p)[i] = v; break;
     }
-}
-
-/* fp32 -> TF32 (10-bit mantissa), round to nearest even; Inf / NaN unchanged */
-float round_tf32(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) != 0x7f800000u) {
-        u += 0xfffu + ((u >> 13) & 1u);
-        u &= ~0x1fffu;
-    }
-    memcpy(&x, &u, sizeof x);
-    return x;
 }
 
 cublasStatus_t refuse(cublasStatus_t status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -178,7 +167,7 @@ std::vector<float> widen(const Layout *l, const void *p, bool tf32) {
         for (uint64_t i = 0; i < l->rows; i++) {
             const size_t at = i + j * (size_t)l->ld;
             const float v = load(l->type, p, at);
-            out[at] = tf32 ? round_tf32(v) : v;
+            out[at] = tf32 ? bq_round_tf32(v) : v;
         }
     return out;
 }
