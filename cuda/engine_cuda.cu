@@ -58,7 +58,7 @@ struct bq_cuda_engine {
     float *attention_own_ms, *attention_cudnn_ms;
     char attention_note[300]; /* auto without cuDNN: why */
     /* per batch size [max_batch + 1]: GEMM_UNDECIDED until the first pass's whole-pass comparison
-     * of the timed GEMM choices against the first choices; the two passes' mean ms */
+     * of the timed GEMM choices against the first choices; the best pass ms of each way */
     signed char *gemm_choice;
     float *gemm_timed_ms, *gemm_first_ms;
 
@@ -505,18 +505,17 @@ static bq_status run_compute(bq_cuda_engine *e, int batch, bq_err *err) {
     return enqueue_compute(e, batch, NULL, err);
 }
 
-/* ms of one eager pass of `batch` with the GEMM choices `prefer_first` selects, between the
- * timer's events; synchronizes the stream. */
-static bq_status time_one_pass(bq_cuda_engine *e, int batch, int prefer_first,
-                               const bq_tuning_timer *timer, float *ms, bq_err *err) {
-    bq_gemm_ctx_prefer_first(e->gemm, batch * e->opt.seq_len, prefer_first);
-    BQ_CUDA_TRY(cudaEventRecord(timer->start, e->stream), err);
-    bq_status s = enqueue_compute(e, batch, NULL, err);
-    if (s != BQ_OK) return s;
-    BQ_CUDA_TRY(cudaEventRecord(timer->stop, e->stream), err);
-    BQ_CUDA_TRY(cudaEventSynchronize(timer->stop), err);
-    BQ_CUDA_TRY(cudaEventElapsedTime(ms, timer->start, timer->stop), err);
-    return BQ_OK;
+/* One eager pass of the device part (bq_tuning_time_once's callback). */
+typedef struct {
+    bq_cuda_engine *e;
+    int batch;
+} compute_run;
+
+static bq_status run_pass_once(void *ctx, int *ran, bq_err *err) {
+    const compute_run *c = (const compute_run *)ctx;
+    bq_status s = enqueue_compute(c->e, c->batch, NULL, err);
+    *ran = s == BQ_OK;
+    return s;
 }
 
 /* After the first eager pass of `batch` (every GEMM shape of it timed alone, on warm operands):
@@ -547,16 +546,19 @@ static bq_status choose_gemm(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
     const int rounds = batch >= 32 ? 2 : 3;
+    const int rows = batch * e->opt.seq_len;
+    compute_run pass = {e, batch};
     float best[2] = {0.0f, 0.0f}; /* [0] timed choices, [1] first choices */
     for (int r = 0; r < rounds && s == BQ_OK; r++)
         for (int first = 0; first < 2 && s == BQ_OK; first++) {
             float ms = 0.0f;
-            s = time_one_pass(e, batch, first, &timer, &ms, err);
+            bq_gemm_ctx_prefer_first(e->gemm, rows, first);
+            s = bq_tuning_time_once(&timer, e->stream, run_pass_once, &pass, &ms, err);
             if (s == BQ_OK && (r == 0 || ms < best[first])) best[first] = ms;
         }
     bq_tuning_timer_end(&timer);
     const int keep_first = s == BQ_OK && best[1] > 0.0f && best[1] * 0.99f < best[0];
-    bq_gemm_ctx_prefer_first(e->gemm, batch * e->opt.seq_len, keep_first);
+    bq_gemm_ctx_prefer_first(e->gemm, rows, keep_first);
     if (s != BQ_OK) return s;
     e->gemm_timed_ms[batch] = best[0];
     e->gemm_first_ms[batch] = best[1];

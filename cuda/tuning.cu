@@ -31,12 +31,12 @@ extern "C" void bq_tuning_timer_end(bq_tuning_timer *t) {
     t->start = t->stop = NULL;
 }
 
-extern "C" bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
-                                    bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
-    *ms = -1.0f;
-    int ran = 0;
-    bq_status s = run(ctx, &ran, err); /* warm-up; accepted at all? */
-    if (s != BQ_OK || !ran) return s;
+/* Mean ms per run over `reps` runs between the timer's events, no warm-up; *ms stays as it was
+ * when a run was refused. */
+static bq_status time_runs(const bq_tuning_timer *t, cudaStream_t stream, int reps,
+                           bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
+    int ran = 1;
+    bq_status s = BQ_OK;
     BQ_CUDA_TRY(cudaEventRecord(t->start, stream), err);
     for (int r = 0; r < reps && s == BQ_OK && ran; r++) s = run(ctx, &ran, err);
     if (s != BQ_OK) return s;
@@ -46,4 +46,19 @@ extern "C" bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t strea
     BQ_CUDA_TRY(cudaEventElapsedTime(&total, t->start, t->stop), err);
     if (ran) *ms = total / (float)reps;
     return BQ_OK;
+}
+
+extern "C" bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
+                                    bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
+    *ms = -1.0f;
+    int ran = 0;
+    bq_status s = run(ctx, &ran, err); /* warm-up; accepted at all? */
+    if (s != BQ_OK || !ran) return s;
+    return time_runs(t, stream, reps, run, ctx, ms, err);
+}
+
+extern "C" bq_status bq_tuning_time_once(const bq_tuning_timer *t, cudaStream_t stream,
+                                         bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
+    *ms = -1.0f;
+    return time_runs(t, stream, 1, run, ctx, ms, err);
 }

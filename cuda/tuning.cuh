@@ -34,6 +34,12 @@ typedef bq_status (*bq_tuning_run_fn)(void *ctx, int *ran, bq_err *err);
 bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
                          bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err);
 
+/* ms of one run of `run` on `stream`, without a warm-up (for a caller that has just run it, or
+ * that takes the best of several such runs): *ms = -1 when refused. Synchronizes the stream.
+ * Returns BQ_OK, the run's error, or the failing CUDA call. */
+bq_status bq_tuning_time_once(const bq_tuning_timer *t, cudaStream_t stream, bq_tuning_run_fn run,
+                              void *ctx, float *ms, bq_err *err);
+
 #ifdef __cplusplus
 }
 #endif
