@@ -200,6 +200,10 @@ enum { /* >= 0: cuBLASLt candidate index */
     VARIANT_FUSED_PINGPONG = -4, /* the same, BQ_GELU_TILE_PINGPONG (epilogue overlaps MMAs) */
 };
 
+/* The cuBLASLt candidate a plan runs: the timed choice, or the heuristic's first when the
+ * engine's whole-pass comparison preferred the first choices. */
+static int plan_algo(const gemm_plan *p) { return p->prefer_first ? 0 : p->chosen; }
+
 /* Enqueues one run of `variant`. *ran = 1 when it ran, 0 when cuBLASLt / CUTLASS refused it
  * (nothing enqueued; with `report`, a refused cuBLASLt call is an error instead). Returns BQ_OK,
  * or the failing call with its statement, file and line. */
@@ -220,8 +224,7 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
         *ran = 1;
         return BQ_OK;
     }
-    const int chosen = p->prefer_first ? 0 : p->chosen;
-    const cublasLtMatmulAlgo_t *algo = &p->candidates[variant >= 0 ? variant : chosen];
+    const cublasLtMatmulAlgo_t *algo = &p->candidates[variant >= 0 ? variant : plan_algo(p)];
     cublasStatus_t rc = cublasLtMatmul(g->handle, p->desc, &one, o->W, p->a, o->x, p->b, &zero,
                                        o->y, p->c, o->y, p->c, algo, g->workspace,
                                        g->workspace_bytes, stream);
@@ -382,9 +385,8 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
             if (!p->prefer_first) p->gelu_variant = VARIANT_UNFUSED;
         }
     }
-    const int chosen = p->prefer_first ? 0 : p->chosen;
-    return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : chosen, &o, stream, 1,
-                       &ran, err);
+    return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : plan_algo(p), &o,
+                       stream, 1, &ran, err);
 }
 
 int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first) {
