@@ -146,16 +146,15 @@ int bq_qa_whole_batch_prefix(const int *windows, int n, int max_batch) {
     for (int i = 0; i < n; i++) total += windows[i];
     if (total < max_batch) return n;
     const long most = total / max_batch * max_batch;
-    /* the most whole batches a prefix fills exactly; a multi-window request can straddle one cut
-     * and still let a cut one batch earlier be exact */
-    for (long target = most; target >= max_batch; target -= max_batch) {
-        long sum;
+    long sum;
+    const int k_most = prefix_within(windows, n, most, &sum);
+    if (sum == most) return k_most;
+    /* a multi-window request straddles that cut: a cut a batch or more earlier may be exact */
+    for (long target = most - max_batch; target >= max_batch; target -= max_batch) {
         const int k = prefix_within(windows, n, target, &sum);
         if (sum == target) return k;
     }
-    long sum;
-    const int k = prefix_within(windows, n, most, &sum);
-    return k > 0 ? k : 1;
+    return k_most > 0 ? k_most : 1;
 }
 
 /* Features of every request (in parallel), then rows laid out request after request. With
