@@ -181,11 +181,15 @@ def run_eager(model, cfg, device, args, deadline, results, skipped, graphed=Fals
     graph (mode "graph", args.graph_precision): no Python or launch overhead per pass, the fair
     peer at small batches, where eager PyTorch waits on its own kernel launches."""
     mode = "graph" if graphed else "eager"
+    capture_failed = False  # after a refused capture nothing more is captured, all listed skipped
     for precision in (args.graph_precision if graphed else args.precision):
         timed = precision_model(model, precision)
         for batch in args.batch:
             entry = {"precision": precision, "mode": mode, "batch": batch,
                      "seq_len": args.seq_len}
+            if capture_failed:
+                skipped.append(dict(entry, reason="not tried after a failed capture"))
+                continue
             if time.monotonic() >= deadline:
                 skipped.append(dict(entry, reason="time budget (--max-seconds) spent"))
                 continue
@@ -204,9 +208,7 @@ def run_eager(model, cfg, device, args, deadline, results, skipped, graphed=Fals
                 reason = f"CUDA graph capture failed: {(str(e).splitlines() or [''])[0][:300]}"
                 skipped.append(dict(entry, reason=reason))
                 log(f"{mode} {precision} batch {batch}: skipped ({reason})")
-                for b in args.batch[args.batch.index(batch) + 1:]:
-                    skipped.append(dict(entry, batch=b, reason="not tried after a failed capture"))
-                return
+                capture_failed = True
         if timed is not model:
             del timed
             if device.type == "cuda":
