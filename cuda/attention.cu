@@ -565,7 +565,7 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
 }
 
 /* BQ_ATTENTION_QROWS=128: two m-tiles per warp (128 query rows a block) instead of one (64), an
- * experiment the device run times against the default (bench-profile-qrows128). */
+ * experiment the device run times against the default (gpu-check's bench-qrows128). */
 static int mma_mtiles() {
     const char *v = getenv("BQ_ATTENTION_QROWS");
     return v && strcmp(v, "128") == 0 ? 2 : 1;
