@@ -20,6 +20,11 @@
 # Environment: BQ_PREBUILT=DIR   use an existing build directory instead of building
 #              BQ_NO_CUDNN=1     build without cuDNN even if found
 #              BQ_SKIP="a b"     step names to skip (e.g. "peer sanitizer-racecheck")
+#              BQ_ONLY="a b"     run only these steps (a short follow-up call on a warm machine;
+#                                name configure and build too unless BQ_PREBUILT is set)
+#              BQ_BENCH_PRECISION=LIST  the bench step's precisions (default fp32,tf32,fp16,bf16)
+#              BQ_PEER_ARGS="..."       extra peer_pytorch.py arguments, after the defaults (later
+#                                       ones win: "--precision fp16 --compile off --batch 8,128")
 #              BQ_SQUAD_DEV=F    SQuAD dev file (default: tests/data/squad/dev-v1.1.json.gz)
 #              BQ_DEADLINE_S=N   whole-run budget in seconds (default 460); each step's limit is
 #                                cut to what is left, and a step with < 20 s left does not start
@@ -51,6 +56,11 @@ step() {
     case " ${BQ_SKIP:-} " in *" $name "*)
         printf '%s\tskipped\t0\n' "$name" >> "$out/steps.tsv"; echo "== $name: skipped"; return 0 ;;
     esac
+    if [ -n "${BQ_ONLY:-}" ]; then
+        case " $BQ_ONLY " in *" $name "*) ;; *)
+            printf '%s\tskipped\t0\n' "$name" >> "$out/steps.tsv"; return 0 ;;
+        esac
+    fi
     local t0=$(date +%s)
     # never run past the whole-run deadline (the device tool allows 600 s per call)
     local left=$(( deadline - t0 ))
@@ -157,9 +167,12 @@ if [ -x "$build/test_gpu_ops" ]; then
 fi
 step sanitizer-memcheck 80 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool memcheck \
     --error-exitcode 9 "$build/test_gpu_model" &
-# initcheck: device memory read before anything wrote it (workspace, padding rows, graph replays)
+# initcheck: device memory read before anything wrote it (workspace, padding rows, graph replays).
+# --check-bulk-copy yes: cuBLASLt's 16-bit Hopper GEMMs write their output with TMA bulk stores,
+# which initcheck does not track otherwise; the run of 2026-11-27 (c50aca4) reported our attention
+# reading the fp16 QKV GEMM's output as uninitialized, fp32/tf32 (no TMA) clean.
 step sanitizer-initcheck 100 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool initcheck \
-    --error-exitcode 9 "$build/test_gpu_model" &
+    --check-bulk-copy yes --error-exitcode 9 "$build/test_gpu_model" &
 # synccheck: barriers and warp-synchronous calls reached by a thread set they do not expect
 step sanitizer-synccheck 100 env BQ_TEST_QUICK=1 BQ_TEST_FILTER='test_attention_head64' "$sanitizer" \
     --tool synccheck --error-exitcode 9 "$build/test_gpu_ops" &
@@ -203,7 +216,8 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     safe=()
     attention=auto
     if ! step bench 150 "$bin" bench --model "$work/large" --device cuda \
-        --precision fp32,tf32,fp16,bf16 --batch 1,8,32,128 --iters 20 --json "$out/bench.json"; then
+        --precision "${BQ_BENCH_PRECISION:-fp32,tf32,fp16,bf16}" --batch 1,8,32,128 --iters 20 \
+        --json "$out/bench.json"; then
         safe=(BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0)
         attention=own
         note "bench failed: 16-bit benchmark rerun and later steps with ${safe[*]} --attention own"
@@ -219,7 +233,7 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         # peer there (the first run's compile got through batch 128 only)
         step peer 130 python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
             --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 120 \
-            --compile-mode reduce-overhead
+            --compile-mode reduce-overhead ${BQ_PEER_ARGS:-}
     fi
     # where the time goes, stage by stage, with our attention kernel
     step bench-profile 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
@@ -248,11 +262,6 @@ EOF3
     step bench-heuristic 60 env ${safe[@]+"${safe[@]}"} BQ_GEMM_AUTOTUNE=0 "$bin" bench \
         --model "$work/large" --device cuda --precision fp16 --attention "$attention" \
         --batch 1,128 --iters 10 --profile --json "$out/bench-heuristic.json"
-    # the mma.sync attention with two m-tiles per warp (128 query rows a block) against the
-    # default 64: an experiment, chosen by nobody until this shows it faster
-    step bench-qrows128 45 env ${safe[@]+"${safe[@]}"} BQ_ATTENTION_QROWS=128 "$bin" bench \
-        --model "$work/large" --device cuda --precision fp16 --attention own --batch 1,128 \
-        --iters 5 --profile --json "$out/bench-qrows128.json"
     # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
     step bench-cudnn 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
@@ -267,6 +276,15 @@ EOF3
             --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 128 --iters 1
+        # batch 1: how long each kernel of a layer takes on the device (no counters but the
+        # duration, so one replay each): their sum over the pass against the graph's p50 says how
+        # much of the 0.8 ms target the gaps between kernels cost. Kernel 400 onwards lies in the
+        # graph replays, past the first pass and its timing runs; 9 in a row cover every kernel of
+        # one layer.
+        step ncu-b1 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
+            --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 9 \
+            "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
+            --batch 1 --iters 20
     fi
 fi
 if [ -f "$repo/bench/merge_results.py" ]; then

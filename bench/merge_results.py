@@ -8,9 +8,9 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/peer.json       bench/peer_pytorch.py --json (optional)
   OUTDIR/parity*.json    parity summaries (optional): each {"label": precision, and
                          "rel_err_vs_hf" and/or "rel_err_vs_cpu", ...} (bench/parity.py)
-  OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json, OUTDIR/bench-qrows128.json
-                         `bertqa-gpu bench --profile` with our attention / cuDNN's / ours with
-                         BQ_ATTENTION_QROWS=128 (optional): time per stage of one forward pass
+  OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json
+                         `bertqa-gpu bench --profile` with our attention / cuDNN's (optional):
+                         time per stage of one forward pass
   OUTDIR/bench-safe.json (optional) the 16-bit benchmark again on the conservative kernels, run
                          when bench.json's run failed; it fills the configurations bench.json
                          lacks or has an error for (each such row says so in "source")
@@ -126,6 +126,7 @@ def merge_configs(ours, peer, safe=None):
             "source": cfg.get("source", "bench.json") if cfg else None,
             "attention": cfg.get("attention"),
             "attention_own_ms": cfg.get("attention_own_ms"),
+            "attention_own_128_ms": cfg.get("attention_own_128_ms"),
             "attention_cudnn_ms": cfg.get("attention_cudnn_ms"),
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
@@ -171,11 +172,10 @@ def merge_parity(outdir):
 
 def merge_profiles(outdir):
     """{attention: {"fp16 batch 128": {"throughput_seq_s": x, "stages_ms": {stage: ms}}}} from
-    bench-profile.json (our attention), bench-cudnn.json (cuDNN's), bench-qrows128.json (ours,
-    two m-tiles per warp) and bench-heuristic.json (untimed GEMM choices; "heuristic" columns)."""
+    bench-profile.json (our attention), bench-cudnn.json (cuDNN's) and bench-heuristic.json
+    (untimed GEMM choices; "heuristic" columns)."""
     profiles = {}
     for attention, name in (("own", "bench-profile.json"), ("cudnn", "bench-cudnn.json"),
-                            ("own-qrows128", "bench-qrows128.json"),
                             ("heuristic", "bench-heuristic.json")):
         for cfg in (read_json(os.path.join(outdir, name)) or {}).get("configs", []):
             if cfg.get("profile_ms"):
@@ -324,8 +324,10 @@ def merge_steps(outdir, max_lines=12):
 
 # Column names of the stage table, per profile source (merge_profiles).
 PROFILE_LABELS = {"own": "own attention", "cudnn": "cudnn attention",
-                  "own-qrows128": "own attention, 128-row blocks",
                   "heuristic": "untimed GEMM choices"}
+
+# What the configuration table appends for the attention the engine ran (bench.json "attention").
+ATTENTION_LABELS = {"cudnn": ", cuDNN attention", "own-128": ", own attention in 128-row blocks"}
 
 
 def fmt(x, spec):
@@ -341,7 +343,7 @@ def markdown(results):
     for r in results["configs"]:
         mode = f" ({r['pytorch_mode']})" if r["pytorch_mode"] else ""
         safe = " (conservative kernels)" if r.get("source") == "bench-safe.json" else ""
-        safe += ", cuDNN attention" if r.get("attention") == "cudnn" else ""
+        safe += ATTENTION_LABELS.get(r.get("attention"), "")
         lines.append(f"| {r['precision']} batch {r['batch']} seq {r['seq_len']}{safe} "
                      f"| {fmt(r['latency_ms_p50'], '.3f')} | {fmt(r['latency_ms_p99'], '.3f')} "
                      f"| {fmt(r['throughput_seq_s'], '.1f')} "
@@ -372,6 +374,14 @@ def markdown(results):
                   ", ".join(f"{r['precision']} batch {r['batch']} {r['gemm_pass_timed_ms']:.3f} vs "
                             f"{fmt(r['gemm_pass_first_ms'], '.3f')} ms ({r['gemm_choice']})"
                             for r in passes)]
+    timed = [r for r in results["configs"] if r.get("attention_own_ms")]
+    if timed:  # engine_cuda.cu's choose_attention: the candidates it timed on the first pass
+        lines += ["", "Attention per layer as the engine timed it (ms; 64-row blocks / 128-row "
+                  "blocks / cuDNN, - not a candidate) and what it kept: " + ", ".join(
+                      f"{r['precision']} batch {r['batch']} {fmt(r['attention_own_ms'], '.3f')} / "
+                      f"{fmt(r.get('attention_own_128_ms') or None, '.3f')} / "
+                      f"{fmt(r.get('attention_cudnn_ms') or None, '.3f')} ({r['attention']})"
+                      for r in timed)]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
     if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(
@@ -391,7 +401,7 @@ def markdown(results):
                          f"{c['layer_gemm_ms_first_choice']:.4f} ms with cuBLASLt's first; bias + "
                          f"GELU: {', '.join(c['gelu_path']) or '-'}")
     profiles = results.get("profiles") or {}
-    columns = [(a, k) for a in ("own", "cudnn", "own-qrows128", "heuristic")
+    columns = [(a, k) for a in ("own", "cudnn", "heuristic")
                for k in sorted(profiles.get(a, {}))]
     if columns:
         stages = sorted({s for a, k in columns for s in profiles[a][k]["stages_ms"]})

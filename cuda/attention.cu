@@ -313,9 +313,10 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
 #define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
 
 /* One block: 4 warps of MT x 16 query rows of one (batch, head): 64 rows (MT = 1, the default) or
- * 128 (MT = 2, BQ_ATTENTION_QROWS=128: each K and V fragment a warp loads from shared memory
- * feeds two m-tiles, and a block's K/V tiles serve twice the rows; FlashAttention-2's choice for
- * head size 64, at about twice the registers). Per 64-key tile, each warp computes S = Q K^T
+ * 128 (MT = 2, block_rows 128: each K and V fragment a warp loads from shared memory feeds two
+ * m-tiles, and a block's K/V tiles serve twice the rows; FlashAttention-2's choice for head size
+ * 64, at about twice the registers; the engine times both per batch size: on the H200, 128 rows
+ * won at batch 128 and lost at batch 1, where 64-row blocks fill more SMs). Per 64-key tile, each warp computes S = Q K^T
  * (16 x 64 per m-tile, fp32) with mma.sync m16n8k16 into registers, updates its online softmax
  * there (the four lanes of a quad hold one row pair, so row max is two xor-shuffles), turns P
  * into A fragments without leaving registers (the C layout of two neighbouring n-tiles is the A
@@ -564,13 +565,6 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
 }
 
-/* BQ_ATTENTION_QROWS=128: two m-tiles per warp (128 query rows a block) instead of one (64), an
- * experiment the device run times against the default (gpu-check's bench-qrows128). */
-static int mma_mtiles() {
-    const char *v = getenv("BQ_ATTENTION_QROWS");
-    return v && strcmp(v, "128") == 0 ? 2 : 1;
-}
-
 template <typename T, int MT>
 static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
                                     int hidden, int heads, void *ctx, cudaStream_t stream) {
@@ -591,8 +585,8 @@ static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int ba
 template <typename T>
 static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask, int batch,
                                                int seq_len, int hidden, int heads, void *ctx,
-                                               cudaStream_t stream) {
-    if (mma_mtiles() == 2)
+                                               int block_rows, cudaStream_t stream) {
+    if (block_rows == 128)
         return launch_mma_tiles<T, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
     return launch_mma_tiles<T, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
 }
@@ -862,22 +856,32 @@ static bool mma_path_allowed() {
     return !(v && strcmp(v, "wmma") == 0);
 }
 
+/* The 16-bit tensor-core path, where block_rows chooses between its two tilings. */
+static bool mma_path_applies(bq_cuda_dtype dt, int hidden, int heads) {
+    const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
+    return half_dtype && heads > 0 && hidden % heads == 0 && hidden / heads == ATTN_MMA_HEAD &&
+           hidden % 8 == 0 && mma_path_allowed();
+}
+
+extern "C" int bq_cuda_attention_has_block_rows(bq_cuda_dtype dt, int hidden, int heads) {
+    return mma_path_applies(dt, hidden, heads) ? 1 : 0;
+}
+
 extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch,
                                          int seq_len, int hidden, int heads, void *ctx,
-                                         bq_cuda_dtype dt, cudaStream_t stream) {
+                                         bq_cuda_dtype dt, int block_rows, cudaStream_t stream) {
     if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
+    if (block_rows != 0 && block_rows != 64 && block_rows != 128) return cudaErrorInvalidValue;
     if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && bq_aligned16(qkv) &&
         bq_aligned16(ctx))
         return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
-    if (half_dtype && hidden / heads == ATTN_MMA_HEAD && hidden % 8 == 0 && bq_aligned16(qkv) &&
-        ((uintptr_t)ctx & 3u) == 0 && mma_path_allowed()) {
+    if (mma_path_applies(dt, hidden, heads) && bq_aligned16(qkv) && ((uintptr_t)ctx & 3u) == 0) {
         if (dt == BQ_CUDA_F16)
             return launch_attention_mma_head64<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx,
-                                                       stream);
+                                                       block_rows, stream);
         return launch_attention_mma_head64<__nv_bfloat16>(qkv, mask, batch, seq_len, hidden, heads,
-                                                          ctx, stream);
+                                                          ctx, block_rows, stream);
     }
     return bq_cuda_attention_wmma(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, stream);
 }

@@ -52,10 +52,12 @@ struct bq_cuda_engine {
     cudaStream_t stream;
     bq_gemm_ctx *gemm;
     bq_cudnn_attention *cudnn_attention; /* attention cudnn, or auto in fp16/bf16 when available */
-    /* attention auto: per batch size [max_batch + 1], ATTN_UNDECIDED until the first eager pass
-     * times both kernels; the times are per layer, ms */
+    /* per batch size [max_batch + 1], ATTN_UNDECIDED until the first eager pass times the
+     * candidates (own 64- and 128-row blocks where the kernel has both, cuDNN's under auto); the
+     * times are per layer, ms, 0 where not timed */
     signed char *attention_choice;
-    float *attention_own_ms, *attention_cudnn_ms;
+    float *attention_own_ms, *attention_own128_ms, *attention_cudnn_ms;
+    int attention_two_tilings; /* bq_cuda_attention_has_block_rows for this model and dtype */
     char attention_note[300]; /* auto without cuDNN: why */
     /* per batch size [max_batch + 1]: GEMM_UNDECIDED until the first pass's whole-pass comparison
      * of the timed GEMM choices against the first choices; the best pass ms of each way */
@@ -86,7 +88,7 @@ struct bq_cuda_engine {
     int use_graphs;
     cudaGraphExec_t *graphs; /* [max_batch + 1], indexed by batch size; NULL until first captured */
     char graph_note[512];    /* why graphs were turned off, when a capture failed */
-    char description[768];
+    char description[1024];
 };
 
 static size_t align_up(size_t n) { return (n + 255) & ~(size_t)255; }
@@ -329,35 +331,46 @@ static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
         if (s_ != BQ_OK) return s_;                                                 \
     } while (0)
 
-enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_CUDNN = 2 };
+enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_OWN_128 = 2, ATTN_CUDNN = 3 };
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
-/* Which attention runs for `batch`: cudnn/own as asked, auto as decided (own until then). */
-static int attention_for(const bq_cuda_engine *e, int batch) {
-    if (!e->cudnn_attention) return ATTN_OWN;
-    if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
-    return e->attention_choice[batch] == ATTN_CUDNN ? ATTN_CUDNN : ATTN_OWN;
+/* Whether the engine times attention candidates per batch size: our two tilings (own or auto),
+ * and cuDNN's beside ours (auto). */
+static int attention_has_choice(const bq_cuda_engine *e) {
+    if (e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
+    return e->attention_two_tilings || (e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention);
 }
 
-/* One run of our attention kernel (cudnn = 0) or cuDNN's on the current qkv -> ctx
- * (bq_tuning_time's callback). */
+/* Which attention runs for `batch`: cudnn as asked, else as decided (own, 64 rows, until then). */
+static int attention_for(const bq_cuda_engine *e, int batch) {
+    if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
+    const int c = e->attention_choice[batch];
+    if (c == ATTN_CUDNN && e->cudnn_attention) return ATTN_CUDNN;
+    return c == ATTN_OWN_128 ? ATTN_OWN_128 : ATTN_OWN;
+}
+
+/* Our kernel's query rows per block for a choice (bq_cuda_attention's block_rows). */
+static int own_block_rows(int choice) { return choice == ATTN_OWN_128 ? 128 : 64; }
+
+/* One run of an attention candidate (ATTN_OWN, ATTN_OWN_128, ATTN_CUDNN) on the current
+ * qkv -> ctx (bq_tuning_time's callback). */
 typedef struct {
     bq_cuda_engine *e;
-    int batch, cudnn;
+    int batch, kind;
 } attention_run;
 
 static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
     const attention_run *a = (const attention_run *)ctx;
     bq_cuda_engine *e = a->e;
     *ran = 0;
-    if (a->cudnn) {
+    if (a->kind == ATTN_CUDNN) {
         bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, a->batch, e->ctx,
                                              e->stream, err);
         if (s != BQ_OK) return s;
     } else {
         BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, a->batch, e->opt.seq_len,
                                       e->cfg.hidden_size, e->cfg.num_heads, e->ctx, e->dt,
-                                      e->stream),
+                                      own_block_rows(a->kind), e->stream),
                     err);
     }
     *ran = 1;
@@ -365,26 +378,30 @@ static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
 }
 
 /* Mean ms per layer of one attention; the warm-up run also builds cuDNN's plan for this batch. */
-static bq_status time_attention(bq_cuda_engine *e, int batch, int cudnn,
+static bq_status time_attention(bq_cuda_engine *e, int batch, int kind,
                                 const bq_tuning_timer *timer, float *ms, bq_err *err) {
-    attention_run a = {e, batch, cudnn};
+    attention_run a = {e, batch, kind};
     return bq_tuning_time(timer, e->stream, batch >= 16 ? 5 : 20, run_attention_once, &a, ms, err);
 }
 
-/* attention auto, first eager pass of `batch` (qkv of layer 0 ready, mask bias set): time both
- * kernels and keep the faster for this batch size. Under graph capture it decides nothing (own
- * runs). If cuDNN fails here, own is kept and the reason noted. Synchronizes the stream. */
+/* First eager pass of `batch` (qkv of layer 0 ready, cuDNN's mask bias set when it is a
+ * candidate): time our kernel with 64-row blocks, with 128-row blocks where it has both, and
+ * cuDNN's under auto; keep the fastest for this batch size. Under graph capture it decides
+ * nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the reason noted.
+ * Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_tuning_timer timer;
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    float own = 0.0f, cudnn = 0.0f;
-    s = time_attention(e, batch, 0, &timer, &own, err);
-    if (s == BQ_OK) {
+    float own = 0.0f, own128 = 0.0f, cudnn = 0.0f;
+    s = time_attention(e, batch, ATTN_OWN, &timer, &own, err);
+    if (s == BQ_OK && e->attention_two_tilings)
+        s = time_attention(e, batch, ATTN_OWN_128, &timer, &own128, err);
+    if (s == BQ_OK && e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention) {
         bq_err cerr;
         bq_err_clear(&cerr);
-        if (time_attention(e, batch, 1, &timer, &cudnn, &cerr) != BQ_OK) {
+        if (time_attention(e, batch, ATTN_CUDNN, &timer, &cudnn, &cerr) != BQ_OK) {
             cudnn = 0.0f;
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
                      "%d, own kept: %.200s", batch, cerr.message);
@@ -396,8 +413,13 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_tuning_timer_end(&timer);
     if (s != BQ_OK) return s;
     e->attention_own_ms[batch] = own;
+    e->attention_own128_ms[batch] = own128;
     e->attention_cudnn_ms[batch] = cudnn;
-    e->attention_choice[batch] = cudnn > 0.0f && cudnn < own ? ATTN_CUDNN : ATTN_OWN;
+    int choice = ATTN_OWN;
+    float best = own;
+    if (own128 > 0.0f && own128 < best) choice = ATTN_OWN_128, best = own128;
+    if (cudnn > 0.0f && cudnn < best) choice = ATTN_CUDNN;
+    e->attention_choice[batch] = (signed char)choice;
     return BQ_OK;
 }
 
@@ -417,9 +439,10 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
     KERNEL_OP(BQ_STAGE_EMBEDDINGS,
               bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
                                            e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
-    const int undecided = e->cudnn_attention && e->opt.attention == BQ_ATTENTION_AUTO &&
-                          e->attention_choice[batch] == ATTN_UNDECIDED;
-    if (undecided || attention_for(e, batch) == ATTN_CUDNN) /* the mask bias, once per pass */
+    const int undecided = attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED;
+    const int cudnn_candidate = e->cudnn_attention && e->opt.attention == BQ_ATTENTION_AUTO;
+    if ((undecided && cudnn_candidate) || attention_for(e, batch) == ATTN_CUDNN)
+        /* the mask bias, once per pass */
         STATUS_OP(BQ_STAGE_ATTENTION,
                   bq_cudnn_attention_set_mask(e->cudnn_attention, e->d_mask, batch, st, err));
     for (int l = 0; l < c->num_layers; l++) {
@@ -430,12 +453,14 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
             bq_status s_ = choose_attention(e, batch, err);
             if (s_ != BQ_OK) return s_;
         }
-        if (attention_for(e, batch) == ATTN_CUDNN)
+        const int attention = attention_for(e, batch);
+        if (attention == ATTN_CUDNN)
             STATUS_OP(BQ_STAGE_ATTENTION, bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch,
                                                                  e->ctx, st, err));
         else
-            KERNEL_OP(BQ_STAGE_ATTENTION, bq_cuda_attention(e->qkv, e->d_mask, batch, S, H,
-                                                            c->num_heads, e->ctx, dt, st));
+            KERNEL_OP(BQ_STAGE_ATTENTION,
+                      bq_cuda_attention(e->qkv, e->d_mask, batch, S, H, c->num_heads, e->ctx, dt,
+                                        own_block_rows(attention), st));
         STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->ctx, w->attn_out_w, NULL, M, H, H, e->tmp, dt,
                                                 tf32, BQ_EPILOGUE_NONE, st, err));
         KERNEL_OP(BQ_STAGE_LAYERNORM,
@@ -626,6 +651,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     const bq_config *c = &model->config;
     bq_status s = select_device(e->opt.device_index, err);
     if (s != BQ_OK) return s;
+    e->attention_two_tilings = bq_cuda_attention_has_block_rows(e->dt, c->hidden_size, c->num_heads);
     BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
     /* cuDNN attention first: an unsupported combination fails before the weights are uploaded;
      * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape) */
@@ -702,11 +728,13 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->graphs = (cudaGraphExec_t *)calloc((size_t)e->opt.max_batch + 1, sizeof(cudaGraphExec_t));
     e->attention_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
     e->attention_own_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
+    e->attention_own128_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
     e->attention_cudnn_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
     e->gemm_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
     e->gemm_timed_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
     e->gemm_first_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    if (!e->graphs || !e->attention_choice || !e->attention_own_ms || !e->attention_cudnn_ms ||
+    if (!e->graphs || !e->attention_choice || !e->attention_own_ms || !e->attention_own128_ms ||
+        !e->attention_cudnn_ms ||
         !e->gemm_choice || !e->gemm_timed_ms || !e->gemm_first_ms)
         return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
@@ -750,10 +778,13 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, opt->device_index) == cudaSuccess)
         snprintf(name, sizeof name, "%s", prop.name);
+    const int cudnn_candidate = opt->attention == BQ_ATTENTION_AUTO && e->cudnn_attention;
     const char *attention = opt->attention == BQ_ATTENTION_CUDNN ? "cudnn"
-                            : opt->attention == BQ_ATTENTION_OWN || !e->cudnn_attention
-                                ? "own"
-                                : "auto (own or cudnn per batch size)";
+                            : cudnn_candidate && e->attention_two_tilings
+                                ? "auto (own 64- or 128-row blocks, or cudnn, per batch size)"
+                            : cudnn_candidate ? "auto (own or cudnn per batch size)"
+                            : e->attention_two_tilings ? "own (64- or 128-row blocks per batch size)"
+                                                       : "own";
     snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s", name,
              bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
              e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note);
@@ -770,7 +801,8 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
         free(e->graphs);
     }
     bq_cudnn_attention_free(e->cudnn_attention);
-    free(e->attention_choice), free(e->attention_own_ms), free(e->attention_cudnn_ms);
+    free(e->attention_choice), free(e->attention_own_ms), free(e->attention_own128_ms);
+    free(e->attention_cudnn_ms);
     free(e->gemm_choice), free(e->gemm_timed_ms), free(e->gemm_first_ms);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);
@@ -795,16 +827,21 @@ extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
 /* ---- benchmark API ------------------------------------------------------------------------ */
 
 extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
-                                                        double *own_ms, double *cudnn_ms) {
+                                                        double *own_ms, double *own128_ms,
+                                                        double *cudnn_ms) {
     if (own_ms) *own_ms = 0.0;
+    if (own128_ms) *own128_ms = 0.0;
     if (cudnn_ms) *cudnn_ms = 0.0;
     if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
     if (own_ms) *own_ms = e->attention_own_ms[batch];
+    if (own128_ms) *own128_ms = e->attention_own128_ms[batch];
     if (cudnn_ms) *cudnn_ms = e->attention_cudnn_ms[batch];
-    if (e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention &&
-        e->attention_choice[batch] == ATTN_UNDECIDED)
-        return "undecided";
-    return attention_for(e, batch) == ATTN_CUDNN ? "cudnn" : "own";
+    if (attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED) return "undecided";
+    switch (attention_for(e, batch)) {
+    case ATTN_CUDNN: return "cudnn";
+    case ATTN_OWN_128: return "own-128";
+    default: return "own";
+    }
 }
 
 extern "C" const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch,

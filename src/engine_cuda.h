@@ -87,11 +87,14 @@ typedef struct {
     int runs_first; /* 1: the engine's whole-pass comparison kept the first choice and GELU rule */
 } bq_gemm_plan_info;
 
-/* The attention that runs for `batch`: "own", "cudnn", or "undecided" (attention auto before that
- * batch size's first pass); "none" for a batch outside 1..max_batch. With auto, own_ms / cudnn_ms
- * (may be NULL) get the per-layer times it decided on (cudnn 0: it failed; see the description). */
+/* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" (our kernel,
+ * 128-row blocks: fp16/bf16 at head size 64), "cudnn", or "undecided" (before that batch size's
+ * first pass, where the engine times its candidates: both tilings of ours under own and auto,
+ * cuDNN's too under auto); "none" for a batch outside 1..max_batch. own_ms / own128_ms / cudnn_ms
+ * (may be NULL) get the per-layer times it decided on (0: not a candidate or, for cudnn, failed;
+ * see the description). */
 const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
-                                            double *cudnn_ms);
+                                            double *own128_ms, double *cudnn_ms);
 
 /* Whether `batch` runs the GEMM choices timed per shape ("timed") or cuBLASLt's first choices
  * and the untimed GELU rule ("first"): on a batch size's first pass the engine times whole passes

@@ -56,9 +56,10 @@ bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *id
 }
 
 const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
-                                            double *cudnn_ms) {
+                                            double *own128_ms, double *cudnn_ms) {
     (void)e, (void)batch;
     if (own_ms) *own_ms = 0.0;
+    if (own128_ms) *own128_ms = 0.0;
     if (cudnn_ms) *cudnn_ms = 0.0;
     return "none";
 }

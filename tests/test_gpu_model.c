@@ -625,6 +625,53 @@ static void test_large_every_precision(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
+/* Our attention's two tilings (64- and 128-row blocks, fp16/bf16 at head size 64): the engine
+ * times both on a batch size's first pass and keeps the faster, with no cuDNN in the running
+ * under --attention own; fp32 has one kernel and nothing to decide. The logits match the CPU
+ * reference whichever wins (check_engine). Runs on the emulator too. */
+static void test_attention_tiling_choice(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 1, 300, 128, 17);
+    const int lengths[2] = {128, 50};
+    batch_case bc = make_batch(&r->model, 2, 128, lengths, 10);
+    int failures = check_engine("tiling", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_OWN);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 2, 128);
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("own: %s", err.message);
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "64- or 128-row blocks"));
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL, NULL, NULL), "undecided");
+    float *start = malloc(2 * 128 * sizeof(float)), *end = malloc(2 * 128 * sizeof(float));
+    assert_true(start && end);
+    if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+        fail_msg("own forward: %s", err.message);
+    double own_ms = -1, own128_ms = -1, cudnn_ms = -1;
+    const char *choice = bq_cuda_engine_attention_choice(e, 2, &own_ms, &own128_ms, &cudnn_ms);
+    printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f ms per layer)\n",
+           choice, own_ms, own128_ms);
+    assert_true(own_ms > 0 && own128_ms > 0);
+    assert_true(cudnn_ms == 0.0); /* not a candidate under own */
+    assert_string_equal(choice, own128_ms < own_ms ? "own-128" : "own");
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL, NULL, NULL), "undecided");
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 3, NULL, NULL, NULL), "none");
+    bq_cuda_engine_free(e);
+
+    /* fp32: one kernel, decided from the start, nothing timed */
+    opt = cuda_options(BQ_PRECISION_FP32, BQ_ATTENTION_OWN, 2, 128);
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("fp32: %s", err.message);
+    assert_null(strstr(bq_cuda_engine_describe(e), "128-row"));
+    if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+        fail_msg("fp32 forward: %s", err.message);
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &own_ms, &own128_ms, NULL), "own");
+    assert_true(own_ms == 0.0 && own128_ms == 0.0);
+    bq_cuda_engine_free(e);
+    free(start), free(end);
+    free_batch(&bc);
+    random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
+}
+
 /* cuDNN fused attention against the same CPU reference (fp16, bf16), when the build has it. */
 static void test_cudnn_attention(void **state) {
     (void)state;
@@ -645,24 +692,28 @@ static void test_cudnn_attention(void **state) {
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 9);
     int failures = check_engine("cudnn", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
     failures += check_engine("cudnn", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
-    /* attention auto: both kernels timed on a batch size's first pass, the faster one kept */
+    /* attention auto: ours (both tilings) and cuDNN's timed on a batch size's first pass, the
+     * fastest kept */
     failures += check_engine("auto", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_AUTO);
     failures += check_engine("auto", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_AUTO);
     opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, 2, 64);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("auto: %s", err.message);
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL, NULL), "undecided");
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL, NULL, NULL), "undecided");
     float *start = malloc(2 * 64 * sizeof(float)), *end = malloc(2 * 64 * sizeof(float));
     assert_true(start && end);
     if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
         fail_msg("auto forward: %s", err.message);
-    double own_ms = 0, cudnn_ms = 0;
-    const char *choice = bq_cuda_engine_attention_choice(e, 2, &own_ms, &cudnn_ms);
-    printf("  auto attention at batch 2: %s (own %.4f ms, cudnn %.4f ms per layer)\n", choice,
-           own_ms, cudnn_ms);
-    assert_true(strcmp(choice, "own") == 0 || strcmp(choice, "cudnn") == 0);
-    assert_true(own_ms > 0);
-    assert_true(strcmp(choice, "cudnn") != 0 || (cudnn_ms > 0 && cudnn_ms < own_ms));
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL, NULL), "undecided");
+    double own_ms = 0, own128_ms = 0, cudnn_ms = 0;
+    const char *choice = bq_cuda_engine_attention_choice(e, 2, &own_ms, &own128_ms, &cudnn_ms);
+    printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f ms, cudnn %.4f ms per "
+           "layer)\n", choice, own_ms, own128_ms, cudnn_ms);
+    assert_true(own_ms > 0 && own128_ms > 0);
+    const double best_own = own_ms < own128_ms ? own_ms : own128_ms;
+    if (strcmp(choice, "cudnn") == 0)
+        assert_true(cudnn_ms > 0 && cudnn_ms < best_own);
+    else
+        assert_string_equal(choice, own128_ms < own_ms ? "own-128" : "own");
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL, NULL, NULL), "undecided");
     free(start), free(end);
     bq_cuda_engine_free(e);
     free_batch(&bc);
@@ -825,6 +876,7 @@ int main(void) {
         cmocka_unit_test(test_head64_every_precision),
         cmocka_unit_test(test_without_graphs),
         cmocka_unit_test(test_gemm_whole_pass_choice),
+        cmocka_unit_test(test_attention_tiling_choice),
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),
     };

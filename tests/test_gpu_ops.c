@@ -438,6 +438,20 @@ static void attention_case_free(attention_case *c) {
 typedef cudaError_t (*attention_fn)(const void *, const int32_t *, int, int, int, int, void *,
                                     bq_cuda_dtype, cudaStream_t);
 
+/* bq_cuda_attention with its default tiling, and with 128-row blocks (the 16-bit head-64 path's
+ * second tiling; the same kernel as the default elsewhere), in attention_fn's shape */
+static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                      int hidden, int heads, void *ctx, bq_cuda_dtype dt,
+                                      cudaStream_t stream) {
+    return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 0, stream);
+}
+
+static cudaError_t attention_dispatch_128(const void *qkv, const int32_t *mask, int batch,
+                                          int seq_len, int hidden, int heads, void *ctx,
+                                          bq_cuda_dtype dt, cudaStream_t stream) {
+    return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 128, stream);
+}
+
 static void test_attention(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
@@ -454,8 +468,8 @@ static void test_attention(void **state) {
         {2, 384, 1024, 16}};
 #endif
     const struct { attention_fn fn; const char *name; } paths[] = {
-        {bq_cuda_attention, "dispatch"}, {bq_cuda_attention_generic, "generic"},
-        {bq_cuda_attention_wmma, "wmma"}};
+        {attention_dispatch, "dispatch"}, {bq_cuda_attention_generic, "generic"},
+        {bq_cuda_attention_wmma, "wmma"}, {attention_dispatch_128, "dispatch-128"}};
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
@@ -469,8 +483,8 @@ static void test_attention(void **state) {
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         /* the generic path differs from the dispatch only for head size 64 (mma.sync tensor
          * cores in 16-bit, the register-tiled fp32 path in f32), the WMMA one only in 16-bit
-         * (in f32 it is the generic path again) */
-        const size_t n_paths = H / heads != 64 ? 1 : dt == BQ_CUDA_F32 ? 2 : 3;
+         * (in f32 it is the generic path again), and so does the 128-row tiling */
+        const size_t n_paths = H / heads != 64 ? 1 : dt == BQ_CUDA_F32 ? 2 : 4;
         for (size_t pi = 0; pi < n_paths; pi++) {
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
@@ -514,17 +528,13 @@ static void test_attention_head64(void **state) {
                                 : sizeof all_seqs / sizeof all_seqs[0];
     const int B = 2, H = 128, heads = 2;
     uint64_t seed = 0x5eed0006;
-    /* qrows 128: BQ_ATTENTION_QROWS=128, the mma.sync kernel with two m-tiles per warp (16-bit) */
+    /* qrows 128: block_rows 128, the mma.sync kernel with two m-tiles per warp (16-bit) */
     for (int qrows = 64; qrows <= 128; qrows += 64)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si <= n_seqs; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
         if (qrows == 128 && dt == BQ_CUDA_F32) continue;
-        if (qrows == 128)
-            assert_int_equal(setenv("BQ_ATTENTION_QROWS", "128", 1), 0);
-        else
-            unsetenv("BQ_ATTENTION_QROWS");
         const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == n_seqs; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
@@ -538,7 +548,7 @@ static void test_attention_head64(void **state) {
         dev_buf d_other = dev_alloc(rows * H * es);
         const attention_fn other = dt == BQ_CUDA_F32 ? bq_cuda_attention_generic : bq_cuda_attention_wmma;
         const char *other_name = dt == BQ_CUDA_F32 ? "generic" : "wmma";
-        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_fast.ptr, dt, 0));
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_fast.ptr, dt, qrows, 0));
         CUDA_OK(other(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_other.ptr, dt, 0));
         CUDA_OK(cudaDeviceSynchronize());
 
@@ -562,7 +572,6 @@ static void test_attention_head64(void **state) {
         dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_fast), dev_free(&d_other);
         attention_case_free(&ac);
     }
-    unsetenv("BQ_ATTENTION_QROWS");
     EXPECT_NO_CASE_FAILURES();
 }
 
@@ -643,7 +652,7 @@ static void test_attention_kernel_switch(void **state) {
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         dev_buf d_switched = dev_alloc(rows * H * es), d_wmma = dev_alloc(rows * H * es);
         assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "wmma", 1), 0);
-        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_switched.ptr, dt, 0));
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_switched.ptr, dt, 0, 0));
         unsetenv("BQ_ATTENTION_KERNEL");
         CUDA_OK(bq_cuda_attention_wmma(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_wmma.ptr, dt, 0));
         CUDA_OK(cudaDeviceSynchronize());
@@ -735,10 +744,17 @@ static void test_invalid_arguments(void **state) {
     assert_int_equal(bq_cuda_bias_gelu(NULL, p, 1, 8, BQ_CUDA_BF16, 0), bad);
     assert_int_equal(bq_cuda_bias_gelu(p, p, 0, 8, BQ_CUDA_BF16, 0), bad);
 
+    /* two tilings only on the 16-bit head-64 path */
+    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F16, 1024, 16), 1);
+    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_BF16, 128, 2), 1);
+    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F32, 1024, 16), 0);
+    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F16, 64, 4), 0); /* head size 16 */
     /* hidden not divisible by heads; head size above 128; NULL mask; zero batch */
-    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, 0), bad);
-    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, 0), bad);
-    assert_int_equal(bq_cuda_attention(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, 0, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, 0, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, 0, 0), bad);
+    /* a block_rows the kernels do not have */
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16, 96, 0), bad);
     assert_int_equal(bq_cuda_attention_generic(p, ip, 0, 4, 64, 1, p, BQ_CUDA_F32, 0), bad);
 
     assert_int_equal(bq_cuda_qa_head(p, p, p, 1, 8, fp, NULL, BQ_CUDA_F32, 0), bad);

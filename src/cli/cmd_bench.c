@@ -71,9 +71,14 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
 static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
     for (int i = 0; i < n; i++) {
         const bq_gemm_plan_info *p = &plans[i];
-        printf("       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d: %.4f ms (first choice %.4f)",
-               p->rows, p->in, p->out, p->dtype, p->epilogue, p->chosen, p->candidates, p->chosen_ms,
-               p->first_ms);
+        printf("       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d", p->rows, p->in, p->out,
+               p->dtype, p->epilogue, p->chosen, p->candidates);
+        /* BQ_GEMM_AUTOTUNE=0: nothing was timed, and zeros would read as measurements */
+        if (p->chosen_ms <= 0 && p->first_ms <= 0) {
+            printf(": not timed%s%s\n", p->gelu_path[0] ? "; " : "", p->gelu_path);
+            continue;
+        }
+        printf(": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
         if (p->gelu_path[0])
             printf("; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "
                    "pingpong %.4f)",
@@ -288,8 +293,9 @@ int cmd_bench(const cli_args *a) {
                     cJSON_AddNumberToObject(c, "workspace_bytes", (double)ws);
                 }
                 if (st == BQ_OK) {
-                    double own_ms = 0, cudnn_ms = 0;
-                    const char *attn = bq_cuda_engine_attention_choice(ce, B, &own_ms, &cudnn_ms);
+                    double own_ms = 0, own128_ms = 0, cudnn_ms = 0;
+                    const char *attn =
+                        bq_cuda_engine_attention_choice(ce, B, &own_ms, &own128_ms, &cudnn_ms);
                     cJSON_AddStringToObject(c, "attention", attn);
                     double timed_ms = 0, first_ms = 0;
                     cJSON_AddStringToObject(c, "gemm_choice",
@@ -300,6 +306,7 @@ int cmd_bench(const cli_args *a) {
                     }
                     if (own_ms > 0 || cudnn_ms > 0) {
                         cJSON_AddNumberToObject(c, "attention_own_ms", own_ms);
+                        cJSON_AddNumberToObject(c, "attention_own_128_ms", own128_ms);
                         cJSON_AddNumberToObject(c, "attention_cudnn_ms", cudnn_ms);
                     }
                 }
