@@ -155,8 +155,9 @@ step ctest 150 env BQ_CLI_QUICK=1 OPENBLAS_NUM_THREADS=2 ctest --test-dir "$buil
 step parity-large 150 env OPENBLAS_NUM_THREADS=4 BQ_TEST_LARGE=1 BQ_TEST_FILTER='test_large*' "$build/test_gpu_model" &
 # racecheck on the head-size-64 attention op test: the tensor-core (mma.sync) and WMMA kernels,
 # the ones with the most shared-memory hand-offs between warps, over every length around their
-# tiles and every mask, both block heights (BQ_TEST_QUICK=1: 4 lengths instead of 10, so that it
-# ends in time; on the whole head-64 model test racecheck did not finish fp32 in 100 s).
+# tiles and every mask, every tiling (BQ_TEST_QUICK=1: 3 lengths instead of 10, so that it ends in
+# time: 100 s for 4 lengths and two tilings in run c50aca4; on the whole head-64 model test
+# racecheck did not finish fp32 in 100 s).
 step sanitizer-racecheck 150 env BQ_TEST_QUICK=1 BQ_TEST_FILTER='test_attention_head64' "$sanitizer" \
     --tool racecheck --error-exitcode 9 "$build/test_gpu_ops" &
 # memcheck: out-of-bounds reads (the op tests' guard bytes already catch stray writes)

@@ -127,6 +127,7 @@ def merge_configs(ours, peer, safe=None):
             "attention": cfg.get("attention"),
             "attention_own_ms": cfg.get("attention_own_ms"),
             "attention_own_128_ms": cfg.get("attention_own_128_ms"),
+            "attention_own_32_ms": cfg.get("attention_own_32_ms"),
             "attention_cudnn_ms": cfg.get("attention_cudnn_ms"),
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
@@ -327,7 +328,8 @@ PROFILE_LABELS = {"own": "own attention", "cudnn": "cudnn attention",
                   "heuristic": "untimed GEMM choices"}
 
 # What the configuration table appends for the attention the engine ran (bench.json "attention").
-ATTENTION_LABELS = {"cudnn": ", cuDNN attention", "own-128": ", own attention in 128-row blocks"}
+ATTENTION_LABELS = {"cudnn": ", cuDNN attention", "own-128": ", own attention in 128-row blocks",
+                    "own-32": ", own attention in 32-row blocks, keys split"}
 
 
 def fmt(x, spec):
@@ -377,9 +379,11 @@ def markdown(results):
     timed = [r for r in results["configs"] if r.get("attention_own_ms")]
     if timed:  # engine_cuda.cu's choose_attention: the candidates it timed on the first pass
         lines += ["", "Attention per layer as the engine timed it (ms; 64-row blocks / 128-row "
-                  "blocks / cuDNN, - not a candidate) and what it kept: " + ", ".join(
+                  "blocks / 32-row blocks with split keys / cuDNN, - not a candidate) and what it "
+                  "kept: " + ", ".join(
                       f"{r['precision']} batch {r['batch']} {fmt(r['attention_own_ms'], '.3f')} / "
                       f"{fmt(r.get('attention_own_128_ms') or None, '.3f')} / "
+                      f"{fmt(r.get('attention_own_32_ms') or None, '.3f')} / "
                       f"{fmt(r.get('attention_cudnn_ms') or None, '.3f')} ({r['attention']})"
                       for r in timed)]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]

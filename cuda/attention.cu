@@ -312,45 +312,67 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
 #define ATTN_MMA_LD 72
 #define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
 
-/* One block: 4 warps of MT x 16 query rows of one (batch, head): 64 rows (MT = 1, the default) or
- * 128 (MT = 2, block_rows 128: each K and V fragment a warp loads from shared memory feeds two
- * m-tiles, and a block's K/V tiles serve twice the rows; FlashAttention-2's choice for head size
- * 64, at about twice the registers; the engine times both per batch size: on the H200, 128 rows
- * won at batch 128 and lost at batch 1, where 64-row blocks fill more SMs). Per 64-key tile, each warp computes S = Q K^T
- * (16 x 64 per m-tile, fp32) with mma.sync m16n8k16 into registers, updates its online softmax
- * there (the four lanes of a quad hold one row pair, so row max is two xor-shuffles), turns P
- * into A fragments without leaving registers (the C layout of two neighbouring n-tiles is the A
- * layout of one k-step) and accumulates O += P V, also in registers. K and V tiles are
- * double-buffered in shared memory with cp.async so that tile t+1 loads while tile t computes.
- * Tiles whose keys are all padding are skipped when the sequence has a real key (their
- * probabilities would be exactly 0; see the fp32 path). Scores use exp2 with log2(e) folded in.
- * Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0
- * (16-byte rows for cp.async) and ctx 4-byte aligned; the dispatcher checks. */
-template <typename T, int MT>
+/* One block: 4 warps on one (batch, head). With KS = 1 every warp has MT x 16 query rows of its
+ * own and walks every key: 64 rows a block (MT = 1, the default) or 128 (MT = 2, block_rows 128:
+ * each K and V fragment a warp loads from shared memory feeds two m-tiles, and a block's K/V tiles
+ * serve twice the rows; FlashAttention-2's choice for head size 64, at about twice the registers).
+ * With KS = 2 (block_rows 32) the block has 32 rows: warps 0-1 and warps 2-3 hold the same rows,
+ * and each pair takes every other live key tile, so a block walks half as many steps. That is for
+ * small batches, where 64-row blocks leave SMs idle: at batch 1, S = 384, 16 heads give 96 blocks
+ * of 64 rows for 132 SMs and 192 of 32. The pairs' online-softmax states merge through shared
+ * memory at the end (exact up to rounding: max, rescale, add). The engine times the tilings per
+ * batch size: on the H200, 128 rows won at batch 128 and lost at batch 1.
+ * Per 64-key tile, each warp computes S = Q K^T (16 x 64 per m-tile, fp32) with mma.sync m16n8k16
+ * into registers, updates its online softmax there (the four lanes of a quad hold one row pair,
+ * so row max is two xor-shuffles), turns P into A fragments without leaving registers (the C
+ * layout of two neighbouring n-tiles is the A layout of one k-step) and accumulates O += P V, also
+ * in registers. K and V tiles are double-buffered in shared memory with cp.async so that the next
+ * step's tiles load while this step's compute. Tiles whose keys are all padding are skipped when
+ * the sequence has a real key (their probabilities would be exactly 0; see the fp32 path). Scores
+ * use exp2 with log2(e) folded in. Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv
+ * 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async) and ctx 4-byte aligned; the
+ * dispatcher checks. Dynamic shared memory: attention_mma_smem_bytes<T, MT, KS>(). */
+template <typename T, int MT, int KS> constexpr int attention_mma_qrows() {
+    return ATTN_MMA_WARPS / KS * 16 * MT;
+}
+
+template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes() {
+    /* q rows, then K and V: [2 buffers][KS slots][64 keys][LD] each */
+    return ((size_t)attention_mma_qrows<T, MT, KS>() + 2 * 2 * KS * ATTN_MMA_KEYS) * ATTN_MMA_LD *
+           sizeof(T);
+}
+
+template <typename T, int MT, int KS>
 __global__ void __launch_bounds__(ATTN_MMA_WARPS * 32)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
-    constexpr int QROWS = ATTN_MMA_WARPS * 16 * MT;
+    constexpr int QROWS = attention_mma_qrows<T, MT, KS>();
+    constexpr int WARPS_PER_SLOT = ATTN_MMA_WARPS / KS;
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
     constexpr float LOG2E = 1.4426950408889634f;
-    /* q_s [QROWS][LD] in dynamic shared memory (9 KB per m-tile of the warps): with MT = 2 the
-     * block needs 55 KB, past the 48 KB static limit */
-    extern __shared__ __align__(128) unsigned char attn_mma_q_smem[];
-    T(*q_s)[LD] = reinterpret_cast<T(*)[LD]>(attn_mma_q_smem);
-    __shared__ __align__(128) T k_s[2][KT][LD];  /* 18 KB, double-buffered */
-    __shared__ __align__(128) T v_s[2][KT][LD];  /* 18 KB */
-    __shared__ float key_bias[2][KT];            /* mask bias * log2(e), -inf past end */
+    static_assert(KS == 1 || (KS == 2 && MT == 1), "keys split in two with one m-tile per warp");
+    /* dynamic shared memory: q_s [QROWS][LD] (9 KB per 64 rows), then k_s and v_s
+     * [2 buffers][KS][KT][LD] (18 KB per slot each); at the end (KS = 2) the K/V space carries the
+     * second warp pair's softmax state to the first */
+    extern __shared__ __align__(128) unsigned char attn_mma_smem[];
+    T(*q_s)[LD] = reinterpret_cast<T(*)[LD]>(attn_mma_smem);
+    T(*k_s)[KS][KT][LD] =
+        reinterpret_cast<T(*)[KS][KT][LD]>(attn_mma_smem + sizeof(T) * QROWS * LD);
+    T(*v_s)[KS][KT][LD] = k_s + 2;
+    __shared__ float key_bias[2][KS][KT]; /* mask bias * log2(e), -inf past end */
 
     const int tid = threadIdx.x;
     const int lane = tid & 31;
     const int warp = tid >> 5;
-    const int quad_row = lane >> 2; /* g in the fragment layouts */
-    const int quad_col = lane & 3;  /* t */
+    const int slot = warp / WARPS_PER_SLOT; /* which of a step's KS key tiles this warp takes */
+    const int quad_row = lane >> 2;         /* g in the fragment layouts */
+    const int quad_col = lane & 3;          /* t */
     const int head = blockIdx.y;
     const int batch = blockIdx.z;
     const int query0 = blockIdx.x * QROWS;
-    const int warp_row0 = warp * 16 * MT; /* m-tile m of this warp: rows warp_row0 + 16 m .. +15 */
+    /* m-tile m of this warp: rows warp_row0 + 16 m .. +15 */
+    const int warp_row0 = (warp % WARPS_PER_SLOT) * 16 * MT;
     const size_t qkv_stride = (size_t)3 * hidden;
     const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * D;
@@ -400,27 +422,39 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         return t;
     };
 
-    /* Stage key tile t into buffer b: K and V rows (zero past seq_len) by cp.async, the biases by
-     * plain stores (both published by the barrier after the matching wait). */
-    auto stage_tile = [&](int t, int b) {
+    /* Stage key tile t into buffer b, slot s: K and V rows (zero past seq_len) by cp.async, the
+     * biases by plain stores (both published by the barrier after the matching wait). */
+    auto stage_tile = [&](int t, int b, int s) {
         for (int c = tid; c < KT * CHUNKS; c += blockDim.x) {
             const int j = c / CHUNKS, part = c % CHUNKS;
             const int key = t * KT + j;
             const bool valid = key < seq_len;
             const T *row = qkv + (batch_row0 + (valid ? key : 0)) * qkv_stride + head_col + part * 8;
-            bq_cp_async_16(&k_s[b][j][part * 8], row + hidden, valid);
-            bq_cp_async_16(&v_s[b][j][part * 8], row + 2 * (size_t)hidden, valid);
+            bq_cp_async_16(&k_s[b][s][j][part * 8], row + hidden, valid);
+            bq_cp_async_16(&v_s[b][s][j][part * 8], row + 2 * (size_t)hidden, valid);
         }
         if (tid < KT) {
             const int key = t * KT + tid;
-            key_bias[b][tid] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) * LOG2E : -INFINITY;
+            key_bias[b][s][tid] =
+                key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) * LOG2E : -INFINITY;
+        }
+    };
+    /* A step's tiles: the next KS live tiles after `after` (n_tiles where they run out); staged
+     * into buffer b. */
+    auto next_step = [&](int after, int b, int (&tiles)[KS]) {
+        int t = after;
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            t = t < n_tiles ? next_live(t) : n_tiles;
+            tiles[s] = t;
+            if (t < n_tiles) stage_tile(t, b, s);
         }
     };
 
-    /* the rest of group 0: the first live key tile */
-    int tile = next_live(-1); /* < n_tiles: tile 0 exists, and a live tile when skipping */
+    /* the rest of group 0: the first step's tiles (tile 0 exists, and a live tile when skipping) */
+    int tiles[KS];
     int buf = 0;
-    stage_tile(tile, buf);
+    next_step(-1, buf, tiles);
     bq_cp_async_commit();
 
     uint32_t q_frag[MT][D / 16][4]; /* A fragments of each m-tile's 16 rows, per 16-wide k-step */
@@ -437,16 +471,16 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     const int ld_row = lane & 7, ld_matrix = lane >> 3; /* ldmatrix: this lane's row address */
     bool first = true;
 
-    while (tile < n_tiles) {
-        const int next = next_live(tile);
-        if (next < n_tiles) {
-            stage_tile(next, buf ^ 1); /* its buffer was released by the barrier ending the last pass */
+    while (tiles[0] < n_tiles) {
+        int next[KS];
+        next_step(tiles[KS - 1], buf ^ 1, next); /* its buffer was released by the last barrier */
+        if (next[0] < n_tiles) {
             bq_cp_async_commit();
             bq_cp_async_wait<1>();
         } else {
             bq_cp_async_wait<0>();
         }
-        __syncthreads(); /* tile (and, the first time, the query rows) visible to every warp */
+        __syncthreads(); /* this step's tiles (and, the first time, the query rows) visible */
         if (first) {
 #pragma unroll
             for (int m = 0; m < MT; m++)
@@ -458,93 +492,139 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
             first = false;
         }
 
-        /* S = Q K^T: n-tile n covers keys 8n..8n+7; one ldmatrix_x4 brings the B fragments of two
-         * k-steps (32 head dims) of one n-tile: matrices = (keys, dims d0 + 8m); every m-tile
-         * uses them. */
-        float s[MT][KT / 8][4];
+        /* (KS = 2: the second pair may have no tile on the last step; the selection by value
+         * keeps tiles[] in registers) */
+        const int my_tile = slot == 0 ? tiles[0] : tiles[KS - 1];
+        if (my_tile < n_tiles) {
+            const T(*k_tile)[LD] = k_s[buf][slot];
+            const T(*v_tile)[LD] = v_s[buf][slot];
+            const float *bias = key_bias[buf][slot];
+            /* S = Q K^T: n-tile n covers keys 8n..8n+7; one ldmatrix_x4 brings the B fragments
+             * of two k-steps (32 head dims) of one n-tile: matrices = (keys, dims d0 + 8m); every
+             * m-tile uses them. */
+            float s[MT][KT / 8][4];
 #pragma unroll
-        for (int n = 0; n < KT / 8; n++) {
+            for (int n = 0; n < KT / 8; n++) {
 #pragma unroll
-            for (int m = 0; m < MT; m++) s[m][n][0] = s[m][n][1] = s[m][n][2] = s[m][n][3] = 0.0f;
+                for (int m = 0; m < MT; m++)
+                    s[m][n][0] = s[m][n][1] = s[m][n][2] = s[m][n][3] = 0.0f;
 #pragma unroll
-            for (int half = 0; half < 2; half++) {
-                uint32_t kb[4];
-                bq_ldmatrix_x4(kb, &k_s[buf][n * 8 + ld_row][half * 32 + 8 * ld_matrix]);
+                for (int half = 0; half < 2; half++) {
+                    uint32_t kb[4];
+                    bq_ldmatrix_x4(kb, &k_tile[n * 8 + ld_row][half * 32 + 8 * ld_matrix]);
 #pragma unroll
-                for (int m = 0; m < MT; m++) {
-                    bq_mma_16816<T>(s[m][n], q_frag[m][2 * half], &kb[0]);
-                    bq_mma_16816<T>(s[m][n], q_frag[m][2 * half + 1], &kb[2]);
+                    for (int m = 0; m < MT; m++) {
+                        bq_mma_16816<T>(s[m][n], q_frag[m][2 * half], &kb[0]);
+                        bq_mma_16816<T>(s[m][n], q_frag[m][2 * half + 1], &kb[2]);
+                    }
                 }
             }
-        }
 
-        /* online softmax in log2 units; element e of s[m][n]: row g + 8 (e >> 1) of m-tile m,
-         * key 8n + 2t + (e & 1) */
-#pragma unroll
-        for (int m = 0; m < MT; m++) {
-            float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-            for (int n = 0; n < KT / 8; n++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const float x = fmaf(s[m][n][e], scale_log2,
-                                         key_bias[buf][n * 8 + 2 * quad_col + (e & 1)]);
-                    s[m][n][e] = x;
-                    tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
-                }
-            float alpha[2];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
-                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
-                const float new_max = fmaxf(row_max[m][r], tile_max[r]); /* finite: key tile*64 exists */
-                alpha[r] = exp2f(row_max[m][r] - new_max);               /* 0 on the first tile */
-                row_max[m][r] = new_max;
-                row_sum[m][r] *= alpha[r];
-            }
-#pragma unroll
-            for (int n = 0; n < KT / 8; n++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const float p = exp2f(s[m][n][e] - row_max[m][e >> 1]); /* 0 past the end (-inf) */
-                    s[m][n][e] = p;
-                    row_sum[m][e >> 1] += p;
-                }
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                o[m][n][0] *= alpha[0], o[m][n][1] *= alpha[0];
-                o[m][n][2] *= alpha[1], o[m][n][3] *= alpha[1];
-            }
-        }
-
-        /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A fragments;
-         * one ldmatrix_x4_trans brings the B fragments of two 8-dim n-tiles of V:
-         * matrices = (keys 16j + 8 (m & 1), dims 16dp + 8 (m >> 1)); every m-tile uses them. */
-#pragma unroll
-        for (int j = 0; j < KT / 16; j++) {
-            uint32_t p_frag[MT][4];
+            /* online softmax in log2 units; element e of s[m][n]: row g + 8 (e >> 1) of m-tile m,
+             * key 8n + 2t + (e & 1) */
 #pragma unroll
             for (int m = 0; m < MT; m++) {
-                p_frag[m][0] = bq_pack2<T>(s[m][2 * j][0], s[m][2 * j][1]);
-                p_frag[m][1] = bq_pack2<T>(s[m][2 * j][2], s[m][2 * j][3]);
-                p_frag[m][2] = bq_pack2<T>(s[m][2 * j + 1][0], s[m][2 * j + 1][1]);
-                p_frag[m][3] = bq_pack2<T>(s[m][2 * j + 1][2], s[m][2 * j + 1][3]);
-            }
+                float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int dp = 0; dp < D / 16; dp++) {
-                uint32_t vb[4];
-                bq_ldmatrix_x4_trans(vb, &v_s[buf][j * 16 + ld_row + 8 * (ld_matrix & 1)]
-                                              [dp * 16 + 8 * (ld_matrix >> 1)]);
+                for (int n = 0; n < KT / 8; n++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const float x =
+                            fmaf(s[m][n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
+                        s[m][n][e] = x;
+                        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
+                    }
+                float alpha[2];
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
+                    tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
+                    /* finite: a staged tile has key tile*64 < seq_len */
+                    const float new_max = fmaxf(row_max[m][r], tile_max[r]);
+                    alpha[r] = exp2f(row_max[m][r] - new_max); /* 0 on the first tile */
+                    row_max[m][r] = new_max;
+                    row_sum[m][r] *= alpha[r];
+                }
+#pragma unroll
+                for (int n = 0; n < KT / 8; n++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const float p = exp2f(s[m][n][e] - row_max[m][e >> 1]); /* 0 past the end */
+                        s[m][n][e] = p;
+                        row_sum[m][e >> 1] += p;
+                    }
+#pragma unroll
+                for (int n = 0; n < D / 8; n++) {
+                    o[m][n][0] *= alpha[0], o[m][n][1] *= alpha[0];
+                    o[m][n][2] *= alpha[1], o[m][n][3] *= alpha[1];
+                }
+            }
+
+            /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A
+             * fragments; one ldmatrix_x4_trans brings the B fragments of two 8-dim n-tiles of V:
+             * matrices = (keys 16j + 8 (m & 1), dims 16dp + 8 (m >> 1)); every m-tile uses them. */
+#pragma unroll
+            for (int j = 0; j < KT / 16; j++) {
+                uint32_t p_frag[MT][4];
 #pragma unroll
                 for (int m = 0; m < MT; m++) {
-                    bq_mma_16816<T>(o[m][2 * dp], p_frag[m], &vb[0]);
-                    bq_mma_16816<T>(o[m][2 * dp + 1], p_frag[m], &vb[2]);
+                    p_frag[m][0] = bq_pack2<T>(s[m][2 * j][0], s[m][2 * j][1]);
+                    p_frag[m][1] = bq_pack2<T>(s[m][2 * j][2], s[m][2 * j][3]);
+                    p_frag[m][2] = bq_pack2<T>(s[m][2 * j + 1][0], s[m][2 * j + 1][1]);
+                    p_frag[m][3] = bq_pack2<T>(s[m][2 * j + 1][2], s[m][2 * j + 1][3]);
+                }
+#pragma unroll
+                for (int dp = 0; dp < D / 16; dp++) {
+                    uint32_t vb[4];
+                    bq_ldmatrix_x4_trans(vb, &v_tile[j * 16 + ld_row + 8 * (ld_matrix & 1)]
+                                                    [dp * 16 + 8 * (ld_matrix >> 1)]);
+#pragma unroll
+                    for (int m = 0; m < MT; m++) {
+                        bq_mma_16816<T>(o[m][2 * dp], p_frag[m], &vb[0]);
+                        bq_mma_16816<T>(o[m][2 * dp + 1], p_frag[m], &vb[2]);
+                    }
                 }
             }
         }
         __syncthreads(); /* every warp is done with this buffer before it is refilled */
         buf ^= 1;
-        tile = next;
+#pragma unroll
+        for (int s = 0; s < KS; s++) tiles[s] = next[s];
+    }
+
+    if (KS == 2) {
+        /* The second pair hands its state to the first, lane for lane (a warp w + 2 lane holds the
+         * same rows and dims as warp w's): 32 accumulators, 2 maxima, 2 partial sums. The K/V
+         * space is free after the loop's last barrier. */
+        constexpr int STATE = D / 8 * 4 + 4;
+        float *handoff = reinterpret_cast<float *>(k_s);
+        float *mine = handoff + ((warp % WARPS_PER_SLOT) * 32 + lane) * STATE;
+        if (slot == 1) {
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) mine[4 * n + e] = o[0][n][e];
+            mine[D / 2 + 0] = row_max[0][0], mine[D / 2 + 1] = row_max[0][1];
+            mine[D / 2 + 2] = row_sum[0][0], mine[D / 2 + 3] = row_sum[0][1];
+        }
+        __syncthreads();
+        if (slot == 1) return;
+        float a_mine[2], a_other[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            /* this pair walked the first live tile, so its maximum is finite; the other pair's is
+             * -inf when it got no tile (its sums and accumulators are then 0, scaled by 0) */
+            const float other_max = mine[D / 2 + r];
+            const float new_max = fmaxf(row_max[0][r], other_max);
+            a_mine[r] = exp2f(row_max[0][r] - new_max);
+            a_other[r] = exp2f(other_max - new_max);
+            row_sum[0][r] = row_sum[0][r] * a_mine[r] + mine[D / 2 + 2 + r] * a_other[r];
+        }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                o[0][n][e] = o[0][n][e] * a_mine[e >> 1] + mine[4 * n + e] * a_other[e >> 1];
     }
 
 #pragma unroll
@@ -565,19 +645,18 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
 }
 
-template <typename T, int MT>
+template <typename T, int MT, int KS>
 static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
                                     int hidden, int heads, void *ctx, cudaStream_t stream) {
-    constexpr int qrows = ATTN_MMA_WARPS * 16 * MT;
-    constexpr size_t q_bytes = (size_t)qrows * ATTN_MMA_LD * sizeof(T);
-    if (MT > 1) { /* static + dynamic past 48 KB needs the opt-in (sm_90: up to 227 KB) */
-        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT>,
+    constexpr size_t smem = attention_mma_smem_bytes<T, MT, KS>();
+    if (smem > 48 * 1024) { /* past 48 KB needs the opt-in (sm_90: up to 227 KB a block) */
+        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS>,
                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                    (int)q_bytes);
+                                                    (int)smem);
         if (rc != cudaSuccess) return rc;
     }
-    const dim3 grid = attention_grid(seq_len, qrows, heads, batch);
-    attention_mma_head64_kernel<T, MT><<<grid, ATTN_MMA_WARPS * 32, q_bytes, stream>>>(
+    const dim3 grid = attention_grid(seq_len, attention_mma_qrows<T, MT, KS>(), heads, batch);
+    attention_mma_head64_kernel<T, MT, KS><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
 }
@@ -587,8 +666,10 @@ static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *m
                                                int seq_len, int hidden, int heads, void *ctx,
                                                int block_rows, cudaStream_t stream) {
     if (block_rows == 128)
-        return launch_mma_tiles<T, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    return launch_mma_tiles<T, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+        return launch_mma_tiles<T, 2, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    if (block_rows == 32)
+        return launch_mma_tiles<T, 1, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    return launch_mma_tiles<T, 1, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
 }
 
 /* ---- fp32 path (head size 64): register-tiled online softmax on CUDA cores ----------------- */
@@ -856,7 +937,7 @@ static bool mma_path_allowed() {
     return !(v && strcmp(v, "wmma") == 0);
 }
 
-/* The 16-bit tensor-core path, where block_rows chooses between its two tilings. */
+/* The 16-bit tensor-core path, where block_rows chooses among its three tilings. */
 static bool mma_path_applies(bq_cuda_dtype dt, int hidden, int heads) {
     const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
     return half_dtype && heads > 0 && hidden % heads == 0 && hidden / heads == ATTN_MMA_HEAD &&
@@ -872,7 +953,8 @@ extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, i
                                          bq_cuda_dtype dt, int block_rows, cudaStream_t stream) {
     if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
-    if (block_rows != 0 && block_rows != 64 && block_rows != 128) return cudaErrorInvalidValue;
+    if (block_rows != 0 && block_rows != 32 && block_rows != 64 && block_rows != 128)
+        return cudaErrorInvalidValue;
     if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && bq_aligned16(qkv) &&
         bq_aligned16(ctx))
         return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);

@@ -53,11 +53,11 @@ struct bq_cuda_engine {
     bq_gemm_ctx *gemm;
     bq_cudnn_attention *cudnn_attention; /* attention cudnn, or auto in fp16/bf16 when available */
     /* per batch size [max_batch + 1], ATTN_UNDECIDED until the first eager pass times the
-     * candidates (own 64- and 128-row blocks where the kernel has both, cuDNN's under auto); the
-     * times are per layer, ms, 0 where not timed */
+     * candidates (our kernel's tilings where it has several, cuDNN's under auto); attention_ms
+     * [max_batch + 1][ATTN_KINDS]: their per-layer times, ms, 0 where not timed */
     signed char *attention_choice;
-    float *attention_own_ms, *attention_own128_ms, *attention_cudnn_ms;
-    int attention_two_tilings; /* bq_cuda_attention_has_block_rows for this model and dtype */
+    float *attention_ms;
+    int attention_tilings; /* bq_cuda_attention_has_block_rows for this model and dtype */
     char attention_note[300]; /* auto without cuDNN: why */
     /* per batch size [max_batch + 1]: GEMM_UNDECIDED until the first pass's whole-pass comparison
      * of the timed GEMM choices against the first choices; the best pass ms of each way */
@@ -331,14 +331,17 @@ static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
         if (s_ != BQ_OK) return s_;                                                 \
     } while (0)
 
-enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_OWN_128 = 2, ATTN_CUDNN = 3 };
+/* attention candidates: ours in 64-row blocks (the default), 128-row blocks, 32-row blocks with
+ * the keys split in two, and cuDNN's */
+enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_OWN_128 = 2, ATTN_OWN_32 = 3, ATTN_CUDNN = 4 };
+#define ATTN_KINDS 5
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
-/* Whether the engine times attention candidates per batch size: our two tilings (own or auto),
+/* Whether the engine times attention candidates per batch size: our tilings (own or auto),
  * and cuDNN's beside ours (auto). */
 static int attention_has_choice(const bq_cuda_engine *e) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
-    return e->attention_two_tilings || (e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention);
+    return e->attention_tilings || (e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention);
 }
 
 /* Which attention runs for `batch`: cudnn as asked, else as decided (own, 64 rows, until then). */
@@ -346,13 +349,15 @@ static int attention_for(const bq_cuda_engine *e, int batch) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
     const int c = e->attention_choice[batch];
     if (c == ATTN_CUDNN && e->cudnn_attention) return ATTN_CUDNN;
-    return c == ATTN_OWN_128 ? ATTN_OWN_128 : ATTN_OWN;
+    return c == ATTN_OWN_128 || c == ATTN_OWN_32 ? c : ATTN_OWN;
 }
 
 /* Our kernel's query rows per block for a choice (bq_cuda_attention's block_rows). */
-static int own_block_rows(int choice) { return choice == ATTN_OWN_128 ? 128 : 64; }
+static int own_block_rows(int choice) {
+    return choice == ATTN_OWN_128 ? 128 : choice == ATTN_OWN_32 ? 32 : 64;
+}
 
-/* One run of an attention candidate (ATTN_OWN, ATTN_OWN_128, ATTN_CUDNN) on the current
+/* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current
  * qkv -> ctx (bq_tuning_time's callback). */
 typedef struct {
     bq_cuda_engine *e;
@@ -385,24 +390,26 @@ static bq_status time_attention(bq_cuda_engine *e, int batch, int kind,
 }
 
 /* First eager pass of `batch` (qkv of layer 0 ready, cuDNN's mask bias set when it is a
- * candidate): time our kernel with 64-row blocks, with 128-row blocks where it has both, and
- * cuDNN's under auto; keep the fastest for this batch size. Under graph capture it decides
- * nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the reason noted.
- * Synchronizes the stream. */
+ * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
+ * 32 rows with the keys split), and cuDNN's under auto; keep the fastest for this batch size. Under
+ * graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
+ * reason noted. Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_tuning_timer timer;
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    float own = 0.0f, own128 = 0.0f, cudnn = 0.0f;
-    s = time_attention(e, batch, ATTN_OWN, &timer, &own, err);
-    if (s == BQ_OK && e->attention_two_tilings)
-        s = time_attention(e, batch, ATTN_OWN_128, &timer, &own128, err);
+    float ms[ATTN_KINDS] = {0};
+    s = time_attention(e, batch, ATTN_OWN, &timer, &ms[ATTN_OWN], err);
+    if (s == BQ_OK && e->attention_tilings)
+        s = time_attention(e, batch, ATTN_OWN_128, &timer, &ms[ATTN_OWN_128], err);
+    if (s == BQ_OK && e->attention_tilings)
+        s = time_attention(e, batch, ATTN_OWN_32, &timer, &ms[ATTN_OWN_32], err);
     if (s == BQ_OK && e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention) {
         bq_err cerr;
         bq_err_clear(&cerr);
-        if (time_attention(e, batch, ATTN_CUDNN, &timer, &cudnn, &cerr) != BQ_OK) {
-            cudnn = 0.0f;
+        if (time_attention(e, batch, ATTN_CUDNN, &timer, &ms[ATTN_CUDNN], &cerr) != BQ_OK) {
+            ms[ATTN_CUDNN] = 0.0f;
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
                      "%d, own kept: %.200s", batch, cerr.message);
             /* a launch error would be sticky: make sure the stream still works */
@@ -412,13 +419,11 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     }
     bq_tuning_timer_end(&timer);
     if (s != BQ_OK) return s;
-    e->attention_own_ms[batch] = own;
-    e->attention_own128_ms[batch] = own128;
-    e->attention_cudnn_ms[batch] = cudnn;
     int choice = ATTN_OWN;
-    float best = own;
-    if (own128 > 0.0f && own128 < best) choice = ATTN_OWN_128, best = own128;
-    if (cudnn > 0.0f && cudnn < best) choice = ATTN_CUDNN;
+    for (int k = ATTN_OWN; k < ATTN_KINDS; k++) {
+        e->attention_ms[(size_t)batch * ATTN_KINDS + k] = ms[k];
+        if (ms[k] > 0.0f && ms[k] < ms[choice]) choice = k;
+    }
     e->attention_choice[batch] = (signed char)choice;
     return BQ_OK;
 }
@@ -651,7 +656,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     const bq_config *c = &model->config;
     bq_status s = select_device(e->opt.device_index, err);
     if (s != BQ_OK) return s;
-    e->attention_two_tilings = bq_cuda_attention_has_block_rows(e->dt, c->hidden_size, c->num_heads);
+    e->attention_tilings = bq_cuda_attention_has_block_rows(e->dt, c->hidden_size, c->num_heads);
     BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
     /* cuDNN attention first: an unsupported combination fails before the weights are uploaded;
      * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape) */
@@ -727,14 +732,11 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
 
     e->graphs = (cudaGraphExec_t *)calloc((size_t)e->opt.max_batch + 1, sizeof(cudaGraphExec_t));
     e->attention_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
-    e->attention_own_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    e->attention_own128_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    e->attention_cudnn_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
+    e->attention_ms = (float *)calloc(((size_t)e->opt.max_batch + 1) * ATTN_KINDS, sizeof(float));
     e->gemm_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
     e->gemm_timed_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
     e->gemm_first_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    if (!e->graphs || !e->attention_choice || !e->attention_own_ms || !e->attention_own128_ms ||
-        !e->attention_cudnn_ms ||
+    if (!e->graphs || !e->attention_choice || !e->attention_ms ||
         !e->gemm_choice || !e->gemm_timed_ms || !e->gemm_first_ms)
         return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
@@ -780,10 +782,12 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
         snprintf(name, sizeof name, "%s", prop.name);
     const int cudnn_candidate = opt->attention == BQ_ATTENTION_AUTO && e->cudnn_attention;
     const char *attention = opt->attention == BQ_ATTENTION_CUDNN ? "cudnn"
-                            : cudnn_candidate && e->attention_two_tilings
-                                ? "auto (own 64- or 128-row blocks, or cudnn, per batch size)"
+                            : cudnn_candidate && e->attention_tilings
+                                ? "auto (own in 64-, 128- or 32-row blocks, or cudnn, per batch "
+                                  "size)"
                             : cudnn_candidate ? "auto (own or cudnn per batch size)"
-                            : e->attention_two_tilings ? "own (64- or 128-row blocks per batch size)"
+                            : e->attention_tilings
+                                ? "own (64-, 128- or 32-row blocks per batch size)"
                                                        : "own";
     snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s", name,
              bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
@@ -801,8 +805,7 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
         free(e->graphs);
     }
     bq_cudnn_attention_free(e->cudnn_attention);
-    free(e->attention_choice), free(e->attention_own_ms), free(e->attention_own128_ms);
-    free(e->attention_cudnn_ms);
+    free(e->attention_choice), free(e->attention_ms);
     free(e->gemm_choice), free(e->gemm_timed_ms), free(e->gemm_first_ms);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);
@@ -827,19 +830,21 @@ extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
 /* ---- benchmark API ------------------------------------------------------------------------ */
 
 extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
-                                                        double *own_ms, double *own128_ms,
-                                                        double *cudnn_ms) {
-    if (own_ms) *own_ms = 0.0;
-    if (own128_ms) *own128_ms = 0.0;
-    if (cudnn_ms) *cudnn_ms = 0.0;
+                                                        bq_attention_times *times) {
+    if (times) memset(times, 0, sizeof *times);
     if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
-    if (own_ms) *own_ms = e->attention_own_ms[batch];
-    if (own128_ms) *own128_ms = e->attention_own128_ms[batch];
-    if (cudnn_ms) *cudnn_ms = e->attention_cudnn_ms[batch];
+    if (times) {
+        const float *ms = &e->attention_ms[(size_t)batch * ATTN_KINDS];
+        times->own_ms = ms[ATTN_OWN];
+        times->own128_ms = ms[ATTN_OWN_128];
+        times->own32_ms = ms[ATTN_OWN_32];
+        times->cudnn_ms = ms[ATTN_CUDNN];
+    }
     if (attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED) return "undecided";
     switch (attention_for(e, batch)) {
     case ATTN_CUDNN: return "cudnn";
     case ATTN_OWN_128: return "own-128";
+    case ATTN_OWN_32: return "own-32";
     default: return "own";
     }
 }

@@ -87,14 +87,22 @@ typedef struct {
     int runs_first; /* 1: the engine's whole-pass comparison kept the first choice and GELU rule */
 } bq_gemm_plan_info;
 
-/* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" (our kernel,
- * 128-row blocks: fp16/bf16 at head size 64), "cudnn", or "undecided" (before that batch size's
- * first pass, where the engine times its candidates: both tilings of ours under own and auto,
- * cuDNN's too under auto); "none" for a batch outside 1..max_batch. own_ms / own128_ms / cudnn_ms
- * (may be NULL) get the per-layer times it decided on (0: not a candidate or, for cudnn, failed;
- * see the description). */
-const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
-                                            double *own128_ms, double *cudnn_ms);
+/* Per-layer attention times (ms) the engine measured on a batch size's first pass; 0 where a
+ * kernel was not a candidate (or cuDNN's failed; see the description). */
+typedef struct {
+    double own_ms;    /* our kernel, 64-row blocks (the default) */
+    double own128_ms; /* 128-row blocks (fp16/bf16 at head size 64) */
+    double own32_ms;  /* 32-row blocks, keys split between two warp pairs (likewise) */
+    double cudnn_ms;  /* cuDNN's fused attention (auto only) */
+} bq_attention_times;
+
+/* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" / "own-32"
+ * (its other tilings: fp16/bf16 at head size 64), "cudnn", or "undecided" (before that batch
+ * size's first pass, where the engine times its candidates: our tilings under own and auto,
+ * cuDNN's too under auto); "none" for a batch outside 1..max_batch. times (may be NULL) gets what
+ * it measured. */
+const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
+                                            bq_attention_times *times);
 
 /* Whether `batch` runs the GEMM choices timed per shape ("timed") or cuBLASLt's first choices
  * and the untimed GELU rule ("first"): on a batch size's first pass the engine times whole passes

@@ -1,6 +1,8 @@
 /* engine_cuda_stub.c - the CUDA backend of a build without nvcc: every entry reports it plainly. */
 #include "engine_cuda.h"
 
+#include <string.h>
+
 #define NO_CUDA_MESSAGE "this bertqa-gpu was built without CUDA (nvcc not found at build time); use --device cpu"
 
 bq_status bq_cuda_device_count(int *count, bq_err *err) {
@@ -55,12 +57,10 @@ bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const int32_t *id
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
-const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch, double *own_ms,
-                                            double *own128_ms, double *cudnn_ms) {
+const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
+                                            bq_attention_times *times) {
     (void)e, (void)batch;
-    if (own_ms) *own_ms = 0.0;
-    if (own128_ms) *own128_ms = 0.0;
-    if (cudnn_ms) *cudnn_ms = 0.0;
+    if (times) memset(times, 0, sizeof *times);
     return "none";
 }
 

@@ -646,10 +646,25 @@ static void test_large_every_precision(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
-/* Our attention's two tilings (64- and 128-row blocks, fp16/bf16 at head size 64): the engine
- * times both on a batch size's first pass and keeps the faster, with no cuDNN in the running
- * under --attention own; fp32 has one kernel and nothing to decide. The logits match the CPU
- * reference whichever wins (check_engine). Runs on the emulator too. */
+/* The fastest of our kernel's tilings in `t` (all three must have been timed), and its name. */
+static double fastest_own(const bq_attention_times *t) {
+    assert_true(t->own_ms > 0 && t->own128_ms > 0 && t->own32_ms > 0);
+    double best = t->own_ms;
+    if (t->own128_ms < best) best = t->own128_ms;
+    if (t->own32_ms < best) best = t->own32_ms;
+    return best;
+}
+
+static const char *own_choice_name(const bq_attention_times *t) {
+    const double best = fastest_own(t);
+    return best == t->own_ms ? "own" : best == t->own128_ms ? "own-128" : "own-32";
+}
+
+/* Our attention's tilings (64-, 128- and 32-row blocks, fp16/bf16 at head size 64): the engine
+ * times all three on a batch size's first pass and keeps the fastest, with no cuDNN in the
+ * running under --attention own; fp32 has one kernel and nothing to decide. The logits match the
+ * CPU reference whichever wins (check_engine); each tiling is checked on its own in test_gpu_ops.
+ * Runs on the emulator too. */
 static void test_attention_tiling_choice(void **state) {
     (void)state;
     REQUIRE_GPU();
@@ -661,31 +676,30 @@ static void test_attention_tiling_choice(void **state) {
     bq_cuda_engine *e = NULL;
     bq_err err;
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("own: %s", err.message);
-    assert_non_null(strstr(bq_cuda_engine_describe(e), "64- or 128-row blocks"));
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL, NULL, NULL), "undecided");
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "64-, 128- or 32-row blocks"));
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL), "undecided");
     float *start = malloc(2 * 128 * sizeof(float)), *end = malloc(2 * 128 * sizeof(float));
     assert_true(start && end);
     if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
         fail_msg("own forward: %s", err.message);
-    double own_ms = -1, own128_ms = -1, cudnn_ms = -1;
-    const char *choice = bq_cuda_engine_attention_choice(e, 2, &own_ms, &own128_ms, &cudnn_ms);
-    printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f ms per layer)\n",
-           choice, own_ms, own128_ms);
-    assert_true(own_ms > 0 && own128_ms > 0);
-    assert_true(cudnn_ms == 0.0); /* not a candidate under own */
-    assert_string_equal(choice, own128_ms < own_ms ? "own-128" : "own");
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL, NULL, NULL), "undecided");
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 3, NULL, NULL, NULL), "none");
+    bq_attention_times t;
+    const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
+    printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f, 32 rows %.4f per "
+           "layer)\n", choice, t.own_ms, t.own128_ms, t.own32_ms);
+    assert_true(t.cudnn_ms == 0.0); /* not a candidate under own */
+    assert_string_equal(choice, own_choice_name(&t));
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 3, NULL), "none");
     bq_cuda_engine_free(e);
 
     /* fp32: one kernel, decided from the start, nothing timed */
     opt = cuda_options(BQ_PRECISION_FP32, BQ_ATTENTION_OWN, 2, 128);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("fp32: %s", err.message);
-    assert_null(strstr(bq_cuda_engine_describe(e), "128-row"));
+    assert_null(strstr(bq_cuda_engine_describe(e), "row blocks"));
     if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
         fail_msg("fp32 forward: %s", err.message);
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &own_ms, &own128_ms, NULL), "own");
-    assert_true(own_ms == 0.0 && own128_ms == 0.0);
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
+    assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0);
     bq_cuda_engine_free(e);
     free(start), free(end);
     free_batch(&bc);
@@ -713,28 +727,26 @@ static void test_cudnn_attention(void **state) {
     batch_case bc = make_batch(&r->model, 2, 64, lengths, 9);
     int failures = check_engine("cudnn", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN);
     failures += check_engine("cudnn", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_CUDNN);
-    /* attention auto: ours (both tilings) and cuDNN's timed on a batch size's first pass, the
+    /* attention auto: ours (every tiling) and cuDNN's timed on a batch size's first pass, the
      * fastest kept */
     failures += check_engine("auto", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_AUTO);
     failures += check_engine("auto", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_AUTO);
     opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, 2, 64);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("auto: %s", err.message);
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL, NULL, NULL), "undecided");
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL), "undecided");
     float *start = malloc(2 * 64 * sizeof(float)), *end = malloc(2 * 64 * sizeof(float));
     assert_true(start && end);
     if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
         fail_msg("auto forward: %s", err.message);
-    double own_ms = 0, own128_ms = 0, cudnn_ms = 0;
-    const char *choice = bq_cuda_engine_attention_choice(e, 2, &own_ms, &own128_ms, &cudnn_ms);
-    printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f ms, cudnn %.4f ms per "
-           "layer)\n", choice, own_ms, own128_ms, cudnn_ms);
-    assert_true(own_ms > 0 && own128_ms > 0);
-    const double best_own = own_ms < own128_ms ? own_ms : own128_ms;
+    bq_attention_times t;
+    const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
+    printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f, own-32 %.4f, cudnn %.4f "
+           "per layer)\n", choice, t.own_ms, t.own128_ms, t.own32_ms, t.cudnn_ms);
     if (strcmp(choice, "cudnn") == 0)
-        assert_true(cudnn_ms > 0 && cudnn_ms < best_own);
+        assert_true(t.cudnn_ms > 0 && t.cudnn_ms < fastest_own(&t));
     else
-        assert_string_equal(choice, own128_ms < own_ms ? "own-128" : "own");
-    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL, NULL, NULL), "undecided");
+        assert_string_equal(choice, own_choice_name(&t));
+    assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
     free(start), free(end);
     bq_cuda_engine_free(e);
     free_batch(&bc);

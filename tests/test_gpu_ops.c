@@ -438,8 +438,9 @@ static void attention_case_free(attention_case *c) {
 typedef cudaError_t (*attention_fn)(const void *, const int32_t *, int, int, int, int, void *,
                                     bq_cuda_dtype, cudaStream_t);
 
-/* bq_cuda_attention with its default tiling, and with 128-row blocks (the 16-bit head-64 path's
- * second tiling; the same kernel as the default elsewhere), in attention_fn's shape */
+/* bq_cuda_attention with its default tiling, with 128-row blocks and with 32-row blocks whose keys
+ * two warp pairs split (the 16-bit head-64 path's other tilings; the same kernel as the default
+ * elsewhere), in attention_fn's shape */
 static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask, int batch, int seq_len,
                                       int hidden, int heads, void *ctx, bq_cuda_dtype dt,
                                       cudaStream_t stream) {
@@ -450,6 +451,12 @@ static cudaError_t attention_dispatch_128(const void *qkv, const int32_t *mask, 
                                           int seq_len, int hidden, int heads, void *ctx,
                                           bq_cuda_dtype dt, cudaStream_t stream) {
     return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 128, stream);
+}
+
+static cudaError_t attention_dispatch_32(const void *qkv, const int32_t *mask, int batch,
+                                         int seq_len, int hidden, int heads, void *ctx,
+                                         bq_cuda_dtype dt, cudaStream_t stream) {
+    return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 32, stream);
 }
 
 static void test_attention(void **state) {
@@ -469,7 +476,8 @@ static void test_attention(void **state) {
 #endif
     const struct { attention_fn fn; const char *name; } paths[] = {
         {attention_dispatch, "dispatch"}, {bq_cuda_attention_generic, "generic"},
-        {bq_cuda_attention_wmma, "wmma"}, {attention_dispatch_128, "dispatch-128"}};
+        {bq_cuda_attention_wmma, "wmma"}, {attention_dispatch_128, "dispatch-128"},
+        {attention_dispatch_32, "dispatch-32"}};
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
@@ -483,8 +491,8 @@ static void test_attention(void **state) {
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         /* the generic path differs from the dispatch only for head size 64 (mma.sync tensor
          * cores in 16-bit, the register-tiled fp32 path in f32), the WMMA one only in 16-bit
-         * (in f32 it is the generic path again), and so does the 128-row tiling */
-        const size_t n_paths = H / heads != 64 ? 1 : dt == BQ_CUDA_F32 ? 2 : 4;
+         * (in f32 it is the generic path again), and so do the 128- and 32-row tilings */
+        const size_t n_paths = H / heads != 64 ? 1 : dt == BQ_CUDA_F32 ? 2 : 5;
         for (size_t pi = 0; pi < n_paths; pi++) {
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
@@ -518,9 +526,9 @@ static void test_attention_head64(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
     /* BQ_TEST_QUICK=1 (the device run's racecheck and synccheck, which run each launch many times
-     * slower): one length per tile boundary case instead of ten */
+     * slower): a single tile, a partial tile after two, and BERT's 384, instead of ten lengths */
     const int all_seqs[] = {1, 7, 63, 64, 65, 100, 128, 129, 384, 512};
-    const int quick_seqs[] = {1, 65, 129, 384};
+    const int quick_seqs[] = {1, 129, 384};
     const char *quick_env = getenv("BQ_TEST_QUICK");
     const bool quick = quick_env && strcmp(quick_env, "1") == 0;
     const int *seqs = quick ? quick_seqs : all_seqs;
@@ -528,13 +536,16 @@ static void test_attention_head64(void **state) {
                                 : sizeof all_seqs / sizeof all_seqs[0];
     const int B = 2, H = 128, heads = 2;
     uint64_t seed = 0x5eed0006;
-    /* qrows 128: block_rows 128, the mma.sync kernel with two m-tiles per warp (16-bit) */
-    for (int qrows = 64; qrows <= 128; qrows += 64)
+    /* qrows: block_rows, the mma.sync kernel's tilings (16-bit): 64 rows; 128, two m-tiles per
+     * warp; 32, the keys split between two warp pairs */
+    static const int k_qrows[] = {64, 128, 32};
+    for (size_t qi = 0; qi < sizeof k_qrows / sizeof k_qrows[0]; qi++)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si <= n_seqs; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
-        if (qrows == 128 && dt == BQ_CUDA_F32) continue;
+        const int qrows = k_qrows[qi];
+        if (qrows != 64 && dt == BQ_CUDA_F32) continue;
         const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == n_seqs; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
@@ -554,7 +565,8 @@ static void test_attention_head64(void **state) {
 
         char what[160];
         snprintf(what, sizeof what, "attention d=64 %s %s%sB=%d S=%d heads=%d %s",
-                 bq_cuda_dtype_name(dt), qrows == 128 ? "qrows=128 " : "",
+                 bq_cuda_dtype_name(dt),
+                 qrows == 128 ? "qrows=128 " : qrows == 32 ? "qrows=32 " : "",
                  unaligned ? "unaligned " : "", B, S, heads, k_mask_names[pattern]);
         expect_guards_intact(&d_fast, what);
         expect_guards_intact(&d_other, what);
@@ -744,7 +756,7 @@ static void test_invalid_arguments(void **state) {
     assert_int_equal(bq_cuda_bias_gelu(NULL, p, 1, 8, BQ_CUDA_BF16, 0), bad);
     assert_int_equal(bq_cuda_bias_gelu(p, p, 0, 8, BQ_CUDA_BF16, 0), bad);
 
-    /* two tilings only on the 16-bit head-64 path */
+    /* several tilings only on the 16-bit head-64 path */
     assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F16, 1024, 16), 1);
     assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_BF16, 128, 2), 1);
     assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F32, 1024, 16), 0);

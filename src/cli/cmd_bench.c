@@ -293,9 +293,8 @@ int cmd_bench(const cli_args *a) {
                     cJSON_AddNumberToObject(c, "workspace_bytes", (double)ws);
                 }
                 if (st == BQ_OK) {
-                    double own_ms = 0, own128_ms = 0, cudnn_ms = 0;
-                    const char *attn =
-                        bq_cuda_engine_attention_choice(ce, B, &own_ms, &own128_ms, &cudnn_ms);
+                    bq_attention_times at;
+                    const char *attn = bq_cuda_engine_attention_choice(ce, B, &at);
                     cJSON_AddStringToObject(c, "attention", attn);
                     double timed_ms = 0, first_ms = 0;
                     cJSON_AddStringToObject(c, "gemm_choice",
@@ -304,10 +303,11 @@ int cmd_bench(const cli_args *a) {
                         cJSON_AddNumberToObject(c, "gemm_pass_timed_ms", timed_ms);
                         cJSON_AddNumberToObject(c, "gemm_pass_first_ms", first_ms);
                     }
-                    if (own_ms > 0 || cudnn_ms > 0) {
-                        cJSON_AddNumberToObject(c, "attention_own_ms", own_ms);
-                        cJSON_AddNumberToObject(c, "attention_own_128_ms", own128_ms);
-                        cJSON_AddNumberToObject(c, "attention_cudnn_ms", cudnn_ms);
+                    if (at.own_ms > 0 || at.cudnn_ms > 0) {
+                        cJSON_AddNumberToObject(c, "attention_own_ms", at.own_ms);
+                        cJSON_AddNumberToObject(c, "attention_own_128_ms", at.own128_ms);
+                        cJSON_AddNumberToObject(c, "attention_own_32_ms", at.own32_ms);
+                        cJSON_AddNumberToObject(c, "attention_cudnn_ms", at.cudnn_ms);
                     }
                 }
                 n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, max_plans) : 0;
