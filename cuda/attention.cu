@@ -332,13 +332,13 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
  * use exp2 with log2(e) folded in. Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv
  * 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async) and ctx 4-byte aligned; the
  * dispatcher checks. Dynamic shared memory: attention_mma_smem_bytes<T, MT, KS>(). */
-template <typename T, int MT, int KS> constexpr int attention_mma_qrows() {
+template <int MT, int KS> constexpr int attention_mma_qrows() {
     return ATTN_MMA_WARPS / KS * 16 * MT;
 }
 
 template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes() {
     /* q rows, then K and V: [2 buffers][KS slots][64 keys][LD] each */
-    return ((size_t)attention_mma_qrows<T, MT, KS>() + 2 * 2 * KS * ATTN_MMA_KEYS) * ATTN_MMA_LD *
+    return ((size_t)attention_mma_qrows<MT, KS>() + 2 * 2 * KS * ATTN_MMA_KEYS) * ATTN_MMA_LD *
            sizeof(T);
 }
 
@@ -347,7 +347,7 @@ __global__ void __launch_bounds__(ATTN_MMA_WARPS * 32)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
-    constexpr int QROWS = attention_mma_qrows<T, MT, KS>();
+    constexpr int QROWS = attention_mma_qrows<MT, KS>();
     constexpr int WARPS_PER_SLOT = ATTN_MMA_WARPS / KS;
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
     constexpr float LOG2E = 1.4426950408889634f;
@@ -655,7 +655,7 @@ static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int ba
                                                     (int)smem);
         if (rc != cudaSuccess) return rc;
     }
-    const dim3 grid = attention_grid(seq_len, attention_mma_qrows<T, MT, KS>(), heads, batch);
+    const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, KS>(), heads, batch);
     attention_mma_head64_kernel<T, MT, KS><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
