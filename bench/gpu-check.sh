@@ -238,8 +238,8 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         # eager, the eager model replayed from a CUDA graph (fp32; its fp16 replays ran 3.4x
         # slower than eager), and torch.compile with CUDA graphs (reduce-overhead) as far as the
         # time allows: at small batches eager PyTorch waits on its own kernel launches, so compile
-        # is the fair fp16 peer there (runs c50aca4 and ff6c10e got through batches 128 and 1 only;
-        # 150 s now, and no fp16 graph runs, leave it room for more)
+        # is the fair fp16 peer there (run ff6c10e's compile got through batch 128 only, c50aca4's
+        # through 128 and 1; 150 s now, and no fp16 graph runs, leave it room for more)
         step peer 160 python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
             --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 150 \
             --compile-mode reduce-overhead ${BQ_PEER_ARGS:-}

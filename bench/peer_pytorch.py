@@ -17,7 +17,8 @@ Timing (what our `bertqa-gpu bench` measures, same inputs):
   cuDNN; tf32 = tf32 allowed; fp16 = model.half(), bf16 (opt-in) = model.to(bfloat16). Attention is SDPA (attn_implementation="sdpa").
   Eager runs in this process; so do CUDA graph replays of the eager model (mode "graph", default
   on CUDA, fp32 only, since fp16 replays ran 3.4x slower than eager (see capture_graph): one
-  capture per batch, no mask since every timing token is real), the fair peer at small batches; torch.compile runs (default on CUDA, fp16 only) run in a child
+  capture per batch, no mask since every timing token is real), the fair peer at small batches;
+  torch.compile runs (default on CUDA, fp16 only) run in a child
   process killed at the time budget, so a slow or failing compile is skipped cleanly.
 
 Parity dump:

@@ -337,11 +337,16 @@ enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_OWN_128 = 2, ATTN_OWN_32 = 3, ATTN
 #define ATTN_KINDS 5
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
+/* Whether cuDNN's attention is timed beside ours (auto, with a cuDNN engine for this shape). */
+static int cudnn_is_candidate(const bq_cuda_engine *e) {
+    return e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention;
+}
+
 /* Whether the engine times attention candidates per batch size: our tilings (own or auto),
  * and cuDNN's beside ours (auto). */
 static int attention_has_choice(const bq_cuda_engine *e) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
-    return e->attention_tilings || (e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention);
+    return e->attention_tilings || cudnn_is_candidate(e);
 }
 
 /* Which attention runs for `batch`: cudnn as asked, else as decided (own, 64 rows, until then). */
@@ -400,12 +405,10 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
     float ms[ATTN_KINDS] = {0};
-    s = time_attention(e, batch, ATTN_OWN, &timer, &ms[ATTN_OWN], err);
-    if (s == BQ_OK && e->attention_tilings)
-        s = time_attention(e, batch, ATTN_OWN_128, &timer, &ms[ATTN_OWN_128], err);
-    if (s == BQ_OK && e->attention_tilings)
-        s = time_attention(e, batch, ATTN_OWN_32, &timer, &ms[ATTN_OWN_32], err);
-    if (s == BQ_OK && e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention) {
+    for (int k = ATTN_OWN; k <= ATTN_OWN_32 && s == BQ_OK; k++)
+        if (k == ATTN_OWN || e->attention_tilings)
+            s = time_attention(e, batch, k, &timer, &ms[k], err);
+    if (s == BQ_OK && cudnn_is_candidate(e)) {
         bq_err cerr;
         bq_err_clear(&cerr);
         if (time_attention(e, batch, ATTN_CUDNN, &timer, &ms[ATTN_CUDNN], &cerr) != BQ_OK) {
@@ -445,8 +448,7 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
               bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
                                            e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
     const int undecided = attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED;
-    const int cudnn_candidate = e->cudnn_attention && e->opt.attention == BQ_ATTENTION_AUTO;
-    if ((undecided && cudnn_candidate) || attention_for(e, batch) == ATTN_CUDNN)
+    if ((undecided && cudnn_is_candidate(e)) || attention_for(e, batch) == ATTN_CUDNN)
         /* the mask bias, once per pass */
         STATUS_OP(BQ_STAGE_ATTENTION,
                   bq_cudnn_attention_set_mask(e->cudnn_attention, e->d_mask, batch, st, err));
@@ -780,15 +782,15 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, opt->device_index) == cudaSuccess)
         snprintf(name, sizeof name, "%s", prop.name);
-    const int cudnn_candidate = opt->attention == BQ_ATTENTION_AUTO && e->cudnn_attention;
-    const char *attention = opt->attention == BQ_ATTENTION_CUDNN ? "cudnn"
-                            : cudnn_candidate && e->attention_tilings
-                                ? "auto (own in 64-, 128- or 32-row blocks, or cudnn, per batch "
-                                  "size)"
-                            : cudnn_candidate ? "auto (own or cudnn per batch size)"
-                            : e->attention_tilings
-                                ? "own (64-, 128- or 32-row blocks per batch size)"
-                                                       : "own";
+    const char *attention = "own";
+    if (opt->attention == BQ_ATTENTION_CUDNN)
+        attention = "cudnn";
+    else if (cudnn_is_candidate(e))
+        attention = e->attention_tilings
+                        ? "auto (own in 64-, 128- or 32-row blocks, or cudnn, per batch size)"
+                        : "auto (own or cudnn per batch size)";
+    else if (e->attention_tilings)
+        attention = "own (64-, 128- or 32-row blocks per batch size)";
     snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s", name,
              bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
              e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note);

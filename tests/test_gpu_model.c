@@ -646,6 +646,18 @@ static void test_large_every_precision(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
+/* One forward pass of the first `batch` sequences of bc on e (a batch size's first pass makes the
+ * engine's choices for it); fails the test on an error. The logits are not looked at. */
+static void forward_batch(bq_cuda_engine *e, const batch_case *bc, int batch, const char *label) {
+    const size_t n = (size_t)batch * bc->seq_len;
+    float *start = malloc(n * sizeof(float)), *end = malloc(n * sizeof(float));
+    assert_true(start && end);
+    bq_err err;
+    if (bq_cuda_engine_forward(e, batch, bc->ids, bc->mask, bc->seg, start, end, &err) != BQ_OK)
+        fail_msg("%s forward, batch %d: %s", label, batch, err.message);
+    free(start), free(end);
+}
+
 /* The fastest of our kernel's tilings in `t` (all three must have been timed), and its name. */
 static double fastest_own(const bq_attention_times *t) {
     assert_true(t->own_ms > 0 && t->own128_ms > 0 && t->own32_ms > 0);
@@ -678,10 +690,7 @@ static void test_attention_tiling_choice(void **state) {
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("own: %s", err.message);
     assert_non_null(strstr(bq_cuda_engine_describe(e), "64-, 128- or 32-row blocks"));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL), "undecided");
-    float *start = malloc(2 * 128 * sizeof(float)), *end = malloc(2 * 128 * sizeof(float));
-    assert_true(start && end);
-    if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
-        fail_msg("own forward: %s", err.message);
+    forward_batch(e, &bc, 2, "own");
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
     printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f, 32 rows %.4f per "
@@ -696,12 +705,10 @@ static void test_attention_tiling_choice(void **state) {
     opt = cuda_options(BQ_PRECISION_FP32, BQ_ATTENTION_OWN, 2, 128);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("fp32: %s", err.message);
     assert_null(strstr(bq_cuda_engine_describe(e), "row blocks"));
-    if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
-        fail_msg("fp32 forward: %s", err.message);
+    forward_batch(e, &bc, 2, "fp32");
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
     assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0);
     bq_cuda_engine_free(e);
-    free(start), free(end);
     free_batch(&bc);
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
@@ -734,10 +741,7 @@ static void test_cudnn_attention(void **state) {
     opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, 2, 64);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("auto: %s", err.message);
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL), "undecided");
-    float *start = malloc(2 * 64 * sizeof(float)), *end = malloc(2 * 64 * sizeof(float));
-    assert_true(start && end);
-    if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
-        fail_msg("auto forward: %s", err.message);
+    forward_batch(e, &bc, 2, "auto");
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
     printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f, own-32 %.4f, cudnn %.4f "
@@ -747,7 +751,6 @@ static void test_cudnn_attention(void **state) {
     else
         assert_string_equal(choice, own_choice_name(&t));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
-    free(start), free(end);
     bq_cuda_engine_free(e);
     free_batch(&bc);
     random_model_free(r);
@@ -817,8 +820,6 @@ static void test_gemm_whole_pass_choice(void **state) {
     random_model *r = random_model_create(64, 2, 128, 2, 300, 64, 17);
     const int lengths[2] = {32, 11};
     batch_case bc = make_batch(&r->model, 2, 32, lengths, 12);
-    float *start = malloc(2 * 32 * sizeof(float)), *end = malloc(2 * 32 * sizeof(float));
-    assert_true(start && end);
     for (int autotune = 1; autotune >= 0; autotune--) {
         if (autotune)
             unsetenv("BQ_GEMM_AUTOTUNE");
@@ -830,8 +831,7 @@ static void test_gemm_whole_pass_choice(void **state) {
         if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK)
             fail_msg("create: %s", err.message);
         assert_string_equal(bq_cuda_engine_gemm_choice(e, 2, NULL, NULL), "undecided");
-        if (bq_cuda_engine_forward(e, 2, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
-            fail_msg("forward: %s", err.message);
+        forward_batch(e, &bc, 2, "gemm choice");
         double timed_ms = 0, first_ms = 0;
         const char *choice = bq_cuda_engine_gemm_choice(e, 2, &timed_ms, &first_ms);
         printf("  GEMM choices at batch 2 (autotune %d): %s (whole pass timed %.4f ms, first "
@@ -858,7 +858,6 @@ static void test_gemm_whole_pass_choice(void **state) {
         bq_cuda_engine_free(e);
     }
     unsetenv("BQ_GEMM_AUTOTUNE");
-    free(start), free(end);
     free_batch(&bc);
 
     /* batches of 32 and more: the first decides by timing, a later one takes its decision */
@@ -869,11 +868,7 @@ static void test_gemm_whole_pass_choice(void **state) {
     bq_cuda_engine *e = NULL;
     bq_err err;
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
-    start = malloc(33 * 8 * sizeof(float)), end = malloc(33 * 8 * sizeof(float));
-    assert_true(start && end);
-    for (int b = 32; b <= 33; b++)
-        if (bq_cuda_engine_forward(e, b, big.ids, big.mask, big.seg, start, end, &err) != BQ_OK)
-            fail_msg("forward batch %d: %s", b, err.message);
+    for (int b = 32; b <= 33; b++) forward_batch(e, &big, b, "gemm choice");
     double timed32 = 0, first32 = 0, timed33 = 1, first33 = 1;
     const char *c32 = bq_cuda_engine_gemm_choice(e, 32, &timed32, &first32);
     const char *c33 = bq_cuda_engine_gemm_choice(e, 33, &timed33, &first33);
@@ -882,7 +877,6 @@ static void test_gemm_whole_pass_choice(void **state) {
     assert_true(timed32 > 0 && first32 > 0);
     assert_string_equal(c33, c32);
     assert_true(timed33 == 0 && first33 == 0);
-    free(start), free(end);
     bq_cuda_engine_free(e);
     free_batch(&big);
     random_model_free(r);
