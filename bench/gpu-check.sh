@@ -221,6 +221,16 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     # If the benchmark fails (a sticky CUDA error ends the process's later configurations too),
     # the 16-bit numbers are taken again on the conservative paths (the WMMA attention kernel,
     # cuBLASLt + the GELU kernel, our attention), and the steps after it run on those paths too.
+    # SM clock, power and temperature every 200 ms while the timed steps run (merge_results's
+    # "clocks"): the whole pass runs slower than the sum of its kernels timed alone (c50aca4:
+    # 66.7 ms against ~59.5 at fp16 batch 128); a card that drops its clocks under sustained
+    # tensor-core load would explain it. "clocks_event_reasons" is the newer drivers' name.
+    smi_fields=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active
+    nvidia-smi --query-gpu="$smi_fields" --format=csv,noheader,nounits -i 0 >/dev/null 2>&1 ||
+        smi_fields=${smi_fields/clocks_event_reasons/clocks_throttle_reasons}
+    nvidia-smi --query-gpu="$smi_fields" --format=csv,noheader,nounits -i 0 -lms 200 \
+        >"$out/clocks.csv" 2>/dev/null &
+    smi_pid=$!
     safe=()
     attention=auto
     if ! step bench 150 "$bin" bench --model "$work/large" --device cuda \
@@ -274,6 +284,7 @@ EOF3
     # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
     step bench-cudnn 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
+    kill "$smi_pid" 2>/dev/null
     # hardware counters of the kernels that hold fp16 batch 128 back (issue 5's profile says
     # GEMMs, attention, layernorm): speed of light, occupancy, warp stalls; Nsight Compute works on
     # the Firecracker machines (not gVisor: the step then fails alone). Clocks left alone.

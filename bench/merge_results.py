@@ -35,6 +35,7 @@ import json
 import os
 import re
 import subprocess
+import statistics
 import sys
 
 
@@ -251,6 +252,34 @@ def merge_end_to_end(outdir, configs, precision="fp16", batch=128):
     return e2e
 
 
+def merge_clocks(outdir):
+    """SM clock, power and temperature sampled by nvidia-smi while the timed phase ran
+    (clocks.csv: timestamp, SM MHz, memory MHz, power W, temperature C, clock event reasons;
+    csv, no header, no units): whether the card held its clocks under sustained load."""
+    path = os.path.join(outdir, "clocks.csv")
+    if not os.path.exists(path):
+        return None
+    sm, power, temp, reasons = [], [], [], {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            cells = [c.strip() for c in line.split(",")]
+            if len(cells) < 6:
+                continue
+            try:
+                sm.append(float(cells[1]))
+                power.append(float(cells[3]))
+                temp.append(float(cells[4]))
+            except ValueError:
+                continue
+            reasons[cells[5]] = reasons.get(cells[5], 0) + 1
+    if not sm:
+        return {"error": "no samples in clocks.csv"}
+    return {"samples": len(sm), "sm_mhz_median": statistics.median(sm), "sm_mhz_min": min(sm),
+            "sm_mhz_max": max(sm), "power_w_median": statistics.median(power),
+            "power_w_max": max(power), "temperature_c_max": max(temp),
+            "clock_event_reasons": reasons}
+
+
 def top_stages(profiles, key, n=3):
     """'gemm 5.10 ms (61%), ...' for the profile of configuration `key` with our attention."""
     stages = profiles.get("own", {}).get(key, {}).get("stages_ms")
@@ -370,6 +399,14 @@ def markdown(results):
                   f"{fmt(e2e['windows_per_s'], '.1f')} windows/s "
                   f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
                   f"{e2e['engine_s']:.2f} s, host work {e2e['host_work_s']:.2f} s (overlapped)"]
+    clk = results.get("clocks")
+    if clk and "error" not in clk:
+        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(clk["clock_event_reasons"].items()))
+        lines += ["", f"Clocks while the timed steps ran ({clk['samples']} nvidia-smi samples): SM "
+                  f"median {clk['sm_mhz_median']:.0f} MHz (min {clk['sm_mhz_min']:.0f}, max "
+                  f"{clk['sm_mhz_max']:.0f}), power median {clk['power_w_median']:.0f} W (max "
+                  f"{clk['power_w_max']:.0f}), up to {clk['temperature_c_max']:.0f} C; clock event "
+                  f"reasons: {reasons}"]
     passes = [r for r in results["configs"] if r.get("gemm_pass_timed_ms")]
     if passes:  # engine_cuda.cu's whole-pass check of the GEMM choices timed one by one
         lines += ["", "Whole pass with the timed GEMM choices vs cuBLASLt's first choices (kept): " +
@@ -474,6 +511,7 @@ def main(argv=None):
     results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
+    results["clocks"] = merge_clocks(args.outdir)
     results["steps"] = merge_steps(args.outdir)
     results["targets"] = check_targets(results["configs"], results["profiles"],
                                        results["end_to_end"])

@@ -16,10 +16,11 @@
  *     tiles over all SMs and reduces the partial sums through the workspace.
  * The third uses the ping-pong schedule, because the erf GELU epilogue is not cheap (on an H200 the
  * cooperative LARGE kernel took ~0.24 ms more than the plain GEMM for 49152 x 1024 -> 4096):
- *   BQ_GELU_TILE_PINGPONG: 128 x 128 x 64, cluster 2 x 1 (the tile and cluster CUTLASS's
- *     collective-builder example runs ping-pong with), persistent: each consumer warpgroup owns a
- *     whole tile and the two take turns on the tensor cores, so one warpgroup's bias + GELU
- *     epilogue overlaps the other's MMAs. The ping-pong kernel takes no stream-K scheduler.
+ *   BQ_GELU_TILE_PINGPONG: 64 x 256 x 64, cluster 2 x 1, persistent: each consumer warpgroup owns
+ *     a whole tile and the two take turns on the tensor cores, so one warpgroup's bias + GELU
+ *     epilogue overlaps the other's MMAs. 64 x 256 is one m64n256 WGMMA per k step (128 x 128, the
+ *     tile of CUTLASS's collective-builder example, was slower than LARGE at every batch on the
+ *     H200: 0.971 vs 0.786 ms at 49152 rows). The ping-pong kernel takes no stream-K scheduler.
  * gemm.cu times all three against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
  * CMakeLists.txt); -DNDEBUG is required, since a device assert() between WGMMAs serializes them
  * (ptxas warning C7510). */
@@ -80,11 +81,11 @@ using SmallTileGemm = typename FusedGemm<
     Element, cute::Shape<cute::_128, cute::_128, cute::_64>,
     cute::Shape<cute::_1, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedCooperative,
     cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::StreamKScheduler>::Gemm;
-/* 128 x 128 per consumer warpgroup: 128 fp32 accumulators a thread, within the 232 registers the
+/* 64 x 256 per consumer warpgroup: 128 fp32 accumulators a thread, within the 232 registers the
  * ping-pong kernel gives its MMA warpgroups. */
 template <typename Element>
 using PingpongTileGemm = typename FusedGemm<
-    Element, cute::Shape<cute::_128, cute::_128, cute::_64>,
+    Element, cute::Shape<cute::_64, cute::_256, cute::_64>,
     cute::Shape<cute::_2, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
     cutlass::epilogue::TmaWarpSpecialized, cutlass::gemm::PersistentScheduler>::Gemm;
 

@@ -16,7 +16,7 @@ extern "C" {
 #endif
 
 /* The kernel's tiling (gemm_bias_gelu.cu): LARGE (128 x 256, cluster 2 x 1) for many rows, SMALL
- * (128 x 128, stream-K) for few, PINGPONG (128 x 128 per consumer warpgroup, cluster 2 x 1,
+ * (128 x 128, stream-K) for few, PINGPONG (64 x 256 per consumer warpgroup, cluster 2 x 1,
  * ping-pong schedule: one warpgroup's GELU epilogue overlaps the other's MMAs). PINGPONG is the
  * last value. */
 typedef enum { BQ_GELU_TILE_LARGE, BQ_GELU_TILE_SMALL, BQ_GELU_TILE_PINGPONG } bq_gelu_tile;

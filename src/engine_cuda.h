@@ -78,7 +78,7 @@ typedef struct {
     double chosen_ms;    /* the chosen candidate */
     /* fp16/bf16 bias_gelu only (else ""/0): "unfused" (cuBLASLt + the GELU kernel),
      * "fused-large" / "fused-small" / "fused-pingpong" (CUTLASS, 128 x 256 / 128 x 128 stream-K /
-     * 128 x 128 ping-pong tiles), or "by-rows" (untimed: fused-large from 512 rows) */
+     * 64 x 256 ping-pong tiles), or "by-rows" (untimed: fused-large from 512 rows) */
     char gelu_path[16];
     double unfused_ms;     /* the chosen cuBLASLt GEMM + the bias + GELU kernel */
     double fused_large_ms; /* CUTLASS fused GEMM + bias + GELU, large tiles (0: refused) */

@@ -79,6 +79,8 @@ printf 'step\tstatus\tseconds\nbuild\t0\t95\nctest\t8\t61\nsanitizer-racecheck\t
 printf 'ok   attention f16 B=2\nFAIL attention bf16 B=2 S=384: rel_err 3.1e-02 (tol 1e-02)\n[  FAILED  ] test_attention\n' \
   >"$run/ctest.log"
 printf 'racecheck output\n(timed out after 100s)\n' >"$run/sanitizer-racecheck.log"
+printf '2026/11/27 07:00:00.000, 1980, 2619, 310.5, 41, 0x0000000000000000\n2026/11/27 07:00:00.200, 1755, 2619, 699.0, 55, 0x0000000000000004\n2026/11/27 07:00:00.400, 1830, 2619, 640.0, 57, 0x0000000000000004\n[N/A], garbage\n' \
+  >"$run/clocks.csv"
 echo "NVIDIA H100 80GB HBM3, 580.65.06" >"$run/nvidia-smi.txt"
 echo "0123456789abcdef" >"$run/commit.txt"
 
@@ -124,6 +126,10 @@ assert st["sanitizer-racecheck"]["lines"] == ["(timed out after 100s)"], st["san
 g = r["gemm_choices"]
 assert len(g) == 1 and g[0]["batch"] == 1 and g[0]["gelu_path"] == ["unfused"], g
 assert abs(g[0]["layer_gemm_ms_first_choice"] - 0.022) < 1e-12 and abs(g[0]["layer_gemm_ms_chosen"] - 0.020) < 1e-12
+c = r["clocks"]
+assert c["samples"] == 3 and c["sm_mhz_median"] == 1830 and c["sm_mhz_min"] == 1755, c
+assert c["power_w_max"] == 699.0 and c["temperature_c_max"] == 57, c
+assert c["clock_event_reasons"] == {"0x0000000000000000": 1, "0x0000000000000004": 2}, c
 a = r["gemm_autotune"]
 assert len(a) == 1 and a[0]["batch"] == 1 and abs(a[0]["speedup"] - 1.2) < 1e-12, a
 print("ok")
@@ -133,6 +139,7 @@ check "results.md: attention choice" grep -q -e '^| fp16 batch 128 seq 384, cuDN
 check "results.md: our 32-row tiling" grep -q -e '^| fp16 batch 1 seq 384, own attention in 32-row blocks, keys split | 0.700 ' "$run/results.md"
 check "results.md: attention timings" grep -q -e 'fp16 batch 1 0.014 / 0.015 / 0.009 / - (own-32), fp16 batch 128 0.300 / 0.250 / 0.330 / 0.210 (cudnn)$' "$run/results.md"
 check "results.md: GEMM choices" grep -q -e '- GEMMs of one layer, fp16 batch 1: 0.0200 ms with the timed choices vs 0.0220 ms .*GELU: unfused$' "$run/results.md"
+check "results.md: clocks" grep -q -e '^Clocks while the timed steps ran (3 nvidia-smi samples): SM median 1830 MHz (min 1755, max 1980), power median 640 W (max 699)' "$run/results.md"
 check "results.md: failed steps" grep -q -e '^Steps: 4, failed: ctest (8), sanitizer-racecheck (124)$' "$run/results.md"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
 
