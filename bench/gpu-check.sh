@@ -284,6 +284,13 @@ EOF3
     # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
     step bench-cudnn 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
+    # what the fused bias + erf GELU epilogue costs: cuBLAS's plain GEMM vs the CUTLASS kernel
+    # with no activation, erf GELU and tanh GELU, on the FFN-in shapes of batches 128 and 1 and
+    # the batch-128 QKV and FFN-out shapes (bench/gemm_epilogue_probe.cu)
+    if [ -x "$build/gemm_epilogue_probe" ]; then
+        step gemm-epilogue 40 "$build/gemm_epilogue_probe" 49152 1024 4096 384 1024 4096 \
+            49152 1024 3072 49152 4096 1024
+    fi
     kill "$smi_pid" 2>/dev/null
     # hardware counters of the kernels that hold fp16 batch 128 back (issue 5's profile says
     # GEMMs, attention, layernorm): speed of light, occupancy, warp stalls; Nsight Compute works on

@@ -462,8 +462,29 @@ static void test_round_tf32(void **state) {
     }
 }
 
+/* bq_gelu_erf_fast (the CUTLASS epilogue's GELU) against the double-precision erf GELU on a dense
+ * grid over both tails: within 3e-7 x max(1, |x|) (it measures 1.75e-7; erff's form 1.0e-7), and
+ * the erf form, not the tanh one, at 1; +Inf stays +Inf, NaN stays NaN. */
+static void test_gelu_erf_fast(void **state) {
+    (void)state;
+    double worst = 0.0;
+    for (int i = -120000; i <= 120000; i++) {
+        const float x = (float)i * 1e-4f;
+        const double exact = 0.5 * (double)x * (1.0 + erf((double)x / sqrt(2.0)));
+        const double err = fabs((double)bq_gelu_erf_fast(x) - exact) / fmax(1.0, fabs((double)x));
+        if (err > worst) worst = err;
+    }
+    printf("bq_gelu_erf_fast: worst error %.3g x max(1, |x|)\n", worst);
+    assert_true(worst <= 3e-7);
+    assert_true(fabs(bq_gelu_erf_fast(1.0f) - 0.8413447) < 1e-6);
+    assert_true(fabs(bq_gelu_erf_fast(-1.0f) + 0.1586553) < 1e-6);
+    assert_true(isinf(bq_gelu_erf_fast(INFINITY)) && bq_gelu_erf_fast(INFINITY) > 0.0f);
+    assert_true(isnan(bq_gelu_erf_fast(NAN)));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gelu_erf_fast),
         cmocka_unit_test(test_round_tf32),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_bias_gelu),
