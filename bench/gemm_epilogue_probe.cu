@@ -16,7 +16,8 @@
  * If large-identity is close to cublas and large-gelu is not, the math in the epilogue is the
  * cost; if large-identity is already slow, the CUTLASS tiling is.
  *
- * Usage: gemm_epilogue_probe [rows in out ...]   (default: 49152 1024 4096 384 1024 4096)
+ * Usage: gemm_epilogue_probe [--once] [rows in out ...]   (default: 49152 1024 4096 384 1024 4096)
+ * --once runs each kind once, untimed, for Nsight Compute.
  * Prints one line per kernel and shape (mean ms over timed runs after a warm-up, TFLOP/s), then
  * each fused GELU kernel's output checked against cuBLAS + our GELU kernel.
  * Exit status: 0 when every kernel ran and every erf kernel agreed, 1 otherwise, 77 when there
@@ -27,6 +28,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bias_gelu.cuh"
 #include "cutlass_fused_gemm.cuh"
@@ -80,8 +82,9 @@ enum Kind {
     PINGPONG_IDENTITY, PINGPONG_GELU, PINGPONG_GELU_FAST, KIND_COUNT
 };
 const char *const kind_names[KIND_COUNT] = {
-    "cublas",          "gelu-kernel",       "large-identity", "large-gelu",        "large-gelu-fast",
-    "large-gelu-tanh", "pingpong-identity", "pingpong-gelu",  "pingpong-gelu-fast"};
+    "cublas",          "gelu-kernel",       "large-identity", "large-gelu",
+    "large-gelu-fast", "large-gelu-tanh",   "pingpong-identity", "pingpong-gelu",
+    "pingpong-gelu-fast"};
 
 cudaError_t run_kind(Kind k, cublasHandle_t h, const Operands &o, cudaStream_t stream) {
     using cutlass::epilogue::thread::GELU;
@@ -191,6 +194,10 @@ bool check_outputs(cublasHandle_t h, const Operands &o, cudaStream_t stream, boo
     return ok;
 }
 
+/* --once: every kind run once, in Kind order, untimed and unchecked: for Nsight Compute, whose
+ * replays then profile one launch of each (gpu-check's ncu-epilogue step). */
+bool once_mode = false;
+
 bool probe_shape(cublasHandle_t h, cudaStream_t stream, int rows, int in, int out,
                  bool *failed) {
     Operands o = {rows, in, out, nullptr, nullptr, nullptr, nullptr, nullptr, 32u << 20};
@@ -203,17 +210,24 @@ bool probe_shape(cublasHandle_t h, cudaStream_t stream, int rows, int in, int ou
     /* ~50 ms of timed runs a kernel */
     const int reps = flop > 1e11 ? 60 : flop > 1e10 ? 300 : 2000;
     bool ok = fill(o, false, stream);
-    for (int k = 0; ok && k < KIND_COUNT; k++) {
+    for (int k = 0; ok && once_mode && k < KIND_COUNT; k++) {
+        ok = run_kind((Kind)k, h, o, stream) == cudaSuccess &&
+             cudaStreamSynchronize(stream) == cudaSuccess;
+        printf("ran %-18s %6d x %5d -> %5d%s\n", kind_names[k], rows, in, out,
+               ok ? "" : ": failed");
+    }
+    for (int k = 0; ok && !once_mode && k < KIND_COUNT; k++) {
         float ms = 0.0f;
         ok = time_kind((Kind)k, h, o, stream, reps, &ms);
         if (ok)
             printf("%-18s %6d x %5d -> %5d  %9.4f ms  %7.1f TFLOP/s\n", kind_names[k], rows, in,
                    out, ms, k == GELU_KERNEL ? 0.0 : flop / (ms * 1e-3) / 1e12);
     }
-    if (ok) ok = check_outputs(h, o, stream, failed);
+    if (ok && !once_mode) ok = check_outputs(h, o, stream, failed);
     float zero_ms = 0.0f;
-    if (ok) ok = fill(o, true, stream) && time_kind(CUBLAS, h, o, stream, reps, &zero_ms);
-    if (ok)
+    if (ok && !once_mode)
+        ok = fill(o, true, stream) && time_kind(CUBLAS, h, o, stream, reps, &zero_ms);
+    if (ok && !once_mode)
         printf("%-18s %6d x %5d -> %5d  %9.4f ms  %7.1f TFLOP/s\n", "cublas-zeros", rows, in, out,
                zero_ms, flop / (zero_ms * 1e-3) / 1e12);
     cudaFree(o.x), cudaFree(o.w), cudaFree(o.bias), cudaFree(o.y), cudaFree(o.workspace);
@@ -235,18 +249,20 @@ int main(int argc, char **argv) {
         return 77;
     }
     int shapes[3 * 8] = {49152, 1024, 4096, 384, 1024, 4096};
-    int n_shapes = 2;
-    if (argc > 1) {
-        if ((argc - 1) % 3 != 0 || argc - 1 > 3 * 8) {
-            fprintf(stderr, "usage: %s [rows in out ...] (up to 8 shapes)\n", argv[0]);
+    int n_shapes = 2, first = 1;
+    if (argc > 1 && strcmp(argv[1], "--once") == 0) once_mode = true, first = 2;
+    const int n_args = argc - first;
+    if (n_args > 0) {
+        if (n_args % 3 != 0 || n_args > 3 * 8) {
+            fprintf(stderr, "usage: %s [--once] [rows in out ...] (up to 8 shapes)\n", argv[0]);
             return 2;
         }
-        n_shapes = (argc - 1) / 3;
-        for (int i = 0; i < argc - 1; i++) {
-            shapes[i] = atoi(argv[i + 1]);
+        n_shapes = n_args / 3;
+        for (int i = 0; i < n_args; i++) {
+            shapes[i] = atoi(argv[first + i]);
             if (shapes[i] <= 0 || (i % 3 != 0 && shapes[i] % 8 != 0)) {
                 fprintf(stderr, "gemm_epilogue_probe: bad size '%s' (in and out: multiples of 8)\n",
-                        argv[i + 1]);
+                        argv[first + i]);
                 return 2;
             }
         }

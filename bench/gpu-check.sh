@@ -312,6 +312,16 @@ EOF3
             --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 9 \
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 1 --iters 20
+        # why the erf GELU epilogue costs 0.18-0.24 ms at batch 128 where the tanh form costs 0.06
+        # and the ping-pong schedule does not hide it: the 7 CUTLASS kernels of the probe
+        # (large / ping-pong x bias only, erf, fast erf, tanh), one launch each: issue slots,
+        # pipe use (FMA vs the special-function unit), warp stalls
+        if [ -x "$build/gemm_epilogue_probe" ]; then
+            step ncu-epilogue 60 "$ncu_bin" --clock-control none --kernel-name regex:device_kernel \
+                --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \
+                --section InstructionStats --section LaunchStats --section Occupancy \
+                "$build/gemm_epilogue_probe" --once 49152 1024 4096
+        fi
     fi
 fi
 if [ -f "$repo/bench/merge_results.py" ]; then
