@@ -313,9 +313,10 @@ EOF3
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 1 --iters 20
         # why the erf GELU epilogue costs 0.18-0.24 ms at batch 128 where the tanh form costs 0.06
-        # and the ping-pong schedule does not hide it: the 7 CUTLASS kernels of the probe
-        # (large / ping-pong x bias only, erf, fast erf, tanh), one launch each: issue slots,
-        # pipe use (FMA vs the special-function unit), warp stalls
+        # and the ping-pong schedule does not hide it: the 9 CUTLASS kernels of the probe
+        # (large / ping-pong x bias only, erf, fast erf, fast erf with 64-column epilogue
+        # sub-tiles; large with tanh), one launch each: issue slots, pipe use (FMA vs the
+        # special-function unit), warp stalls. ptxas: 168 registers, no spills in any of them.
         if [ -x "$build/gemm_epilogue_probe" ]; then
             step ncu-epilogue 60 "$ncu_bin" --clock-control none --kernel-name regex:device_kernel \
                 --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \

@@ -53,9 +53,13 @@ struct GeluErfFast<cutlass::Array<T, N>> {
 
 /* MainloopSchedule and EpilogueSchedule must match: KernelTmaWarpSpecializedCooperative with
  * TmaWarpSpecializedCooperative, KernelTmaWarpSpecializedPingpong with TmaWarpSpecialized. */
+/* EpilogueTile: the sub-tile the epilogue converts, stores to shared memory and sends by TMA at a
+ * time, between barriers (Auto: 128 x 32 for the large tiles); a larger one means fewer barriers
+ * and more independent GELUs in flight per thread, and less shared memory for the mainloop. */
 template <typename Element, template <typename> class Activation, typename TileShape,
           typename ClusterShape, typename MainloopSchedule, typename EpilogueSchedule,
-          typename Scheduler>
+          typename Scheduler,
+          typename EpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto>
 struct FusedGemm {
     using Accumulator = float;
     using Compute = float;
@@ -65,7 +69,7 @@ struct FusedGemm {
                                                            Compute, Element, Element, Compute>;
     using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
         cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-        cutlass::epilogue::collective::EpilogueTileAuto, Accumulator, Compute, Element,
+        EpilogueTile, Accumulator, Compute, Element,
         cutlass::layout::RowMajor, kAlignment, Element, cutlass::layout::RowMajor, kAlignment,
         EpilogueSchedule, FusionOp>::CollectiveOp;
     using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
@@ -80,11 +84,13 @@ struct FusedGemm {
     using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 };
 
-template <typename Element, template <typename> class Activation>
+template <typename Element, template <typename> class Activation,
+          typename EpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto>
 using LargeTileGemm = typename FusedGemm<
     Element, Activation, cute::Shape<cute::_128, cute::_256, cute::_64>,
     cute::Shape<cute::_2, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedCooperative,
-    cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::PersistentScheduler>::Gemm;
+    cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::PersistentScheduler,
+    EpilogueTile>::Gemm;
 template <typename Element, template <typename> class Activation>
 using SmallTileGemm = typename FusedGemm<
     Element, Activation, cute::Shape<cute::_128, cute::_128, cute::_64>,
@@ -92,11 +98,12 @@ using SmallTileGemm = typename FusedGemm<
     cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::StreamKScheduler>::Gemm;
 /* 64 x 256 per consumer warpgroup: 128 fp32 accumulators a thread, within the 232 registers the
  * ping-pong kernel gives its MMA warpgroups. */
-template <typename Element, template <typename> class Activation>
+template <typename Element, template <typename> class Activation,
+          typename EpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto>
 using PingpongTileGemm = typename FusedGemm<
     Element, Activation, cute::Shape<cute::_64, cute::_256, cute::_64>,
     cute::Shape<cute::_2, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
-    cutlass::epilogue::TmaWarpSpecialized, cutlass::gemm::PersistentScheduler>::Gemm;
+    cutlass::epilogue::TmaWarpSpecialized, cutlass::gemm::PersistentScheduler, EpilogueTile>::Gemm;
 
 
 /* Enqueues y = act(x W^T + bias) ([rows, in] x [out, in]^T + [out] -> [rows, out]) on `stream`.
