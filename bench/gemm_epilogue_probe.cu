@@ -185,10 +185,10 @@ bool check_outputs(cublasHandle_t h, const Operands &o, cudaStream_t stream, boo
     if (ok) ok = run_kind(CUBLAS, h, o, stream) == cudaSuccess &&
                  run_kind(GELU_KERNEL, h, o, stream) == cudaSuccess &&
                  download_rows(o, rows, stream, ref);
-    const Kind kinds[7] = {LARGE_GELU,         LARGE_GELU_FAST,    LARGE_GELU_FAST_E64,
-                           PINGPONG_GELU,      PINGPONG_GELU_FAST, PINGPONG_GELU_FAST_E64,
-                           LARGE_GELU_TANH};
-    for (int k = 0; ok && k < 7; k++) {
+    const Kind kinds[] = {LARGE_GELU,         LARGE_GELU_FAST,    LARGE_GELU_FAST_E64,
+                          PINGPONG_GELU,      PINGPONG_GELU_FAST, PINGPONG_GELU_FAST_E64,
+                          LARGE_GELU_TANH};
+    for (size_t k = 0; ok && k < sizeof kinds / sizeof kinds[0]; k++) {
         const cudaError_t rc = run_kind(kinds[k], h, o, stream);
         if (rc == cudaErrorNotSupported) {
             printf("check %-18s %6d x %5d -> %5d  refused the shape\n", kind_names[kinds[k]],
@@ -214,6 +214,12 @@ bool check_outputs(cublasHandle_t h, const Operands &o, cudaStream_t stream, boo
     free(ref);
     free(got);
     return ok;
+}
+
+/* One timing line: kind, shape, mean ms and TFLOP/s (none for the GELU pass alone). */
+void print_time(const char *name, int rows, int in, int out, float ms, double flop) {
+    printf("%-18s %6d x %5d -> %5d  %9.4f ms  %7.1f TFLOP/s\n", name, rows, in, out, ms,
+           flop / (ms * 1e-3) / 1e12);
 }
 
 /* --once: every kind run once, in Kind order, untimed and unchecked: for Nsight Compute, whose
@@ -245,16 +251,13 @@ bool probe_shape(cublasHandle_t h, cudaStream_t stream, int rows, int in, int ou
         if (ok && ms < 0.0f)
             printf("%-18s %6d x %5d -> %5d  refused the shape\n", kind_names[k], rows, in, out);
         else if (ok)
-            printf("%-18s %6d x %5d -> %5d  %9.4f ms  %7.1f TFLOP/s\n", kind_names[k], rows, in,
-                   out, ms, k == GELU_KERNEL ? 0.0 : flop / (ms * 1e-3) / 1e12);
+            print_time(kind_names[k], rows, in, out, ms, k == GELU_KERNEL ? 0.0 : flop);
     }
     if (ok && !once_mode) ok = check_outputs(h, o, stream, failed);
     float zero_ms = 0.0f;
     if (ok && !once_mode)
         ok = fill(o, true, stream) && time_kind(CUBLAS, h, o, stream, reps, &zero_ms);
-    if (ok && !once_mode)
-        printf("%-18s %6d x %5d -> %5d  %9.4f ms  %7.1f TFLOP/s\n", "cublas-zeros", rows, in, out,
-               zero_ms, flop / (zero_ms * 1e-3) / 1e12);
+    if (ok && !once_mode) print_time("cublas-zeros", rows, in, out, zero_ms, flop);
     cudaFree(o.x), cudaFree(o.w), cudaFree(o.bias), cudaFree(o.y), cudaFree(o.workspace);
     fflush(stdout);
     return ok;

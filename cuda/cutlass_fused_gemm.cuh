@@ -45,8 +45,9 @@ struct GeluErfFast<cutlass::Array<T, N>> {
     static const bool kIsHeavy = true;
     CUTLASS_HOST_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const &value) const {
         cutlass::Array<T, N> y;
+        const GeluErfFast<T> gelu;
         CUTLASS_PRAGMA_UNROLL
-        for (int i = 0; i < N; ++i) y[i] = T(bq_gelu_erf_fast(static_cast<float>(value[i])));
+        for (int i = 0; i < N; ++i) y[i] = gelu(value[i]);
         return y;
     }
 };

@@ -20,8 +20,8 @@ BQ_HD float bq_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678
  * polynomial in t = 1 / (1 + p z) times exp(-z^2); |error| <= 1.5e-7 in erf, the size of erff's
  * own rounding): no branch and no coefficient selects, one reciprocal and one exp2 on the special
  * function unit and ~15 FP32 operations where erff takes ~25 with a divergent branch. The CUTLASS
- * GEMM's epilogue uses it (cutlass_fused_gemm.cuh), where the erf was a third of the FFN-in GEMM's
- * time on the H200; tests/test_forward_cpu.c bounds it against the double-precision erf. */
+ * GEMM's epilogue uses it (cutlass_fused_gemm.cuh), where the erf took over a quarter of the FFN-in
+ * GEMM's time on the H200; tests/test_forward_cpu.c bounds it against the double-precision erf. */
 BQ_HD float bq_gelu_erf_fast(float x) {
     const float z = fabsf(x) * 0.70710678118654752440f;
 #if defined(__CUDA_ARCH__)
