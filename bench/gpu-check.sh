@@ -243,11 +243,6 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
             --precision fp16,bf16 --attention "$attention" --batch 1,8,32,128 --iters 10 \
             --json "$out/bench-safe.json"
     fi
-    # our kernels as plain launches (BQ_PDL=0) instead of programmatic dependents of the GEMM
-    # ahead of them (cuda/pdl.cuh): what PDL gains, batch 1 above all (~10 kernels a layer)
-    step bench-nopdl 60 env ${safe[@]+"${safe[@]}"} BQ_PDL=0 "$bin" bench --model "$work/large" \
-        --device cuda --precision fp16 --attention "$attention" --batch 1,8,32,128 --iters 20 \
-        --json "$out/bench-nopdl.json"
     # the PyTorch peer right after ours: the ratios are the numbers issue 5 is judged on
     if [ -f "$repo/bench/peer_pytorch.py" ]; then
         # eager, the eager model replayed from a CUDA graph (fp32; its fp16 replays ran 3.4x

@@ -17,9 +17,6 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench-heuristic.json
                          `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
                          cuBLASLt's candidates gains over its heuristic's first choice
-  OUTDIR/bench-nopdl.json
-                         `bertqa-gpu bench` with BQ_PDL=0 (optional): what launching our kernels
-                         as programmatic dependents gains over plain launches
   OUTDIR/steps.tsv       gpu-check's step, status, seconds (optional): copied into results.json
                          with, for each failed step, the FAIL / error lines of OUTDIR/STEP.log
   OUTDIR/squad-large.log `bertqa-gpu squad` on the dev set at BERT-large shape (optional): its
@@ -209,31 +206,19 @@ def gemm_choices(ours):
     return out
 
 
-def compare_latency(outdir, configs, name, ours_label, other_label):
-    """Per configuration in OUTDIR/NAME (a `bertqa-gpu bench --json` run with one thing changed):
-    our p50 latency from bench.json (latency_ms_p50_OURS_LABEL), the other run's
-    (latency_ms_p50_OTHER_LABEL), and the speed-up of ours (other / ours)."""
+def merge_autotune(outdir, configs):
+    """Per configuration in bench-heuristic.json: our p50 latency with the GEMM algorithms timed
+    (bench.json) and with the heuristic's first choice, and the speed-up."""
     rows = {(r["precision"], r["batch"], r["seq_len"]): r for r in configs}
     out = []
-    for cfg in (read_json(os.path.join(outdir, name)) or {}).get("configs", []):
+    for cfg in (read_json(os.path.join(outdir, "bench-heuristic.json")) or {}).get("configs", []):
         key = config_key(cfg)
-        ours = rows.get(key, {}).get("latency_ms_p50")
-        other = cfg.get("latency_ms", {}).get("p50")
+        tuned = rows.get(key, {}).get("latency_ms_p50")
+        heuristic = cfg.get("latency_ms", {}).get("p50")
         out.append({"precision": key[0], "batch": key[1], "seq_len": key[2],
-                    f"latency_ms_p50_{ours_label}": ours, f"latency_ms_p50_{other_label}": other,
-                    "speedup": other / ours if ours and other else None})
+                    "latency_ms_p50_tuned": tuned, "latency_ms_p50_heuristic": heuristic,
+                    "speedup": heuristic / tuned if tuned and heuristic else None})
     return out
-
-
-def merge_autotune(outdir, configs):
-    """bench-heuristic.json: the GEMM algorithms timed (ours) vs the heuristic's first choice."""
-    return compare_latency(outdir, configs, "bench-heuristic.json", "tuned", "heuristic")
-
-
-def merge_pdl(outdir, configs):
-    """bench-nopdl.json (BQ_PDL=0): our kernels launched as programmatic dependents (ours) vs
-    plain launches."""
-    return compare_latency(outdir, configs, "bench-nopdl.json", "pdl", "plain")
 
 
 SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "
@@ -450,12 +435,6 @@ def markdown(results):
                      f"{a['batch']}: p50 {fmt(a['latency_ms_p50_tuned'], '.3f')} ms vs "
                      f"{fmt(a['latency_ms_p50_heuristic'], '.3f')} ms "
                      f"({fmt(a['speedup'], '.3f')}x)")
-    if results.get("pdl"):
-        lines += ["", "Programmatic dependent launch (cuda/pdl.cuh) vs plain launches (BQ_PDL=0), "
-                  "p50: " + ", ".join(
-                      f"{a['precision']} batch {a['batch']} {fmt(a['latency_ms_p50_pdl'], '.3f')} vs "
-                      f"{fmt(a['latency_ms_p50_plain'], '.3f')} ms ({fmt(a['speedup'], '.3f')}x)"
-                      for a in results["pdl"])]
     for c in results.get("gemm_choices") or []:
         if c["precision"] == "fp16" and c["batch"] in (1, 128) and c["layer_gemm_ms_first_choice"]:
             lines.append(f"- GEMMs of one layer, {c['precision']} batch {c['batch']}: "
@@ -531,7 +510,6 @@ def main(argv=None):
     results["profiles"] = merge_profiles(args.outdir)
     results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
-    results["pdl"] = merge_pdl(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)
     results["steps"] = merge_steps(args.outdir)

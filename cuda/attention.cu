@@ -79,7 +79,6 @@ static dim3 attention_grid(int seq_len, int rows_per_block, int heads, int batch
 template <typename T>
 __global__ void attention_generic_kernel(const T *qkv, const int32_t *mask, int seq_len,
                                          int hidden, int head_size, float scale, T *ctx) {
-    bq_pdl_wait(); /* before any global access: pdl.cuh */
     __shared__ float k_tile[ATTN_KEY_TILE][ATTN_MAX_HEAD + 1]; /* +1: lane j reads row j conflict-free */
     __shared__ float v_tile[ATTN_KEY_TILE][ATTN_MAX_HEAD];
     __shared__ float key_bias[ATTN_KEY_TILE];       /* mask bias, -inf past seq_len */
@@ -150,9 +149,9 @@ static cudaError_t launch_attention_generic(const void *qkv, const int32_t *mask
                                             cudaStream_t stream) {
     const int head_size = hidden / heads;
     const dim3 grid = attention_grid(seq_len, ATTN_GENERIC_WARPS, heads, batch);
-    return bq_launch(attention_generic_kernel<T>, grid, ATTN_GENERIC_WARPS * 32, 0, stream,
-                     (const T *)qkv, mask, seq_len, hidden, head_size,
-                     1.0f / sqrtf((float)head_size), (T *)ctx);
+    attention_generic_kernel<T><<<grid, ATTN_GENERIC_WARPS * 32, 0, stream>>>(
+        (const T *)qkv, mask, seq_len, hidden, head_size, 1.0f / sqrtf((float)head_size), (T *)ctx);
+    return cudaGetLastError();
 }
 
 /* ---- tensor-core path (fp16 / bf16, head size 64) ----------------------------------------- */
@@ -162,7 +161,6 @@ namespace wmma = nvcuda::wmma;
 template <typename T>
 __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden,
                                       float scale, T *ctx) {
-    bq_pdl_wait(); /* before any global access: pdl.cuh */
     constexpr int D = ATTN_WMMA_HEAD;
     constexpr int R = ATTN_WMMA_ROWS;
     constexpr int KT = ATTN_KEY_TILE;
@@ -298,9 +296,9 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
                                          int seq_len, int hidden, int heads, void *ctx,
                                          cudaStream_t stream) {
     const dim3 grid = attention_grid(seq_len, ATTN_WMMA_WARPS * ATTN_WMMA_ROWS, heads, batch);
-    return bq_launch(attention_wmma_kernel<T>, grid, ATTN_WMMA_WARPS * 32, 0, stream,
-                     (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD),
-                     (T *)ctx);
+    attention_wmma_kernel<T><<<grid, ATTN_WMMA_WARPS * 32, 0, stream>>>(
+        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD), (T *)ctx);
+    return cudaGetLastError();
 }
 
 /* ---- mma.sync path (fp16 / bf16, head size 64): FlashAttention-2 style, registers only ------ */
@@ -348,7 +346,6 @@ template <typename T, int MT, int KS>
 __global__ void __launch_bounds__(ATTN_MMA_WARPS * 32)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
-    bq_pdl_wait(); /* before any global access: pdl.cuh */
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
     constexpr int QROWS = attention_mma_qrows<MT, KS>();
     constexpr int WARPS_PER_SLOT = ATTN_MMA_WARPS / KS;
@@ -659,9 +656,9 @@ static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int ba
         if (rc != cudaSuccess) return rc;
     }
     const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, KS>(), heads, batch);
-    return bq_launch(attention_mma_head64_kernel<T, MT, KS>, grid, ATTN_MMA_WARPS * 32, smem,
-                     stream, (const T *)qkv, mask, seq_len, hidden,
-                     1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
+    attention_mma_head64_kernel<T, MT, KS><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
+        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
+    return cudaGetLastError();
 }
 
 template <typename T>
@@ -720,7 +717,6 @@ static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *m
 __global__ void __launch_bounds__(ATTN_F32_WARPS * 32, 2)
 attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, int hidden,
                             float scale, float *ctx) {
-    bq_pdl_wait(); /* before any global access: pdl.cuh */
     constexpr int D = ATTN_F32_HEAD;
     constexpr int KT = ATTN_F32_KEYS;
     constexpr int LDQ = ATTN_F32_LDQ, LDK = ATTN_F32_LDK, LDV = ATTN_F32_LDV, LDP = ATTN_F32_LDP;
@@ -900,9 +896,9 @@ static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *m
                                           (int)ATTN_F32_SMEM_BYTES);
     if (rc != cudaSuccess) return rc;
     const dim3 grid = attention_grid(seq_len, ATTN_F32_QROWS, heads, batch);
-    return bq_launch(attention_f32_head64_kernel, grid, ATTN_F32_WARPS * 32, ATTN_F32_SMEM_BYTES,
-                     stream, (const float *)qkv, mask, seq_len, hidden,
-                     1.0f / sqrtf((float)ATTN_F32_HEAD), (float *)ctx);
+    attention_f32_head64_kernel<<<grid, ATTN_F32_WARPS * 32, ATTN_F32_SMEM_BYTES, stream>>>(
+        (const float *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_F32_HEAD), (float *)ctx);
+    return cudaGetLastError();
 }
 
 

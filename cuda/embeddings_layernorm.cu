@@ -2,9 +2,7 @@
  * block per token row. Vector path (as in bias_residual_layernorm.cu: hidden a whole number of
  * warps of 16-byte slices, aligned tables): each thread gathers its slice of the three rows into
  * registers, two-pass statistics, one 16-byte store. General path: the summed row staged in shared
- * memory (fp32), block-wide Welford statistics, then the normalized row stored.
- * Launched plainly (not through bq_launch, cuda/pdl.cuh): in the forward pass the work ahead of it
- * is the copy of the inputs, not a kernel. */
+ * memory (fp32), block-wide Welford statistics, then the normalized row stored. */
 #include "embeddings_layernorm.cuh"
 #include "kernel_common.cuh"
 

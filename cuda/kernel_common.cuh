@@ -12,7 +12,6 @@
 
 #include "bq_math.h"
 #include "cuda_check.cuh"
-#include "pdl.cuh"
 
 /* Element load / store: storage type T <-> fp32 compute. */
 __device__ __forceinline__ float bq_load_f32(const float *p, size_t i) { return p[i]; }
