@@ -23,6 +23,9 @@
 #              BQ_ONLY="a b"     run only these steps (a short follow-up call on a warm machine;
 #                                name configure and build too unless BQ_PREBUILT is set)
 #              BQ_BENCH_PRECISION=LIST  the bench step's precisions (default fp32,tf32,fp16,bf16)
+#              BQ_BUILD_TARGETS="a b"   build only these targets (a follow-up that benches: e.g.
+#                                       "bertqa-gpu bertqa-make-model"; the CUTLASS probe alone
+#                                       takes ~2 of the full build's 2 minutes)
 #              BQ_PEER_ARGS="..."       extra peer_pytorch.py arguments, after the defaults (later
 #                                       ones win: "--precision fp16 --compile off --batch 8,128")
 #              BQ_SQUAD_DEV=F    SQuAD dev file (default: tests/data/squad/dev-v1.1.json.gz)
@@ -137,7 +140,8 @@ if [ -z "${BQ_PREBUILT:-}" ]; then
     # shellcheck disable=SC2086
     step configure 120 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_CUDA_ARCHITECTURES=90 -DBQ_EMULATOR=OFF $deps_args $cudnn_args
-    step build 300 cmake --build "$build" -j 16 -- -k 0
+    # shellcheck disable=SC2086
+    step build 300 cmake --build "$build" -j 16 ${BQ_BUILD_TARGETS:+--target $BQ_BUILD_TARGETS} -- -k 0
 fi
 bin="$build/bertqa-gpu"
 mk="$build/bertqa-make-model"

@@ -16,25 +16,43 @@
 /* GELU, the exact erf form BERT uses (never the tanh approximation). */
 BQ_HD float bq_gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
 
+/* 2^x with results below 2^-126 flushed to 0: the special function unit's ex2 alone on the
+ * device (exp2f adds a denormal fix-up around it); exp2f on the host. */
+BQ_HD float bq_exp2_ftz(float x) {
+#if defined(__CUDA_ARCH__)
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#else
+    return exp2f(x);
+#endif
+}
+
 /* The same erf GELU with erfc(|x| / sqrt 2) from Abramowitz & Stegun 7.1.26 (a degree-5
  * polynomial in t = 1 / (1 + p z) times exp(-z^2); |error| <= 1.5e-7 in erf, the size of erff's
  * own rounding): no branch and no coefficient selects, one reciprocal and one exp2 on the special
- * function unit and ~15 FP32 operations where erff takes ~25 with a divergent branch. The CUTLASS
+ * function unit and ~12 FP32 operations where erff takes ~25 with a divergent branch. The CUTLASS
  * GEMM's epilogue uses it (cutlass_fused_gemm.cuh), where the erf took over a quarter of the FFN-in
- * GEMM's time on the H200; tests/test_forward_cpu.c bounds it against the double-precision erf. */
+ * GEMM's time on the H200 and the epilogue's instructions are the cost (ncu: issue slots 33% busy,
+ * nothing overlaps them in the cooperative kernel); so the constants are folded: 1 / sqrt 2 into p
+ * and into the exponent, and erfc's 1/2 into the coefficients (halving is exact).
+ * tests/test_forward_cpu.c bounds it against the double-precision erf. */
 BQ_HD float bq_gelu_erf_fast(float x) {
-    const float z = fabsf(x) * 0.70710678118654752440f;
+    const float a = fabsf(x);
+    const float d = 1.0f + 0.2316418883f * a; /* 1 + p z, p = 0.3275911, z = |x| / sqrt 2 */
 #if defined(__CUDA_ARCH__)
-    const float t = __fdividef(1.0f, 1.0f + 0.3275911f * z);
+    const float t = __fdividef(1.0f, d);
 #else
-    const float t = 1.0f / (1.0f + 0.3275911f * z);
+    const float t = 1.0f / d;
 #endif
-    const float poly =
-        t * (0.254829592f +
-             t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    const float q = poly * exp2f(-1.44269504088896341f * z * z); /* erfc(z) */
-    /* Phi(x) = 1 - q / 2 for x >= 0, q / 2 below; x * Phi(x) keeps +Inf -> +Inf as erff does */
-    return x * (x >= 0.0f ? 1.0f - 0.5f * q : 0.5f * q);
+    /* exp(-z^2) = 2^(-x^2 log2(e) / 2) */
+    const float e = bq_exp2_ftz((a * -0.72134752044448170f) * a);
+    const float half_q = /* erfc(z) / 2 = Phi(-|x|) */
+        t * (0.127414796f +
+             t * (-0.142248368f + t * (0.7107068705f + t * (-0.7265760135f + t * 0.5307027145f)))) *
+        e;
+    /* Phi(x) = 1 - half_q for x >= 0, half_q below; x * Phi(x) keeps +Inf -> +Inf as erff does */
+    return x * (x >= 0.0f ? 1.0f - half_q : half_q);
 }
 
 /* Additive attention bias for a key position: 0 for real tokens, -10000 for padding (as the
