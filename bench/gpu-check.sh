@@ -139,7 +139,7 @@ build="${BQ_PREBUILT:-$repo/build-gpu}"
 if [ -z "${BQ_PREBUILT:-}" ]; then
     # shellcheck disable=SC2086
     step configure 120 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_CUDA_ARCHITECTURES=90 -DBQ_EMULATOR=OFF $deps_args $cudnn_args
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DBQ_EMULATOR=OFF -DBQ_PROBE_IN_ALL=OFF $deps_args $cudnn_args
     # shellcheck disable=SC2086
     step build 300 cmake --build "$build" -j 16 ${BQ_BUILD_TARGETS:+--target $BQ_BUILD_TARGETS} -- -k 0
 fi
@@ -151,6 +151,12 @@ case "$dev" in *.gz) gzip -dc "$dev" > "$work/dev.json" 2>/dev/null && dev="$wor
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 
 # ---- correctness phase: checks that time nothing share the GPU and the cores, in parallel ------
+# The CUTLASS probe (gemm-epilogue below), left out of the build step (BQ_PROBE_IN_ALL=OFF): its
+# nine kernels in one unit are the build's longest compile, and nothing needs it before the timed
+# phase. (The build step took 131 s of 16 cores with it in run 8035cee.)
+if [ -z "${BQ_PREBUILT:-}" ] && grep -q 'gemm_epilogue_probe:' "$build/build.ninja" 2>/dev/null; then
+    step build-probe 300 cmake --build "$build" -j 2 --target gemm_epilogue_probe &
+fi
 # BQ_CLI_QUICK=1: cli_answer answers 2 dev articles instead of all 48 on the CPU; the whole dev set
 # runs on the GPU in squad-large below.
 step ctest 150 env BQ_CLI_QUICK=1 OPENBLAS_NUM_THREADS=2 ctest --test-dir "$build" --output-on-failure -j 6 --timeout 140 \
@@ -175,16 +181,19 @@ step sanitizer-memcheck 80 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool m
 # initcheck: device memory read before anything wrote it (workspace, padding rows, graph replays),
 # the tiny model in fp32 and tf32. In fp16 (runs c50aca4 and 91c41e6) initcheck reported our
 # attention reading the QKV GEMM's output, every element of which that GEMM writes (the logits
-# match the CPU reference), and --check-bulk-copy yes did not change it: as if it did not see the
-# writes of cuBLASLt's 16-bit Hopper kernels. sanitizer-initcheck-gemm tests that reading alone:
-# our GEMM layer's outputs, left unwritten before the GEMM and copied back to the host whole, in
-# every mode (an fp16 report there, fp32 clean, would make it the tool's blind spot).
+# match the CPU reference), and --check-bulk-copy yes did not change it. Run 349ae86 settled it
+# (step sanitizer-initcheck-gemm, now run only when named in BQ_ONLY): our GEMM layer's outputs,
+# left unwritten before the GEMM and copied back whole, are "uninitialized" to initcheck in fp16
+# though every element is written and right, so initcheck does not see the 16-bit kernels' TMA
+# bulk stores; the step only ever timed out on its reports.
 step sanitizer-initcheck 100 env BQ_TEST_FILTER='test_tiny*' BQ_TEST_PRECISION=fp32,tf32 \
     "$sanitizer" --tool initcheck --check-bulk-copy yes --error-exitcode 9 \
     "$build/test_gpu_model" &
-step sanitizer-initcheck-gemm 60 env BQ_TEST_FILTER='test_gemm_linear' BQ_TEST_NO_POISON=1 "$sanitizer" \
-    --tool initcheck --check-bulk-copy yes --print-limit 10 --error-exitcode 9 \
-    "$build/test_gpu_model" &
+case " ${BQ_ONLY:-} " in *" sanitizer-initcheck-gemm "*)
+    step sanitizer-initcheck-gemm 60 env BQ_TEST_FILTER='test_gemm_linear' BQ_TEST_NO_POISON=1 \
+        "$sanitizer" --tool initcheck --check-bulk-copy yes --print-limit 10 --error-exitcode 9 \
+        "$build/test_gpu_model" & ;;
+esac
 # synccheck: barriers and warp-synchronous calls reached by a thread set they do not expect
 step sanitizer-synccheck 100 env BQ_TEST_QUICK=1 BQ_TEST_FILTER='test_attention_head64' "$sanitizer" \
     --tool synccheck --error-exitcode 9 "$build/test_gpu_ops" &

@@ -19,48 +19,14 @@
  *     tile of CUTLASS's collective-builder example, was slower than LARGE at every batch on the
  *     H200: 0.971 vs 0.786 ms at 49152 rows). The ping-pong kernel takes no stream-K scheduler.
  * gemm.cu times all three against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
- * CMakeLists.txt). */
+ * CMakeLists.txt). The kernels themselves are instantiated in gemm_bias_gelu_tiling.cu, one tiling
+ * per compilation, so that nvcc builds the three in parallel. */
 #include "gemm_bias_gelu.cuh"
 #include "kernel_common.cuh" /* bq_aligned16 */
 
 #ifdef BQ_HAVE_CUTLASS
 
-#include "cutlass_fused_gemm.cuh"
-
 namespace {
-
-/* The erf GELU through bq_gelu_erf_fast rather than CUTLASS's GELU (erff): the same function to
- * 3e-7 x max(1, |x|) and, on the H200 (bench/gemm_epilogue_probe), 49152 x 1024 -> 4096 in 0.857
- * vs 0.925 ms (large tiles) and 0.846 vs 1.010 ms (ping-pong), with the same error against cuBLAS
- * + the GELU kernel (3.86e-4 normwise, both rounding to fp16) at batches 1, 8, 32 and 128. */
-/* The epilogue converts and stores 64 columns of the tile at a time (CUTLASS's default: 32):
- * fewer barriers and twice the GELUs in flight per thread. On the H200 (gemm_epilogue_probe, FFN-in
- * at 49152 / 12288 / 3072 / 384 rows) 0.819 / 0.196 / 0.053 / 0.019 ms against 0.835 / 0.198 /
- * 0.054 / 0.019 with large tiles, 0.832 / 0.207 / 0.057 / 0.015 against 0.846 / 0.220 / 0.062 /
- * 0.015 with ping-pong. */
-using bq_cutlass::GeluErfFast;
-template <typename Element>
-using LargeTileGemm =
-    bq_cutlass::LargeTileGemm<Element, GeluErfFast, cute::Shape<cute::_128, cute::_64>>;
-template <typename Element> using SmallTileGemm = bq_cutlass::SmallTileGemm<Element, GeluErfFast>;
-template <typename Element>
-using PingpongTileGemm =
-    bq_cutlass::PingpongTileGemm<Element, GeluErfFast, cute::Shape<cute::_64, cute::_64>>;
-
-/* One tiling (LargeTileGemm / SmallTileGemm / PingpongTileGemm) in the element type of dt (fp16
- * or bf16). */
-template <template <typename> class TiledGemm>
-cudaError_t run_tiling(const void *x, const void *w, const void *bias, int rows, int in, int out,
-                       void *y, bq_cuda_dtype dt, void *workspace, size_t workspace_bytes,
-                       cudaStream_t stream) {
-    using half = cutlass::half_t;
-    using bf16 = cutlass::bfloat16_t;
-    if (dt == BQ_CUDA_F16)
-        return bq_cutlass::run_fused<half, TiledGemm<half>>(x, w, bias, rows, in, out, y, workspace,
-                                                workspace_bytes, stream);
-    return bq_cutlass::run_fused<bf16, TiledGemm<bf16>>(x, w, bias, rows, in, out, y, workspace,
-                                            workspace_bytes, stream);
-}
 
 /* sm_90a code runs on compute capability 9.0 only; asked once per device. */
 bool device_is_sm90() {
@@ -99,15 +65,17 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
         !bq_aligned16(workspace))
         return cudaErrorNotSupported;
     if (!device_is_sm90()) return cudaErrorNotSupported;
-    if (tile == BQ_GELU_TILE_LARGE)
-        return run_tiling<LargeTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
-                                         workspace_bytes, stream);
-    if (tile == BQ_GELU_TILE_SMALL)
-        return run_tiling<SmallTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
-                                         workspace_bytes, stream);
-    if (tile == BQ_GELU_TILE_PINGPONG)
-        return run_tiling<PingpongTileGemm>(x, w, bias, rows, in, out, y, dt, workspace,
-                                            workspace_bytes, stream);
+    switch (tile) {
+    case BQ_GELU_TILE_LARGE:
+        return bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_LARGE>(x, w, bias, rows, in, out, y, dt,
+                                                           workspace, workspace_bytes, stream);
+    case BQ_GELU_TILE_SMALL:
+        return bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_SMALL>(x, w, bias, rows, in, out, y, dt,
+                                                           workspace, workspace_bytes, stream);
+    case BQ_GELU_TILE_PINGPONG:
+        return bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_PINGPONG>(x, w, bias, rows, in, out, y, dt,
+                                                              workspace, workspace_bytes, stream);
+    }
     return cudaErrorInvalidValue;
 #else /* built without CUTLASS */
     (void)dt, (void)tile, (void)workspace, (void)workspace_bytes, (void)stream;

@@ -40,4 +40,14 @@ int bq_cuda_gemm_bias_gelu_built(void);
 #ifdef __cplusplus
 }
 #endif
+
+#if defined(__cplusplus) && defined(BQ_HAVE_CUTLASS)
+/* For bq_cuda_gemm_bias_gelu only, which checks the arguments first: the kernel in tiling Tile,
+ * dt fp16 or bf16, enqueued on `stream`; its return as above. Instantiated by
+ * gemm_bias_gelu_tiling.cu, one tiling per compilation. */
+template <bq_gelu_tile Tile>
+cudaError_t bq_gemm_bias_gelu_tiled(const void *x, const void *w, const void *bias, int rows,
+                                    int in, int out, void *y, bq_cuda_dtype dt, void *workspace,
+                                    size_t workspace_bytes, cudaStream_t stream);
+#endif
 #endif
