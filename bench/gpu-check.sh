@@ -24,8 +24,8 @@
 #                                name configure and build too unless BQ_PREBUILT is set)
 #              BQ_BENCH_PRECISION=LIST  the bench step's precisions (default fp32,tf32,fp16,bf16)
 #              BQ_BUILD_TARGETS="a b"   build only these targets (a follow-up that benches: e.g.
-#                                       "bertqa-gpu bertqa-make-model"; the CUTLASS probe alone
-#                                       takes ~2 of the full build's 2 minutes)
+#                                       "bertqa-gpu bertqa-make-model", 100 s in run 2ed4429
+#                                       where everything took 131 s in run 8035cee)
 #              BQ_PEER_ARGS="..."       extra peer_pytorch.py arguments, after the defaults (later
 #                                       ones win: "--precision fp16 --compile off --batch 8,128")
 #              BQ_SQUAD_DEV=F    SQuAD dev file (default: tests/data/squad/dev-v1.1.json.gz)
@@ -325,11 +325,11 @@ EOF3
             --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 9 \
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 1 --iters 20
-        # why the erf GELU epilogue costs 0.18-0.24 ms at batch 128 where the tanh form costs 0.06
-        # and the ping-pong schedule does not hide it: the 9 CUTLASS kernels of the probe
-        # (large / ping-pong x bias only, erf, fast erf, fast erf with 64-column epilogue
-        # sub-tiles; large with tanh), one launch each: issue slots, pipe use (FMA vs the
-        # special-function unit), warp stalls. ptxas: 168 registers, no spills in any of them.
+        # what the erf GELU epilogue costs inside the kernel (run 8035cee's probe call: 22
+        # instructions per element, issue slots under 40% busy, nothing overlapping them): the 9
+        # CUTLASS kernels of the probe (large / ping-pong x bias only, erf, fast erf, fast erf
+        # with 64-column epilogue sub-tiles; large with tanh), one launch each: issue slots, pipe
+        # use (FMA vs the special-function unit), warp stalls. ptxas: 168 registers, no spills.
         if [ -x "$build/gemm_epilogue_probe" ]; then
             step ncu-epilogue 60 "$ncu_bin" --clock-control none --kernel-name regex:device_kernel \
                 --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats \

@@ -1,7 +1,7 @@
 /* gemm_bias_gelu_tiling.cu - one tiling of gemm_bias_gelu.cu's CUTLASS kernel, in fp16 and bf16.
- * CMakeLists.txt compiles this file three times, with BQ_GELU_TILING_LARGE, _SMALL or _PINGPONG:
- * each CUTLASS kernel takes nvcc about a minute, and one translation unit with all six held the
- * device run's whole build to 100 s of 16 cores; three build in parallel. The tilings and why
+ * CMakeLists.txt compiles this file three times, with BQ_GELU_TILING = each bq_gelu_tile value:
+ * with all six kernels in one translation unit, that unit alone held the device run's build of
+ * bertqa-gpu at 100 s on 16 cores (run 2ed4429); three units build in parallel. The tilings and why
  * each exists: gemm_bias_gelu.cu; the kernel template: cutlass_fused_gemm.cuh. */
 #include "gemm_bias_gelu.cuh"
 
@@ -54,19 +54,12 @@ cudaError_t bq_gemm_bias_gelu_tiled(const void *x, const void *w, const void *bi
         x, w, bias, rows, in, out, y, workspace, workspace_bytes, stream);
 }
 
-/* this compilation's tiling (CMakeLists.txt) */
-#if defined(BQ_GELU_TILING_LARGE)
-template cudaError_t bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_LARGE>(
-    const void *, const void *, const void *, int, int, int, void *, bq_cuda_dtype, void *, size_t,
-    cudaStream_t);
-#elif defined(BQ_GELU_TILING_SMALL)
-template cudaError_t bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_SMALL>(
-    const void *, const void *, const void *, int, int, int, void *, bq_cuda_dtype, void *, size_t,
-    cudaStream_t);
-#elif defined(BQ_GELU_TILING_PINGPONG)
-template cudaError_t bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_PINGPONG>(
-    const void *, const void *, const void *, int, int, int, void *, bq_cuda_dtype, void *, size_t,
-    cudaStream_t);
-#else
-#error "compile gemm_bias_gelu_tiling.cu with BQ_GELU_TILING_LARGE, _SMALL or _PINGPONG defined"
+/* this compilation's tiling: BQ_GELU_TILING is BQ_GELU_TILE_LARGE, _SMALL or _PINGPONG
+ * (CMakeLists.txt) */
+#ifndef BQ_GELU_TILING
+#error "compile gemm_bias_gelu_tiling.cu with BQ_GELU_TILING defined to one bq_gelu_tile value"
 #endif
+template cudaError_t bq_gemm_bias_gelu_tiled<BQ_GELU_TILING>(const void *, const void *,
+                                                              const void *, int, int, int, void *,
+                                                              bq_cuda_dtype, void *, size_t,
+                                                              cudaStream_t);
