@@ -312,6 +312,86 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
 #define ATTN_MMA_LD 72
 #define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
 
+/* OR of a 64-bit word over the 32 lanes of a warp (every lane gets it). */
+__device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        const uint32_t lo = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)bits, offset);
+        const uint32_t hi = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)(bits >> 32), offset);
+        bits |= ((uint64_t)hi << 32) | lo;
+    }
+    return bits;
+}
+
+/* The running max may lag a row's true max by up to this much (log2 units) before the online
+ * softmax rescales: probabilities then reach 2^8 at most, which fp32 sums and fp16/bf16 P hold
+ * with the same relative precision, and the final O / sum is the same quotient. */
+#define ATTN_RESCALE_SLACK 8.0f
+
+/* One 64-key step of the online softmax for one m-tile (16 query rows), in log2 units: s holds
+ * the raw scores q.k (element e of s[n]: row g + 8 (e >> 1), key 8n + 2t + (e & 1)) and leaves
+ * with the probabilities exp2(x - m) of x = score * scale_log2 + bias, where m is the running max
+ * of the row (rows g, g + 8). When some row of the warp sees a max above its m + slack (always on
+ * the first tile), every row's m moves to its new max and its partial sum and output accumulators
+ * are rescaled by exp2(m_old - m_new); otherwise m stays, and so does everything else: after the
+ * first tile or two that skips the rescale (an FMUL per accumulator) on almost every tile.
+ * ALL_REAL: every key of the tile is real, so every bias is 0 and the max can be taken over the
+ * raw scores (the scale is positive) and the scale folded into the exponent's FFMA, exp2(score *
+ * scale_log2 - m): per score one FMNMX, FFMA, ex2 and FADD instead of an extra FFMA and FADD.
+ * The bare ex2 (bq_exp2_ftz) skips exp2f's denormal fix-up (three more instructions a score): a
+ * probability under 2^-126 next to a row sum >= 1 is 0 either way. */
+template <bool ALL_REAL>
+__device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8][4],
+                                                   const float *bias, float scale_log2,
+                                                   int quad_col, float (&row_max)[2],
+                                                   float (&row_sum)[2],
+                                                   float (&o)[ATTN_MMA_HEAD / 8][4]) {
+    constexpr int NT = ATTN_MMA_KEYS / 8;
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            if (!ALL_REAL) s[n][e] = fmaf(s[n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
+            tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[n][e]);
+        }
+    bool grows = false;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
+        if (ALL_REAL) tile_max[r] *= scale_log2;
+        /* finite: a staged tile has key tile*64 < seq_len; m is -inf before the first tile */
+        grows |= tile_max[r] > row_max[r] + ATTN_RESCALE_SLACK;
+    }
+    if (__any_sync(BQ_FULL_WARP, grows)) { /* warp-uniform */
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const float new_max = fmaxf(row_max[r], tile_max[r]);
+            alpha[r] = bq_exp2_ftz(row_max[r] - new_max); /* 0 on the first tile (ex2(-inf)) */
+            row_max[r] = new_max;
+            row_sum[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int n = 0; n < ATTN_MMA_HEAD / 8; n++) {
+            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+        }
+    }
+    const float neg_max[2] = {-row_max[0], -row_max[1]};
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float x = ALL_REAL ? fmaf(s[n][e], scale_log2, neg_max[e >> 1])
+                                     : s[n][e] + neg_max[e >> 1];
+            const float p = bq_exp2_ftz(x); /* 0 past the end (-inf); at most 2^slack */
+            s[n][e] = p;
+            row_sum[e >> 1] += p;
+        }
+}
+
 /* One block: 4 warps on one (batch, head). With KS = 1 every warp has MT x 16 query rows of its
  * own and walks every key: 64 rows a block (MT = 1, the default) or 128 (MT = 2, block_rows 128:
  * each K and V fragment a warp loads from shared memory feeds two m-tiles, and a block's K/V tiles
@@ -329,7 +409,9 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
  * in registers. K and V tiles are double-buffered in shared memory with cp.async so that the next
  * step's tiles load while this step's compute. Tiles whose keys are all padding are skipped when
  * the sequence has a real key (their probabilities would be exactly 0; see the fp32 path). Scores
- * use exp2 with log2(e) folded in. Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv
+ * use exp2 with log2(e) folded in; tiles of real keys only take the softmax without biases
+ * (mma_online_softmax<true>, one FFMA fewer a score), and the accumulators are rescaled only when
+ * a row's max outgrows the running one by 2^8 (ATTN_RESCALE_SLACK). Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv
  * 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async) and ctx 4-byte aligned; the
  * dispatcher checks. Dynamic shared memory: attention_mma_smem_bytes<T, MT, KS>(). */
 template <int MT, int KS> constexpr int attention_mma_qrows() {
@@ -343,7 +425,9 @@ template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes(
 }
 
 template <typename T, int MT, int KS>
-__global__ void __launch_bounds__(ATTN_MMA_WARPS * 32)
+/* 4 blocks an SM with one m-tile a warp (<= 128 registers: the 64- and 32-row tilings' shared
+ * memory allows 4 and it hides the latency at batch 1), 2 with two (~245 registers) */
+__global__ void __launch_bounds__(ATTN_MMA_WARPS * 32, MT == 1 ? 4 : 2)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
@@ -389,33 +473,39 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
                        valid);
     }
 
-    /* Which key tiles hold a real key (block-uniform). Without any real key every tile counts,
-     * as in the CPU twin (softmax over all keys at -10000). Beyond 64 tiles nothing is skipped.
-     * Thread tid < 64 reads key tid of every tile (independent loads, not one barrier per tile:
-     * at batch 1 the block's start is on the critical path); its warp ORs the bits by shuffles,
-     * and one barrier publishes the two warps' words. */
+    /* Which key tiles hold a real key, and which hold only real keys (block-uniform). Without any
+     * real key every tile counts, as in the CPU twin (softmax over all keys at -10000). Beyond 64
+     * tiles nothing is skipped and no tile counts as all-real. Thread tid < 64 reads key tid of
+     * every tile (independent loads, not one barrier per tile: at batch 1 the block's start is on
+     * the critical path); its warp ORs the bits by shuffles, and one barrier publishes the two
+     * warps' words. */
     static_assert(KT == 64 && ATTN_MMA_WARPS >= 2, "two warps scan the 64 keys of a tile");
-    __shared__ uint64_t live_by_warp[2];
+    __shared__ uint64_t live_by_warp[2], gaps_by_warp[2];
+    const int scan_tiles = n_tiles < ATTN_MMA_MAX_TILES ? n_tiles : ATTN_MMA_MAX_TILES;
     if (tid < KT) {
-        uint64_t bits = 0;
-        const int scan_tiles = n_tiles < ATTN_MMA_MAX_TILES ? n_tiles : ATTN_MMA_MAX_TILES;
+        uint64_t live_bits = 0, gap_bits = 0; /* bit t: key tid of tile t is real / is not */
 #pragma unroll 8
         for (int t = 0; t < scan_tiles; t++) {
             const int key = t * KT + tid;
-            if (key < seq_len && mask[batch_row0 + key] != 0) bits |= (uint64_t)1 << t;
+            if (key < seq_len && mask[batch_row0 + key] != 0)
+                live_bits |= (uint64_t)1 << t;
+            else
+                gap_bits |= (uint64_t)1 << t;
         }
-#pragma unroll
-        for (int offset = 16; offset > 0; offset >>= 1) {
-            const uint32_t lo = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)bits, offset);
-            const uint32_t hi = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)(bits >> 32), offset);
-            bits |= ((uint64_t)hi << 32) | lo;
-        }
-        if (lane == 0) live_by_warp[warp] = bits;
+        live_bits = warp_or_u64(live_bits);
+        gap_bits = warp_or_u64(gap_bits);
+        if (lane == 0) live_by_warp[warp] = live_bits, gaps_by_warp[warp] = gap_bits;
     }
     __syncthreads();
     const uint64_t live = live_by_warp[0] | live_by_warp[1];
     const bool skip_padding = live != 0 && n_tiles <= ATTN_MMA_MAX_TILES;
     auto is_live = [&](int t) { return !skip_padding || ((live >> t) & 1); };
+    /* every key of tile t real, so its mask biases are all 0 (the cheaper softmax); read from
+     * shared memory once a step rather than held in two more registers (the 64-row tiling is at
+     * its 128) */
+    auto is_all_real = [&](int t) {
+        return t < scan_tiles && !(((gaps_by_warp[0] | gaps_by_warp[1]) >> t) & 1);
+    };
     auto next_live = [&](int t) { /* first live tile after t, or n_tiles */
         do t++;
         while (t < n_tiles && !is_live(t));
@@ -520,44 +610,17 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
                 }
             }
 
-            /* online softmax in log2 units; element e of s[m][n]: row g + 8 (e >> 1) of m-tile m,
-             * key 8n + 2t + (e & 1) */
+            /* online softmax in log2 units, scores -> probabilities in place */
+            if (is_all_real(my_tile)) {
 #pragma unroll
-            for (int m = 0; m < MT; m++) {
-                float tile_max[2] = {-INFINITY, -INFINITY};
+                for (int m = 0; m < MT; m++)
+                    mma_online_softmax<true>(s[m], bias, scale_log2, quad_col, row_max[m],
+                                             row_sum[m], o[m]);
+            } else {
 #pragma unroll
-                for (int n = 0; n < KT / 8; n++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const float x =
-                            fmaf(s[m][n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
-                        s[m][n][e] = x;
-                        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], x);
-                    }
-                float alpha[2];
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
-                    tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
-                    /* finite: a staged tile has key tile*64 < seq_len */
-                    const float new_max = fmaxf(row_max[m][r], tile_max[r]);
-                    alpha[r] = exp2f(row_max[m][r] - new_max); /* 0 on the first tile */
-                    row_max[m][r] = new_max;
-                    row_sum[m][r] *= alpha[r];
-                }
-#pragma unroll
-                for (int n = 0; n < KT / 8; n++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const float p = exp2f(s[m][n][e] - row_max[m][e >> 1]); /* 0 past the end */
-                        s[m][n][e] = p;
-                        row_sum[m][e >> 1] += p;
-                    }
-#pragma unroll
-                for (int n = 0; n < D / 8; n++) {
-                    o[m][n][0] *= alpha[0], o[m][n][1] *= alpha[0];
-                    o[m][n][2] *= alpha[1], o[m][n][3] *= alpha[1];
-                }
+                for (int m = 0; m < MT; m++)
+                    mma_online_softmax<false>(s[m], bias, scale_log2, quad_col, row_max[m],
+                                              row_sum[m], o[m]);
             }
 
             /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A
@@ -616,8 +679,8 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
              * -inf when it got no tile (its sums and accumulators are then 0, scaled by 0) */
             const float other_max = mine[D / 2 + r];
             const float new_max = fmaxf(row_max[0][r], other_max);
-            a_mine[r] = exp2f(row_max[0][r] - new_max);
-            a_other[r] = exp2f(other_max - new_max);
+            a_mine[r] = bq_exp2_ftz(row_max[0][r] - new_max);
+            a_other[r] = bq_exp2_ftz(other_max - new_max);
             row_sum[0][r] = row_sum[0][r] * a_mine[r] + mine[D / 2 + 2 + r] * a_other[r];
         }
 #pragma unroll

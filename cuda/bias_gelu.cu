@@ -1,7 +1,11 @@
 /* bias_gelu.cu - x = gelu_erf(x + bias), in place, grid-stride over all elements: 16-byte vectors
  * (4 fp32 or 8 fp16/bf16 values per thread and step) when cols is a multiple of the vector and the
  * pointers are 16-byte aligned, single elements otherwise. (On Hopper the fp16/bf16 FFN GEMM fuses
- * this into its epilogue, cuda/gemm_bias_gelu.cu; this pass serves fp32/tf32 and the fallback.) */
+ * this into its epilogue, cuda/gemm_bias_gelu.cu; this pass serves fp32/tf32, the fallback, and
+ * batch 1, where cuBLASLt's GEMM and this pass beat the fused kernel.) The GELU is the epilogue's
+ * bq_gelu_erf_fast (within 3e-7 x max(1, |x|) of the double erf, tests/test_forward_cpu.c): erff
+ * takes about twice its instructions and branches, and at batch 1 (384 x 4096) this pass is short
+ * enough for its instructions to show. */
 #include "bias_gelu.cuh"
 #include "kernel_common.cuh"
 
@@ -14,7 +18,7 @@ __global__ void bias_gelu_vec_kernel(T *x, const T *bias, size_t n_vectors, int 
         bq_load16_f32(x + i * V, v);
         if (bias) bq_add16_f32(bias + (i * V) % (size_t)cols, v); /* cols % V == 0: one slice */
 #pragma unroll
-        for (int k = 0; k < V; k++) v[k] = bq_gelu_erf(v[k]);
+        for (int k = 0; k < V; k++) v[k] = bq_gelu_erf_fast(v[k]);
         bq_store16_f32(x + i * V, v);
     }
 }
@@ -25,7 +29,7 @@ __global__ void bias_gelu_kernel(T *x, const T *bias, size_t n, int cols) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         float v = bq_load_f32(x, i);
         if (bias) v += bq_load_f32(bias, i % (size_t)cols);
-        bq_store_f32(x, i, bq_gelu_erf(v));
+        bq_store_f32(x, i, bq_gelu_erf_fast(v));
     }
 }
 

@@ -97,15 +97,26 @@ using SmallTileGemm = typename FusedGemm<
     Element, Activation, cute::Shape<cute::_128, cute::_128, cute::_64>,
     cute::Shape<cute::_1, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedCooperative,
     cutlass::epilogue::TmaWarpSpecializedCooperative, cutlass::gemm::StreamKScheduler>::Gemm;
+/* The ping-pong schedule: each consumer warpgroup owns a TileShape tile, persistent scheduler. */
+template <typename Element, template <typename> class Activation, typename TileShape,
+          typename ClusterShape, typename EpilogueTile>
+using PingpongGemm = typename FusedGemm<
+    Element, Activation, TileShape, ClusterShape, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
+    cutlass::epilogue::TmaWarpSpecialized, cutlass::gemm::PersistentScheduler, EpilogueTile>::Gemm;
 /* 64 x 256 per consumer warpgroup: 128 fp32 accumulators a thread, within the 232 registers the
  * ping-pong kernel gives its MMA warpgroups. */
 template <typename Element, template <typename> class Activation,
           typename EpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto>
-using PingpongTileGemm = typename FusedGemm<
-    Element, Activation, cute::Shape<cute::_64, cute::_256, cute::_64>,
-    cute::Shape<cute::_2, cute::_1, cute::_1>, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
-    cutlass::epilogue::TmaWarpSpecialized, cutlass::gemm::PersistentScheduler, EpilogueTile>::Gemm;
-
+using PingpongTileGemm =
+    PingpongGemm<Element, Activation, cute::Shape<cute::_64, cute::_256, cute::_64>,
+                 cute::Shape<cute::_2, cute::_1, cute::_1>, EpilogueTile>;
+/* 64 x 128 per consumer warpgroup, no cluster: for few rows (batch 1's 384), twice the tiles of
+ * PingpongTileGemm and no pair of CTAs that must be co-scheduled. */
+template <typename Element, template <typename> class Activation,
+          typename EpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto>
+using PingpongSmallTileGemm =
+    PingpongGemm<Element, Activation, cute::Shape<cute::_64, cute::_128, cute::_64>,
+                 cute::Shape<cute::_1, cute::_1, cute::_1>, EpilogueTile>;
 
 /* Enqueues y = act(x W^T + bias) ([rows, in] x [out, in]^T + [out] -> [rows, out]) on `stream`.
  * cudaErrorNotSupported when the kernel cannot take the shape / alignment or the workspace is too

@@ -57,7 +57,8 @@ typedef struct {
      * (the engine's whole-pass comparison for this shape's batch size, bq_gemm_ctx_prefer_first) */
     int prefer_first;
     float first_ms, chosen_ms, unfused_ms;
-    float fused_ms[3]; /* BQ_GELU_TILE_LARGE, _SMALL, _PINGPONG; per call, timed; 0 = not */
+    float fused_ms[4]; /* BQ_GELU_TILE_LARGE, _SMALL, _PINGPONG, _PINGPONG_SMALL; per call, timed;
+                        * 0 = not */
 } gemm_plan;
 
 /* The operands of one call, for timing its variants. */
@@ -198,6 +199,7 @@ enum { /* >= 0: cuBLASLt candidate index */
     VARIANT_FUSED_LARGE = -2, /* CUTLASS GEMM + bias + GELU, BQ_GELU_TILE_LARGE */
     VARIANT_FUSED_SMALL = -3, /* the same, BQ_GELU_TILE_SMALL (stream-K) */
     VARIANT_FUSED_PINGPONG = -4, /* the same, BQ_GELU_TILE_PINGPONG (epilogue overlaps MMAs) */
+    VARIANT_FUSED_PINGPONG_SMALL = -5, /* the same, BQ_GELU_TILE_PINGPONG_SMALL (batch 1) */
 };
 
 /* The cuBLASLt candidate a plan runs: the timed choice, or the heuristic's first when the
@@ -211,11 +213,11 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
                              cudaStream_t stream, int report, int *ran, bq_err *err) {
     const float one = 1.0f, zero = 0.0f;
     *ran = 0;
-    if (variant == VARIANT_FUSED_LARGE || variant == VARIANT_FUSED_SMALL ||
-        variant == VARIANT_FUSED_PINGPONG) {
-        const bq_gelu_tile tile = variant == VARIANT_FUSED_LARGE   ? BQ_GELU_TILE_LARGE
-                                  : variant == VARIANT_FUSED_SMALL ? BQ_GELU_TILE_SMALL
-                                                                   : BQ_GELU_TILE_PINGPONG;
+    if (variant <= VARIANT_FUSED_LARGE) {
+        const bq_gelu_tile tile = variant == VARIANT_FUSED_LARGE      ? BQ_GELU_TILE_LARGE
+                                  : variant == VARIANT_FUSED_SMALL    ? BQ_GELU_TILE_SMALL
+                                  : variant == VARIANT_FUSED_PINGPONG ? BQ_GELU_TILE_PINGPONG
+                                                                      : BQ_GELU_TILE_PINGPONG_SMALL;
         cudaError_t rc = bq_cuda_gemm_bias_gelu(o->x, o->W, o->bias, p->rows, p->in, p->out, o->y,
                                                 p->dt, tile, g->workspace, g->workspace_bytes,
                                                 stream);
@@ -294,17 +296,17 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     }
     if (s == BQ_OK && gelu16 && p->gelu_variant == 0) {
         /* the chosen GEMM + GELU kernel, then each CUTLASS tiling: the fastest that ran stays */
-        const int variants[4] = {VARIANT_UNFUSED, VARIANT_FUSED_LARGE, VARIANT_FUSED_SMALL,
-                                 VARIANT_FUSED_PINGPONG};
-        float ms[4] = {-1.0f, -1.0f, -1.0f, -1.0f};
+        const int variants[5] = {VARIANT_UNFUSED, VARIANT_FUSED_LARGE, VARIANT_FUSED_SMALL,
+                                 VARIANT_FUSED_PINGPONG, VARIANT_FUSED_PINGPONG_SMALL};
+        float ms[5] = {-1.0f, -1.0f, -1.0f, -1.0f, -1.0f};
         int best_v = -1;
-        for (int v = 0; v < 4 && s == BQ_OK; v++) {
+        for (int v = 0; v < 5 && s == BQ_OK; v++) {
             s = time_variant(g, p, variants[v], o, stream, &timer, reps, &ms[v], err);
             if (s == BQ_OK && ms[v] >= 0.0f && (best_v < 0 || ms[v] < ms[best_v])) best_v = v;
         }
         if (s == BQ_OK) {
             p->unfused_ms = ms[0] > 0.0f ? ms[0] : 0.0f;
-            for (int t = 0; t < 3; t++)
+            for (int t = 0; t < 4; t++)
                 p->fused_ms[t] = ms[t + 1] > 0.0f ? ms[t + 1] : 0.0f;
             p->gelu_variant = best_v >= 0 ? variants[best_v] : VARIANT_UNFUSED;
         }
@@ -417,12 +419,15 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
             const char *path = p->gelu_variant == VARIANT_FUSED_LARGE      ? "fused-large"
                                : p->gelu_variant == VARIANT_FUSED_SMALL    ? "fused-small"
                                : p->gelu_variant == VARIANT_FUSED_PINGPONG ? "fused-pingpong"
-                               : p->gelu_variant == VARIANT_UNFUSED        ? "unfused"
-                                                                           : "by-rows";
+                               : p->gelu_variant == VARIANT_FUSED_PINGPONG_SMALL
+                                   ? "fused-pingpong-small"
+                               : p->gelu_variant == VARIANT_UNFUSED ? "unfused"
+                                                                    : "by-rows";
             snprintf(q->gelu_path, sizeof q->gelu_path, "%s", path);
             q->unfused_ms = p->unfused_ms;
             q->fused_large_ms = p->fused_ms[0], q->fused_small_ms = p->fused_ms[1];
             q->fused_pingpong_ms = p->fused_ms[2];
+            q->fused_pingpong_small_ms = p->fused_ms[3];
         }
     }
     return n;

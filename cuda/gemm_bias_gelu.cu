@@ -4,23 +4,28 @@
  *
  * The kernel template, its layout and the tilings: cutlass_fused_gemm.cuh.
  *
- * Three tilings. Two use the cooperative warp-specialized schedule (both consumer warpgroups share
+ * Four tilings. Two use the cooperative warp-specialized schedule (both consumer warpgroups share
  * each tile, so the epilogue runs after the tile's mainloop with no MMA in flight):
  *   BQ_GELU_TILE_LARGE: 128 x 256 x 64, cluster 2 x 1, persistent tile scheduler, the
  *     configuration CUTLASS's own Hopper examples use for large fp16 GEMMs (batches of BERT rows);
  *   BQ_GELU_TILE_SMALL: 128 x 128 x 64, cluster 1 x 1, stream-K scheduler: for few rows (batch 1 =
  *     384 rows x 4096 outputs is 48 large tiles for 132 SMs), stream-K splits the K loop of the
  *     tiles over all SMs and reduces the partial sums through the workspace.
- * The third uses the ping-pong schedule, because the erf GELU epilogue is not cheap (on an H200 the
+ * The other two use the ping-pong schedule, because the erf GELU epilogue is not cheap (on an H200 the
  * cooperative LARGE kernel took ~0.24 ms more than the plain GEMM for 49152 x 1024 -> 4096):
  *   BQ_GELU_TILE_PINGPONG: 64 x 256 x 64, cluster 2 x 1, persistent: each consumer warpgroup owns
  *     a whole tile and the two take turns on the tensor cores, so one warpgroup's bias + GELU
  *     epilogue overlaps the other's MMAs. 64 x 256 is one m64n256 WGMMA per k step (128 x 128, the
  *     tile of CUTLASS's collective-builder example, was slower than LARGE at every batch on the
  *     H200: 0.971 vs 0.786 ms at 49152 rows). The ping-pong kernel takes no stream-K scheduler.
- * gemm.cu times all three against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
+ *   BQ_GELU_TILE_PINGPONG_SMALL: 64 x 128 x 64, cluster 1 x 1, persistent: for batch 1, where
+ *     cuBLASLt's GEMM (8.5 us for 384 x 1024 -> 4096 on the H200) + the GELU kernel (~4.4 us) beat
+ *     every other tiling (SMALL 13.5 us: stream-K's partial-sum fixup; PINGPONG 15.9: its 96 tiles
+ *     leave SMs idle). 384 rows give it 192 tiles, about one and a half per SM, with the two
+ *     warpgroups of an SM taking turns.
+ * gemm.cu times all four against cuBLASLt + the GELU kernel per shape. Built only for sm_90a (see
  * CMakeLists.txt). The kernels themselves are instantiated in gemm_bias_gelu_tiling.cu, one tiling
- * per compilation, so that nvcc builds the three in parallel. */
+ * per compilation, so that nvcc builds the four in parallel. */
 #include "gemm_bias_gelu.cuh"
 #include "kernel_common.cuh" /* bq_aligned16 */
 
@@ -75,6 +80,9 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
     case BQ_GELU_TILE_PINGPONG:
         return bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_PINGPONG>(x, w, bias, rows, in, out, y, dt,
                                                               workspace, workspace_bytes, stream);
+    case BQ_GELU_TILE_PINGPONG_SMALL:
+        return bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_PINGPONG_SMALL>(
+            x, w, bias, rows, in, out, y, dt, workspace, workspace_bytes, stream);
     }
     return cudaErrorInvalidValue;
 #else /* built without CUTLASS */

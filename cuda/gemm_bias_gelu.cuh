@@ -2,8 +2,8 @@
  * run in the epilogue, on the fp32 accumulators, so the [rows, out] intermediate is written once
  * instead of written, read and written again by a separate bias + GELU pass. Hopper (sm_90a) only:
  * a CUTLASS warp-specialized TMA + WGMMA kernel (cuBLASLt cannot do this: its GELU epilogue is not
- * documented as the erf form, see gemm.cuh). Three tilings: two cooperative (large tiles, stream-K
- * small tiles) and one ping-pong, whose epilogue overlaps the next tile's MMAs. */
+ * documented as the erf form, see gemm.cuh). Four tilings: two cooperative (large tiles, stream-K
+ * small tiles) and two ping-pong, whose epilogue overlaps the next tile's MMAs. */
 #ifndef BQ_GEMM_BIAS_GELU_CUH
 #define BQ_GEMM_BIAS_GELU_CUH
 
@@ -17,9 +17,15 @@ extern "C" {
 
 /* The kernel's tiling (gemm_bias_gelu.cu): LARGE (128 x 256, cluster 2 x 1) for many rows, SMALL
  * (128 x 128, stream-K) for few, PINGPONG (64 x 256 per consumer warpgroup, cluster 2 x 1,
- * ping-pong schedule: one warpgroup's GELU epilogue overlaps the other's MMAs). PINGPONG is the
- * last value. */
-typedef enum { BQ_GELU_TILE_LARGE, BQ_GELU_TILE_SMALL, BQ_GELU_TILE_PINGPONG } bq_gelu_tile;
+ * ping-pong schedule: one warpgroup's GELU epilogue overlaps the other's MMAs), PINGPONG_SMALL
+ * (64 x 128 per consumer warpgroup, no cluster: twice PINGPONG's tiles, for batch 1).
+ * PINGPONG_SMALL is the last value. */
+typedef enum {
+    BQ_GELU_TILE_LARGE,
+    BQ_GELU_TILE_SMALL,
+    BQ_GELU_TILE_PINGPONG,
+    BQ_GELU_TILE_PINGPONG_SMALL
+} bq_gelu_tile;
 
 /* x: [rows, in], w: [out, in] (Hugging Face layout), bias: [out], y: [rows, out]; all device
  * pointers in `dt` (fp16 or bf16), 16-byte aligned, with in and out multiples of 8; fp32

@@ -1,7 +1,8 @@
 /* gemm_bias_gelu_tiling.cu - one tiling of gemm_bias_gelu.cu's CUTLASS kernel, in fp16 and bf16.
- * CMakeLists.txt compiles this file three times, with BQ_GELU_TILING = each bq_gelu_tile value:
- * with all six kernels in one translation unit, that unit alone held the device run's build of
- * bertqa-gpu at 100 s on 16 cores (run 2ed4429); three units build in parallel. The tilings and why
+ * CMakeLists.txt compiles this file four times, with BQ_GELU_TILING = each bq_gelu_tile value:
+ * with all six kernels of the first three in one translation unit, that unit alone held the device
+ * run's build of bertqa-gpu at 100 s on 16 cores (run 2ed4429); one unit per tiling builds in
+ * parallel. The tilings and why
  * each exists: gemm_bias_gelu.cu; the kernel template: cutlass_fused_gemm.cuh. */
 #include "gemm_bias_gelu.cuh"
 
@@ -26,6 +27,9 @@ template <typename Element> using SmallTileGemm = bq_cutlass::SmallTileGemm<Elem
 template <typename Element>
 using PingpongTileGemm =
     bq_cutlass::PingpongTileGemm<Element, GeluErfFast, cute::Shape<cute::_64, cute::_64>>;
+template <typename Element>
+using PingpongSmallTileGemm =
+    bq_cutlass::PingpongSmallTileGemm<Element, GeluErfFast, cute::Shape<cute::_64, cute::_64>>;
 
 /* The kernel type of each tiling, for one element type. */
 template <bq_gelu_tile Tile, typename Element> struct TiledGemm;
@@ -37,6 +41,9 @@ template <typename Element> struct TiledGemm<BQ_GELU_TILE_SMALL, Element> {
 };
 template <typename Element> struct TiledGemm<BQ_GELU_TILE_PINGPONG, Element> {
     using type = PingpongTileGemm<Element>;
+};
+template <typename Element> struct TiledGemm<BQ_GELU_TILE_PINGPONG_SMALL, Element> {
+    using type = PingpongSmallTileGemm<Element>;
 };
 
 } // namespace
@@ -54,8 +61,8 @@ cudaError_t bq_gemm_bias_gelu_tiled(const void *x, const void *w, const void *bi
         x, w, bias, rows, in, out, y, workspace, workspace_bytes, stream);
 }
 
-/* this compilation's tiling: BQ_GELU_TILING is BQ_GELU_TILE_LARGE, _SMALL or _PINGPONG
- * (CMakeLists.txt) */
+/* this compilation's tiling: BQ_GELU_TILING is BQ_GELU_TILE_LARGE, _SMALL, _PINGPONG or
+ * _PINGPONG_SMALL (CMakeLists.txt) */
 #ifndef BQ_GELU_TILING
 #error "compile gemm_bias_gelu_tiling.cu with BQ_GELU_TILING defined to one bq_gelu_tile value"
 #endif

@@ -77,13 +77,15 @@ typedef struct {
     double first_ms;     /* candidate 0 */
     double chosen_ms;    /* the chosen candidate */
     /* fp16/bf16 bias_gelu only (else ""/0): "unfused" (cuBLASLt + the GELU kernel),
-     * "fused-large" / "fused-small" / "fused-pingpong" (CUTLASS, 128 x 256 / 128 x 128 stream-K /
-     * 64 x 256 ping-pong tiles), or "by-rows" (untimed: fused-large from 512 rows) */
-    char gelu_path[16];
+     * "fused-large" / "fused-small" / "fused-pingpong" / "fused-pingpong-small" (CUTLASS,
+     * 128 x 256 / 128 x 128 stream-K / 64 x 256 ping-pong / 64 x 128 ping-pong tiles), or
+     * "by-rows" (untimed: fused-large from 512 rows) */
+    char gelu_path[24];
     double unfused_ms;     /* the chosen cuBLASLt GEMM + the bias + GELU kernel */
     double fused_large_ms; /* CUTLASS fused GEMM + bias + GELU, large tiles (0: refused) */
     double fused_small_ms; /* the same, small stream-K tiles (0: refused) */
     double fused_pingpong_ms; /* the same, ping-pong tiles (0: refused) */
+    double fused_pingpong_small_ms; /* the same, small ping-pong tiles (0: refused) */
     int runs_first; /* 1: the engine's whole-pass comparison kept the first choice and GELU rule */
 } bq_gemm_plan_info;
 

@@ -521,10 +521,11 @@ static void test_gemm_bias_gelu_fused(void **state) {
             bq_cuda_dtype dt = modes[mi].dt;
             void *dx, *dw, *db, *dy;
             gemm_operands(h.x, h.w, h.b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
-            for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_PINGPONG; tile++) {
+            for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_PINGPONG_SMALL; tile++) {
                 static const char *const names[] = {"fused gemm+gelu (large tiles)",
                                                     "fused gemm+gelu (small, stream-K)",
-                                                    "fused gemm+gelu (ping-pong)"};
+                                                    "fused gemm+gelu (ping-pong)",
+                                                    "fused gemm+gelu (small ping-pong)"};
                 const char *what = names[tile];
                 assert_int_equal(cudaMemset(dy, 0xFF, ny * bq_cuda_dtype_size(dt)), cudaSuccess);
                 cudaError_t rc = bq_cuda_gemm_bias_gelu(dx, dw, db, R, K, N, dy, dt,

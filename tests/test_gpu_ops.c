@@ -587,6 +587,52 @@ static void test_attention_head64(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
+/* Scores that rise along the sequence: key s's vector scaled by 1 + 4 s / S, so a row's max keeps
+ * growing from tile to tile by more than the mma.sync softmax's slack (ATTN_RESCALE_SLACK: it
+ * rescales only then) for some rows of a warp and not for others (those whose query points away
+ * from the large keys). Every tiling of the head-size-64 path against the CPU twin. */
+static void test_attention_rising_scores(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const int B = 2, H = 128, heads = 2;
+    const int seqs[] = {200, 384};
+    static const int k_qrows[] = {64, 128, 32};
+    uint64_t seed = 0x5eed0009;
+    for (size_t qi = 0; qi < sizeof k_qrows / sizeof k_qrows[0]; qi++)
+    for (size_t di = 0; di < N_DTYPES; di++)
+    for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++)
+    for (int pattern = MASK_ALL_REAL; pattern <= MASK_RAGGED; pattern++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int qrows = k_qrows[qi], S = seqs[si];
+        if (qrows != 64 && dt == BQ_CUDA_F32) continue;
+        if (pattern == MASK_ONE_REAL) continue;
+        const size_t rows = (size_t)B * S;
+        attention_case ac = attention_case_make(B, S, H, heads, (mask_pattern)pattern, dt, &seed);
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < S; k++) {
+                float *key = ac.qkv + ((size_t)b * S + k) * 3 * H + H; /* the K third of the row */
+                for (int c = 0; c < H; c++) key[c] *= 1.0f + 4.0f * (float)k / (float)S;
+                round_to_dtype(key, (size_t)H, dt);
+            }
+        bq_cpu_attention(ac.qkv, ac.mask, B, S, H, heads, ac.ref);
+        dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt);
+        dev_buf d_mask = dev_upload_ints(ac.mask, rows);
+        dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, qrows, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+        char what[160];
+        snprintf(what, sizeof what, "attention rising scores %s qrows=%d B=%d S=%d %s",
+                 bq_cuda_dtype_name(dt), qrows, B, S, k_mask_names[pattern]);
+        expect_guards_intact(&d_ctx, what);
+        float *got = dev_download(&d_ctx, rows * H, dt);
+        expect_close(what, got, ac.ref, rows * H, tolerance(dt));
+        free(got);
+        dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_ctx);
+        attention_case_free(&ac);
+    }
+    EXPECT_NO_CASE_FAILURES();
+}
+
 #ifndef BQ_CUDA_EMULATED /* cuDNN is a library, not one of our kernels: not emulated */
 /* cuDNN's fused attention (--attention cudnn, and auto's other candidate) against the same CPU twin,
  * over every mask pattern, non-prefix ones included (the mask becomes an additive bias, so any 0/1
@@ -837,6 +883,7 @@ int main(void) {
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_head64),
+        cmocka_unit_test(test_attention_rising_scores),
         cmocka_unit_test(test_attention_kernel_switch),
 #ifndef BQ_CUDA_EMULATED
         cmocka_unit_test(test_attention_cudnn),

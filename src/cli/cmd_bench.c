@@ -63,6 +63,7 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
             cJSON_AddNumberToObject(o, "fused_large_ms", p->fused_large_ms);
             cJSON_AddNumberToObject(o, "fused_small_ms", p->fused_small_ms);
             cJSON_AddNumberToObject(o, "fused_pingpong_ms", p->fused_pingpong_ms);
+            cJSON_AddNumberToObject(o, "fused_pingpong_small_ms", p->fused_pingpong_small_ms);
         }
         cJSON_AddItemToArray(list, o);
     }
@@ -81,9 +82,9 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
         printf(": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
         if (p->gelu_path[0])
             printf("; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "
-                   "pingpong %.4f)",
+                   "pingpong %.4f, pingpong small %.4f)",
                    p->gelu_path, p->unfused_ms, p->fused_large_ms, p->fused_small_ms,
-                   p->fused_pingpong_ms);
+                   p->fused_pingpong_ms, p->fused_pingpong_small_ms);
         printf("\n");
     }
 }
