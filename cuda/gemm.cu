@@ -41,6 +41,15 @@
  * tile variants further down its list (the timing costs a few ms per shape once). */
 #define BQ_GEMM_CANDIDATES 24
 
+/* For shapes of at most BQ_GEMM_SPLITK_MAX_ROWS rows, split-K variants (K cut in 2, 3 or 4 parts,
+ * fp32 partial sums reduced in the workspace) of the heuristic's first BQ_GEMM_SPLITK_BASES
+ * candidates join the timed ones. At batch 1 the heuristic offered none: its choice for FFN-out
+ * (384 x 4096 -> 1024) ran 96 CTAs of 64 x 64 over the whole K = 4096 on 132 SMs, 11 us where the
+ * math takes ~5 (run 349ae86, ncu). Beyond batch 2 the tiles fill the GPU. */
+#define BQ_GEMM_SPLITK_MAX_ROWS 1024
+#define BQ_GEMM_SPLITK_BASES 4
+#define BQ_GEMM_MAX_ALGOS (BQ_GEMM_CANDIDATES + 3 * BQ_GEMM_SPLITK_BASES)
+
 typedef struct {
     int rows, in, out;
     bq_cuda_dtype dt;
@@ -49,7 +58,7 @@ typedef struct {
     cublasLtEpilogue_t epilogue; /* what cuBLASLt does of it (GELU never) */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
-    cublasLtMatmulAlgo_t candidates[BQ_GEMM_CANDIDATES];
+    cublasLtMatmulAlgo_t candidates[BQ_GEMM_MAX_ALGOS]; /* the heuristic's, then split-K ones */
     int candidate_count, chosen; /* candidates[chosen] is the one that runs */
     int tuned; /* 1 once the choices were timed, or timing is off (BQ_GEMM_AUTOTUNE=0) */
     int gelu_variant; /* BIAS_GELU in 16 bits: a VARIANT_* below, or 0 = undecided */
@@ -118,6 +127,58 @@ static cudaDataType_t data_type_of(bq_cuda_dtype dt) {
     }
 }
 
+/* Appends split-K variants of the plan's first BQ_GEMM_SPLITK_BASES candidates: those whose
+ * algorithm supports split-K with fp32 (compute type) partial sums, for 2, 3 and 4 parts, where
+ * cublasLtMatmulAlgoCheck accepts the shape within the workspace. Only the compute-type reduction:
+ * the in-place and output-type ones would add the parts in fp16/bf16. An algorithm that answers
+ * no capability query simply gets no variant. */
+static void add_splitk_candidates(bq_gemm_ctx *g, gemm_plan *p) {
+    const int bases = p->candidate_count < BQ_GEMM_SPLITK_BASES ? p->candidate_count
+                                                                 : BQ_GEMM_SPLITK_BASES;
+    for (int i = 0; i < bases; i++) {
+        int32_t splitk_support = 0;
+        uint32_t schemes = 0;
+        size_t written = 0;
+        if (cublasLtMatmulAlgoCapGetAttribute(&p->candidates[i], CUBLASLT_ALGO_CAP_SPLITK_SUPPORT,
+                                              &splitk_support, sizeof splitk_support,
+                                              &written) != CUBLAS_STATUS_SUCCESS ||
+            !splitk_support)
+            continue;
+        if (cublasLtMatmulAlgoCapGetAttribute(&p->candidates[i],
+                                              CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
+                                              sizeof schemes, &written) != CUBLAS_STATUS_SUCCESS ||
+            !(schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE))
+            continue;
+        for (int32_t parts = 2; parts <= 4 && p->candidate_count < BQ_GEMM_MAX_ALGOS; parts++) {
+            cublasLtMatmulAlgo_t algo = p->candidates[i];
+            const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+            cublasLtMatmulHeuristicResult_t check;
+            memset(&check, 0, sizeof check);
+            if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &parts,
+                                                     sizeof parts) != CUBLAS_STATUS_SUCCESS ||
+                cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                                                     &scheme, sizeof scheme) !=
+                    CUBLAS_STATUS_SUCCESS ||
+                cublasLtMatmulAlgoCheck(g->handle, p->desc, p->a, p->b, p->c, p->c, &algo,
+                                        &check) != CUBLAS_STATUS_SUCCESS ||
+                check.workspaceSize > g->workspace_bytes)
+                continue;
+            p->candidates[p->candidate_count++] = algo;
+        }
+    }
+}
+
+/* K split of a candidate (1 when not split or not known). */
+static int algo_splitk(const cublasLtMatmulAlgo_t *algo) {
+    int32_t parts = 1;
+    size_t written = 0;
+    if (cublasLtMatmulAlgoConfigGetAttribute(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &parts,
+                                             sizeof parts, &written) != CUBLAS_STATUS_SUCCESS ||
+        parts < 1)
+        return 1;
+    return parts;
+}
+
 /* Build the descriptors for one shape and ask the heuristic for the best algorithm that fits the
  * workspace. Host-only work; done once per shape. */
 static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
@@ -175,6 +236,7 @@ static bq_status plan_build(bq_gemm_ctx *g, gemm_plan *p, bq_err *err) {
             p->candidates[p->candidate_count++] = results[i].algo;
     if (p->candidate_count == 0)
         return bq_fail(err, BQ_ERR_UNSUPPORTED, "cuBLASLt's heuristic returned no usable algorithm");
+    if (p->rows <= BQ_GEMM_SPLITK_MAX_ROWS) add_splitk_candidates(g, p);
     p->chosen = 0;
     return BQ_OK;
 }
@@ -413,6 +475,7 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
                  p->dt == BQ_CUDA_F32 ? (p->allow_tf32 ? "tf32" : "fp32") : bq_cuda_dtype_name(p->dt));
         snprintf(q->epilogue, sizeof q->epilogue, "%s", ep_names[p->ep]);
         q->candidates = p->candidate_count, q->chosen = p->chosen;
+        q->chosen_splitk = p->candidate_count > 0 ? algo_splitk(&p->candidates[p->chosen]) : 1;
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
         q->runs_first = p->prefer_first;
         if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {

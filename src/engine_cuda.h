@@ -74,6 +74,7 @@ typedef struct {
     char epilogue[12];   /* "none", "bias", "bias_gelu" */
     int candidates;      /* cuBLASLt algorithms the heuristic offered */
     int chosen;          /* index of the one used (0 = the heuristic's first choice) */
+    int chosen_splitk;   /* its K split (1: none; > 1: one of gemm.cu's split-K variants) */
     double first_ms;     /* candidate 0 */
     double chosen_ms;    /* the chosen candidate */
     /* fp16/bf16 bias_gelu only (else ""/0): "unfused" (cuBLASLt + the GELU kernel),

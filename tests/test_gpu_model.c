@@ -852,6 +852,12 @@ static void test_gemm_whole_pass_choice(void **state) {
                 if (plans[i].rows == 2 * 32) {
                     of_batch++;
                     assert_int_equal(plans[i].runs_first, strcmp(choice, "first") == 0);
+                    assert_in_range(plans[i].chosen_splitk, 1, 4);
+#ifdef BQ_CUDA_EMULATED
+                    /* few rows: the emulated heuristic's 3 algorithms, then split-K variants of
+                     * each (2, 3 and 4 parts; every emulated algorithm offers split-K) */
+                    assert_int_equal(plans[i].candidates, 3 + 3 * 3);
+#endif
                 }
             assert_int_equal(of_batch, 4); /* QKV, attention output, FFN in, FFN out */
         }

@@ -54,6 +54,7 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddStringToObject(o, "epilogue", p->epilogue);
         cJSON_AddNumberToObject(o, "candidates", p->candidates);
         cJSON_AddNumberToObject(o, "chosen", p->chosen);
+        cJSON_AddNumberToObject(o, "chosen_splitk", p->chosen_splitk);
         cJSON_AddBoolToObject(o, "runs_first", p->runs_first != 0);
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
@@ -79,6 +80,7 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
             printf(": not timed%s%s\n", p->gelu_path[0] ? "; " : "", p->gelu_path);
             continue;
         }
+        if (p->chosen_splitk > 1) printf(", split-K %d", p->chosen_splitk);
         printf(": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
         if (p->gelu_path[0])
             printf("; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "

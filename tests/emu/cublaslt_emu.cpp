@@ -12,7 +12,10 @@
  * by CBLAS sgemm (fp32 accumulation, like the tensor cores), + beta C + bias in fp32, one rounding
  * to D's type. The heuristic offers three "algorithms"; the second refuses every call at run time
  * with CUBLAS_STATUS_NOT_SUPPORTED (as a real candidate can), so gemm.cu's handling of a refused
- * candidate runs too. Work goes through bq_emu::enqueue: recorded while the stream is captured. */
+ * candidate runs too. Split-K (CUBLASLT_ALGO_CONFIG_SPLITK_NUM, compute-type reduction only): the
+ * K range in that many parts, each part's product in fp32, the parts added in fp32; it needs
+ * parts x m x n floats of workspace (cublasLtMatmulAlgoCheck reports it, cublasLtMatmul refuses
+ * less). Work goes through bq_emu::enqueue: recorded while the stream is captured. */
 #include "cuda_emu.h"
 #include "bq_math.h" /* bq_round_tf32 */
 #include "cuda_emu_runtime.h"
@@ -30,6 +33,11 @@ namespace {
 
 constexpr int kAlgorithms = 3;
 constexpr uint64_t kRefusingAlgorithm = 2; /* algo.data[0] of the candidate that refuses */
+/* algo.data[1]: K split (0 = not set = 1); data[2]: reduction scheme */
+
+int algo_parts(const cublasLtMatmulAlgo_t *algo) {
+    return algo->data[1] > 1 ? (int)algo->data[1] : 1;
+}
 
 struct Desc {
     cublasComputeType_t compute;
@@ -296,6 +304,85 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoGetHeuristic(
     return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoCapGetAttribute(const cublasLtMatmulAlgo_t *algo,
+                                                              cublasLtMatmulAlgoCapAttributes_t attr,
+                                                              void *buf, size_t size,
+                                                              size_t *written) {
+    if (!algo || !buf || !written) return CUBLAS_STATUS_INVALID_VALUE;
+    if (attr == CUBLASLT_ALGO_CAP_SPLITK_SUPPORT) {
+        if (size != sizeof(int32_t))
+            return refuse(CUBLAS_STATUS_INVALID_VALUE, "SPLITK_SUPPORT is an int32_t, got %zu bytes",
+                          size);
+        const int32_t yes = 1;
+        memcpy(buf, &yes, sizeof yes);
+    } else if (attr == CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK) {
+        if (size != sizeof(uint32_t))
+            return refuse(CUBLAS_STATUS_INVALID_VALUE,
+                          "REDUCTION_SCHEME_MASK is a uint32_t, got %zu bytes", size);
+        const uint32_t mask = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+        memcpy(buf, &mask, sizeof mask);
+    } else {
+        return CUBLAS_STATUS_NOT_SUPPORTED; /* not emulated */
+    }
+    *written = size;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoConfigSetAttribute(
+    cublasLtMatmulAlgo_t *algo, cublasLtMatmulAlgoConfigAttributes_t attr, const void *buf,
+    size_t size) {
+    if (!algo || !buf || size != sizeof(uint32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+    uint32_t v;
+    memcpy(&v, buf, sizeof v);
+    if (attr == CUBLASLT_ALGO_CONFIG_SPLITK_NUM) {
+        if ((int32_t)v < 1) return CUBLAS_STATUS_INVALID_VALUE;
+        algo->data[1] = v;
+    } else if (attr == CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME) {
+        algo->data[2] = v;
+    } else {
+        return CUBLAS_STATUS_NOT_SUPPORTED; /* not emulated */
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoConfigGetAttribute(
+    const cublasLtMatmulAlgo_t *algo, cublasLtMatmulAlgoConfigAttributes_t attr, void *buf,
+    size_t size, size_t *written) {
+    if (!algo || !buf || !written || size != sizeof(int32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (attr != CUBLASLT_ALGO_CONFIG_SPLITK_NUM) return CUBLAS_STATUS_NOT_SUPPORTED;
+    const int32_t parts = algo_parts(algo);
+    memcpy(buf, &parts, sizeof parts);
+    *written = sizeof parts;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoCheck(cublasLtHandle_t handle,
+                                                    cublasLtMatmulDesc_t desc,
+                                                    cublasLtMatrixLayout_t a,
+                                                    cublasLtMatrixLayout_t b,
+                                                    cublasLtMatrixLayout_t c,
+                                                    cublasLtMatrixLayout_t d,
+                                                    const cublasLtMatmulAlgo_t *algo,
+                                                    cublasLtMatmulHeuristicResult_t *result) {
+    if (!handle || !algo || !result) return CUBLAS_STATUS_INVALID_VALUE;
+    Problem p;
+    cublasStatus_t s = check_problem(reinterpret_cast<Desc *>(desc), reinterpret_cast<Layout *>(a),
+                                     reinterpret_cast<Layout *>(b), reinterpret_cast<Layout *>(c),
+                                     reinterpret_cast<Layout *>(d), &p);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (algo->data[0] < 1 || algo->data[0] > (uint64_t)kAlgorithms) return CUBLAS_STATUS_INVALID_VALUE;
+    const int parts = algo_parts(algo);
+    if (parts > 1 && (algo->data[2] != CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE || (uint64_t)parts > p.k))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    const cublasLtMatmulAlgo_t kept = *algo; /* "algo field is never updated" */
+    memset(result, 0, sizeof *result);
+    result->algo = kept;
+    result->workspaceSize = parts > 1 ? (size_t)parts * p.m * p.n * sizeof(float) : 0;
+    result->state = CUBLAS_STATUS_SUCCESS;
+    result->wavesCount = 1.0f;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
                                            const void *alpha, const void *A,
                                            cublasLtMatrixLayout_t adesc, const void *B,
@@ -304,7 +391,6 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatm
                                            cublasLtMatrixLayout_t ddesc,
                                            const cublasLtMatmulAlgo_t *algo, void *workspace,
                                            size_t workspace_bytes, cudaStream_t stream) {
-    (void)workspace, (void)workspace_bytes; /* the emulated algorithms need none */
     if (!handle || !alpha || !beta || !A || !B || !D || !algo) return CUBLAS_STATUS_INVALID_VALUE;
     const Desc *d = reinterpret_cast<const Desc *>(desc);
     const Layout *la = reinterpret_cast<const Layout *>(adesc);
@@ -318,6 +404,15 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatm
         return refuse(CUBLAS_STATUS_INVALID_VALUE, "algo %llu was not returned by the heuristic",
                       (unsigned long long)algo->data[0]);
     if (algo->data[0] == kRefusingAlgorithm) return CUBLAS_STATUS_NOT_SUPPORTED;
+    /* split-K: fp32 partial products in the workspace (unsplit algorithms need none) */
+    const int parts = algo_parts(algo);
+    const size_t split_bytes = parts > 1 ? (size_t)parts * p.m * p.n * sizeof(float) : 0;
+    if (parts > 1 && (uint64_t)parts > p.k)
+        return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "split-K in %d parts of K = %llu", parts,
+                      (unsigned long long)p.k);
+    if (split_bytes > workspace_bytes || (split_bytes && !operand_ok("workspace", workspace, split_bytes)))
+        return refuse(CUBLAS_STATUS_INVALID_VALUE, "split-K %d needs %zu workspace bytes, got %zu",
+                      parts, split_bytes, workspace_bytes);
     const bool with_bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS;
     if (with_bias && !d->bias)
         return refuse(CUBLAS_STATUS_INVALID_VALUE, "bias epilogue without a bias pointer");
@@ -339,9 +434,16 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatm
     bq_emu::enqueue(stream, [=]() {
         const std::vector<float> af = widen(&a, A, tf32), bf = widen(&b, B, tf32);
         std::vector<float> prod((size_t)m * n);
-        cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)m, (int)n, (int)k, a_scale, af.data(), (int)a.ld, bf.data(), (int)b.ld,
-                    0.0f, prod.data(), (int)m);
+        /* part q: op(A)[:, k0..k1) op(B)[k0..k1, :]; a k offset moves along a stored row of a
+         * transposed operand's column-major storage (by one) or along its columns (by ld) */
+        for (int q = 0; q < parts; q++) {
+            const uint64_t k0 = k * q / parts, k1 = k * (q + 1) / parts;
+            const float *a0 = af.data() + (ta ? k0 : k0 * (uint64_t)a.ld);
+            const float *b0 = bf.data() + (tb ? k0 * (uint64_t)b.ld : k0);
+            cblas_sgemm(CblasColMajor, ta ? CblasTrans : CblasNoTrans,
+                        tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)(k1 - k0), a_scale,
+                        a0, (int)a.ld, b0, (int)b.ld, q == 0 ? 0.0f : 1.0f, prod.data(), (int)m);
+        }
         for (uint64_t j = 0; j < n; j++)
             for (uint64_t i = 0; i < m; i++) {
                 float v = prod[i + j * m];
