@@ -411,9 +411,10 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
  * the sequence has a real key (their probabilities would be exactly 0; see the fp32 path). Scores
  * use exp2 with log2(e) folded in; tiles of real keys only take the softmax without biases
  * (mma_online_softmax<true>, one FFMA fewer a score), and the accumulators are rescaled only when
- * a row's max outgrows the running one by 2^8 (ATTN_RESCALE_SLACK). Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv
- * 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async) and ctx 4-byte aligned; the
- * dispatcher checks. Dynamic shared memory: attention_mma_smem_bytes<T, MT, KS>(). */
+ * a row's max outgrows the running one by 2^8 (ATTN_RESCALE_SLACK). Layouts of the fragments:
+ * cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async)
+ * and ctx 4-byte aligned; the dispatcher checks. Dynamic shared memory:
+ * attention_mma_smem_bytes<T, MT, KS>(). */
 template <int MT, int KS> constexpr int attention_mma_qrows() {
     return ATTN_MMA_WARPS / KS * 16 * MT;
 }
@@ -426,7 +427,7 @@ template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes(
 
 template <typename T, int MT, int KS>
 /* 4 blocks an SM with one m-tile a warp (<= 128 registers: the 64- and 32-row tilings' shared
- * memory allows 4 and it hides the latency at batch 1), 2 with two (~245 registers) */
+ * memory allows 4 and it hides the latency at batch 1), 2 with two (236 registers) */
 __global__ void __launch_bounds__(ATTN_MMA_WARPS * 32, MT == 1 ? 4 : 2)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
