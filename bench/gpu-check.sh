@@ -297,6 +297,12 @@ EOF3
     # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
     step bench-cudnn 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
+    # stop 14's mma.sync softmax (all-real key tiles without mask biases, the scale folded into the
+    # exponent, a rescale only when a row's max outgrows the running one by 2^8) against the plain
+    # form, in the same run: the engine's per-layer attention timings of its tilings, both ways
+    step bench-softmax-plain 40 env ${safe[@]+"${safe[@]}"} BQ_ATTENTION_SOFTMAX=plain "$bin" bench \
+        --model "$work/large" --device cuda --precision fp16 --attention auto --batch 1,8,128 \
+        --iters 10 --json "$out/bench-softmax-plain.json"
     # what the fused bias + erf GELU epilogue costs: cuBLAS's plain GEMM vs the CUTLASS kernel
     # with no activation, erf GELU and tanh GELU, on the FFN-in shapes of batches 128 and 1 and
     # the batch-128 QKV and FFN-out shapes (bench/gemm_epilogue_probe.cu)

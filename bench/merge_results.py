@@ -17,6 +17,9 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench-heuristic.json
                          `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
                          cuBLASLt's candidates gains over its heuristic's first choice
+  OUTDIR/bench-softmax-plain.json
+                         `bertqa-gpu bench` with BQ_ATTENTION_SOFTMAX=plain (optional): the
+                         engine's attention timings with the mma.sync softmax's plain form
   OUTDIR/steps.tsv       gpu-check's step, status, seconds (optional): copied into results.json
                          with, for each failed step, the FAIL / error lines of OUTDIR/STEP.log
   OUTDIR/squad-large.log `bertqa-gpu squad` on the dev set at BERT-large shape (optional): its
@@ -218,6 +221,29 @@ def merge_autotune(outdir, configs):
         out.append({"precision": key[0], "batch": key[1], "seq_len": key[2],
                     "latency_ms_p50_tuned": tuned, "latency_ms_p50_heuristic": heuristic,
                     "speedup": heuristic / tuned if tuned and heuristic else None})
+    return out
+
+
+ATTENTION_TIMES = ("attention_own_ms", "attention_own_128_ms", "attention_own_32_ms",
+                   "attention_cudnn_ms")
+
+
+def merge_softmax_ab(outdir, configs):
+    """Per configuration in bench-softmax-plain.json (BQ_ATTENTION_SOFTMAX=plain: the mma.sync
+    softmax with its biases and a rescale on every tile): the engine's per-layer attention times of
+    each tiling and the pass p50, the default softmax (bench.json) against the plain one."""
+    rows = {(r["precision"], r["batch"], r["seq_len"]): r for r in configs}
+    out = []
+    for cfg in (read_json(os.path.join(outdir, "bench-softmax-plain.json")) or {}).get("configs", []):
+        key = config_key(cfg)
+        ours = rows.get(key, {})
+        entry = {"precision": key[0], "batch": key[1], "seq_len": key[2],
+                 "latency_ms_p50": ours.get("latency_ms_p50"),
+                 "latency_ms_p50_plain": cfg.get("latency_ms", {}).get("p50")}
+        for name in ATTENTION_TIMES:
+            entry[name] = ours.get(name) or None
+            entry[name.replace("_ms", "_plain_ms")] = cfg.get(name) or None
+        out.append(entry)
     return out
 
 
@@ -423,6 +449,16 @@ def markdown(results):
                       f"{fmt(r.get('attention_own_32_ms') or None, '.3f')} / "
                       f"{fmt(r.get('attention_cudnn_ms') or None, '.3f')} ({r['attention']})"
                       for r in timed)]
+    if results.get("softmax_ab"):  # gpu-check's bench-softmax-plain step
+        def times(a, suffix):
+            return " / ".join(fmt(a.get(n.replace("_ms", suffix)), ".3f") for n in ATTENTION_TIMES)
+        lines += ["", "Attention softmax, default vs plain (BQ_ATTENTION_SOFTMAX=plain: mask biases "
+                  "and a rescale on every tile), per layer as the engine timed it (ms; 64 / 128 / "
+                  "32-row blocks / cuDNN) and the pass p50: " + ", ".join(
+                      f"{a['precision']} batch {a['batch']} {times(a, '_ms')} vs "
+                      f"{times(a, '_plain_ms')}, p50 {fmt(a['latency_ms_p50'], '.3f')} vs "
+                      f"{fmt(a['latency_ms_p50_plain'], '.3f')} ms"
+                      for a in results["softmax_ab"])]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
     if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(
@@ -510,6 +546,7 @@ def main(argv=None):
     results["profiles"] = merge_profiles(args.outdir)
     results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
+    results["softmax_ab"] = merge_softmax_ab(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)
     results["steps"] = merge_steps(args.outdir)

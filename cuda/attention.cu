@@ -325,13 +325,15 @@ __device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
 
 /* The running max may lag a row's true max by up to this much (log2 units) before the online
  * softmax rescales: probabilities then reach 2^8 at most, which fp32 sums and fp16/bf16 P hold
- * with the same relative precision, and the final O / sum is the same quotient. */
+ * with the same relative precision, and the final O / sum is the same quotient. (-inf under
+ * BQ_ATTENTION_SOFTMAX=plain: a rescale on every tile, as before stop 14.) */
 #define ATTN_RESCALE_SLACK 8.0f
 
 /* One 64-key step of the online softmax for one m-tile (16 query rows), in log2 units: s holds
  * the raw scores q.k (element e of s[n]: row g + 8 (e >> 1), key 8n + 2t + (e & 1)) and leaves
  * with the probabilities exp2(x - m) of x = score * scale_log2 + bias, where m is the running max
- * of the row (rows g, g + 8). When some row of the warp sees a max above its m + slack (always on
+ * of the row (rows g, g + 8). When some row of the warp sees a max above its m + rescale_slack
+ * (ATTN_RESCALE_SLACK, or -inf for a rescale on every tile; always on
  * the first tile), every row's m moves to its new max and its partial sum and output accumulators
  * are rescaled by exp2(m_old - m_new); otherwise m stays, and so does everything else: after the
  * first tile or two that skips the rescale (an FMUL per accumulator) on almost every tile.
@@ -343,8 +345,8 @@ __device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
 template <bool ALL_REAL>
 __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8][4],
                                                    const float *bias, float scale_log2,
-                                                   int quad_col, float (&row_max)[2],
-                                                   float (&row_sum)[2],
+                                                   int quad_col, float rescale_slack,
+                                                   float (&row_max)[2], float (&row_sum)[2],
                                                    float (&o)[ATTN_MMA_HEAD / 8][4]) {
     constexpr int NT = ATTN_MMA_KEYS / 8;
     float tile_max[2] = {-INFINITY, -INFINITY};
@@ -362,7 +364,7 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
         if (ALL_REAL) tile_max[r] *= scale_log2;
         /* finite: a staged tile has key tile*64 < seq_len; m is -inf before the first tile */
-        grows |= tile_max[r] > row_max[r] + ATTN_RESCALE_SLACK;
+        grows |= tile_max[r] > row_max[r] + rescale_slack;
     }
     if (__any_sync(BQ_FULL_WARP, grows)) { /* warp-uniform */
         float alpha[2];
@@ -425,7 +427,9 @@ template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes(
            sizeof(T);
 }
 
-template <typename T, int MT, int KS>
+/* PLAIN: the softmax as before stop 14 (BQ_ATTENTION_SOFTMAX=plain), a separate instantiation so
+ * that the default kernel's registers are not spent on the choice. */
+template <typename T, int MT, int KS, bool PLAIN>
 /* 4 blocks an SM with one m-tile a warp (<= 128 registers: the 64- and 32-row tilings' shared
  * memory allows 4 and it hides the latency at batch 1), 2 with two (236 registers) */
 __global__ void __launch_bounds__(ATTN_MMA_WARPS * 32, MT == 1 ? 4 : 2)
@@ -612,16 +616,17 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
             }
 
             /* online softmax in log2 units, scores -> probabilities in place */
-            if (is_all_real(my_tile)) {
+            constexpr float rescale_slack = PLAIN ? -INFINITY : ATTN_RESCALE_SLACK;
+            if (!PLAIN && is_all_real(my_tile)) {
 #pragma unroll
                 for (int m = 0; m < MT; m++)
-                    mma_online_softmax<true>(s[m], bias, scale_log2, quad_col, row_max[m],
-                                             row_sum[m], o[m]);
+                    mma_online_softmax<true>(s[m], bias, scale_log2, quad_col, rescale_slack,
+                                             row_max[m], row_sum[m], o[m]);
             } else {
 #pragma unroll
                 for (int m = 0; m < MT; m++)
-                    mma_online_softmax<false>(s[m], bias, scale_log2, quad_col, row_max[m],
-                                              row_sum[m], o[m]);
+                    mma_online_softmax<false>(s[m], bias, scale_log2, quad_col, rescale_slack,
+                                              row_max[m], row_sum[m], o[m]);
             }
 
             /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A
@@ -709,20 +714,38 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
 }
 
-template <typename T, int MT, int KS>
-static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
-                                    int hidden, int heads, void *ctx, cudaStream_t stream) {
+/* BQ_ATTENTION_SOFTMAX=plain: the mma.sync kernel's softmax as before stop 14 (every tile with
+ * its mask biases, a rescale on every tile), so that one device run can time both (gpu-check's
+ * bench-softmax-plain step); the same result up to rounding. */
+static bool plain_softmax() {
+    const char *v = getenv("BQ_ATTENTION_SOFTMAX");
+    return v && strcmp(v, "plain") == 0;
+}
+
+template <typename T, int MT, int KS, bool PLAIN>
+static cudaError_t launch_mma_kernel(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                     int hidden, int heads, void *ctx, cudaStream_t stream) {
     constexpr size_t smem = attention_mma_smem_bytes<T, MT, KS>();
     if (smem > 48 * 1024) { /* past 48 KB needs the opt-in (sm_90: up to 227 KB a block) */
-        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS>,
+        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS, PLAIN>,
                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     (int)smem);
         if (rc != cudaSuccess) return rc;
     }
     const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, KS>(), heads, batch);
-    attention_mma_head64_kernel<T, MT, KS><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
+    attention_mma_head64_kernel<T, MT, KS, PLAIN><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
+}
+
+template <typename T, int MT, int KS>
+static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                    int hidden, int heads, void *ctx, cudaStream_t stream) {
+    if (plain_softmax())
+        return launch_mma_kernel<T, MT, KS, true>(qkv, mask, batch, seq_len, hidden, heads, ctx,
+                                                  stream);
+    return launch_mma_kernel<T, MT, KS, false>(qkv, mask, batch, seq_len, hidden, heads, ctx,
+                                               stream);
 }
 
 template <typename T>

@@ -68,6 +68,11 @@ EOF
 cat >"$run/bench-heuristic.json" <<'EOF'
 {"configs": [{"precision": "fp16", "batch": 1, "seq_len": 384, "latency_ms": {"p50": 0.84}}]}
 EOF
+cat >"$run/bench-softmax-plain.json" <<'EOF'
+{"configs": [{"precision": "fp16", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 53.1},
+  "attention": "own-128", "attention_own_ms": 0.33, "attention_own_128_ms": 0.29,
+  "attention_own_32_ms": 0.36, "attention_cudnn_ms": 0.22}]}
+EOF
 cat >"$run/parity-fp32.json" <<'EOF'
 {"label": "fp32", "rel_err_vs_cpu": 1e-6, "rel_err_vs_hf": 2e-6, "argmax_agree": 30,
  "argmax_total": 30, "passed": true}
@@ -132,6 +137,9 @@ assert c["power_w_max"] == 699.0 and c["temperature_c_max"] == 57, c
 assert c["clock_event_reasons"] == {"0x0000000000000000": 1, "0x0000000000000004": 2}, c
 a = r["gemm_autotune"]
 assert len(a) == 1 and a[0]["batch"] == 1 and abs(a[0]["speedup"] - 1.2) < 1e-12, a
+s = r["softmax_ab"]
+assert len(s) == 1 and s[0]["batch"] == 128 and s[0]["latency_ms_p50_plain"] == 53.1, s
+assert s[0]["attention_own_128_ms"] == 0.25 and s[0]["attention_own_128_plain_ms"] == 0.29, s
 print("ok")
 EOF
 check "results.md: table, targets, profile" grep -q -e '| fp16 batch 128 >= 2600 seq/s | 2.45e+03 | \*\*no\*\*: gemm 30.000 ms' "$run/results.md"
@@ -139,6 +147,7 @@ check "results.md: attention choice" grep -q -e '^| fp16 batch 128 seq 384, cuDN
 check "results.md: our 32-row tiling" grep -q -e '^| fp16 batch 1 seq 384, own attention in 32-row blocks, keys split | 0.700 ' "$run/results.md"
 check "results.md: attention timings" grep -q -e 'fp16 batch 1 0.014 / 0.015 / 0.009 / - (own-32), fp16 batch 128 0.300 / 0.250 / 0.330 / 0.210 (cudnn)$' "$run/results.md"
 check "results.md: GEMM choices" grep -q -e '- GEMMs of one layer, fp16 batch 1: 0.0200 ms with the timed choices vs 0.0220 ms .*GELU: unfused$' "$run/results.md"
+check "results.md: softmax A/B" grep -q -e '^Attention softmax, default vs plain .*: fp16 batch 128 0.300 / 0.250 / 0.330 / 0.210 vs 0.330 / 0.290 / 0.360 / 0.220, p50 52.200 vs 53.100 ms$' "$run/results.md"
 check "results.md: clocks" grep -q -e '^Clocks while the timed steps ran (3 nvidia-smi samples): SM median 1830 MHz (min 1755, max 1980), power median 640 W (max 699)' "$run/results.md"
 check "results.md: failed steps" grep -q -e '^Steps: 4, failed: ctest (8), sanitizer-racecheck (124)$' "$run/results.md"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
