@@ -430,9 +430,11 @@ template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes(
 /* PLAIN: the softmax as before stop 14 (BQ_ATTENTION_SOFTMAX=plain), a separate instantiation so
  * that the default kernel's registers are not spent on the choice. */
 template <typename T, int MT, int KS, bool PLAIN>
-/* 4 blocks an SM with one m-tile a warp (<= 128 registers: the 64- and 32-row tilings' shared
- * memory allows 4 and it hides the latency at batch 1), 2 with two (236 registers) */
-__global__ void __launch_bounds__(ATTN_MMA_WARPS * 32, MT == 1 ? 4 : 2)
+/* 4 blocks an SM for the 64-row tiling (<= 128 registers, a few bytes spilled; its shared memory
+ * allows 4, and batches 8-32 have the blocks to fill them), 2 for the others: the 128-row one
+ * (236 registers) and the 32-row one, whose few blocks (batch 1: 192 for 132 SMs) need registers,
+ * not occupancy */
+__global__ void __launch_bounds__(ATTN_MMA_WARPS * 32, MT == 1 && KS == 1 ? 4 : 2)
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
