@@ -66,8 +66,7 @@ typedef struct {
      * (the engine's whole-pass comparison for this shape's batch size, bq_gemm_ctx_prefer_first) */
     int prefer_first;
     float first_ms, chosen_ms, unfused_ms;
-    float fused_ms[4]; /* BQ_GELU_TILE_LARGE, _SMALL, _PINGPONG, _PINGPONG_SMALL; per call, timed;
-                        * 0 = not */
+    float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
 } gemm_plan;
 
 /* The operands of one call, for timing its variants. */
@@ -258,11 +257,17 @@ static int fused_gelu_allowed(void) {
 /* Variants of one GEMM call that can be timed against each other. */
 enum { /* >= 0: cuBLASLt candidate index */
     VARIANT_UNFUSED = -1,     /* the chosen cuBLASLt GEMM, then the bias + GELU kernel */
-    VARIANT_FUSED_LARGE = -2, /* CUTLASS GEMM + bias + GELU, BQ_GELU_TILE_LARGE */
-    VARIANT_FUSED_SMALL = -3, /* the same, BQ_GELU_TILE_SMALL (stream-K) */
-    VARIANT_FUSED_PINGPONG = -4, /* the same, BQ_GELU_TILE_PINGPONG (epilogue overlaps MMAs) */
-    VARIANT_FUSED_PINGPONG_SMALL = -5, /* the same, BQ_GELU_TILE_PINGPONG_SMALL (batch 1) */
+    VARIANT_FUSED_LARGE = -2, /* CUTLASS GEMM + bias + GELU, BQ_GELU_TILE_LARGE; tiling t is
+                               * VARIANT_FUSED_LARGE - t (fused_variant) */
 };
+
+/* The variant of fused tiling `tile`. */
+static int fused_variant(bq_gelu_tile tile) { return VARIANT_FUSED_LARGE - (int)tile; }
+
+/* The tiling of a fused variant (variant <= VARIANT_FUSED_LARGE). */
+static bq_gelu_tile variant_tile(int variant) {
+    return (bq_gelu_tile)(VARIANT_FUSED_LARGE - variant);
+}
 
 /* The cuBLASLt candidate a plan runs: the timed choice, or the heuristic's first when the
  * engine's whole-pass comparison preferred the first choices. */
@@ -276,13 +281,9 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
     const float one = 1.0f, zero = 0.0f;
     *ran = 0;
     if (variant <= VARIANT_FUSED_LARGE) {
-        const bq_gelu_tile tile = variant == VARIANT_FUSED_LARGE      ? BQ_GELU_TILE_LARGE
-                                  : variant == VARIANT_FUSED_SMALL    ? BQ_GELU_TILE_SMALL
-                                  : variant == VARIANT_FUSED_PINGPONG ? BQ_GELU_TILE_PINGPONG
-                                                                      : BQ_GELU_TILE_PINGPONG_SMALL;
         cudaError_t rc = bq_cuda_gemm_bias_gelu(o->x, o->W, o->bias, p->rows, p->in, p->out, o->y,
-                                                p->dt, tile, g->workspace, g->workspace_bytes,
-                                                stream);
+                                                p->dt, variant_tile(variant), g->workspace,
+                                                g->workspace_bytes, stream);
         if (rc == cudaErrorNotSupported) return BQ_OK;
         BQ_CUDA_TRY(rc, err);
         *ran = 1;
@@ -358,19 +359,21 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     }
     if (s == BQ_OK && gelu16 && p->gelu_variant == 0) {
         /* the chosen GEMM + GELU kernel, then each CUTLASS tiling: the fastest that ran stays */
-        const int variants[5] = {VARIANT_UNFUSED, VARIANT_FUSED_LARGE, VARIANT_FUSED_SMALL,
-                                 VARIANT_FUSED_PINGPONG, VARIANT_FUSED_PINGPONG_SMALL};
-        float ms[5] = {-1.0f, -1.0f, -1.0f, -1.0f, -1.0f};
+        /* v = 0: VARIANT_UNFUSED; v = 1 + t: tiling t */
+        float ms[1 + BQ_GELU_TILE_COUNT];
         int best_v = -1;
-        for (int v = 0; v < 5 && s == BQ_OK; v++) {
-            s = time_variant(g, p, variants[v], o, stream, &timer, reps, &ms[v], err);
+        for (int v = 0; v < 1 + BQ_GELU_TILE_COUNT && s == BQ_OK; v++) {
+            ms[v] = -1.0f;
+            const int variant = v == 0 ? VARIANT_UNFUSED : fused_variant((bq_gelu_tile)(v - 1));
+            s = time_variant(g, p, variant, o, stream, &timer, reps, &ms[v], err);
             if (s == BQ_OK && ms[v] >= 0.0f && (best_v < 0 || ms[v] < ms[best_v])) best_v = v;
         }
         if (s == BQ_OK) {
             p->unfused_ms = ms[0] > 0.0f ? ms[0] : 0.0f;
-            for (int t = 0; t < 4; t++)
+            for (int t = 0; t < BQ_GELU_TILE_COUNT; t++)
                 p->fused_ms[t] = ms[t + 1] > 0.0f ? ms[t + 1] : 0.0f;
-            p->gelu_variant = best_v >= 0 ? variants[best_v] : VARIANT_UNFUSED;
+            p->gelu_variant = best_v > 0 ? fused_variant((bq_gelu_tile)(best_v - 1))
+                                         : VARIANT_UNFUSED;
         }
     }
     bq_tuning_timer_end(&timer);
@@ -479,11 +482,10 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
         q->runs_first = p->prefer_first;
         if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {
-            const char *path = p->gelu_variant == VARIANT_FUSED_LARGE      ? "fused-large"
-                               : p->gelu_variant == VARIANT_FUSED_SMALL    ? "fused-small"
-                               : p->gelu_variant == VARIANT_FUSED_PINGPONG ? "fused-pingpong"
-                               : p->gelu_variant == VARIANT_FUSED_PINGPONG_SMALL
-                                   ? "fused-pingpong-small"
+            static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {
+                "fused-large", "fused-small", "fused-pingpong", "fused-pingpong-small"};
+            const char *path = p->gelu_variant <= VARIANT_FUSED_LARGE
+                                   ? fused_paths[variant_tile(p->gelu_variant)]
                                : p->gelu_variant == VARIANT_UNFUSED ? "unfused"
                                                                     : "by-rows";
             snprintf(q->gelu_path, sizeof q->gelu_path, "%s", path);

@@ -18,14 +18,15 @@ extern "C" {
 /* The kernel's tiling (gemm_bias_gelu.cu): LARGE (128 x 256, cluster 2 x 1) for many rows, SMALL
  * (128 x 128, stream-K) for few, PINGPONG (64 x 256 per consumer warpgroup, cluster 2 x 1,
  * ping-pong schedule: one warpgroup's GELU epilogue overlaps the other's MMAs), PINGPONG_SMALL
- * (64 x 128 per consumer warpgroup, no cluster: twice PINGPONG's tiles, for batch 1).
- * PINGPONG_SMALL is the last value. */
+ * (64 x 128 per consumer warpgroup, no cluster: twice PINGPONG's tiles, for batch 1). The
+ * values run from 0 to BQ_GELU_TILE_COUNT - 1. */
 typedef enum {
     BQ_GELU_TILE_LARGE,
     BQ_GELU_TILE_SMALL,
     BQ_GELU_TILE_PINGPONG,
     BQ_GELU_TILE_PINGPONG_SMALL
 } bq_gelu_tile;
+#define BQ_GELU_TILE_COUNT (BQ_GELU_TILE_PINGPONG_SMALL + 1)
 
 /* x: [rows, in], w: [out, in] (Hugging Face layout), bias: [out], y: [rows, out]; all device
  * pointers in `dt` (fp16 or bf16), 16-byte aligned, with in and out multiples of 8; fp32

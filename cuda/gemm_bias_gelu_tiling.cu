@@ -2,8 +2,8 @@
  * CMakeLists.txt compiles this file four times, with BQ_GELU_TILING = each bq_gelu_tile value:
  * with all six kernels of the first three in one translation unit, that unit alone held the device
  * run's build of bertqa-gpu at 100 s on 16 cores (run 2ed4429); one unit per tiling builds in
- * parallel. The tilings and why
- * each exists: gemm_bias_gelu.cu; the kernel template: cutlass_fused_gemm.cuh. */
+ * parallel. The tilings and why each exists: gemm_bias_gelu.cu; the kernel template:
+ * cutlass_fused_gemm.cuh. */
 #include "gemm_bias_gelu.cuh"
 
 #include "cutlass_fused_gemm.cuh"

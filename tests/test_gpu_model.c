@@ -521,8 +521,8 @@ static void test_gemm_bias_gelu_fused(void **state) {
             bq_cuda_dtype dt = modes[mi].dt;
             void *dx, *dw, *db, *dy;
             gemm_operands(h.x, h.w, h.b, R, K, N, dt, &seed, &dx, &dw, &db, &dy);
-            for (int tile = BQ_GELU_TILE_LARGE; tile <= BQ_GELU_TILE_PINGPONG_SMALL; tile++) {
-                static const char *const names[] = {"fused gemm+gelu (large tiles)",
+            for (int tile = BQ_GELU_TILE_LARGE; tile < BQ_GELU_TILE_COUNT; tile++) {
+                static const char *const names[BQ_GELU_TILE_COUNT] = {"fused gemm+gelu (large tiles)",
                                                     "fused gemm+gelu (small, stream-K)",
                                                     "fused gemm+gelu (ping-pong)",
                                                     "fused gemm+gelu (small ping-pong)"};

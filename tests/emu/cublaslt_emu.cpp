@@ -169,6 +169,22 @@ bool operand_ok(const char *what, const void *ptr, size_t bytes) {
 }
 
 /* A column-major stored matrix widened to fp32 (same ld), TF32-rounded when asked. */
+/* An algorithm of the emulated heuristic, with a split-K it can run on problem p (at most K parts,
+ * the compute-type reduction); *split_bytes: the workspace its fp32 partial products need (0
+ * unsplit). Shared by cublasLtMatmulAlgoCheck and cublasLtMatmul. */
+cublasStatus_t check_algo(const cublasLtMatmulAlgo_t *algo, const Problem &p, size_t *split_bytes) {
+    if (algo->data[0] < 1 || algo->data[0] > (uint64_t)kAlgorithms)
+        return refuse(CUBLAS_STATUS_INVALID_VALUE, "algo %llu was not returned by the heuristic",
+                      (unsigned long long)algo->data[0]);
+    const int parts = algo_parts(algo);
+    if (parts > 1 && (algo->data[2] != CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE || (uint64_t)parts > p.k))
+        return refuse(CUBLAS_STATUS_NOT_SUPPORTED,
+                      "split-K in %d parts of K = %llu with reduction scheme %llu", parts,
+                      (unsigned long long)p.k, (unsigned long long)algo->data[2]);
+    *split_bytes = parts > 1 ? (size_t)parts * p.m * p.n * sizeof(float) : 0;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 std::vector<float> widen(const Layout *l, const void *p, bool tf32) {
     std::vector<float> out((size_t)(l->cols - 1) * l->ld + l->rows, 0.0f);
     for (uint64_t j = 0; j < l->cols; j++)
@@ -369,15 +385,13 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmulAlgoCheck(cublasLtHandle_t handle,
     cublasStatus_t s = check_problem(reinterpret_cast<Desc *>(desc), reinterpret_cast<Layout *>(a),
                                      reinterpret_cast<Layout *>(b), reinterpret_cast<Layout *>(c),
                                      reinterpret_cast<Layout *>(d), &p);
+    size_t split_bytes = 0;
+    if (s == CUBLAS_STATUS_SUCCESS) s = check_algo(algo, p, &split_bytes);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    if (algo->data[0] < 1 || algo->data[0] > (uint64_t)kAlgorithms) return CUBLAS_STATUS_INVALID_VALUE;
-    const int parts = algo_parts(algo);
-    if (parts > 1 && (algo->data[2] != CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE || (uint64_t)parts > p.k))
-        return CUBLAS_STATUS_NOT_SUPPORTED;
     const cublasLtMatmulAlgo_t kept = *algo; /* "algo field is never updated" */
     memset(result, 0, sizeof *result);
     result->algo = kept;
-    result->workspaceSize = parts > 1 ? (size_t)parts * p.m * p.n * sizeof(float) : 0;
+    result->workspaceSize = split_bytes;
     result->state = CUBLAS_STATUS_SUCCESS;
     result->wavesCount = 1.0f;
     return CUBLAS_STATUS_SUCCESS;
@@ -399,17 +413,11 @@ cublasStatus_t CUBLASWINAPI cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatm
     const Layout *ld = reinterpret_cast<const Layout *>(ddesc);
     Problem p;
     cublasStatus_t s = check_problem(d, la, lb, lc, ld, &p);
+    size_t split_bytes = 0;
+    if (s == CUBLAS_STATUS_SUCCESS) s = check_algo(algo, p, &split_bytes);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    if (algo->data[0] < 1 || algo->data[0] > (uint64_t)kAlgorithms)
-        return refuse(CUBLAS_STATUS_INVALID_VALUE, "algo %llu was not returned by the heuristic",
-                      (unsigned long long)algo->data[0]);
     if (algo->data[0] == kRefusingAlgorithm) return CUBLAS_STATUS_NOT_SUPPORTED;
-    /* split-K: fp32 partial products in the workspace (unsplit algorithms need none) */
     const int parts = algo_parts(algo);
-    const size_t split_bytes = parts > 1 ? (size_t)parts * p.m * p.n * sizeof(float) : 0;
-    if (parts > 1 && (uint64_t)parts > p.k)
-        return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "split-K in %d parts of K = %llu", parts,
-                      (unsigned long long)p.k);
     if (split_bytes > workspace_bytes || (split_bytes && !operand_ok("workspace", workspace, split_bytes)))
         return refuse(CUBLAS_STATUS_INVALID_VALUE, "split-K %d needs %zu workspace bytes, got %zu",
                       parts, split_bytes, workspace_bytes);
