@@ -297,12 +297,6 @@ EOF3
     # our attention (mma.sync) against its peer, cuDNN's fused attention, stage by stage
     step bench-cudnn 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda --precision fp16 \
         --attention cudnn --batch 1,128 --iters 5 --profile --json "$out/bench-cudnn.json"
-    # stop 14's mma.sync softmax (all-real key tiles without mask biases, the scale folded into the
-    # exponent, a rescale only when a row's max outgrows the running one by 2^8) against the plain
-    # form, in the same run: the engine's per-layer attention timings of its tilings, both ways
-    step bench-softmax-plain 40 env ${safe[@]+"${safe[@]}"} BQ_ATTENTION_SOFTMAX=plain "$bin" bench \
-        --model "$work/large" --device cuda --precision fp16 --attention auto --batch 1,8,128 \
-        --iters 10 --json "$out/bench-softmax-plain.json"
     # what the fused bias + erf GELU epilogue costs: cuBLAS's plain GEMM vs the CUTLASS kernel
     # with no activation, erf GELU and tanh GELU, on the FFN-in shapes of batches 128 and 1 and
     # the batch-128 QKV and FFN-out shapes (bench/gemm_epilogue_probe.cu)
@@ -329,6 +323,15 @@ EOF3
         # one layer.
         step ncu-b1 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
             --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 9 \
+            "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
+            --batch 1 --iters 20
+        # batch 1's attention (own, 32-row blocks with split keys: 11 us a layer in run a7fdcdb,
+        # 22% of the pass, for 0.6 GFLOP): one graph-replayed launch with the sections that say
+        # whether it waits on memory, on its barriers or on too few warps
+        step ncu-attention-b1 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
+            --kernel-name regex:attention_mma_head64 --launch-skip 200 --launch-count 1 \
+            --section SpeedOfLight --section Occupancy --section LaunchStats \
+            --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 1 --iters 20
         # what the erf GELU epilogue costs inside the kernel (run 8035cee's probe call: 22

@@ -323,30 +323,19 @@ __device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
     return bits;
 }
 
-/* The running max may lag a row's true max by up to this much (log2 units) before the online
- * softmax rescales: probabilities then reach 2^8 at most, which fp32 sums and fp16/bf16 P hold
- * with the same relative precision, and the final O / sum is the same quotient. (-inf under
- * BQ_ATTENTION_SOFTMAX=plain: a rescale on every tile, as before stop 14.) */
-#define ATTN_RESCALE_SLACK 8.0f
-
 /* One 64-key step of the online softmax for one m-tile (16 query rows), in log2 units: s holds
  * the raw scores q.k (element e of s[n]: row g + 8 (e >> 1), key 8n + 2t + (e & 1)) and leaves
  * with the probabilities exp2(x - m) of x = score * scale_log2 + bias, where m is the running max
- * of the row (rows g, g + 8). When some row of the warp sees a max above its m + rescale_slack
- * (ATTN_RESCALE_SLACK, or -inf for a rescale on every tile; always on
- * the first tile), every row's m moves to its new max and its partial sum and output accumulators
- * are rescaled by exp2(m_old - m_new); otherwise m stays, and so does everything else: after the
- * first tile or two that skips the rescale (an FMUL per accumulator) on almost every tile.
- * ALL_REAL: every key of the tile is real, so every bias is 0 and the max can be taken over the
- * raw scores (the scale is positive) and the scale folded into the exponent's FFMA, exp2(score *
- * scale_log2 - m): per score one FMNMX, FFMA, ex2 and FADD instead of an extra FFMA and FADD.
- * The bare ex2 (bq_exp2_ftz) skips exp2f's denormal fix-up (three more instructions a score): a
- * probability under 2^-126 next to a row sum >= 1 is 0 either way. */
-template <bool ALL_REAL>
+ * of the row (rows g, g + 8); the row's partial sum and output accumulators are rescaled by
+ * exp2(m_old - m_new) (0 on the first tile: ex2(-inf)). The bare ex2 (bq_exp2_ftz) skips
+ * exp2f's denormal fix-up (three more instructions a score): a probability under 2^-126 next to
+ * a row sum >= 1 is 0 either way. (Stop 14 tried skipping the biases on all-real tiles and the
+ * rescale while the max grew by under 2^8; run a7fdcdb timed that slower at every batch size and
+ * tiling, 0.395 vs 0.388 ms a layer at batch 128, so it went.) */
 __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8][4],
                                                    const float *bias, float scale_log2,
-                                                   int quad_col, float rescale_slack,
-                                                   float (&row_max)[2], float (&row_sum)[2],
+                                                   int quad_col, float (&row_max)[2],
+                                                   float (&row_sum)[2],
                                                    float (&o)[ATTN_MMA_HEAD / 8][4]) {
     constexpr int NT = ATTN_MMA_KEYS / 8;
     float tile_max[2] = {-INFINITY, -INFINITY};
@@ -354,41 +343,30 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
     for (int n = 0; n < NT; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            if (!ALL_REAL) s[n][e] = fmaf(s[n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
+            s[n][e] = fmaf(s[n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
             tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[n][e]);
         }
-    bool grows = false;
+    float alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
-        if (ALL_REAL) tile_max[r] *= scale_log2;
         /* finite: a staged tile has key tile*64 < seq_len; m is -inf before the first tile */
-        grows |= tile_max[r] > row_max[r] + rescale_slack;
+        const float new_max = fmaxf(row_max[r], tile_max[r]);
+        alpha[r] = bq_exp2_ftz(row_max[r] - new_max);
+        row_max[r] = new_max;
+        row_sum[r] *= alpha[r];
     }
-    if (__any_sync(BQ_FULL_WARP, grows)) { /* warp-uniform */
-        float alpha[2];
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const float new_max = fmaxf(row_max[r], tile_max[r]);
-            alpha[r] = bq_exp2_ftz(row_max[r] - new_max); /* 0 on the first tile (ex2(-inf)) */
-            row_max[r] = new_max;
-            row_sum[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int n = 0; n < ATTN_MMA_HEAD / 8; n++) {
-            o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-            o[n][2] *= alpha[1], o[n][3] *= alpha[1];
-        }
+    for (int n = 0; n < ATTN_MMA_HEAD / 8; n++) {
+        o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1], o[n][3] *= alpha[1];
     }
-    const float neg_max[2] = {-row_max[0], -row_max[1]};
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float x = ALL_REAL ? fmaf(s[n][e], scale_log2, neg_max[e >> 1])
-                                     : s[n][e] + neg_max[e >> 1];
-            const float p = bq_exp2_ftz(x); /* 0 past the end (-inf); at most 2^slack */
+            const float p = bq_exp2_ftz(s[n][e] - row_max[e >> 1]); /* 0 past the end (-inf) */
             s[n][e] = p;
             row_sum[e >> 1] += p;
         }
@@ -411,9 +389,7 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
  * in registers. K and V tiles are double-buffered in shared memory with cp.async so that the next
  * step's tiles load while this step's compute. Tiles whose keys are all padding are skipped when
  * the sequence has a real key (their probabilities would be exactly 0; see the fp32 path). Scores
- * use exp2 with log2(e) folded in; tiles of real keys only take the softmax without biases
- * (mma_online_softmax<true>, one FFMA fewer a score), and the accumulators are rescaled only when
- * a row's max outgrows the running one by 2^8 (ATTN_RESCALE_SLACK). Layouts of the fragments:
+ * use exp2 with log2(e) folded in. Layouts of the fragments:
  * cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async)
  * and ctx 4-byte aligned; the dispatcher checks. Dynamic shared memory:
  * attention_mma_smem_bytes<T, MT, KS>(). */
@@ -427,9 +403,7 @@ template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes(
            sizeof(T);
 }
 
-/* PLAIN: the softmax as before stop 14 (BQ_ATTENTION_SOFTMAX=plain), a separate instantiation so
- * that the default kernel's registers are not spent on the choice. */
-template <typename T, int MT, int KS, bool PLAIN>
+template <typename T, int MT, int KS>
 /* 4 blocks an SM for the 64-row tiling (<= 128 registers, a few bytes spilled; its shared memory
  * allows 4, and batches 8-32 have the blocks to fill them), 2 for the others: the 128-row one
  * (236 registers) and the 32-row one, whose few blocks (batch 1: 192 for 132 SMs) need registers,
@@ -480,39 +454,28 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
                        valid);
     }
 
-    /* Which key tiles hold a real key, and which hold only real keys (block-uniform). Without any
-     * real key every tile counts, as in the CPU twin (softmax over all keys at -10000). Beyond 64
-     * tiles nothing is skipped and no tile counts as all-real. Thread tid < 64 reads key tid of
-     * every tile (independent loads, not one barrier per tile: at batch 1 the block's start is on
-     * the critical path); its warp ORs the bits by shuffles, and one barrier publishes the two
-     * warps' words. */
+    /* Which key tiles hold a real key (block-uniform). Without any real key every tile counts,
+     * as in the CPU twin (softmax over all keys at -10000). Beyond 64 tiles nothing is skipped.
+     * Thread tid < 64 reads key tid of every tile (independent loads, not one barrier per tile:
+     * at batch 1 the block's start is on the critical path); its warp ORs the bits by shuffles,
+     * and one barrier publishes the two warps' words. */
     static_assert(KT == 64 && ATTN_MMA_WARPS >= 2, "two warps scan the 64 keys of a tile");
-    __shared__ uint64_t live_by_warp[2], gaps_by_warp[2];
-    const int scan_tiles = n_tiles < ATTN_MMA_MAX_TILES ? n_tiles : ATTN_MMA_MAX_TILES;
+    __shared__ uint64_t live_by_warp[2];
     if (tid < KT) {
-        uint64_t live_bits = 0, gap_bits = 0; /* bit t: key tid of tile t is real / is not */
+        uint64_t bits = 0; /* bit t: key tid of tile t is real */
+        const int scan_tiles = n_tiles < ATTN_MMA_MAX_TILES ? n_tiles : ATTN_MMA_MAX_TILES;
 #pragma unroll 8
         for (int t = 0; t < scan_tiles; t++) {
             const int key = t * KT + tid;
-            if (key < seq_len && mask[batch_row0 + key] != 0)
-                live_bits |= (uint64_t)1 << t;
-            else
-                gap_bits |= (uint64_t)1 << t;
+            if (key < seq_len && mask[batch_row0 + key] != 0) bits |= (uint64_t)1 << t;
         }
-        live_bits = warp_or_u64(live_bits);
-        gap_bits = warp_or_u64(gap_bits);
-        if (lane == 0) live_by_warp[warp] = live_bits, gaps_by_warp[warp] = gap_bits;
+        bits = warp_or_u64(bits);
+        if (lane == 0) live_by_warp[warp] = bits;
     }
     __syncthreads();
     const uint64_t live = live_by_warp[0] | live_by_warp[1];
     const bool skip_padding = live != 0 && n_tiles <= ATTN_MMA_MAX_TILES;
     auto is_live = [&](int t) { return !skip_padding || ((live >> t) & 1); };
-    /* every key of tile t real, so its mask biases are all 0 (the cheaper softmax); read from
-     * shared memory once a step rather than held in two more registers (the 64-row tiling is at
-     * its 128) */
-    auto is_all_real = [&](int t) {
-        return t < scan_tiles && !(((gaps_by_warp[0] | gaps_by_warp[1]) >> t) & 1);
-    };
     auto next_live = [&](int t) { /* first live tile after t, or n_tiles */
         do t++;
         while (t < n_tiles && !is_live(t));
@@ -618,18 +581,9 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
             }
 
             /* online softmax in log2 units, scores -> probabilities in place */
-            constexpr float rescale_slack = PLAIN ? -INFINITY : ATTN_RESCALE_SLACK;
-            if (!PLAIN && is_all_real(my_tile)) {
 #pragma unroll
-                for (int m = 0; m < MT; m++)
-                    mma_online_softmax<true>(s[m], bias, scale_log2, quad_col, rescale_slack,
-                                             row_max[m], row_sum[m], o[m]);
-            } else {
-#pragma unroll
-                for (int m = 0; m < MT; m++)
-                    mma_online_softmax<false>(s[m], bias, scale_log2, quad_col, rescale_slack,
-                                              row_max[m], row_sum[m], o[m]);
-            }
+            for (int m = 0; m < MT; m++)
+                mma_online_softmax(s[m], bias, scale_log2, quad_col, row_max[m], row_sum[m], o[m]);
 
             /* O += P V: k-step j = keys 16j..16j+15 = n-tiles 2j, 2j+1 of S, repacked as A
              * fragments; one ldmatrix_x4_trans brings the B fragments of two 8-dim n-tiles of V:
@@ -716,38 +670,20 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
 }
 
-/* BQ_ATTENTION_SOFTMAX=plain: the mma.sync kernel's softmax as before stop 14 (every tile with
- * its mask biases, a rescale on every tile), so that one device run can time both (gpu-check's
- * bench-softmax-plain step); the same result up to rounding. */
-static bool plain_softmax() {
-    const char *v = getenv("BQ_ATTENTION_SOFTMAX");
-    return v && strcmp(v, "plain") == 0;
-}
-
-template <typename T, int MT, int KS, bool PLAIN>
-static cudaError_t launch_mma_kernel(const void *qkv, const int32_t *mask, int batch, int seq_len,
-                                     int hidden, int heads, void *ctx, cudaStream_t stream) {
+template <typename T, int MT, int KS>
+static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                                    int hidden, int heads, void *ctx, cudaStream_t stream) {
     constexpr size_t smem = attention_mma_smem_bytes<T, MT, KS>();
     if (smem > 48 * 1024) { /* past 48 KB needs the opt-in (sm_90: up to 227 KB a block) */
-        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS, PLAIN>,
+        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS>,
                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     (int)smem);
         if (rc != cudaSuccess) return rc;
     }
     const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, KS>(), heads, batch);
-    attention_mma_head64_kernel<T, MT, KS, PLAIN><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
+    attention_mma_head64_kernel<T, MT, KS><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
-}
-
-template <typename T, int MT, int KS>
-static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
-                                    int hidden, int heads, void *ctx, cudaStream_t stream) {
-    if (plain_softmax())
-        return launch_mma_kernel<T, MT, KS, true>(qkv, mask, batch, seq_len, hidden, heads, ctx,
-                                                  stream);
-    return launch_mma_kernel<T, MT, KS, false>(qkv, mask, batch, seq_len, hidden, heads, ctx,
-                                               stream);
 }
 
 template <typename T>

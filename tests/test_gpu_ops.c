@@ -588,11 +588,9 @@ static void test_attention_head64(void **state) {
 }
 
 /* Scores that rise along the sequence: key s's vector scaled by 1 + 4 s / S, so a row's max keeps
- * growing from tile to tile by more than the mma.sync softmax's slack (ATTN_RESCALE_SLACK: it
- * rescales only then) for some rows of a warp and not for others (those whose query points away
- * from the large keys). Every tiling of the head-size-64 path against the CPU twin, with the
- * default softmax and with BQ_ATTENTION_SOFTMAX=plain (bias on every tile, rescale on every tile:
- * the form the device run times it against). */
+ * growing from tile to tile for some rows of a warp and not for others (those whose query points
+ * away from the large keys): the online softmax's rescale of the running sums and accumulators
+ * matters on every tile. Every tiling of the head-size-64 path against the CPU twin. */
 static void test_attention_rising_scores(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
@@ -600,7 +598,6 @@ static void test_attention_rising_scores(void **state) {
     const int seqs[] = {200, 384};
     static const int k_qrows[] = {64, 128, 32};
     uint64_t seed = 0x5eed0009;
-    for (int plain = 0; plain <= 1; plain++)
     for (size_t qi = 0; qi < sizeof k_qrows / sizeof k_qrows[0]; qi++)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++)
@@ -621,14 +618,11 @@ static void test_attention_rising_scores(void **state) {
         dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt);
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
-        if (plain) assert_int_equal(setenv("BQ_ATTENTION_SOFTMAX", "plain", 1), 0);
         CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, qrows, 0));
-        unsetenv("BQ_ATTENTION_SOFTMAX");
         CUDA_OK(cudaDeviceSynchronize());
         char what[160];
-        snprintf(what, sizeof what, "attention rising scores %s%s qrows=%d B=%d S=%d %s",
-                 plain ? "plain softmax " : "", bq_cuda_dtype_name(dt), qrows, B, S,
-                 k_mask_names[pattern]);
+        snprintf(what, sizeof what, "attention rising scores %s qrows=%d B=%d S=%d %s",
+                 bq_cuda_dtype_name(dt), qrows, B, S, k_mask_names[pattern]);
         expect_guards_intact(&d_ctx, what);
         float *got = dev_download(&d_ctx, rows * H, dt);
         expect_close(what, got, ac.ref, rows * H, tolerance(dt));

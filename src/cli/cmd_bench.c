@@ -237,6 +237,7 @@ int cmd_bench(const cli_args *a) {
     cJSON_AddNumberToObject(ceil, "fp32", ceil32);
     cJSON_AddStringToObject(root, "model", a->given[OPT_PRESET] ? a->value[OPT_PRESET] : model_dir);
     cJSON_AddNumberToObject(root, "gflop_per_sequence", flops_per_seq / 1e9);
+    cJSON_AddNumberToObject(root, "layers", model->config.num_layers);
     cJSON *configs = cJSON_AddArrayToObject(root, "configs");
 
     printf("%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms", "p99 ms", "total ms",
