@@ -129,6 +129,7 @@ def merge_configs(ours, peer, safe=None):
             "attention_own_ms": cfg.get("attention_own_ms"),
             "attention_own_128_ms": cfg.get("attention_own_128_ms"),
             "attention_own_32_ms": cfg.get("attention_own_32_ms"),
+            "attention_own_64k3_ms": cfg.get("attention_own_64k3_ms"),
             "attention_cudnn_ms": cfg.get("attention_cudnn_ms"),
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
@@ -210,7 +211,8 @@ GELU_PATH_MS = {"unfused": "unfused_ms", "fused-large": "fused_large_ms",
                 "fused-small": "fused_small_ms", "fused-pingpong": "fused_pingpong_ms",
                 "fused-pingpong-small": "fused_pingpong_small_ms"}
 ATTENTION_CHOICE_MS = {"own": "attention_own_ms", "own-128": "attention_own_128_ms",
-                       "own-32": "attention_own_32_ms", "cudnn": "attention_cudnn_ms"}
+                       "own-32": "attention_own_32_ms", "own-64k3": "attention_own_64k3_ms",
+                       "cudnn": "attention_cudnn_ms"}
 
 
 def kernels_alone(ours):
@@ -253,8 +255,9 @@ def merge_autotune(outdir, configs):
     return out
 
 
+# The engine's per-layer attention timings, in the order results.md lists them.
 ATTENTION_TIMES = ("attention_own_ms", "attention_own_128_ms", "attention_own_32_ms",
-                   "attention_cudnn_ms")
+                   "attention_own_64k3_ms", "attention_cudnn_ms")
 
 
 SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "
@@ -402,7 +405,8 @@ PROFILE_LABELS = {"own": "own attention", "cudnn": "cudnn attention",
 
 # What the configuration table appends for the attention the engine ran (bench.json "attention").
 ATTENTION_LABELS = {"cudnn": ", cuDNN attention", "own-128": ", own attention in 128-row blocks",
-                    "own-32": ", own attention in 32-row blocks, keys split"}
+                    "own-32": ", own attention in 32-row blocks, keys split",
+                    "own-64k3": ", own attention in 64-row blocks, keys split in three"}
 
 
 def fmt(x, spec):
@@ -460,13 +464,11 @@ def markdown(results):
     timed = [r for r in results["configs"] if r.get("attention_own_ms")]
     if timed:  # engine_cuda.cu's choose_attention: the candidates it timed on the first pass
         lines += ["", "Attention per layer as the engine timed it (ms; 64-row blocks / 128-row "
-                  "blocks / 32-row blocks with split keys / cuDNN, - not a candidate) and what it "
-                  "kept: " + ", ".join(
-                      f"{r['precision']} batch {r['batch']} {fmt(r['attention_own_ms'], '.3f')} / "
-                      f"{fmt(r.get('attention_own_128_ms') or None, '.3f')} / "
-                      f"{fmt(r.get('attention_own_32_ms') or None, '.3f')} / "
-                      f"{fmt(r.get('attention_cudnn_ms') or None, '.3f')} ({r['attention']})"
-                      for r in timed)]
+                  "blocks / 32-row blocks with the keys split in two / 64-row blocks split in "
+                  "three / cuDNN, - not a candidate) and what it kept: " + ", ".join(
+                      f"{r['precision']} batch {r['batch']} "
+                      + " / ".join(fmt(r.get(n) or None, ".3f") for n in ATTENTION_TIMES)
+                      + f" ({r['attention']})" for r in timed)]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
     if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(

@@ -304,7 +304,7 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
 /* ---- mma.sync path (fp16 / bf16, head size 64): FlashAttention-2 style, registers only ------ */
 
 #define ATTN_MMA_HEAD 64
-#define ATTN_MMA_WARPS 4
+#define ATTN_MMA_WARPS 4 /* warps of a block without a key split (64- and 128-row tilings) */
 #define ATTN_MMA_KEYS 64 /* keys per tile */
 /* Shared rows are 72 16-bit elements (144 bytes): 16-byte aligned for cp.async and ldmatrix, and
  * the 8 row addresses of one ldmatrix matrix start 4 banks apart, so each phase of it touches all
@@ -372,16 +372,19 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
         }
 }
 
-/* One block: 4 warps on one (batch, head). With KS = 1 every warp has MT x 16 query rows of its
- * own and walks every key: 64 rows a block (MT = 1, the default) or 128 (MT = 2, block_rows 128:
- * each K and V fragment a warp loads from shared memory feeds two m-tiles, and a block's K/V tiles
- * serve twice the rows; FlashAttention-2's choice for head size 64, at about twice the registers).
- * With KS = 2 (block_rows 32) the block has 32 rows: warps 0-1 and warps 2-3 hold the same rows,
- * and each pair takes every other live key tile, so a block walks half as many steps. That is for
- * small batches, where 64-row blocks leave SMs idle: at batch 1, S = 384, 16 heads give 96 blocks
- * of 64 rows for 132 SMs and 192 of 32. The pairs' online-softmax states merge through shared
- * memory at the end (exact up to rounding: max, rescale, add). The engine times the tilings per
- * batch size: on the H200, 128 rows won at batch 128 and lost at batch 1.
+/* One block on one (batch, head): KS slots of WPS warps each; every warp of a slot has MT x 16
+ * query rows, and the slots hold the same rows. With KS = 1 (4 warps) each warp walks every key:
+ * 64 rows a block (MT = 1, the default) or 128 (MT = 2: each K and V fragment a warp loads from
+ * shared memory feeds two m-tiles, and a block's K/V tiles serve twice the rows;
+ * FlashAttention-2's choice for head size 64, at about twice the registers). With KS > 1 the slots
+ * take every KS-th live key tile, so a block walks 1/KS of the steps: 32 rows with the keys split
+ * in two (2 slots of 2 warps), or 64 rows split in three (3 slots of 4 warps, 384 threads). That
+ * is for small batches, where 64-row blocks of 4 warps leave SMs idle or one warp a scheduler: at
+ * batch 1, S = 384, 16 heads give 96 blocks of 64 rows for 132 SMs, 192 of 32. The 64-row split
+ * keeps the K/V traffic of 64-row blocks (each block reads its head's keys once) with 12 warps an
+ * SM and two steps. The slots' online-softmax states merge through shared memory at the end
+ * (exact up to rounding: max, rescale, add). The engine times the tilings per batch size: on the
+ * H200, 128 rows won at batch 128, 32 rows split in two at batch 1 (run a7fdcdb).
  * Per 64-key tile, each warp computes S = Q K^T (16 x 64 per m-tile, fp32) with mma.sync m16n8k16
  * into registers, updates its online softmax there (the four lanes of a quad hold one row pair,
  * so row max is two xor-shuffles), turns P into A fragments without leaving registers (the C
@@ -392,31 +395,33 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
  * use exp2 with log2(e) folded in. Layouts of the fragments:
  * cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async)
  * and ctx 4-byte aligned; the dispatcher checks. Dynamic shared memory:
- * attention_mma_smem_bytes<T, MT, KS>(). */
-template <int MT, int KS> constexpr int attention_mma_qrows() {
-    return ATTN_MMA_WARPS / KS * 16 * MT;
-}
+ * attention_mma_smem_bytes<T, MT, KS, WPS>(). */
+template <int MT, int WPS> constexpr int attention_mma_qrows() { return WPS * 16 * MT; }
 
-template <typename T, int MT, int KS> constexpr size_t attention_mma_smem_bytes() {
+template <typename T, int MT, int KS, int WPS> constexpr size_t attention_mma_smem_bytes() {
     /* q rows, then K and V: [2 buffers][KS slots][64 keys][LD] each */
-    return ((size_t)attention_mma_qrows<MT, KS>() + 2 * 2 * KS * ATTN_MMA_KEYS) * ATTN_MMA_LD *
+    return ((size_t)attention_mma_qrows<MT, WPS>() + 2 * 2 * KS * ATTN_MMA_KEYS) * ATTN_MMA_LD *
            sizeof(T);
 }
 
-template <typename T, int MT, int KS>
-/* 4 blocks an SM for the 64-row tiling (<= 128 registers, a few bytes spilled; its shared memory
- * allows 4, and batches 8-32 have the blocks to fill them), 2 for the others: the 128-row one
- * (236 registers) and the 32-row one, whose few blocks (batch 1: 192 for 132 SMs) need registers,
- * not occupancy */
-__global__ void __launch_bounds__(ATTN_MMA_WARPS * 32, MT == 1 && KS == 1 ? 4 : 2)
+/* Blocks an SM for __launch_bounds__: 4 for the 64-row tiling (<= 128 registers, a few bytes
+ * spilled; its shared memory allows 4, and batches 8-32 have the blocks to fill them), 2 for the
+ * 128-row one (236 registers) and the 32-row split (163; its few blocks need registers, not
+ * occupancy), 1 for the 384-thread 64-row split (its 120 KB of shared memory allow no more). */
+template <int MT, int KS, int WPS> constexpr int attention_mma_min_blocks() {
+    return KS * WPS > ATTN_MMA_WARPS ? 1 : MT == 1 && KS == 1 ? 4 : 2;
+}
+
+template <typename T, int MT, int KS, int WPS>
+__global__ void __launch_bounds__(KS * WPS * 32, (attention_mma_min_blocks<MT, KS, WPS>()))
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
-    constexpr int QROWS = attention_mma_qrows<MT, KS>();
-    constexpr int WARPS_PER_SLOT = ATTN_MMA_WARPS / KS;
+    constexpr int QROWS = attention_mma_qrows<MT, WPS>();
+    constexpr int WARPS_PER_SLOT = WPS;
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
     constexpr float LOG2E = 1.4426950408889634f;
-    static_assert(KS == 1 || (KS == 2 && MT == 1), "keys split in two with one m-tile per warp");
+    static_assert(KS == 1 || MT == 1, "keys split among slots with one m-tile per warp");
     /* dynamic shared memory: q_s [QROWS][LD] (9 KB per 64 rows), then k_s and v_s
      * [2 buffers][KS][KT][LD] (18 KB per slot each); at the end (KS = 2) the K/V space carries the
      * second warp pair's softmax state to the first */
@@ -459,7 +464,7 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
      * Thread tid < 64 reads key tid of every tile (independent loads, not one barrier per tile:
      * at batch 1 the block's start is on the critical path); its warp ORs the bits by shuffles,
      * and one barrier publishes the two warps' words. */
-    static_assert(KT == 64 && ATTN_MMA_WARPS >= 2, "two warps scan the 64 keys of a tile");
+    static_assert(KT == 64 && KS * WPS >= 2, "two warps scan the 64 keys of a tile");
     __shared__ uint64_t live_by_warp[2];
     if (tid < KT) {
         uint64_t bits = 0; /* bit t: key tid of tile t is real */
@@ -552,9 +557,12 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
             first = false;
         }
 
-        /* (KS = 2: the second pair may have no tile on the last step; the selection by value
-         * keeps tiles[] in registers) */
-        const int my_tile = slot == 0 ? tiles[0] : tiles[KS - 1];
+        /* (KS > 1: a later slot may have no tile on the last step; the selection by value keeps
+         * tiles[] in registers) */
+        int my_tile = tiles[0];
+#pragma unroll
+        for (int s = 1; s < KS; s++)
+            if (slot == s) my_tile = tiles[s];
         if (my_tile < n_tiles) {
             const T(*k_tile)[LD] = k_s[buf][slot];
             const T(*v_tile)[LD] = v_s[buf][slot];
@@ -617,14 +625,18 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         for (int s = 0; s < KS; s++) tiles[s] = next[s];
     }
 
-    if (KS == 2) {
-        /* The second pair hands its state to the first, lane for lane (a warp w + 2 lane holds the
-         * same rows and dims as warp w's): 32 accumulators, 2 maxima, 2 partial sums. The K/V
+    if (KS > 1) {
+        /* Slots 1 .. KS-1 hand their state to slot 0, lane for lane (lane l of warp w of every slot
+         * holds the same rows and dims): 32 accumulators, 2 maxima, 2 partial sums each. The K/V
          * space is free after the loop's last barrier. */
         constexpr int STATE = D / 8 * 4 + 4;
+        static_assert((size_t)(KS - 1) * WPS * 32 * STATE * sizeof(float) <=
+                          (size_t)2 * 2 * KS * KT * LD * sizeof(T),
+                      "the hand-off fits in the K/V space");
         float *handoff = reinterpret_cast<float *>(k_s);
-        float *mine = handoff + ((warp % WARPS_PER_SLOT) * 32 + lane) * STATE;
-        if (slot == 1) {
+        const int in_slot = (warp % WARPS_PER_SLOT) * 32 + lane;
+        if (slot > 0) {
+            float *mine = handoff + ((slot - 1) * WPS * 32 + in_slot) * STATE;
 #pragma unroll
             for (int n = 0; n < D / 8; n++)
 #pragma unroll
@@ -633,23 +645,28 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
             mine[D / 2 + 2] = row_sum[0][0], mine[D / 2 + 3] = row_sum[0][1];
         }
         __syncthreads();
-        if (slot == 1) return;
-        float a_mine[2], a_other[2];
+        if (slot > 0) return;
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            /* this pair walked the first live tile, so its maximum is finite; the other pair's is
-             * -inf when it got no tile (its sums and accumulators are then 0, scaled by 0) */
-            const float other_max = mine[D / 2 + r];
-            const float new_max = fmaxf(row_max[0][r], other_max);
-            a_mine[r] = bq_exp2_ftz(row_max[0][r] - new_max);
-            a_other[r] = bq_exp2_ftz(other_max - new_max);
-            row_sum[0][r] = row_sum[0][r] * a_mine[r] + mine[D / 2 + 2 + r] * a_other[r];
+        for (int other = 1; other < KS; other++) {
+            const float *theirs = handoff + ((other - 1) * WPS * 32 + in_slot) * STATE;
+            float a_mine[2], a_other[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                /* slot 0 walked the first live tile, so its maximum is finite; another slot's is
+                 * -inf when it got no tile (its sums and accumulators are then 0, scaled by 0) */
+                const float other_max = theirs[D / 2 + r];
+                const float new_max = fmaxf(row_max[0][r], other_max);
+                a_mine[r] = bq_exp2_ftz(row_max[0][r] - new_max);
+                a_other[r] = bq_exp2_ftz(other_max - new_max);
+                row_max[0][r] = new_max;
+                row_sum[0][r] = row_sum[0][r] * a_mine[r] + theirs[D / 2 + 2 + r] * a_other[r];
+            }
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    o[0][n][e] = o[0][n][e] * a_mine[e >> 1] + theirs[4 * n + e] * a_other[e >> 1];
         }
-#pragma unroll
-        for (int n = 0; n < D / 8; n++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                o[0][n][e] = o[0][n][e] * a_mine[e >> 1] + mine[4 * n + e] * a_other[e >> 1];
     }
 
 #pragma unroll
@@ -670,18 +687,18 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
 }
 
-template <typename T, int MT, int KS>
+template <typename T, int MT, int KS, int WPS>
 static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
                                     int hidden, int heads, void *ctx, cudaStream_t stream) {
-    constexpr size_t smem = attention_mma_smem_bytes<T, MT, KS>();
+    constexpr size_t smem = attention_mma_smem_bytes<T, MT, KS, WPS>();
     if (smem > 48 * 1024) { /* past 48 KB needs the opt-in (sm_90: up to 227 KB a block) */
-        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS>,
+        const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS, WPS>,
                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     (int)smem);
         if (rc != cudaSuccess) return rc;
     }
-    const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, KS>(), heads, batch);
-    attention_mma_head64_kernel<T, MT, KS><<<grid, ATTN_MMA_WARPS * 32, smem, stream>>>(
+    const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, WPS>(), heads, batch);
+    attention_mma_head64_kernel<T, MT, KS, WPS><<<grid, KS * WPS * 32, smem, stream>>>(
         (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
     return cudaGetLastError();
 }
@@ -689,12 +706,17 @@ static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int ba
 template <typename T>
 static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask, int batch,
                                                int seq_len, int hidden, int heads, void *ctx,
-                                               int block_rows, cudaStream_t stream) {
-    if (block_rows == 128)
-        return launch_mma_tiles<T, 2, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    if (block_rows == 32)
-        return launch_mma_tiles<T, 1, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    return launch_mma_tiles<T, 1, 1>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+                                               bq_attention_tiling tiling, cudaStream_t stream) {
+    switch (tiling) {
+    case BQ_ATTENTION_ROWS128:
+        return launch_mma_tiles<T, 2, 1, 4>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    case BQ_ATTENTION_ROWS32_KEYS2:
+        return launch_mma_tiles<T, 1, 2, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    case BQ_ATTENTION_ROWS64_KEYS3:
+        return launch_mma_tiles<T, 1, 3, 4>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    default:
+        return launch_mma_tiles<T, 1, 1, 4>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+    }
 }
 
 /* ---- fp32 path (head size 64): register-tiled online softmax on CUDA cores ----------------- */
@@ -962,33 +984,33 @@ static bool mma_path_allowed() {
     return !(v && strcmp(v, "wmma") == 0);
 }
 
-/* The 16-bit tensor-core path, where block_rows chooses among its three tilings. */
+/* The 16-bit tensor-core path, where `tiling` chooses among its tilings. */
 static bool mma_path_applies(bq_cuda_dtype dt, int hidden, int heads) {
     const bool half_dtype = dt == BQ_CUDA_F16 || dt == BQ_CUDA_BF16;
     return half_dtype && heads > 0 && hidden % heads == 0 && hidden / heads == ATTN_MMA_HEAD &&
            hidden % 8 == 0 && mma_path_allowed();
 }
 
-extern "C" int bq_cuda_attention_has_block_rows(bq_cuda_dtype dt, int hidden, int heads) {
+extern "C" int bq_cuda_attention_has_tilings(bq_cuda_dtype dt, int hidden, int heads) {
     return mma_path_applies(dt, hidden, heads) ? 1 : 0;
 }
 
 extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch,
                                          int seq_len, int hidden, int heads, void *ctx,
-                                         bq_cuda_dtype dt, int block_rows, cudaStream_t stream) {
+                                         bq_cuda_dtype dt, bq_attention_tiling tiling,
+                                         cudaStream_t stream) {
     if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
-    if (block_rows != 0 && block_rows != 32 && block_rows != 64 && block_rows != 128)
-        return cudaErrorInvalidValue;
+    if ((int)tiling < 0 || (int)tiling >= BQ_ATTENTION_TILINGS) return cudaErrorInvalidValue;
     if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && bq_aligned16(qkv) &&
         bq_aligned16(ctx))
         return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
     if (mma_path_applies(dt, hidden, heads) && bq_aligned16(qkv) && ((uintptr_t)ctx & 3u) == 0) {
         if (dt == BQ_CUDA_F16)
             return launch_attention_mma_head64<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx,
-                                                       block_rows, stream);
+                                                       tiling, stream);
         return launch_attention_mma_head64<__nv_bfloat16>(qkv, mask, batch, seq_len, hidden, heads,
-                                                          ctx, block_rows, stream);
+                                                          ctx, tiling, stream);
     }
     return bq_cuda_attention_wmma(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, stream);
 }

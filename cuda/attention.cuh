@@ -12,26 +12,34 @@
 extern "C" {
 #endif
 
+/* The mma.sync path's tilings (16-bit, head size 64), which the engine times per batch size. */
+typedef enum {
+    BQ_ATTENTION_ROWS64 = 0,   /* 64 query rows a block, 4 warps (the default) */
+    BQ_ATTENTION_ROWS128,      /* 128 rows, 4 warps of two m-tiles each */
+    BQ_ATTENTION_ROWS32_KEYS2, /* 32 rows, the keys split between two pairs of warps */
+    BQ_ATTENTION_ROWS64_KEYS3, /* 64 rows, the keys split among three groups of 4 warps */
+    BQ_ATTENTION_TILINGS       /* how many */
+} bq_attention_tiling;
+
 /* qkv: [batch*seq_len, 3*hidden] rows laid out Q | K | V, head h at columns [h*d, (h+1)*d) of each
  * part (d = hidden/heads); mask: [batch, seq_len] int32 (nonzero = real token); ctx: [batch*seq_len,
  * hidden]. qkv/ctx in `dt`, all on the device. Requires hidden % heads == 0 and head size <= 128.
  * fp16/bf16 with head size 64 (any seq_len: tails are zero-filled) use the mma.sync tensor-core
  * path when qkv is 16-byte and ctx 4-byte aligned (else the WMMA path), fp32 with head size 64 and
  * 16-byte aligned qkv and ctx the register-tiled fp32 path, everything else the generic path.
- * block_rows: query rows per block of the mma.sync path, 64, 128, or 32 with the keys split
- * between two warp pairs (for small batches: more blocks); 0 = 64. The other paths have one tiling
- * and ignore it (see bq_cuda_attention_has_block_rows). Returns cudaErrorInvalidValue on bad
- * arguments (block_rows other than 0, 32, 64, 128 included), else the status of
- * cudaFuncSetAttribute (the fp32 path and the 128- and 32-row tilings opt in to more shared
- * memory) or of the launch. */
+ * tiling: the mma.sync path's block shape (the split ones are for small batches: more warps on
+ * the same keys); the other paths have one tiling and ignore it (see
+ * bq_cuda_attention_has_tilings). Returns cudaErrorInvalidValue on bad arguments (a tiling out of
+ * range included), else the status of cudaFuncSetAttribute (the fp32 path and the tilings past 48
+ * KB of shared memory opt in to more) or of the launch. */
 cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, int seq_len,
-                              int hidden, int heads, void *ctx, bq_cuda_dtype dt, int block_rows,
-                              cudaStream_t stream);
+                              int hidden, int heads, void *ctx, bq_cuda_dtype dt,
+                              bq_attention_tiling tiling, cudaStream_t stream);
 
-/* 1 when bq_cuda_attention's block_rows changes the kernel for this dtype and shape (fp16/bf16,
- * head size 64, hidden % 8 == 0, BQ_ATTENTION_KERNEL not "wmma"; aligned buffers assumed), else 0:
+/* 1 when bq_cuda_attention's tiling changes the kernel for this dtype and shape (fp16/bf16, head
+ * size 64, hidden % 8 == 0, BQ_ATTENTION_KERNEL not "wmma"; aligned buffers assumed), else 0:
  * whether the engine has tilings to time. */
-int bq_cuda_attention_has_block_rows(bq_cuda_dtype dt, int hidden, int heads);
+int bq_cuda_attention_has_tilings(bq_cuda_dtype dt, int hidden, int heads);
 
 /* The WMMA tensor-core path for fp16/bf16 with head size 64 (the generic path otherwise): the first
  * tensor-core kernel, kept beside the mma.sync one until an H100 run has compared the two.

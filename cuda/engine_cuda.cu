@@ -57,7 +57,7 @@ struct bq_cuda_engine {
      * [max_batch + 1][ATTN_KINDS]: their per-layer times, ms, 0 where not timed */
     signed char *attention_choice;
     float *attention_ms;
-    int attention_tilings; /* bq_cuda_attention_has_block_rows for this model and dtype */
+    int attention_tilings; /* bq_cuda_attention_has_tilings for this model and dtype */
     char attention_note[300]; /* auto without cuDNN: why */
     /* per batch size [max_batch + 1]: GEMM_UNDECIDED until the first pass's whole-pass comparison
      * of the timed GEMM choices against the first choices; the best pass ms of each way */
@@ -332,9 +332,16 @@ static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
     } while (0)
 
 /* attention candidates: ours in 64-row blocks (the default), 128-row blocks, 32-row blocks with
- * the keys split in two, and cuDNN's */
-enum { ATTN_UNDECIDED = 0, ATTN_OWN = 1, ATTN_OWN_128 = 2, ATTN_OWN_32 = 3, ATTN_CUDNN = 4 };
-#define ATTN_KINDS 5
+ * the keys split in two, 64-row blocks with the keys split in three, and cuDNN's */
+enum {
+    ATTN_UNDECIDED = 0,
+    ATTN_OWN = 1,
+    ATTN_OWN_128 = 2,
+    ATTN_OWN_32 = 3,
+    ATTN_OWN_64K3 = 4,
+    ATTN_CUDNN = 5
+};
+#define ATTN_KINDS 6
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
 /* Whether cuDNN's attention is timed beside ours (auto, with a cuDNN engine for this shape). */
@@ -354,12 +361,17 @@ static int attention_for(const bq_cuda_engine *e, int batch) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
     const int c = e->attention_choice[batch];
     if (c == ATTN_CUDNN && e->cudnn_attention) return ATTN_CUDNN;
-    return c == ATTN_OWN_128 || c == ATTN_OWN_32 ? c : ATTN_OWN;
+    return c == ATTN_OWN_128 || c == ATTN_OWN_32 || c == ATTN_OWN_64K3 ? c : ATTN_OWN;
 }
 
-/* Our kernel's query rows per block for a choice (bq_cuda_attention's block_rows). */
-static int own_block_rows(int choice) {
-    return choice == ATTN_OWN_128 ? 128 : choice == ATTN_OWN_32 ? 32 : 64;
+/* Our kernel's tiling for a choice. */
+static bq_attention_tiling own_tiling(int choice) {
+    switch (choice) {
+    case ATTN_OWN_128: return BQ_ATTENTION_ROWS128;
+    case ATTN_OWN_32: return BQ_ATTENTION_ROWS32_KEYS2;
+    case ATTN_OWN_64K3: return BQ_ATTENTION_ROWS64_KEYS3;
+    default: return BQ_ATTENTION_ROWS64;
+    }
 }
 
 /* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current
@@ -380,7 +392,7 @@ static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
     } else {
         BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, a->batch, e->opt.seq_len,
                                       e->cfg.hidden_size, e->cfg.num_heads, e->ctx, e->dt,
-                                      own_block_rows(a->kind), e->stream),
+                                      own_tiling(a->kind), e->stream),
                     err);
     }
     *ran = 1;
@@ -396,7 +408,8 @@ static bq_status time_attention(bq_cuda_engine *e, int batch, int kind,
 
 /* First eager pass of `batch` (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
- * 32 rows with the keys split), and cuDNN's under auto; keep the fastest for this batch size. Under
+ * 32 rows with the keys split in two; 64 rows split in three), and cuDNN's under auto; keep the
+ * fastest for this batch size. Under
  * graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
  * reason noted. Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
@@ -405,7 +418,7 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
     float ms[ATTN_KINDS] = {0};
-    for (int k = ATTN_OWN; k <= ATTN_OWN_32 && s == BQ_OK; k++)
+    for (int k = ATTN_OWN; k <= ATTN_OWN_64K3 && s == BQ_OK; k++)
         if (k == ATTN_OWN || e->attention_tilings)
             s = time_attention(e, batch, k, &timer, &ms[k], err);
     if (s == BQ_OK && cudnn_is_candidate(e)) {
@@ -467,7 +480,7 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
         else
             KERNEL_OP(BQ_STAGE_ATTENTION,
                       bq_cuda_attention(e->qkv, e->d_mask, batch, S, H, c->num_heads, e->ctx, dt,
-                                        own_block_rows(attention), st));
+                                        own_tiling(attention), st));
         STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->ctx, w->attn_out_w, NULL, M, H, H, e->tmp, dt,
                                                 tf32, BQ_EPILOGUE_NONE, st, err));
         KERNEL_OP(BQ_STAGE_LAYERNORM,
@@ -658,7 +671,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     const bq_config *c = &model->config;
     bq_status s = select_device(e->opt.device_index, err);
     if (s != BQ_OK) return s;
-    e->attention_tilings = bq_cuda_attention_has_block_rows(e->dt, c->hidden_size, c->num_heads);
+    e->attention_tilings = bq_cuda_attention_has_tilings(e->dt, c->hidden_size, c->num_heads);
     BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
     /* cuDNN attention first: an unsupported combination fails before the weights are uploaded;
      * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape) */
@@ -787,10 +800,11 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
         attention = "cudnn";
     else if (cudnn_is_candidate(e))
         attention = e->attention_tilings
-                        ? "auto (own in 64-, 128- or 32-row blocks, or cudnn, per batch size)"
+                        ? "auto (own in 64-, 128- or 32-row blocks, keys split or not, or cudnn, "
+                          "per batch size)"
                         : "auto (own or cudnn per batch size)";
     else if (e->attention_tilings)
-        attention = "own (64-, 128- or 32-row blocks per batch size)";
+        attention = "own (64-, 128- or 32-row blocks, keys split or not, per batch size)";
     snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s", name,
              bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
              e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note);
@@ -840,6 +854,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own_ms = ms[ATTN_OWN];
         times->own128_ms = ms[ATTN_OWN_128];
         times->own32_ms = ms[ATTN_OWN_32];
+        times->own64k3_ms = ms[ATTN_OWN_64K3];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
     if (attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED) return "undecided";
@@ -847,6 +862,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
     case ATTN_CUDNN: return "cudnn";
     case ATTN_OWN_128: return "own-128";
     case ATTN_OWN_32: return "own-32";
+    case ATTN_OWN_64K3: return "own-64k3";
     default: return "own";
     }
 }

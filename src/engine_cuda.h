@@ -96,14 +96,15 @@ typedef struct {
     double own_ms;    /* our kernel, 64-row blocks (the default) */
     double own128_ms; /* 128-row blocks (fp16/bf16 at head size 64) */
     double own32_ms;  /* 32-row blocks, keys split between two warp pairs (likewise) */
+    double own64k3_ms; /* 64-row blocks, keys split among three groups of 4 warps (likewise) */
     double cudnn_ms;  /* cuDNN's fused attention (auto only) */
 } bq_attention_times;
 
-/* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" / "own-32"
- * (its other tilings: fp16/bf16 at head size 64), "cudnn", or "undecided" (before that batch
- * size's first pass, where the engine times its candidates: our tilings under own and auto,
- * cuDNN's too under auto); "none" for a batch outside 1..max_batch. times (may be NULL) gets what
- * it measured. */
+/* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" / "own-32" /
+ * "own-64k3" (its other tilings: fp16/bf16 at head size 64), "cudnn", or "undecided" (before
+ * that batch size's first pass, where the engine times its candidates: our tilings under own
+ * and auto, cuDNN's too under auto); "none" for a batch outside 1..max_batch. times (may be
+ * NULL) gets what it measured. */
 const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
                                             bq_attention_times *times);
 

@@ -659,24 +659,30 @@ static void forward_batch(bq_cuda_engine *e, const batch_case *bc, int batch, co
     free(start), free(end);
 }
 
-/* The fastest of our kernel's tilings in `t` (all three must have been timed), and its name. */
+/* The fastest of our kernel's tilings in `t` (all four must have been timed), and its name (the
+ * engine keeps the first of equals, in this order). */
 static double fastest_own(const bq_attention_times *t) {
-    assert_true(t->own_ms > 0 && t->own128_ms > 0 && t->own32_ms > 0);
+    assert_true(t->own_ms > 0 && t->own128_ms > 0 && t->own32_ms > 0 && t->own64k3_ms > 0);
     double best = t->own_ms;
     if (t->own128_ms < best) best = t->own128_ms;
     if (t->own32_ms < best) best = t->own32_ms;
+    if (t->own64k3_ms < best) best = t->own64k3_ms;
     return best;
 }
 
 static const char *own_choice_name(const bq_attention_times *t) {
     const double best = fastest_own(t);
-    return best == t->own_ms ? "own" : best == t->own128_ms ? "own-128" : "own-32";
+    return best == t->own_ms      ? "own"
+           : best == t->own128_ms ? "own-128"
+           : best == t->own32_ms  ? "own-32"
+                                  : "own-64k3";
 }
 
-/* Our attention's tilings (64-, 128- and 32-row blocks, fp16/bf16 at head size 64): the engine
- * times all three on a batch size's first pass and keeps the fastest, with no cuDNN in the
- * running under --attention own; fp32 has one kernel and nothing to decide. The logits match the
- * CPU reference whichever wins (check_engine); each tiling is checked on its own in test_gpu_ops.
+/* Our attention's tilings (64-, 128- and 32-row blocks, and 64-row blocks with the keys split in
+ * three; fp16/bf16 at head size 64): the engine times all four on a batch size's first pass
+ * and keeps the fastest, with no cuDNN in the running under --attention own; fp32 has one kernel
+ * and nothing to decide. The logits match the CPU reference whichever wins (check_engine); each
+ * tiling is checked on its own in test_gpu_ops.
  * Runs on the emulator too. */
 static void test_attention_tiling_choice(void **state) {
     (void)state;
@@ -690,12 +696,14 @@ static void test_attention_tiling_choice(void **state) {
     bq_err err;
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("own: %s", err.message);
     assert_non_null(strstr(bq_cuda_engine_describe(e), "64-, 128- or 32-row blocks"));
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "keys split"));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL), "undecided");
     forward_batch(e, &bc, 2, "own");
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
-    printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f, 32 rows %.4f per "
-           "layer)\n", choice, t.own_ms, t.own128_ms, t.own32_ms);
+    printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f, 32 rows %.4f, 64 rows "
+           "with the keys split in three %.4f per layer)\n",
+           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms);
     assert_true(t.cudnn_ms == 0.0); /* not a candidate under own */
     assert_string_equal(choice, own_choice_name(&t));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
@@ -708,7 +716,7 @@ static void test_attention_tiling_choice(void **state) {
     assert_null(strstr(bq_cuda_engine_describe(e), "row blocks"));
     forward_batch(e, &bc, 2, "fp32");
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
-    assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0);
+    assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0 && t.own64k3_ms == 0.0);
     bq_cuda_engine_free(e);
     free_batch(&bc);
     random_model_free(r);
@@ -745,8 +753,9 @@ static void test_cudnn_attention(void **state) {
     forward_batch(e, &bc, 2, "auto");
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
-    printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f, own-32 %.4f, cudnn %.4f "
-           "per layer)\n", choice, t.own_ms, t.own128_ms, t.own32_ms, t.cudnn_ms);
+    printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f, own-32 %.4f, "
+           "own-64k3 %.4f, cudnn %.4f per layer)\n",
+           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.cudnn_ms);
     if (strcmp(choice, "cudnn") == 0)
         assert_true(t.cudnn_ms > 0 && t.cudnn_ms < fastest_own(&t));
     else

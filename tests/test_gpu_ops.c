@@ -438,25 +438,31 @@ static void attention_case_free(attention_case *c) {
 typedef cudaError_t (*attention_fn)(const void *, const int32_t *, int, int, int, int, void *,
                                     bq_cuda_dtype, cudaStream_t);
 
-/* bq_cuda_attention with its default tiling, with 128-row blocks and with 32-row blocks whose keys
- * two warp pairs split (the 16-bit head-64 path's other tilings; the same kernel as the default
+/* bq_cuda_attention with each tiling of the 16-bit head-64 path (the same kernel as the default
  * elsewhere), in attention_fn's shape */
-static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask, int batch, int seq_len,
-                                      int hidden, int heads, void *ctx, bq_cuda_dtype dt,
-                                      cudaStream_t stream) {
-    return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 0, stream);
-}
+#define ATTENTION_DISPATCH(name, tiling)                                                           \
+    static cudaError_t name(const void *qkv, const int32_t *mask, int batch, int seq_len,         \
+                            int hidden, int heads, void *ctx, bq_cuda_dtype dt,                   \
+                            cudaStream_t stream) {                                                \
+        return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, tiling,        \
+                                 stream);                                                          \
+    }
+ATTENTION_DISPATCH(attention_dispatch, BQ_ATTENTION_ROWS64)
+ATTENTION_DISPATCH(attention_dispatch_128, BQ_ATTENTION_ROWS128)
+ATTENTION_DISPATCH(attention_dispatch_32, BQ_ATTENTION_ROWS32_KEYS2)
+ATTENTION_DISPATCH(attention_dispatch_64k3, BQ_ATTENTION_ROWS64_KEYS3)
 
-static cudaError_t attention_dispatch_128(const void *qkv, const int32_t *mask, int batch,
-                                          int seq_len, int hidden, int heads, void *ctx,
-                                          bq_cuda_dtype dt, cudaStream_t stream) {
-    return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 128, stream);
-}
-
-static cudaError_t attention_dispatch_32(const void *qkv, const int32_t *mask, int batch,
-                                         int seq_len, int hidden, int heads, void *ctx,
-                                         bq_cuda_dtype dt, cudaStream_t stream) {
-    return bq_cuda_attention(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, 32, stream);
+/* The mma.sync kernel's tilings, and how a case names one ("" for the default). */
+static const bq_attention_tiling k_tilings[] = {BQ_ATTENTION_ROWS64, BQ_ATTENTION_ROWS128,
+                                                BQ_ATTENTION_ROWS32_KEYS2,
+                                                BQ_ATTENTION_ROWS64_KEYS3};
+static const char *tiling_label(bq_attention_tiling t) {
+    switch (t) {
+    case BQ_ATTENTION_ROWS128: return "rows=128 ";
+    case BQ_ATTENTION_ROWS32_KEYS2: return "rows=32 keys/2 ";
+    case BQ_ATTENTION_ROWS64_KEYS3: return "rows=64 keys/3 ";
+    default: return "";
+    }
 }
 
 static void test_attention(void **state) {
@@ -477,7 +483,7 @@ static void test_attention(void **state) {
     const struct { attention_fn fn; const char *name; } paths[] = {
         {attention_dispatch, "dispatch"}, {bq_cuda_attention_generic, "generic"},
         {bq_cuda_attention_wmma, "wmma"}, {attention_dispatch_128, "dispatch-128"},
-        {attention_dispatch_32, "dispatch-32"}};
+        {attention_dispatch_32, "dispatch-32"}, {attention_dispatch_64k3, "dispatch-64k3"}};
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
@@ -491,8 +497,10 @@ static void test_attention(void **state) {
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         /* the generic path differs from the dispatch only for head size 64 (mma.sync tensor
          * cores in 16-bit, the register-tiled fp32 path in f32), the WMMA one only in 16-bit
-         * (in f32 it is the generic path again), and so do the 128- and 32-row tilings */
-        const size_t n_paths = H / heads != 64 ? 1 : dt == BQ_CUDA_F32 ? 2 : 5;
+         * (in f32 it is the generic path again), and so do the other tilings */
+        const size_t n_paths = H / heads != 64           ? 1
+                               : dt == BQ_CUDA_F32       ? 2
+                                                         : sizeof paths / sizeof paths[0];
         for (size_t pi = 0; pi < n_paths; pi++) {
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
@@ -536,16 +544,14 @@ static void test_attention_head64(void **state) {
                                 : sizeof all_seqs / sizeof all_seqs[0];
     const int B = 2, H = 128, heads = 2;
     uint64_t seed = 0x5eed0006;
-    /* qrows: block_rows, the mma.sync kernel's tilings (16-bit): 64 rows; 128, two m-tiles per
-     * warp; 32, the keys split between two warp pairs */
-    static const int k_qrows[] = {64, 128, 32};
-    for (size_t qi = 0; qi < sizeof k_qrows / sizeof k_qrows[0]; qi++)
+    /* every tiling of the mma.sync kernel (16-bit; fp32 has one) */
+    for (size_t ti = 0; ti < sizeof k_tilings / sizeof k_tilings[0]; ti++)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si <= n_seqs; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
-        const int qrows = k_qrows[qi];
-        if (qrows != 64 && dt == BQ_CUDA_F32) continue;
+        const bq_attention_tiling tiling = k_tilings[ti];
+        if (tiling != BQ_ATTENTION_ROWS64 && dt == BQ_CUDA_F32) continue;
         const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == n_seqs; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
@@ -559,14 +565,15 @@ static void test_attention_head64(void **state) {
         dev_buf d_other = dev_alloc(rows * H * es);
         const attention_fn other = dt == BQ_CUDA_F32 ? bq_cuda_attention_generic : bq_cuda_attention_wmma;
         const char *other_name = dt == BQ_CUDA_F32 ? "generic" : "wmma";
-        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_fast.ptr, dt, qrows, 0));
+        CUDA_OK(
+            bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_fast.ptr, dt, tiling, 0));
         CUDA_OK(other(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_other.ptr, dt, 0));
         CUDA_OK(cudaDeviceSynchronize());
 
         char what[160];
         snprintf(what, sizeof what, "attention d=64 %s %s%sB=%d S=%d heads=%d %s",
                  bq_cuda_dtype_name(dt),
-                 qrows == 128 ? "qrows=128 " : qrows == 32 ? "qrows=32 " : "",
+                 tiling_label(tiling),
                  unaligned ? "unaligned " : "", B, S, heads, k_mask_names[pattern]);
         expect_guards_intact(&d_fast, what);
         expect_guards_intact(&d_other, what);
@@ -596,15 +603,15 @@ static void test_attention_rising_scores(void **state) {
     SKIP_WITHOUT_GPU();
     const int B = 2, H = 128, heads = 2;
     const int seqs[] = {200, 384};
-    static const int k_qrows[] = {64, 128, 32};
     uint64_t seed = 0x5eed0009;
-    for (size_t qi = 0; qi < sizeof k_qrows / sizeof k_qrows[0]; qi++)
+    for (size_t ti = 0; ti < sizeof k_tilings / sizeof k_tilings[0]; ti++)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_RAGGED; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
-        const int qrows = k_qrows[qi], S = seqs[si];
-        if (qrows != 64 && dt == BQ_CUDA_F32) continue;
+        const bq_attention_tiling tiling = k_tilings[ti];
+        const int S = seqs[si];
+        if (tiling != BQ_ATTENTION_ROWS64 && dt == BQ_CUDA_F32) continue;
         if (pattern == MASK_ONE_REAL) continue;
         const size_t rows = (size_t)B * S;
         attention_case ac = attention_case_make(B, S, H, heads, (mask_pattern)pattern, dt, &seed);
@@ -618,11 +625,11 @@ static void test_attention_rising_scores(void **state) {
         dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt);
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
-        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, qrows, 0));
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, tiling, 0));
         CUDA_OK(cudaDeviceSynchronize());
         char what[160];
-        snprintf(what, sizeof what, "attention rising scores %s qrows=%d B=%d S=%d %s",
-                 bq_cuda_dtype_name(dt), qrows, B, S, k_mask_names[pattern]);
+        snprintf(what, sizeof what, "attention rising scores %s %sB=%d S=%d %s",
+                 bq_cuda_dtype_name(dt), tiling_label(tiling), B, S, k_mask_names[pattern]);
         expect_guards_intact(&d_ctx, what);
         float *got = dev_download(&d_ctx, rows * H, dt);
         expect_close(what, got, ac.ref, rows * H, tolerance(dt));
@@ -710,7 +717,8 @@ static void test_attention_kernel_switch(void **state) {
         dev_buf d_mask = dev_upload_ints(ac.mask, rows);
         dev_buf d_switched = dev_alloc(rows * H * es), d_wmma = dev_alloc(rows * H * es);
         assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "wmma", 1), 0);
-        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_switched.ptr, dt, 0, 0));
+        CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_switched.ptr, dt,
+                                  BQ_ATTENTION_ROWS64, 0));
         unsetenv("BQ_ATTENTION_KERNEL");
         CUDA_OK(bq_cuda_attention_wmma(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_wmma.ptr, dt, 0));
         CUDA_OK(cudaDeviceSynchronize());
@@ -803,16 +811,21 @@ static void test_invalid_arguments(void **state) {
     assert_int_equal(bq_cuda_bias_gelu(p, p, 0, 8, BQ_CUDA_BF16, 0), bad);
 
     /* several tilings only on the 16-bit head-64 path */
-    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F16, 1024, 16), 1);
-    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_BF16, 128, 2), 1);
-    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F32, 1024, 16), 0);
-    assert_int_equal(bq_cuda_attention_has_block_rows(BQ_CUDA_F16, 64, 4), 0); /* head size 16 */
+    assert_int_equal(bq_cuda_attention_has_tilings(BQ_CUDA_F16, 1024, 16), 1);
+    assert_int_equal(bq_cuda_attention_has_tilings(BQ_CUDA_BF16, 128, 2), 1);
+    assert_int_equal(bq_cuda_attention_has_tilings(BQ_CUDA_F32, 1024, 16), 0);
+    assert_int_equal(bq_cuda_attention_has_tilings(BQ_CUDA_F16, 64, 4), 0); /* head size 16 */
     /* hidden not divisible by heads; head size above 128; NULL mask; zero batch */
-    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, 0, 0), bad);
-    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, 0, 0), bad);
-    assert_int_equal(bq_cuda_attention(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, 0, 0), bad);
-    /* a block_rows the kernels do not have */
-    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16, 96, 0), bad);
+    const bq_attention_tiling rows64 = BQ_ATTENTION_ROWS64;
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    /* a tiling the kernels do not have */
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16, BQ_ATTENTION_TILINGS, 0),
+                     bad);
+    assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16, (bq_attention_tiling)-1,
+                                       0),
+                     bad);
     assert_int_equal(bq_cuda_attention_generic(p, ip, 0, 4, 64, 1, p, BQ_CUDA_F32, 0), bad);
 
     assert_int_equal(bq_cuda_qa_head(p, p, p, 1, 8, fp, NULL, BQ_CUDA_F32, 0), bad);
