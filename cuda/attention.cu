@@ -311,6 +311,7 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, i
  * 32 banks once. */
 #define ATTN_MMA_LD 72
 #define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
+#define ATTN_MMA_CHAINS 4      /* partial max / sum chains a row in the online softmax */
 
 /* OR of a 64-bit word over the 32 lanes of a warp (every lane gets it). */
 __device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
@@ -338,14 +339,29 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
                                                    float (&row_sum)[2],
                                                    float (&o)[ATTN_MMA_HEAD / 8][4]) {
     constexpr int NT = ATTN_MMA_KEYS / 8;
-    float tile_max[2] = {-INFINITY, -INFINITY};
+    /* The row max and sum over a lane's 16 scores a row in ATTN_MMA_CHAINS partial chains, not one
+     * chain of 16 dependent FMNMX / FADD: fewer cycles waiting on a fixed-latency dependency (what
+     * ncu found the warps of this kernel waiting on most, runs a7fdcdb and 1aa4dcc). */
+    constexpr int CH = ATTN_MMA_CHAINS;
+    float part[2][CH];
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int c = 0; c < CH; c++) part[r][c] = -INFINITY;
 #pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             s[n][e] = fmaf(s[n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
-            tile_max[e >> 1] = fmaxf(tile_max[e >> 1], s[n][e]);
+            part[e >> 1][n % CH] = fmaxf(part[e >> 1][n % CH], s[n][e]);
         }
+    float tile_max[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        tile_max[r] = part[r][0];
+#pragma unroll
+        for (int c = 1; c < CH; c++) tile_max[r] = fmaxf(tile_max[r], part[r][c]);
+    }
     float alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -363,13 +379,21 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
         o[n][2] *= alpha[1], o[n][3] *= alpha[1];
     }
 #pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int c = 0; c < CH; c++) part[r][c] = 0.0f;
+#pragma unroll
     for (int n = 0; n < NT; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const float p = bq_exp2_ftz(s[n][e] - row_max[e >> 1]); /* 0 past the end (-inf) */
             s[n][e] = p;
-            row_sum[e >> 1] += p;
+            part[e >> 1][n % CH] += p;
         }
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int c = 0; c < CH; c++) row_sum[r] += part[r][c];
 }
 
 /* One block on one (batch, head): KS slots of WPS warps each; every warp of a slot has MT x 16
