@@ -104,6 +104,14 @@ def best_peer(peer):
     return table
 
 
+# bench.json's per-layer attention timing of each candidate, by the name of the choice, in the
+# order results.md lists them.
+ATTENTION_CHOICE_MS = {"own": "attention_own_ms", "own-128": "attention_own_128_ms",
+                       "own-32": "attention_own_32_ms", "own-64k3": "attention_own_64k3_ms",
+                       "cudnn": "attention_cudnn_ms"}
+ATTENTION_TIMES = tuple(ATTENTION_CHOICE_MS.values())
+
+
 def merge_configs(ours, peer, safe=None):
     """One row per (precision, batch, seq_len) in either file; ours may be missing (None). `safe`
     (bench-safe.json) fills our configurations that are missing or failed."""
@@ -126,11 +134,7 @@ def merge_configs(ours, peer, safe=None):
             "tflops": cfg.get("tflops"), "ceiling_share": cfg.get("ceiling_share"),
             "source": cfg.get("source", "bench.json") if cfg else None,
             "attention": cfg.get("attention"),
-            "attention_own_ms": cfg.get("attention_own_ms"),
-            "attention_own_128_ms": cfg.get("attention_own_128_ms"),
-            "attention_own_32_ms": cfg.get("attention_own_32_ms"),
-            "attention_own_64k3_ms": cfg.get("attention_own_64k3_ms"),
-            "attention_cudnn_ms": cfg.get("attention_cudnn_ms"),
+            **{name: cfg.get(name) for name in ATTENTION_TIMES},
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
             "first_pass_ms": cfg.get("first_pass_ms"),
@@ -210,9 +214,6 @@ def gemm_choices(ours):
 GELU_PATH_MS = {"unfused": "unfused_ms", "fused-large": "fused_large_ms",
                 "fused-small": "fused_small_ms", "fused-pingpong": "fused_pingpong_ms",
                 "fused-pingpong-small": "fused_pingpong_small_ms"}
-ATTENTION_CHOICE_MS = {"own": "attention_own_ms", "own-128": "attention_own_128_ms",
-                       "own-32": "attention_own_32_ms", "own-64k3": "attention_own_64k3_ms",
-                       "cudnn": "attention_cudnn_ms"}
 
 
 def kernels_alone(ours):
@@ -253,11 +254,6 @@ def merge_autotune(outdir, configs):
                     "latency_ms_p50_tuned": tuned, "latency_ms_p50_heuristic": heuristic,
                     "speedup": heuristic / tuned if tuned and heuristic else None})
     return out
-
-
-# The engine's per-layer attention timings, in the order results.md lists them.
-ATTENTION_TIMES = ("attention_own_ms", "attention_own_128_ms", "attention_own_32_ms",
-                   "attention_own_64k3_ms", "attention_cudnn_ms")
 
 
 SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "

@@ -416,10 +416,9 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
  * in registers. K and V tiles are double-buffered in shared memory with cp.async so that the next
  * step's tiles load while this step's compute. Tiles whose keys are all padding are skipped when
  * the sequence has a real key (their probabilities would be exactly 0; see the fp32 path). Scores
- * use exp2 with log2(e) folded in. Layouts of the fragments:
- * cuda/tensor_core.cuh. Needs qkv 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async)
- * and ctx 4-byte aligned; the dispatcher checks. Dynamic shared memory:
- * attention_mma_smem_bytes<T, MT, KS, WPS>(). */
+ * use exp2 with log2(e) folded in. Layouts of the fragments: cuda/tensor_core.cuh. Needs qkv
+ * 16-byte aligned and hidden % 8 == 0 (16-byte rows for cp.async) and ctx 4-byte aligned; the
+ * dispatcher checks. Dynamic shared memory: attention_mma_smem_bytes<T, MT, KS, WPS>(). */
 template <int MT, int WPS> constexpr int attention_mma_qrows() { return WPS * 16 * MT; }
 
 template <typename T, int MT, int KS, int WPS> constexpr size_t attention_mma_smem_bytes() {
@@ -430,8 +429,9 @@ template <typename T, int MT, int KS, int WPS> constexpr size_t attention_mma_sm
 
 /* Blocks an SM for __launch_bounds__: 4 for the 64-row tiling (<= 128 registers, a few bytes
  * spilled; its shared memory allows 4, and batches 8-32 have the blocks to fill them), 2 for the
- * 128-row one (236 registers) and the 32-row split (163; its few blocks need registers, not
- * occupancy), 1 for the 384-thread 64-row split (its 120 KB of shared memory allow no more). */
+ * 128-row one (254 registers, ptxas for sm_90) and the 32-row split (151; its few blocks need
+ * registers, not occupancy), 1 for the 384-thread 64-row split (152; its 120 KB of shared memory
+ * allow no more). */
 template <int MT, int KS, int WPS> constexpr int attention_mma_min_blocks() {
     return KS * WPS > ATTN_MMA_WARPS ? 1 : MT == 1 && KS == 1 ? 4 : 2;
 }
@@ -442,13 +442,12 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
                             T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
     constexpr int QROWS = attention_mma_qrows<MT, WPS>();
-    constexpr int WARPS_PER_SLOT = WPS;
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
     constexpr float LOG2E = 1.4426950408889634f;
     static_assert(KS == 1 || MT == 1, "keys split among slots with one m-tile per warp");
     /* dynamic shared memory: q_s [QROWS][LD] (9 KB per 64 rows), then k_s and v_s
-     * [2 buffers][KS][KT][LD] (18 KB per slot each); at the end (KS = 2) the K/V space carries the
-     * second warp pair's softmax state to the first */
+     * [2 buffers][KS][KT][LD] (18 KB per slot each); at the end (KS > 1) the K/V space carries the
+     * other slots' softmax states to slot 0 */
     extern __shared__ __align__(128) unsigned char attn_mma_smem[];
     T(*q_s)[LD] = reinterpret_cast<T(*)[LD]>(attn_mma_smem);
     T(*k_s)[KS][KT][LD] =
@@ -459,14 +458,14 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     const int tid = threadIdx.x;
     const int lane = tid & 31;
     const int warp = tid >> 5;
-    const int slot = warp / WARPS_PER_SLOT; /* which of a step's KS key tiles this warp takes */
+    const int slot = warp / WPS; /* which of a step's KS key tiles this warp takes */
     const int quad_row = lane >> 2;         /* g in the fragment layouts */
     const int quad_col = lane & 3;          /* t */
     const int head = blockIdx.y;
     const int batch = blockIdx.z;
     const int query0 = blockIdx.x * QROWS;
     /* m-tile m of this warp: rows warp_row0 + 16 m .. +15 */
-    const int warp_row0 = (warp % WARPS_PER_SLOT) * 16 * MT;
+    const int warp_row0 = (warp % WPS) * 16 * MT;
     const size_t qkv_stride = (size_t)3 * hidden;
     const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * D;
@@ -658,7 +657,7 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
                           (size_t)2 * 2 * KS * KT * LD * sizeof(T),
                       "the hand-off fits in the K/V space");
         float *handoff = reinterpret_cast<float *>(k_s);
-        const int in_slot = (warp % WARPS_PER_SLOT) * 32 + lane;
+        const int in_slot = (warp % WPS) * 32 + lane;
         if (slot > 0) {
             float *mine = handoff + ((slot - 1) * WPS * 32 + in_slot) * STATE;
 #pragma unroll

@@ -331,17 +331,17 @@ static bq_status op_end(op_profile *p, cudaStream_t stream, bq_err *err) {
         if (s_ != BQ_OK) return s_;                                                 \
     } while (0)
 
-/* attention candidates: ours in 64-row blocks (the default), 128-row blocks, 32-row blocks with
- * the keys split in two, 64-row blocks with the keys split in three, and cuDNN's */
+/* attention candidates: ours in each tiling t (ATTN_OWN + t; ATTN_OWN itself is the default,
+ * 64-row blocks), and cuDNN's */
 enum {
     ATTN_UNDECIDED = 0,
     ATTN_OWN = 1,
-    ATTN_OWN_128 = 2,
-    ATTN_OWN_32 = 3,
-    ATTN_OWN_64K3 = 4,
-    ATTN_CUDNN = 5
+    ATTN_OWN_128 = ATTN_OWN + BQ_ATTENTION_ROWS128,
+    ATTN_OWN_32 = ATTN_OWN + BQ_ATTENTION_ROWS32_KEYS2,
+    ATTN_OWN_64K3 = ATTN_OWN + BQ_ATTENTION_ROWS64_KEYS3,
+    ATTN_CUDNN = ATTN_OWN + BQ_ATTENTION_TILINGS
 };
-#define ATTN_KINDS 6
+#define ATTN_KINDS (ATTN_CUDNN + 1)
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
 /* Whether cuDNN's attention is timed beside ours (auto, with a cuDNN engine for this shape). */
@@ -361,17 +361,12 @@ static int attention_for(const bq_cuda_engine *e, int batch) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
     const int c = e->attention_choice[batch];
     if (c == ATTN_CUDNN && e->cudnn_attention) return ATTN_CUDNN;
-    return c == ATTN_OWN_128 || c == ATTN_OWN_32 || c == ATTN_OWN_64K3 ? c : ATTN_OWN;
+    return c > ATTN_OWN && c < ATTN_CUDNN ? c : ATTN_OWN;
 }
 
-/* Our kernel's tiling for a choice. */
+/* Our kernel's tiling for a choice (ATTN_OWN .. ATTN_CUDNN - 1). */
 static bq_attention_tiling own_tiling(int choice) {
-    switch (choice) {
-    case ATTN_OWN_128: return BQ_ATTENTION_ROWS128;
-    case ATTN_OWN_32: return BQ_ATTENTION_ROWS32_KEYS2;
-    case ATTN_OWN_64K3: return BQ_ATTENTION_ROWS64_KEYS3;
-    default: return BQ_ATTENTION_ROWS64;
-    }
+    return (bq_attention_tiling)(choice - ATTN_OWN);
 }
 
 /* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current
@@ -409,8 +404,7 @@ static bq_status time_attention(bq_cuda_engine *e, int batch, int kind,
 /* First eager pass of `batch` (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
  * 32 rows with the keys split in two; 64 rows split in three), and cuDNN's under auto; keep the
- * fastest for this batch size. Under
- * graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
+ * fastest for this batch size. Under graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
  * reason noted. Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_tuning_timer timer;
@@ -418,7 +412,7 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
     float ms[ATTN_KINDS] = {0};
-    for (int k = ATTN_OWN; k <= ATTN_OWN_64K3 && s == BQ_OK; k++)
+    for (int k = ATTN_OWN; k < ATTN_CUDNN && s == BQ_OK; k++)
         if (k == ATTN_OWN || e->attention_tilings)
             s = time_attention(e, batch, k, &timer, &ms[k], err);
     if (s == BQ_OK && cudnn_is_candidate(e)) {

@@ -452,10 +452,7 @@ ATTENTION_DISPATCH(attention_dispatch_128, BQ_ATTENTION_ROWS128)
 ATTENTION_DISPATCH(attention_dispatch_32, BQ_ATTENTION_ROWS32_KEYS2)
 ATTENTION_DISPATCH(attention_dispatch_64k3, BQ_ATTENTION_ROWS64_KEYS3)
 
-/* The mma.sync kernel's tilings, and how a case names one ("" for the default). */
-static const bq_attention_tiling k_tilings[] = {BQ_ATTENTION_ROWS64, BQ_ATTENTION_ROWS128,
-                                                BQ_ATTENTION_ROWS32_KEYS2,
-                                                BQ_ATTENTION_ROWS64_KEYS3};
+/* How a case names a tiling of the mma.sync kernel ("" for the default). */
 static const char *tiling_label(bq_attention_tiling t) {
     switch (t) {
     case BQ_ATTENTION_ROWS128: return "rows=128 ";
@@ -545,12 +542,12 @@ static void test_attention_head64(void **state) {
     const int B = 2, H = 128, heads = 2;
     uint64_t seed = 0x5eed0006;
     /* every tiling of the mma.sync kernel (16-bit; fp32 has one) */
-    for (size_t ti = 0; ti < sizeof k_tilings / sizeof k_tilings[0]; ti++)
+    for (int ti = 0; ti < BQ_ATTENTION_TILINGS; ti++)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si <= n_seqs; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_NO_REAL; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
-        const bq_attention_tiling tiling = k_tilings[ti];
+        const bq_attention_tiling tiling = (bq_attention_tiling)ti;
         if (tiling != BQ_ATTENTION_ROWS64 && dt == BQ_CUDA_F32) continue;
         const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == n_seqs; /* one extra case */
@@ -604,12 +601,12 @@ static void test_attention_rising_scores(void **state) {
     const int B = 2, H = 128, heads = 2;
     const int seqs[] = {200, 384};
     uint64_t seed = 0x5eed0009;
-    for (size_t ti = 0; ti < sizeof k_tilings / sizeof k_tilings[0]; ti++)
+    for (int ti = 0; ti < BQ_ATTENTION_TILINGS; ti++)
     for (size_t di = 0; di < N_DTYPES; di++)
     for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++)
     for (int pattern = MASK_ALL_REAL; pattern <= MASK_RAGGED; pattern++) {
         const bq_cuda_dtype dt = k_dtypes[di];
-        const bq_attention_tiling tiling = k_tilings[ti];
+        const bq_attention_tiling tiling = (bq_attention_tiling)ti;
         const int S = seqs[si];
         if (tiling != BQ_ATTENTION_ROWS64 && dt == BQ_CUDA_F32) continue;
         if (pattern == MASK_ONE_REAL) continue;
