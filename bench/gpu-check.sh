@@ -286,6 +286,12 @@ missing = ids - set(pred)
 print(f"{len(pred)} predictions for {len(ids)} questions; {len(missing)} missing")
 sys.exit(1 if missing else 0)
 EOF3
+        # again with length buckets (windows sorted by length, each batch cut to its longest
+        # rounded up to 64): the rate real SQuAD text allows; merge_results compares its answers
+        # with the padded run's
+        step squad-large-buckets 90 env ${safe[@]+"${safe[@]}"} "$bin" squad --model "$work/large" \
+            --input "$dev" --output "$out/pred-large-buckets.json" --device cuda --precision fp16 \
+            --batch 128 --attention "$attention" --length-bucket 64 --quiet
     fi
     # cuBLASLt's heuristic first choice and the 512-row rule for the fused GELU instead of the
     # timed choices (gemm.cu), stage by stage: in the first run the timed choices were slower in

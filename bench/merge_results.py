@@ -258,19 +258,20 @@ def merge_autotune(outdir, configs):
 
 SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "
                            r"\(([\d.]+) questions/s\); engine ([\d.]+) s, host work ([\d.]+) s"
-                           r"(?: \(overlapped\); (\d+) engine batches, (\d+) partial)?")
+                           r"(?: \(overlapped\); (\d+) engine batches, (\d+) partial)?"
+                           r"(?:; (\d+) token positions \(([\d.]+)% of padded\))?")
 
 
-def merge_end_to_end(outdir, configs, precision="fp16", batch=128):
+def merge_end_to_end(outdir, configs, precision="fp16", batch=128, log="squad-large.log"):
     """The dev set end to end (squad-large.log) against the forward-pass rate of the same
     precision and batch from the benchmark."""
-    path = os.path.join(outdir, "squad-large.log")
+    path = os.path.join(outdir, log)
     if not os.path.exists(path):
         return None
     with open(path, errors="replace") as f:
         m = SQUAD_SUMMARY.search(f.read())
     if not m:
-        return {"error": "no summary line in squad-large.log"}
+        return {"error": f"no summary line in {log}"}
     questions, windows = int(m.group(1)), int(m.group(2))
     wall, engine, host = float(m.group(3)), float(m.group(5)), float(m.group(6))
     e2e = {"precision": precision, "batch": batch, "questions": questions, "windows": windows,
@@ -278,12 +279,39 @@ def merge_end_to_end(outdir, configs, precision="fp16", batch=128):
            "windows_per_s": windows / wall if wall else None, "engine_s": engine,
            "host_work_s": host, "engine_idle_share": 1 - engine / wall if wall else None,
            "engine_batches": int(m.group(7)) if m.group(7) else None,
-           "partial_batches": int(m.group(8)) if m.group(8) else None}
+           "partial_batches": int(m.group(8)) if m.group(8) else None,
+           "token_positions": int(m.group(9)) if m.group(9) else None,
+           "share_of_padded_positions": float(m.group(10)) / 100 if m.group(10) else None}
     forward = next((r["throughput_seq_s"] for r in configs if r["precision"] == precision
                     and r["batch"] == batch and r["seq_len"] == 384), None)
     e2e["forward_seq_s"] = forward
     e2e["share_of_forward_rate"] = (e2e["windows_per_s"] / forward
                                     if forward and e2e["windows_per_s"] else None)
+    return e2e
+
+
+def merge_buckets(outdir, configs, padded):
+    """The dev set end to end again with length buckets (squad-large-buckets.log): windows
+    sorted by length, each batch cut to its longest window rounded up to 64. Its rate against
+    the padded run's, and how many answers match the padded run's (pred-large*.json; they may
+    differ where the padded run ranked padding positions among a window's 20 best)."""
+    e2e = merge_end_to_end(outdir, configs, log="squad-large-buckets.log")
+    if not e2e or "error" in e2e:
+        return e2e
+    e2e["length_bucket"] = 64
+    base = (padded or {}).get("questions_per_s")
+    e2e["speedup_vs_padded"] = (e2e["questions_per_s"] / base
+                                if base and e2e.get("questions_per_s") else None)
+    def predictions(name):  # a missing or cut-off file compares nothing, and stops nothing
+        try:
+            with open(os.path.join(outdir, name)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+    a, b = predictions("pred-large.json"), predictions("pred-large-buckets.json")
+    if isinstance(a, dict) and isinstance(b, dict):
+        e2e["answers_compared"] = len(set(a) & set(b))
+        e2e["answers_same_as_padded"] = sum(1 for k in set(a) & set(b) if a[k] == b[k])
     return e2e
 
 
@@ -443,6 +471,16 @@ def markdown(results):
                   f"{fmt(e2e['windows_per_s'], '.1f')} windows/s "
                   f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
                   f"{e2e['engine_s']:.2f} s, host work {e2e['host_work_s']:.2f} s (overlapped)"]
+    lb = results.get("end_to_end_buckets")
+    if lb and "error" not in lb:
+        same = (f"; answers as the padded run's on {lb['answers_same_as_padded']} of "
+                f"{lb['answers_compared']} questions" if lb.get("answers_compared") else "")
+        lines += ["", f"The same with length buckets of {lb['length_bucket']} (windows sorted by "
+                  f"length, each batch cut to its longest): {lb['wall_s']:.2f} s = "
+                  f"{fmt(lb['questions_per_s'], '.1f')} questions/s "
+                  f"({fmt(lb['speedup_vs_padded'], '.2f')}x the padded run), "
+                  f"{fmt(lb['share_of_padded_positions'], '.1%')} of the padded token positions; "
+                  f"engine {lb['engine_s']:.2f} s{same}"]
     clk = results.get("clocks")
     if clk and "error" not in clk:
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(clk["clock_event_reasons"].items()))
@@ -556,6 +594,8 @@ def main(argv=None):
     }
     results["profiles"] = merge_profiles(args.outdir)
     results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
+    results["end_to_end_buckets"] = merge_buckets(args.outdir, results["configs"],
+                                                  results["end_to_end"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)

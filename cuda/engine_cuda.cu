@@ -1,7 +1,8 @@
 /* engine_cuda.cu - the CUDA backend: weights resident on the device in the engine's precision, one
  * stream, cuBLASLt GEMMs, our fused kernels, and one CUDA graph per batch size.
  *
- * One forward pass (M = batch * S token rows, H hidden, I intermediate, all activations in dt):
+ * One forward pass (M = batch * S token rows, S <= opt.seq_len the pass's length, H hidden,
+ * I intermediate, all activations in dt):
  *   inputs (pinned host) -> device; x = LN(word[ids] + pos + type[seg])          [M, H]
  *   per layer:  qkv = x Wqkv^T + bqkv (bias epilogue)                              [M, 3H]
  *               ctx = attention(qkv, mask)                                         [M, H]
@@ -11,7 +12,8 @@
  *   start/end = x Wqa^T + bqa (fp32)                                               [M]
  *   logits -> pinned host; one stream synchronize; copy to the caller.
  * The device part (embeddings .. QA head) is what a graph captures; the copies stay outside it so
- * that the graph reads and writes fixed device buffers. */
+ * that the graph reads and writes fixed device buffers. Everything decided per pass shape (batch,
+ * length) lives in a pass_shape: a batch trimmed of trailing padding is a shape of its own. */
 #include "engine_cuda.h"
 
 #include <cuda_bf16.h>
@@ -44,6 +46,21 @@ typedef struct {
     const void *ffn_ln_g, *ffn_ln_b;     /* [H] */
 } layer_device;
 
+/* One forward-pass shape: `batch` sequences of `len` positions, and what its first pass decided. */
+typedef struct {
+    int batch, len;
+    /* ATTN_UNDECIDED until the first eager pass times the candidates (our kernel's tilings where
+     * it has several, cuDNN's under auto at the full length); attention_ms: their per-layer
+     * times, ms, 0 where not timed */
+    signed char attention_choice;
+    float attention_ms[8]; /* [ATTN_KINDS] (checked below) */
+    /* GEMM_UNDECIDED until the first pass's whole-pass comparison of the timed GEMM choices
+     * against the first choices; the best pass ms of each way */
+    signed char gemm_choice;
+    float gemm_timed_ms, gemm_first_ms;
+    cudaGraphExec_t graph; /* NULL until captured */
+} pass_shape;
+
 struct bq_cuda_engine {
     bq_engine_options opt;
     bq_config cfg;
@@ -52,17 +69,10 @@ struct bq_cuda_engine {
     cudaStream_t stream;
     bq_gemm_ctx *gemm;
     bq_cudnn_attention *cudnn_attention; /* attention cudnn, or auto in fp16/bf16 when available */
-    /* per batch size [max_batch + 1], ATTN_UNDECIDED until the first eager pass times the
-     * candidates (our kernel's tilings where it has several, cuDNN's under auto); attention_ms
-     * [max_batch + 1][ATTN_KINDS]: their per-layer times, ms, 0 where not timed */
-    signed char *attention_choice;
-    float *attention_ms;
+    pass_shape **shapes; /* [n_shapes], in the order first run; each allocated once (stable) */
+    int n_shapes, shapes_cap;
     int attention_tilings; /* bq_cuda_attention_has_tilings for this model and dtype */
     char attention_note[300]; /* auto without cuDNN: why */
-    /* per batch size [max_batch + 1]: GEMM_UNDECIDED until the first pass's whole-pass comparison
-     * of the timed GEMM choices against the first choices; the best pass ms of each way */
-    signed char *gemm_choice;
-    float *gemm_timed_ms, *gemm_first_ms;
 
     /* weights: one device allocation */
     void *weights;
@@ -86,7 +96,6 @@ struct bq_cuda_engine {
     float *h_start, *h_end;          /* [M] */
 
     int use_graphs;
-    cudaGraphExec_t *graphs; /* [max_batch + 1], indexed by batch size; NULL until first captured */
     char graph_note[512];    /* why graphs were turned off, when a capture failed */
     char description[1024];
 };
@@ -342,24 +351,55 @@ enum {
     ATTN_CUDNN = ATTN_OWN + BQ_ATTENTION_TILINGS
 };
 #define ATTN_KINDS (ATTN_CUDNN + 1)
+static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(float),
+              "pass_shape.attention_ms holds every attention candidate");
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
-/* Whether cuDNN's attention is timed beside ours (auto, with a cuDNN engine for this shape). */
-static int cudnn_is_candidate(const bq_cuda_engine *e) {
-    return e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention;
+/* The shape of `batch` x `len` passes, or NULL before its first pass. */
+static pass_shape *find_shape(const bq_cuda_engine *e, int batch, int len) {
+    for (int i = 0; i < e->n_shapes; i++)
+        if (e->shapes[i]->batch == batch && e->shapes[i]->len == len) return e->shapes[i];
+    return NULL;
 }
 
-/* Whether the engine times attention candidates per batch size: our tilings (own or auto),
- * and cuDNN's beside ours (auto). */
-static int attention_has_choice(const bq_cuda_engine *e) {
+/* The shape of `batch` x `len` passes, added (undecided, no graph) on first use. */
+static bq_status shape_for(bq_cuda_engine *e, int batch, int len, pass_shape **out, bq_err *err) {
+    *out = find_shape(e, batch, len);
+    if (*out) return BQ_OK;
+    if (e->n_shapes == e->shapes_cap) {
+        int cap = e->shapes_cap ? 2 * e->shapes_cap : 16;
+        pass_shape **grown = (pass_shape **)realloc(e->shapes, (size_t)cap * sizeof *grown);
+        if (!grown) return bq_fail(err, BQ_ERR_NOMEM, "cuda engine: no host memory for a new pass shape");
+        e->shapes = grown;
+        e->shapes_cap = cap;
+    }
+    pass_shape *p = (pass_shape *)calloc(1, sizeof *p);
+    if (!p) return bq_fail(err, BQ_ERR_NOMEM, "cuda engine: no host memory for a new pass shape");
+    p->batch = batch;
+    p->len = len;
+    e->shapes[e->n_shapes++] = p;
+    *out = p;
+    return BQ_OK;
+}
+
+/* Whether cuDNN's attention is timed beside ours for passes of `len` positions (auto, with a
+ * cuDNN engine, which is planned for the full length only). */
+static int cudnn_is_candidate(const bq_cuda_engine *e, int len) {
+    return e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention && len == e->opt.seq_len;
+}
+
+/* Whether the engine times attention candidates for passes of `len` positions: our tilings (own
+ * or auto), and cuDNN's beside ours (auto, full length). */
+static int attention_has_choice(const bq_cuda_engine *e, int len) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
-    return e->attention_tilings || cudnn_is_candidate(e);
+    return e->attention_tilings || cudnn_is_candidate(e, len);
 }
 
-/* Which attention runs for `batch`: cudnn as asked, else as decided (own, 64 rows, until then). */
-static int attention_for(const bq_cuda_engine *e, int batch) {
+/* Which attention runs for a shape (NULL: one not run yet): cudnn as asked, else as decided
+ * (own, 64 rows, until then). */
+static int attention_for(const bq_cuda_engine *e, const pass_shape *p) {
     if (e->opt.attention == BQ_ATTENTION_CUDNN) return ATTN_CUDNN;
-    const int c = e->attention_choice[batch];
+    const int c = p ? p->attention_choice : ATTN_UNDECIDED;
     if (c == ATTN_CUDNN && e->cudnn_attention) return ATTN_CUDNN;
     return c > ATTN_OWN && c < ATTN_CUDNN ? c : ATTN_OWN;
 }
@@ -373,7 +413,7 @@ static bq_attention_tiling own_tiling(int choice) {
  * qkv -> ctx (bq_tuning_time's callback). */
 typedef struct {
     bq_cuda_engine *e;
-    int batch, kind;
+    int batch, len, kind;
 } attention_run;
 
 static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
@@ -385,7 +425,7 @@ static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
                                              e->stream, err);
         if (s != BQ_OK) return s;
     } else {
-        BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, a->batch, e->opt.seq_len,
+        BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, a->batch, a->len,
                                       e->cfg.hidden_size, e->cfg.num_heads, e->ctx, e->dt,
                                       own_tiling(a->kind), e->stream),
                     err);
@@ -395,18 +435,20 @@ static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
 }
 
 /* Mean ms per layer of one attention; the warm-up run also builds cuDNN's plan for this batch. */
-static bq_status time_attention(bq_cuda_engine *e, int batch, int kind,
+static bq_status time_attention(bq_cuda_engine *e, const pass_shape *p, int kind,
                                 const bq_tuning_timer *timer, float *ms, bq_err *err) {
-    attention_run a = {e, batch, kind};
-    return bq_tuning_time(timer, e->stream, batch >= 16 ? 5 : 20, run_attention_once, &a, ms, err);
+    attention_run a = {e, p->batch, p->len, kind};
+    /* repetitions by the work: 5 from 16 full-length sequences' tokens up, else 20 */
+    const int reps = (long)p->batch * p->len >= 16L * e->opt.seq_len ? 5 : 20;
+    return bq_tuning_time(timer, e->stream, reps, run_attention_once, &a, ms, err);
 }
 
-/* First eager pass of `batch` (qkv of layer 0 ready, cuDNN's mask bias set when it is a
+/* First eager pass of a shape (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
- * 32 rows with the keys split in two; 64 rows split in three), and cuDNN's under auto; keep the
- * fastest for this batch size. Under graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
+ * 32 rows with the keys split in two; 64 rows split in three), and cuDNN's under auto at the
+ * full length; keep the fastest for this shape. Under graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
  * reason noted. Synchronizes the stream. */
-static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
+static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     bq_tuning_timer timer;
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
@@ -414,14 +456,14 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     float ms[ATTN_KINDS] = {0};
     for (int k = ATTN_OWN; k < ATTN_CUDNN && s == BQ_OK; k++)
         if (k == ATTN_OWN || e->attention_tilings)
-            s = time_attention(e, batch, k, &timer, &ms[k], err);
-    if (s == BQ_OK && cudnn_is_candidate(e)) {
+            s = time_attention(e, p, k, &timer, &ms[k], err);
+    if (s == BQ_OK && cudnn_is_candidate(e, p->len)) {
         bq_err cerr;
         bq_err_clear(&cerr);
-        if (time_attention(e, batch, ATTN_CUDNN, &timer, &ms[ATTN_CUDNN], &cerr) != BQ_OK) {
+        if (time_attention(e, p, ATTN_CUDNN, &timer, &ms[ATTN_CUDNN], &cerr) != BQ_OK) {
             ms[ATTN_CUDNN] = 0.0f;
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
-                     "%d, own kept: %.200s", batch, cerr.message);
+                     "%d, own kept: %.200s", p->batch, cerr.message);
             /* a launch error would be sticky: make sure the stream still works */
             s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
                               __FILE__, __LINE__, err);
@@ -431,21 +473,22 @@ static bq_status choose_attention(bq_cuda_engine *e, int batch, bq_err *err) {
     if (s != BQ_OK) return s;
     int choice = ATTN_OWN;
     for (int k = ATTN_OWN; k < ATTN_KINDS; k++) {
-        e->attention_ms[(size_t)batch * ATTN_KINDS + k] = ms[k];
+        p->attention_ms[k] = ms[k];
         if (ms[k] > 0.0f && ms[k] < ms[choice]) choice = k;
     }
-    e->attention_choice[batch] = (signed char)choice;
+    p->attention_choice = (signed char)choice;
     return BQ_OK;
 }
 
-/* Enqueue embeddings .. QA head for `batch` sequences already in d_ids/d_mask/d_seg. No
- * allocation, no synchronization (except attention auto's one-time timing, never under capture):
- * capturable. */
-static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof, bq_err *err) {
+/* Enqueue embeddings .. QA head for a shape's batch x len inputs already in d_ids/d_mask/d_seg.
+ * No allocation, no synchronization (except attention auto's one-time timing, never under
+ * capture): capturable. */
+static bq_status enqueue_compute(bq_cuda_engine *e, pass_shape *p, op_profile *prof, bq_err *err) {
     const bq_config *c = &e->cfg;
     cudaStream_t st = e->stream;
     bq_cuda_dtype dt = e->dt;
-    int S = e->opt.seq_len, H = c->hidden_size, I = c->intermediate_size;
+    const int batch = p->batch;
+    int S = p->len, H = c->hidden_size, I = c->intermediate_size;
     int M = batch * S;
     float eps = c->layer_norm_eps;
     bq_gemm_ctx *g = e->gemm;
@@ -454,8 +497,8 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
     KERNEL_OP(BQ_STAGE_EMBEDDINGS,
               bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
                                            e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
-    const int undecided = attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED;
-    if ((undecided && cudnn_is_candidate(e)) || attention_for(e, batch) == ATTN_CUDNN)
+    const int undecided = attention_has_choice(e, S) && p->attention_choice == ATTN_UNDECIDED;
+    if ((undecided && cudnn_is_candidate(e, S)) || attention_for(e, p) == ATTN_CUDNN)
         /* the mask bias, once per pass */
         STATUS_OP(BQ_STAGE_ATTENTION,
                   bq_cudnn_attention_set_mask(e->cudnn_attention, e->d_mask, batch, st, err));
@@ -464,10 +507,10 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
         STATUS_OP(BQ_STAGE_GEMM, bq_gemm_linear(g, e->x, w->qkv_w, w->qkv_b, M, H, 3 * H, e->qkv, dt,
                                                 tf32, BQ_EPILOGUE_BIAS, st, err));
         if (l == 0 && undecided) {
-            bq_status s_ = choose_attention(e, batch, err);
+            bq_status s_ = choose_attention(e, p, err);
             if (s_ != BQ_OK) return s_;
         }
-        const int attention = attention_for(e, batch);
+        const int attention = attention_for(e, p);
         if (attention == ATTN_CUDNN)
             STATUS_OP(BQ_STAGE_ATTENTION, bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch,
                                                                  e->ctx, st, err));
@@ -493,35 +536,42 @@ static bq_status enqueue_compute(bq_cuda_engine *e, int batch, op_profile *prof,
     return BQ_OK;
 }
 
-/* Capture enqueue_compute for `batch` into an executable graph. On failure the stream is left
+/* Capture enqueue_compute for a shape into an executable graph. On failure the stream is left
  * out of capture mode. */
-static bq_status capture_graph(bq_cuda_engine *e, int batch, bq_err *err) {
+static bq_status capture_graph(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     BQ_CUDA_TRY(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal), err);
-    bq_status s = enqueue_compute(e, batch, NULL, err);
+    bq_status s = enqueue_compute(e, p, NULL, err);
     cudaGraph_t graph = NULL;
     cudaError_t rc = cudaStreamEndCapture(e->stream, &graph);
     if (s == BQ_OK)
         s = bq_cuda_check(rc, "cudaStreamEndCapture(e->stream, &graph)", __FILE__, __LINE__, err);
     if (s == BQ_OK)
-        s = bq_cuda_check(cudaGraphInstantiate(&e->graphs[batch], graph, 0),
-                          "cudaGraphInstantiate(&e->graphs[batch], graph, 0)", __FILE__, __LINE__,
-                          err);
+        s = bq_cuda_check(cudaGraphInstantiate(&p->graph, graph, 0),
+                          "cudaGraphInstantiate(&p->graph, graph, 0)", __FILE__, __LINE__, err);
     if (graph) cudaGraphDestroy(graph);
     if (s != BQ_OK) {
-        e->graphs[batch] = NULL;
+        p->graph = NULL;
         cudaGetLastError(); /* clear a capture-invalidated status so the stream stays usable */
     }
     return s;
 }
 
-static bq_status check_inputs(const bq_cuda_engine *e, int batch, const int32_t *ids,
+static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const int32_t *ids,
                               const int32_t *mask, const int32_t *seg, bq_err *err) {
     if (!e) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine is NULL");
     if (batch < 1 || batch > e->opt.max_batch)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "batch %d outside 1..%d (the engine's max batch)",
                        batch, e->opt.max_batch);
+    if (len < 1 || len > e->opt.seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "sequence length %d outside 1..%d (the engine's)",
+                       len, e->opt.seq_len);
+    if (len < e->opt.seq_len && e->opt.attention == BQ_ATTENTION_CUDNN)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED,
+                       "cuDNN attention is planned for the full length %d only (asked for %d); "
+                       "use --attention own or auto for trimmed batches",
+                       e->opt.seq_len, len);
     if (!ids || !mask || !seg) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
-    size_t n = (size_t)batch * e->opt.seq_len;
+    size_t n = (size_t)batch * len;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= e->cfg.vocab_size)
             return bq_fail(err, BQ_ERR_INVALID_ARG, "input_ids[%zu] = %d outside the vocabulary (0..%d)",
@@ -535,107 +585,116 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, const int32_t 
     return BQ_OK;
 }
 
-/* Run the device part for `batch`: graph replay when available, else eager (and then capture). */
-static bq_status run_compute(bq_cuda_engine *e, int batch, bq_err *err) {
-    if (e->use_graphs && e->graphs[batch]) {
-        BQ_CUDA_TRY(cudaGraphLaunch(e->graphs[batch], e->stream), err);
+/* Run the device part of a shape: graph replay when available, else eager (and then capture). */
+static bq_status run_compute(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
+    if (e->use_graphs && p->graph) {
+        BQ_CUDA_TRY(cudaGraphLaunch(p->graph, e->stream), err);
         return BQ_OK;
     }
-    return enqueue_compute(e, batch, NULL, err);
+    return enqueue_compute(e, p, NULL, err);
 }
 
 /* One eager pass of the device part (bq_tuning_time_once's callback). */
 typedef struct {
     bq_cuda_engine *e;
-    int batch;
+    pass_shape *p;
 } compute_run;
 
 static bq_status run_pass_once(void *ctx, int *ran, bq_err *err) {
     const compute_run *c = (const compute_run *)ctx;
-    bq_status s = enqueue_compute(c->e, c->batch, NULL, err);
+    bq_status s = enqueue_compute(c->e, c->p, NULL, err);
     *ran = s == BQ_OK;
     return s;
 }
 
-/* After the first eager pass of `batch` (every GEMM shape of it timed alone, on warm operands):
+/* After the first eager pass of a shape (every GEMM shape of it timed alone, on warm operands):
  * time whole passes with those timed choices and with cuBLASLt's first choices + the untimed GELU
  * rule, alternately, and keep the timed ones only if their best pass is at least 1% faster than
  * the best of the others. On the H200 the timed choices, each faster alone, made fp16 passes 2-6%
  * slower. The first pass left everything warm, so no warm-up; the best of a few passes, since a
- * batch-128 pass's p99 was 20% over its p50. Costs 4 passes at batch >= 32 (0.27 s at batch 128
- * on the H200), 6 below, once per batch size; a batch >= 32 takes the decision of one >= 32 made
- * before. Synchronizes the stream; decides nothing under capture or with BQ_GEMM_AUTOTUNE=0. On a
- * failed timing the timed choices stay. */
-static bq_status choose_gemm(bq_cuda_engine *e, int batch, bq_err *err) {
-    if (e->gemm_choice[batch] != GEMM_UNDECIDED) return BQ_OK;
+ * batch-128 pass's p99 was 20% over its p50. Costs 4 passes from 32 full sequences' rows up
+ * (0.27 s at batch 128 on the H200), 6 below, once per shape; a shape of that many rows takes the
+ * decision of one made before, and so does a shape with the same rows as a decided one (the GEMM
+ * choices are per row count). Synchronizes the stream; decides nothing under capture or with
+ * BQ_GEMM_AUTOTUNE=0. On a failed timing the timed choices stay. */
+static bq_status choose_gemm(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
+    if (p->gemm_choice != GEMM_UNDECIDED) return BQ_OK;
     if (!bq_gemm_autotune_enabled()) {
-        e->gemm_choice[batch] = GEMM_UNTIMED;
+        p->gemm_choice = GEMM_UNTIMED;
         return BQ_OK;
     }
-    if (batch >= 32) /* a large batch decided before speaks for this one too (its times stay 0): */
-        for (int b = 32; b <= e->opt.max_batch; b++) /* a long run's partial batches cost nothing */
-            if (e->gemm_choice[b] == GEMM_TIMED || e->gemm_choice[b] == GEMM_FIRST) {
-                bq_gemm_ctx_prefer_first(e->gemm, batch * e->opt.seq_len,
-                                         e->gemm_choice[b] == GEMM_FIRST);
-                e->gemm_choice[batch] = e->gemm_choice[b];
-                return BQ_OK;
-            }
+    const long rows = (long)p->batch * p->len, large = 32L * e->opt.seq_len;
+    /* a decided shape speaks for this one too (its times stay 0): a long run's partial and
+     * trimmed batches cost nothing */
+    for (int i = 0; i < e->n_shapes; i++) {
+        const pass_shape *o = e->shapes[i];
+        const long o_rows = (long)o->batch * o->len;
+        if ((o->gemm_choice == GEMM_TIMED || o->gemm_choice == GEMM_FIRST) &&
+            (o_rows == rows || (rows >= large && o_rows >= large))) {
+            bq_gemm_ctx_prefer_first(e->gemm, (int)rows, o->gemm_choice == GEMM_FIRST);
+            p->gemm_choice = o->gemm_choice;
+            return BQ_OK;
+        }
+    }
     bq_tuning_timer timer;
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    const int rounds = batch >= 32 ? 2 : 3;
-    const int rows = batch * e->opt.seq_len;
-    compute_run pass = {e, batch};
+    const int rounds = rows >= large ? 2 : 3;
+    compute_run pass = {e, p};
     float best[2] = {0.0f, 0.0f}; /* [0] timed choices, [1] first choices */
     for (int r = 0; r < rounds && s == BQ_OK; r++)
         for (int first = 0; first < 2 && s == BQ_OK; first++) {
             float ms = 0.0f;
-            bq_gemm_ctx_prefer_first(e->gemm, rows, first);
+            bq_gemm_ctx_prefer_first(e->gemm, (int)rows, first);
             s = bq_tuning_time_once(&timer, e->stream, run_pass_once, &pass, &ms, err);
             if (s == BQ_OK && (r == 0 || ms < best[first])) best[first] = ms;
         }
     bq_tuning_timer_end(&timer);
     const int keep_first = s == BQ_OK && best[1] > 0.0f && best[1] * 0.99f < best[0];
-    bq_gemm_ctx_prefer_first(e->gemm, rows, keep_first);
+    bq_gemm_ctx_prefer_first(e->gemm, (int)rows, keep_first);
     if (s != BQ_OK) return s;
-    e->gemm_timed_ms[batch] = best[0];
-    e->gemm_first_ms[batch] = best[1];
-    e->gemm_choice[batch] = keep_first ? GEMM_FIRST : GEMM_TIMED;
+    p->gemm_timed_ms = best[0];
+    p->gemm_first_ms = best[1];
+    p->gemm_choice = keep_first ? GEMM_FIRST : GEMM_TIMED;
     return BQ_OK;
 }
 
-/* After a successful eager pass of `batch` (cuBLASLt plans cached, kernels loaded), capture its
+/* After a successful eager pass of a shape (cuBLASLt plans cached, kernels loaded), capture its
  * graph; if capture fails, turn graphs off for this engine and remember why. */
-static void ensure_graph(bq_cuda_engine *e, int batch) {
-    if (!e->use_graphs || e->graphs[batch]) return;
+static void ensure_graph(bq_cuda_engine *e, pass_shape *p) {
+    if (!e->use_graphs || p->graph) return;
     bq_err gerr;
     bq_err_clear(&gerr);
-    if (capture_graph(e, batch, &gerr) != BQ_OK) {
+    if (capture_graph(e, p, &gerr) != BQ_OK) {
         e->use_graphs = 0;
         snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (capture failed: %.400s)",
                  gerr.message);
     }
 }
 
-extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const int32_t *input_ids,
-                                            const int32_t *input_mask, const int32_t *segment_ids,
-                                            float *start_logits, float *end_logits, bq_err *err) {
-    bq_status s = check_inputs(e, batch, input_ids, input_mask, segment_ids, err);
+extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length,
+                                            const int32_t *input_ids, const int32_t *input_mask,
+                                            const int32_t *segment_ids, float *start_logits,
+                                            float *end_logits, bq_err *err) {
+    bq_status s = check_inputs(e, batch, length, input_ids, input_mask, segment_ids, err);
     if (s != BQ_OK) return s;
     if (!start_logits || !end_logits)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "output logits arrays must not be NULL");
+    pass_shape *p = NULL;
+    s = shape_for(e, batch, length, &p, err);
+    if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
-    size_t n = (size_t)batch * e->opt.seq_len;
+    size_t n = (size_t)batch * length;
     memcpy(e->h_ids, input_ids, n * sizeof(int32_t));
     memcpy(e->h_mask, input_mask, n * sizeof(int32_t));
     memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
-    int had_graph = e->use_graphs && e->graphs[batch];
+    int had_graph = e->use_graphs && p->graph;
     cudaStream_t st = e->stream;
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_ids, e->h_ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_mask, e->h_mask, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_seg, e->h_seg, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
-    s = run_compute(e, batch, err);
+    s = run_compute(e, p, err);
     if (s != BQ_OK) {
         cudaStreamSynchronize(st);
         return s;
@@ -646,9 +705,9 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const 
     memcpy(start_logits, e->h_start, n * sizeof(float));
     memcpy(end_logits, e->h_end, n * sizeof(float));
     if (!had_graph) {
-        s = choose_gemm(e, batch, err); /* once per batch size, before its graph is captured */
+        s = choose_gemm(e, p, err); /* once per shape, before its graph is captured */
         if (s != BQ_OK) return s;
-        ensure_graph(e, batch);
+        ensure_graph(e, p);
     }
     return BQ_OK;
 }
@@ -739,15 +798,6 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->h_start = (float *)(e->h_seg + M);
     e->h_end = e->h_start + M;
 
-    e->graphs = (cudaGraphExec_t *)calloc((size_t)e->opt.max_batch + 1, sizeof(cudaGraphExec_t));
-    e->attention_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
-    e->attention_ms = (float *)calloc(((size_t)e->opt.max_batch + 1) * ATTN_KINDS, sizeof(float));
-    e->gemm_choice = (signed char *)calloc((size_t)e->opt.max_batch + 1, 1);
-    e->gemm_timed_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    e->gemm_first_ms = (float *)calloc((size_t)e->opt.max_batch + 1, sizeof(float));
-    if (!e->graphs || !e->attention_choice || !e->attention_ms ||
-        !e->gemm_choice || !e->gemm_timed_ms || !e->gemm_first_ms)
-        return bq_fail(err, BQ_ERR_NOMEM, "no host memory for the graph table");
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
     e->use_graphs = !(no_graph && no_graph[0] == '1');
     if (!e->use_graphs) snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (BQ_NO_CUDA_GRAPH=1)");
@@ -792,7 +842,7 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     const char *attention = "own";
     if (opt->attention == BQ_ATTENTION_CUDNN)
         attention = "cudnn";
-    else if (cudnn_is_candidate(e))
+    else if (cudnn_is_candidate(e, opt->seq_len))
         attention = e->attention_tilings
                         ? "auto (own in 64-, 128- or 32-row blocks, keys split or not, or cudnn, "
                           "per batch size)"
@@ -809,14 +859,12 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
 extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
     if (!e) return;
     if (e->stream) cudaStreamSynchronize(e->stream);
-    if (e->graphs) {
-        for (int b = 0; b <= e->opt.max_batch; b++)
-            if (e->graphs[b]) cudaGraphExecDestroy(e->graphs[b]);
-        free(e->graphs);
+    for (int i = 0; i < e->n_shapes; i++) {
+        if (e->shapes[i]->graph) cudaGraphExecDestroy(e->shapes[i]->graph);
+        free(e->shapes[i]);
     }
+    free(e->shapes);
     bq_cudnn_attention_free(e->cudnn_attention);
-    free(e->attention_choice), free(e->attention_ms);
-    free(e->gemm_choice), free(e->gemm_timed_ms), free(e->gemm_first_ms);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);
     if (e->workspace) cudaFree(e->workspace);
@@ -843,16 +891,18 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
                                                         bq_attention_times *times) {
     if (times) memset(times, 0, sizeof *times);
     if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
-    if (times) {
-        const float *ms = &e->attention_ms[(size_t)batch * ATTN_KINDS];
+    const pass_shape *p = find_shape(e, batch, e->opt.seq_len);
+    if (times && p) {
+        const float *ms = p->attention_ms;
         times->own_ms = ms[ATTN_OWN];
         times->own128_ms = ms[ATTN_OWN_128];
         times->own32_ms = ms[ATTN_OWN_32];
         times->own64k3_ms = ms[ATTN_OWN_64K3];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
-    if (attention_has_choice(e) && e->attention_choice[batch] == ATTN_UNDECIDED) return "undecided";
-    switch (attention_for(e, batch)) {
+    if (attention_has_choice(e, e->opt.seq_len) && (!p || p->attention_choice == ATTN_UNDECIDED))
+        return "undecided";
+    switch (attention_for(e, p)) {
     case ATTN_CUDNN: return "cudnn";
     case ATTN_OWN_128: return "own-128";
     case ATTN_OWN_32: return "own-32";
@@ -866,9 +916,11 @@ extern "C" const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int b
     if (timed_ms) *timed_ms = 0.0;
     if (first_ms) *first_ms = 0.0;
     if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
-    if (timed_ms) *timed_ms = e->gemm_timed_ms[batch];
-    if (first_ms) *first_ms = e->gemm_first_ms[batch];
-    switch (e->gemm_choice[batch]) {
+    const pass_shape *p = find_shape(e, batch, e->opt.seq_len);
+    if (!p) return "undecided";
+    if (timed_ms) *timed_ms = p->gemm_timed_ms;
+    if (first_ms) *first_ms = p->gemm_first_ms;
+    switch (p->gemm_choice) {
     case GEMM_TIMED: return "timed";
     case GEMM_FIRST: return "first";
     case GEMM_UNTIMED: return "untimed";
@@ -899,9 +951,9 @@ static float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
  *   [ev0] H2D of input set k (pinned) [ev1] forward graph [ev2] D2H logits [ev3], then sync;
  * compute = ev1..ev2, total = ev0..ev3. Input sets rotate (k = i mod n_input_sets) so that no two
  * consecutive passes see the same tokens. */
-static bq_status time_loop(bq_cuda_engine *e, int batch, int32_t *sets, int n_sets, int warmup,
+static bq_status time_loop(bq_cuda_engine *e, pass_shape *p, int32_t *sets, int n_sets, int warmup,
                            int iters, bq_cuda_timing *per_iter, cudaEvent_t ev[4], bq_err *err) {
-    size_t n = (size_t)batch * e->opt.seq_len;
+    size_t n = (size_t)p->batch * p->len;
     cudaStream_t st = e->stream;
     for (int i = 0; i < warmup + iters; i++) {
         const int32_t *set = sets + (size_t)(i % n_sets) * 3 * n; /* ids | mask | seg */
@@ -910,7 +962,7 @@ static bq_status time_loop(bq_cuda_engine *e, int batch, int32_t *sets, int n_se
         BQ_CUDA_TRY(cudaMemcpyAsync(e->d_mask, set + n, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
         BQ_CUDA_TRY(cudaMemcpyAsync(e->d_seg, set + 2 * n, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
         BQ_CUDA_TRY(cudaEventRecord(ev[1], st), err);
-        bq_status s = run_compute(e, batch, err);
+        bq_status s = run_compute(e, p, err);
         if (s != BQ_OK) return s;
         BQ_CUDA_TRY(cudaEventRecord(ev[2], st), err);
         BQ_CUDA_TRY(cudaMemcpyAsync(e->h_start, e->d_start, n * sizeof(float), cudaMemcpyDeviceToHost, st), err);
@@ -933,17 +985,19 @@ extern "C" bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int
         return bq_fail(err, BQ_ERR_INVALID_ARG,
                        "bq_cuda_engine_time: bad arguments (iters %d, warmup %d, input sets %d)", iters,
                        warmup, n_input_sets);
-    size_t n = (size_t)batch * e->opt.seq_len;
+    const int S = e->opt.seq_len;
+    size_t n = (size_t)batch * S;
     for (int k = 0; k < n_input_sets; k++) {
-        bq_status s = check_inputs(e, batch, ids + k * n, mask + k * n, seg + k * n, err);
+        bq_status s = check_inputs(e, batch, S, ids + k * n, mask + k * n, seg + k * n, err);
         if (s != BQ_OK) return s;
     }
     /* one ordinary forward first: it validates the inputs end to end and captures the graph */
     float *logits = (float *)malloc(2 * n * sizeof(float));
     if (!logits) return bq_fail(err, BQ_ERR_NOMEM, "bq_cuda_engine_time: out of host memory");
-    bq_status s = bq_cuda_engine_forward(e, batch, ids, mask, seg, logits, logits + n, err);
+    bq_status s = bq_cuda_engine_forward(e, batch, S, ids, mask, seg, logits, logits + n, err);
     free(logits);
     if (s != BQ_OK) return s;
+    pass_shape *p = find_shape(e, batch, S); /* made by the forward */
 
     int32_t *sets = NULL;
     BQ_CUDA_TRY(cudaHostAlloc(&sets, (size_t)n_input_sets * 3 * n * sizeof(int32_t),
@@ -958,7 +1012,7 @@ extern "C" bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int
     cudaEvent_t ev[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4 && s == BQ_OK; i++)
         s = bq_cuda_check(cudaEventCreate(&ev[i]), "cudaEventCreate(&ev[i])", __FILE__, __LINE__, err);
-    if (s == BQ_OK) s = time_loop(e, batch, sets, n_input_sets, warmup, iters, per_iter, ev, err);
+    if (s == BQ_OK) s = time_loop(e, p, sets, n_input_sets, warmup, iters, per_iter, ev, err);
     cudaStreamSynchronize(e->stream);
     for (int i = 0; i < 4; i++)
         if (ev[i]) cudaEventDestroy(ev[i]);
@@ -970,15 +1024,17 @@ extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const 
                                             const int32_t *mask, const int32_t *seg,
                                             double stage_ms[BQ_STAGE_COUNT], bq_err *err) {
     for (int i = 0; i < BQ_STAGE_COUNT; i++) stage_ms[i] = 0.0;
-    bq_status s = check_inputs(e, batch, ids, mask, seg, err);
+    const int S = e ? e->opt.seq_len : 0;
+    bq_status s = check_inputs(e, batch, S, ids, mask, seg, err);
     if (s != BQ_OK) return s;
-    size_t n = (size_t)batch * e->opt.seq_len;
+    size_t n = (size_t)batch * S;
     /* one ordinary forward first so cuBLASLt plans and kernels are warm */
     float *logits = (float *)malloc(2 * n * sizeof(float));
     if (!logits) return bq_fail(err, BQ_ERR_NOMEM, "bq_cuda_engine_profile: out of host memory");
-    s = bq_cuda_engine_forward(e, batch, ids, mask, seg, logits, logits + n, err);
+    s = bq_cuda_engine_forward(e, batch, S, ids, mask, seg, logits, logits + n, err);
     free(logits);
     if (s != BQ_OK) return s;
+    pass_shape *p = find_shape(e, batch, S);
 
     op_profile prof;
     memset(&prof, 0, sizeof prof);
@@ -997,7 +1053,7 @@ extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const 
     }
     if (s == BQ_OK) {
         /* inputs are still on the device from the forward above */
-        s = enqueue_compute(e, batch, &prof, err);
+        s = enqueue_compute(e, p, &prof, err);
         bq_status sync = bq_cuda_check(cudaStreamSynchronize(e->stream),
                                        "cudaStreamSynchronize(e->stream)", __FILE__, __LINE__,
                                        s == BQ_OK ? err : NULL);

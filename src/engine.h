@@ -47,6 +47,17 @@ bq_status bq_engine_forward(bq_engine *e, int batch, const int32_t *input_ids,
                             const int32_t *input_mask, const int32_t *segment_ids,
                             float *start_logits, float *end_logits, bq_err *err);
 
+/* The same for a batch trimmed to `length` positions (1 <= length <= the engine's seq_len): arrays
+ * are [batch, length]. Cutting trailing padding leaves the logits of the real positions as they
+ * were (padded keys are masked out), for less work. On CUDA every new (batch, length) pair costs
+ * a first eager pass (GEMM and attention timing, graph capture), so callers round lengths up to
+ * a few buckets. cuDNN's attention is planned for the full length only: an engine created with
+ * BQ_ATTENTION_CUDNN refuses a shorter length with BQ_ERR_UNSUPPORTED (under auto, our kernel
+ * runs the shorter lengths). */
+bq_status bq_engine_forward_length(bq_engine *e, int batch, int length, const int32_t *input_ids,
+                                   const int32_t *input_mask, const int32_t *segment_ids,
+                                   float *start_logits, float *end_logits, bq_err *err);
+
 const bq_engine_options *bq_engine_get_options(const bq_engine *e);
 /* The CUDA backend behind an engine created with BQ_DEVICE_CUDA (for its benchmark API), else NULL. */
 struct bq_cuda_engine *bq_engine_cuda_backend(bq_engine *e);

@@ -24,8 +24,12 @@ bq_status bq_cuda_engine_create(const bq_model *model, const bq_engine_options *
                                 bq_cuda_engine **out, bq_err *err);
 void bq_cuda_engine_free(bq_cuda_engine *e); /* accepts NULL */
 
-/* One forward pass on the engine's stream; blocks until the logits are on the host. */
-bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const int32_t *input_ids,
+/* One forward pass of `batch` sequences of `length` positions (1 <= length <= opt->seq_len; arrays
+ * [batch, length]) on the engine's stream; blocks until the logits are on the host. Each (batch,
+ * length) pair has its own timed choices and graph, made on its first pass. An engine created with
+ * BQ_ATTENTION_CUDNN refuses length < opt->seq_len (BQ_ERR_UNSUPPORTED: cuDNN's attention is
+ * planned for the full length); under auto, shorter lengths choose among our kernel's tilings. */
+bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length, const int32_t *input_ids,
                                  const int32_t *input_mask, const int32_t *segment_ids,
                                  float *start_logits, float *end_logits, bq_err *err);
 const char *bq_cuda_engine_describe(const bq_cuda_engine *e);

@@ -20,10 +20,10 @@ bq_status bq_cuda_engine_create(const bq_model *model, const bq_engine_options *
 
 void bq_cuda_engine_free(bq_cuda_engine *e) { (void)e; }
 
-bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, const int32_t *input_ids,
+bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length, const int32_t *input_ids,
                                  const int32_t *input_mask, const int32_t *segment_ids,
                                  float *start_logits, float *end_logits, bq_err *err) {
-    (void)e, (void)batch, (void)input_ids, (void)input_mask, (void)segment_ids;
+    (void)e, (void)batch, (void)length, (void)input_ids, (void)input_mask, (void)segment_ids;
     (void)start_logits, (void)end_logits;
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }

@@ -235,10 +235,9 @@ bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, i
     return BQ_OK;
 }
 
-static bq_status validate_inputs(const bq_cpu_forward *f, int batch, const int32_t *ids,
+static bq_status validate_inputs(const bq_cpu_forward *f, int batch, int S, const int32_t *ids,
                                  const int32_t *mask, const int32_t *seg, bq_err *err) {
     const bq_config *c = &f->model->config;
-    const int S = f->seq_len;
     for (int b = 0; b < batch; b++) {
         for (int t = 0; t < S; t++) {
             size_t i = (size_t)b * S + t;
@@ -261,7 +260,7 @@ static bq_status validate_inputs(const bq_cpu_forward *f, int batch, const int32
     return BQ_OK;
 }
 
-bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, const int32_t *input_ids,
+bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const int32_t *input_ids,
                              const int32_t *input_mask, const int32_t *segment_ids,
                              float *start_logits, float *end_logits, bq_err *err) {
     if (!f) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: handle is NULL");
@@ -272,12 +271,15 @@ bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, const int32_t *input_
     if (batch <= 0 || batch > f->max_batch)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: batch %d outside [1, max_batch %d]",
                        batch, f->max_batch);
-    bq_status st = validate_inputs(f, batch, input_ids, input_mask, segment_ids, err);
+    if (seq_len <= 0 || seq_len > f->seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: sequence length %d outside [1, %d]",
+                       seq_len, f->seq_len);
+    bq_status st = validate_inputs(f, batch, seq_len, input_ids, input_mask, segment_ids, err);
     if (st != BQ_OK) return st;
 
     const bq_model *m = f->model;
     const bq_config *c = &m->config;
-    const int S = f->seq_len, H = c->hidden_size, inter = c->intermediate_size;
+    const int S = seq_len, H = c->hidden_size, inter = c->intermediate_size;
     const int rows = batch * S;
     const float eps = c->layer_norm_eps;
 

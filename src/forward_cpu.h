@@ -41,7 +41,9 @@ typedef struct bq_cpu_forward bq_cpu_forward;
 bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, int threads,
                                 bq_cpu_forward **out, bq_err *err);
 void bq_cpu_forward_free(bq_cpu_forward *f); /* accepts NULL */
-bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, const int32_t *input_ids,
+/* Arrays are [batch, seq_len] row-major, 1 <= seq_len <= the workspace's seq_len (a batch trimmed
+ * of its trailing padding computes the same logits at its real positions). */
+bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const int32_t *input_ids,
                              const int32_t *input_mask, const int32_t *segment_ids,
                              float *start_logits, float *end_logits, bq_err *err);
 

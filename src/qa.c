@@ -1,6 +1,7 @@
 /* qa.c - question answering end to end, with host work overlapping the engine in bq_qa_pipeline. */
 #include "qa.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,14 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
     if (opt->max_seq_length != eo->seq_len)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "max sequence length %d differs from the engine's %d",
                        opt->max_seq_length, eo->seq_len);
+    if (opt->length_bucket < 0 || opt->length_bucket > opt->max_seq_length)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "length bucket %d outside 0..%d (the max sequence length)",
+                       opt->length_bucket, opt->max_seq_length);
+    if (opt->length_bucket > 0 && opt->length_bucket < opt->max_seq_length &&
+        eo->device == BQ_DEVICE_CUDA && eo->attention == BQ_ATTENTION_CUDNN)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED, "length buckets trim batches below %d positions, and "
+                       "cuDNN's attention is planned for the full length only: use --attention auto "
+                       "or own with --length-bucket", opt->max_seq_length);
     bq_qa *qa = calloc(1, sizeof *qa);
     if (!qa) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
     qa->model = model;
@@ -212,21 +221,117 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, 
     return BQ_OK;
 }
 
-/* Every row through the engine, max_batch at a time; counts the calls into `stats` (may be NULL). */
-static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, bq_qa_stats *stats, bq_err *err) {
+int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, int seq_len, int *order,
+                       int *lengths) {
+    /* counting sort by length: stable, O(n + seq_len) */
+    int *start = calloc((size_t)seq_len + 2, sizeof *start);
+    if (!start) return -1;
+    for (int r = 0; r < n; r++) start[n_tokens[r] + 1]++;
+    for (int t = 0; t <= seq_len; t++) start[t + 1] += start[t];
+    for (int r = 0; r < n; r++) order[start[n_tokens[r]]++] = r;
+    free(start);
+    int batches = 0;
+    for (int first = 0; first < n; first += max_batch) {
+        const int last = (first + max_batch < n ? first + max_batch : n) - 1;
+        int len = (n_tokens[order[last]] + bucket - 1) / bucket * bucket;
+        if (len > seq_len) len = seq_len;
+        lengths[batches++] = len > 0 ? len : 1;
+    }
+    return batches;
+}
+
+/* Rows [row, row + b) through the engine at full length. */
+static bq_status infer_padded(const bq_qa *qa, qa_chunk *c, int row, int b, bq_err *err) {
+    size_t at = (size_t)row * (size_t)qa->seq_len;
+    return bq_engine_forward(qa->engine, b, c->ids + at, c->mask + at, c->seg + at, c->start + at,
+                             c->end + at, err);
+}
+
+/* Buffers for one length-bucketed batch: its rows gathered at their batch's length. */
+typedef struct {
+    int *n_tokens, *order, *lengths; /* [n_rows], [n_rows], [batches] */
+    int32_t *ids, *mask, *seg;       /* [max_batch, L] */
+    float *start, *end;              /* [max_batch, L] */
+} bucket_scratch;
+
+static void bucket_scratch_free(bucket_scratch *b) {
+    free(b->n_tokens), free(b->order), free(b->lengths);
+    free(b->ids), free(b->mask), free(b->seg), free(b->start), free(b->end);
+}
+
+/* The rows order[0..b) through the engine at length L, their logits back in their rows (at full
+ * length; padding positions -inf, so that decoding never ranks them). */
+static bq_status infer_trimmed(const bq_qa *qa, qa_chunk *c, bucket_scratch *x, const int *rows,
+                               int b, int L, bq_err *err) {
     const size_t S = (size_t)qa->seq_len;
-    for (int row = 0; row < c->n_rows; row += qa->max_batch) {
-        int b = c->n_rows - row < qa->max_batch ? c->n_rows - row : qa->max_batch;
-        size_t at = (size_t)row * S;
-        bq_status st = bq_engine_forward(qa->engine, b, c->ids + at, c->mask + at, c->seg + at,
-                                         c->start + at, c->end + at, err);
-        if (st != BQ_OK) return st;
-        if (stats) {
-            stats->batches++;
-            stats->partial_batches += b < qa->max_batch;
-        }
+    for (int j = 0; j < b; j++) {
+        const size_t from = (size_t)rows[j] * S, to = (size_t)j * (size_t)L;
+        memcpy(x->ids + to, c->ids + from, (size_t)L * sizeof(int32_t));
+        memcpy(x->mask + to, c->mask + from, (size_t)L * sizeof(int32_t));
+        memcpy(x->seg + to, c->seg + from, (size_t)L * sizeof(int32_t));
+    }
+    bq_status st = bq_engine_forward_length(qa->engine, b, L, x->ids, x->mask, x->seg, x->start,
+                                            x->end, err);
+    if (st != BQ_OK) return st;
+    for (int j = 0; j < b; j++) {
+        float *start = c->start + (size_t)rows[j] * S, *end = c->end + (size_t)rows[j] * S;
+        const int real = x->n_tokens[rows[j]];
+        memcpy(start, x->start + (size_t)j * L, (size_t)real * sizeof(float));
+        memcpy(end, x->end + (size_t)j * L, (size_t)real * sizeof(float));
+        for (size_t p = (size_t)real; p < S; p++) start[p] = end[p] = -INFINITY;
     }
     return BQ_OK;
+}
+
+/* Every row through the engine, max_batch at a time: padded in row order, or (trim, with a length
+ * bucket) sorted by length and trimmed. Counts the calls into `stats` (may be NULL). */
+static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats *stats, bq_err *err) {
+    const int mb = qa->max_batch, bucket = qa->opt.length_bucket;
+    if (!trim || bucket <= 0) {
+        for (int row = 0; row < c->n_rows; row += mb) {
+            int b = c->n_rows - row < mb ? c->n_rows - row : mb;
+            bq_status st = infer_padded(qa, c, row, b, err);
+            if (st != BQ_OK) return st;
+            if (stats) {
+                stats->batches++;
+                stats->partial_batches += b < mb;
+                stats->positions += (long)b * qa->seq_len;
+            }
+        }
+        return BQ_OK;
+    }
+    if (c->n_rows == 0) return BQ_OK;
+    bucket_scratch x = {0};
+    const size_t cells = (size_t)mb * (size_t)qa->seq_len;
+    x.n_tokens = malloc((size_t)c->n_rows * sizeof *x.n_tokens);
+    x.order = malloc((size_t)c->n_rows * sizeof *x.order);
+    x.lengths = malloc(((size_t)c->n_rows / (size_t)mb + 1) * sizeof *x.lengths);
+    x.ids = malloc(cells * sizeof *x.ids);
+    x.mask = malloc(cells * sizeof *x.mask);
+    x.seg = malloc(cells * sizeof *x.seg);
+    x.start = malloc(cells * sizeof *x.start);
+    x.end = malloc(cells * sizeof *x.end);
+    bq_status st = BQ_OK;
+    if (!x.n_tokens || !x.order || !x.lengths || !x.ids || !x.mask || !x.seg || !x.start || !x.end)
+        st = bq_fail(err, BQ_ERR_NOMEM, "out of memory sorting %d windows by length", c->n_rows);
+    for (int i = 0; i < c->n && st == BQ_OK; i++)
+        for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
+            x.n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
+    int batches = st == BQ_OK ? bq_qa_plan_buckets(x.n_tokens, c->n_rows, mb, bucket, qa->seq_len,
+                                                   x.order, x.lengths)
+                              : 0;
+    if (batches < 0) st = bq_fail(err, BQ_ERR_NOMEM, "out of memory sorting %d windows by length", c->n_rows);
+    for (int k = 0; k < batches && st == BQ_OK; k++) {
+        const int first = k * mb, b = c->n_rows - first < mb ? c->n_rows - first : mb;
+        st = infer_trimmed(qa, c, &x, x.order + first, b, x.lengths[k], err);
+        if (st == BQ_OK && stats) {
+            stats->batches++;
+            stats->partial_batches += b < mb;
+            stats->positions += (long)b * x.lengths[k];
+        }
+    }
+    bucket_scratch_free(&x);
+    return st;
 }
 
 static void decode_one(void *arg, int i) {
@@ -257,7 +362,7 @@ bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_re
                        bq_err *err) {
     qa_chunk c = {.req = requests, .res = results, .n = n};
     bq_status st = chunk_prepare(qa, &c, 0, err);
-    if (st == BQ_OK) st = chunk_infer(qa, &c, NULL, err);
+    if (st == BQ_OK) st = chunk_infer(qa, &c, 1, NULL, err);
     if (st == BQ_OK) st = chunk_decode(qa, &c, err);
     chunk_release(&c);
     return st;
@@ -269,7 +374,7 @@ bq_status bq_qa_compute_logits(bq_qa *qa, const bq_qa_request *request, bq_qa_lo
     qa_chunk c = {.req = request, .res = &res, .n = 1};
     bq_status st = chunk_prepare(qa, &c, 0, err);
     if (st == BQ_OK && res.status != BQ_OK) st = bq_fail(err, res.status, "%s", res.error);
-    if (st == BQ_OK) st = chunk_infer(qa, &c, NULL, err);
+    if (st == BQ_OK) st = chunk_infer(qa, &c, 0, NULL, err);
     if (st == BQ_OK) {
         out->features = c.feats[0];
         memset(&c.feats[0], 0, sizeof c.feats[0]);
@@ -322,8 +427,11 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
     double t_start = now_seconds();
     bq_qa_stats local = {0};
     /* Chunks of a few engine batches: big enough to keep the engine busy, small enough that the
-     * first answers come out soon. */
-    int per_chunk = qa->max_batch * 4;
+     * first answers come out soon. Length buckets sort each chunk's windows, so they take more
+     * batches a chunk: the more windows sorted together, the closer each batch's length comes to
+     * its windows' own (SQuAD dev set, batch 64, buckets of 64: 63.7% of the padded positions
+     * with 4 batches a chunk, 57.2% with 16, 54.7% with every window sorted at once). */
+    int per_chunk = qa->max_batch * (qa->opt.length_bucket > 0 ? 16 : 4);
     if (per_chunk < 16) per_chunk = 16;
     bq_qa_result *results = calloc(n ? (size_t)n : 1, sizeof *results);
     qa_chunk ring[3];
@@ -355,7 +463,7 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
         if (!threaded) host_job_run(&job);
         if (cur) {
             double t0 = now_seconds();
-            st = chunk_infer(qa, cur, &local, err);
+            st = chunk_infer(qa, cur, 1, &local, err);
             local.engine_seconds += now_seconds() - t0;
             local.windows += cur->n_rows;
         }

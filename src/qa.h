@@ -32,7 +32,8 @@ void bq_qa_result_free(bq_qa_result *r); /* frees the answers; accepts a zeroed 
 
 typedef struct bq_qa bq_qa;
 
-/* The engine's max_batch and seq_len govern batching; opt->max_seq_length must equal seq_len. */
+/* The engine's max_batch and seq_len govern batching; opt->max_seq_length must equal seq_len;
+ * opt->length_bucket (0 .. seq_len) trims batches to their windows' lengths (squad_options.h). */
 bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_options *opt,
                        bq_qa **out, bq_err *err);
 void bq_qa_free(bq_qa *qa); /* accepts NULL */
@@ -42,7 +43,8 @@ void bq_qa_free(bq_qa *qa); /* accepts NULL */
 bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_result *results,
                        bq_err *err);
 
-/* The features and raw logits of one request, for comparison with other implementations. */
+/* The features and raw logits of one request, for comparison with other implementations: always
+ * at the full max_seq_length, whatever opt->length_bucket says. */
 typedef struct {
     bq_features features;
     float *start_logits; /* [features.n_windows, max_seq_length] */
@@ -60,6 +62,7 @@ typedef struct {
     double engine_seconds;  /* time spent in the engine's forward calls */
     double wall_seconds;
     long windows;           /* engine rows run */
+    long positions;         /* token positions the engine ran (windows x their batches' lengths) */
     long batches;           /* engine forward calls */
     long partial_batches;   /* of those, calls with fewer rows than the engine's max batch */
 } bq_qa_stats;
@@ -69,6 +72,12 @@ typedef struct {
  * (bad requests are not errors: their results carry their status). */
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
                          void *emit_ctx, bq_qa_stats *stats, bq_err *err);
+
+/* Length-bucketed batches: order[0..n) receives the rows 0..n-1 sorted by n_tokens[row] (stable),
+ * and lengths[k] the length batch k (rows order[k*max_batch ..]) runs at: its longest window
+ * rounded up to a multiple of bucket, at most seq_len. Returns the number of batches. */
+int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, int seq_len, int *order,
+                       int *lengths);
 
 /* How many leading requests of a chunk to keep so that their windows fill whole engine batches:
  * windows[i] is request i's window count (0 for a request that failed), n >= 1, max_batch >= 1.

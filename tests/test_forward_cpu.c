@@ -334,7 +334,7 @@ static void check_case(const char *case_name, const char *dtype) {
     if (bq_cpu_forward_create(m, in.batch + 1, in.seq, 1, &f, &err) != BQ_OK)
         fail_msg("create: %s", err.message);
     float *logits = malloc(2 * n * sizeof *logits); /* start | end, like the golden file */
-    if (bq_cpu_forward_run(f, in.batch, in.ids, in.mask, in.seg, logits, logits + n, &err) != BQ_OK)
+    if (bq_cpu_forward_run(f, in.batch, in.seq, in.ids, in.mask, in.seg, logits, logits + n, &err) != BQ_OK)
         fail_msg("run: %s", err.message);
     char what[128];
     snprintf(what, sizeof what, "%s/%s logits", case_name, dtype);
@@ -343,7 +343,7 @@ static void check_case(const char *case_name, const char *dtype) {
 
     /* Rows are independent: the first row alone gives the same logits as within the batch. */
     float *one = malloc(2 * (size_t)in.seq * sizeof *one);
-    assert_int_equal(bq_cpu_forward_run(f, 1, in.ids, in.mask, in.seg, one, one + in.seq, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 1, in.seq, in.ids, in.mask, in.seg, one, one + in.seq, &err),
                      BQ_OK);
     double *ref_one = malloc(2 * (size_t)in.seq * sizeof *ref_one);
     memcpy(ref_one, ref, (size_t)in.seq * sizeof *ref_one);
@@ -369,6 +369,50 @@ CASE_TESTS(h24_l2_s7)
 CASE_TESTS(h32_l3_s16)
 CASE_TESTS(h20_l1_s33)
 
+/* ---- trimmed batches ---------------------------------------------------------------------- */
+
+/* A batch cut after its longest real row gives the padded batch's logits at every real position:
+ * padded keys are masked out, and each position's embedding is its own. */
+static void test_trimmed_batch(void **state) {
+    (void)state;
+    bq_model *m = load_model("h32_l3_s16", "f32");
+    enum { B = 3, S = 16, L = 12 };
+    const int real[B] = {5, 9, L};
+    int32_t ids[B * S] = {0}, mask[B * S] = {0}, seg[B * S] = {0};
+    int32_t ids_t[B * L], mask_t[B * L], seg_t[B * L];
+    uint32_t rng = 12345;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < real[b]; t++) {
+            rng = rng * 1664525u + 1013904223u;
+            ids[b * S + t] = 1 + (int32_t)((rng >> 8) % (uint32_t)(m->config.vocab_size - 1));
+            mask[b * S + t] = 1;
+            seg[b * S + t] = t >= real[b] / 2;
+        }
+    for (int b = 0; b < B; b++) {
+        memcpy(ids_t + b * L, ids + b * S, L * sizeof(int32_t));
+        memcpy(mask_t + b * L, mask + b * S, L * sizeof(int32_t));
+        memcpy(seg_t + b * L, seg + b * S, L * sizeof(int32_t));
+    }
+    bq_cpu_forward *f = NULL;
+    bq_err err = {0};
+    assert_int_equal(bq_cpu_forward_create(m, B, S, 1, &f, &err), BQ_OK);
+    float start[B * S], end[B * S], start_t[B * L], end_t[B * L];
+    assert_int_equal(bq_cpu_forward_run(f, B, S, ids, mask, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_run(f, B, L, ids_t, mask_t, seg_t, start_t, end_t, &err), BQ_OK);
+    double ref[2 * B * S];
+    float got[2 * B * S];
+    size_t n = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < real[b]; t++, n += 2) {
+            ref[n] = start[b * S + t], ref[n + 1] = end[b * S + t];
+            got[n] = start_t[b * L + t], got[n + 1] = end_t[b * L + t];
+        }
+    double ratio = check_close("trimmed batch vs padded, real positions", got, ref, n, 1e-5, 0);
+    printf("[ trimmed  ] %zu real positions, max|diff|/max|ref| = %.3e\n", n / 2, ratio);
+    bq_cpu_forward_free(f);
+    bq_model_free(m);
+}
+
 /* ---- invalid input ------------------------------------------------------------------------ */
 
 static void test_invalid_inputs(void **state) {
@@ -389,42 +433,49 @@ static void test_invalid_inputs(void **state) {
     int32_t mask[8] = {1, 1, 1, 0, 1, 1, 1, 1};
     int32_t seg[8] = {0, 0, 0, 0, 0, 1, 1, 1};
     float start[8], end[8];
-    assert_int_equal(bq_cpu_forward_run(f, 2, ids, mask, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_run(f, 2, S, ids, mask, seg, start, end, &err), BQ_OK);
 
-    assert_int_equal(bq_cpu_forward_run(f, 3, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 3, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG); /* batch > max_batch */
-    assert_int_equal(bq_cpu_forward_run(f, 0, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 0, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
-    assert_int_equal(bq_cpu_forward_run(f, 2, NULL, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 2, S, NULL, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
-    assert_int_equal(bq_cpu_forward_run(NULL, 2, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(NULL, 2, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
 
     ids[6] = 97; /* == vocab_size */
-    assert_int_equal(bq_cpu_forward_run(f, 2, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 2, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "input_ids[row 1, position 2] = 97"));
     ids[6] = -1;
-    assert_int_equal(bq_cpu_forward_run(f, 2, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 2, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "input_ids[row 1, position 2] = -1"));
     ids[6] = 12;
 
     seg[1] = 2; /* == type_vocab_size */
-    assert_int_equal(bq_cpu_forward_run(f, 2, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 2, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "segment_ids[row 0, position 1] = 2"));
     seg[1] = 0;
 
     mask[3] = 2;
-    assert_int_equal(bq_cpu_forward_run(f, 2, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run(f, 2, S, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "input_mask[row 0, position 3] = 2"));
     mask[3] = 0;
 
     /* A bad value in a row beyond `batch` is not read. */
     ids[5] = 500;
-    assert_int_equal(bq_cpu_forward_run(f, 1, ids, mask, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_run(f, 1, S, ids, mask, seg, start, end, &err), BQ_OK);
+    ids[5] = 11;
+
+    /* sequence lengths outside 1..S */
+    assert_int_equal(bq_cpu_forward_run(f, 2, 0, ids, mask, seg, start, end, &err), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_cpu_forward_run(f, 2, S + 1, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sequence length 5 outside [1, 4]"));
 
     bq_cpu_forward_free(f);
     bq_cpu_forward_free(NULL);
@@ -501,6 +552,7 @@ int main(void) {
         cmocka_unit_test(test_h20_l1_s33_f32),
         cmocka_unit_test(test_h20_l1_s33_f16),
         cmocka_unit_test(test_h20_l1_s33_bf16),
+        cmocka_unit_test(test_trimmed_batch),
         cmocka_unit_test(test_invalid_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

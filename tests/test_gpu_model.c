@@ -181,7 +181,7 @@ static batch_case make_batch(const bq_model *m, int batch, int seq_len, const in
     bq_err err;
     bq_status s = bq_cpu_forward_create(m, batch, seq_len, 0, &cpu, &err);
     if (s != BQ_OK) fail_msg("cpu reference create: %s", err.message);
-    s = bq_cpu_forward_run(cpu, batch, bc.ids, bc.mask, bc.seg, bc.ref_start, bc.ref_end, &err);
+    s = bq_cpu_forward_run(cpu, batch, seq_len, bc.ids, bc.mask, bc.seg, bc.ref_start, bc.ref_end, &err);
     if (s != BQ_OK) fail_msg("cpu reference run: %s", err.message);
     bq_cpu_forward_free(cpu);
     return bc;
@@ -289,7 +289,7 @@ static int check_engine(const char *shape, const bq_model *m, const batch_case *
         int b = batches[r];
         const batch_case *in = inputs[r];
         for (size_t i = 0; i < n; i++) start[i] = end[i] = NAN;
-        s = bq_cuda_engine_forward(e, b, in->ids, in->mask, in->seg, start, end, &err);
+        s = bq_cuda_engine_forward(e, b, in->seq_len, in->ids, in->mask, in->seg, start, end, &err);
         if (s != BQ_OK) {
             printf("FAIL %s %s: forward (%s): %s\n", shape, bq_precision_name(p), runs[r], err.message);
             failures++;
@@ -654,7 +654,7 @@ static void forward_batch(bq_cuda_engine *e, const batch_case *bc, int batch, co
     float *start = malloc(n * sizeof(float)), *end = malloc(n * sizeof(float));
     assert_true(start && end);
     bq_err err;
-    if (bq_cuda_engine_forward(e, batch, bc->ids, bc->mask, bc->seg, start, end, &err) != BQ_OK)
+    if (bq_cuda_engine_forward(e, batch, bc->seq_len, bc->ids, bc->mask, bc->seg, start, end, &err) != BQ_OK)
         fail_msg("%s forward, batch %d: %s", label, batch, err.message);
     free(start), free(end);
 }
@@ -718,6 +718,89 @@ static void test_attention_tiling_choice(void **state) {
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
     assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0 && t.own64k3_ms == 0.0);
     bq_cuda_engine_free(e);
+    free_batch(&bc);
+    random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
+}
+
+/* The first `batch` rows of bc cut to `len` positions ([batch, len] arrays), run on e; the logits
+ * go back to bc's [batch, seq_len] layout (NaN past len) for real_token_error. */
+static bq_status forward_trimmed(bq_cuda_engine *e, const batch_case *bc, int batch, int len,
+                                 float *start, float *end, bq_err *err) {
+    const size_t S = (size_t)bc->seq_len, L = (size_t)len;
+    int32_t *ids = malloc(batch * L * sizeof(int32_t)), *mask = malloc(batch * L * sizeof(int32_t));
+    int32_t *seg = malloc(batch * L * sizeof(int32_t));
+    float *s_t = malloc(batch * L * sizeof(float)), *e_t = malloc(batch * L * sizeof(float));
+    assert_true(ids && mask && seg && s_t && e_t);
+    for (int b = 0; b < batch; b++) {
+        memcpy(ids + b * L, bc->ids + b * S, L * sizeof(int32_t));
+        memcpy(mask + b * L, bc->mask + b * S, L * sizeof(int32_t));
+        memcpy(seg + b * L, bc->seg + b * S, L * sizeof(int32_t));
+    }
+    bq_status st = bq_cuda_engine_forward(e, batch, len, ids, mask, seg, s_t, e_t, err);
+    for (size_t i = 0; i < (size_t)batch * S; i++) start[i] = end[i] = NAN;
+    for (int b = 0; st == BQ_OK && b < batch; b++) {
+        memcpy(start + b * S, s_t + b * L, L * sizeof(float));
+        memcpy(end + b * S, e_t + b * L, L * sizeof(float));
+    }
+    free(ids), free(mask), free(seg), free(s_t), free(e_t);
+    return st;
+}
+
+/* Batches cut short of the engine's length (the SQuAD pipeline's length buckets): each (batch,
+ * length) is a shape of its own, with its own timed choices and graph, and its real tokens'
+ * logits match the CPU reference run at the full length. Lengths 80 (not a multiple of the
+ * attention's 64-key tiles: the tail is zero-filled) and 64, eager then graph replay, in fp16
+ * (mma.sync tilings, head size 64) and fp32; the full-length shape stays undecided meanwhile.
+ * An engine with cuDNN's attention refuses shorter lengths. Runs on the emulator too. */
+static void test_trimmed_passes(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 1, 300, 128, 18);
+    const int lengths[2] = {78, 61};
+    batch_case bc = make_batch(&r->model, 2, 128, lengths, 13);
+    batch_case reversed = reversed_rows(&bc);
+    float start[2 * 128], end[2 * 128];
+    int failures = 0;
+    const bq_precision precisions[2] = {BQ_PRECISION_FP16, BQ_PRECISION_FP32};
+    for (int pi = 0; pi < 2; pi++) {
+        const bq_precision p = precisions[pi];
+        bq_engine_options opt = cuda_options(p, BQ_ATTENTION_OWN, 2, 128);
+        bq_cuda_engine *e = NULL;
+        bq_err err;
+        if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+        /* (batch, len, rows): 80 eager, 80 replayed on other rows, 64 (row 1 only fits), 80 at batch 1 */
+        const int runs[4][2] = {{2, 80}, {2, 80}, {1, 64}, {1, 80}};
+        for (int k = 0; k < 4; k++) {
+            const batch_case *in = k == 1 || k == 2 ? &reversed : &bc; /* reversed row 0 is 61 long */
+            const int b = runs[k][0], len = runs[k][1];
+            if (forward_trimmed(e, in, b, len, start, end, &err) != BQ_OK)
+                fail_msg("%s trimmed forward (batch %d, length %d): %s", bq_precision_name(p), b, len,
+                         err.message);
+            const double rel = real_token_error(in, b, start, end);
+            const bool ok = rel <= tolerance(p);
+            printf("  %s trimmed %-4s batch %d length %d: rel error %.3e (limit %.0e)\n",
+                   ok ? "ok  " : "FAIL", bq_precision_name(p), b, len, rel, tolerance(p));
+            failures += !ok;
+        }
+        if (p == BQ_PRECISION_FP16)
+            assert_string_equal(bq_cuda_engine_attention_choice(e, 2, NULL), "undecided");
+        assert_string_equal(bq_cuda_engine_gemm_choice(e, 2, NULL, NULL), "undecided");
+        assert_null(strstr(bq_cuda_engine_describe(e), "capture failed"));
+        bq_cuda_engine_free(e);
+    }
+    /* cuDNN's attention is planned for the full length */
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, 2, 128);
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) == BQ_OK) {
+        assert_int_equal(forward_trimmed(e, &bc, 2, 80, start, end, &err), BQ_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.message, "full length"));
+        bq_cuda_engine_free(e);
+    } else {
+        printf("  cudnn refusal not checked: %s\n", err.message);
+    }
+    free_batch(&reversed);
     free_batch(&bc);
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
@@ -795,22 +878,28 @@ static void test_engine_errors(void **state) {
     int32_t ids[3 * 16], mask[3 * 16], seg[3 * 16];
     float start[3 * 16], end[3 * 16];
     for (int i = 0; i < 3 * 16; i++) ids[i] = 1 + i % 40, mask[i] = 1, seg[i] = 0;
-    assert_int_equal(bq_cuda_engine_forward(e, 3, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cuda_engine_forward(e, 3, 16, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG); /* batch > max_batch */
     assert_non_null(strstr(err.message, "batch 3"));
-    assert_int_equal(bq_cuda_engine_forward(e, 0, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cuda_engine_forward(e, 0, 16, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     ids[5] = 50; /* == vocab_size */
-    assert_int_equal(bq_cuda_engine_forward(e, 1, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cuda_engine_forward(e, 1, 16, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "input_ids[5]"));
     ids[5] = 3;
     seg[7] = 2;
-    assert_int_equal(bq_cuda_engine_forward(e, 1, ids, mask, seg, start, end, &err),
+    assert_int_equal(bq_cuda_engine_forward(e, 1, 16, ids, mask, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     seg[7] = 0;
+    /* lengths outside 1..seq_len */
+    assert_int_equal(bq_cuda_engine_forward(e, 1, 0, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_cuda_engine_forward(e, 1, 17, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sequence length 17"));
     /* still usable after rejected calls */
-    assert_int_equal(bq_cuda_engine_forward(e, 2, ids, mask, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_cuda_engine_forward(e, 2, 16, ids, mask, seg, start, end, &err), BQ_OK);
     size_t wb = 0, wsb = 0;
     assert_int_equal(bq_cuda_engine_memory(e, &wb, &wsb, &err), BQ_OK);
     assert_true(wb >= sizeof(float) * (size_t)(50 + 40 + 2) * 32); /* at least the embeddings */
@@ -920,6 +1009,7 @@ int main(void) {
         cmocka_unit_test(test_without_graphs),
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_attention_tiling_choice),
+        cmocka_unit_test(test_trimmed_passes),
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),
     };

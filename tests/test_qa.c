@@ -40,6 +40,29 @@ static void test_whole_batch_prefix(void **state) {
     assert_int_equal(bq_qa_whole_batch_prefix(straddle, 5, 1), 5);
 }
 
+/* Rows sorted by length (stable), each batch at its longest row rounded up to the bucket, capped
+ * at the sequence length. */
+static void test_plan_buckets(void **state) {
+    (void)state;
+    const int n_tokens[7] = {30, 5, 64, 12, 12, 40, 7};
+    int order[7], lengths[3];
+    assert_int_equal(bq_qa_plan_buckets(n_tokens, 7, 3, 16, 64, order, lengths), 3);
+    const int want_order[7] = {1, 6, 3, 4, 0, 5, 2};
+    for (int i = 0; i < 7; i++) assert_int_equal(order[i], want_order[i]);
+    assert_int_equal(lengths[0], 16); /* 5, 7, 12 */
+    assert_int_equal(lengths[1], 48); /* 12, 30, 40 */
+    assert_int_equal(lengths[2], 64); /* 64 */
+    /* a bucket that does not divide the length: capped at it */
+    assert_int_equal(bq_qa_plan_buckets(n_tokens, 7, 4, 48, 64, order, lengths), 2);
+    assert_int_equal(lengths[0], 48);
+    assert_int_equal(lengths[1], 64);
+    /* one batch */
+    assert_int_equal(bq_qa_plan_buckets(n_tokens, 2, 8, 8, 64, order, lengths), 1);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 0);
+    assert_int_equal(lengths[0], 32);
+}
+
 /* ---- the pipeline on a tiny model -------------------------------------------------------------- */
 
 static char *g_tmpdir;
@@ -99,6 +122,14 @@ static void collect(void *ctx, int index, const bq_qa_result *r) {
         dst->answers.items[i] = r->answers.items[i];
         dst->answers.items[i].text = strdup(r->answers.items[i].text);
     }
+}
+
+static void free_sink(emit_sink *sink) {
+    for (int i = 0; i < sink->n; i++) {
+        for (int a = 0; a < sink->got[i].answers.n; a++) free(sink->got[i].answers.items[a].text);
+        free(sink->got[i].answers.items);
+    }
+    free(sink->got);
 }
 
 /* 40 requests: most one window, every seventh a failed request (empty context: no windows), and
@@ -168,12 +199,84 @@ static void test_pipeline_whole_batches(void **state) {
     assert_true(stats.partial_batches <= 1);
     assert_int_equal(stats.batches, (windows + eo.max_batch - 1) / eo.max_batch);
 
-    for (int i = 0; i < N; i++) {
-        for (int a = 0; a < sink.got[i].answers.n; a++) free(sink.got[i].answers.items[a].text);
-        free(sink.got[i].answers.items);
-    }
-    free(sink.got);
+    free_sink(&sink);
     bq_qa_free(qa);
+    bq_engine_free(engine);
+}
+
+/* Length buckets: windows sorted by length and each batch cut to its longest window (rounded up to
+ * 16 of the 64 positions) give the answers of untrimmed batches with padding excluded from
+ * decoding (bucket = the full length), whatever the batch neighbours (each request alone), for
+ * fewer positions run; out-of-range buckets are refused. */
+static void test_pipeline_length_buckets(void **state) {
+    (void)state;
+    enum { N = 30 };
+    const char *ctx[3] = {
+        "Bath was founded by the Romans.",
+        "The river Avon flows through the city of Bath, which was founded by the Romans as a spa in "
+        "60 AD.",
+        "Bath is a city in Somerset, England, known for its Roman-built baths. In 2021 the "
+        "population was 101,557. Bath is in the valley of the River Avon, 97 miles west of London "
+        "and 11 miles south-east of Bristol. The city became a World Heritage Site in 1987."};
+    const char *q[2] = {"Who founded Bath?", "When did the city of Bath become a World Heritage Site?"};
+    bq_qa_request req[N];
+    for (int i = 0; i < N; i++)
+        req[i] = (bq_qa_request){q[i % 2], strlen(q[i % 2]), ctx[i % 3], strlen(ctx[i % 3])};
+
+    bq_engine_options eo;
+    bq_engine_options_default(&eo);
+    eo.max_batch = 4;
+    eo.seq_len = 64;
+    bq_engine *engine = NULL;
+    bq_err err = {0};
+    if (bq_engine_create(g_model, &eo, &engine, &err) != BQ_OK) fail_msg("engine: %s", err.message);
+    bq_squad_options so = BQ_SQUAD_OPTIONS_DEFAULT;
+    so.max_seq_length = 64, so.max_query_length = 16, so.doc_stride = 32;
+    bq_qa *qa = NULL;
+    so.length_bucket = 65;
+    assert_int_equal(bq_qa_create(g_model, engine, &so, &qa, &err), BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "length bucket 65"));
+    so.length_bucket = -1;
+    assert_int_equal(bq_qa_create(g_model, engine, &so, &qa, &err), BQ_ERR_INVALID_ARG);
+
+    const int buckets[2] = {64, 16}; /* untrimmed (padding excluded), then trimmed */
+    emit_sink sinks[2];
+    bq_qa_stats stats[2];
+    for (int k = 0; k < 2; k++) {
+        so.length_bucket = buckets[k];
+        if (bq_qa_create(g_model, engine, &so, &qa, &err) != BQ_OK) fail_msg("qa: %s", err.message);
+        sinks[k] = (emit_sink){calloc(N, sizeof(bq_qa_result)), N, 0, 0};
+        assert_int_equal(bq_qa_pipeline(qa, req, N, collect, &sinks[k], &stats[k], &err), BQ_OK);
+        assert_int_equal(sinks[k].out_of_order, 0);
+        assert_int_equal(sinks[k].next_index, N);
+        if (k == 1) /* each request alone: other neighbours, other batch lengths */
+            for (int i = 0; i < N; i++) {
+                bq_qa_result alone;
+                assert_int_equal(bq_qa_answer(qa, &req[i], 1, &alone, &err), BQ_OK);
+                assert_int_equal(alone.status, BQ_OK);
+                assert_string_equal(sinks[1].got[i].answers.items[0].text, alone.answers.items[0].text);
+                assert_float_equal(sinks[1].got[i].answers.items[0].score, alone.answers.items[0].score,
+                                   1e-4);
+                bq_qa_result_free(&alone);
+            }
+        bq_qa_free(qa);
+    }
+    assert_int_equal(stats[0].windows, stats[1].windows);
+    assert_int_equal(stats[0].positions, stats[0].windows * 64);
+    printf("[ buckets  ] %ld windows: %ld positions untrimmed, %ld in buckets of 16\n",
+           stats[0].windows, stats[0].positions, stats[1].positions);
+    assert_true(stats[1].positions < stats[0].positions * 3 / 4);
+    for (int i = 0; i < N; i++) {
+        const bq_answers *a = &sinks[0].got[i].answers, *b = &sinks[1].got[i].answers;
+        assert_int_equal(sinks[0].got[i].status, BQ_OK);
+        assert_int_equal(a->n, b->n);
+        for (int j = 0; j < a->n; j++) {
+            assert_string_equal(a->items[j].text, b->items[j].text);
+            assert_float_equal(a->items[j].score, b->items[j].score, 1e-4);
+        }
+    }
+    free_sink(&sinks[0]);
+    free_sink(&sinks[1]);
     bq_engine_free(engine);
 }
 
@@ -181,7 +284,9 @@ int main(void) {
     bq_test_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_batch_prefix),
+        cmocka_unit_test(test_plan_buckets),
         cmocka_unit_test_setup_teardown(test_pipeline_whole_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_length_buckets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -228,9 +228,14 @@ int cmd_squad(const cli_args *a) {
         if (!ok) st = BQ_ERR_IO;
         fprintf(stderr,
                 "bertqa-gpu squad: %d questions, %ld windows in %.2f s (%.1f questions/s); engine %.2f s, "
-                "host work %.2f s (overlapped); %ld engine batches, %ld partial%s\n",
+                "host work %.2f s (overlapped); %ld engine batches, %ld partial; %ld token positions "
+                "(%.1f%% of padded)%s\n",
                 n, stats.windows, stats.wall_seconds, stats.wall_seconds > 0 ? n / stats.wall_seconds : 0.0,
                 stats.engine_seconds, stats.host_seconds, stats.batches, stats.partial_batches,
+                stats.positions,
+                stats.windows > 0 ? 100.0 * (double)stats.positions /
+                                        ((double)stats.windows * a->squad.max_seq_length)
+                                  : 0.0,
                 sink.failed ? "; some questions failed" : "");
         int with_gold = 0;
         for (int i = 0; i < n; i++) with_gold += ds->questions[i].n_answers > 0;

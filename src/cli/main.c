@@ -44,6 +44,9 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_N_BEST] = {"--n-best", "N", "start/end candidates and answers kept (default 20)"},
     [OPT_MAX_ANSWER_LENGTH] = {"--max-answer-length", "N", "longest answer in tokens (default 30)"},
     [OPT_QUIET] = {"--quiet", NULL, "no progress output"},
+    [OPT_LENGTH_BUCKET] = {"--length-bucket", "N",
+                           "run batches of length-sorted windows cut to a multiple of N "
+                           "(padding is then never an answer; default 0: pad every window)"},
 };
 
 #define END OPT_COUNT
@@ -55,10 +58,13 @@ static const cli_option_id features_opts[] = {OPT_HELP, OPT_VOCAB, OPT_QUESTION,
                                               SQUAD_OPTS, END};
 static const cli_option_id eval_opts[] = {OPT_HELP, OPT_DATA, OPT_PREDICTIONS, END};
 static const cli_option_id ask_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
-                                         OPT_CONTEXT_FILE, OPT_TOP_K, OPT_JSON, SQUAD_OPTS, END};
+                                         OPT_CONTEXT_FILE, OPT_TOP_K, OPT_JSON, SQUAD_OPTS,
+                                         OPT_LENGTH_BUCKET, END};
 static const cli_option_id squad_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_INPUT, OPT_OUTPUT,
-                                           OPT_NBEST_FILE, OPT_QUIET, SQUAD_OPTS, END};
-static const cli_option_id jsonl_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, SQUAD_OPTS, END};
+                                           OPT_NBEST_FILE, OPT_QUIET, SQUAD_OPTS, OPT_LENGTH_BUCKET,
+                                           END};
+static const cli_option_id jsonl_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, SQUAD_OPTS,
+                                           OPT_LENGTH_BUCKET, END};
 static const cli_option_id logits_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
                                             OPT_CONTEXT_FILE, SQUAD_OPTS, END};
 static const cli_option_id bench_opts[] = {OPT_HELP, OPT_MODEL, OPT_PRESET, OPT_DEVICE, OPT_PRECISION,
@@ -189,6 +195,7 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         {OPT_MAX_ANSWER_LENGTH, 1, 4096, &a->squad.max_answer_length},
         {OPT_THREADS, 1, 1024, &a->engine.threads},
         {OPT_TOP_K, 1, 1000, &a->top_k},
+        {OPT_LENGTH_BUCKET, 0, 4096, &a->squad.length_bucket},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
         if (a->given[ints[k].id] &&
@@ -220,6 +227,17 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
     if (a->squad.max_query_length + 3 >= a->squad.max_seq_length) {
         cli_error(n, "--max-query-length %d leaves no room for the context in --max-seq-length %d",
                   a->squad.max_query_length, a->squad.max_seq_length);
+        return false;
+    }
+    if (a->squad.length_bucket > a->squad.max_seq_length) {
+        cli_error(n, "--length-bucket %d exceeds --max-seq-length %d", a->squad.length_bucket,
+                  a->squad.max_seq_length);
+        return false;
+    }
+    if (a->squad.length_bucket > 0 && a->squad.length_bucket < a->squad.max_seq_length &&
+        a->engine.device == BQ_DEVICE_CUDA && a->engine.attention == BQ_ATTENTION_CUDNN) {
+        cli_error(n, "--length-bucket trims batches, and cuDNN's attention is planned for the full "
+                  "length only: use --attention auto or own with it");
         return false;
     }
     if (a->given[OPT_CONTEXT] && a->given[OPT_CONTEXT_FILE]) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cli_cuda_emulated.sh - the command line with `--device cuda` on the CPU-emulated engine
 # (bertqa-gpu-emulated: engine_cuda.cu, the GEMM layer on the emulated cuBLASLt, our kernels as
-# host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32, every
-# question answered in fp16, engine batches whole but the last, one `ask`, and a clean error for
+# host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, and
+# with length buckets), every question answered in fp16, engine batches whole but the last, one `ask`, and a clean error for
 # a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
@@ -50,6 +50,19 @@ check "fp32 predictions on the emulated engine differ from the cpu's" $?
 # whole batches but the last, as the pipeline cuts its chunks (src/qa.c)
 grep -Eq "engine batches, [01] partial" "$tmp/cuda.err"
 check "more than one partial engine batch: $(grep 'engine batches' "$tmp/cuda.err")" $?
+
+# length buckets of 16: batches trimmed to 16, 32, 48 or 64 positions, each a shape of its own on
+# the engine; the same answers as the cpu's with the same buckets
+for dev in cpu cuda; do
+    "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/buckets-$dev.json" \
+        --device "$dev" "${short[@]}" --length-bucket 16 --quiet >/dev/null 2>"$tmp/buckets-$dev.err"
+    rc=$?
+    check "squad --device $dev --length-bucket 16 (exit $rc): $(tail -n 2 "$tmp/buckets-$dev.err")" $rc
+done
+cmp -s "$tmp/buckets-cpu.json" "$tmp/buckets-cuda.json"
+check "fp32 predictions with length buckets differ between the emulated engine and the cpu" $?
+grep -Eq "\(([0-8][0-9]|9[0-8])\.[0-9]% of padded\)" "$tmp/buckets-cuda.err"
+check "length buckets ran no fewer positions: $(grep 'of padded' "$tmp/buckets-cuda.err")" $?
 
 "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/f16.json" --device cuda \
     --precision fp16 "${short[@]}" --quiet >"$tmp/f16.out" 2>"$tmp/f16.err"
