@@ -271,6 +271,11 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     step bench-profile 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
         --precision fp16,fp32 --attention own --batch 1,128 --iters 5 --profile \
         --json "$out/bench-profile.json"
+    # 192 tokens: where a typical SQuAD window runs with length buckets of 64 (its real length
+    # averages 178.5), batch 1 (ask) and 128 (squad)
+    step bench-seq192 40 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
+        --precision fp16 --attention "$attention" --batch 1,128 --seq-len 192 --iters 20 \
+        --json "$out/bench-seq192.json"
     # the whole dev set end to end at BERT-large shape (issue 5: >= 90% of the forward-pass rate);
     # its summary line (questions/s, engine and host seconds) is what merge_results reads
     if [ -s "$dev" ]; then

@@ -112,6 +112,14 @@ ATTENTION_CHOICE_MS = {"own": "attention_own_ms", "own-128": "attention_own_128_
 ATTENTION_TIMES = tuple(ATTENTION_CHOICE_MS.values())
 
 
+def with_short_windows(ours, outdir):
+    """bench.json's configurations and bench-seq192.json's: fp16 at 192 tokens, the length a
+    typical SQuAD window runs at with length buckets of 64 (rows of their own; the targets read
+    the 384-token rows only)."""
+    short = read_json(os.path.join(outdir, "bench-seq192.json")) or {}
+    return dict(ours, configs=ours.get("configs", []) + short.get("configs", []))
+
+
 def merge_configs(ours, peer, safe=None):
     """One row per (precision, batch, seq_len) in either file; ours may be missing (None). `safe`
     (bench-safe.json) fills our configurations that are missing or failed."""
@@ -588,7 +596,8 @@ def main(argv=None):
         "pytorch_version": (peer or {}).get("torch"),
         "transformers_version": (peer or {}).get("transformers"),
         "pytorch_device": (peer or {}).get("device"),
-        "configs": merge_configs(ours, peer, read_json(os.path.join(args.outdir, "bench-safe.json"))),
+        "configs": merge_configs(with_short_windows(ours, args.outdir), peer,
+                                 read_json(os.path.join(args.outdir, "bench-safe.json"))),
         "parity": merge_parity(args.outdir),
         "notes": notes,
     }

@@ -51,6 +51,10 @@ cat >"$run/bench.json" <<'EOF'
   {"precision": "fp32", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 426, "p99": 430},
    "throughput_seq_s": 300}]}
 EOF
+cat >"$run/bench-seq192.json" <<'EOF'
+{"configs": [{"precision": "fp16", "batch": 1, "seq_len": 192, "latency_ms": {"p50": 0.55, "p99": 0.60},
+   "throughput_seq_s": 1800, "attention": "own-32"}]}
+EOF
 cat >"$run/peer.json" <<'EOF'
 {"torch": "2.9.0", "device": "NVIDIA H100 80GB HBM3", "configs": [
   {"precision": "fp16", "batch": 1, "seq_len": 384, "mode": "eager", "throughput_seq_s": 500,
@@ -103,6 +107,9 @@ r = json.load(open(sys.argv[1]))
 rows = {(c["precision"], c["batch"]): c for c in r["configs"]}
 assert r["device"] == "NVIDIA H100 80GB HBM3" and r["driver"] == "580.65.06", r["device"]
 assert r["commit"] == "0123456789abcdef"
+short = [c for c in r["configs"] if c["seq_len"] == 192]
+assert len(short) == 1 and short[0]["latency_ms_p50"] == 0.55 and short[0]["ratio_vs_pytorch"] is None, short
+rows = {(c["precision"], c["batch"]): c for c in r["configs"] if c["seq_len"] == 384}
 b128 = rows[("fp16", 128)]
 assert b128["source"] == "bench.json" and b128["throughput_seq_s"] == 2450  # a good row stays
 assert b128["attention"] == "cudnn" and b128["attention_cudnn_ms"] == 0.21
