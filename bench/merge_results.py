@@ -267,7 +267,8 @@ def merge_autotune(outdir, configs):
 SQUAD_SUMMARY = re.compile(r"bertqa-gpu squad: (\d+) questions, (\d+) windows in ([\d.]+) s "
                            r"\(([\d.]+) questions/s\); engine ([\d.]+) s, host work ([\d.]+) s"
                            r"(?: \(overlapped\); (\d+) engine batches, (\d+) partial)?"
-                           r"(?:; (\d+) token positions \(([\d.]+)% of padded\))?")
+                           r"(?:; (\d+) token positions \(([\d.]+)% of padded\))?"
+                           r"(?:; first passes of (\d+) shapes ([\d.]+) s)?")
 
 
 def merge_end_to_end(outdir, configs, precision="fp16", batch=128, log="squad-large.log"):
@@ -289,7 +290,9 @@ def merge_end_to_end(outdir, configs, precision="fp16", batch=128, log="squad-la
            "engine_batches": int(m.group(7)) if m.group(7) else None,
            "partial_batches": int(m.group(8)) if m.group(8) else None,
            "token_positions": int(m.group(9)) if m.group(9) else None,
-           "share_of_padded_positions": float(m.group(10)) / 100 if m.group(10) else None}
+           "share_of_padded_positions": float(m.group(10)) / 100 if m.group(10) else None,
+           "first_pass_shapes": int(m.group(11)) if m.group(11) else None,
+           "first_pass_s": float(m.group(12)) if m.group(12) else None}
     forward = next((r["throughput_seq_s"] for r in configs if r["precision"] == precision
                     and r["batch"] == batch and r["seq_len"] == 384), None)
     e2e["forward_seq_s"] = forward
@@ -445,6 +448,15 @@ def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
 
 
+def first_passes(e2e):
+    """', of which the first passes of N shapes X s' (their one-time timing and graph capture),
+    or nothing for a summary line without them."""
+    if e2e.get("first_pass_shapes") is None:
+        return ""
+    return (f" (of which the first passes of its {e2e['first_pass_shapes']} pass shapes "
+            f"{e2e['first_pass_s']:.2f} s)")
+
+
 def markdown(results):
     lines = [f"# bertqa-gpu vs PyTorch on {results['device'] or 'unknown device'}", "",
              f"driver {results['driver'] or '-'}, commit {results['commit'] or '-'}, "
@@ -478,7 +490,8 @@ def markdown(results):
                   f"{fmt(e2e['questions_per_s'], '.1f')} questions/s, "
                   f"{fmt(e2e['windows_per_s'], '.1f')} windows/s "
                   f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
-                  f"{e2e['engine_s']:.2f} s, host work {e2e['host_work_s']:.2f} s (overlapped)"]
+                  f"{e2e['engine_s']:.2f} s{first_passes(e2e)}, host work {e2e['host_work_s']:.2f} s "
+                  f"(overlapped)"]
     lb = results.get("end_to_end_buckets")
     if lb and "error" not in lb:
         same = (f"; answers as the padded run's on {lb['answers_same_as_padded']} of "
@@ -488,7 +501,7 @@ def markdown(results):
                   f"{fmt(lb['questions_per_s'], '.1f')} questions/s "
                   f"({fmt(lb['speedup_vs_padded'], '.2f')}x the padded run), "
                   f"{fmt(lb['share_of_padded_positions'], '.1%')} of the padded token positions; "
-                  f"engine {lb['engine_s']:.2f} s{same}"]
+                  f"engine {lb['engine_s']:.2f} s{first_passes(lb)}{same}"]
     clk = results.get("clocks")
     if clk and "error" not in clk:
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(clk["clock_event_reasons"].items()))

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "attention.cuh"
 #include "bq_math.h"
@@ -71,6 +72,7 @@ struct bq_cuda_engine {
     bq_cudnn_attention *cudnn_attention; /* attention cudnn, or auto in fp16/bf16 when available */
     pass_shape **shapes; /* [n_shapes], in the order first run; each allocated once (stable) */
     int n_shapes, shapes_cap;
+    double first_pass_seconds; /* wall time of the shapes' first forward calls */
     int attention_tilings; /* bq_cuda_attention_has_tilings for this model and dtype */
     char attention_note[300]; /* auto without cuDNN: why */
 
@@ -681,6 +683,9 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int le
     if (s != BQ_OK) return s;
     if (!start_logits || !end_logits)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "output logits arrays must not be NULL");
+    const int first_pass = !find_shape(e, batch, length);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pass_shape *p = NULL;
     s = shape_for(e, batch, length, &p, err);
     if (s != BQ_OK) return s;
@@ -708,6 +713,11 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int le
         s = choose_gemm(e, p, err); /* once per shape, before its graph is captured */
         if (s != BQ_OK) return s;
         ensure_graph(e, p);
+    }
+    if (first_pass) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        e->first_pass_seconds += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     }
     return BQ_OK;
 }
@@ -872,6 +882,11 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
     if (e->stream) cudaStreamDestroy(e->stream);
     free(e->layers);
     free(e);
+}
+
+extern "C" void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *seconds) {
+    *shapes = e ? e->n_shapes : 0;
+    *seconds = e ? e->first_pass_seconds : 0.0;
 }
 
 extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {

@@ -155,6 +155,12 @@ const bq_engine_options *bq_engine_get_options(const bq_engine *e) { return &e->
 
 const char *bq_engine_describe(const bq_engine *e) { return e->description; }
 
+void bq_engine_first_passes(const bq_engine *e, int *shapes, double *seconds) {
+    *shapes = 0;
+    *seconds = 0.0;
+    if (e && e->cuda) bq_cuda_engine_first_passes(e->cuda, shapes, seconds);
+}
+
 struct bq_cuda_engine *bq_engine_cuda_backend(bq_engine *e) { return e ? e->cuda : NULL; }
 
 const char *bq_stage_name(bq_stage s) {

@@ -62,6 +62,10 @@ const bq_engine_options *bq_engine_get_options(const bq_engine *e);
 /* The CUDA backend behind an engine created with BQ_DEVICE_CUDA (for its benchmark API), else NULL. */
 struct bq_cuda_engine *bq_engine_cuda_backend(bq_engine *e);
 
+/* The CUDA backend's pass shapes met so far and the wall seconds of their first forward calls
+ * (one-time timing and graph capture included; bq_cuda_engine_first_passes); zeros on the CPU. */
+void bq_engine_first_passes(const bq_engine *e, int *shapes, double *seconds);
+
 /* A one-line description ("cpu fp32, 2 threads", "NVIDIA H100 80GB HBM3 fp16 own-attention"). */
 const char *bq_engine_describe(const bq_engine *e);
 

@@ -34,6 +34,11 @@ bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length, const
                                  float *start_logits, float *end_logits, bq_err *err);
 const char *bq_cuda_engine_describe(const bq_cuda_engine *e);
 
+/* How many pass shapes (batch, length) the engine has met, and the wall seconds their first
+ * forward calls took (each times its GEMMs and attention, compares whole passes and captures a
+ * graph, on top of the pass itself). Zeros for NULL. */
+void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *seconds);
+
 /* ---- device-side benchmark API (the CLI's bench subcommand is built on it) ---- */
 
 typedef struct {

@@ -28,6 +28,12 @@ bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length, const
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
+void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *seconds) {
+    (void)e;
+    *shapes = 0;
+    *seconds = 0.0;
+}
+
 const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
     (void)e;
     return "cuda (not built)";

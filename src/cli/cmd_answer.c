@@ -226,17 +226,25 @@ int cmd_squad(const cli_args *a) {
         bool ok = write_json_file("squad", a->value[OPT_OUTPUT], sink.predictions);
         if (ok && sink.nbest) ok = write_json_file("squad", a->value[OPT_NBEST_FILE], sink.nbest);
         if (!ok) st = BQ_ERR_IO;
+        /* the CUDA engine's one-time costs: each new (batch, length) times its kernels */
+        int first_shapes;
+        double first_seconds;
+        bq_engine_first_passes(s.engine, &first_shapes, &first_seconds);
+        char first_passes[96] = "";
+        if (first_shapes > 0)
+            snprintf(first_passes, sizeof first_passes, "; first passes of %d shapes %.2f s",
+                     first_shapes, first_seconds);
         fprintf(stderr,
                 "bertqa-gpu squad: %d questions, %ld windows in %.2f s (%.1f questions/s); engine %.2f s, "
                 "host work %.2f s (overlapped); %ld engine batches, %ld partial; %ld token positions "
-                "(%.1f%% of padded)%s\n",
+                "(%.1f%% of padded)%s%s\n",
                 n, stats.windows, stats.wall_seconds, stats.wall_seconds > 0 ? n / stats.wall_seconds : 0.0,
                 stats.engine_seconds, stats.host_seconds, stats.batches, stats.partial_batches,
                 stats.positions,
                 stats.windows > 0 ? 100.0 * (double)stats.positions /
                                         ((double)stats.windows * a->squad.max_seq_length)
                                   : 0.0,
-                sink.failed ? "; some questions failed" : "");
+                first_passes, sink.failed ? "; some questions failed" : "");
         int with_gold = 0;
         for (int i = 0; i < n; i++) with_gold += ds->questions[i].n_answers > 0;
         if (ok && with_gold > 0) {
