@@ -30,7 +30,9 @@
  * tiles leave most of an H100's 132 SMs idle while the separate GELU pass it saves is small. */
 #define BQ_FUSED_GELU_MIN_ROWS 512
 
-#define BQ_GEMM_CACHE_MAX 64
+/* Plans kept (4 GEMM shapes a row count): the batch sizes a run meets times, with length buckets,
+ * the lengths (6 at buckets of 64 in 384) */
+#define BQ_GEMM_CACHE_MAX 256
 
 /* The heuristic's candidates per shape. Its first choice is often not the fastest for BERT's
  * small-row shapes (batch 1 = 384 rows: few tiles for 132 SMs, where tile shape and split-K
