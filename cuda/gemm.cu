@@ -306,33 +306,42 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
     return BQ_OK;
 }
 
-/* One timed run of a variant (bq_tuning_time's callback). */
+/* The candidates of one stage of plan_tune (bq_tuning_time_candidates' callback): cuBLASLt's
+ * algorithms (candidate i = variant i), or the bias + GELU paths (0: the chosen GEMM + the GELU
+ * kernel, 1 + t: CUTLASS tiling t). */
 typedef struct {
     bq_gemm_ctx *g;
     gemm_plan *p;
-    int variant;
     const gemm_operands *o;
     cudaStream_t stream;
-} variant_run;
+    int gelu_paths;
+} candidate_runs;
 
-static bq_status run_variant_once(void *ctx, int *ran, bq_err *err) {
-    const variant_run *v = (const variant_run *)ctx;
-    return run_variant(v->g, v->p, v->variant, v->o, v->stream, 0, ran, err);
+static int gelu_path_variant(int v) {
+    return v == 0 ? VARIANT_UNFUSED : fused_variant((bq_gelu_tile)(v - 1));
 }
 
-/* Mean ms per run of `variant` over `reps` runs after one warm-up; *ms = -1 when refused. */
-static bq_status time_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const gemm_operands *o,
-                              cudaStream_t stream, const bq_tuning_timer *timer, int reps,
-                              float *ms, bq_err *err) {
-    variant_run v = {g, p, variant, o, stream};
-    return bq_tuning_time(timer, stream, reps, run_variant_once, &v, ms, err);
+static bq_status run_candidate(void *ctx, int candidate, int *ran, bq_err *err) {
+    const candidate_runs *c = (const candidate_runs *)ctx;
+    const int variant = c->gelu_paths ? gelu_path_variant(candidate) : candidate;
+    return run_variant(c->g, c->p, variant, c->o, c->stream, 0, ran, err);
+}
+
+/* The fastest of ms[0..n) that ran (>= 0), or -1. */
+static int fastest(const float *ms, int n) {
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (ms[i] >= 0.0f && (best < 0 || ms[i] < ms[best])) best = i;
+    return best;
 }
 
 /* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
  * overwrites it right after) and keeps the fastest; for a 16-bit bias + GELU, then times the chosen
- * GEMM + the GELU kernel against the three CUTLASS tilings of the fused kernel. Synchronizes the
- * stream: only on the first eager call of a shape, never while the stream is being captured into
- * a graph (the shape then waits for an eager call and runs untimed choices meanwhile). */
+ * GEMM + the GELU kernel against the CUTLASS tilings of the fused kernel. Each stage's candidates
+ * are timed in two interleaved rounds (bq_tuning_time_candidates), the best round of each kept.
+ * Synchronizes the stream: only on the first eager call of a shape, never while the stream is
+ * being captured into a graph (the shape then waits for an eager call and runs untimed choices
+ * meanwhile). */
 static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
                            cudaStream_t stream, bq_err *err) {
     const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
@@ -344,38 +353,35 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    /* enough repetitions to see past launch noise, few for the big fp32 shapes */
+    /* enough repetitions to see past launch noise, few for the big fp32 shapes; split over the
+     * rounds */
     const double flop = 2.0 * p->rows * (double)p->in * p->out;
     const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
-    int best = -1;
-    float best_ms = 0.0f;
-    for (int i = 0; s == BQ_OK && i < p->candidate_count; i++) {
-        float ms = -1.0f;
-        s = time_variant(g, p, i, o, stream, &timer, reps, &ms, err);
-        if (i == 0) p->first_ms = ms > 0.0f ? ms : 0.0f;
-        if (s == BQ_OK && ms >= 0.0f && (best < 0 || ms < best_ms)) best = i, best_ms = ms;
-    }
-    if (s == BQ_OK && best >= 0) {
-        p->chosen = best;
-        p->chosen_ms = best_ms;
+    const int rounds = 2, reps_per_round = (reps + rounds - 1) / rounds;
+    candidate_runs runs = {g, p, o, stream, 0};
+    float ms[BQ_GEMM_MAX_ALGOS];
+    s = bq_tuning_time_candidates(&timer, stream, p->candidate_count, rounds, reps_per_round,
+                                  run_candidate, &runs, ms, err);
+    if (s == BQ_OK) {
+        p->first_ms = p->candidate_count > 0 && ms[0] > 0.0f ? ms[0] : 0.0f;
+        const int best = fastest(ms, p->candidate_count);
+        if (best >= 0) {
+            p->chosen = best;
+            p->chosen_ms = ms[best];
+        }
     }
     if (s == BQ_OK && gelu16 && p->gelu_variant == 0) {
         /* the chosen GEMM + GELU kernel, then each CUTLASS tiling: the fastest that ran stays */
-        /* v = 0: VARIANT_UNFUSED; v = 1 + t: tiling t */
-        float ms[1 + BQ_GELU_TILE_COUNT];
-        int best_v = -1;
-        for (int v = 0; v < 1 + BQ_GELU_TILE_COUNT && s == BQ_OK; v++) {
-            ms[v] = -1.0f;
-            const int variant = v == 0 ? VARIANT_UNFUSED : fused_variant((bq_gelu_tile)(v - 1));
-            s = time_variant(g, p, variant, o, stream, &timer, reps, &ms[v], err);
-            if (s == BQ_OK && ms[v] >= 0.0f && (best_v < 0 || ms[v] < ms[best_v])) best_v = v;
-        }
+        float path_ms[1 + BQ_GELU_TILE_COUNT];
+        runs.gelu_paths = 1;
+        s = bq_tuning_time_candidates(&timer, stream, 1 + BQ_GELU_TILE_COUNT, rounds,
+                                      reps_per_round, run_candidate, &runs, path_ms, err);
         if (s == BQ_OK) {
-            p->unfused_ms = ms[0] > 0.0f ? ms[0] : 0.0f;
+            const int best_v = fastest(path_ms, 1 + BQ_GELU_TILE_COUNT);
+            p->unfused_ms = path_ms[0] > 0.0f ? path_ms[0] : 0.0f;
             for (int t = 0; t < BQ_GELU_TILE_COUNT; t++)
-                p->fused_ms[t] = ms[t + 1] > 0.0f ? ms[t + 1] : 0.0f;
-            p->gelu_variant = best_v > 0 ? fused_variant((bq_gelu_tile)(best_v - 1))
-                                         : VARIANT_UNFUSED;
+                p->fused_ms[t] = path_ms[t + 1] > 0.0f ? path_ms[t + 1] : 0.0f;
+            p->gelu_variant = best_v > 0 ? gelu_path_variant(best_v) : VARIANT_UNFUSED;
         }
     }
     bq_tuning_timer_end(&timer);

@@ -57,6 +57,42 @@ extern "C" bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t strea
     return time_runs(t, stream, reps, run, ctx, ms, err);
 }
 
+/* bq_tuning_candidate_fn bound to one candidate, as a bq_tuning_run_fn for time_runs */
+typedef struct {
+    bq_tuning_candidate_fn run;
+    void *ctx;
+    int candidate;
+} candidate_run;
+
+static bq_status run_candidate(void *ctx, int *ran, bq_err *err) {
+    const candidate_run *c = (const candidate_run *)ctx;
+    return c->run(c->ctx, c->candidate, ran, err);
+}
+
+extern "C" bq_status bq_tuning_time_candidates(const bq_tuning_timer *t, cudaStream_t stream, int n,
+                                               int rounds, int reps, bq_tuning_candidate_fn run,
+                                               void *ctx, float *ms, bq_err *err) {
+    bq_status s = BQ_OK;
+    for (int i = 0; i < n && s == BQ_OK; i++) { /* warm-ups: which candidates run at all */
+        int ran = 0;
+        s = run(ctx, i, &ran, err);
+        ms[i] = ran ? 0.0f : -1.0f;
+    }
+    for (int r = 0; r < rounds && s == BQ_OK; r++)
+        for (int i = 0; i < n && s == BQ_OK; i++) {
+            if (ms[i] < 0.0f) continue;
+            candidate_run c = {run, ctx, i};
+            float round_ms = -1.0f;
+            s = time_runs(t, stream, reps, run_candidate, &c, &round_ms, err);
+            if (s != BQ_OK) break;
+            if (round_ms < 0.0f) /* refused after all */
+                ms[i] = -1.0f;
+            else if (ms[i] == 0.0f || round_ms < ms[i])
+                ms[i] = round_ms;
+        }
+    return s;
+}
+
 extern "C" bq_status bq_tuning_time_once(const bq_tuning_timer *t, cudaStream_t stream,
                                          bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
     *ms = -1.0f;

@@ -34,6 +34,21 @@ typedef bq_status (*bq_tuning_run_fn)(void *ctx, int *ran, bq_err *err);
 bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
                          bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err);
 
+/* One run of candidate `candidate` (0 .. n-1) of a choice, enqueued on the timer's stream; *ran = 0
+ * when it was refused (nothing enqueued). */
+typedef bq_status (*bq_tuning_candidate_fn)(void *ctx, int candidate, int *ran, bq_err *err);
+
+/* Times n candidates interleaved: one warm-up run of each (a refused one gets ms[i] = -1 and is
+ * left out), then `rounds` rounds in each of which every accepted candidate runs `reps` times
+ * between the timer's events; ms[i] = its best round's mean, ms per run. Timed one after another,
+ * candidates met a card still raising its clocks in turn and the later ones looked faster (GEMM
+ * timings 30-45% slow at batch 1 on a cold H200, run 1aa4dcc); in rounds, every candidate gets
+ * a round on the warm card. Synchronizes the stream. Returns BQ_OK, a run's error, or the failing
+ * CUDA call. */
+bq_status bq_tuning_time_candidates(const bq_tuning_timer *t, cudaStream_t stream, int n, int rounds,
+                                    int reps, bq_tuning_candidate_fn run, void *ctx, float *ms,
+                                    bq_err *err);
+
 /* ms of one run of `run` on `stream`, without a warm-up (for a caller that has just run it, or
  * that takes the best of several such runs): *ms = -1 when refused. Synchronizes the stream.
  * Returns BQ_OK, the run's error, or the failing CUDA call. */

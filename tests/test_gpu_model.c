@@ -955,7 +955,11 @@ static void test_gemm_whole_pass_choice(void **state) {
                     /* few rows: the emulated heuristic's 3 algorithms, then split-K variants of
                      * each (2, 3 and 4 parts; every emulated algorithm offers split-K) */
                     assert_int_equal(plans[i].candidates, 3 + 3 * 3);
+                    /* the second refuses at run time: never chosen (candidate 0 always runs) */
+                    assert_int_not_equal(plans[i].chosen, 1);
 #endif
+                    /* the fastest timed, candidate 0 among them */
+                    assert_true(plans[i].chosen_ms > 0 && plans[i].chosen_ms <= plans[i].first_ms);
                 }
             assert_int_equal(of_batch, 4); /* QKV, attention output, FFN in, FFN out */
         }
