@@ -411,59 +411,58 @@ static bq_attention_tiling own_tiling(int choice) {
     return (bq_attention_tiling)(choice - ATTN_OWN);
 }
 
-/* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current
- * qkv -> ctx (bq_tuning_time's callback). */
-typedef struct {
-    bq_cuda_engine *e;
-    int batch, len, kind;
-} attention_run;
-
-static bq_status run_attention_once(void *ctx, int *ran, bq_err *err) {
-    const attention_run *a = (const attention_run *)ctx;
-    bq_cuda_engine *e = a->e;
+/* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current qkv -> ctx. */
+static bq_status run_attention(bq_cuda_engine *e, int batch, int len, int kind, int *ran,
+                               bq_err *err) {
     *ran = 0;
-    if (a->kind == ATTN_CUDNN) {
-        bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, a->batch, e->ctx,
-                                             e->stream, err);
+    if (kind == ATTN_CUDNN) {
+        bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch, e->ctx, e->stream,
+                                             err);
         if (s != BQ_OK) return s;
     } else {
-        BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, a->batch, a->len,
-                                      e->cfg.hidden_size, e->cfg.num_heads, e->ctx, e->dt,
-                                      own_tiling(a->kind), e->stream),
+        BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, batch, len, e->cfg.hidden_size,
+                                      e->cfg.num_heads, e->ctx, e->dt, own_tiling(kind), e->stream),
                     err);
     }
     *ran = 1;
     return BQ_OK;
 }
 
-/* Mean ms per layer of one attention; the warm-up run also builds cuDNN's plan for this batch. */
-static bq_status time_attention(bq_cuda_engine *e, const pass_shape *p, int kind,
-                                const bq_tuning_timer *timer, float *ms, bq_err *err) {
-    attention_run a = {e, p->batch, p->len, kind};
-    /* repetitions by the work: 5 from 16 full-length sequences' tokens up, else 20 */
-    const int reps = (long)p->batch * p->len >= 16L * e->opt.seq_len ? 5 : 20;
-    return bq_tuning_time(timer, e->stream, reps, run_attention_once, &a, ms, err);
+/* The candidates choose_attention times: kinds[i] on one shape (bq_tuning_time_candidates'
+ * callback). */
+typedef struct {
+    bq_cuda_engine *e;
+    const pass_shape *p;
+    const int *kinds;
+} attention_runs;
+
+static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err) {
+    const attention_runs *a = (const attention_runs *)ctx;
+    return run_attention(a->e, a->p->batch, a->p->len, a->kinds[i], ran, err);
 }
 
 /* First eager pass of a shape (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
  * 32 rows with the keys split in two; 64 rows split in three), and cuDNN's under auto at the
- * full length; keep the fastest for this shape. Under graph capture it decides nothing (own, 64 rows, runs). If cuDNN fails here, ours is kept and the
- * reason noted. Synchronizes the stream. */
+ * full length, in two interleaved rounds (bq_tuning_time_candidates); keep the fastest for this
+ * shape. Under graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which
+ * builds its plan for this batch) is tried alone first: if it fails, ours is kept and the reason
+ * noted. Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     bq_tuning_timer timer;
     int ready = 0;
     bq_status s = bq_tuning_timer_begin(&timer, e->stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
-    float ms[ATTN_KINDS] = {0};
-    for (int k = ATTN_OWN; k < ATTN_CUDNN && s == BQ_OK; k++)
-        if (k == ATTN_OWN || e->attention_tilings)
-            s = time_attention(e, p, k, &timer, &ms[k], err);
-    if (s == BQ_OK && cudnn_is_candidate(e, p->len)) {
+    int kinds[ATTN_KINDS], n = 0;
+    for (int k = ATTN_OWN; k < ATTN_CUDNN; k++)
+        if (k == ATTN_OWN || e->attention_tilings) kinds[n++] = k;
+    if (cudnn_is_candidate(e, p->len)) {
         bq_err cerr;
         bq_err_clear(&cerr);
-        if (time_attention(e, p, ATTN_CUDNN, &timer, &ms[ATTN_CUDNN], &cerr) != BQ_OK) {
-            ms[ATTN_CUDNN] = 0.0f;
+        int ran = 0;
+        if (run_attention(e, p->batch, p->len, ATTN_CUDNN, &ran, &cerr) == BQ_OK) {
+            kinds[n++] = ATTN_CUDNN;
+        } else {
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
                      "%d, own kept: %.200s", p->batch, cerr.message);
             /* a launch error would be sticky: make sure the stream still works */
@@ -471,12 +470,23 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
                               __FILE__, __LINE__, err);
         }
     }
+    /* repetitions by the work (5 from 16 full-length sequences' tokens up, else 20), over two
+     * rounds */
+    const int reps = (long)p->batch * p->len >= 16L * e->opt.seq_len ? 5 : 20;
+    const int rounds = 2;
+    float kind_ms[ATTN_KINDS];
+    attention_runs runs = {e, p, kinds};
+    if (s == BQ_OK)
+        s = bq_tuning_time_candidates(&timer, e->stream, n, rounds, (reps + rounds - 1) / rounds,
+                                      run_attention_candidate, &runs, kind_ms, err);
     bq_tuning_timer_end(&timer);
     if (s != BQ_OK) return s;
+    float ms[ATTN_KINDS] = {0};
+    for (int i = 0; i < n; i++) ms[kinds[i]] = kind_ms[i] > 0.0f ? kind_ms[i] : 0.0f;
     int choice = ATTN_OWN;
     for (int k = ATTN_OWN; k < ATTN_KINDS; k++) {
         p->attention_ms[k] = ms[k];
-        if (ms[k] > 0.0f && ms[k] < ms[choice]) choice = k;
+        if (ms[k] > 0.0f && (ms[choice] <= 0.0f || ms[k] < ms[choice])) choice = k;
     }
     p->attention_choice = (signed char)choice;
     return BQ_OK;
