@@ -430,7 +430,7 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
      * first answers come out soon. Length buckets sort each chunk's windows, so they take more
      * batches a chunk: the more windows sorted together, the closer each batch's length comes to
      * its windows' own (SQuAD dev set, batch 64, buckets of 64: 63.7% of the padded positions
-     * with 4 batches a chunk, 57.2% with 16, 54.7% with every window sorted at once). */
+     * with 4 batches a chunk, 57.2% with 16; 54.7% if every window ran at its own bucket). */
     int per_chunk = qa->max_batch * (qa->opt.length_bucket > 0 ? 16 : 4);
     if (per_chunk < 16) per_chunk = 16;
     bq_qa_result *results = calloc(n ? (size_t)n : 1, sizeof *results);
