@@ -238,6 +238,15 @@ static void test_pipeline_length_buckets(void **state) {
     assert_non_null(strstr(err.message, "length bucket 65"));
     so.length_bucket = -1;
     assert_int_equal(bq_qa_create(g_model, engine, &so, &qa, &err), BQ_ERR_INVALID_ARG);
+    /* the engine's own bounds on a trimmed length */
+    int32_t ids[65] = {0}, mask[65] = {0}, seg[65] = {0};
+    float start[65], end[65];
+    assert_int_equal(bq_engine_forward_length(engine, 1, 0, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_engine_forward_length(engine, 1, 65, ids, mask, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sequence length 65 outside [1, 64]"));
+    assert_int_equal(bq_engine_forward_length(engine, 1, 3, ids, mask, seg, start, end, &err), BQ_OK);
 
     const int buckets[2] = {64, 16}; /* untrimmed (padding excluded), then trimmed */
     emit_sink sinks[2];
