@@ -448,6 +448,11 @@ def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
 
 
+def batch_label(row):
+    """'batch 8', or 'batch 8 seq 192' for a row at another length than the targets' 384."""
+    return f"batch {row['batch']}" + ("" if row["seq_len"] == 384 else f" seq {row['seq_len']}")
+
+
 def first_passes(e2e):
     """', of which the first passes of N shapes X s' (their one-time timing and graph capture),
     or nothing for a summary line without them."""
@@ -521,13 +526,13 @@ def markdown(results):
         lines += ["", "Attention per layer as the engine timed it (ms; 64-row blocks / 128-row "
                   "blocks / 32-row blocks with the keys split in two / 64-row blocks split in "
                   "three / cuDNN, - not a candidate) and what it kept: " + ", ".join(
-                      f"{r['precision']} batch {r['batch']} "
+                      f"{r['precision']} {batch_label(r)} "
                       + " / ".join(fmt(r.get(n) or None, ".3f") for n in ATTENTION_TIMES)
                       + f" ({r['attention']})" for r in timed)]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
     if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(
-            f"batch {r['batch']} {r['first_pass_ms']:.1f} ms vs {fmt(r['latency_ms_p50'], '.2f')} ms"
+            f"{batch_label(r)} {r['first_pass_ms']:.1f} ms vs {fmt(r['latency_ms_p50'], '.2f')} ms"
             for r in setup)]
     if results.get("gemm_autotune"):
         lines.append("")
