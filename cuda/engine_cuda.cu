@@ -509,7 +509,8 @@ static bq_status enqueue_compute(bq_cuda_engine *e, pass_shape *p, op_profile *p
     KERNEL_OP(BQ_STAGE_EMBEDDINGS,
               bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
                                            e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
-    const int undecided = attention_has_choice(e, S) && p->attention_choice == ATTN_UNDECIDED;
+    const int undecided =
+        e->opt.tune && attention_has_choice(e, S) && p->attention_choice == ATTN_UNDECIDED;
     if ((undecided && cudnn_is_candidate(e, S)) || attention_for(e, p) == ATTN_CUDNN)
         /* the mask bias, once per pass */
         STATUS_OP(BQ_STAGE_ATTENTION,
@@ -631,7 +632,7 @@ static bq_status run_pass_once(void *ctx, int *ran, bq_err *err) {
  * BQ_GEMM_AUTOTUNE=0. On a failed timing the timed choices stay. */
 static bq_status choose_gemm(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     if (p->gemm_choice != GEMM_UNDECIDED) return BQ_OK;
-    if (!bq_gemm_autotune_enabled()) {
+    if (!bq_gemm_autotune_enabled() || !e->opt.tune) {
         p->gemm_choice = GEMM_UNTIMED;
         return BQ_OK;
     }
@@ -747,12 +748,13 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->attention_tilings = bq_cuda_attention_has_tilings(e->dt, c->hidden_size, c->num_heads);
     BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
     /* cuDNN attention first: an unsupported combination fails before the weights are uploaded;
-     * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape) */
+     * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape; and
+     * untuned, where nothing would time cuDNN's against ours) */
     if (e->opt.attention == BQ_ATTENTION_CUDNN) {
         s = bq_cudnn_attention_create(e->opt.max_batch, e->opt.seq_len, c->hidden_size,
                                       c->num_heads, e->dt, &e->cudnn_attention, err);
         if (s != BQ_OK) return s;
-    } else if (e->opt.attention == BQ_ATTENTION_AUTO && e->dt != BQ_CUDA_F32) {
+    } else if (e->opt.attention == BQ_ATTENTION_AUTO && e->dt != BQ_CUDA_F32 && e->opt.tune) {
         bq_err cerr;
         bq_err_clear(&cerr);
         if (bq_cudnn_attention_create(e->opt.max_batch, e->opt.seq_len, c->hidden_size,
@@ -792,6 +794,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     layout_workspace(e, (char *)e->workspace);
     s = bq_gemm_ctx_create(&e->gemm, GEMM_WORKSPACE_BYTES, err);
     if (s != BQ_OK) return s;
+    bq_gemm_ctx_set_autotune(e->gemm, e->opt.tune);
 
     /* staging for the largest single placement (word embeddings, QKV, or FFN weight) */
     size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
@@ -819,8 +822,11 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->h_end = e->h_start + M;
 
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
-    e->use_graphs = !(no_graph && no_graph[0] == '1');
-    if (!e->use_graphs) snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (BQ_NO_CUDA_GRAPH=1)");
+    e->use_graphs = e->opt.tune && !(no_graph && no_graph[0] == '1');
+    if (!e->opt.tune)
+        snprintf(e->graph_note, sizeof e->graph_note, "single-pass mode: nothing timed, no CUDA graph");
+    else if (!e->use_graphs)
+        snprintf(e->graph_note, sizeof e->graph_note, "CUDA graphs off (BQ_NO_CUDA_GRAPH=1)");
     BQ_CUDA_TRY(cudaDeviceSynchronize(), err);
     return BQ_OK;
 }
@@ -925,7 +931,8 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own64k3_ms = ms[ATTN_OWN_64K3];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
-    if (attention_has_choice(e, e->opt.seq_len) && (!p || p->attention_choice == ATTN_UNDECIDED))
+    if (e->opt.tune && attention_has_choice(e, e->opt.seq_len) &&
+        (!p || p->attention_choice == ATTN_UNDECIDED))
         return "undecided";
     switch (attention_for(e, p)) {
     case ATTN_CUDNN: return "cudnn";

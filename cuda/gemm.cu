@@ -83,6 +83,7 @@ struct bq_gemm_ctx {
     size_t workspace_bytes;
     gemm_plan plans[BQ_GEMM_CACHE_MAX];
     int plan_count;
+    int untimed; /* bq_gemm_ctx_set_autotune(g, 0) */
 };
 
 static void plan_destroy(gemm_plan *p) {
@@ -249,6 +250,10 @@ static int autotune_enabled(void) {
 
 int bq_gemm_autotune_enabled(void) { return autotune_enabled(); }
 
+void bq_gemm_ctx_set_autotune(bq_gemm_ctx *g, int autotune) {
+    if (g) g->untimed = !autotune;
+}
+
 /* BQ_FUSED_GELU=0: never the CUTLASS kernel (a diagnostic switch: the device run falls back to it
  * when the fast paths fail). */
 static int fused_gelu_allowed(void) {
@@ -345,7 +350,7 @@ static int fastest(const float *ms, int n) {
 static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
                            cudaStream_t stream, bq_err *err) {
     const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
-    if (!autotune_enabled()) {
+    if (!autotune_enabled() || g->untimed) {
         p->tuned = 1;
         return BQ_OK;
     }

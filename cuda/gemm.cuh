@@ -64,6 +64,10 @@ int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first);
 /* 1 unless BQ_GEMM_AUTOTUNE=0 (then nothing is timed: first choices and the GELU rule). */
 int bq_gemm_autotune_enabled(void);
 
+/* Whether this context times the candidates of a new shape (default 1; 0: first choices and the
+ * GELU rule, as BQ_GEMM_AUTOTUNE=0 does for every context). Host-only. */
+void bq_gemm_ctx_set_autotune(bq_gemm_ctx *g, int autotune);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,6 +24,7 @@ void bq_engine_options_default(bq_engine_options *o) {
     o->max_batch = 8;
     o->seq_len = 384;
     o->threads = 0;
+    o->tune = 1;
 }
 
 bq_status bq_parse_device(const char *s, bq_device_kind *kind, int *index, bq_err *err) {

@@ -24,9 +24,14 @@ typedef struct {
     int max_batch;               /* workspace is sized once for this many sequences */
     int seq_len;                 /* S: every batch is padded to this length */
     int threads;                 /* CPU threads (0 = library default) */
+    /* CUDA: 1 (default) times the GEMM algorithms and attention kernels on each pass shape's
+     * first pass and captures its CUDA graph, which many passes repay; 0 does neither (cuBLASLt's
+     * first choices, our default attention tiling, eager launches): for a single pass, as `ask`
+     * and `logits` make, where that one-time work would cost more than it saves. */
+    int tune;
 } bq_engine_options;
 
-void bq_engine_options_default(bq_engine_options *o); /* cpu, fp32, auto attention, 8 x 384 */
+void bq_engine_options_default(bq_engine_options *o); /* cpu, fp32, auto attention, 8 x 384, tune */
 
 /* Parse "cpu", "cuda", "cuda:N"; "fp32" | "tf32" | "fp16" | "bf16"; "own" | "cudnn" | "auto". */
 bq_status bq_parse_device(const char *s, bq_device_kind *kind, int *index, bq_err *err);

@@ -806,6 +806,48 @@ static void test_trimmed_passes(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
+/* An untuned engine (tune = 0, what ask and logits use for their one pass): the logits match the
+ * CPU reference, nothing is timed (GEMMs "untimed", attention our default tiling, no cuDNN
+ * plan under auto) and no graph is captured, also on a second pass. Runs on the emulator too. */
+static void test_single_pass_untuned(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 1, 300, 128, 19);
+    const int lengths[2] = {64, 37};
+    batch_case bc = make_batch(&r->model, 2, 64, lengths, 14);
+    float start[2 * 64], end[2 * 64];
+    const bq_precision precisions[2] = {BQ_PRECISION_FP16, BQ_PRECISION_FP32};
+    for (int pi = 0; pi < 2; pi++) {
+        bq_engine_options opt = cuda_options(precisions[pi], BQ_ATTENTION_AUTO, 2, 64);
+        opt.tune = 0;
+        bq_cuda_engine *e = NULL;
+        bq_err err;
+        if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+        assert_non_null(strstr(bq_cuda_engine_describe(e), "single-pass mode"));
+        assert_null(strstr(bq_cuda_engine_describe(e), "cuDNN attention unavailable"));
+        for (int pass = 0; pass < 2; pass++) {
+            if (bq_cuda_engine_forward(e, 2, 64, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+                fail_msg("forward: %s", err.message);
+            const double rel = real_token_error(&bc, 2, start, end);
+            printf("  %s untuned %-4s pass %d: rel error %.3e (limit %.0e)\n",
+                   rel <= tolerance(precisions[pi]) ? "ok  " : "FAIL", bq_precision_name(precisions[pi]),
+                   pass + 1, rel, tolerance(precisions[pi]));
+            assert_true(rel <= tolerance(precisions[pi]));
+        }
+        assert_string_equal(bq_cuda_engine_gemm_choice(e, 2, NULL, NULL), "untimed");
+        bq_attention_times t;
+        assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
+        assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.cudnn_ms == 0.0);
+        bq_gemm_plan_info plans[8];
+        const int n = bq_cuda_engine_gemm_plans(e, plans, 8);
+        assert_int_equal(n, 4);
+        for (int i = 0; i < n; i++) assert_true(plans[i].chosen == 0 && plans[i].chosen_ms == 0.0);
+        bq_cuda_engine_free(e);
+    }
+    free_batch(&bc);
+    random_model_free(r);
+}
+
 /* cuDNN fused attention against the same CPU reference (fp16, bf16), when the build has it. */
 static void test_cudnn_attention(void **state) {
     (void)state;
@@ -1014,6 +1056,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_attention_tiling_choice),
         cmocka_unit_test(test_trimmed_passes),
+        cmocka_unit_test(test_single_pass_untuned),
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),
     };
