@@ -27,7 +27,7 @@ typedef struct {
     /* CUDA: 1 (default) times the GEMM algorithms and attention kernels on each pass shape's
      * first pass and captures its CUDA graph, which many passes repay; 0 does neither (cuBLASLt's
      * first choices, our default attention tiling, eager launches): for a single pass, as `ask`
-     * and `logits` make, where that one-time work would cost more than it saves. */
+     * makes, where that one-time work would cost more than it saves. */
     int tune;
 } bq_engine_options;
 

@@ -806,7 +806,7 @@ static void test_trimmed_passes(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
-/* An untuned engine (tune = 0, what ask and logits use for their one pass): the logits match the
+/* An untuned engine (tune = 0, what ask uses for its one pass): the logits match the
  * CPU reference, nothing is timed (GEMMs "untimed", attention our default tiling, no cuDNN
  * plan under auto) and no graph is captured, also on a second pass. Runs on the emulator too. */
 static void test_single_pass_untuned(void **state) {

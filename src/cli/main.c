@@ -209,9 +209,10 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         return false;
     }
     a->engine.max_batch = a->engine.device == BQ_DEVICE_CUDA ? 64 : 8;
-    /* ask and logits make one forward pass: timing kernels and capturing a graph for it would
-     * cost more than they save */
-    a->engine.tune = !(strcmp(n, "ask") == 0 || strcmp(n, "logits") == 0);
+    /* ask makes one forward pass: timing kernels and capturing a graph for it would cost more
+     * than they save. (logits makes one too, but it is how bench/parity.py compares our logits
+     * with the CPU's and Hugging Face's: it runs the tuned path that squad and jsonl run.) */
+    a->engine.tune = strcmp(n, "ask") != 0;
     /* bench takes lists for --precision and --batch and parses them itself */
     if (strcmp(n, "bench") != 0) {
         if (a->given[OPT_BATCH] && !parse_int(n, "--batch", a->value[OPT_BATCH], 1, 4096, &a->engine.max_batch))
