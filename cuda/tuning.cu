@@ -48,15 +48,6 @@ static bq_status time_runs(const bq_tuning_timer *t, cudaStream_t stream, int re
     return BQ_OK;
 }
 
-extern "C" bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
-                                    bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err) {
-    *ms = -1.0f;
-    int ran = 0;
-    bq_status s = run(ctx, &ran, err); /* warm-up; accepted at all? */
-    if (s != BQ_OK || !ran) return s;
-    return time_runs(t, stream, reps, run, ctx, ms, err);
-}
-
 /* bq_tuning_candidate_fn bound to one candidate, as a bq_tuning_run_fn for time_runs */
 typedef struct {
     bq_tuning_candidate_fn run;

@@ -28,12 +28,6 @@ void bq_tuning_timer_end(bq_tuning_timer *t);
  * (nothing enqueued). Returns BQ_OK or the error of the run. */
 typedef bq_status (*bq_tuning_run_fn)(void *ctx, int *ran, bq_err *err);
 
-/* Mean ms per run of `run` over `reps` runs on `stream`, after one untimed warm-up run that also
- * says whether it is accepted at all: *ms = -1 when refused. Synchronizes the stream. Returns
- * BQ_OK, the run's error, or the failing CUDA call. */
-bq_status bq_tuning_time(const bq_tuning_timer *t, cudaStream_t stream, int reps,
-                         bq_tuning_run_fn run, void *ctx, float *ms, bq_err *err);
-
 /* One run of candidate `candidate` (0 .. n-1) of a choice, enqueued on the timer's stream; *ran = 0
  * when it was refused (nothing enqueued). */
 typedef bq_status (*bq_tuning_candidate_fn)(void *ctx, int candidate, int *ran, bq_err *err);
