@@ -364,9 +364,12 @@ static pass_shape *find_shape(const bq_cuda_engine *e, int batch, int len) {
     return NULL;
 }
 
-/* The shape of `batch` x `len` passes, added (undecided, no graph) on first use. */
-static bq_status shape_for(bq_cuda_engine *e, int batch, int len, pass_shape **out, bq_err *err) {
+/* The shape of `batch` x `len` passes, added (undecided, no graph) on first use; *created says
+ * whether it was. */
+static bq_status shape_for(bq_cuda_engine *e, int batch, int len, pass_shape **out, int *created,
+                           bq_err *err) {
     *out = find_shape(e, batch, len);
+    *created = *out == NULL;
     if (*out) return BQ_OK;
     if (e->n_shapes == e->shapes_cap) {
         int cap = e->shapes_cap ? 2 * e->shapes_cap : 16;
@@ -391,9 +394,9 @@ static int cudnn_is_candidate(const bq_cuda_engine *e, int len) {
 }
 
 /* Whether the engine times attention candidates for passes of `len` positions: our tilings (own
- * or auto), and cuDNN's beside ours (auto, full length). */
+ * or auto), and cuDNN's beside ours (auto, full length); never untuned. */
 static int attention_has_choice(const bq_cuda_engine *e, int len) {
-    if (e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
+    if (!e->opt.tune || e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
     return e->attention_tilings || cudnn_is_candidate(e, len);
 }
 
@@ -509,8 +512,7 @@ static bq_status enqueue_compute(bq_cuda_engine *e, pass_shape *p, op_profile *p
     KERNEL_OP(BQ_STAGE_EMBEDDINGS,
               bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
                                            e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
-    const int undecided =
-        e->opt.tune && attention_has_choice(e, S) && p->attention_choice == ATTN_UNDECIDED;
+    const int undecided = attention_has_choice(e, S) && p->attention_choice == ATTN_UNDECIDED;
     if ((undecided && cudnn_is_candidate(e, S)) || attention_for(e, p) == ATTN_CUDNN)
         /* the mask bias, once per pass */
         STATUS_OP(BQ_STAGE_ATTENTION,
@@ -694,11 +696,11 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int le
     if (s != BQ_OK) return s;
     if (!start_logits || !end_logits)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "output logits arrays must not be NULL");
-    const int first_pass = !find_shape(e, batch, length);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pass_shape *p = NULL;
-    s = shape_for(e, batch, length, &p, err);
+    int first_pass = 0;
+    s = shape_for(e, batch, length, &p, &first_pass, err);
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
     size_t n = (size_t)batch * length;
@@ -931,8 +933,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own64k3_ms = ms[ATTN_OWN_64K3];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
-    if (e->opt.tune && attention_has_choice(e, e->opt.seq_len) &&
-        (!p || p->attention_choice == ATTN_UNDECIDED))
+    if (attention_has_choice(e, e->opt.seq_len) && (!p || p->attention_choice == ATTN_UNDECIDED))
         return "undecided";
     switch (attention_for(e, p)) {
     case ATTN_CUDNN: return "cudnn";
