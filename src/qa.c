@@ -283,6 +283,14 @@ static bq_status infer_trimmed(const bq_qa *qa, qa_chunk *c, bucket_scratch *x, 
     return BQ_OK;
 }
 
+/* One engine call of b rows at length len, counted into `stats` (may be NULL). */
+static void count_batch(bq_qa_stats *stats, int b, int max_batch, int len) {
+    if (!stats) return;
+    stats->batches++;
+    stats->partial_batches += b < max_batch;
+    stats->positions += (long)b * len;
+}
+
 /* Every row through the engine, max_batch at a time: padded in row order, or (trim, with a length
  * bucket) sorted by length and trimmed. Counts the calls into `stats` (may be NULL). */
 static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats *stats, bq_err *err) {
@@ -292,11 +300,7 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats
             int b = c->n_rows - row < mb ? c->n_rows - row : mb;
             bq_status st = infer_padded(qa, c, row, b, err);
             if (st != BQ_OK) return st;
-            if (stats) {
-                stats->batches++;
-                stats->partial_batches += b < mb;
-                stats->positions += (long)b * qa->seq_len;
-            }
+            count_batch(stats, b, mb, qa->seq_len);
         }
         return BQ_OK;
     }
@@ -324,11 +328,7 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats
     for (int k = 0; k < batches && st == BQ_OK; k++) {
         const int first = k * mb, b = c->n_rows - first < mb ? c->n_rows - first : mb;
         st = infer_trimmed(qa, c, &x, x.order + first, b, x.lengths[k], err);
-        if (st == BQ_OK && stats) {
-            stats->batches++;
-            stats->partial_batches += b < mb;
-            stats->positions += (long)b * x.lengths[k];
-        }
+        if (st == BQ_OK) count_batch(stats, b, mb, x.lengths[k]);
     }
     bucket_scratch_free(&x);
     return st;
