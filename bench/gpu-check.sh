@@ -297,6 +297,12 @@ EOF3
         step squad-large-buckets 90 env ${safe[@]+"${safe[@]}"} "$bin" squad --model "$work/large" \
             --input "$dev" --output "$out/pred-large-buckets.json" --device cuda --precision fp16 \
             --batch 128 --attention "$attention" --length-bucket 64 --quiet
+        # and packed (windows back to back, no padding; our attention over each window, no
+        # graph): what is left once the padding is gone; merge_results compares its answers
+        # with both runs'
+        step squad-large-packed 90 env ${safe[@]+"${safe[@]}"} "$bin" squad --model "$work/large" \
+            --input "$dev" --output "$out/pred-large-packed.json" --device cuda --precision fp16 \
+            --batch 128 --attention "$attention" --pack --quiet
     fi
     # cuBLASLt's heuristic first choice and the 512-row rule for the fused GELU instead of the
     # timed choices (gemm.cu), stage by stage: in the first run the timed choices were slower in

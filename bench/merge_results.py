@@ -301,29 +301,48 @@ def merge_end_to_end(outdir, configs, precision="fp16", batch=128, log="squad-la
     return e2e
 
 
-def merge_buckets(outdir, configs, padded):
-    """The dev set end to end again with length buckets (squad-large-buckets.log): windows
-    sorted by length, each batch cut to its longest window rounded up to 64. Its rate against
-    the padded run's, and how many answers match the padded run's (pred-large*.json; they may
-    differ where the padded run ranked padding positions among a window's 20 best)."""
-    e2e = merge_end_to_end(outdir, configs, log="squad-large-buckets.log")
+def merge_trimmed(outdir, configs, padded, name, compare_with):
+    """The dev set end to end again without most of its padding (squad-large-NAME.log,
+    pred-large-NAME.json): its rate against the padded run's, and how many answers match those
+    of each run in compare_with ("padded", "buckets": pred-large.json, pred-large-buckets.json;
+    they may differ where the padded run ranked padding positions among a window's 20 best, and
+    in the last bits of fp16 sums)."""
+    e2e = merge_end_to_end(outdir, configs, log=f"squad-large-{name}.log")
     if not e2e or "error" in e2e:
         return e2e
-    e2e["length_bucket"] = 64
     base = (padded or {}).get("questions_per_s")
     e2e["speedup_vs_padded"] = (e2e["questions_per_s"] / base
                                 if base and e2e.get("questions_per_s") else None)
-    def predictions(name):  # a missing or cut-off file compares nothing, and stops nothing
+    def predictions(file):  # a missing or cut-off file compares nothing, and stops nothing
         try:
-            with open(os.path.join(outdir, name)) as f:
+            with open(os.path.join(outdir, file)) as f:
                 return json.load(f)
         except (OSError, ValueError):
             return None
-    a, b = predictions("pred-large.json"), predictions("pred-large-buckets.json")
-    if isinstance(a, dict) and isinstance(b, dict):
-        e2e["answers_compared"] = len(set(a) & set(b))
-        e2e["answers_same_as_padded"] = sum(1 for k in set(a) & set(b) if a[k] == b[k])
+    mine = predictions(f"pred-large-{name}.json")
+    for other in compare_with:
+        theirs = predictions("pred-large.json" if other == "padded" else f"pred-large-{other}.json")
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            both = set(mine) & set(theirs)
+            e2e["answers_compared"] = len(both)
+            e2e[f"answers_same_as_{other}"] = sum(1 for k in both if mine[k] == theirs[k])
     return e2e
+
+
+def merge_buckets(outdir, configs, padded):
+    """Length buckets of 64 (squad-large-buckets): windows sorted by length, each batch cut to
+    its longest window rounded up to 64; answers compared with the padded run's."""
+    e2e = merge_trimmed(outdir, configs, padded, "buckets", ["padded"])
+    if e2e and "error" not in e2e:
+        e2e["length_bucket"] = 64
+    return e2e
+
+
+def merge_packed(outdir, configs, padded):
+    """Packed windows (squad-large-packed): back to back with no padding, each attending to
+    itself; answers compared with the padded and the length-bucket runs' (the latter exclude
+    padding the same way)."""
+    return merge_trimmed(outdir, configs, padded, "packed", ["padded", "buckets"])
 
 
 def merge_clocks(outdir):
@@ -507,6 +526,16 @@ def markdown(results):
                   f"({fmt(lb['speedup_vs_padded'], '.2f')}x the padded run), "
                   f"{fmt(lb['share_of_padded_positions'], '.1%')} of the padded token positions; "
                   f"engine {lb['engine_s']:.2f} s{first_passes(lb)}{same}"]
+    pk = results.get("end_to_end_packed")
+    if pk and "error" not in pk:
+        same = "".join(f"; answers as the {other} run's on {pk[f'answers_same_as_{other}']} of "
+                       f"{pk['answers_compared']} questions" for other in ("padded", "buckets")
+                       if pk.get(f"answers_same_as_{other}") is not None)
+        lines += ["", f"The same packed (windows back to back with no padding, each attending to "
+                  f"itself): {pk['wall_s']:.2f} s = {fmt(pk['questions_per_s'], '.1f')} questions/s "
+                  f"({fmt(pk['speedup_vs_padded'], '.2f')}x the padded run), "
+                  f"{fmt(pk['share_of_padded_positions'], '.1%')} of the padded token positions; "
+                  f"engine {pk['engine_s']:.2f} s{first_passes(pk)}{same}"]
     clk = results.get("clocks")
     if clk and "error" not in clk:
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(clk["clock_event_reasons"].items()))
@@ -623,6 +652,8 @@ def main(argv=None):
     results["end_to_end"] = merge_end_to_end(args.outdir, results["configs"])
     results["end_to_end_buckets"] = merge_buckets(args.outdir, results["configs"],
                                                   results["end_to_end"])
+    results["end_to_end_packed"] = merge_packed(args.outdir, results["configs"],
+                                                results["end_to_end"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)

@@ -23,7 +23,10 @@
  *   online softmax in fp32 (details at the kernel). Key tiles of padding only are skipped when
  *   the sequence has a real token (exactly the same result).
  *
- * All: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip. */
+ * All: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip.
+ * Packed sequences (bq_cuda_attention_varlen) run the same kernels: with seq_offsets, grid.z
+ * indexes sequences, each block takes its sequence's rows and length from the offsets (blocks
+ * past its end return), and the mask is NULL: every key real. */
 #include <mma.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,21 @@
 #define ATTN_WMMA_HEAD 64    /* tensor-core path: the one head size it handles */
 #define ATTN_WMMA_WARPS 4
 #define ATTN_WMMA_ROWS 16 /* query rows per warp (one WMMA tile) */
+
+/* The rows of the block's sequence: batch blockIdx.z of seq_len rows, or with seq_offsets (packed
+ * sequences) rows [seq_offsets[z], seq_offsets[z + 1]), seq_len becoming its length. Per block,
+ * so the padded path pays one uniform branch. */
+__device__ __forceinline__ int attention_sequence(const int32_t *seq_offsets, int &seq_len) {
+    if (!seq_offsets) return blockIdx.z * seq_len;
+    const int row0 = seq_offsets[blockIdx.z];
+    seq_len = seq_offsets[blockIdx.z + 1] - row0;
+    return row0;
+}
+
+/* mask[index], or 1 (a real key) without a mask: packed sequences have no padding. */
+__device__ __forceinline__ int32_t key_mask(const int32_t *mask, size_t index) {
+    return mask ? mask[index] : 1;
+}
 
 /* Stage the keys and values [tile0, tile0 + tile) of one (batch, head) in shared memory, as `S`
  * (fp32 for the generic path, the activation type for the tensor-core path), zeros past seq_len,
@@ -63,12 +81,12 @@ __device__ __forceinline__ void stage_key_tile(const T *qkv, const int32_t *mask
     }
     for (int j = threadIdx.x; j < tile; j += blockDim.x) {
         const int key = tile0 + j;
-        key_bias[j] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) : -INFINITY;
+        key_bias[j] = key < seq_len ? bq_mask_bias(key_mask(mask, batch_row0 + key)) : -INFINITY;
     }
 }
 
 /* Every path's grid: x = blocks of `rows_per_block` query rows (the last one partial), y = head,
- * z = batch. */
+ * z = batch (packed: seq_len = the longest sequence, batch = the number of sequences). */
 static dim3 attention_grid(int seq_len, int rows_per_block, int heads, int batch) {
     return dim3((unsigned)((seq_len + rows_per_block - 1) / rows_per_block), (unsigned)heads,
                 (unsigned)batch);
@@ -77,8 +95,9 @@ static dim3 attention_grid(int seq_len, int rows_per_block, int heads, int batch
 /* ---- generic path ------------------------------------------------------------------------- */
 
 template <typename T>
-__global__ void attention_generic_kernel(const T *qkv, const int32_t *mask, int seq_len,
-                                         int hidden, int head_size, float scale, T *ctx) {
+__global__ void attention_generic_kernel(const T *qkv, const int32_t *mask,
+                                         const int32_t *seq_offsets, int seq_len, int hidden,
+                                         int head_size, float scale, T *ctx) {
     __shared__ float k_tile[ATTN_KEY_TILE][ATTN_MAX_HEAD + 1]; /* +1: lane j reads row j conflict-free */
     __shared__ float v_tile[ATTN_KEY_TILE][ATTN_MAX_HEAD];
     __shared__ float key_bias[ATTN_KEY_TILE];       /* mask bias, -inf past seq_len */
@@ -87,11 +106,12 @@ __global__ void attention_generic_kernel(const T *qkv, const int32_t *mask, int 
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int head = blockIdx.y;
-    const int batch = blockIdx.z;
-    const int query = blockIdx.x * ATTN_GENERIC_WARPS + warp;
+    const int batch_row0 = attention_sequence(seq_offsets, seq_len);
+    const int query0 = blockIdx.x * ATTN_GENERIC_WARPS;
+    if (query0 >= seq_len) return; /* past a packed sequence's end */
+    const int query = query0 + warp;
     const bool active = query < seq_len; /* inactive warps still help load tiles */
     const size_t qkv_stride = (size_t)3 * hidden;
-    const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * head_size;
 
     for (int c = lane; c < head_size; c += 32)
@@ -144,13 +164,14 @@ __global__ void attention_generic_kernel(const T *qkv, const int32_t *mask, int 
 }
 
 template <typename T>
-static cudaError_t launch_attention_generic(const void *qkv, const int32_t *mask, int batch,
-                                            int seq_len, int hidden, int heads, void *ctx,
-                                            cudaStream_t stream) {
+static cudaError_t launch_attention_generic(const void *qkv, const int32_t *mask,
+                                            const int32_t *seq_offsets, int batch, int seq_len,
+                                            int hidden, int heads, void *ctx, cudaStream_t stream) {
     const int head_size = hidden / heads;
     const dim3 grid = attention_grid(seq_len, ATTN_GENERIC_WARPS, heads, batch);
     attention_generic_kernel<T><<<grid, ATTN_GENERIC_WARPS * 32, 0, stream>>>(
-        (const T *)qkv, mask, seq_len, hidden, head_size, 1.0f / sqrtf((float)head_size), (T *)ctx);
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, head_size,
+        1.0f / sqrtf((float)head_size), (T *)ctx);
     return cudaGetLastError();
 }
 
@@ -159,8 +180,8 @@ static cudaError_t launch_attention_generic(const void *qkv, const int32_t *mask
 namespace wmma = nvcuda::wmma;
 
 template <typename T>
-__global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden,
-                                      float scale, T *ctx) {
+__global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_offsets,
+                                      int seq_len, int hidden, float scale, T *ctx) {
     constexpr int D = ATTN_WMMA_HEAD;
     constexpr int R = ATTN_WMMA_ROWS;
     constexpr int KT = ATTN_KEY_TILE;
@@ -182,10 +203,10 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int head = blockIdx.y;
-    const int batch = blockIdx.z;
     const int query0 = blockIdx.x * QROWS;
+    const int batch_row0 = attention_sequence(seq_offsets, seq_len);
+    if (query0 >= seq_len) return; /* past a packed sequence's end */
     const size_t qkv_stride = (size_t)3 * hidden;
-    const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * D;
     const T zero = T(0.0f);
 
@@ -292,12 +313,13 @@ __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, int seq
 }
 
 template <typename T>
-static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask, int batch,
-                                         int seq_len, int hidden, int heads, void *ctx,
-                                         cudaStream_t stream) {
+static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask,
+                                         const int32_t *seq_offsets, int batch, int seq_len,
+                                         int hidden, int heads, void *ctx, cudaStream_t stream) {
     const dim3 grid = attention_grid(seq_len, ATTN_WMMA_WARPS * ATTN_WMMA_ROWS, heads, batch);
     attention_wmma_kernel<T><<<grid, ATTN_WMMA_WARPS * 32, 0, stream>>>(
-        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD), (T *)ctx);
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD),
+        (T *)ctx);
     return cudaGetLastError();
 }
 
@@ -438,8 +460,8 @@ template <int MT, int KS, int WPS> constexpr int attention_mma_min_blocks() {
 
 template <typename T, int MT, int KS, int WPS>
 __global__ void __launch_bounds__(KS * WPS * 32, (attention_mma_min_blocks<MT, KS, WPS>()))
-attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int hidden, float scale,
-                            T *ctx) {
+attention_mma_head64_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_offsets,
+                            int seq_len, int hidden, float scale, T *ctx) {
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
     constexpr int QROWS = attention_mma_qrows<MT, WPS>();
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
@@ -462,12 +484,12 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
     const int quad_row = lane >> 2;         /* g in the fragment layouts */
     const int quad_col = lane & 3;          /* t */
     const int head = blockIdx.y;
-    const int batch = blockIdx.z;
     const int query0 = blockIdx.x * QROWS;
+    const int batch_row0 = attention_sequence(seq_offsets, seq_len);
+    if (query0 >= seq_len) return; /* past a packed sequence's end */
     /* m-tile m of this warp: rows warp_row0 + 16 m .. +15 */
     const int warp_row0 = (warp % WPS) * 16 * MT;
     const size_t qkv_stride = (size_t)3 * hidden;
-    const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * D;
     const int n_tiles = (seq_len + KT - 1) / KT;
 
@@ -495,7 +517,7 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
 #pragma unroll 8
         for (int t = 0; t < scan_tiles; t++) {
             const int key = t * KT + tid;
-            if (key < seq_len && mask[batch_row0 + key] != 0) bits |= (uint64_t)1 << t;
+            if (key < seq_len && key_mask(mask, batch_row0 + key) != 0) bits |= (uint64_t)1 << t;
         }
         bits = warp_or_u64(bits);
         if (lane == 0) live_by_warp[warp] = bits;
@@ -523,8 +545,9 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
         }
         if (tid < KT) {
             const int key = t * KT + tid;
-            key_bias[b][s][tid] =
-                key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) * LOG2E : -INFINITY;
+            key_bias[b][s][tid] = key < seq_len
+                                      ? bq_mask_bias(key_mask(mask, batch_row0 + key)) * LOG2E
+                                      : -INFINITY;
         }
     };
     /* A step's tiles: the next KS live tiles after `after` (n_tiles where they run out); staged
@@ -711,8 +734,9 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, int seq_len, int 
 }
 
 template <typename T, int MT, int KS, int WPS>
-static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int batch, int seq_len,
-                                    int hidden, int heads, void *ctx, cudaStream_t stream) {
+static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask,
+                                    const int32_t *seq_offsets, int batch, int seq_len, int hidden,
+                                    int heads, void *ctx, cudaStream_t stream) {
     constexpr size_t smem = attention_mma_smem_bytes<T, MT, KS, WPS>();
     if (smem > 48 * 1024) { /* past 48 KB needs the opt-in (sm_90: up to 227 KB a block) */
         const cudaError_t rc = cudaFuncSetAttribute(attention_mma_head64_kernel<T, MT, KS, WPS>,
@@ -722,23 +746,29 @@ static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask, int ba
     }
     const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, WPS>(), heads, batch);
     attention_mma_head64_kernel<T, MT, KS, WPS><<<grid, KS * WPS * 32, smem, stream>>>(
-        (const T *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD),
+        (T *)ctx);
     return cudaGetLastError();
 }
 
 template <typename T>
-static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask, int batch,
-                                               int seq_len, int hidden, int heads, void *ctx,
+static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *mask,
+                                               const int32_t *seq_offsets, int batch, int seq_len,
+                                               int hidden, int heads, void *ctx,
                                                bq_attention_tiling tiling, cudaStream_t stream) {
     switch (tiling) {
     case BQ_ATTENTION_ROWS128:
-        return launch_mma_tiles<T, 2, 1, 4>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+        return launch_mma_tiles<T, 2, 1, 4>(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                             ctx, stream);
     case BQ_ATTENTION_ROWS32_KEYS2:
-        return launch_mma_tiles<T, 1, 2, 2>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+        return launch_mma_tiles<T, 1, 2, 2>(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                             ctx, stream);
     case BQ_ATTENTION_ROWS64_KEYS3:
-        return launch_mma_tiles<T, 1, 3, 4>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+        return launch_mma_tiles<T, 1, 3, 4>(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                             ctx, stream);
     default:
-        return launch_mma_tiles<T, 1, 1, 4>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
+        return launch_mma_tiles<T, 1, 1, 4>(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                             ctx, stream);
     }
 }
 
@@ -785,8 +815,8 @@ static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *m
  * Needs qkv and ctx 16-byte aligned (the dispatcher checks); hidden = 64 * heads keeps every
  * row offset a multiple of 4 floats. */
 __global__ void __launch_bounds__(ATTN_F32_WARPS * 32, 2)
-attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, int hidden,
-                            float scale, float *ctx) {
+attention_f32_head64_kernel(const float *qkv, const int32_t *mask, const int32_t *seq_offsets,
+                            int seq_len, int hidden, float scale, float *ctx) {
     constexpr int D = ATTN_F32_HEAD;
     constexpr int KT = ATTN_F32_KEYS;
     constexpr int LDQ = ATTN_F32_LDQ, LDK = ATTN_F32_LDK, LDV = ATTN_F32_LDV, LDP = ATTN_F32_LDP;
@@ -802,10 +832,10 @@ attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, 
     const int warp = tid >> 5;
     const int ty = lane >> 3, tx = lane & 7;
     const int head = blockIdx.y;
-    const int batch = blockIdx.z;
     const int query0 = blockIdx.x * ATTN_F32_QROWS;
+    const int batch_row0 = attention_sequence(seq_offsets, seq_len);
+    if (query0 >= seq_len) return; /* past a packed sequence's end */
     const size_t qkv_stride = (size_t)3 * hidden;
-    const size_t batch_row0 = (size_t)batch * seq_len;
     const int head_col = head * D;
     const float4 zero4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 
@@ -819,7 +849,8 @@ attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, 
         *(float4 *)(q_s + r * LDQ + 4 * c4) = qv;
     }
     int any_real = 0;
-    for (int key = tid; key < seq_len; key += blockDim.x) any_real |= mask[batch_row0 + key] != 0;
+    for (int key = tid; key < seq_len; key += blockDim.x)
+        any_real |= key_mask(mask, batch_row0 + key) != 0;
     const int sequence_has_real = __syncthreads_or(any_real);
 
     const float *q_rows = q_s + (warp * ATTN_F32_WARP_ROWS + ty) * LDQ; /* + 4i rows: row i */
@@ -837,7 +868,8 @@ attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, 
     for (int tile0 = 0; tile0 < seq_len; tile0 += KT) {
         /* barrier: every warp is done with the previous k_s / v_s / key_bias / p_s */
         int key_real = 0;
-        if (tid < KT && tile0 + tid < seq_len) key_real = mask[batch_row0 + tile0 + tid] != 0;
+        if (tid < KT && tile0 + tid < seq_len)
+            key_real = key_mask(mask, batch_row0 + tile0 + tid) != 0;
         const int tile_has_real = __syncthreads_or(key_real);
         if (sequence_has_real && !tile_has_real) continue; /* uniform across the block */
 
@@ -855,7 +887,8 @@ attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, 
         }
         if (tid < KT) {
             const int key = tile0 + tid;
-            key_bias[tid] = key < seq_len ? bq_mask_bias(mask[batch_row0 + key]) : -INFINITY;
+            key_bias[tid] =
+                key < seq_len ? bq_mask_bias(key_mask(mask, batch_row0 + key)) : -INFINITY;
         }
         __syncthreads();
 
@@ -957,8 +990,9 @@ attention_f32_head64_kernel(const float *qkv, const int32_t *mask, int seq_len, 
     }
 }
 
-static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *mask, int batch,
-                                               int seq_len, int hidden, int heads, void *ctx,
+static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *mask,
+                                               const int32_t *seq_offsets, int batch, int seq_len,
+                                               int hidden, int heads, void *ctx,
                                                cudaStream_t stream) {
     /* 103 KB of dynamic shared memory needs the opt-in (sm_90 allows up to 227 KB per block) */
     cudaError_t rc = cudaFuncSetAttribute(attention_f32_head64_kernel,
@@ -967,37 +1001,31 @@ static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *m
     if (rc != cudaSuccess) return rc;
     const dim3 grid = attention_grid(seq_len, ATTN_F32_QROWS, heads, batch);
     attention_f32_head64_kernel<<<grid, ATTN_F32_WARPS * 32, ATTN_F32_SMEM_BYTES, stream>>>(
-        (const float *)qkv, mask, seq_len, hidden, 1.0f / sqrtf((float)ATTN_F32_HEAD), (float *)ctx);
+        (const float *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_F32_HEAD),
+        (float *)ctx);
     return cudaGetLastError();
 }
 
 
 /* ---- entry points --------------------------------------------------------------------------- */
 
-static bool attention_args_ok(const void *qkv, const int32_t *mask, int batch, int seq_len,
+/* rows: the mask, or for packed sequences the offsets (batch then counts sequences, seq_len is
+ * the longest). */
+static bool attention_args_ok(const void *qkv, const int32_t *rows, int batch, int seq_len,
                               int hidden, int heads, const void *ctx) {
-    if (!qkv || !mask || !ctx) return false;
+    if (!qkv || !rows || !ctx) return false;
     if (batch <= 0 || seq_len <= 0 || hidden <= 0 || heads <= 0) return false;
     if (hidden % heads != 0 || hidden / heads > ATTN_MAX_HEAD) return false;
     if (heads > 65535 || batch > 65535) return false; /* grid y / z limits */
     return true;
 }
 
-extern "C" cudaError_t bq_cuda_attention_generic(const void *qkv, const int32_t *mask, int batch,
-                                                 int seq_len, int hidden, int heads, void *ctx,
-                                                 bq_cuda_dtype dt, cudaStream_t stream) {
-    if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
-        return cudaErrorInvalidValue;
-    switch (dt) {
-    case BQ_CUDA_F32:
-        return launch_attention_generic<float>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    case BQ_CUDA_F16:
-        return launch_attention_generic<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    case BQ_CUDA_BF16:
-        return launch_attention_generic<__nv_bfloat16>(qkv, mask, batch, seq_len, hidden, heads,
-                                                       ctx, stream);
-    }
-    return cudaErrorInvalidValue;
+/* A padded batch also needs its rows to fit the kernels' int row index (packed offsets are int32
+ * already). */
+static bool padded_args_ok(const void *qkv, const int32_t *mask, int batch, int seq_len,
+                           int hidden, int heads, const void *ctx) {
+    return attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx) &&
+           (long long)batch * seq_len <= 0x7fffffffLL;
 }
 
 /* BQ_ATTENTION_KERNEL=wmma: 16-bit attention at head size 64 on the WMMA kernel instead of the
@@ -1014,6 +1042,59 @@ static bool mma_path_applies(bq_cuda_dtype dt, int hidden, int heads) {
            hidden % 8 == 0 && mma_path_allowed();
 }
 
+/* The dispatch behind the entry points, arguments already checked: either a mask (seq_offsets
+ * NULL: batch padded sequences of seq_len rows) or seq_offsets (mask NULL: batch packed
+ * sequences, seq_len the longest). */
+static cudaError_t attention_generic(const void *qkv, const int32_t *mask,
+                                     const int32_t *seq_offsets, int batch, int seq_len, int hidden,
+                                     int heads, void *ctx, bq_cuda_dtype dt, cudaStream_t stream) {
+    switch (dt) {
+    case BQ_CUDA_F32:
+        return launch_attention_generic<float>(qkv, mask, seq_offsets, batch, seq_len, hidden,
+                                               heads, ctx, stream);
+    case BQ_CUDA_F16:
+        return launch_attention_generic<__half>(qkv, mask, seq_offsets, batch, seq_len, hidden,
+                                                heads, ctx, stream);
+    case BQ_CUDA_BF16:
+        return launch_attention_generic<__nv_bfloat16>(qkv, mask, seq_offsets, batch, seq_len,
+                                                       hidden, heads, ctx, stream);
+    }
+    return cudaErrorInvalidValue;
+}
+
+static cudaError_t attention_wmma(const void *qkv, const int32_t *mask, const int32_t *seq_offsets,
+                                  int batch, int seq_len, int hidden, int heads, void *ctx,
+                                  bq_cuda_dtype dt, cudaStream_t stream) {
+    const bool tensor_core_shape = hidden / heads == ATTN_WMMA_HEAD;
+    if (tensor_core_shape && dt == BQ_CUDA_F16)
+        return launch_attention_wmma<__half>(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                             ctx, stream);
+    if (tensor_core_shape && dt == BQ_CUDA_BF16)
+        return launch_attention_wmma<__nv_bfloat16>(qkv, mask, seq_offsets, batch, seq_len, hidden,
+                                                    heads, ctx, stream);
+    return attention_generic(qkv, mask, seq_offsets, batch, seq_len, hidden, heads, ctx, dt,
+                             stream);
+}
+
+static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask,
+                                      const int32_t *seq_offsets, int batch, int seq_len,
+                                      int hidden, int heads, void *ctx, bq_cuda_dtype dt,
+                                      bq_attention_tiling tiling, cudaStream_t stream) {
+    if ((int)tiling < 0 || (int)tiling >= BQ_ATTENTION_TILINGS) return cudaErrorInvalidValue;
+    if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && bq_aligned16(qkv) &&
+        bq_aligned16(ctx))
+        return launch_attention_f32_head64(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                           ctx, stream);
+    if (mma_path_applies(dt, hidden, heads) && bq_aligned16(qkv) && ((uintptr_t)ctx & 3u) == 0) {
+        if (dt == BQ_CUDA_F16)
+            return launch_attention_mma_head64<__half>(qkv, mask, seq_offsets, batch, seq_len,
+                                                       hidden, heads, ctx, tiling, stream);
+        return launch_attention_mma_head64<__nv_bfloat16>(qkv, mask, seq_offsets, batch, seq_len,
+                                                          hidden, heads, ctx, tiling, stream);
+    }
+    return attention_wmma(qkv, mask, seq_offsets, batch, seq_len, hidden, heads, ctx, dt, stream);
+}
+
 extern "C" int bq_cuda_attention_has_tilings(bq_cuda_dtype dt, int hidden, int heads) {
     return mma_path_applies(dt, hidden, heads) ? 1 : 0;
 }
@@ -1022,32 +1103,34 @@ extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, i
                                          int seq_len, int hidden, int heads, void *ctx,
                                          bq_cuda_dtype dt, bq_attention_tiling tiling,
                                          cudaStream_t stream) {
-    if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
+    if (!padded_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
-    if ((int)tiling < 0 || (int)tiling >= BQ_ATTENTION_TILINGS) return cudaErrorInvalidValue;
-    if (dt == BQ_CUDA_F32 && hidden / heads == ATTN_F32_HEAD && bq_aligned16(qkv) &&
-        bq_aligned16(ctx))
-        return launch_attention_f32_head64(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    if (mma_path_applies(dt, hidden, heads) && bq_aligned16(qkv) && ((uintptr_t)ctx & 3u) == 0) {
-        if (dt == BQ_CUDA_F16)
-            return launch_attention_mma_head64<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx,
-                                                       tiling, stream);
-        return launch_attention_mma_head64<__nv_bfloat16>(qkv, mask, batch, seq_len, hidden, heads,
-                                                          ctx, tiling, stream);
-    }
-    return bq_cuda_attention_wmma(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, stream);
+    return attention_dispatch(qkv, mask, NULL, batch, seq_len, hidden, heads, ctx, dt, tiling,
+                              stream);
+}
+
+extern "C" cudaError_t bq_cuda_attention_varlen(const void *qkv, const int32_t *seq_offsets,
+                                                int n_seqs, int max_len, int hidden, int heads,
+                                                void *ctx, bq_cuda_dtype dt,
+                                                bq_attention_tiling tiling, cudaStream_t stream) {
+    if (!attention_args_ok(qkv, seq_offsets, n_seqs, max_len, hidden, heads, ctx))
+        return cudaErrorInvalidValue;
+    return attention_dispatch(qkv, NULL, seq_offsets, n_seqs, max_len, hidden, heads, ctx, dt,
+                              tiling, stream);
 }
 
 extern "C" cudaError_t bq_cuda_attention_wmma(const void *qkv, const int32_t *mask, int batch,
                                               int seq_len, int hidden, int heads, void *ctx,
                                               bq_cuda_dtype dt, cudaStream_t stream) {
-    if (!attention_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
+    if (!padded_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
         return cudaErrorInvalidValue;
-    const bool tensor_core_shape = hidden / heads == ATTN_WMMA_HEAD;
-    if (tensor_core_shape && dt == BQ_CUDA_F16)
-        return launch_attention_wmma<__half>(qkv, mask, batch, seq_len, hidden, heads, ctx, stream);
-    if (tensor_core_shape && dt == BQ_CUDA_BF16)
-        return launch_attention_wmma<__nv_bfloat16>(qkv, mask, batch, seq_len, hidden, heads, ctx,
-                                                    stream);
-    return bq_cuda_attention_generic(qkv, mask, batch, seq_len, hidden, heads, ctx, dt, stream);
+    return attention_wmma(qkv, mask, NULL, batch, seq_len, hidden, heads, ctx, dt, stream);
+}
+
+extern "C" cudaError_t bq_cuda_attention_generic(const void *qkv, const int32_t *mask, int batch,
+                                                 int seq_len, int hidden, int heads, void *ctx,
+                                                 bq_cuda_dtype dt, cudaStream_t stream) {
+    if (!padded_args_ok(qkv, mask, batch, seq_len, hidden, heads, ctx))
+        return cudaErrorInvalidValue;
+    return attention_generic(qkv, mask, NULL, batch, seq_len, hidden, heads, ctx, dt, stream);
 }

@@ -36,6 +36,18 @@ cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, i
                               int hidden, int heads, void *ctx, bq_cuda_dtype dt,
                               bq_attention_tiling tiling, cudaStream_t stream);
 
+/* Attention over packed sequences (no padding): sequence i is rows [seq_offsets[i],
+ * seq_offsets[i+1]) of qkv [rows, 3*hidden] and ctx [rows, hidden]; every token is real and
+ * attends to the keys of its own sequence only (each sequence as bq_cuda_attention would treat
+ * it alone with an all-ones mask). seq_offsets: device [n_seqs + 1] int32, nondecreasing from 0;
+ * max_len >= the longest sequence (it sizes the grid: blocks past a shorter sequence's end return
+ * at once). Same dtypes, paths and tilings as bq_cuda_attention. Returns cudaErrorInvalidValue on
+ * bad arguments, else as bq_cuda_attention. */
+cudaError_t bq_cuda_attention_varlen(const void *qkv, const int32_t *seq_offsets, int n_seqs,
+                                     int max_len, int hidden, int heads, void *ctx,
+                                     bq_cuda_dtype dt, bq_attention_tiling tiling,
+                                     cudaStream_t stream);
+
 /* 1 when bq_cuda_attention's tiling changes the kernel for this dtype and shape (fp16/bf16, head
  * size 64, hidden % 8 == 0, BQ_ATTENTION_KERNEL not "wmma"; aligned buffers assumed), else 0:
  * whether the engine has tilings to time. */

@@ -13,7 +13,9 @@
  *   logits -> pinned host; one stream synchronize; copy to the caller.
  * The device part (embeddings .. QA head) is what a graph captures; the copies stay outside it so
  * that the graph reads and writes fixed device buffers. Everything decided per pass shape (batch,
- * length) lives in a pass_shape: a batch trimmed of trailing padding is a shape of its own. */
+ * length) lives in a pass_shape: a batch trimmed of trailing padding is a shape of its own, and so
+ * is a packed batch (sequences back to back: positions per token, attention over their offsets,
+ * run eagerly since its attention grid follows the sequences). */
 #include "engine_cuda.h"
 
 #include <cuda_bf16.h>
@@ -47,9 +49,11 @@ typedef struct {
     const void *ffn_ln_g, *ffn_ln_b;     /* [H] */
 } layer_device;
 
-/* One forward-pass shape: `batch` sequences of `len` positions, and what its first pass decided. */
+/* One forward-pass shape: `batch` sequences of `len` positions (packed: `batch` rows of seq_len
+ * holding sequences back to back), and what its first pass decided. */
 typedef struct {
     int batch, len;
+    int packed; /* attention over the pass's sequences (varlen), no graph */
     /* ATTN_UNDECIDED until the first eager pass times the candidates (our kernel's tilings where
      * it has several, cuDNN's under auto at the full length); attention_ms: their per-layer
      * times, ms, 0 where not timed */
@@ -89,13 +93,16 @@ struct bq_cuda_engine {
     void *x, *h, *tmp, *ctx; /* [M, H] */
     void *qkv;               /* [M, 3H] */
     void *ffn;               /* [M, I] */
-    int32_t *d_ids, *d_mask, *d_seg; /* [M] */
+    int32_t *d_ids, *d_mask, *d_seg; /* [M]; a packed pass keeps its positions in d_mask */
     float *d_start, *d_end;          /* [M] */
+    int32_t *d_offsets;              /* [M + 1]: a packed pass's sequence offsets */
 
     /* pinned host staging: one allocation */
     void *pinned;
     int32_t *h_ids, *h_mask, *h_seg; /* [M] */
     float *h_start, *h_end;          /* [M] */
+    int32_t *h_offsets;              /* [M + 1] */
+    int packed_seqs, packed_max_len; /* the packed pass being run: its sequences, the longest */
 
     int use_graphs;
     char graph_note[512];    /* why graphs were turned off, when a capture failed */
@@ -274,6 +281,7 @@ static size_t layout_workspace(bq_cuda_engine *e, char *base) {
     CARVE(e->d_seg, int32_t *, M * sizeof(int32_t));
     CARVE(e->d_start, float *, M * sizeof(float));
     CARVE(e->d_end, float *, M * sizeof(float));
+    CARVE(e->d_offsets, int32_t *, (M + 1) * sizeof(int32_t));
 #undef CARVE
     return off;
 }
@@ -357,18 +365,20 @@ static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(flo
               "pass_shape.attention_ms holds every attention candidate");
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
-/* The shape of `batch` x `len` passes, or NULL before its first pass. */
-static pass_shape *find_shape(const bq_cuda_engine *e, int batch, int len) {
-    for (int i = 0; i < e->n_shapes; i++)
-        if (e->shapes[i]->batch == batch && e->shapes[i]->len == len) return e->shapes[i];
+/* The shape of `batch` x `len` passes (packed or padded), or NULL before its first pass. */
+static pass_shape *find_shape(const bq_cuda_engine *e, int batch, int len, int packed) {
+    for (int i = 0; i < e->n_shapes; i++) {
+        const pass_shape *p = e->shapes[i];
+        if (p->batch == batch && p->len == len && p->packed == packed) return e->shapes[i];
+    }
     return NULL;
 }
 
 /* The shape of `batch` x `len` passes, added (undecided, no graph) on first use; *created says
  * whether it was. */
-static bq_status shape_for(bq_cuda_engine *e, int batch, int len, pass_shape **out, int *created,
-                           bq_err *err) {
-    *out = find_shape(e, batch, len);
+static bq_status shape_for(bq_cuda_engine *e, int batch, int len, int packed, pass_shape **out,
+                           int *created, bq_err *err) {
+    *out = find_shape(e, batch, len, packed);
     *created = *out == NULL;
     if (*out) return BQ_OK;
     if (e->n_shapes == e->shapes_cap) {
@@ -382,22 +392,24 @@ static bq_status shape_for(bq_cuda_engine *e, int batch, int len, pass_shape **o
     if (!p) return bq_fail(err, BQ_ERR_NOMEM, "cuda engine: no host memory for a new pass shape");
     p->batch = batch;
     p->len = len;
+    p->packed = packed;
     e->shapes[e->n_shapes++] = p;
     *out = p;
     return BQ_OK;
 }
 
 /* Whether cuDNN's attention is timed beside ours for passes of `len` positions (auto, with a
- * cuDNN engine, which is planned for the full length only). */
-static int cudnn_is_candidate(const bq_cuda_engine *e, int len) {
-    return e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention && len == e->opt.seq_len;
+ * cuDNN engine, which is planned for padded passes of the full length only). */
+static int cudnn_is_candidate(const bq_cuda_engine *e, int len, int packed) {
+    return e->opt.attention == BQ_ATTENTION_AUTO && e->cudnn_attention && len == e->opt.seq_len &&
+           !packed;
 }
 
 /* Whether the engine times attention candidates for passes of `len` positions: our tilings (own
- * or auto), and cuDNN's beside ours (auto, full length); never untuned. */
-static int attention_has_choice(const bq_cuda_engine *e, int len) {
+ * or auto), and cuDNN's beside ours (auto, full length, padded); never untuned. */
+static int attention_has_choice(const bq_cuda_engine *e, int len, int packed) {
     if (!e->opt.tune || e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
-    return e->attention_tilings || cudnn_is_candidate(e, len);
+    return e->attention_tilings || cudnn_is_candidate(e, len, packed);
 }
 
 /* Which attention runs for a shape (NULL: one not run yet): cudnn as asked, else as decided
@@ -415,13 +427,20 @@ static bq_attention_tiling own_tiling(int choice) {
 }
 
 /* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current qkv -> ctx. */
-static bq_status run_attention(bq_cuda_engine *e, int batch, int len, int kind, int *ran,
+static bq_status run_attention(bq_cuda_engine *e, const pass_shape *p, int kind, int *ran,
                                bq_err *err) {
     *ran = 0;
+    const int batch = p->batch, len = p->len;
     if (kind == ATTN_CUDNN) {
         bq_status s = bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch, e->ctx, e->stream,
                                              err);
         if (s != BQ_OK) return s;
+    } else if (p->packed) {
+        BQ_CUDA_TRY(bq_cuda_attention_varlen(e->qkv, e->d_offsets, e->packed_seqs,
+                                             e->packed_max_len, e->cfg.hidden_size,
+                                             e->cfg.num_heads, e->ctx, e->dt, own_tiling(kind),
+                                             e->stream),
+                    err);
     } else {
         BQ_CUDA_TRY(bq_cuda_attention(e->qkv, e->d_mask, batch, len, e->cfg.hidden_size,
                                       e->cfg.num_heads, e->ctx, e->dt, own_tiling(kind), e->stream),
@@ -441,7 +460,7 @@ typedef struct {
 
 static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err) {
     const attention_runs *a = (const attention_runs *)ctx;
-    return run_attention(a->e, a->p->batch, a->p->len, a->kinds[i], ran, err);
+    return run_attention(a->e, a->p, a->kinds[i], ran, err);
 }
 
 /* First eager pass of a shape (qkv of layer 0 ready, cuDNN's mask bias set when it is a
@@ -459,11 +478,11 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
     int kinds[ATTN_KINDS], n = 0;
     for (int k = ATTN_OWN; k < ATTN_CUDNN; k++)
         if (k == ATTN_OWN || e->attention_tilings) kinds[n++] = k;
-    if (cudnn_is_candidate(e, p->len)) {
+    if (cudnn_is_candidate(e, p->len, p->packed)) {
         bq_err cerr;
         bq_err_clear(&cerr);
         int ran = 0;
-        if (run_attention(e, p->batch, p->len, ATTN_CUDNN, &ran, &cerr) == BQ_OK) {
+        if (run_attention(e, p, ATTN_CUDNN, &ran, &cerr) == BQ_OK) {
             kinds[n++] = ATTN_CUDNN;
         } else {
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
@@ -510,10 +529,12 @@ static bq_status enqueue_compute(bq_cuda_engine *e, pass_shape *p, op_profile *p
     int tf32 = e->allow_tf32;
 
     KERNEL_OP(BQ_STAGE_EMBEDDINGS,
-              bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, batch, S, H, e->word_emb, e->pos_emb,
-                                           e->type_emb, e->emb_ln_g, e->emb_ln_b, eps, e->x, dt, st));
-    const int undecided = attention_has_choice(e, S) && p->attention_choice == ATTN_UNDECIDED;
-    if ((undecided && cudnn_is_candidate(e, S)) || attention_for(e, p) == ATTN_CUDNN)
+              bq_cuda_embeddings_layernorm(e->d_ids, e->d_seg, p->packed ? e->d_mask : NULL, batch,
+                                           S, H, e->word_emb, e->pos_emb, e->type_emb, e->emb_ln_g,
+                                           e->emb_ln_b, eps, e->x, dt, st));
+    const int undecided =
+        attention_has_choice(e, S, p->packed) && p->attention_choice == ATTN_UNDECIDED;
+    if ((undecided && cudnn_is_candidate(e, S, p->packed)) || attention_for(e, p) == ATTN_CUDNN)
         /* the mask bias, once per pass */
         STATUS_OP(BQ_STAGE_ATTENTION,
                   bq_cudnn_attention_set_mask(e->cudnn_attention, e->d_mask, batch, st, err));
@@ -529,6 +550,11 @@ static bq_status enqueue_compute(bq_cuda_engine *e, pass_shape *p, op_profile *p
         if (attention == ATTN_CUDNN)
             STATUS_OP(BQ_STAGE_ATTENTION, bq_cudnn_attention_run(e->cudnn_attention, e->qkv, batch,
                                                                  e->ctx, st, err));
+        else if (p->packed)
+            KERNEL_OP(BQ_STAGE_ATTENTION,
+                      bq_cuda_attention_varlen(e->qkv, e->d_offsets, e->packed_seqs,
+                                               e->packed_max_len, H, c->num_heads, e->ctx, dt,
+                                               own_tiling(attention), st));
         else
             KERNEL_OP(BQ_STAGE_ATTENTION,
                       bq_cuda_attention(e->qkv, e->d_mask, batch, S, H, c->num_heads, e->ctx, dt,
@@ -585,7 +611,8 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const
                        "cuDNN attention is planned for the full length %d only (asked for %d); "
                        "use --attention own or auto for trimmed batches",
                        e->opt.seq_len, len);
-    if (!ids || !mask || !seg) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
+    /* mask NULL: a packed pass (its layout is checked by bq_packed_positions) */
+    if (!ids || !seg) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
     size_t n = (size_t)batch * len;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= e->cfg.vocab_size)
@@ -594,7 +621,7 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const
         if (seg[i] < 0 || seg[i] >= e->cfg.type_vocab_size)
             return bq_fail(err, BQ_ERR_INVALID_ARG, "segment_ids[%zu] = %d outside 0..%d", i, seg[i],
                            e->cfg.type_vocab_size - 1);
-        if (mask[i] != 0 && mask[i] != 1)
+        if (mask && mask[i] != 0 && mask[i] != 1)
             return bq_fail(err, BQ_ERR_INVALID_ARG, "input_mask[%zu] = %d is not 0 or 1", i, mask[i]);
     }
     return BQ_OK;
@@ -602,7 +629,7 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const
 
 /* Run the device part of a shape: graph replay when available, else eager (and then capture). */
 static bq_status run_compute(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
-    if (e->use_graphs && p->graph) {
+    if (e->use_graphs && p->graph && !p->packed) {
         BQ_CUDA_TRY(cudaGraphLaunch(p->graph, e->stream), err);
         return BQ_OK;
     }
@@ -678,7 +705,7 @@ static bq_status choose_gemm(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
 /* After a successful eager pass of a shape (cuBLASLt plans cached, kernels loaded), capture its
  * graph; if capture fails, turn graphs off for this engine and remember why. */
 static void ensure_graph(bq_cuda_engine *e, pass_shape *p) {
-    if (!e->use_graphs || p->graph) return;
+    if (!e->use_graphs || p->graph || p->packed) return;
     bq_err gerr;
     bq_err_clear(&gerr);
     if (capture_graph(e, p, &gerr) != BQ_OK) {
@@ -688,30 +715,30 @@ static void ensure_graph(bq_cuda_engine *e, pass_shape *p) {
     }
 }
 
-extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length,
-                                            const int32_t *input_ids, const int32_t *input_mask,
-                                            const int32_t *segment_ids, float *start_logits,
-                                            float *end_logits, bq_err *err) {
-    bq_status s = check_inputs(e, batch, length, input_ids, input_mask, segment_ids, err);
-    if (s != BQ_OK) return s;
+/* The rest of a forward call whose inputs are staged in pinned memory (h_ids, h_mask, h_seg, and
+ * for a packed pass h_offsets): copies in, the pass, logits out; a new shape's one-time decisions
+ * and graph after its first pass. */
+static bq_status forward_staged(bq_cuda_engine *e, int batch, int length, int packed,
+                                float *start_logits, float *end_logits, bq_err *err) {
     if (!start_logits || !end_logits)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "output logits arrays must not be NULL");
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     pass_shape *p = NULL;
     int first_pass = 0;
-    s = shape_for(e, batch, length, &p, &first_pass, err);
+    bq_status s = shape_for(e, batch, length, packed, &p, &first_pass, err);
     if (s != BQ_OK) return s;
-    BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
-    size_t n = (size_t)batch * length;
-    memcpy(e->h_ids, input_ids, n * sizeof(int32_t));
-    memcpy(e->h_mask, input_mask, n * sizeof(int32_t));
-    memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
+    const size_t n = (size_t)batch * length;
     int had_graph = e->use_graphs && p->graph;
     cudaStream_t st = e->stream;
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_ids, e->h_ids, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_mask, e->h_mask, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_seg, e->h_seg, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
+    if (packed)
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->d_offsets, e->h_offsets,
+                                    ((size_t)e->packed_seqs + 1) * sizeof(int32_t),
+                                    cudaMemcpyHostToDevice, st),
+                    err);
     s = run_compute(e, p, err);
     if (s != BQ_OK) {
         cudaStreamSynchronize(st);
@@ -733,6 +760,49 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int le
         e->first_pass_seconds += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     }
     return BQ_OK;
+}
+
+extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length,
+                                            const int32_t *input_ids, const int32_t *input_mask,
+                                            const int32_t *segment_ids, float *start_logits,
+                                            float *end_logits, bq_err *err) {
+    if (e && !input_mask) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
+    bq_status s = check_inputs(e, batch, length, input_ids, input_mask, segment_ids, err);
+    if (s != BQ_OK) return s;
+    BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
+    size_t n = (size_t)batch * length;
+    memcpy(e->h_ids, input_ids, n * sizeof(int32_t));
+    memcpy(e->h_mask, input_mask, n * sizeof(int32_t));
+    memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
+    return forward_staged(e, batch, length, 0, start_logits, end_logits, err);
+}
+
+extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int n_seqs,
+                                                   const int32_t *seq_offsets,
+                                                   const int32_t *input_ids,
+                                                   const int32_t *segment_ids, float *start_logits,
+                                                   float *end_logits, bq_err *err) {
+    if (e && e->opt.attention == BQ_ATTENTION_CUDNN)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED,
+                       "packed sequences need our attention kernel (cuDNN's is planned for padded "
+                       "batches): use --attention own or auto");
+    const int S = e ? e->opt.seq_len : 0;
+    bq_status s = check_inputs(e, batch, S, input_ids, NULL, segment_ids, err);
+    if (s != BQ_OK) return s;
+    const size_t n = (size_t)batch * S;
+    /* the positions go where a padded pass's mask goes (h_mask / d_mask) */
+    s = bq_packed_positions(seq_offsets, n_seqs, (long)n, S, e->h_mask, err);
+    if (s != BQ_OK) return s;
+    BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
+    int longest = 0;
+    for (int i = 0; i < n_seqs; i++)
+        if (seq_offsets[i + 1] - seq_offsets[i] > longest) longest = seq_offsets[i + 1] - seq_offsets[i];
+    memcpy(e->h_offsets, seq_offsets, ((size_t)n_seqs + 1) * sizeof(int32_t));
+    memcpy(e->h_ids, input_ids, n * sizeof(int32_t));
+    memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
+    e->packed_seqs = n_seqs;
+    e->packed_max_len = longest;
+    return forward_staged(e, batch, S, 1, start_logits, end_logits, err);
 }
 
 /* ---- create / free ------------------------------------------------------------------------ */
@@ -814,7 +884,8 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     if (s != BQ_OK) return s;
 
     size_t M = (size_t)e->opt.max_batch * e->opt.seq_len;
-    BQ_CUDA_TRY(cudaHostAlloc(&e->pinned, M * (3 * sizeof(int32_t) + 2 * sizeof(float)),
+    BQ_CUDA_TRY(cudaHostAlloc(&e->pinned, M * (3 * sizeof(int32_t) + 2 * sizeof(float)) +
+                                              (M + 1) * sizeof(int32_t),
                               cudaHostAllocDefault),
                 err);
     e->h_ids = (int32_t *)e->pinned;
@@ -822,6 +893,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     e->h_seg = e->h_mask + M;
     e->h_start = (float *)(e->h_seg + M);
     e->h_end = e->h_start + M;
+    e->h_offsets = (int32_t *)(e->h_end + M);
 
     const char *no_graph = getenv("BQ_NO_CUDA_GRAPH");
     e->use_graphs = e->opt.tune && !(no_graph && no_graph[0] == '1');
@@ -870,7 +942,7 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     const char *attention = "own";
     if (opt->attention == BQ_ATTENTION_CUDNN)
         attention = "cudnn";
-    else if (cudnn_is_candidate(e, opt->seq_len))
+    else if (cudnn_is_candidate(e, opt->seq_len, 0))
         attention = e->attention_tilings
                         ? "auto (own in 64-, 128- or 32-row blocks, keys split or not, or cudnn, "
                           "per batch size)"
@@ -924,7 +996,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
                                                         bq_attention_times *times) {
     if (times) memset(times, 0, sizeof *times);
     if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
-    const pass_shape *p = find_shape(e, batch, e->opt.seq_len);
+    const pass_shape *p = find_shape(e, batch, e->opt.seq_len, 0);
     if (times && p) {
         const float *ms = p->attention_ms;
         times->own_ms = ms[ATTN_OWN];
@@ -933,7 +1005,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own64k3_ms = ms[ATTN_OWN_64K3];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
-    if (attention_has_choice(e, e->opt.seq_len) && (!p || p->attention_choice == ATTN_UNDECIDED))
+    if (attention_has_choice(e, e->opt.seq_len, 0) && (!p || p->attention_choice == ATTN_UNDECIDED))
         return "undecided";
     switch (attention_for(e, p)) {
     case ATTN_CUDNN: return "cudnn";
@@ -949,7 +1021,7 @@ extern "C" const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int b
     if (timed_ms) *timed_ms = 0.0;
     if (first_ms) *first_ms = 0.0;
     if (!e || batch < 1 || batch > e->opt.max_batch) return "none";
-    const pass_shape *p = find_shape(e, batch, e->opt.seq_len);
+    const pass_shape *p = find_shape(e, batch, e->opt.seq_len, 0);
     if (!p) return "undecided";
     if (timed_ms) *timed_ms = p->gemm_timed_ms;
     if (first_ms) *first_ms = p->gemm_first_ms;
@@ -1030,7 +1102,7 @@ extern "C" bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int
     bq_status s = bq_cuda_engine_forward(e, batch, S, ids, mask, seg, logits, logits + n, err);
     free(logits);
     if (s != BQ_OK) return s;
-    pass_shape *p = find_shape(e, batch, S); /* made by the forward */
+    pass_shape *p = find_shape(e, batch, S, 0); /* made by the forward */
 
     int32_t *sets = NULL;
     BQ_CUDA_TRY(cudaHostAlloc(&sets, (size_t)n_input_sets * 3 * n * sizeof(int32_t),
@@ -1067,7 +1139,7 @@ extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const 
     s = bq_cuda_engine_forward(e, batch, S, ids, mask, seg, logits, logits + n, err);
     free(logits);
     if (s != BQ_OK) return s;
-    pass_shape *p = find_shape(e, batch, S);
+    pass_shape *p = find_shape(e, batch, S, 0);
 
     op_profile prof;
     memset(&prof, 0, sizeof prof);

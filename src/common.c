@@ -176,3 +176,26 @@ bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp) {
     *pos += n;
     return true;
 }
+
+bq_status bq_packed_positions(const int32_t *seq_offsets, int n_seqs, long rows, int max_len,
+                              int32_t *positions, bq_err *err) {
+    if (!seq_offsets || n_seqs < 1)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "packed batch: no sequence offsets (n_seqs %d)", n_seqs);
+    if (seq_offsets[0] != 0)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "packed batch: seq_offsets[0] = %d, not 0",
+                       (int)seq_offsets[0]);
+    if (seq_offsets[n_seqs] != rows)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "packed batch: the sequences end at %d, not at the batch's %ld positions",
+                       (int)seq_offsets[n_seqs], rows);
+    for (int i = 0; i < n_seqs; i++) {
+        const long len = (long)seq_offsets[i + 1] - seq_offsets[i];
+        if (len < 1 || len > max_len)
+            return bq_fail(err, BQ_ERR_INVALID_ARG,
+                           "packed batch: sequence %d is %ld positions long, outside 1..%d", i, len,
+                           max_len);
+        if (positions)
+            for (long t = 0; t < len; t++) positions[seq_offsets[i] + t] = (int32_t)t;
+    }
+    return BQ_OK;
+}

@@ -49,6 +49,12 @@ size_t bq_utf8_decode(const char *text, size_t len, size_t pos, int32_t *cp, bq_
  * invalid or truncated input or at the end. */
 bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp);
 
+/* Checks a packed batch's layout (the contract of bq_engine_forward_packed) for `rows` flat
+ * positions and sequences of at most max_len; fills positions[rows] (NULL: not filled) with each
+ * token's position in its sequence. Returns BQ_OK or BQ_ERR_INVALID_ARG with the first fault. */
+bq_status bq_packed_positions(const int32_t *seq_offsets, int n_seqs, long rows, int max_len,
+                              int32_t *positions, bq_err *err);
+
 #ifdef __cplusplus
 }
 #endif

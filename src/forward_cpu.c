@@ -45,12 +45,13 @@ static void layernorm_row(float *v, const float *gamma, const float *beta, int H
 
 /* ---- CPU twins of the GPU kernels --------------------------------------------------------- */
 
-void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, int B, int S, int H,
-                                 const float *word, const float *pos, const float *type,
-                                 const float *gamma, const float *beta, float eps, float *out) {
+void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, const int32_t *positions,
+                                 int B, int S, int H, const float *word, const float *pos,
+                                 const float *type, const float *gamma, const float *beta, float eps,
+                                 float *out) {
     for (int t = 0; t < B * S; t++) {
         const float *w = word + (size_t)ids[t] * H;
-        const float *p = pos + (size_t)(t % S) * H;
+        const float *p = pos + (size_t)(positions ? positions[t] : t % S) * H;
         const float *ty = type + (size_t)seg[t] * H;
         float *o = out + (size_t)t * H;
         for (int c = 0; c < H; c++) o[c] = w[c] + p[c] + ty[c];
@@ -138,6 +139,39 @@ void bq_cpu_attention(const float *qkv, const int32_t *mask, int B, int S, int H
     free(probs);
 }
 
+/* All-ones key mask for one sequence of a packed batch (every token of it is real). */
+static const int32_t *ones_mask(int32_t *buf, int n) {
+    for (int i = 0; i < n; i++) buf[i] = 1;
+    return buf;
+}
+
+static void attention_varlen_with_scratch(const float *qkv, const int32_t *seq_offsets, int n_seqs,
+                                          int H, int heads, float *ctx, float *probs,
+                                          int32_t *ones) {
+    for (int i = 0; i < n_seqs; i++) {
+        const int first = seq_offsets[i], len = seq_offsets[i + 1] - first;
+        attention_with_scratch(qkv + (size_t)first * 3 * H, ones_mask(ones, len), 1, len, H, heads,
+                               ctx + (size_t)first * H, probs);
+    }
+}
+
+void bq_cpu_attention_varlen(const float *qkv, const int32_t *seq_offsets, int n_seqs, int H,
+                             int heads, float *ctx) {
+    if (n_seqs <= 0 || H <= 0 || heads <= 0) return;
+    int longest = 0;
+    for (int i = 0; i < n_seqs; i++)
+        if (seq_offsets[i + 1] - seq_offsets[i] > longest) longest = seq_offsets[i + 1] - seq_offsets[i];
+    float *probs = malloc((size_t)longest * longest * sizeof *probs + 1);
+    int32_t *ones = malloc((size_t)longest * sizeof *ones + 1);
+    if (!probs || !ones) {
+        for (size_t i = 0; i < (size_t)seq_offsets[n_seqs] * H; i++) ctx[i] = NAN;
+    } else {
+        attention_varlen_with_scratch(qkv, seq_offsets, n_seqs, H, heads, ctx, probs, ones);
+    }
+    free(probs);
+    free(ones);
+}
+
 void bq_cpu_qa_head(const float *x, const float *W, const float *b, int rows, int H, float *start,
                     float *end) {
     for (int r = 0; r < rows; r++) {
@@ -164,6 +198,8 @@ struct bq_cpu_forward {
     float *inter;   /* [max_batch*S, I]: FFN intermediate */
     float *dense;   /* [max_batch*S, H]: output of a dense layer before bias+residual+LN */
     float *probs;   /* [S, S]: attention probabilities of one head */
+    int32_t *positions; /* [max_batch*S]: a packed batch's positions in their sequences */
+    int32_t *ones;      /* [S]: the all-real key mask of a packed sequence */
 };
 
 void bq_cpu_forward_free(bq_cpu_forward *f) {
@@ -175,6 +211,8 @@ void bq_cpu_forward_free(bq_cpu_forward *f) {
     free(f->inter);
     free(f->dense);
     free(f->probs);
+    free(f->positions);
+    free(f->ones);
     free(f);
 }
 
@@ -224,6 +262,9 @@ bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, i
     f->inter = alloc_floats(tokens, inter, &ok);
     f->dense = alloc_floats(tokens, H, &ok);
     f->probs = alloc_floats((size_t)seq_len, (size_t)seq_len, &ok);
+    f->positions = malloc(tokens * sizeof *f->positions);
+    f->ones = malloc((size_t)seq_len * sizeof *f->ones);
+    if (!f->positions || !f->ones) ok = false;
     if (!ok) {
         bq_cpu_forward_free(f);
         return bq_fail(err, BQ_ERR_NOMEM,
@@ -251,7 +292,7 @@ static bq_status validate_inputs(const bq_cpu_forward *f, int batch, int S, cons
                                "cpu forward: segment_ids[row %d, position %d] = %d outside "
                                "[0, type_vocab_size %d)",
                                b, t, (int)seg[i], c->type_vocab_size);
-            if (mask[i] != 0 && mask[i] != 1)
+            if (mask && mask[i] != 0 && mask[i] != 1)
                 return bq_fail(err, BQ_ERR_INVALID_ARG,
                                "cpu forward: input_mask[row %d, position %d] = %d is not 0 or 1",
                                b, t, (int)mask[i]);
@@ -260,38 +301,31 @@ static bq_status validate_inputs(const bq_cpu_forward *f, int batch, int S, cons
     return BQ_OK;
 }
 
-bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const int32_t *input_ids,
-                             const int32_t *input_mask, const int32_t *segment_ids,
-                             float *start_logits, float *end_logits, bq_err *err) {
-    if (!f) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: handle is NULL");
-    if (!input_ids || !input_mask || !segment_ids || !start_logits || !end_logits)
-        return bq_fail(err, BQ_ERR_INVALID_ARG,
-                       "cpu forward: input_ids, input_mask, segment_ids, start_logits and "
-                       "end_logits must all be non-NULL");
-    if (batch <= 0 || batch > f->max_batch)
-        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: batch %d outside [1, max_batch %d]",
-                       batch, f->max_batch);
-    if (seq_len <= 0 || seq_len > f->seq_len)
-        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: sequence length %d outside [1, %d]",
-                       seq_len, f->seq_len);
-    bq_status st = validate_inputs(f, batch, seq_len, input_ids, input_mask, segment_ids, err);
-    if (st != BQ_OK) return st;
-
+/* The layers and the head over `rows` = batch x S positions whose embeddings input is set up:
+ * padded rows (input_mask [batch, S]) or, with seq_offsets, packed sequences. */
+static void forward_layers(bq_cpu_forward *f, int batch, int S, const int32_t *input_ids,
+                           const int32_t *input_mask, const int32_t *segment_ids,
+                           const int32_t *positions, const int32_t *seq_offsets, int n_seqs,
+                           float *start_logits, float *end_logits) {
     const bq_model *m = f->model;
     const bq_config *c = &m->config;
-    const int S = seq_len, H = c->hidden_size, inter = c->intermediate_size;
+    const int H = c->hidden_size, inter = c->intermediate_size;
     const int rows = batch * S;
     const float eps = c->layer_norm_eps;
 
-    bq_cpu_embeddings_layernorm(input_ids, segment_ids, batch, S, H, m->word_emb, m->pos_emb,
-                                m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden);
+    bq_cpu_embeddings_layernorm(input_ids, segment_ids, positions, batch, S, H, m->word_emb,
+                                m->pos_emb, m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden);
     for (int l = 0; l < c->num_layers; l++) {
         const bq_layer_weights *w = &m->layers[l];
         /* Q, K, V side by side in qkv [rows, 3H]. */
         linear_strided(f->hidden, H, w->q_w, w->q_b, rows, H, H, f->qkv, 3 * H);
         linear_strided(f->hidden, H, w->k_w, w->k_b, rows, H, H, f->qkv + H, 3 * H);
         linear_strided(f->hidden, H, w->v_w, w->v_b, rows, H, H, f->qkv + 2 * H, 3 * H);
-        attention_with_scratch(f->qkv, input_mask, batch, S, H, c->num_heads, f->ctx, f->probs);
+        if (seq_offsets)
+            attention_varlen_with_scratch(f->qkv, seq_offsets, n_seqs, H, c->num_heads, f->ctx,
+                                          f->probs, f->ones);
+        else
+            attention_with_scratch(f->qkv, input_mask, batch, S, H, c->num_heads, f->ctx, f->probs);
         /* attn = LN(ctx Wo^T + bo + hidden) */
         bq_cpu_linear(f->ctx, w->attn_out_w, NULL, rows, H, H, f->dense);
         bq_cpu_bias_residual_layernorm(f->dense, w->attn_out_b, f->hidden, w->attn_ln_g,
@@ -304,5 +338,49 @@ bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const in
                                        rows, H, eps, f->hidden);
     }
     bq_cpu_qa_head(f->hidden, m->qa_w, m->qa_b, rows, H, start_logits, end_logits);
+}
+
+/* The checks both entry points share: handle, arrays, batch size. */
+static bq_status check_run(const bq_cpu_forward *f, int batch, const void *ids, const void *seg,
+                           const void *start, const void *end, bq_err *err) {
+    if (!f) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: handle is NULL");
+    if (!ids || !seg || !start || !end)
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "cpu forward: input_ids, segment_ids, start_logits and end_logits must "
+                       "all be non-NULL");
+    if (batch <= 0 || batch > f->max_batch)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: batch %d outside [1, max_batch %d]",
+                       batch, f->max_batch);
+    return BQ_OK;
+}
+
+bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const int32_t *input_ids,
+                             const int32_t *input_mask, const int32_t *segment_ids,
+                             float *start_logits, float *end_logits, bq_err *err) {
+    bq_status st = check_run(f, batch, input_ids, segment_ids, start_logits, end_logits, err);
+    if (st != BQ_OK) return st;
+    if (!input_mask) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: input_mask is NULL");
+    if (seq_len <= 0 || seq_len > f->seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: sequence length %d outside [1, %d]",
+                       seq_len, f->seq_len);
+    st = validate_inputs(f, batch, seq_len, input_ids, input_mask, segment_ids, err);
+    if (st != BQ_OK) return st;
+    forward_layers(f, batch, seq_len, input_ids, input_mask, segment_ids, NULL, NULL, 0,
+                   start_logits, end_logits);
+    return BQ_OK;
+}
+
+bq_status bq_cpu_forward_run_packed(bq_cpu_forward *f, int batch, int n_seqs,
+                                    const int32_t *seq_offsets, const int32_t *input_ids,
+                                    const int32_t *segment_ids, float *start_logits,
+                                    float *end_logits, bq_err *err) {
+    bq_status st = check_run(f, batch, input_ids, segment_ids, start_logits, end_logits, err);
+    if (st != BQ_OK) return st;
+    const int S = f->seq_len;
+    st = bq_packed_positions(seq_offsets, n_seqs, (long)batch * S, S, f->positions, err);
+    if (st == BQ_OK) st = validate_inputs(f, batch, S, input_ids, NULL, segment_ids, err);
+    if (st != BQ_OK) return st;
+    forward_layers(f, batch, S, input_ids, NULL, segment_ids, f->positions, seq_offsets, n_seqs,
+                   start_logits, end_logits);
     return BQ_OK;
 }

@@ -12,8 +12,10 @@ extern "C" {
 
 /* --- CPU twins of the GPU kernels (all row-major fp32) --- */
 
-/* out[t,:] = LN(word[ids[t]] + pos[t % S] + type[seg[t]]) for t in [0, B*S). */
-void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, int B, int S, int H,
+/* out[t,:] = LN(word[ids[t]] + pos[p(t)] + type[seg[t]]) for t in [0, B*S), where p(t) =
+ * positions[t], or t % S when positions is NULL. */
+void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, const int32_t *positions,
+                                 int B, int S, int H,
                                  const float *word, const float *pos, const float *type,
                                  const float *gamma, const float *beta, float eps, float *out);
 /* y[r,:] = x[r,:] W^T + b ; x [rows, in], W [out, in], b [out] (b may be NULL). */
@@ -29,6 +31,11 @@ void bq_cpu_bias_gelu(float *x, const float *bias, int rows, int cols);
  * ctx out: [B*S, H]. scores = QK^T / sqrt(d) + (1 - mask) * -10000, softmax over keys. */
 void bq_cpu_attention(const float *qkv, const int32_t *mask, int B, int S, int H, int heads,
                       float *ctx);
+/* Attention over packed sequences: sequence i is rows [seq_offsets[i], seq_offsets[i+1]) of qkv
+ * [rows, 3H] and ctx [rows, H] (rows = seq_offsets[n_seqs]); every token is real and attends to
+ * the keys of its own sequence only. The same per sequence as bq_cpu_attention on it alone. */
+void bq_cpu_attention_varlen(const float *qkv, const int32_t *seq_offsets, int n_seqs, int H,
+                             int heads, float *ctx);
 /* start[r] = x[r,:] . W[0,:] + b[0]; end[r] = x[r,:] . W[1,:] + b[1]. */
 void bq_cpu_qa_head(const float *x, const float *W, const float *b, int rows, int H, float *start,
                     float *end);
@@ -46,6 +53,16 @@ void bq_cpu_forward_free(bq_cpu_forward *f); /* accepts NULL */
 bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const int32_t *input_ids,
                              const int32_t *input_mask, const int32_t *segment_ids,
                              float *start_logits, float *end_logits, bq_err *err);
+
+/* Packed sequences: the arrays are [batch, seq_len] as for a padded batch, but hold n_seqs
+ * sequences back to back with no padding: sequence i is flat positions [seq_offsets[i],
+ * seq_offsets[i+1]) (seq_offsets[0] = 0, seq_offsets[n_seqs] = batch * seq_len, each 1..seq_len
+ * long; a sequence may cross a row boundary). Each sequence's logits equal those of the same
+ * tokens run alone (positions count from 0 at its first token; it attends to itself only). */
+bq_status bq_cpu_forward_run_packed(bq_cpu_forward *f, int batch, int n_seqs,
+                                    const int32_t *seq_offsets, const int32_t *input_ids,
+                                    const int32_t *segment_ids, float *start_logits,
+                                    float *end_logits, bq_err *err);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,12 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
     if (opt->length_bucket < 0 || opt->length_bucket > opt->max_seq_length)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "length bucket %d outside 0..%d (the max sequence length)",
                        opt->length_bucket, opt->max_seq_length);
+    if (opt->pack && opt->length_bucket > 0)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "packing and length buckets are alternatives: "
+                       "choose one");
+    if (opt->pack && eo->device == BQ_DEVICE_CUDA && eo->attention == BQ_ATTENTION_CUDNN)
+        return bq_fail(err, BQ_ERR_UNSUPPORTED, "packed windows need our attention kernel (cuDNN's "
+                       "is planned for padded batches): use --attention auto or own with --pack");
     if (opt->length_bucket > 0 && opt->length_bucket < opt->max_seq_length &&
         eo->device == BQ_DEVICE_CUDA && eo->attention == BQ_ATTENTION_CUDNN)
         return bq_fail(err, BQ_ERR_UNSUPPORTED, "length buckets trim batches below %d positions, and "
@@ -283,6 +289,77 @@ static bq_status infer_trimmed(const bq_qa *qa, qa_chunk *c, bucket_scratch *x, 
     return BQ_OK;
 }
 
+int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches) {
+    const long capacity = (long)max_batch * seq_len;
+    const int step = max_batch / 8 > 1 ? max_batch / 8 : 1;
+    int passes = 0;
+    long used = 0; /* tokens in the open pass */
+    first[0] = 0;
+    for (int r = 0; r < n; r++) {
+        if (used > 0 && used + n_tokens[r] > capacity) { /* full: close it */
+            batches[passes] = (int)((used + seq_len - 1) / seq_len);
+            first[++passes] = r;
+            used = 0;
+        }
+        used += n_tokens[r];
+    }
+    if (used > 0) { /* the last pass: a few batch sizes only */
+        const int b = (int)((used + seq_len - 1) / seq_len + step - 1) / step * step;
+        batches[passes] = b < max_batch ? b : max_batch;
+        first[++passes] = n;
+    }
+    return passes;
+}
+
+/* Buffers for the packed passes of a chunk. */
+typedef struct {
+    int *n_tokens, *first, *batches; /* [n_rows], [n_rows + 1], [n_rows] */
+    int32_t *offsets;                /* [max_batch * S + 1] */
+    int32_t *ids, *seg;              /* [max_batch * S] */
+    float *start, *end;              /* [max_batch * S] */
+} pack_scratch;
+
+static void pack_scratch_free(pack_scratch *p) {
+    free(p->n_tokens), free(p->first), free(p->batches), free(p->offsets);
+    free(p->ids), free(p->seg), free(p->start), free(p->end);
+}
+
+/* Rows [row0, row1) of the chunk packed into b engine rows (the tail filled with [PAD] sequences of
+ * at most S tokens), through the engine; their logits back in their rows (padding -inf). */
+static bq_status infer_packed(const bq_qa *qa, qa_chunk *c, pack_scratch *x, int row0, int row1, int b,
+                              bq_err *err) {
+    const int S = qa->seq_len;
+    const long total = (long)b * S;
+    int n_seqs = 0;
+    long at = 0;
+    for (int r = row0; r < row1; r++) {
+        const int len = x->n_tokens[r];
+        x->offsets[n_seqs++] = (int32_t)at;
+        memcpy(x->ids + at, c->ids + (size_t)r * S, (size_t)len * sizeof(int32_t));
+        memcpy(x->seg + at, c->seg + (size_t)r * S, (size_t)len * sizeof(int32_t));
+        at += len;
+    }
+    const int32_t pad = bq_vocab_special(qa->model->vocab)->pad;
+    while (at < total) { /* filler: real tokens to the engine, attending to themselves only */
+        const long len = total - at < S ? total - at : S;
+        x->offsets[n_seqs++] = (int32_t)at;
+        for (long t = 0; t < len; t++) x->ids[at + t] = pad, x->seg[at + t] = 0;
+        at += len;
+    }
+    x->offsets[n_seqs] = (int32_t)total;
+    bq_status st = bq_engine_forward_packed(qa->engine, b, n_seqs, x->offsets, x->ids, x->seg,
+                                            x->start, x->end, err);
+    if (st != BQ_OK) return st;
+    for (int r = row0, k = 0; r < row1; r++, k++) {
+        float *start = c->start + (size_t)r * S, *end = c->end + (size_t)r * S;
+        const int len = x->n_tokens[r];
+        memcpy(start, x->start + x->offsets[k], (size_t)len * sizeof(float));
+        memcpy(end, x->end + x->offsets[k], (size_t)len * sizeof(float));
+        for (int p = len; p < S; p++) start[p] = end[p] = -INFINITY;
+    }
+    return BQ_OK;
+}
+
 /* One engine call of b rows at length len, counted into `stats` (may be NULL). */
 static void count_batch(bq_qa_stats *stats, int b, int max_batch, int len) {
     if (!stats) return;
@@ -291,10 +368,42 @@ static void count_batch(bq_qa_stats *stats, int b, int max_batch, int len) {
     stats->positions += (long)b * len;
 }
 
+/* Every window of a chunk through the engine as packed passes. */
+static bq_status chunk_infer_packed(const bq_qa *qa, qa_chunk *c, bq_qa_stats *stats, bq_err *err) {
+    if (c->n_rows == 0) return BQ_OK;
+    const int mb = qa->max_batch;
+    const size_t cells = (size_t)mb * (size_t)qa->seq_len;
+    pack_scratch x = {0};
+    x.n_tokens = malloc((size_t)c->n_rows * sizeof *x.n_tokens);
+    x.first = malloc(((size_t)c->n_rows + 1) * sizeof *x.first);
+    x.batches = malloc((size_t)c->n_rows * sizeof *x.batches);
+    x.offsets = malloc((cells + 1) * sizeof *x.offsets);
+    x.ids = malloc(cells * sizeof *x.ids);
+    x.seg = malloc(cells * sizeof *x.seg);
+    x.start = malloc(cells * sizeof *x.start);
+    x.end = malloc(cells * sizeof *x.end);
+    bq_status st = BQ_OK;
+    if (!x.n_tokens || !x.first || !x.batches || !x.offsets || !x.ids || !x.seg || !x.start || !x.end)
+        st = bq_fail(err, BQ_ERR_NOMEM, "out of memory packing %d windows", c->n_rows);
+    for (int i = 0; i < c->n && st == BQ_OK; i++)
+        for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
+            x.n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
+    const int passes =
+        st == BQ_OK ? bq_qa_plan_packs(x.n_tokens, c->n_rows, mb, qa->seq_len, x.first, x.batches) : 0;
+    for (int k = 0; k < passes && st == BQ_OK; k++) {
+        st = infer_packed(qa, c, &x, x.first[k], x.first[k + 1], x.batches[k], err);
+        if (st == BQ_OK) count_batch(stats, x.batches[k], mb, qa->seq_len);
+    }
+    pack_scratch_free(&x);
+    return st;
+}
+
 /* Every row through the engine, max_batch at a time: padded in row order, or (trim, with a length
- * bucket) sorted by length and trimmed. Counts the calls into `stats` (may be NULL). */
+ * bucket) sorted by length and trimmed, or (trim, packing) packed. Counts the calls into `stats`
+ * (may be NULL). */
 static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats *stats, bq_err *err) {
     const int mb = qa->max_batch, bucket = qa->opt.length_bucket;
+    if (trim && qa->opt.pack) return chunk_infer_packed(qa, c, stats, err);
     if (!trim || bucket <= 0) {
         for (int row = 0; row < c->n_rows; row += mb) {
             int b = c->n_rows - row < mb ? c->n_rows - row : mb;
@@ -431,7 +540,7 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
      * batches a chunk: the more windows sorted together, the closer each batch's length comes to
      * its windows' own (SQuAD dev set, batch 64, buckets of 64: 63.7% of the padded positions
      * with 4 batches a chunk, 57.2% with 16; 54.7% if every window ran at its own bucket). */
-    int per_chunk = qa->max_batch * (qa->opt.length_bucket > 0 ? 16 : 4);
+    int per_chunk = qa->max_batch * (qa->opt.length_bucket > 0 || qa->opt.pack ? 16 : 4);
     if (per_chunk < 16) per_chunk = 16;
     bq_qa_result *results = calloc(n ? (size_t)n : 1, sizeof *results);
     qa_chunk ring[3];

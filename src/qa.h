@@ -33,7 +33,8 @@ void bq_qa_result_free(bq_qa_result *r); /* frees the answers; accepts a zeroed 
 typedef struct bq_qa bq_qa;
 
 /* The engine's max_batch and seq_len govern batching; opt->max_seq_length must equal seq_len;
- * opt->length_bucket (0 .. seq_len) trims batches to their windows' lengths (squad_options.h). */
+ * opt->length_bucket (0 .. seq_len) trims batches to their windows' lengths, opt->pack packs
+ * windows without padding (squad_options.h; not both, and neither with cuDNN's attention). */
 bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_options *opt,
                        bq_qa **out, bq_err *err);
 void bq_qa_free(bq_qa *qa); /* accepts NULL */
@@ -44,7 +45,7 @@ bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_re
                        bq_err *err);
 
 /* The features and raw logits of one request, for comparison with other implementations: always
- * at the full max_seq_length, whatever opt->length_bucket says. */
+ * padded at the full max_seq_length, whatever opt->length_bucket and opt->pack say. */
 typedef struct {
     bq_features features;
     float *start_logits; /* [features.n_windows, max_seq_length] */
@@ -78,6 +79,14 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
  * rounded up to a multiple of bucket, at most seq_len. Returns the number of batches. */
 int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, int seq_len, int *order,
                        int *lengths);
+
+/* Packed passes: rows 0..n-1 (n_tokens[row] real tokens each, <= seq_len) laid back to back in
+ * row order, at most max_batch x seq_len positions a pass. first[k] receives pass k's first row
+ * (first[passes] = n) and batches[k] the engine rows it runs: a pass cut because the next row
+ * would not fit runs ceil(its tokens / seq_len) rows; the last pass rounds that up to a multiple of
+ * max_batch / 8 (at least 1; fewer new pass shapes). first needs n + 1 entries, batches n.
+ * Returns the number of passes. */
+int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches);
 
 /* How many leading requests of a chunk to keep so that their windows fill whole engine batches:
  * windows[i] is request i's window count (0 for a request that failed), n >= 1, max_batch >= 1.

@@ -14,8 +14,12 @@ typedef struct {
      * then never n-best candidates (as in Hugging Face's pipeline), so an answer does not depend
      * on which windows share its batch. */
     int length_bucket;
+    /* 1: windows run packed, back to back with no padding, each attending to itself only (the
+     * MLPerf way; bq_engine_forward_packed). Padding is never an answer, as with length_bucket;
+     * the two are alternatives. */
+    int pack;
 } bq_squad_options;
 
-#define BQ_SQUAD_OPTIONS_DEFAULT {384, 64, 128, 20, 30, 0}
+#define BQ_SQUAD_OPTIONS_DEFAULT {384, 64, 128, 20, 30, 0, 0}
 
 #endif

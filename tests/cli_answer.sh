@@ -179,6 +179,19 @@ share = [float(re.search(r"\(([\d.]+)% of padded\)", open(f).read()).group(1)) f
 assert share[0] == 100.0 and share[1] < 75.0, share
 print(f"length buckets: {len(cut)} questions, {share[1]}% of the padded positions")
 PY
+# Packed (windows back to back, no padding, each attending to itself): the same answers again, for
+# fewer positions than the buckets of 64.
+"$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-pack.json" --pack \
+  --quiet > /dev/null 2> "$tmp/squad-pack.err" || fail "squad --pack exit status $?: $(tail -c 300 "$tmp/squad-pack.err")"
+check "squad --pack: the answers of buckets of 384, for fewer positions than buckets of 64" \
+  python3 - "$tmp/pred-lb384.json" "$tmp/pred-pack.json" "$tmp/squad-lb64.err" "$tmp/squad-pack.err" <<'PY'
+import json, re, sys
+full, packed = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert full and full == packed, sum(full.get(k) != v for k, v in packed.items())
+share = [float(re.search(r"\(([\d.]+)% of padded\)", open(f).read()).group(1)) for f in sys.argv[3:5]]
+assert share[1] < share[0], share
+print(f"packed: {len(packed)} questions, {share[1]}% of the padded positions (buckets of 64: {share[0]}%)")
+PY
 
 # ---- bench on the CPU: a JSON file with one measured configuration per batch ----------------------
 if "$cli" bench --preset tiny --device cpu --batch 1,2 --iters 2 --seq-len 64 --json "$tmp/bench.json" \
@@ -216,6 +229,8 @@ expect_failure "bad device" "device" ask --model "$model" --question y --context
 expect_failure "bad doc stride" "doc-stride" ask --model "$model" --question y --context x --doc-stride 0
 expect_failure "length bucket past the window" "--length-bucket 400" squad --model "$model" --input x --output y --length-bucket 400
 expect_failure "length buckets with cuDNN attention" "cuDNN" squad --model "$model" --input x --output y --length-bucket 64 --device cuda --precision fp16 --attention cudnn
+expect_failure "packing with length buckets" "alternatives" squad --model "$model" --input x --output y --pack --length-bucket 64
+expect_failure "packing with cuDNN attention" "cuDNN" jsonl --model "$model" --pack --device cuda --precision fp16 --attention cudnn
 expect_failure "unknown command" "unknown command" frobnicate
 expect_failure "invalid UTF-8 question" "UTF-8" ask --model "$model" --question "$(printf 'caf\xe9?')" --context x
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then

@@ -142,7 +142,7 @@ static void test_span_in_window_overlap(void **state) {
     size_t n = 0;
     for (int i = 0; i < 100; i++) n += (size_t)snprintf(context + n, sizeof context - n, i ? " %d" : "%d", i);
     /* room 32 - 2 - 3 = 27, stride 8: windows start 0, 8, 16, ... 80 (11 windows). */
-    bq_squad_options opt = {32, 64, 8, 20, 30};
+    bq_squad_options opt = {32, 64, 8, 20, 30, 0, 0};
     case_data c;
     case_build(&c, "what?", context, &opt, -20.0f);
     assert_int_equal(c.f.n_windows, 11);
@@ -212,7 +212,7 @@ static void test_unicode(void **state) {
 
 static void test_empty(void **state) {
     (void)state;
-    bq_squad_options opt = {384, 64, 128, 3, 30};
+    bq_squad_options opt = {384, 64, 128, 3, 30, 0, 0};
     case_data c;
     case_build(&c, "what?", "a b c", &opt, -10.0f);
     for (int p = 0; p < 3; p++) set_logit(c.start, &c, 0, p, 10.0f); /* [CLS] what ? */
@@ -228,7 +228,7 @@ static void test_empty(void **state) {
 
 static void test_nbest_limit_and_probabilities(void **state) {
     (void)state;
-    bq_squad_options opt = {384, 64, 128, 5, 30};
+    bq_squad_options opt = {384, 64, 128, 5, 30, 0, 0};
     case_data c;
     case_build(&c, "what?", "one two three four five six seven eight nine ten", &opt, -100.0f);
     /* Random starts on the first five words, random ends on the last five: 25 valid spans with

@@ -152,7 +152,7 @@ static void test_embeddings_layernorm(void **state) {
             v[c] = (double)word[ids[t] * H + c] + pos[(t % S) * H + c] + type[seg[t] * H + c];
         naive_layernorm(v, g, b, H, eps, ref + t * H);
     }
-    bq_cpu_embeddings_layernorm(ids, seg, B, S, H, word, pos, type, g, b, eps, out);
+    bq_cpu_embeddings_layernorm(ids, seg, NULL, B, S, H, word, pos, type, g, b, eps, out);
     check_close("embeddings+layernorm", out, ref, (size_t)B * S * H, 1e-5, 0);
     free(word);
     free(pos);
@@ -413,6 +413,55 @@ static void test_trimmed_batch(void **state) {
     bq_model_free(m);
 }
 
+/* Packed sequences (3 rows of 16 holding 6 sequences back to back, two of them across a row
+ * boundary) give each sequence the logits it gets run alone in a padded batch of 1. */
+static void test_packed_batch(void **state) {
+    (void)state;
+    bq_model *m = load_model("h32_l3_s16", "f32");
+    enum { B = 3, S = 16, N_SEQS = 6 };
+    const int32_t offsets[N_SEQS + 1] = {0, 5, 14, 26, 42, 45, B * S}; /* 5, 9, 12, 16, 3, 3 */
+    int32_t ids[B * S], seg[B * S];
+    uint32_t rng = 777;
+    for (int t = 0; t < B * S; t++) {
+        rng = rng * 1664525u + 1013904223u;
+        ids[t] = 1 + (int32_t)((rng >> 8) % (uint32_t)(m->config.vocab_size - 1));
+        seg[t] = (int32_t)((rng >> 4) & 1);
+    }
+    bq_cpu_forward *f = NULL;
+    bq_err err = {0};
+    assert_int_equal(bq_cpu_forward_create(m, B, S, 1, &f, &err), BQ_OK);
+    float start[B * S], end[B * S];
+    assert_int_equal(bq_cpu_forward_run_packed(f, B, N_SEQS, offsets, ids, seg, start, end, &err), BQ_OK);
+    double ref[2 * B * S];
+    float got[2 * B * S];
+    size_t n = 0;
+    for (int i = 0; i < N_SEQS; i++) {
+        const int len = offsets[i + 1] - offsets[i];
+        int32_t one_ids[S] = {0}, one_mask[S] = {0}, one_seg[S] = {0};
+        memcpy(one_ids, ids + offsets[i], (size_t)len * sizeof(int32_t));
+        memcpy(one_seg, seg + offsets[i], (size_t)len * sizeof(int32_t));
+        for (int t = 0; t < len; t++) one_mask[t] = 1;
+        float one_start[S], one_end[S];
+        assert_int_equal(bq_cpu_forward_run(f, 1, S, one_ids, one_mask, one_seg, one_start, one_end, &err),
+                         BQ_OK);
+        for (int t = 0; t < len; t++, n += 2) {
+            ref[n] = one_start[t], ref[n + 1] = one_end[t];
+            got[n] = start[offsets[i] + t], got[n + 1] = end[offsets[i] + t];
+        }
+    }
+    double ratio = check_close("packed sequences vs each alone", got, ref, n, 1e-5, 0);
+    printf("[ packed   ] %d sequences, %zu positions, max|diff|/max|ref| = %.3e\n", N_SEQS, n / 2, ratio);
+    /* a layout that does not cover the batch, and a sequence past S */
+    const int32_t short_end[3] = {0, 16, 40}, too_long[3] = {0, 17, B * S};
+    assert_int_equal(bq_cpu_forward_run_packed(f, B, 2, short_end, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_cpu_forward_run_packed(f, B, 2, too_long, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sequence 0 is 17 positions long"));
+    bq_cpu_forward_free(f);
+    bq_model_free(m);
+}
+
 /* ---- invalid input ------------------------------------------------------------------------ */
 
 static void test_invalid_inputs(void **state) {
@@ -553,6 +602,7 @@ int main(void) {
         cmocka_unit_test(test_h20_l1_s33_f16),
         cmocka_unit_test(test_h20_l1_s33_bf16),
         cmocka_unit_test(test_trimmed_batch),
+        cmocka_unit_test(test_packed_batch),
         cmocka_unit_test(test_invalid_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

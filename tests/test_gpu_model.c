@@ -219,6 +219,23 @@ static double real_token_error(const batch_case *bc, int batch, const float *sta
     return e;
 }
 
+/* ||gpu - ref|| / ||ref|| over start and end logits of n positions, NaN if any is not finite. */
+static double logits_error(const float *start, const float *end, const float *ref_start,
+                           const float *ref_end, size_t n) {
+    float *got = malloc(2 * n * sizeof(float)), *ref = malloc(2 * n * sizeof(float));
+    assert_true(got && ref);
+    bool finite = true;
+    for (size_t i = 0; i < n; i++) {
+        got[2 * i] = start[i], got[2 * i + 1] = end[i];
+        ref[2 * i] = ref_start[i], ref[2 * i + 1] = ref_end[i];
+        finite = finite && isfinite(start[i]) && isfinite(end[i]);
+    }
+    const double e = finite ? bq_test_rel_error(got, ref, 2 * n) : NAN;
+    free(got);
+    free(ref);
+    return e;
+}
+
 static double tolerance(bq_precision p) {
     switch (p) {
     case BQ_PRECISION_FP32: return 1e-5;
@@ -806,6 +823,71 @@ static void test_trimmed_passes(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
+/* Packed passes (2 rows of 128 holding 5 sequences back to back, two across the row boundary, of
+ * 1 to 100 tokens) against the CPU reference's packed forward, in fp16 (the mma.sync path, the
+ * tiling timed on the first packed pass) and fp32; a second layout on the same engine (same
+ * shape, other offsets), then a padded pass (whose mask reuses the buffer that held the packed
+ * positions). An engine created with cuDNN's attention refuses packing. Runs on the emulator. */
+static void test_packed_passes(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    enum { B = 2, S = 128, N_SEQS = 5 };
+    random_model *r = random_model_create(128, 2, 256, 1, 300, S, 20);
+    const int full[B] = {S, S};
+    batch_case bc = make_batch(&r->model, B, S, full, 15); /* padded reference: every token real */
+    const int32_t offsets[2][N_SEQS + 1] = {{0, 100, 101, 166, 230, B * S}, /* 100 1 65 64 26 */
+                                            {0, 26, 90, 155, 156, B * S}};  /* 26 64 65 1 100 */
+    static float ref[2][2][B * S]; /* [layout][start, end] */
+    bq_cpu_forward *cpu = NULL;
+    bq_err err;
+    if (bq_cpu_forward_create(&r->model, B, S, 0, &cpu, &err) != BQ_OK) fail_msg("cpu: %s", err.message);
+    for (int k = 0; k < 2; k++)
+        if (bq_cpu_forward_run_packed(cpu, B, N_SEQS, offsets[k], bc.ids, bc.seg, ref[k][0], ref[k][1],
+                                      &err) != BQ_OK)
+            fail_msg("cpu packed: %s", err.message);
+    bq_cpu_forward_free(cpu);
+    float start[B * S], end[B * S];
+    int failures = 0;
+    const bq_precision precisions[2] = {BQ_PRECISION_FP16, BQ_PRECISION_FP32};
+    for (int pi = 0; pi < 2; pi++) {
+        const bq_precision p = precisions[pi];
+        bq_engine_options opt = cuda_options(p, BQ_ATTENTION_AUTO, B, S);
+        bq_cuda_engine *e = NULL;
+        if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+        for (int k = 0; k < 3; k++) {
+            const int packed = k < 2;
+            bq_status st = packed ? bq_cuda_engine_forward_packed(e, B, N_SEQS, offsets[k], bc.ids,
+                                                                  bc.seg, start, end, &err)
+                                  : bq_cuda_engine_forward(e, B, S, bc.ids, bc.mask, bc.seg, start,
+                                                           end, &err);
+            if (st != BQ_OK) fail_msg("%s forward %d: %s", bq_precision_name(p), k, err.message);
+            const double rel = packed ? logits_error(start, end, ref[k][0], ref[k][1], B * S)
+                                      : real_token_error(&bc, B, start, end);
+            const bool ok = rel <= tolerance(p);
+            printf("  %s %-4s %s: rel error %.3e (limit %.0e)\n", ok ? "ok  " : "FAIL",
+                   bq_precision_name(p), packed ? (k ? "packed, other layout" : "packed") : "padded after",
+                   rel, tolerance(p));
+            failures += !ok;
+        }
+        assert_null(strstr(bq_cuda_engine_describe(e), "capture failed"));
+        bq_cuda_engine_free(e);
+    }
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, B, S);
+    bq_cuda_engine *e = NULL;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) == BQ_OK) {
+        assert_int_equal(bq_cuda_engine_forward_packed(e, B, N_SEQS, offsets[0], bc.ids, bc.seg, start,
+                                                       end, &err),
+                         BQ_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.message, "cuDNN"));
+        bq_cuda_engine_free(e);
+    } else {
+        printf("  cudnn refusal not checked: %s\n", err.message);
+    }
+    free_batch(&bc);
+    random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
+}
+
 /* An untuned engine (tune = 0, what ask uses for its one pass): the logits match the
  * CPU reference, nothing is timed (GEMMs "untimed", attention our default tiling, no cuDNN
  * plan under auto) and no graph is captured, also on a second pass. Runs on the emulator too. */
@@ -1056,6 +1138,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_attention_tiling_choice),
         cmocka_unit_test(test_trimmed_passes),
+        cmocka_unit_test(test_packed_passes),
         cmocka_unit_test(test_single_pass_untuned),
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),

@@ -227,59 +227,91 @@ static void expect_close(const char *what, const float *gpu, const float *ref, s
 
 /* ---- embeddings + LayerNorm ----------------------------------------------------------------- */
 
+/* One embeddings case against the CPU twin. packed: positions restart at each sequence of a packed
+ * batch (lengths cycling through 3, 1, S, S/2 + 1, 7, clipped to S, so some cross a batch row)
+ * instead of t % S. */
+static void embeddings_case(int B, int S, int H, bq_cuda_dtype dt, bool packed, uint64_t *seed) {
+    const int vocab = 97, types = 2;
+    const size_t tokens = (size_t)B * S;
+    int32_t *ids = malloc(tokens * sizeof *ids), *seg = malloc(tokens * sizeof *seg);
+    int32_t *positions = malloc(tokens * sizeof *positions);
+    assert_non_null(ids);
+    assert_non_null(seg);
+    assert_non_null(positions);
+    float pick[2];
+    for (size_t t = 0; t < tokens; t++) {
+        bq_test_fill_uniform(pick, 2, seed, 0.0f, 1.0f);
+        ids[t] = (int32_t)(pick[0] * vocab) % vocab;
+        seg[t] = (int32_t)(pick[1] * types) % types;
+    }
+    const int lengths[] = {3, 1, S, S / 2 + 1, 7};
+    size_t k = 0; /* the sequence of token t */
+    int32_t next = 0;
+    for (size_t t = 0; t < tokens; t++) {
+        int len = lengths[k % (sizeof lengths / sizeof lengths[0])];
+        if (len > S) len = S;
+        positions[t] = next++;
+        if (next == len) next = 0, k++;
+    }
+    float *word = random_tensor((size_t)vocab * H, seed, -1.0f, 1.0f, dt);
+    float *pos = random_tensor((size_t)S * H, seed, -1.0f, 1.0f, dt);
+    float *type = random_tensor((size_t)types * H, seed, -1.0f, 1.0f, dt);
+    float *gamma = random_tensor((size_t)H, seed, 0.5f, 1.5f, dt);
+    float *beta = random_tensor((size_t)H, seed, -0.5f, 0.5f, dt);
+    float *ref = host_floats(tokens * H);
+    bq_cpu_embeddings_layernorm(ids, seg, packed ? positions : NULL, B, S, H, word, pos, type,
+                                gamma, beta, LN_EPS, ref);
+
+    dev_buf d_ids = dev_upload_ints(ids, tokens), d_seg = dev_upload_ints(seg, tokens);
+    dev_buf d_positions = dev_upload_ints(positions, tokens);
+    dev_buf d_word = dev_upload(word, (size_t)vocab * H, dt);
+    dev_buf d_pos = dev_upload(pos, (size_t)S * H, dt);
+    dev_buf d_type = dev_upload(type, (size_t)types * H, dt);
+    dev_buf d_gamma = dev_upload(gamma, H, dt), d_beta = dev_upload(beta, H, dt);
+    dev_buf d_out = dev_alloc(tokens * H * bq_cuda_dtype_size(dt));
+    CUDA_OK(bq_cuda_embeddings_layernorm(d_ids.ptr, d_seg.ptr, packed ? d_positions.ptr : NULL, B,
+                                         S, H, d_word.ptr, d_pos.ptr, d_type.ptr, d_gamma.ptr,
+                                         d_beta.ptr, LN_EPS, d_out.ptr, dt, 0));
+    CUDA_OK(cudaDeviceSynchronize());
+    char what[160];
+    snprintf(what, sizeof what, "embeddings_layernorm %s B=%d S=%d H=%d%s", bq_cuda_dtype_name(dt),
+             B, S, H, packed ? " packed positions" : "");
+    expect_guards_intact(&d_out, what);
+    float *got = dev_download(&d_out, tokens * H, dt);
+    expect_close(what, got, ref, tokens * H, tolerance(dt));
+
+    free(got);
+    dev_free(&d_ids), dev_free(&d_seg), dev_free(&d_positions), dev_free(&d_word);
+    dev_free(&d_pos), dev_free(&d_type), dev_free(&d_gamma), dev_free(&d_beta), dev_free(&d_out);
+    free(ids), free(seg), free(positions), free(word), free(pos), free(type), free(gamma);
+    free(beta), free(ref);
+}
+
 static void test_embeddings_layernorm(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
     const struct { int batch, seq, hidden; } shapes[] = {
         {1, 1, 20}, {2, 7, 24}, {3, 33, 64}, {3, 5, 768}, {2, 16, 1024}, {1, 384, 1024}};
-    const int vocab = 97, types = 2;
     uint64_t seed = 0x5eed0001;
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        for (size_t di = 0; di < N_DTYPES; di++) {
-            const bq_cuda_dtype dt = k_dtypes[di];
-            const int B = shapes[si].batch, S = shapes[si].seq, H = shapes[si].hidden;
-            const size_t tokens = (size_t)B * S;
-            int32_t *ids = malloc(tokens * sizeof *ids), *seg = malloc(tokens * sizeof *seg);
-            assert_non_null(ids);
-            assert_non_null(seg);
-            float pick[2];
-            for (size_t t = 0; t < tokens; t++) {
-                bq_test_fill_uniform(pick, 2, &seed, 0.0f, 1.0f);
-                ids[t] = (int32_t)(pick[0] * vocab) % vocab;
-                seg[t] = (int32_t)(pick[1] * types) % types;
-            }
-            float *word = random_tensor((size_t)vocab * H, &seed, -1.0f, 1.0f, dt);
-            float *pos = random_tensor((size_t)S * H, &seed, -1.0f, 1.0f, dt);
-            float *type = random_tensor((size_t)types * H, &seed, -1.0f, 1.0f, dt);
-            float *gamma = random_tensor((size_t)H, &seed, 0.5f, 1.5f, dt);
-            float *beta = random_tensor((size_t)H, &seed, -0.5f, 0.5f, dt);
-            float *ref = host_floats(tokens * H);
-            bq_cpu_embeddings_layernorm(ids, seg, B, S, H, word, pos, type, gamma, beta, LN_EPS, ref);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (size_t di = 0; di < N_DTYPES; di++)
+            embeddings_case(shapes[si].batch, shapes[si].seq, shapes[si].hidden, k_dtypes[di], false,
+                            &seed);
+    EXPECT_NO_CASE_FAILURES();
+}
 
-            dev_buf d_ids = dev_upload_ints(ids, tokens), d_seg = dev_upload_ints(seg, tokens);
-            dev_buf d_word = dev_upload(word, (size_t)vocab * H, dt);
-            dev_buf d_pos = dev_upload(pos, (size_t)S * H, dt);
-            dev_buf d_type = dev_upload(type, (size_t)types * H, dt);
-            dev_buf d_gamma = dev_upload(gamma, H, dt), d_beta = dev_upload(beta, H, dt);
-            dev_buf d_out = dev_alloc(tokens * H * bq_cuda_dtype_size(dt));
-            CUDA_OK(bq_cuda_embeddings_layernorm(d_ids.ptr, d_seg.ptr, B, S, H, d_word.ptr,
-                                                 d_pos.ptr, d_type.ptr, d_gamma.ptr, d_beta.ptr,
-                                                 LN_EPS, d_out.ptr, dt, 0));
-            CUDA_OK(cudaDeviceSynchronize());
-            char what[160];
-            snprintf(what, sizeof what, "embeddings_layernorm %s B=%d S=%d H=%d",
-                     bq_cuda_dtype_name(dt), B, S, H);
-            expect_guards_intact(&d_out, what);
-            float *got = dev_download(&d_out, tokens * H, dt);
-            expect_close(what, got, ref, tokens * H, tolerance(dt));
-
-            free(got);
-            dev_free(&d_ids), dev_free(&d_seg), dev_free(&d_word), dev_free(&d_pos);
-            dev_free(&d_type), dev_free(&d_gamma), dev_free(&d_beta), dev_free(&d_out);
-            free(ids), free(seg), free(word), free(pos), free(type), free(gamma), free(beta);
-            free(ref);
-        }
-    }
+/* Packed sequences: an explicit position per token, restarting at each sequence, on both kernels
+ * (H = 20, 24, 64: the shared-memory path; 768 and 1024: the 16-byte vector path). */
+static void test_embeddings_positions(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const struct { int batch, seq, hidden; } shapes[] = {
+        {1, 1, 20}, {2, 7, 24}, {3, 33, 64}, {3, 16, 768}, {2, 384, 1024}};
+    uint64_t seed = 0x5eed000c;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (size_t di = 0; di < N_DTYPES; di++)
+            embeddings_case(shapes[si].batch, shapes[si].seq, shapes[si].hidden, k_dtypes[di], true,
+                            &seed);
     EXPECT_NO_CASE_FAILURES();
 }
 
@@ -737,6 +769,100 @@ static void test_attention_kernel_switch(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
+/* Packed sequences (bq_cuda_attention_varlen) against the CPU twin: lengths around the tiles (1,
+ * 63 / 64 / 65, 200, 384; the longest not last) on every path: head size 64 (fp32: the
+ * register-tiled kernel; 16-bit: mma.sync in every tiling, WMMA under BQ_ATTENTION_KERNEL=wmma),
+ * the same with qkv and ctx 4 bytes off 16-byte alignment (fp32: generic; 16-bit: WMMA), head
+ * size 32 (generic). The default tiling also runs with max_len past the longest (blocks with no
+ * rows at all). Then varlen over one sequence must equal the padded call on it alone (batch 1,
+ * all-ones mask) bit for bit: the same kernel on the same keys. */
+static void test_attention_varlen(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    static const int lens[] = {65, 1, 384, 63, 200, 64};
+    enum { N_SEQS = sizeof lens / sizeof lens[0], SINGLE = 200 };
+    int32_t offsets[N_SEQS + 1] = {0};
+    int longest = 0;
+    for (int i = 0; i < N_SEQS; i++) {
+        offsets[i + 1] = offsets[i] + lens[i];
+        if (lens[i] > longest) longest = lens[i];
+    }
+    const int32_t single_offsets[2] = {0, SINGLE};
+    int32_t ones[SINGLE];
+    for (int i = 0; i < SINGLE; i++) ones[i] = 1;
+    const struct { int hidden, heads; size_t offset; bool wmma_env; const char *name; } paths[] = {
+        {128, 2, 0, false, "d=64"},
+        {128, 2, 0, true, "d=64 BQ_ATTENTION_KERNEL=wmma"},
+        {128, 2, 4, false, "d=64 unaligned"},
+        {64, 2, 0, false, "d=32"}};
+    const size_t rows = (size_t)offsets[N_SEQS];
+    uint64_t seed = 0x5eed000b;
+    for (size_t pi = 0; pi < sizeof paths / sizeof paths[0]; pi++)
+    for (size_t di = 0; di < N_DTYPES; di++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const int H = paths[pi].hidden, heads = paths[pi].heads;
+        const size_t es = bq_cuda_dtype_size(dt), offset = paths[pi].offset;
+        if (paths[pi].wmma_env && dt == BQ_CUDA_F32) continue;
+        if (paths[pi].wmma_env) assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "wmma", 1), 0);
+        const int n_tilings =
+            bq_cuda_attention_has_tilings(dt, H, heads) && offset == 0 ? BQ_ATTENTION_TILINGS : 1;
+        float *qkv = random_tensor(rows * 3 * H, &seed, -2.0f, 2.0f, dt);
+        float *ref = host_floats(rows * H);
+        bq_cpu_attention_varlen(qkv, offsets, N_SEQS, H, heads, ref);
+        dev_buf d_qkv = dev_upload_at(qkv, rows * 3 * H, dt, offset);
+        dev_buf d_offsets = dev_upload_ints(offsets, N_SEQS + 1);
+        dev_buf d_single_offsets = dev_upload_ints(single_offsets, 2);
+        dev_buf d_ones = dev_upload_ints(ones, SINGLE);
+        for (int ti = 0; ti < n_tilings; ti++)
+        for (int slack = 0; slack <= (ti == 0 ? 100 : 0); slack += 100) {
+            const bq_attention_tiling tiling = (bq_attention_tiling)ti;
+            dev_buf d_ctx = dev_alloc_at(rows * H * es, offset);
+            CUDA_OK(bq_cuda_attention_varlen(d_qkv.ptr, d_offsets.ptr, N_SEQS, longest + slack, H,
+                                             heads, d_ctx.ptr, dt, tiling, 0));
+            CUDA_OK(cudaDeviceSynchronize());
+            char what[160];
+            snprintf(what, sizeof what, "attention varlen %s %s %sheads=%d max_len=%d",
+                     bq_cuda_dtype_name(dt), paths[pi].name, tiling_label(tiling), heads,
+                     longest + slack);
+            expect_guards_intact(&d_ctx, what);
+            float *got = dev_download(&d_ctx, rows * H, dt);
+            expect_close(what, got, ref, rows * H, tolerance(dt));
+            free(got);
+            dev_free(&d_ctx);
+        }
+        for (int ti = 0; ti < n_tilings; ti++) {
+            const bq_attention_tiling tiling = (bq_attention_tiling)ti;
+            const size_t bytes = (size_t)SINGLE * H * es;
+            dev_buf d_varlen = dev_alloc_at(bytes, offset), d_padded = dev_alloc_at(bytes, offset);
+            CUDA_OK(bq_cuda_attention_varlen(d_qkv.ptr, d_single_offsets.ptr, 1, SINGLE, H, heads,
+                                             d_varlen.ptr, dt, tiling, 0));
+            CUDA_OK(bq_cuda_attention(d_qkv.ptr, d_ones.ptr, 1, SINGLE, H, heads, d_padded.ptr, dt,
+                                      tiling, 0));
+            CUDA_OK(cudaDeviceSynchronize());
+            unsigned char *varlen = malloc(bytes), *padded = malloc(bytes);
+            assert_non_null(varlen);
+            assert_non_null(padded);
+            CUDA_OK(cudaMemcpy(varlen, d_varlen.ptr, bytes, cudaMemcpyDeviceToHost));
+            CUDA_OK(cudaMemcpy(padded, d_padded.ptr, bytes, cudaMemcpyDeviceToHost));
+            size_t differ = 0;
+            for (size_t i = 0; i < (size_t)SINGLE * H; i++)
+                differ += memcmp(varlen + i * es, padded + i * es, es) != 0;
+            char what[160];
+            snprintf(what, sizeof what, "attention varlen %s %s %sone sequence S=%d vs padded",
+                     bq_cuda_dtype_name(dt), paths[pi].name, tiling_label(tiling), SINGLE);
+            print_message("%s %-60s %zu of %zu outputs differ\n", differ ? "FAIL" : "ok  ", what,
+                          differ, (size_t)SINGLE * H);
+            if (differ) g_case_failures++;
+            free(varlen), free(padded);
+            dev_free(&d_varlen), dev_free(&d_padded);
+        }
+        if (paths[pi].wmma_env) unsetenv("BQ_ATTENTION_KERNEL");
+        dev_free(&d_qkv), dev_free(&d_offsets), dev_free(&d_single_offsets), dev_free(&d_ones);
+        free(qkv), free(ref);
+    }
+    EXPECT_NO_CASE_FAILURES();
+}
+
 /* ---- QA head -------------------------------------------------------------------------------- */
 
 static void test_qa_head(void **state) {
@@ -790,11 +916,11 @@ static void test_invalid_arguments(void **state) {
     float *fp = (float *)dummy;
     const cudaError_t bad = cudaErrorInvalidValue;
 
-    assert_int_equal(bq_cuda_embeddings_layernorm(NULL, ip, 1, 1, 8, p, p, p, p, p, LN_EPS, p,
+    assert_int_equal(bq_cuda_embeddings_layernorm(NULL, ip, NULL, 1, 1, 8, p, p, p, p, p, LN_EPS, p,
                                                   BQ_CUDA_F32, 0), bad);
-    assert_int_equal(bq_cuda_embeddings_layernorm(ip, ip, 1, 0, 8, p, p, p, p, p, LN_EPS, p,
+    assert_int_equal(bq_cuda_embeddings_layernorm(ip, ip, NULL, 1, 0, 8, p, p, p, p, p, LN_EPS, p,
                                                   BQ_CUDA_F32, 0), bad);
-    assert_int_equal(bq_cuda_embeddings_layernorm(ip, ip, 1, 1, 8, p, p, p, p, p, LN_EPS, p,
+    assert_int_equal(bq_cuda_embeddings_layernorm(ip, ip, ip, 1, 1, 8, p, p, p, p, p, LN_EPS, p,
                                                   (bq_cuda_dtype)7, 0), bad);
 
     assert_int_equal(bq_cuda_bias_residual_layernorm(p, NULL, NULL, p, p, 1, 8, LN_EPS, p,
@@ -824,6 +950,25 @@ static void test_invalid_arguments(void **state) {
                                        0),
                      bad);
     assert_int_equal(bq_cuda_attention_generic(p, ip, 0, 4, 64, 1, p, BQ_CUDA_F32, 0), bad);
+    /* more padded rows than an int indexes */
+    assert_int_equal(bq_cuda_attention(p, ip, 65535, 65535, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    /* packed: NULL qkv / offsets / ctx; no sequence; max_len 0; too many sequences for grid z;
+     * hidden not divisible by heads; head size above 128; tilings out of range */
+    assert_int_equal(bq_cuda_attention_varlen(NULL, ip, 1, 4, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 1, 4, 64, 1, NULL, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 0, 4, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 1, 0, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 65536, 4, 64, 1, p, BQ_CUDA_F16, rows64, 0),
+                     bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, rows64, 0), bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16,
+                                              BQ_ATTENTION_TILINGS, 0),
+                     bad);
+    assert_int_equal(bq_cuda_attention_varlen(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16,
+                                              (bq_attention_tiling)-1, 0),
+                     bad);
 
     assert_int_equal(bq_cuda_qa_head(p, p, p, 1, 8, fp, NULL, BQ_CUDA_F32, 0), bad);
     assert_int_equal(bq_cuda_qa_head(p, p, p, 1, -8, fp, fp, BQ_CUDA_F32, 0), bad);
@@ -889,12 +1034,14 @@ int main(void) {
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_embeddings_layernorm),
+        cmocka_unit_test(test_embeddings_positions),
         cmocka_unit_test(test_bias_residual_layernorm),
         cmocka_unit_test(test_bias_gelu),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_head64),
         cmocka_unit_test(test_attention_rising_scores),
         cmocka_unit_test(test_attention_kernel_switch),
+        cmocka_unit_test(test_attention_varlen),
 #ifndef BQ_CUDA_EMULATED
         cmocka_unit_test(test_attention_cudnn),
 #endif

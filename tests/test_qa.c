@@ -63,6 +63,31 @@ static void test_plan_buckets(void **state) {
     assert_int_equal(lengths[0], 32);
 }
 
+/* Packing: windows back to back in row order, a pass closed when the next would not fit; the last
+ * pass rounded up to a multiple of max_batch / 8 rows. */
+static void test_plan_packs(void **state) {
+    (void)state;
+    const int n_tokens[6] = {30, 40, 64, 10, 50, 5};
+    int first[7], batches[6];
+    /* passes of 2 x 64 = 128 tokens: 30 + 40 (+ 64 > 128), 64 + 10 + 50 (+ 5 > 128), 5 */
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 2, 64, first, batches), 3);
+    const int want_first[4] = {0, 2, 5, 6}, want_batches[3] = {2, 2, 1};
+    for (int k = 0; k < 4; k++) assert_int_equal(first[k], want_first[k]);
+    for (int k = 0; k < 3; k++) assert_int_equal(batches[k], want_batches[k]);
+    /* max batch 16: one pass of 199 tokens = 4 rows, rounded up to a multiple of 2 */
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, first, batches), 1);
+    assert_int_equal(first[1], 6);
+    assert_int_equal(batches[0], 4);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 1, 16, 64, first, batches), 1);
+    assert_int_equal(batches[0], 2); /* 30 tokens: 1 row, rounded up to 2 */
+    /* a pass exactly full, and windows of the full length */
+    const int full[3] = {64, 64, 64};
+    assert_int_equal(bq_qa_plan_packs(full, 3, 2, 64, first, batches), 2);
+    assert_int_equal(batches[0], 2);
+    assert_int_equal(batches[1], 1);
+    assert_int_equal(bq_qa_plan_packs(full, 0, 2, 64, first, batches), 0);
+}
+
 /* ---- the pipeline on a tiny model -------------------------------------------------------------- */
 
 static char *g_tmpdir;
@@ -208,20 +233,54 @@ static void test_pipeline_whole_batches(void **state) {
  * 16 of the 64 positions) give the answers of untrimmed batches with padding excluded from
  * decoding (bucket = the full length), whatever the batch neighbours (each request alone), for
  * fewer positions run; out-of-range buckets are refused. */
-static void test_pipeline_length_buckets(void **state) {
-    (void)state;
-    enum { N = 30 };
-    const char *ctx[3] = {
+enum { N_BATH = 30 };
+
+/* N_BATH requests: two questions on three contexts of 1 to 3 windows of 64. */
+static void bath_requests(bq_qa_request *req) {
+    static const char *const ctx[3] = {
         "Bath was founded by the Romans.",
         "The river Avon flows through the city of Bath, which was founded by the Romans as a spa in "
         "60 AD.",
         "Bath is a city in Somerset, England, known for its Roman-built baths. In 2021 the "
         "population was 101,557. Bath is in the valley of the River Avon, 97 miles west of London "
         "and 11 miles south-east of Bristol. The city became a World Heritage Site in 1987."};
-    const char *q[2] = {"Who founded Bath?", "When did the city of Bath become a World Heritage Site?"};
-    bq_qa_request req[N];
-    for (int i = 0; i < N; i++)
+    static const char *const q[2] = {"Who founded Bath?",
+                                     "When did the city of Bath become a World Heritage Site?"};
+    for (int i = 0; i < N_BATH; i++)
         req[i] = (bq_qa_request){q[i % 2], strlen(q[i % 2]), ctx[i % 3], strlen(ctx[i % 3])};
+}
+
+/* The answers of two sinks are the same, text and score. */
+static void assert_same_answers(const emit_sink *x, const emit_sink *y, int n) {
+    for (int i = 0; i < n; i++) {
+        const bq_answers *a = &x->got[i].answers, *b = &y->got[i].answers;
+        assert_int_equal(x->got[i].status, BQ_OK);
+        assert_int_equal(a->n, b->n);
+        for (int j = 0; j < a->n; j++) {
+            assert_string_equal(a->items[j].text, b->items[j].text);
+            assert_float_equal(a->items[j].score, b->items[j].score, 1e-4);
+        }
+    }
+}
+
+/* Each request alone through bq_qa_answer gives the pipeline's best answer and score. */
+static void assert_alone_same(bq_qa *qa, const bq_qa_request *req, const emit_sink *sink, int n) {
+    bq_err err = {0};
+    for (int i = 0; i < n; i++) {
+        bq_qa_result alone;
+        assert_int_equal(bq_qa_answer(qa, &req[i], 1, &alone, &err), BQ_OK);
+        assert_int_equal(alone.status, BQ_OK);
+        assert_string_equal(sink->got[i].answers.items[0].text, alone.answers.items[0].text);
+        assert_float_equal(sink->got[i].answers.items[0].score, alone.answers.items[0].score, 1e-4);
+        bq_qa_result_free(&alone);
+    }
+}
+
+static void test_pipeline_length_buckets(void **state) {
+    (void)state;
+    enum { N = N_BATH };
+    bq_qa_request req[N];
+    bath_requests(req);
 
     bq_engine_options eo;
     bq_engine_options_default(&eo);
@@ -259,15 +318,7 @@ static void test_pipeline_length_buckets(void **state) {
         assert_int_equal(sinks[k].out_of_order, 0);
         assert_int_equal(sinks[k].next_index, N);
         if (k == 1) /* each request alone: other neighbours, other batch lengths */
-            for (int i = 0; i < N; i++) {
-                bq_qa_result alone;
-                assert_int_equal(bq_qa_answer(qa, &req[i], 1, &alone, &err), BQ_OK);
-                assert_int_equal(alone.status, BQ_OK);
-                assert_string_equal(sinks[1].got[i].answers.items[0].text, alone.answers.items[0].text);
-                assert_float_equal(sinks[1].got[i].answers.items[0].score, alone.answers.items[0].score,
-                                   1e-4);
-                bq_qa_result_free(&alone);
-            }
+            assert_alone_same(qa, req, &sinks[1], N);
         bq_qa_free(qa);
     }
     assert_int_equal(stats[0].windows, stats[1].windows);
@@ -275,15 +326,74 @@ static void test_pipeline_length_buckets(void **state) {
     printf("[ buckets  ] %ld windows: %ld positions untrimmed, %ld in buckets of 16\n",
            stats[0].windows, stats[0].positions, stats[1].positions);
     assert_true(stats[1].positions < stats[0].positions * 3 / 4);
-    for (int i = 0; i < N; i++) {
-        const bq_answers *a = &sinks[0].got[i].answers, *b = &sinks[1].got[i].answers;
-        assert_int_equal(sinks[0].got[i].status, BQ_OK);
-        assert_int_equal(a->n, b->n);
-        for (int j = 0; j < a->n; j++) {
-            assert_string_equal(a->items[j].text, b->items[j].text);
-            assert_float_equal(a->items[j].score, b->items[j].score, 1e-4);
-        }
+    assert_same_answers(&sinks[0], &sinks[1], N);
+    free_sink(&sinks[0]);
+    free_sink(&sinks[1]);
+    bq_engine_free(engine);
+}
+
+/* Packing: windows back to back with no padding, each attending to itself, give the answers of
+ * padded batches with padding excluded from decoding (buckets of the full length), whatever the
+ * pass neighbours (each request alone), for fewer positions than length buckets; the engine
+ * refuses a bad layout and bq_qa_create refuses packing with length buckets. */
+static void test_pipeline_packed(void **state) {
+    (void)state;
+    enum { N = N_BATH, S = 64 };
+    bq_qa_request req[N];
+    bath_requests(req);
+    bq_engine_options eo;
+    bq_engine_options_default(&eo);
+    eo.max_batch = 4;
+    eo.seq_len = S;
+    bq_engine *engine = NULL;
+    bq_err err = {0};
+    if (bq_engine_create(g_model, &eo, &engine, &err) != BQ_OK) fail_msg("engine: %s", err.message);
+    bq_squad_options so = BQ_SQUAD_OPTIONS_DEFAULT;
+    so.max_seq_length = S, so.max_query_length = 16, so.doc_stride = 32;
+    bq_qa *qa = NULL;
+    so.pack = 1, so.length_bucket = 16;
+    assert_int_equal(bq_qa_create(g_model, engine, &so, &qa, &err), BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "alternatives"));
+
+    /* the engine's checks of a packed layout: 2 rows of 64 */
+    int32_t ids[2 * S] = {0}, seg[2 * S] = {0};
+    float start[2 * S], end[2 * S];
+    const int32_t good[4] = {0, 50, 100, 2 * S}, short_end[4] = {0, 50, 100, 120},
+                  too_long[4] = {0, 65, 100, 2 * S}, empty[4] = {0, 50, 50, 2 * S},
+                  late[4] = {1, 50, 100, 2 * S};
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, good, ids, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, short_end, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "end at 120, not at the batch's 128"));
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, too_long, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sequence 0 is 65 positions long, outside 1..64"));
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, empty, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sequence 1 is 0"));
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, late, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_engine_forward_packed(engine, 5, 3, good, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+
+    emit_sink sinks[2];
+    bq_qa_stats stats[2];
+    for (int k = 0; k < 2; k++) {
+        so.length_bucket = k == 0 ? S : 0; /* padded with padding excluded; packed */
+        so.pack = k == 1;
+        if (bq_qa_create(g_model, engine, &so, &qa, &err) != BQ_OK) fail_msg("qa: %s", err.message);
+        sinks[k] = (emit_sink){calloc(N, sizeof(bq_qa_result)), N, 0, 0};
+        assert_int_equal(bq_qa_pipeline(qa, req, N, collect, &sinks[k], &stats[k], &err), BQ_OK);
+        assert_int_equal(sinks[k].out_of_order, 0);
+        assert_int_equal(sinks[k].next_index, N);
+        if (k == 1) assert_alone_same(qa, req, &sinks[1], N);
+        bq_qa_free(qa);
     }
+    assert_int_equal(stats[0].windows, stats[1].windows);
+    printf("[ packed   ] %ld windows: %ld positions padded, %ld packed in %ld passes\n",
+           stats[0].windows, stats[0].positions, stats[1].positions, stats[1].batches);
+    assert_true(stats[1].positions < stats[0].positions * 3 / 4);
+    assert_same_answers(&sinks[0], &sinks[1], N);
     free_sink(&sinks[0]);
     free_sink(&sinks[1]);
     bq_engine_free(engine);
@@ -294,8 +404,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_batch_prefix),
         cmocka_unit_test(test_plan_buckets),
+        cmocka_unit_test(test_plan_packs),
         cmocka_unit_test_setup_teardown(test_pipeline_whole_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_length_buckets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_packed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

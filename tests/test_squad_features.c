@@ -266,7 +266,7 @@ static void test_word_split_and_layout(void **state) {
 static void test_windows_and_max_context(void **state) {
     (void)state;
     const char *context = "0 1 2 3 4 5 6 7 8 9 10 11 12";
-    bq_squad_options opt = {12, 64, 2, 20, 30};
+    bq_squad_options opt = {12, 64, 2, 20, 30, 0, 0};
     bq_features f;
     bq_err err = {0};
     assert_int_equal(bq_features_build(g_vocab, &opt, "what?", 5, context, strlen(context), &f, &err),
@@ -298,7 +298,7 @@ static void test_windows_and_max_context(void **state) {
 
 static void test_question_truncated(void **state) {
     (void)state;
-    bq_squad_options opt = {32, 3, 128, 20, 30};
+    bq_squad_options opt = {32, 3, 128, 20, 30, 0, 0};
     bq_features f;
     bq_err err = {0};
     const char *q = "who ran the fox home?";
@@ -324,7 +324,7 @@ static void test_errors(void **state) {
     assert_int_equal(bq_features_build(g_vocab, &opt, "q", 1, "a\xed\xa0\x80", 4, &f, &err),
                      BQ_ERR_UTF8); /* a surrogate */
     /* No room: 8 question pieces + 3 specials fill max_seq_length 11. */
-    bq_squad_options tight = {11, 64, 128, 20, 30};
+    bq_squad_options tight = {11, 64, 128, 20, 30, 0, 0};
     const char *q = "one two three four five six seven eight";
     assert_int_equal(bq_features_build(g_vocab, &tight, q, strlen(q), "a", 1, &f, &err),
                      BQ_ERR_INVALID_ARG);
@@ -333,7 +333,7 @@ static void test_errors(void **state) {
     assert_int_equal(bq_features_build(g_vocab, &tight, q, strlen(q), "a b", 3, &f, &err), BQ_OK);
     assert_int_equal(f.n_windows, 2);
     bq_features_free(&f);
-    bq_squad_options bad = {384, 64, 0, 20, 30};
+    bq_squad_options bad = {384, 64, 0, 20, 30, 0, 0};
     assert_int_equal(bq_features_build(g_vocab, &bad, "q", 1, "a", 1, &f, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "doc_stride"));

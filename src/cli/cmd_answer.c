@@ -352,7 +352,7 @@ int cmd_jsonl(const cli_args *a) {
      * answered at full batch size, an interactive stream line by line. Length buckets sort what
      * was read by length: twice the batches, as the pipeline's chunks (src/qa.c). */
     const int max_records =
-        bq_engine_get_options(s.engine)->max_batch * (a->squad.length_bucket > 0 ? 16 : 8);
+        bq_engine_get_options(s.engine)->max_batch * (a->squad.length_bucket > 0 || a->squad.pack ? 16 : 8);
     jsonl_record *rec = calloc((size_t)max_records, sizeof *rec);
     bq_qa_request *req = calloc((size_t)max_records, sizeof *req);
     int *req_to_rec = calloc((size_t)max_records, sizeof *req_to_rec);

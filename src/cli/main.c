@@ -47,6 +47,9 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_LENGTH_BUCKET] = {"--length-bucket", "N",
                            "run batches of length-sorted windows cut to a multiple of N "
                            "(padding is then never an answer; default 0: pad every window)"},
+    [OPT_PACK] = {"--pack", NULL,
+                  "run windows packed back to back with no padding, each attending to itself "
+                  "(padding is then never an answer; an alternative to --length-bucket)"},
 };
 
 #define END OPT_COUNT
@@ -59,12 +62,12 @@ static const cli_option_id features_opts[] = {OPT_HELP, OPT_VOCAB, OPT_QUESTION,
 static const cli_option_id eval_opts[] = {OPT_HELP, OPT_DATA, OPT_PREDICTIONS, END};
 static const cli_option_id ask_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
                                          OPT_CONTEXT_FILE, OPT_TOP_K, OPT_JSON, SQUAD_OPTS,
-                                         OPT_LENGTH_BUCKET, END};
+                                         OPT_LENGTH_BUCKET, OPT_PACK, END};
 static const cli_option_id squad_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_INPUT, OPT_OUTPUT,
                                            OPT_NBEST_FILE, OPT_QUIET, SQUAD_OPTS, OPT_LENGTH_BUCKET,
-                                           END};
+                                           OPT_PACK, END};
 static const cli_option_id jsonl_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, SQUAD_OPTS,
-                                           OPT_LENGTH_BUCKET, END};
+                                           OPT_LENGTH_BUCKET, OPT_PACK, END};
 static const cli_option_id logits_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
                                             OPT_CONTEXT_FILE, SQUAD_OPTS, END};
 static const cli_option_id bench_opts[] = {OPT_HELP, OPT_MODEL, OPT_PRESET, OPT_DEVICE, OPT_PRECISION,
@@ -236,6 +239,17 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
     if (a->squad.length_bucket > a->squad.max_seq_length) {
         cli_error(n, "--length-bucket %d exceeds --max-seq-length %d", a->squad.length_bucket,
                   a->squad.max_seq_length);
+        return false;
+    }
+    a->squad.pack = a->given[OPT_PACK];
+    if (a->squad.pack && a->squad.length_bucket > 0) {
+        cli_error(n, "--pack and --length-bucket are alternatives: give one");
+        return false;
+    }
+    if (a->squad.pack && a->engine.device == BQ_DEVICE_CUDA &&
+        a->engine.attention == BQ_ATTENTION_CUDNN) {
+        cli_error(n, "--pack needs our attention kernel (cuDNN's is planned for padded batches): "
+                  "use --attention auto or own with it");
         return false;
     }
     if (a->squad.length_bucket > 0 && a->squad.length_bucket < a->squad.max_seq_length &&

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cli_cuda_emulated.sh - the command line with `--device cuda` on the CPU-emulated engine
 # (bertqa-gpu-emulated: engine_cuda.cu, the GEMM layer on the emulated cuBLASLt, our kernels as
-# host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, and
-# with length buckets), every question answered in fp16, engine batches whole but the last, one `ask`, and a clean error for
+# host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, with
+# length buckets, packed), every question answered in fp16, engine batches whole but the last, one `ask`, and a clean error for
 # a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
@@ -63,6 +63,26 @@ cmp -s "$tmp/buckets-cpu.json" "$tmp/buckets-cuda.json"
 check "fp32 predictions with length buckets differ between the emulated engine and the cpu" $?
 grep -Eq "\(([0-8][0-9]|9[0-8])\.[0-9]% of padded\)" "$tmp/buckets-cuda.err"
 check "length buckets ran no fewer positions: $(grep 'of padded' "$tmp/buckets-cuda.err")" $?
+
+# packed: windows back to back, our attention over each; the same answers as the cpu's packed, and
+# (fp32) as the buckets' (both keep padding out of decoding), in fp16 too: every question answered
+for dev in cpu cuda; do
+    "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/packed-$dev.json" \
+        --device "$dev" "${short[@]}" --pack --quiet >/dev/null 2>"$tmp/packed-$dev.err"
+    rc=$?
+    check "squad --device $dev --pack (exit $rc): $(tail -n 2 "$tmp/packed-$dev.err")" $rc
+done
+cmp -s "$tmp/packed-cpu.json" "$tmp/packed-cuda.json"
+check "fp32 packed predictions differ between the emulated engine and the cpu" $?
+cmp -s "$tmp/buckets-cpu.json" "$tmp/packed-cpu.json"
+check "packed predictions differ from the length buckets' on the cpu" $?
+"$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/packed-f16.json" --device cuda \
+    --precision fp16 "${short[@]}" --pack --quiet >/dev/null 2>"$tmp/packed-f16.err"
+rc=$?
+check "squad --device cuda fp16 --pack (exit $rc): $(tail -n 2 "$tmp/packed-f16.err")" $rc
+python3 -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1]))) != int(sys.argv[2]))' \
+    "$tmp/packed-f16.json" "$questions"
+check "fp16 packed: not every question answered" $?
 
 "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/f16.json" --device cuda \
     --precision fp16 "${short[@]}" --quiet >"$tmp/f16.out" 2>"$tmp/f16.err"
