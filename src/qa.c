@@ -303,8 +303,12 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
         }
         used += n_tokens[r];
     }
-    if (used > 0) { /* the last pass: a few batch sizes only */
-        const int b = (int)((used + seq_len - 1) / seq_len + step - 1) / step * step;
+    if (used > 0) { /* the last pass: a few batch sizes only, and a small one stays small */
+        const int rows = (int)((used + seq_len - 1) / seq_len);
+        int pow2 = 1;
+        while (pow2 < rows) pow2 *= 2;
+        const int multiple = (rows + step - 1) / step * step;
+        const int b = pow2 < multiple ? pow2 : multiple;
         batches[passes] = b < max_batch ? b : max_batch;
         first[++passes] = n;
     }

@@ -83,9 +83,10 @@ int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, in
 /* Packed passes: rows 0..n-1 (n_tokens[row] real tokens each, <= seq_len) laid back to back in
  * row order, at most max_batch x seq_len positions a pass. first[k] receives pass k's first row
  * (first[passes] = n) and batches[k] the engine rows it runs: a pass cut because the next row
- * would not fit runs ceil(its tokens / seq_len) rows; the last pass rounds that up to a multiple of
- * max_batch / 8 (at least 1; fewer new pass shapes). first needs n + 1 entries, batches n.
- * Returns the number of passes. */
+ * would not fit runs ceil(its tokens / seq_len) rows; the last pass rounds that up to the next
+ * power of two or multiple of max_batch / 8, whichever is smaller (few new pass shapes, and one
+ * short request still runs one row). first needs n + 1 entries, batches n. Returns the number of
+ * passes. */
 int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches);
 
 /* How many leading requests of a chunk to keep so that their windows fill whole engine batches:

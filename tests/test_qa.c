@@ -64,7 +64,7 @@ static void test_plan_buckets(void **state) {
 }
 
 /* Packing: windows back to back in row order, a pass closed when the next would not fit; the last
- * pass rounded up to a multiple of max_batch / 8 rows. */
+ * pass rounded up to the next power of two or multiple of max_batch / 8 rows, the smaller. */
 static void test_plan_packs(void **state) {
     (void)state;
     const int n_tokens[6] = {30, 40, 64, 10, 50, 5};
@@ -74,12 +74,23 @@ static void test_plan_packs(void **state) {
     const int want_first[4] = {0, 2, 5, 6}, want_batches[3] = {2, 2, 1};
     for (int k = 0; k < 4; k++) assert_int_equal(first[k], want_first[k]);
     for (int k = 0; k < 3; k++) assert_int_equal(batches[k], want_batches[k]);
-    /* max batch 16: one pass of 199 tokens = 4 rows, rounded up to a multiple of 2 */
+    /* max batch 16: one pass of 199 tokens = 4 rows (a power of two and a multiple of 2) */
     assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, first, batches), 1);
     assert_int_equal(first[1], 6);
     assert_int_equal(batches[0], 4);
     assert_int_equal(bq_qa_plan_packs(n_tokens, 1, 16, 64, first, batches), 1);
-    assert_int_equal(batches[0], 2); /* 30 tokens: 1 row, rounded up to 2 */
+    assert_int_equal(batches[0], 1); /* 30 tokens: 1 row stays 1 */
+    /* max batch 64 (multiples of 8): 3 rows -> 4 (power of two); 10 rows (583 tokens) -> 16, the
+     * smaller of 16 and 16; 20 rows -> 24, not 32 */
+    const int three_rows[3] = {64, 64, 10}, ten_rows[10] = {64, 64, 64, 64, 64, 64, 64, 64, 64, 7};
+    assert_int_equal(bq_qa_plan_packs(three_rows, 3, 64, 64, first, batches), 1);
+    assert_int_equal(batches[0], 4);
+    assert_int_equal(bq_qa_plan_packs(ten_rows, 10, 64, 64, first, batches), 1);
+    assert_int_equal(batches[0], 16);
+    int twenty_rows[20];
+    for (int i = 0; i < 20; i++) twenty_rows[i] = 64;
+    assert_int_equal(bq_qa_plan_packs(twenty_rows, 20, 64, 64, first, batches), 1);
+    assert_int_equal(batches[0], 24);
     /* a pass exactly full, and windows of the full length */
     const int full[3] = {64, 64, 64};
     assert_int_equal(bq_qa_plan_packs(full, 3, 2, 64, first, batches), 2);
