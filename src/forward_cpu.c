@@ -150,6 +150,7 @@ static void attention_varlen_with_scratch(const float *qkv, const int32_t *seq_o
                                           int32_t *ones) {
     for (int i = 0; i < n_seqs; i++) {
         const int first = seq_offsets[i], len = seq_offsets[i + 1] - first;
+        if (len <= 0) continue; /* an empty sequence has no rows (the kernels return at once too) */
         attention_with_scratch(qkv + (size_t)first * 3 * H, ones_mask(ones, len), 1, len, H, heads,
                                ctx + (size_t)first * H, probs);
     }

@@ -770,7 +770,7 @@ static void test_attention_kernel_switch(void **state) {
 }
 
 /* Packed sequences (bq_cuda_attention_varlen) against the CPU twin: lengths around the tiles (1,
- * 63 / 64 / 65, 200, 384; the longest not last) on every path: head size 64 (fp32: the
+ * 63 / 64 / 65, 200, 384; the longest not last) and an empty one on every path: head size 64 (fp32: the
  * register-tiled kernel; 16-bit: mma.sync in every tiling, WMMA under BQ_ATTENTION_KERNEL=wmma),
  * the same with qkv and ctx 4 bytes off 16-byte alignment (fp32: generic; 16-bit: WMMA), head
  * size 32 (generic). The default tiling also runs with max_len past the longest (blocks with no
@@ -779,7 +779,7 @@ static void test_attention_kernel_switch(void **state) {
 static void test_attention_varlen(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
-    static const int lens[] = {65, 1, 384, 63, 200, 64};
+    static const int lens[] = {65, 1, 384, 0, 63, 200, 64}; /* 0: an empty sequence returns at once */
     enum { N_SEQS = sizeof lens / sizeof lens[0], SINGLE = 200 };
     int32_t offsets[N_SEQS + 1] = {0};
     int longest = 0;
