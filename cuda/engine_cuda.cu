@@ -777,8 +777,8 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int le
     return forward_staged(e, batch, length, 0, start_logits, end_logits, err);
 }
 
-extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int n_seqs,
-                                                   const int32_t *seq_offsets,
+extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int length,
+                                                   int n_seqs, const int32_t *seq_offsets,
                                                    const int32_t *input_ids,
                                                    const int32_t *segment_ids, float *start_logits,
                                                    float *end_logits, bq_err *err) {
@@ -786,12 +786,11 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
         return bq_fail(err, BQ_ERR_UNSUPPORTED,
                        "packed sequences need our attention kernel (cuDNN's is planned for padded "
                        "batches): use --attention own or auto");
-    const int S = e ? e->opt.seq_len : 0;
-    bq_status s = check_inputs(e, batch, S, input_ids, NULL, segment_ids, err);
+    bq_status s = check_inputs(e, batch, length, input_ids, NULL, segment_ids, err);
     if (s != BQ_OK) return s;
-    const size_t n = (size_t)batch * S;
+    const size_t n = (size_t)batch * length;
     /* the positions go where a padded pass's mask goes (h_mask / d_mask) */
-    s = bq_packed_positions(seq_offsets, n_seqs, (long)n, S, e->h_mask, err);
+    s = bq_packed_positions(seq_offsets, n_seqs, (long)n, e->opt.seq_len, e->h_mask, err);
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
     int longest = 0;
@@ -802,7 +801,7 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
     memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
     e->packed_seqs = n_seqs;
     e->packed_max_len = longest;
-    return forward_staged(e, batch, S, 1, start_logits, end_logits, err);
+    return forward_staged(e, batch, length, 1, start_logits, end_logits, err);
 }
 
 /* ---- create / free ------------------------------------------------------------------------ */

@@ -159,16 +159,20 @@ bq_status bq_engine_forward(bq_engine *e, int batch, const int32_t *input_ids,
                                     start_logits, end_logits, err);
 }
 
-bq_status bq_engine_forward_packed(bq_engine *e, int batch, int n_seqs, const int32_t *seq_offsets,
-                                   const int32_t *input_ids, const int32_t *segment_ids,
-                                   float *start_logits, float *end_logits, bq_err *err) {
+bq_status bq_engine_forward_packed(bq_engine *e, int batch, int length, int n_seqs,
+                                   const int32_t *seq_offsets, const int32_t *input_ids,
+                                   const int32_t *segment_ids, float *start_logits,
+                                   float *end_logits, bq_err *err) {
     bq_status st = check_batch(e, batch, err);
     if (st != BQ_OK) return st;
+    if (length < 1 || length > e->opt.seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "sequence length %d outside [1, %d] (the engine's)",
+                       length, e->opt.seq_len);
     if (e->cpu)
-        return bq_cpu_forward_run_packed(e->cpu, batch, n_seqs, seq_offsets, input_ids, segment_ids,
-                                         start_logits, end_logits, err);
-    return bq_cuda_engine_forward_packed(e->cuda, batch, n_seqs, seq_offsets, input_ids, segment_ids,
-                                         start_logits, end_logits, err);
+        return bq_cpu_forward_run_packed(e->cpu, batch, length, n_seqs, seq_offsets, input_ids,
+                                         segment_ids, start_logits, end_logits, err);
+    return bq_cuda_engine_forward_packed(e->cuda, batch, length, n_seqs, seq_offsets, input_ids,
+                                         segment_ids, start_logits, end_logits, err);
 }
 
 const bq_engine_options *bq_engine_get_options(const bq_engine *e) { return &e->opt; }

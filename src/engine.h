@@ -63,19 +63,20 @@ bq_status bq_engine_forward_length(bq_engine *e, int batch, int length, const in
                                    const int32_t *input_mask, const int32_t *segment_ids,
                                    float *start_logits, float *end_logits, bq_err *err);
 
-/* Packed sequences (no padding): the arrays are [batch, seq_len] as for a padded batch, but hold
- * n_seqs sequences back to back: sequence i is flat positions [seq_offsets[i], seq_offsets[i+1])
- * (host array [n_seqs + 1]: 0, then increasing to batch * seq_len; each sequence 1..seq_len long;
- * one may cross a row boundary). Every position is a real token, in some sequence (callers fill
+/* Packed sequences (no padding): the arrays are [batch, length] as for a (trimmed) padded batch
+ * (1 <= length <= the engine's seq_len), but hold n_seqs sequences back to back: sequence i is
+ * flat positions [seq_offsets[i], seq_offsets[i+1]) (host array [n_seqs + 1]: 0, then increasing
+ * to batch * length; each sequence 1..seq_len long; one may cross a row boundary). Every position is a real token, in some sequence (callers fill
  * a tail with filler sequences). Each sequence's logits are those of its tokens run alone: its
  * positions count from 0 at its first token and it attends to itself only. The GEMMs see the
  * same rows as a padded batch; attention costs each sequence its own length squared. On CUDA a
- * packed (batch) is a pass shape of its own, run without a CUDA graph (the attention grid follows
+ * packed (batch, length) is a pass shape of its own, run without a CUDA graph (the attention grid follows
  * the sequences), with our attention kernel (cuDNN's is planned for padded batches): an engine
  * created with BQ_ATTENTION_CUDNN refuses it with BQ_ERR_UNSUPPORTED. */
-bq_status bq_engine_forward_packed(bq_engine *e, int batch, int n_seqs, const int32_t *seq_offsets,
-                                   const int32_t *input_ids, const int32_t *segment_ids,
-                                   float *start_logits, float *end_logits, bq_err *err);
+bq_status bq_engine_forward_packed(bq_engine *e, int batch, int length, int n_seqs,
+                                   const int32_t *seq_offsets, const int32_t *input_ids,
+                                   const int32_t *segment_ids, float *start_logits,
+                                   float *end_logits, bq_err *err);
 
 const bq_engine_options *bq_engine_get_options(const bq_engine *e);
 /* The CUDA backend behind an engine created with BQ_DEVICE_CUDA (for its benchmark API), else NULL. */

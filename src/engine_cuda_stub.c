@@ -28,11 +28,11 @@ bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length, const
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
-bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int n_seqs,
+bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int length, int n_seqs,
                                         const int32_t *seq_offsets, const int32_t *input_ids,
                                         const int32_t *segment_ids, float *start_logits,
                                         float *end_logits, bq_err *err) {
-    (void)e, (void)batch, (void)n_seqs, (void)seq_offsets, (void)input_ids, (void)segment_ids;
+    (void)e, (void)batch, (void)length, (void)n_seqs, (void)seq_offsets, (void)input_ids, (void)segment_ids;
     (void)start_logits, (void)end_logits;
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }

@@ -371,14 +371,17 @@ bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const in
     return BQ_OK;
 }
 
-bq_status bq_cpu_forward_run_packed(bq_cpu_forward *f, int batch, int n_seqs,
+bq_status bq_cpu_forward_run_packed(bq_cpu_forward *f, int batch, int length, int n_seqs,
                                     const int32_t *seq_offsets, const int32_t *input_ids,
                                     const int32_t *segment_ids, float *start_logits,
                                     float *end_logits, bq_err *err) {
     bq_status st = check_run(f, batch, input_ids, segment_ids, start_logits, end_logits, err);
     if (st != BQ_OK) return st;
-    const int S = f->seq_len;
-    st = bq_packed_positions(seq_offsets, n_seqs, (long)batch * S, S, f->positions, err);
+    if (length <= 0 || length > f->seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: sequence length %d outside [1, %d]",
+                       length, f->seq_len);
+    const int S = length;
+    st = bq_packed_positions(seq_offsets, n_seqs, (long)batch * S, f->seq_len, f->positions, err);
     if (st == BQ_OK) st = validate_inputs(f, batch, S, input_ids, NULL, segment_ids, err);
     if (st != BQ_OK) return st;
     forward_layers(f, batch, S, input_ids, NULL, segment_ids, f->positions, seq_offsets, n_seqs,

@@ -54,12 +54,12 @@ bq_status bq_cpu_forward_run(bq_cpu_forward *f, int batch, int seq_len, const in
                              const int32_t *input_mask, const int32_t *segment_ids,
                              float *start_logits, float *end_logits, bq_err *err);
 
-/* Packed sequences: the arrays are [batch, seq_len] as for a padded batch, but hold n_seqs
- * sequences back to back with no padding: sequence i is flat positions [seq_offsets[i],
- * seq_offsets[i+1]) (seq_offsets[0] = 0, seq_offsets[n_seqs] = batch * seq_len, each 1..seq_len
- * long; a sequence may cross a row boundary). Each sequence's logits equal those of the same
+/* Packed sequences: the arrays are [batch, length] as for a (trimmed) padded batch (1 <= length
+ * <= the workspace's seq_len), but hold n_seqs sequences back to back with no padding: sequence i
+ * is flat positions [seq_offsets[i], seq_offsets[i+1]) (seq_offsets[0] = 0, seq_offsets[n_seqs] =
+ * batch * length, each 1..seq_len long; a sequence may cross a row boundary). Each sequence's logits equal those of the same
  * tokens run alone (positions count from 0 at its first token; it attends to itself only). */
-bq_status bq_cpu_forward_run_packed(bq_cpu_forward *f, int batch, int n_seqs,
+bq_status bq_cpu_forward_run_packed(bq_cpu_forward *f, int batch, int length, int n_seqs,
                                     const int32_t *seq_offsets, const int32_t *input_ids,
                                     const int32_t *segment_ids, float *start_logits,
                                     float *end_logits, bq_err *err);

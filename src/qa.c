@@ -289,7 +289,15 @@ static bq_status infer_trimmed(const bq_qa *qa, qa_chunk *c, bucket_scratch *x, 
     return BQ_OK;
 }
 
-int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches) {
+/* A pass's length: seq_len, or for one row its tokens rounded up to BQ_PACK_LENGTH_STEP. */
+static int pack_length(long tokens, int rows, int seq_len) {
+    if (rows > 1) return seq_len;
+    const long len = (tokens + BQ_PACK_LENGTH_STEP - 1) / BQ_PACK_LENGTH_STEP * BQ_PACK_LENGTH_STEP;
+    return len < seq_len ? (int)len : seq_len;
+}
+
+int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches,
+                     int *lengths) {
     const long capacity = (long)max_batch * seq_len;
     const int step = max_batch / 8 > 1 ? max_batch / 8 : 1;
     int passes = 0;
@@ -298,6 +306,7 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
     for (int r = 0; r < n; r++) {
         if (used > 0 && used + n_tokens[r] > capacity) { /* full: close it */
             batches[passes] = (int)((used + seq_len - 1) / seq_len);
+            lengths[passes] = pack_length(used, batches[passes], seq_len);
             first[++passes] = r;
             used = 0;
         }
@@ -310,6 +319,7 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
         const int multiple = (rows + step - 1) / step * step;
         const int b = pow2 < multiple ? pow2 : multiple;
         batches[passes] = b < max_batch ? b : max_batch;
+        lengths[passes] = pack_length(used, batches[passes], seq_len);
         first[++passes] = n;
     }
     return passes;
@@ -317,23 +327,24 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
 
 /* Buffers for the packed passes of a chunk. */
 typedef struct {
-    int *n_tokens, *first, *batches; /* [n_rows], [n_rows + 1], [n_rows] */
+    int *n_tokens, *first, *batches, *lengths; /* [n_rows], [n_rows + 1], [n_rows], [n_rows] */
     int32_t *offsets;                /* [max_batch * S + 1] */
     int32_t *ids, *seg;              /* [max_batch * S] */
     float *start, *end;              /* [max_batch * S] */
 } pack_scratch;
 
 static void pack_scratch_free(pack_scratch *p) {
-    free(p->n_tokens), free(p->first), free(p->batches), free(p->offsets);
+    free(p->n_tokens), free(p->first), free(p->batches), free(p->lengths), free(p->offsets);
     free(p->ids), free(p->seg), free(p->start), free(p->end);
 }
 
-/* Rows [row0, row1) of the chunk packed into b engine rows (the tail filled with [PAD] sequences of
- * at most S tokens), through the engine; their logits back in their rows (padding -inf). */
+/* Rows [row0, row1) of the chunk packed into b engine rows of length L (the tail filled with [PAD]
+ * sequences of at most S tokens), through the engine; their logits back in their rows (padding
+ * -inf). */
 static bq_status infer_packed(const bq_qa *qa, qa_chunk *c, pack_scratch *x, int row0, int row1, int b,
-                              bq_err *err) {
+                              int L, bq_err *err) {
     const int S = qa->seq_len;
-    const long total = (long)b * S;
+    const long total = (long)b * L;
     int n_seqs = 0;
     long at = 0;
     for (int r = row0; r < row1; r++) {
@@ -351,7 +362,7 @@ static bq_status infer_packed(const bq_qa *qa, qa_chunk *c, pack_scratch *x, int
         at += len;
     }
     x->offsets[n_seqs] = (int32_t)total;
-    bq_status st = bq_engine_forward_packed(qa->engine, b, n_seqs, x->offsets, x->ids, x->seg,
+    bq_status st = bq_engine_forward_packed(qa->engine, b, L, n_seqs, x->offsets, x->ids, x->seg,
                                             x->start, x->end, err);
     if (st != BQ_OK) return st;
     for (int r = row0, k = 0; r < row1; r++, k++) {
@@ -381,22 +392,26 @@ static bq_status chunk_infer_packed(const bq_qa *qa, qa_chunk *c, bq_qa_stats *s
     x.n_tokens = malloc((size_t)c->n_rows * sizeof *x.n_tokens);
     x.first = malloc(((size_t)c->n_rows + 1) * sizeof *x.first);
     x.batches = malloc((size_t)c->n_rows * sizeof *x.batches);
+    x.lengths = malloc((size_t)c->n_rows * sizeof *x.lengths);
     x.offsets = malloc((cells + 1) * sizeof *x.offsets);
     x.ids = malloc(cells * sizeof *x.ids);
     x.seg = malloc(cells * sizeof *x.seg);
     x.start = malloc(cells * sizeof *x.start);
     x.end = malloc(cells * sizeof *x.end);
     bq_status st = BQ_OK;
-    if (!x.n_tokens || !x.first || !x.batches || !x.offsets || !x.ids || !x.seg || !x.start || !x.end)
+    if (!x.n_tokens || !x.first || !x.batches || !x.lengths || !x.offsets || !x.ids || !x.seg ||
+        !x.start || !x.end)
         st = bq_fail(err, BQ_ERR_NOMEM, "out of memory packing %d windows", c->n_rows);
     for (int i = 0; i < c->n && st == BQ_OK; i++)
         for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
             x.n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
     const int passes =
-        st == BQ_OK ? bq_qa_plan_packs(x.n_tokens, c->n_rows, mb, qa->seq_len, x.first, x.batches) : 0;
+        st == BQ_OK ? bq_qa_plan_packs(x.n_tokens, c->n_rows, mb, qa->seq_len, x.first, x.batches,
+                                       x.lengths)
+                    : 0;
     for (int k = 0; k < passes && st == BQ_OK; k++) {
-        st = infer_packed(qa, c, &x, x.first[k], x.first[k + 1], x.batches[k], err);
-        if (st == BQ_OK) count_batch(stats, x.batches[k], mb, qa->seq_len);
+        st = infer_packed(qa, c, &x, x.first[k], x.first[k + 1], x.batches[k], x.lengths[k], err);
+        if (st == BQ_OK) count_batch(stats, x.batches[k], mb, x.lengths[k]);
     }
     pack_scratch_free(&x);
     return st;

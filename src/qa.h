@@ -82,12 +82,16 @@ int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, in
 
 /* Packed passes: rows 0..n-1 (n_tokens[row] real tokens each, <= seq_len) laid back to back in
  * row order, at most max_batch x seq_len positions a pass. first[k] receives pass k's first row
- * (first[passes] = n) and batches[k] the engine rows it runs: a pass cut because the next row
- * would not fit runs ceil(its tokens / seq_len) rows; the last pass rounds that up to the next
- * power of two or multiple of max_batch / 8, whichever is smaller (few new pass shapes, and one
- * short request still runs one row). first needs n + 1 entries, batches n. Returns the number of
- * passes. */
-int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches);
+ * (first[passes] = n), batches[k] and lengths[k] the engine rows it runs and their length: a pass
+ * cut because the next row would not fit runs ceil(its tokens / seq_len) rows; the last pass
+ * rounds that up to the next power of two or multiple of max_batch / 8, whichever is smaller (few
+ * new pass shapes, and one short request still runs one row). The length is seq_len, but a pass
+ * of one row runs its tokens rounded up to a multiple of BQ_PACK_LENGTH_STEP (at most seq_len),
+ * as a length bucket would. first needs n + 1 entries, batches and lengths n. Returns the number
+ * of passes. */
+#define BQ_PACK_LENGTH_STEP 64
+int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches,
+                     int *lengths);
 
 /* How many leading requests of a chunk to keep so that their windows fill whole engine batches:
  * windows[i] is request i's window count (0 for a request that failed), n >= 1, max_batch >= 1.

@@ -414,7 +414,8 @@ static void test_trimmed_batch(void **state) {
 }
 
 /* Packed sequences (3 rows of 16 holding 6 sequences back to back, two of them across a row
- * boundary) give each sequence the logits it gets run alone in a padded batch of 1. */
+ * boundary) give each sequence the logits it gets run alone in a padded batch of 1; so does a
+ * trimmed packed pass (2 rows of 7 holding the first two). */
 static void test_packed_batch(void **state) {
     (void)state;
     bq_model *m = load_model("h32_l3_s16", "f32");
@@ -431,7 +432,7 @@ static void test_packed_batch(void **state) {
     bq_err err = {0};
     assert_int_equal(bq_cpu_forward_create(m, B, S, 1, &f, &err), BQ_OK);
     float start[B * S], end[B * S];
-    assert_int_equal(bq_cpu_forward_run_packed(f, B, N_SEQS, offsets, ids, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_run_packed(f, B, S, N_SEQS, offsets, ids, seg, start, end, &err), BQ_OK);
     double ref[2 * B * S];
     float got[2 * B * S];
     size_t n = 0;
@@ -453,11 +454,20 @@ static void test_packed_batch(void **state) {
     printf("[ packed   ] %d sequences, %zu positions, max|diff|/max|ref| = %.3e\n", N_SEQS, n / 2, ratio);
     /* a layout that does not cover the batch, and a sequence past S */
     const int32_t short_end[3] = {0, 16, 40}, too_long[3] = {0, 17, B * S};
-    assert_int_equal(bq_cpu_forward_run_packed(f, B, 2, short_end, ids, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run_packed(f, B, S, 2, short_end, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
-    assert_int_equal(bq_cpu_forward_run_packed(f, B, 2, too_long, ids, seg, start, end, &err),
+    assert_int_equal(bq_cpu_forward_run_packed(f, B, S, 2, too_long, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "sequence 0 is 17 positions long"));
+    /* a trimmed packed pass: 2 rows of 7 hold sequences 0 and 1 (5 + 9 tokens) */
+    float start_t[2 * 7], end_t[2 * 7];
+    assert_int_equal(bq_cpu_forward_run_packed(f, 2, 7, 2, offsets, ids, seg, start_t, end_t, &err), BQ_OK);
+    for (int t = 0; t < 14; t++) {
+        assert_float_equal(start_t[t], start[t], 1e-5);
+        assert_float_equal(end_t[t], end[t], 1e-5);
+    }
+    assert_int_equal(bq_cpu_forward_run_packed(f, 2, 17, 2, offsets, ids, seg, start_t, end_t, &err),
+                     BQ_ERR_INVALID_ARG);
     bq_cpu_forward_free(f);
     bq_model_free(m);
 }

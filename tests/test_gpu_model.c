@@ -823,26 +823,33 @@ static void test_trimmed_passes(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
-/* Packed passes (2 rows of 128 holding 5 sequences back to back, two across the row boundary, of
- * 1 to 100 tokens) against the CPU reference's packed forward, in fp16 (the mma.sync path, the
- * tiling timed on the first packed pass) and fp32; a second layout on the same engine (same
- * shape, other offsets), then a padded pass (whose mask reuses the buffer that held the packed
- * positions). An engine created with cuDNN's attention refuses packing. Runs on the emulator. */
+/* Packed passes against the CPU reference's packed forward, in fp16 (the mma.sync path, the
+ * tiling timed on each packed shape's first pass) and fp32, on one engine: 2 rows of 128 holding 5
+ * sequences of 1 to 100 tokens back to back (two across the row boundary); another layout of the
+ * same shape; a trimmed pass (1 row of 64 holding 2 sequences: a shape of its own); then a padded
+ * pass (whose mask reuses the buffer that held the packed positions). An engine created with
+ * cuDNN's attention refuses packing. Runs on the emulator. */
 static void test_packed_passes(void **state) {
     (void)state;
     REQUIRE_GPU();
-    enum { B = 2, S = 128, N_SEQS = 5 };
+    enum { B = 2, S = 128, PASSES = 3 };
     random_model *r = random_model_create(128, 2, 256, 1, 300, S, 20);
     const int full[B] = {S, S};
     batch_case bc = make_batch(&r->model, B, S, full, 15); /* padded reference: every token real */
-    const int32_t offsets[2][N_SEQS + 1] = {{0, 100, 101, 166, 230, B * S}, /* 100 1 65 64 26 */
-                                            {0, 26, 90, 155, 156, B * S}};  /* 26 64 65 1 100 */
-    static float ref[2][2][B * S]; /* [layout][start, end] */
+    static const struct {
+        int batch, length, n_seqs;
+        int32_t offsets[6];
+        const char *name;
+    } passes[PASSES] = {{B, S, 5, {0, 100, 101, 166, 230, B * S}, "packed 100 1 65 64 26"},
+                        {B, S, 5, {0, 26, 90, 155, 156, B * S}, "packed 26 64 65 1 100"},
+                        {1, 64, 2, {0, 30, 64}, "packed 1 x 64: 30 34"}};
+    static float ref[PASSES][2][B * S]; /* [pass][start, end] */
     bq_cpu_forward *cpu = NULL;
     bq_err err;
     if (bq_cpu_forward_create(&r->model, B, S, 0, &cpu, &err) != BQ_OK) fail_msg("cpu: %s", err.message);
-    for (int k = 0; k < 2; k++)
-        if (bq_cpu_forward_run_packed(cpu, B, N_SEQS, offsets[k], bc.ids, bc.seg, ref[k][0], ref[k][1],
+    for (int k = 0; k < PASSES; k++)
+        if (bq_cpu_forward_run_packed(cpu, passes[k].batch, passes[k].length, passes[k].n_seqs,
+                                      passes[k].offsets, bc.ids, bc.seg, ref[k][0], ref[k][1],
                                       &err) != BQ_OK)
             fail_msg("cpu packed: %s", err.message);
     bq_cpu_forward_free(cpu);
@@ -854,19 +861,21 @@ static void test_packed_passes(void **state) {
         bq_engine_options opt = cuda_options(p, BQ_ATTENTION_AUTO, B, S);
         bq_cuda_engine *e = NULL;
         if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
-        for (int k = 0; k < 3; k++) {
-            const int packed = k < 2;
-            bq_status st = packed ? bq_cuda_engine_forward_packed(e, B, N_SEQS, offsets[k], bc.ids,
-                                                                  bc.seg, start, end, &err)
+        for (int k = 0; k <= PASSES; k++) {
+            const int packed = k < PASSES;
+            bq_status st = packed ? bq_cuda_engine_forward_packed(e, passes[k].batch, passes[k].length,
+                                                                  passes[k].n_seqs, passes[k].offsets,
+                                                                  bc.ids, bc.seg, start, end, &err)
                                   : bq_cuda_engine_forward(e, B, S, bc.ids, bc.mask, bc.seg, start,
                                                            end, &err);
             if (st != BQ_OK) fail_msg("%s forward %d: %s", bq_precision_name(p), k, err.message);
-            const double rel = packed ? logits_error(start, end, ref[k][0], ref[k][1], B * S)
-                                      : real_token_error(&bc, B, start, end);
+            const double rel =
+                packed ? logits_error(start, end, ref[k][0], ref[k][1],
+                                      (size_t)passes[k].batch * (size_t)passes[k].length)
+                       : real_token_error(&bc, B, start, end);
             const bool ok = rel <= tolerance(p);
             printf("  %s %-4s %s: rel error %.3e (limit %.0e)\n", ok ? "ok  " : "FAIL",
-                   bq_precision_name(p), packed ? (k ? "packed, other layout" : "packed") : "padded after",
-                   rel, tolerance(p));
+                   bq_precision_name(p), packed ? passes[k].name : "padded after", rel, tolerance(p));
             failures += !ok;
         }
         assert_null(strstr(bq_cuda_engine_describe(e), "capture failed"));
@@ -875,8 +884,8 @@ static void test_packed_passes(void **state) {
     bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, B, S);
     bq_cuda_engine *e = NULL;
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) == BQ_OK) {
-        assert_int_equal(bq_cuda_engine_forward_packed(e, B, N_SEQS, offsets[0], bc.ids, bc.seg, start,
-                                                       end, &err),
+        assert_int_equal(bq_cuda_engine_forward_packed(e, B, S, passes[0].n_seqs, passes[0].offsets,
+                                                       bc.ids, bc.seg, start, end, &err),
                          BQ_ERR_UNSUPPORTED);
         assert_non_null(strstr(err.message, "cuDNN"));
         bq_cuda_engine_free(e);

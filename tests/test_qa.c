@@ -68,35 +68,48 @@ static void test_plan_buckets(void **state) {
 static void test_plan_packs(void **state) {
     (void)state;
     const int n_tokens[6] = {30, 40, 64, 10, 50, 5};
-    int first[7], batches[6];
+    int first[21], batches[20], lengths[20];
     /* passes of 2 x 64 = 128 tokens: 30 + 40 (+ 64 > 128), 64 + 10 + 50 (+ 5 > 128), 5 */
-    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 2, 64, first, batches), 3);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 2, 64, first, batches, lengths), 3);
     const int want_first[4] = {0, 2, 5, 6}, want_batches[3] = {2, 2, 1};
     for (int k = 0; k < 4; k++) assert_int_equal(first[k], want_first[k]);
     for (int k = 0; k < 3; k++) assert_int_equal(batches[k], want_batches[k]);
+    for (int k = 0; k < 3; k++) assert_int_equal(lengths[k], 64); /* one row of 64: 5 -> 64 */
     /* max batch 16: one pass of 199 tokens = 4 rows (a power of two and a multiple of 2) */
-    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, first, batches), 1);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, first, batches, lengths), 1);
     assert_int_equal(first[1], 6);
     assert_int_equal(batches[0], 4);
-    assert_int_equal(bq_qa_plan_packs(n_tokens, 1, 16, 64, first, batches), 1);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 1, 16, 64, first, batches, lengths), 1);
     assert_int_equal(batches[0], 1); /* 30 tokens: 1 row stays 1 */
     /* max batch 64 (multiples of 8): 3 rows -> 4 (power of two); 10 rows (583 tokens) -> 16, the
      * smaller of 16 and 16; 20 rows -> 24, not 32 */
     const int three_rows[3] = {64, 64, 10}, ten_rows[10] = {64, 64, 64, 64, 64, 64, 64, 64, 64, 7};
-    assert_int_equal(bq_qa_plan_packs(three_rows, 3, 64, 64, first, batches), 1);
+    assert_int_equal(bq_qa_plan_packs(three_rows, 3, 64, 64, first, batches, lengths), 1);
     assert_int_equal(batches[0], 4);
-    assert_int_equal(bq_qa_plan_packs(ten_rows, 10, 64, 64, first, batches), 1);
+    assert_int_equal(bq_qa_plan_packs(ten_rows, 10, 64, 64, first, batches, lengths), 1);
     assert_int_equal(batches[0], 16);
     int twenty_rows[20];
     for (int i = 0; i < 20; i++) twenty_rows[i] = 64;
-    assert_int_equal(bq_qa_plan_packs(twenty_rows, 20, 64, 64, first, batches), 1);
+    assert_int_equal(bq_qa_plan_packs(twenty_rows, 20, 64, 64, first, batches, lengths), 1);
     assert_int_equal(batches[0], 24);
     /* a pass exactly full, and windows of the full length */
     const int full[3] = {64, 64, 64};
-    assert_int_equal(bq_qa_plan_packs(full, 3, 2, 64, first, batches), 2);
+    assert_int_equal(bq_qa_plan_packs(full, 3, 2, 64, first, batches, lengths), 2);
     assert_int_equal(batches[0], 2);
     assert_int_equal(batches[1], 1);
-    assert_int_equal(bq_qa_plan_packs(full, 0, 2, 64, first, batches), 0);
+    assert_int_equal(bq_qa_plan_packs(full, 0, 2, 64, first, batches, lengths), 0);
+    /* windows of 384: a pass of one row runs its tokens rounded up to 64, more rows run 384 */
+    const int short_windows[4] = {100, 150, 300, 90};
+    assert_int_equal(bq_qa_plan_packs(short_windows, 2, 8, 384, first, batches, lengths), 1);
+    assert_int_equal(batches[0], 1);
+    assert_int_equal(lengths[0], 256); /* 250 tokens */
+    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 8, 384, first, batches, lengths), 1);
+    assert_int_equal(batches[0], 2);
+    assert_int_equal(lengths[0], 384); /* 640 tokens: 2 rows */
+    /* max batch 1: every pass one row, each cut to its tokens */
+    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 1, 384, first, batches, lengths), 3);
+    const int want_lengths[3] = {256, 320, 128}; /* 100 + 150, 300, 90 */
+    for (int k = 0; k < 3; k++) assert_int_equal(lengths[k], want_lengths[k]);
 }
 
 /* ---- the pipeline on a tiny model -------------------------------------------------------------- */
@@ -372,19 +385,26 @@ static void test_pipeline_packed(void **state) {
     const int32_t good[4] = {0, 50, 100, 2 * S}, short_end[4] = {0, 50, 100, 120},
                   too_long[4] = {0, 65, 100, 2 * S}, empty[4] = {0, 50, 50, 2 * S},
                   late[4] = {1, 50, 100, 2 * S};
-    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, good, ids, seg, start, end, &err), BQ_OK);
-    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, short_end, ids, seg, start, end, &err),
+    assert_int_equal(bq_engine_forward_packed(engine, 2, S, 3, good, ids, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_engine_forward_packed(engine, 2, S, 3, short_end, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "end at 120, not at the batch's 128"));
-    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, too_long, ids, seg, start, end, &err),
+    assert_int_equal(bq_engine_forward_packed(engine, 2, S, 3, too_long, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "sequence 0 is 65 positions long, outside 1..64"));
-    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, empty, ids, seg, start, end, &err),
+    assert_int_equal(bq_engine_forward_packed(engine, 2, S, 3, empty, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "sequence 1 is 0"));
-    assert_int_equal(bq_engine_forward_packed(engine, 2, 3, late, ids, seg, start, end, &err),
+    assert_int_equal(bq_engine_forward_packed(engine, 2, S, 3, late, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
-    assert_int_equal(bq_engine_forward_packed(engine, 5, 3, good, ids, seg, start, end, &err),
+    assert_int_equal(bq_engine_forward_packed(engine, 5, S, 3, good, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    /* a trimmed packed pass: 2 rows of 50 hold 3 sequences; its layout must end at 100 */
+    const int32_t trimmed[4] = {0, 30, 64, 100};
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 50, 3, trimmed, ids, seg, start, end, &err), BQ_OK);
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 50, 3, good, ids, seg, start, end, &err),
+                     BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_engine_forward_packed(engine, 2, 65, 3, good, ids, seg, start, end, &err),
                      BQ_ERR_INVALID_ARG);
 
     emit_sink sinks[2];
