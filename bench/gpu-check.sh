@@ -172,8 +172,9 @@ step sanitizer-racecheck 150 env BQ_TEST_QUICK=1 BQ_TEST_FILTER='test_attention_
     --tool racecheck --error-exitcode 9 "$build/test_gpu_ops" &
 # memcheck: out-of-bounds reads (the op tests' guard bytes already catch stray writes)
 if [ -x "$build/test_gpu_ops" ]; then
-    # (not cuDNN's attention: a library's kernels, and its plan building is slow under memcheck)
-    step sanitizer-memcheck-ops 100 env BQ_TEST_SKIP='test_attention_cudnn' "$sanitizer" \
+    # (not cuDNN's attention: a library's kernels, and its plan building is slow under memcheck;
+    # 83 s in run a7fdcdb, before the packed-sequence attention and embeddings tests joined)
+    step sanitizer-memcheck-ops 140 env BQ_TEST_SKIP='test_attention_cudnn' "$sanitizer" \
         --tool memcheck --error-exitcode 9 "$build/test_gpu_ops" &
 fi
 step sanitizer-memcheck 80 env BQ_TEST_FILTER='test_tiny*' "$sanitizer" --tool memcheck \
