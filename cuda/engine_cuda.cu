@@ -15,7 +15,7 @@
  * that the graph reads and writes fixed device buffers. Everything decided per pass shape (batch,
  * length) lives in a pass_shape: a batch trimmed of trailing padding is a shape of its own, and so
  * is a packed batch (sequences back to back: positions per token, attention over their offsets,
- * run eagerly since its attention grid follows the sequences). */
+ * its grid sized for a sequence capacity so that one graph serves every layout up to it). */
 #include "engine_cuda.h"
 
 #include <cuda_bf16.h>
@@ -49,11 +49,13 @@ typedef struct {
     const void *ffn_ln_g, *ffn_ln_b;     /* [H] */
 } layer_device;
 
-/* One forward-pass shape: `batch` sequences of `len` positions (packed: `batch` rows of seq_len
+/* One forward-pass shape: `batch` sequences of `len` positions (packed: `batch` rows of `len`
  * holding sequences back to back), and what its first pass decided. */
 typedef struct {
     int batch, len;
-    int packed; /* attention over the pass's sequences (varlen), no graph */
+    /* 0: padded; else packed, with room for this many sequences (packed_capacity): the attention
+     * grid's z, whose blocks past the pass's sequences find empty ones and return */
+    int packed;
     /* ATTN_UNDECIDED until the first eager pass times the candidates (our kernel's tilings where
      * it has several, cuDNN's under auto at the full length); attention_ms: their per-layer
      * times, ms, 0 where not timed */
@@ -102,7 +104,6 @@ struct bq_cuda_engine {
     int32_t *h_ids, *h_mask, *h_seg; /* [M] */
     float *h_start, *h_end;          /* [M] */
     int32_t *h_offsets;              /* [M + 1] */
-    int packed_seqs, packed_max_len; /* the packed pass being run: its sequences, the longest */
 
     int use_graphs;
     char graph_note[512];    /* why graphs were turned off, when a capture failed */
@@ -436,8 +437,8 @@ static bq_status run_attention(bq_cuda_engine *e, const pass_shape *p, int kind,
                                              err);
         if (s != BQ_OK) return s;
     } else if (p->packed) {
-        BQ_CUDA_TRY(bq_cuda_attention_varlen(e->qkv, e->d_offsets, e->packed_seqs,
-                                             e->packed_max_len, e->cfg.hidden_size,
+        BQ_CUDA_TRY(bq_cuda_attention_varlen(e->qkv, e->d_offsets, p->packed, len,
+                                             e->cfg.hidden_size,
                                              e->cfg.num_heads, e->ctx, e->dt, own_tiling(kind),
                                              e->stream),
                     err);
@@ -552,8 +553,8 @@ static bq_status enqueue_compute(bq_cuda_engine *e, pass_shape *p, op_profile *p
                                                                  e->ctx, st, err));
         else if (p->packed)
             KERNEL_OP(BQ_STAGE_ATTENTION,
-                      bq_cuda_attention_varlen(e->qkv, e->d_offsets, e->packed_seqs,
-                                               e->packed_max_len, H, c->num_heads, e->ctx, dt,
+                      bq_cuda_attention_varlen(e->qkv, e->d_offsets, p->packed, S, H,
+                                               c->num_heads, e->ctx, dt,
                                                own_tiling(attention), st));
         else
             KERNEL_OP(BQ_STAGE_ATTENTION,
@@ -629,7 +630,7 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const
 
 /* Run the device part of a shape: graph replay when available, else eager (and then capture). */
 static bq_status run_compute(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
-    if (e->use_graphs && p->graph && !p->packed) {
+    if (e->use_graphs && p->graph) {
         BQ_CUDA_TRY(cudaGraphLaunch(p->graph, e->stream), err);
         return BQ_OK;
     }
@@ -705,7 +706,7 @@ static bq_status choose_gemm(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
 /* After a successful eager pass of a shape (cuBLASLt plans cached, kernels loaded), capture its
  * graph; if capture fails, turn graphs off for this engine and remember why. */
 static void ensure_graph(bq_cuda_engine *e, pass_shape *p) {
-    if (!e->use_graphs || p->graph || p->packed) return;
+    if (!e->use_graphs || p->graph) return;
     bq_err gerr;
     bq_err_clear(&gerr);
     if (capture_graph(e, p, &gerr) != BQ_OK) {
@@ -715,9 +716,21 @@ static void ensure_graph(bq_cuda_engine *e, pass_shape *p) {
     }
 }
 
+/* The sequence capacity of a packed pass of n_seqs sequences in `rows` rows (pass_shape.packed):
+ * few capacities, so that few shapes (graphs) serve every layout, and few spare sequences, whose
+ * attention blocks cost a launch each: the next power of two up to 64, then the next multiple of
+ * 32; at most rows (a sequence has a row at least). */
+static int packed_capacity(int n_seqs, int rows) {
+    int capacity = 1;
+    while (capacity < n_seqs && capacity < 64) capacity *= 2;
+    if (capacity < n_seqs) capacity = (n_seqs + 31) / 32 * 32;
+    return capacity < rows ? capacity : rows;
+}
+
 /* The rest of a forward call whose inputs are staged in pinned memory (h_ids, h_mask, h_seg, and
- * for a packed pass h_offsets): copies in, the pass, logits out; a new shape's one-time decisions
- * and graph after its first pass. */
+ * for a packed pass h_offsets up to its capacity): copies in, the pass, logits out; a new shape's
+ * one-time decisions and graph after its first pass. packed: 0, or the packed pass's sequence
+ * capacity. */
 static bq_status forward_staged(bq_cuda_engine *e, int batch, int length, int packed,
                                 float *start_logits, float *end_logits, bq_err *err) {
     if (!start_logits || !end_logits)
@@ -735,8 +748,7 @@ static bq_status forward_staged(bq_cuda_engine *e, int batch, int length, int pa
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_mask, e->h_mask, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
     BQ_CUDA_TRY(cudaMemcpyAsync(e->d_seg, e->h_seg, n * sizeof(int32_t), cudaMemcpyHostToDevice, st), err);
     if (packed)
-        BQ_CUDA_TRY(cudaMemcpyAsync(e->d_offsets, e->h_offsets,
-                                    ((size_t)e->packed_seqs + 1) * sizeof(int32_t),
+        BQ_CUDA_TRY(cudaMemcpyAsync(e->d_offsets, e->h_offsets, ((size_t)packed + 1) * sizeof(int32_t),
                                     cudaMemcpyHostToDevice, st),
                     err);
     s = run_compute(e, p, err);
@@ -793,15 +805,14 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
     s = bq_packed_positions(seq_offsets, n_seqs, (long)n, e->opt.seq_len, e->h_mask, err);
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
-    int longest = 0;
-    for (int i = 0; i < n_seqs; i++)
-        if (seq_offsets[i + 1] - seq_offsets[i] > longest) longest = seq_offsets[i + 1] - seq_offsets[i];
+    /* the offsets up to the shape's capacity: the spare sequences start and end at the last row,
+     * empty, so their attention blocks return at once */
+    const int capacity = packed_capacity(n_seqs, (int)n);
     memcpy(e->h_offsets, seq_offsets, ((size_t)n_seqs + 1) * sizeof(int32_t));
+    for (int i = n_seqs + 1; i <= capacity; i++) e->h_offsets[i] = (int32_t)n;
     memcpy(e->h_ids, input_ids, n * sizeof(int32_t));
     memcpy(e->h_seg, segment_ids, n * sizeof(int32_t));
-    e->packed_seqs = n_seqs;
-    e->packed_max_len = longest;
-    return forward_staged(e, batch, length, 1, start_logits, end_logits, err);
+    return forward_staged(e, batch, length, capacity, start_logits, end_logits, err);
 }
 
 /* ---- create / free ------------------------------------------------------------------------ */

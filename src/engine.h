@@ -70,9 +70,10 @@ bq_status bq_engine_forward_length(bq_engine *e, int batch, int length, const in
  * a tail with filler sequences). Each sequence's logits are those of its tokens run alone: its
  * positions count from 0 at its first token and it attends to itself only. The GEMMs see the
  * same rows as a padded batch; attention costs each sequence its own length squared. On CUDA a
- * packed (batch, length) is a pass shape of its own, run without a CUDA graph (the attention grid follows
- * the sequences), with our attention kernel (cuDNN's is planned for padded batches): an engine
- * created with BQ_ATTENTION_CUDNN refuses it with BQ_ERR_UNSUPPORTED. */
+ * packed (batch, length, sequence capacity) is a pass shape of its own, with its own graph (the
+ * capacity: the next power of two of n_seqs up to 64, then the next multiple of 32), run with our
+ * attention kernel (cuDNN's is planned for padded batches): an engine created with
+ * BQ_ATTENTION_CUDNN refuses it with BQ_ERR_UNSUPPORTED. */
 bq_status bq_engine_forward_packed(bq_engine *e, int batch, int length, int n_seqs,
                                    const int32_t *seq_offsets, const int32_t *input_ids,
                                    const int32_t *segment_ids, float *start_logits,

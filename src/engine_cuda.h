@@ -33,8 +33,8 @@ bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int length, const
                                  const int32_t *input_mask, const int32_t *segment_ids,
                                  float *start_logits, float *end_logits, bq_err *err);
 /* Packed sequences through the engine (bq_engine_forward_packed's contract): a pass shape of its
- * own per batch, eager (no graph), our attention kernel over the sequences. BQ_ERR_UNSUPPORTED for
- * an engine created with BQ_ATTENTION_CUDNN. */
+ * own per (batch, length, sequence capacity), graph included, our attention kernel over the
+ * sequences. BQ_ERR_UNSUPPORTED for an engine created with BQ_ATTENTION_CUDNN. */
 bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int length, int n_seqs,
                                         const int32_t *seq_offsets, const int32_t *input_ids,
                                         const int32_t *segment_ids, float *start_logits,

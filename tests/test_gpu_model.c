@@ -826,7 +826,7 @@ static void test_trimmed_passes(void **state) {
 /* Packed passes against the CPU reference's packed forward, in fp16 (the mma.sync path, the
  * tiling timed on each packed shape's first pass) and fp32, on one engine: 2 rows of 128 holding 5
  * sequences of 1 to 100 tokens back to back (two across the row boundary); another layout of the
- * same shape; a trimmed pass (1 row of 64 holding 2 sequences: a shape of its own); then a padded
+ * same shape (replayed from the first one's graph, with its own offsets); a trimmed pass (1 row of 64 holding 2 sequences: a shape of its own); then a padded
  * pass (whose mask reuses the buffer that held the packed positions). An engine created with
  * cuDNN's attention refuses packing. Runs on the emulator. */
 static void test_packed_passes(void **state) {
@@ -879,6 +879,12 @@ static void test_packed_passes(void **state) {
             failures += !ok;
         }
         assert_null(strstr(bq_cuda_engine_describe(e), "capture failed"));
+        /* the second layout replayed the first one's graph (5 sequences: both fit a capacity of
+         * 8); the trimmed pass and the padded one are shapes of their own */
+        int shapes = 0;
+        double seconds = 0.0;
+        bq_cuda_engine_first_passes(e, &shapes, &seconds);
+        assert_int_equal(shapes, 3);
         bq_cuda_engine_free(e);
     }
     bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, B, S);
