@@ -522,26 +522,22 @@ def markdown(results):
                   f"({fmt(e2e['share_of_forward_rate'], '.0%')} of the forward-pass rate); engine "
                   f"{e2e['engine_s']:.2f} s{first_passes(e2e)}, host work {e2e['host_work_s']:.2f} s "
                   f"(overlapped)"]
-    lb = results.get("end_to_end_buckets")
-    if lb and "error" not in lb:
-        same = (f"; answers as the padded run's on {lb['answers_same_as_padded']} of "
-                f"{lb['answers_compared']} questions" if lb.get("answers_compared") else "")
-        lines += ["", f"The same with length buckets of {lb['length_bucket']} (windows sorted by "
-                  f"length, each batch cut to its longest): {lb['wall_s']:.2f} s = "
-                  f"{fmt(lb['questions_per_s'], '.1f')} questions/s "
-                  f"({fmt(lb['speedup_vs_padded'], '.2f')}x the padded run), "
-                  f"{fmt(lb['share_of_padded_positions'], '.1%')} of the padded token positions; "
-                  f"engine {lb['engine_s']:.2f} s{first_passes(lb)}{same}"]
-    pk = results.get("end_to_end_packed")
-    if pk and "error" not in pk:
-        same = "".join(f"; answers as the {other} run's on {pk[f'answers_same_as_{other}']} of "
-                       f"{pk['answers_compared']} questions" for other in ("padded", "buckets")
-                       if pk.get(f"answers_same_as_{other}") is not None)
-        lines += ["", f"The same packed (windows back to back with no padding, each attending to "
-                  f"itself): {pk['wall_s']:.2f} s = {fmt(pk['questions_per_s'], '.1f')} questions/s "
-                  f"({fmt(pk['speedup_vs_padded'], '.2f')}x the padded run), "
-                  f"{fmt(pk['share_of_padded_positions'], '.1%')} of the padded token positions; "
-                  f"engine {pk['engine_s']:.2f} s{first_passes(pk)}{same}"]
+    trimmed = [("end_to_end_buckets", ("padded",), lambda r: f"with length buckets of "
+                f"{r['length_bucket']} (windows sorted by length, each batch cut to its longest)"),
+               ("end_to_end_packed", ("padded", "buckets"), lambda r: "packed (windows back to "
+                "back with no padding, each attending to itself)")]
+    for key, others, how in trimmed:
+        r = results.get(key)
+        if not r or "error" in r:
+            continue
+        same = "".join(f"; answers as the {other} run's on {r[f'answers_same_as_{other}']} of "
+                       f"{r['answers_compared']} questions" for other in others
+                       if r.get(f"answers_same_as_{other}") is not None)
+        lines += ["", f"The same {how(r)}: {r['wall_s']:.2f} s = "
+                  f"{fmt(r['questions_per_s'], '.1f')} questions/s "
+                  f"({fmt(r['speedup_vs_padded'], '.2f')}x the padded run), "
+                  f"{fmt(r['share_of_padded_positions'], '.1%')} of the padded token positions; "
+                  f"engine {r['engine_s']:.2f} s{first_passes(r)}{same}"]
     clk = results.get("clocks")
     if clk and "error" not in clk:
         reasons = ", ".join(f"{k} x{v}" for k, v in sorted(clk["clock_event_reasons"].items()))

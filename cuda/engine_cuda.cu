@@ -598,8 +598,10 @@ static bq_status capture_graph(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     return s;
 }
 
+/* packed: a packed pass, which has no mask (mask NULL; its layout is bq_packed_positions' to
+ * check); every other pass needs one. */
 static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const int32_t *ids,
-                              const int32_t *mask, const int32_t *seg, bq_err *err) {
+                              const int32_t *mask, const int32_t *seg, int packed, bq_err *err) {
     if (!e) return bq_fail(err, BQ_ERR_INVALID_ARG, "cuda engine is NULL");
     if (batch < 1 || batch > e->opt.max_batch)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "batch %d outside 1..%d (the engine's max batch)",
@@ -612,8 +614,8 @@ static bq_status check_inputs(const bq_cuda_engine *e, int batch, int len, const
                        "cuDNN attention is planned for the full length %d only (asked for %d); "
                        "use --attention own or auto for trimmed batches",
                        e->opt.seq_len, len);
-    /* mask NULL: a packed pass (its layout is checked by bq_packed_positions) */
-    if (!ids || !seg) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
+    if (!ids || !seg || (!mask && !packed))
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
     size_t n = (size_t)batch * len;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= e->cfg.vocab_size)
@@ -778,8 +780,7 @@ extern "C" bq_status bq_cuda_engine_forward(bq_cuda_engine *e, int batch, int le
                                             const int32_t *input_ids, const int32_t *input_mask,
                                             const int32_t *segment_ids, float *start_logits,
                                             float *end_logits, bq_err *err) {
-    if (e && !input_mask) return bq_fail(err, BQ_ERR_INVALID_ARG, "input arrays must not be NULL");
-    bq_status s = check_inputs(e, batch, length, input_ids, input_mask, segment_ids, err);
+    bq_status s = check_inputs(e, batch, length, input_ids, input_mask, segment_ids, 0, err);
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaSetDevice(e->opt.device_index), err);
     size_t n = (size_t)batch * length;
@@ -798,7 +799,7 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
         return bq_fail(err, BQ_ERR_UNSUPPORTED,
                        "packed sequences need our attention kernel (cuDNN's is planned for padded "
                        "batches): use --attention own or auto");
-    bq_status s = check_inputs(e, batch, length, input_ids, NULL, segment_ids, err);
+    bq_status s = check_inputs(e, batch, length, input_ids, NULL, segment_ids, 1, err);
     if (s != BQ_OK) return s;
     const size_t n = (size_t)batch * length;
     /* the positions go where a padded pass's mask goes (h_mask / d_mask) */
@@ -1103,7 +1104,7 @@ extern "C" bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int
     const int S = e->opt.seq_len;
     size_t n = (size_t)batch * S;
     for (int k = 0; k < n_input_sets; k++) {
-        bq_status s = check_inputs(e, batch, S, ids + k * n, mask + k * n, seg + k * n, err);
+        bq_status s = check_inputs(e, batch, S, ids + k * n, mask + k * n, seg + k * n, 0, err);
         if (s != BQ_OK) return s;
     }
     /* one ordinary forward first: it validates the inputs end to end and captures the graph */
@@ -1140,7 +1141,7 @@ extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const 
                                             double stage_ms[BQ_STAGE_COUNT], bq_err *err) {
     for (int i = 0; i < BQ_STAGE_COUNT; i++) stage_ms[i] = 0.0;
     const int S = e ? e->opt.seq_len : 0;
-    bq_status s = check_inputs(e, batch, S, ids, mask, seg, err);
+    bq_status s = check_inputs(e, batch, S, ids, mask, seg, 0, err);
     if (s != BQ_OK) return s;
     size_t n = (size_t)batch * S;
     /* one ordinary forward first so cuBLASLt plans and kernels are warm */

@@ -127,23 +127,23 @@ void bq_engine_free(bq_engine *e) {
     free(e);
 }
 
-/* The engine exists and batch is within its max batch. */
-static bq_status check_batch(const bq_engine *e, int batch, bq_err *err) {
+/* The engine exists, and batch and length are within its max batch and seq_len. */
+static bq_status check_pass(const bq_engine *e, int batch, int length, bq_err *err) {
     if (!e) return bq_fail(err, BQ_ERR_INVALID_ARG, "engine is NULL");
     if (batch < 1 || batch > e->opt.max_batch)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "batch %d outside [1, %d] (the engine's max batch)", batch,
                        e->opt.max_batch);
+    if (length < 1 || length > e->opt.seq_len)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "sequence length %d outside [1, %d] (the engine's)",
+                       length, e->opt.seq_len);
     return BQ_OK;
 }
 
 bq_status bq_engine_forward_length(bq_engine *e, int batch, int length, const int32_t *input_ids,
                                    const int32_t *input_mask, const int32_t *segment_ids,
                                    float *start_logits, float *end_logits, bq_err *err) {
-    bq_status st = check_batch(e, batch, err);
+    bq_status st = check_pass(e, batch, length, err);
     if (st != BQ_OK) return st;
-    if (length < 1 || length > e->opt.seq_len)
-        return bq_fail(err, BQ_ERR_INVALID_ARG, "sequence length %d outside [1, %d] (the engine's)",
-                       length, e->opt.seq_len);
     if (e->cpu)
         return bq_cpu_forward_run(e->cpu, batch, length, input_ids, input_mask, segment_ids,
                                   start_logits, end_logits, err);
@@ -163,11 +163,8 @@ bq_status bq_engine_forward_packed(bq_engine *e, int batch, int length, int n_se
                                    const int32_t *seq_offsets, const int32_t *input_ids,
                                    const int32_t *segment_ids, float *start_logits,
                                    float *end_logits, bq_err *err) {
-    bq_status st = check_batch(e, batch, err);
+    bq_status st = check_pass(e, batch, length, err);
     if (st != BQ_OK) return st;
-    if (length < 1 || length > e->opt.seq_len)
-        return bq_fail(err, BQ_ERR_INVALID_ARG, "sequence length %d outside [1, %d] (the engine's)",
-                       length, e->opt.seq_len);
     if (e->cpu)
         return bq_cpu_forward_run_packed(e->cpu, batch, length, n_seqs, seq_offsets, input_ids,
                                          segment_ids, start_logits, end_logits, err);

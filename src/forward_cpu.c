@@ -139,19 +139,14 @@ void bq_cpu_attention(const float *qkv, const int32_t *mask, int B, int S, int H
     free(probs);
 }
 
-/* All-ones key mask for one sequence of a packed batch (every token of it is real). */
-static const int32_t *ones_mask(int32_t *buf, int n) {
-    for (int i = 0; i < n; i++) buf[i] = 1;
-    return buf;
-}
-
+/* Attention of each packed sequence alone; ones: all 1, at least the longest sequence long. */
 static void attention_varlen_with_scratch(const float *qkv, const int32_t *seq_offsets, int n_seqs,
                                           int H, int heads, float *ctx, float *probs,
-                                          int32_t *ones) {
+                                          const int32_t *ones) {
     for (int i = 0; i < n_seqs; i++) {
         const int first = seq_offsets[i], len = seq_offsets[i + 1] - first;
         if (len <= 0) continue; /* an empty sequence has no rows (the kernels return at once too) */
-        attention_with_scratch(qkv + (size_t)first * 3 * H, ones_mask(ones, len), 1, len, H, heads,
+        attention_with_scratch(qkv + (size_t)first * 3 * H, ones, 1, len, H, heads,
                                ctx + (size_t)first * H, probs);
     }
 }
@@ -167,6 +162,7 @@ void bq_cpu_attention_varlen(const float *qkv, const int32_t *seq_offsets, int n
     if (!probs || !ones) {
         for (size_t i = 0; i < (size_t)seq_offsets[n_seqs] * H; i++) ctx[i] = NAN;
     } else {
+        for (int i = 0; i < longest; i++) ones[i] = 1;
         attention_varlen_with_scratch(qkv, seq_offsets, n_seqs, H, heads, ctx, probs, ones);
     }
     free(probs);
@@ -200,7 +196,7 @@ struct bq_cpu_forward {
     float *dense;   /* [max_batch*S, H]: output of a dense layer before bias+residual+LN */
     float *probs;   /* [S, S]: attention probabilities of one head */
     int32_t *positions; /* [max_batch*S]: a packed batch's positions in their sequences */
-    int32_t *ones;      /* [S]: the all-real key mask of a packed sequence */
+    int32_t *ones;      /* [S] all 1: the key mask of a packed sequence (all of it real) */
 };
 
 void bq_cpu_forward_free(bq_cpu_forward *f) {
@@ -266,6 +262,7 @@ bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, i
     f->positions = malloc(tokens * sizeof *f->positions);
     f->ones = malloc((size_t)seq_len * sizeof *f->ones);
     if (!f->positions || !f->ones) ok = false;
+    for (int i = 0; f->ones && i < seq_len; i++) f->ones[i] = 1;
     if (!ok) {
         bq_cpu_forward_free(f);
         return bq_fail(err, BQ_ERR_NOMEM,

@@ -885,6 +885,12 @@ static void test_packed_passes(void **state) {
         double seconds = 0.0;
         bq_cuda_engine_first_passes(e, &shapes, &seconds);
         assert_int_equal(shapes, 3);
+        /* a mask NULL is packing's alone: padded passes, timed or profiled, still need one */
+        double stage_ms[BQ_STAGE_COUNT];
+        assert_int_equal(bq_cuda_engine_forward(e, B, S, bc.ids, NULL, bc.seg, start, end, &err),
+                         BQ_ERR_INVALID_ARG);
+        assert_int_equal(bq_cuda_engine_profile(e, B, bc.ids, NULL, bc.seg, stage_ms, &err),
+                         BQ_ERR_INVALID_ARG);
         bq_cuda_engine_free(e);
     }
     bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_CUDNN, B, S);

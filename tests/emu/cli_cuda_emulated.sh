@@ -51,14 +51,22 @@ check "fp32 predictions on the emulated engine differ from the cpu's" $?
 grep -Eq "engine batches, [01] partial" "$tmp/cuda.err"
 check "more than one partial engine batch: $(grep 'engine batches' "$tmp/cuda.err")" $?
 
+# squad_both NAME ARGS...: the short dev file on the cpu and on the emulated engine (fp32), into
+# $tmp/NAME-cpu.json / NAME-cuda.json and their .err
+squad_both() {
+    local name=$1 dev rc
+    shift
+    for dev in cpu cuda; do
+        "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/$name-$dev.json" \
+            --device "$dev" "${short[@]}" "$@" --quiet >/dev/null 2>"$tmp/$name-$dev.err"
+        rc=$?
+        check "squad --device $dev $* (exit $rc): $(tail -n 2 "$tmp/$name-$dev.err")" $rc
+    done
+}
+
 # length buckets of 16: batches trimmed to 16, 32, 48 or 64 positions, each a shape of its own on
 # the engine; the same answers as the cpu's with the same buckets
-for dev in cpu cuda; do
-    "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/buckets-$dev.json" \
-        --device "$dev" "${short[@]}" --length-bucket 16 --quiet >/dev/null 2>"$tmp/buckets-$dev.err"
-    rc=$?
-    check "squad --device $dev --length-bucket 16 (exit $rc): $(tail -n 2 "$tmp/buckets-$dev.err")" $rc
-done
+squad_both buckets --length-bucket 16
 cmp -s "$tmp/buckets-cpu.json" "$tmp/buckets-cuda.json"
 check "fp32 predictions with length buckets differ between the emulated engine and the cpu" $?
 grep -Eq "\(([0-8][0-9]|9[0-8])\.[0-9]% of padded\)" "$tmp/buckets-cuda.err"
@@ -66,12 +74,7 @@ check "length buckets ran no fewer positions: $(grep 'of padded' "$tmp/buckets-c
 
 # packed: windows back to back, our attention over each; the same answers as the cpu's packed, and
 # (fp32) as the buckets' (both keep padding out of decoding), in fp16 too: every question answered
-for dev in cpu cuda; do
-    "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/packed-$dev.json" \
-        --device "$dev" "${short[@]}" --pack --quiet >/dev/null 2>"$tmp/packed-$dev.err"
-    rc=$?
-    check "squad --device $dev --pack (exit $rc): $(tail -n 2 "$tmp/packed-$dev.err")" $rc
-done
+squad_both packed --pack
 cmp -s "$tmp/packed-cpu.json" "$tmp/packed-cuda.json"
 check "fp32 packed predictions differ between the emulated engine and the cpu" $?
 cmp -s "$tmp/buckets-cpu.json" "$tmp/packed-cpu.json"
