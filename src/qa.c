@@ -27,6 +27,7 @@ typedef struct {
     int n_rows;
     int32_t *ids, *mask, *seg; /* [n_rows, S] */
     float *start, *end;        /* [n_rows, S] */
+    int more;                  /* requests follow this chunk in the same pipeline call */
     double host_seconds;
 } qa_chunk;
 
@@ -173,8 +174,9 @@ int bq_qa_whole_batch_prefix(const int *windows, int n, int max_batch) {
 }
 
 /* Features of every request (in parallel), then rows laid out request after request. With
- * `whole_batches`, the chunk is cut back to the requests whose windows fill whole engine batches
- * (c->n shrinks; the caller gives the rest to the next chunk). */
+ * `whole_batches` (more requests follow), the chunk is cut back to the requests whose windows fill
+ * whole engine batches, or when packing, whole packed passes (c->n shrinks; the caller gives the
+ * rest to the next chunk). */
 static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, bq_err *err) {
     double t0 = now_seconds();
     const int S = qa->seq_len;
@@ -189,8 +191,22 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, 
         /* first_row holds the window counts until the rows are laid out below */
         c->first_row[i] = r->status == BQ_OK ? c->feats[i].n_windows : 0;
     }
+    c->more = whole_batches;
     if (whole_batches) {
-        const int keep = bq_qa_whole_batch_prefix(c->first_row, c->n, qa->max_batch);
+        int keep = c->n;
+        if (qa->opt.pack) {
+            long windows = 0;
+            for (int i = 0; i < c->n; i++) windows += c->first_row[i];
+            int *n_tokens = malloc((size_t)(windows ? windows : 1) * sizeof *n_tokens);
+            if (!n_tokens) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");
+            long w = 0;
+            for (int i = 0; i < c->n; i++)
+                for (int k = 0; k < c->first_row[i]; k++) n_tokens[w++] = c->feats[i].windows[k].n_tokens;
+            keep = bq_qa_whole_pack_prefix(c->first_row, n_tokens, c->n, qa->max_batch, qa->seq_len);
+            free(n_tokens);
+        } else {
+            keep = bq_qa_whole_batch_prefix(c->first_row, c->n, qa->max_batch);
+        }
         for (int i = keep; i < c->n; i++) bq_features_free(&c->feats[i]); /* built again next chunk */
         c->n = keep;
     }
@@ -296,8 +312,23 @@ static int pack_length(long tokens, int rows, int seq_len) {
     return len < seq_len ? (int)len : seq_len;
 }
 
-int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches,
-                     int *lengths) {
+int bq_qa_whole_pack_prefix(const int *windows, const int *n_tokens, int n, int max_batch, int seq_len) {
+    const long capacity = (long)max_batch * seq_len;
+    long used = 0; /* tokens in the open pass */
+    int keep = n, w = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < windows[i]; k++, w++) {
+            if (used > 0 && used + n_tokens[w] > capacity) { /* a pass closes before window w */
+                if (k == 0) keep = i;                      /* at a request boundary */
+                used = 0;
+            }
+            used += n_tokens[w];
+        }
+    return keep;
+}
+
+int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int more, int *first,
+                     int *batches, int *lengths) {
     const long capacity = (long)max_batch * seq_len;
     const int step = max_batch / 8 > 1 ? max_batch / 8 : 1;
     int passes = 0;
@@ -317,7 +348,7 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
         int pow2 = 1;
         while (pow2 < rows) pow2 *= 2;
         const int multiple = (rows + step - 1) / step * step;
-        const int b = pow2 < multiple ? pow2 : multiple;
+        const int b = more ? max_batch : pow2 < multiple ? pow2 : multiple;
         batches[passes] = b < max_batch ? b : max_batch;
         lengths[passes] = pack_length(used, batches[passes], seq_len);
         first[++passes] = n;
@@ -406,8 +437,8 @@ static bq_status chunk_infer_packed(const bq_qa *qa, qa_chunk *c, bq_qa_stats *s
         for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
             x.n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
     const int passes =
-        st == BQ_OK ? bq_qa_plan_packs(x.n_tokens, c->n_rows, mb, qa->seq_len, x.first, x.batches,
-                                       x.lengths)
+        st == BQ_OK ? bq_qa_plan_packs(x.n_tokens, c->n_rows, mb, qa->seq_len, c->more, x.first,
+                                       x.batches, x.lengths)
                     : 0;
     for (int k = 0; k < passes && st == BQ_OK; k++) {
         st = infer_packed(qa, c, &x, x.first[k], x.first[k + 1], x.batches[k], x.lengths[k], err);

@@ -67,9 +67,10 @@ typedef struct {
     long batches;           /* engine forward calls */
     long partial_batches;   /* of those, calls with fewer rows than the engine's max batch */
 } bq_qa_stats;
-/* Chunks are cut at whole engine batches where the windows allow (bq_qa_whole_batch_prefix): a
- * partial batch is a new batch size for the engine, and each new size costs it a first eager pass
- * (GEMM timing, attention choice, graph capture). Returns BQ_OK, or the first engine / memory error
+/* Chunks are cut at whole engine batches where the windows allow (bq_qa_whole_batch_prefix; when
+ * packing, at whole packed passes, bq_qa_whole_pack_prefix): a partial batch is a new batch size
+ * for the engine, and each new size costs it a first eager pass (GEMM timing, attention choice,
+ * graph capture). Returns BQ_OK, or the first engine / memory error
  * (bad requests are not errors: their results carry their status). */
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
                          void *emit_ctx, bq_qa_stats *stats, bq_err *err);
@@ -85,13 +86,22 @@ int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, in
  * (first[passes] = n), batches[k] and lengths[k] the engine rows it runs and their length: a pass
  * cut because the next row would not fit runs ceil(its tokens / seq_len) rows; the last pass
  * rounds that up to the next power of two or multiple of max_batch / 8, whichever is smaller (few
- * new pass shapes, and one short request still runs one row). The length is seq_len, but a pass
+ * new pass shapes, and one short request still runs one row), or with `more` (windows follow in a
+ * later plan: the pass is no run's last) to max_batch, as if closed. The length is seq_len, but a pass
  * of one row runs its tokens rounded up to a multiple of BQ_PACK_LENGTH_STEP (at most seq_len),
  * as a length bucket would. first needs n + 1 entries, batches and lengths n. Returns the number
  * of passes. */
 #define BQ_PACK_LENGTH_STEP 64
-int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int *first, int *batches,
-                     int *lengths);
+int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int more, int *first,
+                     int *batches, int *lengths);
+
+/* How many leading requests of a chunk to keep so that their windows end where a packed pass
+ * closes (bq_qa_plan_packs: the next window would not fit), so that the chunk runs no partial pass:
+ * windows[i] is request i's window count (0 for a request that failed), n_tokens the windows'
+ * tokens in request order. Returns the requests before the last pass that starts at a request's
+ * first window, or n when no pass does (the chunk holds less than two passes, or multi-window
+ * requests straddle every cut). The requests after it go to the next chunk. */
+int bq_qa_whole_pack_prefix(const int *windows, const int *n_tokens, int n, int max_batch, int seq_len);
 
 /* How many leading requests of a chunk to keep so that their windows fill whole engine batches:
  * windows[i] is request i's window count (0 for a request that failed), n >= 1, max_batch >= 1.

@@ -832,17 +832,19 @@ static void test_trimmed_passes(void **state) {
 static void test_packed_passes(void **state) {
     (void)state;
     REQUIRE_GPU();
-    enum { B = 2, S = 128, PASSES = 3 };
+    enum { B = 2, S = 128, PASSES = 4 };
     random_model *r = random_model_create(128, 2, 256, 1, 300, S, 20);
     const int full[B] = {S, S};
     batch_case bc = make_batch(&r->model, B, S, full, 15); /* padded reference: every token real */
     static const struct {
         int batch, length, n_seqs;
-        int32_t offsets[6];
+        int32_t offsets[11];
         const char *name;
     } passes[PASSES] = {{B, S, 5, {0, 100, 101, 166, 230, B * S}, "packed 100 1 65 64 26"},
                         {B, S, 5, {0, 26, 90, 155, 156, B * S}, "packed 26 64 65 1 100"},
-                        {1, 64, 2, {0, 30, 64}, "packed 1 x 64: 30 34"}};
+                        {1, 64, 2, {0, 30, 64}, "packed 1 x 64: 30 34"},
+                        {B, S, 10, {0, 3, 40, 41, 90, 128, 129, 200, 230, 250, B * S},
+                         "packed 10 sequences (capacity 16, the first's tiling)"}};
     static float ref[PASSES][2][B * S]; /* [pass][start, end] */
     bq_cpu_forward *cpu = NULL;
     bq_err err;
@@ -880,11 +882,12 @@ static void test_packed_passes(void **state) {
         }
         assert_null(strstr(bq_cuda_engine_describe(e), "capture failed"));
         /* the second layout replayed the first one's graph (5 sequences: both fit a capacity of
-         * 8); the trimmed pass and the padded one are shapes of their own */
+         * 8); the trimmed pass, the one of 10 sequences (capacity 16, which takes the attention
+         * tiling the first one timed) and the padded one are shapes of their own */
         int shapes = 0;
         double seconds = 0.0;
         bq_cuda_engine_first_passes(e, &shapes, &seconds);
-        assert_int_equal(shapes, 3);
+        assert_int_equal(shapes, 4);
         /* a mask NULL is packing's alone: padded passes, timed or profiled, still need one */
         double stage_ms[BQ_STAGE_COUNT];
         assert_int_equal(bq_cuda_engine_forward(e, B, S, bc.ids, NULL, bc.seg, start, end, &err),

@@ -70,46 +70,80 @@ static void test_plan_packs(void **state) {
     const int n_tokens[6] = {30, 40, 64, 10, 50, 5};
     int first[21], batches[20], lengths[20];
     /* passes of 2 x 64 = 128 tokens: 30 + 40 (+ 64 > 128), 64 + 10 + 50 (+ 5 > 128), 5 */
-    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 2, 64, first, batches, lengths), 3);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 2, 64, 0, first, batches, lengths), 3);
     const int want_first[4] = {0, 2, 5, 6}, want_batches[3] = {2, 2, 1};
     for (int k = 0; k < 4; k++) assert_int_equal(first[k], want_first[k]);
     for (int k = 0; k < 3; k++) assert_int_equal(batches[k], want_batches[k]);
     for (int k = 0; k < 3; k++) assert_int_equal(lengths[k], 64); /* one row of 64: 5 -> 64 */
     /* max batch 16: one pass of 199 tokens = 4 rows (a power of two and a multiple of 2) */
-    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, 0, first, batches, lengths), 1);
     assert_int_equal(first[1], 6);
     assert_int_equal(batches[0], 4);
-    assert_int_equal(bq_qa_plan_packs(n_tokens, 1, 16, 64, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 1, 16, 64, 0, first, batches, lengths), 1);
     assert_int_equal(batches[0], 1); /* 30 tokens: 1 row stays 1 */
     /* max batch 64 (multiples of 8): 3 rows -> 4 (power of two); 10 rows (583 tokens) -> 16, the
      * smaller of 16 and 16; 20 rows -> 24, not 32 */
     const int three_rows[3] = {64, 64, 10}, ten_rows[10] = {64, 64, 64, 64, 64, 64, 64, 64, 64, 7};
-    assert_int_equal(bq_qa_plan_packs(three_rows, 3, 64, 64, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(three_rows, 3, 64, 64, 0, first, batches, lengths), 1);
     assert_int_equal(batches[0], 4);
-    assert_int_equal(bq_qa_plan_packs(ten_rows, 10, 64, 64, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(ten_rows, 10, 64, 64, 0, first, batches, lengths), 1);
     assert_int_equal(batches[0], 16);
     int twenty_rows[20];
     for (int i = 0; i < 20; i++) twenty_rows[i] = 64;
-    assert_int_equal(bq_qa_plan_packs(twenty_rows, 20, 64, 64, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(twenty_rows, 20, 64, 64, 0, first, batches, lengths), 1);
     assert_int_equal(batches[0], 24);
     /* a pass exactly full, and windows of the full length */
     const int full[3] = {64, 64, 64};
-    assert_int_equal(bq_qa_plan_packs(full, 3, 2, 64, first, batches, lengths), 2);
+    assert_int_equal(bq_qa_plan_packs(full, 3, 2, 64, 0, first, batches, lengths), 2);
     assert_int_equal(batches[0], 2);
     assert_int_equal(batches[1], 1);
-    assert_int_equal(bq_qa_plan_packs(full, 0, 2, 64, first, batches, lengths), 0);
+    assert_int_equal(bq_qa_plan_packs(full, 0, 2, 64, 0, first, batches, lengths), 0);
     /* windows of 384: a pass of one row runs its tokens rounded up to 64, more rows run 384 */
     const int short_windows[4] = {100, 150, 300, 90};
-    assert_int_equal(bq_qa_plan_packs(short_windows, 2, 8, 384, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(short_windows, 2, 8, 384, 0, first, batches, lengths), 1);
     assert_int_equal(batches[0], 1);
     assert_int_equal(lengths[0], 256); /* 250 tokens */
-    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 8, 384, first, batches, lengths), 1);
+    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 8, 384, 0, first, batches, lengths), 1);
     assert_int_equal(batches[0], 2);
     assert_int_equal(lengths[0], 384); /* 640 tokens: 2 rows */
     /* max batch 1: every pass one row, each cut to its tokens */
-    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 1, 384, first, batches, lengths), 3);
+    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 1, 384, 0, first, batches, lengths), 3);
     const int want_lengths[3] = {256, 320, 128}; /* 100 + 150, 300, 90 */
     for (int k = 0; k < 3; k++) assert_int_equal(lengths[k], want_lengths[k]);
+    /* more windows follow: the last pass runs max_batch rows, as a closed one does */
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 16, 64, 1, first, batches, lengths), 1);
+    assert_int_equal(batches[0], 16);
+    assert_int_equal(lengths[0], 64);
+    assert_int_equal(bq_qa_plan_packs(n_tokens, 6, 2, 64, 1, first, batches, lengths), 3);
+    for (int k = 0; k < 3; k++) assert_int_equal(batches[k], 2);
+    /* ... and at max batch 1 it is still cut to its tokens */
+    assert_int_equal(bq_qa_plan_packs(short_windows, 4, 1, 384, 1, first, batches, lengths), 3);
+    assert_int_equal(batches[2], 1);
+    assert_int_equal(lengths[2], 128);
+}
+
+/* A chunk kept up to where a packed pass closes at a request boundary. */
+static void test_whole_pack_prefix(void **state) {
+    (void)state;
+    /* passes of 2 x 64 = 128 tokens over windows 30 40 | 64 10 50 | 5 (as test_plan_packs) */
+    const int n_tokens[6] = {30, 40, 64, 10, 50, 5};
+    const int singles[6] = {1, 1, 1, 1, 1, 1};
+    assert_int_equal(bq_qa_whole_pack_prefix(singles, n_tokens, 6, 2, 64), 5); /* the last pass starts at 5 */
+    /* request 3 holds windows 4 and 5 (50, 5): the pass at window 5 starts inside it, so the cut
+     * is the pass before, at window 2 = request 2 */
+    const int last_two[5] = {1, 1, 1, 1, 2};
+    assert_int_equal(bq_qa_whole_pack_prefix(last_two, n_tokens, 5, 2, 64), 2);
+    /* a failed request (no windows) just before the cut stays in the chunk */
+    const int failed[7] = {1, 1, 1, 1, 1, 0, 1};
+    assert_int_equal(bq_qa_whole_pack_prefix(failed, n_tokens, 7, 2, 64), 6);
+    /* one pass only, or every pass start inside a request: keep all */
+    assert_int_equal(bq_qa_whole_pack_prefix(singles, n_tokens, 2, 2, 64), 2);
+    const int straddle[2] = {3, 3};
+    assert_int_equal(bq_qa_whole_pack_prefix(straddle, n_tokens, 2, 2, 64), 2);
+    /* the cut matches bq_qa_plan_packs over the same windows: its first[] holds the cut */
+    int first[7], batches[6], lengths[6];
+    const int passes = bq_qa_plan_packs(n_tokens, 6, 2, 64, 0, first, batches, lengths);
+    assert_int_equal(first[passes - 1], 5);
 }
 
 /* ---- the pipeline on a tiny model -------------------------------------------------------------- */
@@ -436,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_whole_batch_prefix),
         cmocka_unit_test(test_plan_buckets),
         cmocka_unit_test(test_plan_packs),
+        cmocka_unit_test(test_whole_pack_prefix),
         cmocka_unit_test_setup_teardown(test_pipeline_whole_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_length_buckets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_packed, setup, teardown),
