@@ -349,6 +349,12 @@ def merge_packed(outdir, configs, padded):
     return merge_trimmed(outdir, configs, padded, "packed", ["padded", "buckets"])
 
 
+def merge_packed_cached(outdir, configs, padded):
+    """The packed run again (squad-large-packed-cached), taking the GEMM and attention decisions
+    the first packed run kept in its tuning cache; answers compared with that run's."""
+    return merge_trimmed(outdir, configs, padded, "packed-cached", ["packed"])
+
+
 def merge_clocks(outdir):
     """SM clock, power and temperature sampled by nvidia-smi while the timed phase ran
     (clocks.csv: timestamp, SM MHz, memory MHz, power W, temperature C, clock event reasons;
@@ -525,7 +531,9 @@ def markdown(results):
     trimmed = [("end_to_end_buckets", ("padded",), lambda r: f"with length buckets of "
                 f"{r['length_bucket']} (windows sorted by length, each batch cut to its longest)"),
                ("end_to_end_packed", ("padded", "buckets"), lambda r: "packed (windows back to "
-                "back with no padding, each attending to itself)")]
+                "back with no padding, each attending to itself)"),
+               ("end_to_end_packed_cached", ("packed",), lambda r: "packed again, with the "
+                "decisions the packed run kept in its tuning cache")]
     for key, others, how in trimmed:
         r = results.get(key)
         if not r or "error" in r:
@@ -656,6 +664,8 @@ def main(argv=None):
                                                   results["end_to_end"])
     results["end_to_end_packed"] = merge_packed(args.outdir, results["configs"],
                                                 results["end_to_end"])
+    results["end_to_end_packed_cached"] = merge_packed_cached(args.outdir, results["configs"],
+                                                              results["end_to_end"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)

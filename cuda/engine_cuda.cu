@@ -22,10 +22,12 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "attention.cuh"
 #include "bq_math.h"
@@ -64,6 +66,7 @@ typedef struct {
     /* GEMM_UNDECIDED until the first pass's whole-pass comparison of the timed GEMM choices
      * against the first choices; the best pass ms of each way */
     signed char gemm_choice;
+    signed char gemm_preset; /* GEMM_TIMED or GEMM_FIRST from the tuning cache, else 0 */
     float gemm_timed_ms, gemm_first_ms;
     cudaGraphExec_t graph; /* NULL until captured */
 } pass_shape;
@@ -107,7 +110,25 @@ struct bq_cuda_engine {
 
     int use_graphs;
     char graph_note[512];    /* why graphs were turned off, when a capture failed */
-    char description[1024];
+    char description[2048];
+
+    /* tuning cache (bq_engine_options.tuning_cache): its path, the shape decisions it held
+     * (those no shape has taken are written back too), and what loading it found */
+    char tuning_path[1024];
+    struct shape_preset *shape_presets; /* [n_shape_presets] */
+    size_t n_shape_presets, shape_presets_cap;
+    int shape_presets_taken;
+    char *tuning_other;  /* the file's sections for other keys, kept as read */
+    int tuning_foreign;  /* the file is something else: never overwritten */
+    char tuning_note[512];
+};
+
+/* A pass shape's decisions from the tuning cache: attention per (batch, len, padded or packed;
+ * a packed one serves every capacity), the whole-pass GEMM decision per shape (per rows). */
+struct shape_preset {
+    int batch, len, packed;
+    signed char attention, gemm; /* ATTN_*, GEMM_* (0: none) */
+    unsigned char taken;
 };
 
 static size_t align_up(size_t n) { return (n + 255) & ~(size_t)255; }
@@ -366,6 +387,8 @@ static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(flo
               "pass_shape.attention_ms holds every attention candidate");
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
+static void shape_take_preset(bq_cuda_engine *e, pass_shape *p);
+
 /* The shape of `batch` x `len` passes (packed or padded), or NULL before its first pass. */
 static pass_shape *find_shape(const bq_cuda_engine *e, int batch, int len, int packed) {
     for (int i = 0; i < e->n_shapes; i++) {
@@ -404,6 +427,7 @@ static bq_status shape_for(bq_cuda_engine *e, int batch, int len, int packed, pa
             break;
         }
     }
+    shape_take_preset(e, p);
     e->shapes[e->n_shapes++] = p;
     *out = p;
     return BQ_OK;
@@ -421,6 +445,30 @@ static int cudnn_is_candidate(const bq_cuda_engine *e, int len, int packed) {
 static int attention_has_choice(const bq_cuda_engine *e, int len, int packed) {
     if (!e->opt.tune || e->opt.attention == BQ_ATTENTION_CUDNN) return 0;
     return e->attention_tilings || cudnn_is_candidate(e, len, packed);
+}
+
+/* Whether a cached attention choice can run for a shape of `len` (packed or not) here: one of
+ * our tilings this model and dtype have, or cuDNN's where it is a candidate. */
+static int attention_choice_valid(const bq_cuda_engine *e, int choice, int len, int packed) {
+    if (choice == ATTN_OWN) return 1;
+    if (choice > ATTN_OWN && choice < ATTN_CUDNN) return e->attention_tilings;
+    return choice == ATTN_CUDNN && cudnn_is_candidate(e, len, packed);
+}
+
+/* A new shape takes the tuning cache's decisions for its (batch, len, padded or packed): its
+ * first pass then times nothing. */
+static void shape_take_preset(bq_cuda_engine *e, pass_shape *p) {
+    for (size_t i = 0; i < e->n_shape_presets; i++) {
+        shape_preset *q = &e->shape_presets[i];
+        if (q->batch != p->batch || q->len != p->len || q->packed != (p->packed != 0)) continue;
+        if (p->attention_choice == ATTN_UNDECIDED &&
+            attention_choice_valid(e, q->attention, p->len, p->packed))
+            p->attention_choice = q->attention;
+        if (q->gemm == GEMM_TIMED || q->gemm == GEMM_FIRST) p->gemm_preset = q->gemm;
+        if (!q->taken) e->shape_presets_taken++;
+        q->taken = 1;
+        return;
+    }
 }
 
 /* Which attention runs for a shape (NULL: one not run yet): cudnn as asked, else as decided
@@ -674,6 +722,11 @@ static bq_status run_pass_once(void *ctx, int *ran, bq_err *err) {
  * BQ_GEMM_AUTOTUNE=0. On a failed timing the timed choices stay. */
 static bq_status choose_gemm(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     if (p->gemm_choice != GEMM_UNDECIDED) return BQ_OK;
+    if (p->gemm_preset) { /* the tuning cache's decision, untimed */
+        bq_gemm_ctx_prefer_first(e->gemm, p->batch * p->len, p->gemm_preset == GEMM_FIRST);
+        p->gemm_choice = p->gemm_preset;
+        return BQ_OK;
+    }
     if (!bq_gemm_autotune_enabled() || !e->opt.tune) {
         p->gemm_choice = GEMM_UNTIMED;
         return BQ_OK;
@@ -826,6 +879,204 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
     return forward_staged(e, batch, length, capacity, start_logits, end_logits, err);
 }
 
+/* ---- tuning cache ------------------------------------------------------------------------- */
+/* A text file: a magic line, then a section per key: a line "key <card> | sm_<cc> | cublasLt
+ * <version> | <precision> | attention <mode> | <model sizes> | seq <len>", then one decision a
+ * line: "gemm rows in out dtype tf32 epilogue candidates chosen gelu-path" (bq_gemm_decision)
+ * and "shape batch len packed attention gemm" (ATTN_*, GEMM_*; packed 1 serves every sequence
+ * capacity). An engine reads its key's section and writes it back, keeping the others as they
+ * were (engines that save one after another, as bench's do, share a file; concurrent ones: the
+ * last to save wins). */
+#define TUNING_CACHE_MAGIC "bertqa-gpu tuning cache 1"
+
+static void tuning_key(const bq_cuda_engine *e, char *key, size_t size) {
+    cudaDeviceProp prop;
+    memset(&prop, 0, sizeof prop);
+    if (cudaGetDeviceProperties(&prop, e->opt.device_index) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(prop.name, sizeof prop.name, "cuda");
+    }
+    static const char *const attention[] = {"own", "cudnn", "auto"};
+    const bq_config *c = &e->cfg;
+    snprintf(key, size, "%.200s | sm_%d%d | cublasLt %zu | %s | attention %s | hidden %d ffn %d "
+             "heads %d layers %d | seq %d", prop.name, prop.major, prop.minor,
+             bq_gemm_library_version(), bq_precision_name(e->opt.precision),
+             attention[e->opt.attention], c->hidden_size, c->intermediate_size, c->num_heads,
+             c->num_layers, e->opt.seq_len);
+}
+
+static bq_status shape_preset_add(bq_cuda_engine *e, const shape_preset *q, bq_err *err) {
+    if (!bq_grow((void **)&e->shape_presets, &e->shape_presets_cap, e->n_shape_presets + 1,
+                 sizeof *e->shape_presets))
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory for the tuning cache");
+    e->shape_presets[e->n_shape_presets++] = *q;
+    return BQ_OK;
+}
+
+/* Append a line to the other keys' sections kept for the save. */
+static bq_status tuning_keep_line(bq_cuda_engine *e, const char *line, bq_err *err) {
+    const size_t n = strlen(line), used = e->tuning_other ? strlen(e->tuning_other) : 0;
+    char *grown = (char *)realloc(e->tuning_other, used + n + 2);
+    if (!grown) return bq_fail(err, BQ_ERR_NOMEM, "out of memory for the tuning cache");
+    memcpy(grown + used, line, n);
+    grown[used + n] = '\n', grown[used + n + 1] = '\0';
+    e->tuning_other = grown;
+    return BQ_OK;
+}
+
+/* One line of this engine's section into the presets; 0 when it does not parse. */
+static int tuning_parse_line(bq_cuda_engine *e, const char *line, int *gemms, int *shapes,
+                             bq_status *s, bq_err *err) {
+    bq_gemm_decision d;
+    shape_preset q;
+    int packed = 0, attention = 0, gemm = 0, used = 0;
+    if (sscanf(line, "gemm %d %d %d %d %d %d %d %d %d%n", &d.rows, &d.in, &d.out, &d.dt,
+               &d.allow_tf32, &d.ep, &d.candidates, &d.chosen, &d.gelu_variant, &used) == 9 &&
+        line[used] == '\0') {
+        bq_err gerr;
+        bq_err_clear(&gerr);
+        *s = bq_gemm_ctx_preset(e->gemm, &d, &gerr);
+        if (*s == BQ_ERR_INVALID_ARG) { /* out of range: a damaged line */
+            *s = BQ_OK;
+            return 0;
+        }
+        if (*s != BQ_OK && err) *err = gerr;
+        *gemms += *s == BQ_OK;
+        return 1;
+    }
+    if (sscanf(line, "shape %d %d %d %d %d%n", &q.batch, &q.len, &packed, &attention, &gemm,
+               &used) == 5 &&
+        line[used] == '\0' && q.batch >= 1 && q.len >= 1 && (packed == 0 || packed == 1) &&
+        attention >= ATTN_UNDECIDED && attention <= ATTN_CUDNN && gemm >= GEMM_UNDECIDED &&
+        gemm <= GEMM_FIRST) {
+        q.packed = packed, q.attention = (signed char)attention, q.gemm = (signed char)gemm;
+        q.taken = 0;
+        *s = shape_preset_add(e, &q, err);
+        *shapes += *s == BQ_OK;
+        return 1;
+    }
+    return line[0] == '\0'; /* blank lines are allowed */
+}
+
+/* Read the tuning cache at e->tuning_path: this engine's section into presets, the others kept
+ * for the save. A missing file is a first run; a damaged line of this section is noted and it and
+ * the rest of the section ignored; a file that is not a tuning cache is noted and never
+ * overwritten. A cache only saves time, so it fails the engine only out of memory. */
+static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
+    FILE *f = fopen(e->tuning_path, "r");
+    if (!f) {
+        snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s: none yet", e->tuning_path);
+        return BQ_OK;
+    }
+    char line[1024], key[1024];
+    tuning_key(e, key, sizeof key);
+    int n_line = 0, gemms = 0, shapes = 0, ours = 0, found = 0, bad_line = 0;
+    bq_status s = BQ_OK;
+    while (s == BQ_OK && fgets(line, sizeof line, f)) {
+        n_line++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (n_line == 1) {
+            if (strcmp(line, TUNING_CACHE_MAGIC) != 0) {
+                e->tuning_foreign = 1;
+                break;
+            }
+        } else if (strncmp(line, "key ", 4) == 0) {
+            ours = strcmp(line + 4, key) == 0 && !found;
+            found |= ours;
+            if (!ours) s = tuning_keep_line(e, line, err);
+        } else if (!ours) {
+            s = tuning_keep_line(e, line, err);
+        } else if (!bad_line && !tuning_parse_line(e, line, &gemms, &shapes, &s, err)) {
+            bad_line = n_line;
+        }
+    }
+    fclose(f);
+    if (s != BQ_OK) return s;
+    if (e->tuning_foreign)
+        snprintf(e->tuning_note, sizeof e->tuning_note,
+                 "%.300s is not a bertqa-gpu tuning cache: not read, not overwritten", e->tuning_path);
+    else if (bad_line)
+        snprintf(e->tuning_note, sizeof e->tuning_note,
+                 "tuning cache %.300s: line %d does not parse; %d GEMM and %d shape decisions "
+                 "before it", e->tuning_path, bad_line, gemms, shapes);
+    else if (!found)
+        snprintf(e->tuning_note, sizeof e->tuning_note,
+                 "tuning cache %.300s: nothing yet for this card, library, precision and model",
+                 e->tuning_path);
+    else
+        snprintf(e->tuning_note, sizeof e->tuning_note,
+                 "tuning cache %.300s: %d GEMM and %d shape decisions", e->tuning_path, gemms, shapes);
+    return BQ_OK;
+}
+
+extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) {
+    if (!e || !e->tuning_path[0]) return BQ_OK;
+    if (e->tuning_foreign)
+        return bq_fail(err, BQ_ERR_IO, "%s is not a bertqa-gpu tuning cache: not overwritten",
+                       e->tuning_path);
+    const int n_gemm = bq_gemm_ctx_decisions(e->gemm, NULL, 0, NULL);
+    bq_gemm_decision *gemm =
+        (bq_gemm_decision *)malloc((size_t)(n_gemm > 0 ? n_gemm : 1) * sizeof *gemm);
+    if (!gemm) return bq_fail(err, BQ_ERR_NOMEM, "out of memory writing the tuning cache");
+    bq_gemm_ctx_decisions(e->gemm, gemm, n_gemm, NULL);
+    char key[1024], tmp[1100];
+    tuning_key(e, key, sizeof key);
+    /* a whole file or none: write beside it, then rename over it */
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", e->tuning_path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        free(gemm);
+        return bq_fail(err, BQ_ERR_IO, "cannot write the tuning cache %s: %s", tmp, strerror(errno));
+    }
+    fprintf(f, "%s\n%skey %s\n", TUNING_CACHE_MAGIC, e->tuning_other ? e->tuning_other : "", key);
+    for (int i = 0; i < n_gemm; i++) {
+        const bq_gemm_decision *d = &gemm[i];
+        fprintf(f, "gemm %d %d %d %d %d %d %d %d %d\n", d->rows, d->in, d->out, d->dt, d->allow_tf32,
+                d->ep, d->candidates, d->chosen, d->gelu_variant);
+    }
+    free(gemm);
+    /* the shapes decided in this run (a packed (batch, len) once, for every capacity), then
+     * the cache's shapes this run did not meet */
+    for (int i = 0; i < e->n_shapes; i++) {
+        const pass_shape *p = e->shapes[i];
+        const int gemm_choice =
+            p->gemm_choice == GEMM_TIMED || p->gemm_choice == GEMM_FIRST ? p->gemm_choice : 0;
+        if (p->attention_choice == ATTN_UNDECIDED && !gemm_choice) continue;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = e->shapes[j]->batch == p->batch && e->shapes[j]->len == p->len &&
+                   (e->shapes[j]->packed != 0) == (p->packed != 0);
+        if (!seen)
+            fprintf(f, "shape %d %d %d %d %d\n", p->batch, p->len, p->packed != 0,
+                    p->attention_choice, gemm_choice);
+    }
+    for (size_t i = 0; i < e->n_shape_presets; i++) {
+        const shape_preset *q = &e->shape_presets[i];
+        if (!q->taken)
+            fprintf(f, "shape %d %d %d %d %d\n", q->batch, q->len, q->packed, q->attention, q->gemm);
+    }
+    const int failed = ferror(f);
+    if (fclose(f) != 0 || failed) {
+        remove(tmp);
+        return bq_fail(err, BQ_ERR_IO, "cannot write the tuning cache %s: %s", tmp, strerror(errno));
+    }
+    if (rename(tmp, e->tuning_path) != 0) {
+        const int saved = errno;
+        remove(tmp);
+        return bq_fail(err, BQ_ERR_IO, "cannot replace the tuning cache %s: %s", e->tuning_path,
+                       strerror(saved));
+    }
+    return BQ_OK;
+}
+
+extern "C" void bq_cuda_engine_tuning_cache(const bq_cuda_engine *e, int *gemm_presets_taken,
+                                            int *shape_presets_taken) {
+    int taken = 0;
+    if (e) bq_gemm_ctx_decisions(e->gemm, NULL, 0, &taken);
+    if (gemm_presets_taken) *gemm_presets_taken = taken;
+    if (shape_presets_taken) *shape_presets_taken = e ? e->shape_presets_taken : 0;
+}
+
 /* ---- create / free ------------------------------------------------------------------------ */
 
 static bq_cuda_dtype dtype_for(bq_precision p) {
@@ -952,6 +1203,17 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     e->layers = (layer_device *)calloc((size_t)c->num_layers, sizeof(layer_device));
     bq_status s = e->layers ? create_inner(e, model, err)
                             : bq_fail(err, BQ_ERR_NOMEM, "cuda engine: out of host memory");
+    e->opt.tuning_cache = NULL;
+    if (s == BQ_OK && opt->tuning_cache && opt->tuning_cache[0]) {
+        if (strlen(opt->tuning_cache) >= sizeof e->tuning_path)
+            s = bq_fail(err, BQ_ERR_INVALID_ARG, "tuning cache path too long (%zu bytes)",
+                        strlen(opt->tuning_cache));
+        else {
+            snprintf(e->tuning_path, sizeof e->tuning_path, "%s", opt->tuning_cache);
+            e->opt.tuning_cache = e->tuning_path;
+            s = tuning_load(e, err);
+        }
+    }
     if (s != BQ_OK) {
         bq_cuda_engine_free(e);
         return s;
@@ -970,9 +1232,10 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
                         : "auto (own or cudnn per batch size)";
     else if (e->attention_tilings)
         attention = "own (64-, 128- or 32-row blocks, keys split or not, per batch size)";
-    snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s", name,
-             bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
-             e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note);
+    snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s%s%.400s",
+             name, bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
+             e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note,
+             e->tuning_note[0] ? ", " : "", e->tuning_note);
     *out = e;
     return BQ_OK;
 }
@@ -985,6 +1248,8 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
         free(e->shapes[i]);
     }
     free(e->shapes);
+    free(e->shape_presets);
+    free(e->tuning_other);
     bq_cudnn_attention_free(e->cudnn_attention);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);

@@ -67,6 +67,7 @@ typedef struct {
     /* 1: run the heuristic's first choice and the untimed GELU rule whatever the timing found
      * (the engine's whole-pass comparison for this shape's batch size, bq_gemm_ctx_prefer_first) */
     int prefer_first;
+    int preset; /* 1: the choices came from a preset (bq_gemm_ctx_preset), untimed */
     float first_ms, chosen_ms, unfused_ms;
     float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
 } gemm_plan;
@@ -77,6 +78,12 @@ typedef struct {
     void *y;
 } gemm_operands;
 
+/* A decision of an earlier run, and whether a plan took it. */
+typedef struct {
+    bq_gemm_decision d;
+    int taken;
+} gemm_preset;
+
 struct bq_gemm_ctx {
     cublasLtHandle_t handle;
     void *workspace; /* device, workspace_bytes */
@@ -84,6 +91,8 @@ struct bq_gemm_ctx {
     gemm_plan plans[BQ_GEMM_CACHE_MAX];
     int plan_count;
     int untimed; /* bq_gemm_ctx_set_autotune(g, 0) */
+    gemm_preset *presets; /* [n_presets]: decisions of an earlier run (a tuning cache) */
+    size_t n_presets, presets_cap;
 };
 
 static void plan_destroy(gemm_plan *p) {
@@ -118,6 +127,7 @@ void bq_gemm_ctx_free(bq_gemm_ctx *g) {
     for (int i = 0; i < g->plan_count; i++) plan_destroy(&g->plans[i]);
     if (g->workspace) cudaFree(g->workspace);
     if (g->handle) cublasLtDestroy(g->handle);
+    free(g->presets);
     free(g);
 }
 
@@ -395,6 +405,29 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     return BQ_OK;
 }
 
+/* Whether decision d is about plan p's shape. */
+static int decision_matches(const bq_gemm_decision *d, const gemm_plan *p) {
+    return d->rows == p->rows && d->in == p->in && d->out == p->out && d->dt == (int)p->dt &&
+           d->allow_tf32 == p->allow_tf32 && d->ep == (int)p->ep;
+}
+
+/* A new plan takes a preset of its shape when its candidates are as many as the preset's (the
+ * same cuBLASLt on the same card lists the same ones): its choices then need no timing. */
+static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
+    const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
+    for (size_t i = 0; i < g->n_presets; i++) {
+        const bq_gemm_decision *d = &g->presets[i].d;
+        if (!decision_matches(d, p) || d->candidates != p->candidate_count) continue;
+        p->chosen = d->chosen;
+        /* BQ_FUSED_GELU=0 keeps its unfused path whatever was cached */
+        if (gelu16 && p->gelu_variant == 0) p->gelu_variant = d->gelu_variant;
+        p->tuned = 1;
+        p->preset = 1;
+        g->presets[i].taken = 1;
+        return;
+    }
+}
+
 static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dtype dt,
                           int allow_tf32, bq_epilogue ep, gemm_plan **plan, bq_err *err) {
     allow_tf32 = (dt == BQ_CUDA_F32 && allow_tf32) ? 1 : 0;
@@ -425,6 +458,7 @@ static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dty
         plan_destroy(p);
         return s;
     }
+    plan_take_preset(g, p);
     g->plan_count++;
     *plan = p;
     return BQ_OK;
@@ -469,6 +503,8 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
                        stream, 1, &ran, err);
 }
 
+size_t bq_gemm_library_version(void) { return cublasLtGetVersion(); }
+
 int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first) {
     int n = 0;
     for (int i = 0; g && i < g->plan_count; i++)
@@ -476,6 +512,50 @@ int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first) {
             g->plans[i].prefer_first = prefer_first ? 1 : 0;
             n++;
         }
+    return n;
+}
+
+bq_status bq_gemm_ctx_preset(bq_gemm_ctx *g, const bq_gemm_decision *d, bq_err *err) {
+    if (!g || !d)
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_gemm_ctx_preset: context or decision NULL");
+    const int fused = d->gelu_variant <= VARIANT_FUSED_LARGE &&
+                      d->gelu_variant > VARIANT_FUSED_LARGE - (int)BQ_GELU_TILE_COUNT;
+    const int gelu16 = d->ep == BQ_EPILOGUE_BIAS_GELU && d->dt != BQ_CUDA_F32;
+    if (d->rows <= 0 || d->in <= 0 || d->out <= 0 || d->candidates < 1 ||
+        d->candidates > BQ_GEMM_MAX_ALGOS || d->chosen < 0 || d->chosen >= d->candidates ||
+        (d->dt != BQ_CUDA_F32 && d->dt != BQ_CUDA_F16 && d->dt != BQ_CUDA_BF16) || d->ep < 0 ||
+        d->ep > BQ_EPILOGUE_BIAS_GELU || (gelu16 && !fused && d->gelu_variant != VARIANT_UNFUSED))
+        return bq_fail(err, BQ_ERR_INVALID_ARG,
+                       "GEMM decision out of range (rows=%d in=%d out=%d dtype %d epilogue %d, "
+                       "candidate %d of %d, GELU path %d)",
+                       d->rows, d->in, d->out, d->dt, d->ep, d->chosen, d->candidates,
+                       d->gelu_variant);
+    if (!bq_grow((void **)&g->presets, &g->presets_cap, g->n_presets + 1, sizeof *g->presets))
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory for GEMM presets");
+    g->presets[g->n_presets++] = (gemm_preset){*d, 0};
+    return BQ_OK;
+}
+
+int bq_gemm_ctx_decisions(const bq_gemm_ctx *g, bq_gemm_decision *out, int max, int *presets_taken) {
+    int n = 0, taken = 0;
+    for (int i = 0; g && i < g->plan_count; i++) {
+        const gemm_plan *p = &g->plans[i];
+        const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
+        taken += p->preset;
+        /* what timing chose (or a preset gave): not the untimed first choices */
+        if (!p->tuned || (!p->preset && p->chosen_ms <= 0.0f) || (gelu16 && p->gelu_variant == 0))
+            continue;
+        if (n < max)
+            out[n] = (bq_gemm_decision){p->rows, p->in, p->out, (int)p->dt, p->allow_tf32,
+                                        (int)p->ep, p->candidate_count, p->chosen, p->gelu_variant};
+        n++;
+    }
+    for (size_t i = 0; g && i < g->n_presets; i++) {
+        if (g->presets[i].taken) continue;
+        if (n < max) out[n] = g->presets[i].d;
+        n++;
+    }
+    if (presets_taken) *presets_taken = taken;
     return n;
 }
 

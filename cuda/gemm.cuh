@@ -61,6 +61,33 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max);
  * pass faster. Returns the number of shapes set (0 for g NULL). */
 int bq_gemm_ctx_prefer_first(bq_gemm_ctx *g, int rows, int prefer_first);
 
+/* One GEMM shape's timed decisions, as a tuning cache keeps them between runs
+ * (bq_gemm_ctx_decisions, bq_gemm_ctx_preset). */
+typedef struct {
+    int rows, in, out;
+    int dt;           /* bq_cuda_dtype */
+    int allow_tf32;   /* F32 only */
+    int ep;           /* bq_epilogue */
+    int candidates;   /* the plan's candidate count when it was timed */
+    int chosen;       /* the cuBLASLt candidate timing chose, an index among them */
+    int gelu_variant; /* BIAS_GELU in 16 bits: the path timing chose (never 0) */
+} bq_gemm_decision;
+
+/* Take d's decision instead of timing a shape met later: a plan of d's shape whose cuBLASLt
+ * heuristic returns as many candidates as d->candidates (the same library on the same card)
+ * runs d's choices untimed; any other plan times as usual. Host-only; call before the shape's
+ * first call. Returns BQ_OK, BQ_ERR_INVALID_ARG (g or d NULL, or d out of range) or
+ * BQ_ERR_NOMEM. */
+bq_status bq_gemm_ctx_preset(bq_gemm_ctx *g, const bq_gemm_decision *d, bq_err *err);
+
+/* The decisions worth keeping: each cached shape's timed (or preset) choices, then the presets
+ * no shape has taken. Fills up to `max` of them into out (may be NULL with max 0); returns how
+ * many there are. *presets_taken (may be NULL): how many shapes took a preset. g NULL: 0. */
+int bq_gemm_ctx_decisions(const bq_gemm_ctx *g, bq_gemm_decision *out, int max, int *presets_taken);
+
+/* cuBLASLt's version (cublasLtGetVersion): part of a tuning cache's key. */
+size_t bq_gemm_library_version(void);
+
 /* 1 unless BQ_GEMM_AUTOTUNE=0 (then nothing is timed: first choices and the GELU rule). */
 int bq_gemm_autotune_enabled(void);
 

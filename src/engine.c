@@ -12,7 +12,7 @@ struct bq_engine {
     bq_engine_options opt;
     bq_cpu_forward *cpu;   /* set when opt.device == BQ_DEVICE_CPU */
     bq_cuda_engine *cuda;  /* set when opt.device == BQ_DEVICE_CUDA */
-    char description[256];
+    char description[2048];
 };
 
 void bq_engine_options_default(bq_engine_options *o) {
@@ -175,6 +175,10 @@ bq_status bq_engine_forward_packed(bq_engine *e, int batch, int length, int n_se
 const bq_engine_options *bq_engine_get_options(const bq_engine *e) { return &e->opt; }
 
 const char *bq_engine_describe(const bq_engine *e) { return e->description; }
+
+bq_status bq_engine_save_tuning(bq_engine *e, bq_err *err) {
+    return e && e->cuda ? bq_cuda_engine_save_tuning(e->cuda, err) : BQ_OK;
+}
 
 void bq_engine_first_passes(const bq_engine *e, int *shapes, double *seconds) {
     *shapes = 0;

@@ -29,6 +29,11 @@ typedef struct {
      * first choices, our default attention tiling, eager launches): for a single pass, as `ask`
      * makes, where that one-time work would cost more than it saves. */
     int tune;
+    /* CUDA: a tuning cache file (NULL: none). Its decisions for this card, cuBLASLt, precision
+     * and model (GEMM algorithms, GELU paths, attention tilings, per pass shape) are taken
+     * instead of timing them again; bq_engine_save_tuning writes this run's back. A missing,
+     * foreign or damaged file only costs the timing (the engine's description says which). */
+    const char *tuning_cache;
 } bq_engine_options;
 
 void bq_engine_options_default(bq_engine_options *o); /* cpu, fp32, auto attention, 8 x 384, tune */
@@ -82,6 +87,11 @@ bq_status bq_engine_forward_packed(bq_engine *e, int batch, int length, int n_se
 const bq_engine_options *bq_engine_get_options(const bq_engine *e);
 /* The CUDA backend behind an engine created with BQ_DEVICE_CUDA (for its benchmark API), else NULL. */
 struct bq_cuda_engine *bq_engine_cuda_backend(bq_engine *e);
+
+/* Write a CUDA engine's timed decisions to its tuning cache (bq_engine_options.tuning_cache);
+ * BQ_OK and nothing written for the CPU or without a cache. Returns BQ_OK, BQ_ERR_IO (the path
+ * and errno text) or BQ_ERR_NOMEM. */
+bq_status bq_engine_save_tuning(bq_engine *e, bq_err *err);
 
 /* The CUDA backend's pass shapes met so far and the wall seconds of their first forward calls
  * (one-time timing and graph capture included; bq_cuda_engine_first_passes); zeros on the CPU. */

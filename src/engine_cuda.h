@@ -46,6 +46,16 @@ const char *bq_cuda_engine_describe(const bq_cuda_engine *e);
  * graph, on top of the pass itself). Zeros for NULL. */
 void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *seconds);
 
+/* Write the engine's timed decisions to its tuning cache (bq_engine_options.tuning_cache; the
+ * decisions it read from there and did not meet this run are kept). No cache: nothing, BQ_OK.
+ * Returns BQ_OK, BQ_ERR_IO (the path and errno text) or BQ_ERR_NOMEM. */
+bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err);
+
+/* How many GEMM shapes and pass shapes took their decisions from the tuning cache, untimed
+ * (zeros for NULL or without a cache). */
+void bq_cuda_engine_tuning_cache(const bq_cuda_engine *e, int *gemm_presets_taken,
+                                 int *shape_presets_taken);
+
 /* ---- device-side benchmark API (the CLI's bench subcommand is built on it) ---- */
 
 typedef struct {

@@ -43,6 +43,18 @@ void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *s
     *seconds = 0.0;
 }
 
+bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) {
+    (void)e, (void)err;
+    return BQ_OK;
+}
+
+void bq_cuda_engine_tuning_cache(const bq_cuda_engine *e, int *gemm_presets_taken,
+                                 int *shape_presets_taken) {
+    (void)e;
+    if (gemm_presets_taken) *gemm_presets_taken = 0;
+    if (shape_presets_taken) *shape_presets_taken = 0;
+}
+
 const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
     (void)e;
     return "cuda (not built)";

@@ -406,6 +406,13 @@ static bq_status infer_packed(const bq_qa *qa, qa_chunk *c, pack_scratch *x, int
     return BQ_OK;
 }
 
+/* n_tokens[row] = the real tokens of each engine row (window) of a prepared chunk. */
+static void window_tokens(const qa_chunk *c, int *n_tokens) {
+    for (int i = 0; i < c->n; i++)
+        for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
+            n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
+}
+
 /* One engine call of b rows at length len, counted into `stats` (may be NULL). */
 static void count_batch(bq_qa_stats *stats, int b, int max_batch, int len) {
     if (!stats) return;
@@ -433,9 +440,7 @@ static bq_status chunk_infer_packed(const bq_qa *qa, qa_chunk *c, bq_qa_stats *s
     if (!x.n_tokens || !x.first || !x.batches || !x.lengths || !x.offsets || !x.ids || !x.seg ||
         !x.start || !x.end)
         st = bq_fail(err, BQ_ERR_NOMEM, "out of memory packing %d windows", c->n_rows);
-    for (int i = 0; i < c->n && st == BQ_OK; i++)
-        for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
-            x.n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
+    if (st == BQ_OK) window_tokens(c, x.n_tokens);
     const int passes =
         st == BQ_OK ? bq_qa_plan_packs(x.n_tokens, c->n_rows, mb, qa->seq_len, c->more, x.first,
                                        x.batches, x.lengths)
@@ -477,9 +482,7 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats
     bq_status st = BQ_OK;
     if (!x.n_tokens || !x.order || !x.lengths || !x.ids || !x.mask || !x.seg || !x.start || !x.end)
         st = bq_fail(err, BQ_ERR_NOMEM, "out of memory sorting %d windows by length", c->n_rows);
-    for (int i = 0; i < c->n && st == BQ_OK; i++)
-        for (int w = 0; c->first_row[i] >= 0 && w < c->feats[i].n_windows; w++)
-            x.n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
+    if (st == BQ_OK) window_tokens(c, x.n_tokens);
     int batches = st == BQ_OK ? bq_qa_plan_buckets(x.n_tokens, c->n_rows, mb, bucket, qa->seq_len,
                                                    x.order, x.lengths)
                               : 0;

@@ -231,6 +231,7 @@ expect_failure "length bucket past the window" "--length-bucket 400" squad --mod
 expect_failure "length buckets with cuDNN attention" "cuDNN" squad --model "$model" --input x --output y --length-bucket 64 --device cuda --precision fp16 --attention cudnn
 expect_failure "packing with length buckets" "alternatives" squad --model "$model" --input x --output y --pack --length-bucket 64
 expect_failure "packing with cuDNN attention" "cuDNN" jsonl --model "$model" --pack --device cuda --precision fp16 --attention cudnn
+expect_failure "empty tuning cache name" "--tuning-cache needs a file name" ask --model "$model" --question y --context x --tuning-cache ""
 expect_failure "unknown command" "unknown command" frobnicate
 expect_failure "invalid UTF-8 question" "UTF-8" ask --model "$model" --question "$(printf 'caf\xe9?')" --context x
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then

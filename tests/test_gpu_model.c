@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int gpu_available;
 
@@ -912,6 +913,109 @@ static void test_packed_passes(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
+/* The first line of a file starting with `prefix` (static buffer), or NULL. */
+static const char *file_line(const char *path, const char *prefix, int *count) {
+    static char line[1200], found[1200];
+    FILE *f = fopen(path, "r");
+    *count = 0;
+    if (!f) return NULL;
+    found[0] = '\0';
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, prefix, strlen(prefix)) == 0 && (*count)++ == 0) snprintf(found, sizeof found, "%s", line);
+    fclose(f);
+    return *count ? found : NULL;
+}
+
+/* The tuning cache: a tuned engine writes its GEMM and attention decisions to the file, a second
+ * engine of the same key takes them untimed (every GEMM shape and the pass shape) and still
+ * matches the CPU reference; an engine of another precision adds its own section and keeps the
+ * first; a damaged line is noted and skipped; a file that is not a cache is neither read nor
+ * overwritten. Runs on the emulator too. */
+static void test_tuning_cache(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    enum { B = 2, S = 64 };
+    random_model *r = random_model_create(128, 2, 256, 1, 300, S, 23);
+    const int lengths[B] = {64, 41};
+    batch_case bc = make_batch(&r->model, B, S, lengths, 16);
+    char *dir = bq_test_tmpdir("tuning");
+    assert_non_null(dir);
+    char path[1024], foreign[1024];
+    snprintf(path, sizeof path, "%s/tuning.txt", dir);
+    snprintf(foreign, sizeof foreign, "%s/notes.txt", dir);
+    float start[B * S], end[B * S];
+    bq_err err;
+    int count = 0;
+    const bq_precision precisions[3] = {BQ_PRECISION_FP16, BQ_PRECISION_FP32, BQ_PRECISION_FP16};
+    int fp16_gemm_lines = 0;
+    for (int run = 0; run < 3; run++) {
+        bq_engine_options opt = cuda_options(precisions[run], BQ_ATTENTION_AUTO, B, S);
+        opt.tuning_cache = path;
+        bq_cuda_engine *e = NULL;
+        if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+        const char *desc = bq_cuda_engine_describe(e);
+        printf("  run %d (%s): %s\n", run, bq_precision_name(precisions[run]), desc);
+        /* a first run finds no file; the fp32 engine no section of its own; the third its own */
+        assert_non_null(strstr(desc, run == 0 ? "none yet" : run == 1 ? "nothing yet" : "GEMM and"));
+        if (bq_cuda_engine_forward(e, B, S, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+            fail_msg("forward: %s", err.message);
+        const double rel = real_token_error(&bc, B, start, end);
+        printf("  run %d rel error %.3e (limit %.0e)\n", run, rel, tolerance(precisions[run]));
+        assert_true(rel <= tolerance(precisions[run]));
+        int gemm_taken = -1, shapes_taken = -1;
+        bq_cuda_engine_tuning_cache(e, &gemm_taken, &shapes_taken);
+        if (run < 2) {
+            assert_int_equal(gemm_taken, 0);
+            assert_int_equal(shapes_taken, 0);
+        } else { /* every GEMM shape run 0 timed, and the pass shape */
+            assert_int_equal(gemm_taken, fp16_gemm_lines);
+            assert_int_equal(shapes_taken, 1);
+        }
+        assert_int_equal(bq_cuda_engine_save_tuning(e, &err), BQ_OK);
+        bq_cuda_engine_free(e);
+        assert_non_null(file_line(path, "bertqa-gpu tuning cache", &count));
+        if (run == 0) {
+            /* QKV, out, FFN in, FFN out at 128 rows; the padded shape */
+            assert_non_null(file_line(path, "gemm ", &fp16_gemm_lines));
+            assert_int_equal(fp16_gemm_lines, 4);
+            assert_non_null(file_line(path, "shape 2 64 0 ", &count));
+        }
+        assert_non_null(file_line(path, "key ", &count));
+        assert_int_equal(count, run == 0 ? 1 : 2); /* the fp32 section joins, the fp16 one stays */
+    }
+    /* a damaged line: noted, the decisions before it kept */
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs("gemm 1 2 three\n", f);
+    fclose(f);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, B, S);
+    opt.tuning_cache = path;
+    bq_cuda_engine *e = NULL;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+    printf("  damaged: %s\n", bq_cuda_engine_describe(e));
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "does not parse"));
+    bq_cuda_engine_free(e);
+    /* not a cache: not read, and saving refuses to overwrite it */
+    f = fopen(foreign, "w");
+    assert_non_null(f);
+    fputs("my notes\n", f);
+    fclose(f);
+    opt.tuning_cache = foreign;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "not a bertqa-gpu tuning cache"));
+    assert_int_equal(bq_cuda_engine_save_tuning(e, &err), BQ_ERR_IO);
+    printf("  foreign: %s\n", err.message);
+    bq_cuda_engine_free(e);
+    assert_non_null(file_line(foreign, "my notes", &count));
+    assert_int_equal(count, 1);
+    remove(path);
+    remove(foreign);
+    rmdir(dir);
+    free(dir);
+    free_batch(&bc);
+    random_model_free(r);
+}
+
 /* An untuned engine (tune = 0, what ask uses for its one pass): the logits match the
  * CPU reference, nothing is timed (GEMMs "untimed", attention our default tiling, no cuDNN
  * plan under auto) and no graph is captured, also on a second pass. Runs on the emulator too. */
@@ -1163,6 +1267,7 @@ int main(void) {
         cmocka_unit_test(test_attention_tiling_choice),
         cmocka_unit_test(test_trimmed_passes),
         cmocka_unit_test(test_packed_passes),
+        cmocka_unit_test(test_tuning_cache),
         cmocka_unit_test(test_single_pass_untuned),
         cmocka_unit_test(test_cudnn_attention),
         cmocka_unit_test(test_large_every_precision),

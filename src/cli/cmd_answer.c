@@ -37,6 +37,10 @@ static bool session_open(const char *cmd, const cli_args *a, session *s) {
 }
 
 static void session_close(session *s) {
+    bq_err err;
+    bq_err_clear(&err);
+    if (s->engine && bq_engine_save_tuning(s->engine, &err) != BQ_OK)
+        fprintf(stderr, "bertqa-gpu %s: warning: %s\n", s->cmd, err.message);
     bq_qa_free(s->qa);
     bq_engine_free(s->engine);
     bq_model_free(s->model);

@@ -367,6 +367,10 @@ int cmd_bench(const cli_args *a) {
                 }
             }
             fflush(stdout);
+            bq_err serr;
+            bq_err_clear(&serr);
+            if (engine && bq_engine_save_tuning(engine, &serr) != BQ_OK)
+                fprintf(stderr, "bertqa-gpu bench: warning: %s\n", serr.message);
             bq_engine_free(engine);
             free(ids), free(mask), free(seg), free(start), free(end), free(compute), free(total);
         }

@@ -50,11 +50,15 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_PACK] = {"--pack", NULL,
                   "run windows packed back to back with no padding, each attending to itself "
                   "(padding is then never an answer; an alternative to --length-bucket)"},
+    [OPT_TUNING_CACHE] = {"--tuning-cache", "FILE",
+                          "cuda: reuse the GEMM and attention timings kept in FILE for this card, "
+                          "precision and model, and keep this run's there (default: time afresh)"},
 };
 
 #define END OPT_COUNT
 #define SQUAD_OPTS OPT_MAX_SEQ_LENGTH, OPT_MAX_QUERY_LENGTH, OPT_DOC_STRIDE, OPT_N_BEST, OPT_MAX_ANSWER_LENGTH
-#define MODEL_OPTS OPT_MODEL, OPT_DEVICE, OPT_PRECISION, OPT_ATTENTION, OPT_THREADS, OPT_BATCH
+#define MODEL_OPTS OPT_MODEL, OPT_DEVICE, OPT_PRECISION, OPT_ATTENTION, OPT_THREADS, OPT_BATCH, \
+                   OPT_TUNING_CACHE
 
 static const cli_option_id tokenize_opts[] = {OPT_HELP, OPT_VOCAB, OPT_TOKENS, END};
 static const cli_option_id features_opts[] = {OPT_HELP, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT, OPT_CONTEXT_FILE,
@@ -72,7 +76,8 @@ static const cli_option_id logits_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT
                                             OPT_CONTEXT_FILE, SQUAD_OPTS, END};
 static const cli_option_id bench_opts[] = {OPT_HELP, OPT_MODEL, OPT_PRESET, OPT_DEVICE, OPT_PRECISION,
                                            OPT_ATTENTION, OPT_THREADS, OPT_BATCH, OPT_SEQ_LEN, OPT_ITERS,
-                                           OPT_JSON_FILE, OPT_PROFILE, OPT_QUIET, END};
+                                           OPT_JSON_FILE, OPT_PROFILE, OPT_QUIET, OPT_TUNING_CACHE,
+                                           END};
 
 static const cli_command commands[] = {
     {"tokenize", "tokenize stdin, one line of text in, one line of token ids out",
@@ -240,6 +245,13 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         cli_error(n, "--length-bucket %d exceeds --max-seq-length %d", a->squad.length_bucket,
                   a->squad.max_seq_length);
         return false;
+    }
+    if (a->given[OPT_TUNING_CACHE]) {
+        if (!a->value[OPT_TUNING_CACHE][0]) {
+            cli_error(n, "--tuning-cache needs a file name");
+            return false;
+        }
+        a->engine.tuning_cache = a->value[OPT_TUNING_CACHE];
     }
     a->squad.pack = a->given[OPT_PACK];
     if (a->squad.pack && a->squad.length_bucket > 0) {

@@ -2,8 +2,8 @@
 # cli_cuda_emulated.sh - the command line with `--device cuda` on the CPU-emulated engine
 # (bertqa-gpu-emulated: engine_cuda.cu, the GEMM layer on the emulated cuBLASLt, our kernels as
 # host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, with
-# length buckets, packed), every question answered in fp16, engine batches whole but the last, one `ask`, and a clean error for
-# a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
+# length buckets, packed), every question answered in fp16, engine batches whole but the last, a
+# tuning cache written and read back, one `ask`, and a clean error for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
 set -u
@@ -86,6 +86,30 @@ check "squad --device cuda fp16 --pack (exit $rc): $(tail -n 2 "$tmp/packed-f16.
 python3 -c 'import json,sys; sys.exit(len(json.load(open(sys.argv[1]))) != int(sys.argv[2]))' \
     "$tmp/packed-f16.json" "$questions"
 check "fp16 packed: not every question answered" $?
+
+# --tuning-cache: the first fp16 packed run writes its decisions, the second takes them (its
+# summary says how many) and answers the same
+for run in 1 2; do
+    "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/cached-$run.json" \
+        --device cuda --precision fp16 "${short[@]}" --pack --tuning-cache "$tmp/tuning.txt" \
+        >/dev/null 2>"$tmp/cached-$run.err"
+    check "squad --tuning-cache, run $run (exit $?): $(tail -n 2 "$tmp/cached-$run.err")" $?
+done
+head -n 1 "$tmp/tuning.txt" | grep -q '^bertqa-gpu tuning cache' && grep -q '^gemm ' "$tmp/tuning.txt" &&
+    grep -q '^shape [0-9]* 64 1 ' "$tmp/tuning.txt"
+check "the tuning cache holds no GEMM or packed shape decision: $(head -c 400 "$tmp/tuning.txt")" $?
+grep -q 'tuning cache .*: none yet' "$tmp/cached-1.err" &&
+    grep -Eq 'tuning cache .*: [1-9][0-9]* GEMM and [1-9][0-9]* shape decisions' "$tmp/cached-2.err"
+check "the second run did not read the first's decisions: $(grep -h 'tuning' "$tmp"/cached-*.err)" $?
+cmp -s "$tmp/cached-1.json" "$tmp/cached-2.json"
+check "answers with the cached decisions differ from the timed run's" $?
+printf 'my notes\n' >"$tmp/notes.txt"
+"$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/foreign.json" --device cuda \
+    "${short[@]}" --tuning-cache "$tmp/notes.txt" --quiet >/dev/null 2>"$tmp/foreign.err"
+rc=$?
+[ "$rc" -eq 0 ] && grep -q 'warning: .*not a bertqa-gpu tuning cache' "$tmp/foreign.err" &&
+    [ "$(cat "$tmp/notes.txt")" = "my notes" ]
+check "--tuning-cache on a file that is not one (exit $rc): $(cat "$tmp/foreign.err")" $?
 
 "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" --output "$tmp/f16.json" --device cuda \
     --precision fp16 "${short[@]}" --quiet >"$tmp/f16.out" 2>"$tmp/f16.err"
