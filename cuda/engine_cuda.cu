@@ -970,7 +970,7 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     }
     char line[1024], key[1024];
     tuning_key(e, key, sizeof key);
-    int n_line = 0, gemms = 0, shapes = 0, ours = 0, found = 0, bad_line = 0;
+    int n_line = 0, gemms = 0, shapes = 0, ours = 0, found = 0, bad_line = 0, repeat = 0;
     bq_status s = BQ_OK;
     while (s == BQ_OK && fgets(line, sizeof line, f)) {
         n_line++;
@@ -981,9 +981,13 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
                 break;
             }
         } else if (strncmp(line, "key ", 4) == 0) {
+            /* a second section of this key (not one we write) is dropped with its lines */
+            repeat = strcmp(line + 4, key) == 0 && found;
             ours = strcmp(line + 4, key) == 0 && !found;
             found |= ours;
-            if (!ours) s = tuning_keep_line(e, line, err);
+            if (!ours && !repeat) s = tuning_keep_line(e, line, err);
+        } else if (repeat) {
+            continue;
         } else if (!ours) {
             s = tuning_keep_line(e, line, err);
         } else if (!bad_line && !tuning_parse_line(e, line, &gemms, &shapes, &s, err)) {
