@@ -965,7 +965,12 @@ static int tuning_parse_line(bq_cuda_engine *e, const char *line, int *gemms, in
 static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     FILE *f = fopen(e->tuning_path, "r");
     if (!f) {
-        snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s: none yet", e->tuning_path);
+        if (errno == ENOENT)
+            snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s: none yet",
+                     e->tuning_path);
+        else
+            snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s not read: %.100s",
+                     e->tuning_path, strerror(errno));
         return BQ_OK;
     }
     char line[1024], key[1024];
