@@ -574,6 +574,7 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->chosen_splitk = p->candidate_count > 0 ? algo_splitk(&p->candidates[p->chosen]) : 1;
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
         q->runs_first = p->prefer_first;
+        q->from_cache = p->preset;
         if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {
                 "fused-large", "fused-small", "fused-pingpong", "fused-pingpong-small"};

@@ -114,6 +114,7 @@ typedef struct {
     double fused_pingpong_ms; /* the same, ping-pong tiles (0: refused) */
     double fused_pingpong_small_ms; /* the same, small ping-pong tiles (0: refused) */
     int runs_first; /* 1: the engine's whole-pass comparison kept the first choice and GELU rule */
+    int from_cache; /* 1: the choices came from the tuning cache, untimed in this run */
 } bq_gemm_plan_info;
 
 /* Per-layer attention times (ms) the engine measured on a batch size's first pass; 0 where a

@@ -928,9 +928,10 @@ static const char *file_line(const char *path, const char *prefix, int *count) {
 
 /* The tuning cache: a tuned engine writes its GEMM and attention decisions to the file, a second
  * engine of the same key takes them untimed (every GEMM shape and the pass shape) and still
- * matches the CPU reference; an engine of another precision adds its own section and keeps the
- * first; a damaged line is noted and skipped; a file that is not a cache is neither read nor
- * overwritten. Runs on the emulator too. */
+ * matches the CPU reference (its plans say they came from the cache); an engine of another
+ * precision adds its own section and keeps the first; a second section of one key is dropped; a
+ * damaged line is noted and skipped; a file that is not a cache is neither read nor overwritten.
+ * Runs on the emulator too. */
 static void test_tuning_cache(void **state) {
     (void)state;
     REQUIRE_GPU();
@@ -971,6 +972,10 @@ static void test_tuning_cache(void **state) {
             assert_int_equal(gemm_taken, fp16_gemm_lines);
             assert_int_equal(shapes_taken, 1);
         }
+        bq_gemm_plan_info plans[8];
+        const int n_plans = bq_cuda_engine_gemm_plans(e, plans, 8);
+        for (int i = 0; i < n_plans && i < 8; i++) /* bench reports them so, not "not timed" */
+            assert_int_equal(plans[i].from_cache, run == 2);
         assert_int_equal(bq_cuda_engine_save_tuning(e, &err), BQ_OK);
         bq_cuda_engine_free(e);
         assert_non_null(file_line(path, "bertqa-gpu tuning cache", &count));
@@ -983,14 +988,32 @@ static void test_tuning_cache(void **state) {
         assert_non_null(file_line(path, "key ", &count));
         assert_int_equal(count, run == 0 ? 1 : 2); /* the fp32 section joins, the fp16 one stays */
     }
-    /* a damaged line: noted, the decisions before it kept */
-    FILE *f = fopen(path, "a");
+    /* a second section of the fp16 key (the file's last key line) is dropped on the next save */
+    char last_key[1200] = "";
+    FILE *f = fopen(path, "r");
     assert_non_null(f);
-    fputs("gemm 1 2 three\n", f);
+    char line[1200];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "key ", 4) == 0) snprintf(last_key, sizeof last_key, "%s", line);
+    fclose(f);
+    f = fopen(path, "a");
+    assert_non_null(f);
+    fprintf(f, "%sshape 7 64 0 1 0\n", last_key);
     fclose(f);
     bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, B, S);
     opt.tuning_cache = path;
     bq_cuda_engine *e = NULL;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+    assert_int_equal(bq_cuda_engine_save_tuning(e, &err), BQ_OK);
+    bq_cuda_engine_free(e);
+    assert_non_null(file_line(path, "key ", &count));
+    assert_int_equal(count, 2);
+    assert_null(file_line(path, "shape 7 ", &count));
+    /* a damaged line: noted, the decisions before it kept */
+    f = fopen(path, "a");
+    assert_non_null(f);
+    fputs("gemm 1 2 three\n", f);
+    fclose(f);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
     printf("  damaged: %s\n", bq_cuda_engine_describe(e));
     assert_non_null(strstr(bq_cuda_engine_describe(e), "does not parse"));

@@ -56,6 +56,7 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddNumberToObject(o, "chosen", p->chosen);
         cJSON_AddNumberToObject(o, "chosen_splitk", p->chosen_splitk);
         cJSON_AddBoolToObject(o, "runs_first", p->runs_first != 0);
+        cJSON_AddBoolToObject(o, "from_tuning_cache", p->from_cache != 0);
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
         if (p->gelu_path[0]) {
@@ -77,7 +78,8 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
                p->dtype, p->epilogue, p->chosen, p->candidates);
         /* BQ_GEMM_AUTOTUNE=0: nothing was timed, and zeros would read as measurements */
         if (p->chosen_ms <= 0 && p->first_ms <= 0) {
-            printf(": not timed%s%s\n", p->gelu_path[0] ? "; " : "", p->gelu_path);
+            printf(": %s%s%s\n", p->from_cache ? "from the tuning cache" : "not timed",
+                   p->gelu_path[0] ? "; " : "", p->gelu_path);
             continue;
         }
         if (p->chosen_splitk > 1) printf(", split-K %d", p->chosen_splitk);
