@@ -422,7 +422,8 @@ static bq_status shape_for(bq_cuda_engine *e, int batch, int len, int packed, pa
      * the H200 the first passes of a packed SQuAD dev run were half its engine time) */
     for (int i = 0; packed && i < e->n_shapes; i++) {
         const pass_shape *o = e->shapes[i];
-        if (o->packed && o->batch == batch && o->len == len && o->attention_choice != ATTN_UNDECIDED) {
+        if (o->packed && o->batch == batch && o->len == len &&
+            o->attention_choice != ATTN_UNDECIDED) {
             p->attention_choice = o->attention_choice;
             break;
         }
@@ -1003,7 +1004,8 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     if (s != BQ_OK) return s;
     if (e->tuning_foreign)
         snprintf(e->tuning_note, sizeof e->tuning_note,
-                 "%.300s is not a bertqa-gpu tuning cache: not read, not overwritten", e->tuning_path);
+                 "%.300s is not a bertqa-gpu tuning cache: not read, not overwritten",
+                 e->tuning_path);
     else if (bad_line)
         snprintf(e->tuning_note, sizeof e->tuning_note,
                  "tuning cache %.300s: line %d does not parse; %d GEMM and %d shape decisions "
@@ -1014,7 +1016,8 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
                  e->tuning_path);
     else
         snprintf(e->tuning_note, sizeof e->tuning_note,
-                 "tuning cache %.300s: %d GEMM and %d shape decisions", e->tuning_path, gemms, shapes);
+                 "tuning cache %.300s: %d GEMM and %d shape decisions", e->tuning_path, gemms,
+                 shapes);
     return BQ_OK;
 }
 

@@ -201,7 +201,8 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, 
             if (!n_tokens) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");
             long w = 0;
             for (int i = 0; i < c->n; i++)
-                for (int k = 0; k < c->first_row[i]; k++) n_tokens[w++] = c->feats[i].windows[k].n_tokens;
+                for (int k = 0; k < c->first_row[i]; k++)
+                    n_tokens[w++] = c->feats[i].windows[k].n_tokens;
             keep = bq_qa_whole_pack_prefix(c->first_row, n_tokens, c->n, qa->max_batch, qa->seq_len);
             free(n_tokens);
         } else {
