@@ -30,7 +30,8 @@
 #                                       ones win: "--precision fp16 --compile off --batch 8,128")
 #              BQ_SQUAD_DEV=F    SQuAD dev file (default: tests/data/squad/dev-v1.1.json.gz)
 #              BQ_DEADLINE_S=N   whole-run budget in seconds (default 460); each step's limit is
-#                                cut to what is left, and a step with < 20 s left does not start
+#                                cut to what is left, and a step with < 20 s left does not start;
+#                                the last 20 s are the merge's alone
 #              BQ_COMMIT=SHA     the commit the tree is (the device's copy of .git can be older
 #                                than the tree it was sent with); default git rev-parse HEAD
 # Whole run is designed for < 8 minutes on an H100 with 16 cores (deadline 460 s + the last step's
