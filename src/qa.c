@@ -15,6 +15,9 @@ struct bq_qa {
     bq_squad_options opt;
     int max_batch, seq_len;
     int host_threads; /* threads for features and decoding (the engine has its own) */
+    /* a CUDA engine that times and captures each new batch shape: partial batches run rounded
+     * up to a few sizes (bq_qa_batch_rows) */
+    int round_batches;
 };
 
 /* One chunk of requests on its way through features -> engine -> decoding. */
@@ -70,6 +73,7 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
     qa->opt = *opt;
     qa->max_batch = eo->max_batch;
     qa->seq_len = eo->seq_len;
+    qa->round_batches = eo->device == BQ_DEVICE_CUDA && eo->tune;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     /* leave a core to the thread that drives the engine */
     qa->host_threads = cores > 2 ? (int)(cores - 1 < 8 ? cores - 1 : 8) : 1;
@@ -173,6 +177,18 @@ int bq_qa_whole_batch_prefix(const int *windows, int n, int max_batch) {
     return k_most > 0 ? k_most : 1;
 }
 
+/* Engine inputs and logits for `cells` positions (each pointer NULL before; false when any
+ * allocation failed, whose caller frees what was allocated). */
+static bool alloc_rows(size_t cells, int32_t **ids, int32_t **mask, int32_t **seg, float **start,
+                       float **end) {
+    *ids = malloc(cells * sizeof **ids);
+    *mask = malloc(cells * sizeof **mask);
+    *seg = malloc(cells * sizeof **seg);
+    *start = malloc(cells * sizeof **start);
+    *end = malloc(cells * sizeof **end);
+    return *ids && *mask && *seg && *start && *end;
+}
+
 /* Features of every request (in parallel), then rows laid out request after request. With
  * `whole_batches` (more requests follow), the chunk is cut back to the requests whose windows fill
  * whole engine batches, or when packing, whole packed passes (c->n shrinks; the caller gives the
@@ -221,15 +237,8 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, 
         c->n_rows += c->feats[i].n_windows;
     }
     size_t cells = (size_t)c->n_rows * (size_t)S;
-    if (cells) {
-        c->ids = malloc(cells * sizeof *c->ids);
-        c->mask = malloc(cells * sizeof *c->mask);
-        c->seg = malloc(cells * sizeof *c->seg);
-        c->start = malloc(cells * sizeof *c->start);
-        c->end = malloc(cells * sizeof *c->end);
-        if (!c->ids || !c->mask || !c->seg || !c->start || !c->end)
-            return bq_fail(err, BQ_ERR_NOMEM, "out of memory for %d windows", c->n_rows);
-    }
+    if (cells && !alloc_rows(cells, &c->ids, &c->mask, &c->seg, &c->start, &c->end))
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory for %d windows", c->n_rows);
     for (int i = 0; i < c->n; i++) {
         if (c->first_row[i] < 0) continue;
         const bq_features *f = &c->feats[i];
@@ -242,6 +251,15 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, 
     }
     c->host_seconds += now_seconds() - t0;
     return BQ_OK;
+}
+
+int bq_qa_batch_rows(int rows, int max_batch) {
+    const int step = max_batch / 8 > 1 ? max_batch / 8 : 1;
+    int pow2 = 1;
+    while (pow2 < rows) pow2 *= 2;
+    const int multiple = (rows + step - 1) / step * step;
+    const int b = pow2 < multiple ? pow2 : multiple;
+    return b < max_batch ? b : max_batch;
 }
 
 int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, int seq_len, int *order,
@@ -263,14 +281,8 @@ int bq_qa_plan_buckets(const int *n_tokens, int n, int max_batch, int bucket, in
     return batches;
 }
 
-/* Rows [row, row + b) through the engine at full length. */
-static bq_status infer_padded(const bq_qa *qa, qa_chunk *c, int row, int b, bq_err *err) {
-    size_t at = (size_t)row * (size_t)qa->seq_len;
-    return bq_engine_forward(qa->engine, b, c->ids + at, c->mask + at, c->seg + at, c->start + at,
-                             c->end + at, err);
-}
-
-/* Buffers for one length-bucketed batch: its rows gathered at their batch's length. */
+/* Buffers for one batch gathered at its length (a length-bucketed batch, or a partial batch
+ * rounded up to more rows). */
 typedef struct {
     int *n_tokens, *order, *lengths; /* [n_rows], [n_rows], [batches] */
     int32_t *ids, *mask, *seg;       /* [max_batch, L] */
@@ -282,18 +294,48 @@ static void bucket_scratch_free(bucket_scratch *b) {
     free(b->ids), free(b->mask), free(b->seg), free(b->start), free(b->end);
 }
 
-/* The rows order[0..b) through the engine at length L, their logits back in their rows (at full
- * length; padding positions -inf, so that decoding never ranks them). */
+/* The batch buffers of `x` for max_batch rows of the full length. */
+static bq_status batch_scratch_alloc(const bq_qa *qa, bucket_scratch *x, bq_err *err) {
+    const size_t cells = (size_t)qa->max_batch * (size_t)qa->seq_len;
+    if (!alloc_rows(cells, &x->ids, &x->mask, &x->seg, &x->start, &x->end))
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory for a batch of %d windows", qa->max_batch);
+    return BQ_OK;
+}
+
+/* Row j of a batch of `run` gathered into x at length L: chunk row `from` (of length S). */
+static void gather_row(const qa_chunk *c, bucket_scratch *x, int j, int from, int L, int S) {
+    const size_t src = (size_t)from * (size_t)S, to = (size_t)j * (size_t)L;
+    memcpy(x->ids + to, c->ids + src, (size_t)L * sizeof(int32_t));
+    memcpy(x->mask + to, c->mask + src, (size_t)L * sizeof(int32_t));
+    memcpy(x->seg + to, c->seg + src, (size_t)L * sizeof(int32_t));
+}
+
+/* Rows [row, row + b) through the engine at full length, as a batch of `run` >= b rows (a
+ * partial batch rounded up, gathered in x: the rows past b repeat the last, their logits
+ * dropped; x is unused when run == b). */
+static bq_status infer_padded(const bq_qa *qa, qa_chunk *c, bucket_scratch *x, int row, int b,
+                              int run, bq_err *err) {
+    const int S = qa->seq_len;
+    const size_t at = (size_t)row * (size_t)S;
+    if (run == b)
+        return bq_engine_forward(qa->engine, b, c->ids + at, c->mask + at, c->seg + at,
+                                 c->start + at, c->end + at, err);
+    for (int j = 0; j < run; j++) gather_row(c, x, j, row + (j < b ? j : b - 1), S, S);
+    bq_status st = bq_engine_forward(qa->engine, run, x->ids, x->mask, x->seg, x->start, x->end, err);
+    if (st != BQ_OK) return st;
+    memcpy(c->start + at, x->start, (size_t)b * (size_t)S * sizeof(float));
+    memcpy(c->end + at, x->end, (size_t)b * (size_t)S * sizeof(float));
+    return BQ_OK;
+}
+
+/* The rows order[0..b) through the engine at length L as a batch of `run` >= b rows (the rows
+ * past b repeat the last), their logits back in their rows (at full length; padding positions
+ * -inf, so that decoding never ranks them). */
 static bq_status infer_trimmed(const bq_qa *qa, qa_chunk *c, bucket_scratch *x, const int *rows,
-                               int b, int L, bq_err *err) {
+                               int b, int run, int L, bq_err *err) {
     const size_t S = (size_t)qa->seq_len;
-    for (int j = 0; j < b; j++) {
-        const size_t from = (size_t)rows[j] * S, to = (size_t)j * (size_t)L;
-        memcpy(x->ids + to, c->ids + from, (size_t)L * sizeof(int32_t));
-        memcpy(x->mask + to, c->mask + from, (size_t)L * sizeof(int32_t));
-        memcpy(x->seg + to, c->seg + from, (size_t)L * sizeof(int32_t));
-    }
-    bq_status st = bq_engine_forward_length(qa->engine, b, L, x->ids, x->mask, x->seg, x->start,
+    for (int j = 0; j < run; j++) gather_row(c, x, j, rows[j < b ? j : b - 1], L, (int)S);
+    bq_status st = bq_engine_forward_length(qa->engine, run, L, x->ids, x->mask, x->seg, x->start,
                                             x->end, err);
     if (st != BQ_OK) return st;
     for (int j = 0; j < b; j++) {
@@ -331,7 +373,6 @@ int bq_qa_whole_pack_prefix(const int *windows, const int *n_tokens, int n, int 
 int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int more, int *first,
                      int *batches, int *lengths) {
     const long capacity = (long)max_batch * seq_len;
-    const int step = max_batch / 8 > 1 ? max_batch / 8 : 1;
     int passes = 0;
     long used = 0; /* tokens in the open pass */
     first[0] = 0;
@@ -346,11 +387,7 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
     }
     if (used > 0) { /* the last pass: a few batch sizes only, and a small one stays small */
         const int rows = (int)((used + seq_len - 1) / seq_len);
-        int pow2 = 1;
-        while (pow2 < rows) pow2 *= 2;
-        const int multiple = (rows + step - 1) / step * step;
-        const int b = more ? max_batch : pow2 < multiple ? pow2 : multiple;
-        batches[passes] = b < max_batch ? b : max_batch;
+        batches[passes] = more ? max_batch : bq_qa_batch_rows(rows, max_batch);
         lengths[passes] = pack_length(used, batches[passes], seq_len);
         first[++passes] = n;
     }
@@ -414,12 +451,20 @@ static void window_tokens(const qa_chunk *c, int *n_tokens) {
             n_tokens[c->first_row[i] + w] = c->feats[i].windows[w].n_tokens;
 }
 
-/* One engine call of b rows at length len, counted into `stats` (may be NULL). */
-static void count_batch(bq_qa_stats *stats, int b, int max_batch, int len) {
+/* One engine call for b windows that ran `run` rows at length len, counted into `stats` (may be
+ * NULL). */
+static void count_batch(bq_qa_stats *stats, int b, int run, int max_batch, int len) {
     if (!stats) return;
     stats->batches++;
     stats->partial_batches += b < max_batch;
-    stats->positions += (long)b * len;
+    stats->positions += (long)run * len;
+}
+
+/* The rows a batch of b windows runs: b, or on a CUDA engine that times and captures every new
+ * batch shape, b rounded up to a few sizes (bq_qa_batch_rows), so that the partial batches a
+ * stream of requests ends its reads with do not each cost a first pass. */
+static int run_rows(const bq_qa *qa, int b) {
+    return qa->round_batches ? bq_qa_batch_rows(b, qa->max_batch) : b;
 }
 
 /* Every window of a chunk through the engine as packed passes. */
@@ -448,7 +493,7 @@ static bq_status chunk_infer_packed(const bq_qa *qa, qa_chunk *c, bq_qa_stats *s
                     : 0;
     for (int k = 0; k < passes && st == BQ_OK; k++) {
         st = infer_packed(qa, c, &x, x.first[k], x.first[k + 1], x.batches[k], x.lengths[k], err);
-        if (st == BQ_OK) count_batch(stats, x.batches[k], mb, x.lengths[k]);
+        if (st == BQ_OK) count_batch(stats, x.batches[k], x.batches[k], mb, x.lengths[k]);
     }
     pack_scratch_free(&x);
     return st;
@@ -461,28 +506,26 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats
     const int mb = qa->max_batch, bucket = qa->opt.length_bucket;
     if (trim && qa->opt.pack) return chunk_infer_packed(qa, c, stats, err);
     if (!trim || bucket <= 0) {
-        for (int row = 0; row < c->n_rows; row += mb) {
-            int b = c->n_rows - row < mb ? c->n_rows - row : mb;
-            bq_status st = infer_padded(qa, c, row, b, err);
-            if (st != BQ_OK) return st;
-            count_batch(stats, b, mb, qa->seq_len);
+        bucket_scratch x = {0}; /* for a partial batch rounded up */
+        bq_status st = BQ_OK;
+        for (int row = 0; row < c->n_rows && st == BQ_OK; row += mb) {
+            const int b = c->n_rows - row < mb ? c->n_rows - row : mb, run = run_rows(qa, b);
+            if (run > b && !x.ids) st = batch_scratch_alloc(qa, &x, err);
+            if (st == BQ_OK) st = infer_padded(qa, c, &x, row, b, run, err);
+            if (st == BQ_OK) count_batch(stats, b, run, mb, qa->seq_len);
         }
-        return BQ_OK;
+        bucket_scratch_free(&x);
+        return st;
     }
     if (c->n_rows == 0) return BQ_OK;
     bucket_scratch x = {0};
-    const size_t cells = (size_t)mb * (size_t)qa->seq_len;
     x.n_tokens = malloc((size_t)c->n_rows * sizeof *x.n_tokens);
     x.order = malloc((size_t)c->n_rows * sizeof *x.order);
     x.lengths = malloc(((size_t)c->n_rows / (size_t)mb + 1) * sizeof *x.lengths);
-    x.ids = malloc(cells * sizeof *x.ids);
-    x.mask = malloc(cells * sizeof *x.mask);
-    x.seg = malloc(cells * sizeof *x.seg);
-    x.start = malloc(cells * sizeof *x.start);
-    x.end = malloc(cells * sizeof *x.end);
     bq_status st = BQ_OK;
-    if (!x.n_tokens || !x.order || !x.lengths || !x.ids || !x.mask || !x.seg || !x.start || !x.end)
+    if (!x.n_tokens || !x.order || !x.lengths)
         st = bq_fail(err, BQ_ERR_NOMEM, "out of memory sorting %d windows by length", c->n_rows);
+    if (st == BQ_OK) st = batch_scratch_alloc(qa, &x, err);
     if (st == BQ_OK) window_tokens(c, x.n_tokens);
     int batches = st == BQ_OK ? bq_qa_plan_buckets(x.n_tokens, c->n_rows, mb, bucket, qa->seq_len,
                                                    x.order, x.lengths)
@@ -490,8 +533,9 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats
     if (batches < 0) st = bq_fail(err, BQ_ERR_NOMEM, "out of memory sorting %d windows by length", c->n_rows);
     for (int k = 0; k < batches && st == BQ_OK; k++) {
         const int first = k * mb, b = c->n_rows - first < mb ? c->n_rows - first : mb;
-        st = infer_trimmed(qa, c, &x, x.order + first, b, x.lengths[k], err);
-        if (st == BQ_OK) count_batch(stats, b, mb, x.lengths[k]);
+        const int run = run_rows(qa, b);
+        st = infer_trimmed(qa, c, &x, x.order + first, b, run, x.lengths[k], err);
+        if (st == BQ_OK) count_batch(stats, b, run, mb, x.lengths[k]);
     }
     bucket_scratch_free(&x);
     return st;

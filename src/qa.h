@@ -63,9 +63,10 @@ typedef struct {
     double engine_seconds;  /* time spent in the engine's forward calls */
     double wall_seconds;
     long windows;           /* engine rows run */
-    long positions;         /* token positions the engine ran (windows x their batches' lengths) */
+    long positions;         /* token positions the engine ran (rows run x their batches' lengths;
+                             * a partial batch rounded up counts its extra rows) */
     long batches;           /* engine forward calls */
-    long partial_batches;   /* of those, calls with fewer rows than the engine's max batch */
+    long partial_batches;   /* of those, calls for fewer windows than the engine's max batch */
 } bq_qa_stats;
 /* Chunks are cut at whole engine batches where the windows allow (bq_qa_whole_batch_prefix; when
  * packing, at whole packed passes, bq_qa_whole_pack_prefix): a partial batch is a new batch size
@@ -74,6 +75,14 @@ typedef struct {
  * (bad requests are not errors: their results carry their status). */
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
                          void *emit_ctx, bq_qa_stats *stats, bq_err *err);
+
+/* The rows a CUDA engine that tunes runs for a partial batch of `rows` windows (1 <= rows <=
+ * max_batch): the next power of two or multiple of max_batch / 8, whichever is smaller, at most
+ * max_batch. Each new batch size costs such an engine a first pass (GEMM and attention timing,
+ * graph capture), so a stream whose reads end in partial batches of every size meets at most a
+ * dozen sizes this way (the rows past the windows repeat the last one; their logits are dropped).
+ * The packed planner rounds a run's last pass the same way. */
+int bq_qa_batch_rows(int rows, int max_batch);
 
 /* Length-bucketed batches: order[0..n) receives the rows 0..n-1 sorted by n_tokens[row] (stable),
  * and lengths[k] the length batch k (rows order[k*max_batch ..]) runs at: its longest window

@@ -122,6 +122,29 @@ static void test_plan_packs(void **state) {
     assert_int_equal(lengths[2], 128);
 }
 
+/* Partial batches on a tuning CUDA engine: the next power of two or multiple of max_batch / 8,
+ * the smaller, at most max_batch. */
+static void test_batch_rows(void **state) {
+    (void)state;
+    const int mb64[][2] = {{1, 1}, {2, 2}, {3, 4}, {8, 8}, {9, 16}, {10, 16}, {17, 24}, {20, 24},
+                           {33, 40}, {63, 64}, {64, 64}};
+    for (size_t i = 0; i < sizeof mb64 / sizeof mb64[0]; i++)
+        assert_int_equal(bq_qa_batch_rows(mb64[i][0], 64), mb64[i][1]);
+    assert_int_equal(bq_qa_batch_rows(81, 128), 96); /* the SQuAD dev set's last batch of 128 */
+    assert_int_equal(bq_qa_batch_rows(5, 8), 5);     /* steps of 1 below 16 */
+    assert_int_equal(bq_qa_batch_rows(1, 1), 1);
+    assert_int_equal(bq_qa_batch_rows(7, 6), 6);     /* never past max_batch */
+    /* at most a dozen sizes for every partial batch of 128 */
+    int sizes = 0, last = 0;
+    for (int b = 1; b <= 128; b++) {
+        const int r = bq_qa_batch_rows(b, 128);
+        assert_true(r >= b && r <= 128);
+        sizes += r != last;
+        last = r;
+    }
+    assert_int_equal(sizes, 12); /* 1 2 4 8 16 32 48 64 80 96 112 128 */
+}
+
 /* A chunk kept up to where a packed pass closes at a request boundary. */
 static void test_whole_pack_prefix(void **state) {
     (void)state;
@@ -471,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_plan_buckets),
         cmocka_unit_test(test_plan_packs),
         cmocka_unit_test(test_whole_pack_prefix),
+        cmocka_unit_test(test_batch_rows),
         cmocka_unit_test_setup_teardown(test_pipeline_whole_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_length_buckets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_packed, setup, teardown),

@@ -2,8 +2,9 @@
 # cli_cuda_emulated.sh - the command line with `--device cuda` on the CPU-emulated engine
 # (bertqa-gpu-emulated: engine_cuda.cu, the GEMM layer on the emulated cuBLASLt, our kernels as
 # host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, with
-# length buckets, packed), every question answered in fp16, engine batches whole but the last, a
-# tuning cache written and read back, one `ask`, and a clean error for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
+# length buckets, packed; a partial batch rounded up), every question answered in fp16, engine
+# batches whole but the last, a tuning cache written and read back, one `ask`, and a clean error
+# for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
 set -u
@@ -63,6 +64,36 @@ squad_both() {
         check "squad --device $dev $* (exit $rc): $(tail -n 2 "$tmp/$name-$dev.err")" $rc
     done
 }
+
+# a partial batch on the tuning engine runs rounded up (bq_qa_batch_rows): five questions' 25
+# windows at --batch 32 run as 28 rows (a multiple of 4 below the power of two), the cpu runs 25;
+# the answers are the same
+python3 - "$tmp/dev.json" "$tmp/five.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["data"][0]["paragraphs"][0]
+p["qas"] = p["qas"][:5]
+d["data"][0]["paragraphs"] = [p]
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+for dev in cpu cuda; do
+    "$emu" squad --model "$tmp/tiny" --input "$tmp/five.json" --output "$tmp/five-$dev.json" \
+        --device "$dev" "${short[@]}" --batch 32 >/dev/null 2>"$tmp/five-$dev.err"
+    check "squad --device $dev --batch 32, five questions (exit $?): $(tail -n 1 "$tmp/five-$dev.err")" $?
+done
+cmp -s "$tmp/five-cpu.json" "$tmp/five-cuda.json"
+check "answers of a rounded-up partial batch differ from the cpu's" $?
+python3 - "$tmp/five-cpu.err" "$tmp/five-cuda.err" <<'EOF'
+import re, sys
+def summary(path):
+    m = re.search(r"(\d+) windows in .*; (\d+) token positions", open(path).read())
+    return int(m.group(1)), int(m.group(2))
+(w_cpu, p_cpu), (w_cuda, p_cuda) = summary(sys.argv[1]), summary(sys.argv[2])
+rows = lambda b: min(1 << (b - 1).bit_length(), -(-b // 4) * 4, 32)
+assert w_cpu == w_cuda and p_cpu == w_cpu * 64, (w_cpu, p_cpu)
+assert p_cuda == rows(w_cuda) * 64 and p_cuda > p_cpu, (w_cuda, p_cuda, rows(w_cuda))
+EOF
+check "the partial batch did not run rounded up: $(grep -h 'token positions' "$tmp"/five-*.err)" $?
 
 # length buckets of 16: batches trimmed to 16, 32, 48 or 64 positions, each a shape of its own on
 # the engine; the same answers as the cpu's with the same buckets
