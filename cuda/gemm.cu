@@ -350,6 +350,12 @@ static int fastest(const float *ms, int n) {
     return best;
 }
 
+/* Whether a GEMM has a bias + GELU path to choose (16-bit bias + GELU: cuBLASLt + our GELU
+ * kernel, or a CUTLASS fused tiling); fp32 always runs the GELU kernel after the GEMM. */
+static int has_gelu_path(int ep, int dt) {
+    return ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32;
+}
+
 /* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
  * overwrites it right after) and keeps the fastest; for a 16-bit bias + GELU, then times the chosen
  * GEMM + the GELU kernel against the CUTLASS tilings of the fused kernel. Each stage's candidates
@@ -359,7 +365,7 @@ static int fastest(const float *ms, int n) {
  * meanwhile). */
 static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
                            cudaStream_t stream, bq_err *err) {
-    const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
+    const int gelu16 = has_gelu_path(p->ep, p->dt);
     if (!autotune_enabled() || g->untimed) {
         p->tuned = 1;
         return BQ_OK;
@@ -414,7 +420,7 @@ static int decision_matches(const bq_gemm_decision *d, const gemm_plan *p) {
 /* A new plan takes a preset of its shape when its candidates are as many as the preset's (the
  * same cuBLASLt on the same card lists the same ones): its choices then need no timing. */
 static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
-    const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
+    const int gelu16 = has_gelu_path(p->ep, p->dt);
     for (size_t i = 0; i < g->n_presets; i++) {
         const bq_gemm_decision *d = &g->presets[i].d;
         if (!decision_matches(d, p) || d->candidates != p->candidate_count) continue;
@@ -488,7 +494,7 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
         if (s != BQ_OK) return s;
     }
     int ran = 0;
-    if (ep == BQ_EPILOGUE_BIAS_GELU && dt != BQ_CUDA_F32) {
+    if (has_gelu_path(ep, dt)) {
         /* 0: untimed (or the first choices preferred), then the fused kernel from 512 rows */
         int v = p->prefer_first ? 0 : p->gelu_variant;
         if (v == 0) v = rows >= BQ_FUSED_GELU_MIN_ROWS ? VARIANT_FUSED_LARGE : VARIANT_UNFUSED;
@@ -520,7 +526,7 @@ bq_status bq_gemm_ctx_preset(bq_gemm_ctx *g, const bq_gemm_decision *d, bq_err *
         return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_gemm_ctx_preset: context or decision NULL");
     const int fused = d->gelu_variant <= VARIANT_FUSED_LARGE &&
                       d->gelu_variant > VARIANT_FUSED_LARGE - (int)BQ_GELU_TILE_COUNT;
-    const int gelu16 = d->ep == BQ_EPILOGUE_BIAS_GELU && d->dt != BQ_CUDA_F32;
+    const int gelu16 = has_gelu_path(d->ep, d->dt);
     if (d->rows <= 0 || d->in <= 0 || d->out <= 0 || d->candidates < 1 ||
         d->candidates > BQ_GEMM_MAX_ALGOS || d->chosen < 0 || d->chosen >= d->candidates ||
         (d->dt != BQ_CUDA_F32 && d->dt != BQ_CUDA_F16 && d->dt != BQ_CUDA_BF16) || d->ep < 0 ||
@@ -540,7 +546,7 @@ int bq_gemm_ctx_decisions(const bq_gemm_ctx *g, bq_gemm_decision *out, int max, 
     int n = 0, taken = 0;
     for (int i = 0; g && i < g->plan_count; i++) {
         const gemm_plan *p = &g->plans[i];
-        const int gelu16 = p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32;
+        const int gelu16 = has_gelu_path(p->ep, p->dt);
         taken += p->preset;
         /* what timing chose (or a preset gave): not the untimed first choices */
         if (!p->tuned || (!p->preset && p->chosen_ms <= 0.0f) || (gelu16 && p->gelu_variant == 0))
@@ -575,7 +581,7 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
         q->runs_first = p->prefer_first;
         q->from_cache = p->preset;
-        if (p->ep == BQ_EPILOGUE_BIAS_GELU && p->dt != BQ_CUDA_F32) {
+        if (has_gelu_path(p->ep, p->dt)) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {
                 "fused-large", "fused-small", "fused-pingpong", "fused-pingpong-small"};
             const char *path = p->gelu_variant <= VARIANT_FUSED_LARGE

@@ -355,13 +355,19 @@ static int pack_length(long tokens, int rows, int seq_len) {
     return len < seq_len ? (int)len : seq_len;
 }
 
+/* Whether a packed pass holding `used` tokens closes before a window of `next` tokens: it has
+ * some, and the window would not fit in its capacity. The planner and the chunk cut share it. */
+static bool pass_closes(long used, int next, long capacity) {
+    return used > 0 && used + next > capacity;
+}
+
 int bq_qa_whole_pack_prefix(const int *windows, const int *n_tokens, int n, int max_batch, int seq_len) {
     const long capacity = (long)max_batch * seq_len;
     long used = 0; /* tokens in the open pass */
     int keep = n, w = 0;
     for (int i = 0; i < n; i++)
         for (int k = 0; k < windows[i]; k++, w++) {
-            if (used > 0 && used + n_tokens[w] > capacity) { /* a pass closes before window w */
+            if (pass_closes(used, n_tokens[w], capacity)) { /* before window w */
                 if (k == 0) keep = i;                      /* at a request boundary */
                 used = 0;
             }
@@ -377,7 +383,7 @@ int bq_qa_plan_packs(const int *n_tokens, int n, int max_batch, int seq_len, int
     long used = 0; /* tokens in the open pass */
     first[0] = 0;
     for (int r = 0; r < n; r++) {
-        if (used > 0 && used + n_tokens[r] > capacity) { /* full: close it */
+        if (pass_closes(used, n_tokens[r], capacity)) {
             batches[passes] = (int)((used + seq_len - 1) / seq_len);
             lengths[passes] = pack_length(used, batches[passes], seq_len);
             first[++passes] = r;
