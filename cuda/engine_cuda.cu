@@ -389,6 +389,12 @@ enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
 static void shape_take_preset(bq_cuda_engine *e, pass_shape *p);
 
+/* From this many rows (32 full-length sequences) up a pass keeps the GPU busy many times over, so
+ * a shape's decisions hold for the others: a new shape of that many rows takes the whole-pass GEMM
+ * decision (choose_gemm), each GEMM's algorithm (bq_gemm_ctx_share_from) and, padded at the same
+ * length, the attention choice (shape_for) of a decided one, untimed. */
+static long shared_decision_rows(const bq_cuda_engine *e) { return 32L * e->opt.seq_len; }
+
 /* The shape of `batch` x `len` passes (packed or padded), or NULL before its first pass. */
 static pass_shape *find_shape(const bq_cuda_engine *e, int batch, int len, int packed) {
     for (int i = 0; i < e->n_shapes; i++) {
@@ -417,18 +423,23 @@ static bq_status shape_for(bq_cuda_engine *e, int batch, int len, int packed, pa
     p->batch = batch;
     p->len = len;
     p->packed = packed;
-    /* a packed shape takes the attention tiling of a decided packed shape of the same rows: only
-     * its sequence capacity differs, so the spare blocks, and its first pass costs no timing (on
-     * the H200 the first passes of a packed SQuAD dev run were half its engine time) */
-    for (int i = 0; packed && i < e->n_shapes; i++) {
+    shape_take_preset(e, p); /* the tuning cache's decisions for this very shape come first */
+    /* a shape takes the attention choice of a decided one that speaks for it, untimed: a packed
+     * shape that of a packed one of the same rows (only the sequence capacity differs; on the
+     * H200 the first passes of a packed SQuAD dev run were half its engine time, run cf3337d),
+     * and from shared_decision_rows up that of one of the same kind with that many rows too
+     * (padded: of the same length; the H200 kept the same kernel at batch 32 and 128, run
+     * cf3337d), so that a long run's last partial batch neither plans cuDNN for its batch nor
+     * times attention */
+    const long rows = (long)batch * len, large = shared_decision_rows(e);
+    for (int i = 0; p->attention_choice == ATTN_UNDECIDED && i < e->n_shapes; i++) {
         const pass_shape *o = e->shapes[i];
-        if (o->packed && o->batch == batch && o->len == len &&
-            o->attention_choice != ATTN_UNDECIDED) {
+        const long o_rows = (long)o->batch * o->len;
+        if (o->attention_choice == ATTN_UNDECIDED || (o->packed != 0) != (packed != 0)) continue;
+        if ((packed && o_rows == rows) ||
+            (rows >= large && o_rows >= large && (packed || o->len == len)))
             p->attention_choice = o->attention_choice;
-            break;
-        }
     }
-    shape_take_preset(e, p);
     e->shapes[e->n_shapes++] = p;
     *out = p;
     return BQ_OK;
@@ -732,7 +743,7 @@ static bq_status choose_gemm(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
         p->gemm_choice = GEMM_UNTIMED;
         return BQ_OK;
     }
-    const long rows = (long)p->batch * p->len, large = 32L * e->opt.seq_len;
+    const long rows = (long)p->batch * p->len, large = shared_decision_rows(e);
     /* a decided shape speaks for this one too (its times stay 0): a long run's partial and
      * trimmed batches cost nothing */
     for (int i = 0; i < e->n_shapes; i++) {
@@ -1151,6 +1162,7 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     s = bq_gemm_ctx_create(&e->gemm, GEMM_WORKSPACE_BYTES, err);
     if (s != BQ_OK) return s;
     bq_gemm_ctx_set_autotune(e->gemm, e->opt.tune);
+    bq_gemm_ctx_share_from(e->gemm, (int)shared_decision_rows(e));
 
     /* staging for the largest single placement (word embeddings, QKV, or FFN weight) */
     size_t H = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;

@@ -68,6 +68,7 @@ typedef struct {
      * (the engine's whole-pass comparison for this shape's batch size, bq_gemm_ctx_prefer_first) */
     int prefer_first;
     int preset; /* 1: the choices came from a preset (bq_gemm_ctx_preset), untimed */
+    int shared_from; /* > 0: the choices of the plan of this many rows, untimed (plan_take_shared) */
     float first_ms, chosen_ms, unfused_ms;
     float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
 } gemm_plan;
@@ -91,6 +92,7 @@ struct bq_gemm_ctx {
     gemm_plan plans[BQ_GEMM_CACHE_MAX];
     int plan_count;
     int untimed; /* bq_gemm_ctx_set_autotune(g, 0) */
+    int share_rows; /* bq_gemm_ctx_share_from: plans of at least this many rows share (0: none) */
     gemm_preset *presets; /* [n_presets]: decisions of an earlier run (a tuning cache) */
     size_t n_presets, presets_cap;
 };
@@ -264,6 +266,10 @@ void bq_gemm_ctx_set_autotune(bq_gemm_ctx *g, int autotune) {
     if (g) g->untimed = !autotune;
 }
 
+void bq_gemm_ctx_share_from(bq_gemm_ctx *g, int rows) {
+    if (g) g->share_rows = rows > 0 ? rows : 0;
+}
+
 /* BQ_FUSED_GELU=0: never the CUTLASS kernel (a diagnostic switch: the device run falls back to it
  * when the fast paths fail). */
 static int fused_gelu_allowed(void) {
@@ -434,6 +440,54 @@ static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
     }
 }
 
+/* Whether plan q holds choices worth passing on: timed, from a preset or shared, not the untimed
+ * first choices. */
+static int plan_decided(const gemm_plan *q) {
+    return q->tuned && (q->preset || q->shared_from > 0 || q->chosen_ms > 0.0f) &&
+           (!has_gelu_path(q->ep, q->dt) || q->gelu_variant != 0);
+}
+
+/* A new plan of at least share_rows rows takes the choices of the decided plan of the same GEMM
+ * (in, out, dtype, epilogue) nearest in rows, also of at least share_rows rows: the same cuBLASLt
+ * algorithm (found among its own candidates, or added when cublasLtMatmulAlgoCheck accepts it for
+ * this shape) and the same bias + GELU path, untimed. From that many rows up the tiles fill the
+ * GPU many times over and the fastest algorithm stays the fastest; timing a new row count costs
+ * about as much as one batch-128 pass (24 candidates x 4 GEMMs), which the last partial batch of
+ * a run, or a length bucket's batch, pays once for a pass or a few. Without a donor (or when the
+ * check refuses) the plan times its candidates as usual. */
+static void plan_take_shared(bq_gemm_ctx *g, gemm_plan *p) {
+    if (g->share_rows <= 0 || p->rows < g->share_rows || g->untimed || !autotune_enabled()) return;
+    const gemm_plan *donor = NULL;
+    for (int i = 0; i < g->plan_count; i++) {
+        const gemm_plan *q = &g->plans[i];
+        if (q == p || q->rows < g->share_rows || q->in != p->in || q->out != p->out ||
+            q->dt != p->dt || q->allow_tf32 != p->allow_tf32 || q->ep != p->ep || !plan_decided(q))
+            continue;
+        if (!donor || abs(q->rows - p->rows) < abs(donor->rows - p->rows)) donor = q;
+    }
+    if (!donor) return;
+    const cublasLtMatmulAlgo_t *algo = &donor->candidates[donor->chosen];
+    int index = -1;
+    for (int i = 0; i < p->candidate_count && index < 0; i++)
+        if (memcmp(&p->candidates[i], algo, sizeof *algo) == 0) index = i;
+    if (index < 0) {
+        cublasLtMatmulHeuristicResult_t check;
+        memset(&check, 0, sizeof check);
+        if (p->candidate_count == BQ_GEMM_MAX_ALGOS ||
+            cublasLtMatmulAlgoCheck(g->handle, p->desc, p->a, p->b, p->c, p->c, algo, &check) !=
+                CUBLAS_STATUS_SUCCESS ||
+            check.state != CUBLAS_STATUS_SUCCESS || check.workspaceSize > g->workspace_bytes)
+            return;
+        index = p->candidate_count;
+        p->candidates[p->candidate_count++] = *algo;
+    }
+    p->chosen = index;
+    /* BQ_FUSED_GELU=0 keeps its unfused path whatever the donor runs */
+    if (has_gelu_path(p->ep, p->dt) && p->gelu_variant == 0) p->gelu_variant = donor->gelu_variant;
+    p->tuned = 1;
+    p->shared_from = donor->rows;
+}
+
 static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dtype dt,
                           int allow_tf32, bq_epilogue ep, gemm_plan **plan, bq_err *err) {
     allow_tf32 = (dt == BQ_CUDA_F32 && allow_tf32) ? 1 : 0;
@@ -465,6 +519,7 @@ static bq_status plan_get(bq_gemm_ctx *g, int rows, int in, int out, bq_cuda_dty
         return s;
     }
     plan_take_preset(g, p);
+    if (!p->tuned) plan_take_shared(g, p);
     g->plan_count++;
     *plan = p;
     return BQ_OK;
@@ -581,6 +636,7 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->first_ms = p->first_ms, q->chosen_ms = p->chosen_ms;
         q->runs_first = p->prefer_first;
         q->from_cache = p->preset;
+        q->shared_from_rows = p->shared_from;
         if (has_gelu_path(p->ep, p->dt)) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {
                 "fused-large", "fused-small", "fused-pingpong", "fused-pingpong-small"};

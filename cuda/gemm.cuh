@@ -95,6 +95,13 @@ int bq_gemm_autotune_enabled(void);
  * GELU rule, as BQ_GEMM_AUTOTUNE=0 does for every context). Host-only. */
 void bq_gemm_ctx_set_autotune(bq_gemm_ctx *g, int autotune);
 
+/* From `rows` rows up (0: never, the default), a GEMM shape met for the first time takes the
+ * choices of the decided shape of the same GEMM nearest in rows (also of at least `rows` rows)
+ * instead of timing its candidates: the same cuBLASLt algorithm, when it runs this shape, and the
+ * same bias + GELU path. The engine sets it to 32 full sequences' rows, where its whole-pass
+ * decision is shared too. Host-only; takes effect for shapes met after the call. */
+void bq_gemm_ctx_share_from(bq_gemm_ctx *g, int rows);
+
 #ifdef __cplusplus
 }
 #endif

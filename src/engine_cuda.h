@@ -115,6 +115,8 @@ typedef struct {
     double fused_pingpong_small_ms; /* the same, small ping-pong tiles (0: refused) */
     int runs_first; /* 1: the engine's whole-pass comparison kept the first choice and GELU rule */
     int from_cache; /* 1: the choices came from the tuning cache, untimed in this run */
+    int shared_from_rows; /* > 0: taken untimed from the shape of this many rows (32 full
+                           * sequences' rows and up share their choices) */
 } bq_gemm_plan_info;
 
 /* Per-layer attention times (ms) the engine measured on a batch size's first pass; 0 where a
@@ -131,7 +133,8 @@ typedef struct {
  * "own-64k3" (its other tilings: fp16/bf16 at head size 64), "cudnn", or "undecided" (before
  * that batch size's first pass, where the engine times its candidates: our tilings under own
  * and auto, cuDNN's too under auto); "none" for a batch outside 1..max_batch. times (may be
- * NULL) gets what it measured. */
+ * NULL) gets what it measured (all 0 for a batch of 32 or more that took the choice of such a
+ * batch decided before). */
 const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, int batch,
                                             bq_attention_times *times);
 

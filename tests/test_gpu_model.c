@@ -508,6 +508,116 @@ static void test_gemm_linear(void **state) {
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
 
+/* Plan info of the GEMM shape (rows, in, out, epilogue name) a context holds; fails when absent. */
+static bq_gemm_plan_info plan_of(const bq_gemm_ctx *g, int rows, int in, int out,
+                                 const char *epilogue) {
+    bq_gemm_plan_info plans[32];
+    const int n = bq_gemm_ctx_plans(g, plans, 32);
+    for (int i = 0; i < n; i++)
+        if (plans[i].rows == rows && plans[i].in == in && plans[i].out == out &&
+            strcmp(plans[i].epilogue, epilogue) == 0)
+            return plans[i];
+    fail_msg("no GEMM plan of %d x %d -> %d (%s)", rows, in, out, epilogue);
+    return plans[0];
+}
+
+/* Whether plan p, which should have taken the choices of the plan of donor_rows rows untimed,
+ * timed its own instead because cuBLASLt refused the donor's algorithm for its shape (a real
+ * library may; the emulator never does): then it must have been timed. Otherwise it must say it
+ * shared, with nothing timed. */
+static bool shared_or_refused(const bq_gemm_plan_info *p, int donor_rows) {
+#ifndef BQ_CUDA_EMULATED
+    if (p->shared_from_rows == 0) {
+        printf("       (cuBLASLt refused the %d-row shape's algorithm at %d rows: timed)\n",
+               donor_rows, p->rows);
+        assert_true(p->chosen_ms > 0);
+        return true;
+    }
+#endif
+    assert_int_equal(p->shared_from_rows, donor_rows);
+    assert_true(p->chosen_ms == 0 && p->first_ms == 0);
+    return false;
+}
+
+/* bq_gemm_ctx_share_from: from 1024 rows up a new GEMM shape runs the choice of the decided one
+ * nearest in rows, untimed, and computes the same as the CPU; below, it times its own. On the
+ * emulator the 1024-row shape is preset to a split-K candidate, which the 1056-row shape (past
+ * gemm.cu's split-K rows, so not among its candidates) must add through cublasLtMatmulAlgoCheck;
+ * on a GPU the 1024-row shape times its candidates and the rest follows. fp16, bias and bias +
+ * GELU. */
+static void test_gemm_shared_choices(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    const int K = 64, N = 96, rows[4] = {1024, 1056, 512, 4096};
+    const bq_epilogue eps[2] = {BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU};
+    const char *ep_names[2] = {"bias", "bias_gelu"};
+    bq_gemm_ctx *g = NULL;
+    bq_err err;
+    if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
+    bq_gemm_ctx_share_from(g, 1024);
+#ifdef BQ_CUDA_EMULATED
+    /* the emulated heuristic's 3 algorithms + 3 split-K variants of each; candidate 3 is the
+     * first algorithm with K cut in 2 */
+    for (int e = 0; e < 2; e++) {
+        const bq_gemm_decision d = {1024, K, N, BQ_CUDA_F16, 0, (int)eps[e], 3 + 3 * 3, 3, -1};
+        if (bq_gemm_ctx_preset(g, &d, &err) != BQ_OK) fail_msg("preset: %s", err.message);
+    }
+#endif
+    uint64_t seed = 5;
+    int failures = 0;
+    for (int ri = 0; ri < 4; ri++) {
+        const int R = rows[ri];
+        gemm_host h = gemm_host_alloc(R, K, N);
+        void *dx, *dw, *db, *dy;
+        gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F16, &seed, &dx, &dw, &db, &dy);
+        for (int e = 0; e < 2; e++) {
+            assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * 2), cudaSuccess);
+            if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F16, 0, eps[e], 0, &err) != BQ_OK)
+                fail_msg("gemm %d rows: %s", R, err.message);
+            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+            char what[64];
+            snprintf(what, sizeof what, "shared %-9s", ep_names[e]);
+            failures += !gemm_output_ok(what, dy, h.x, h.w, h.b, eps[e] == BQ_EPILOGUE_BIAS_GELU, R,
+                                        K, N, BQ_CUDA_F16, "fp16", 2e-3, h.ref, h.got);
+            const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
+            printf("       %d rows %s: algorithm %d of %d, split-K %d, shared from %d rows, "
+                   "timed %.4f ms; GELU path %s\n", R, ep_names[e], p.chosen, p.candidates,
+                   p.chosen_splitk, p.shared_from_rows, p.chosen_ms, p.gelu_path);
+            if (R == 1024) {
+                assert_int_equal(p.shared_from_rows, 0);
+#ifdef BQ_CUDA_EMULATED
+                assert_int_equal(p.from_cache, 1);
+                assert_int_equal(p.chosen_splitk, 2);
+#else
+                assert_true(p.from_cache || p.chosen_ms > 0);
+#endif
+            } else if (R == 512) { /* below the rows that share: timed */
+                assert_int_equal(p.shared_from_rows, 0);
+                assert_true(p.chosen_ms > 0 && p.first_ms > 0);
+            } else if (!shared_or_refused(&p, R == 1056 ? 1024 : 1056)) {
+                /* the nearest decided shape from 1024 rows up (1056 for 4096): its algorithm
+                 * and GELU path */
+                const bq_gemm_plan_info donor = plan_of(g, p.shared_from_rows, K, N, ep_names[e]);
+                assert_int_equal(p.chosen_splitk, donor.chosen_splitk);
+                assert_string_equal(p.gelu_path, donor.gelu_path);
+#ifdef BQ_CUDA_EMULATED
+                /* past 1024 rows no split-K candidates: the donor's was added, last */
+                assert_int_equal(p.candidates, 3 + 1);
+                assert_int_equal(p.chosen, 3);
+#endif
+            }
+        }
+        gemm_device_free(dx, dw, db, dy);
+        gemm_host_free(&h);
+    }
+    /* what a tuning cache keeps: the timed and preset shapes, never the shared ones */
+    bq_gemm_decision kept[16];
+    const int n_kept = bq_gemm_ctx_decisions(g, kept, 16, NULL);
+    for (int i = 0; i < n_kept && i < 16; i++) assert_true(kept[i].rows == 1024 || kept[i].rows == 512);
+    bq_gemm_ctx_free(g);
+    if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
+}
+
 /* The fused CUTLASS GEMM + bias + erf-GELU called directly (bq_gemm_linear would fall back to
  * cuBLASLt + the GELU kernel without saying so), all three tilings (large, stream-K, ping-pong),
  * fp16 and bf16, against bq_cpu_linear + bq_cpu_bias_gelu on the same rounded inputs: rows that
@@ -1266,6 +1376,96 @@ static void test_gemm_whole_pass_choice(void **state) {
     random_model_free(r);
 }
 
+/* From 32 full sequences' rows up a new padded batch size takes the decisions of a decided one:
+ * the whole-pass GEMM choice, each GEMM's algorithm and the attention tiling, all untimed, and
+ * still computes what the CPU does; a batch size below that many rows times its own. fp16, our
+ * attention's four tilings (head size 64), sequences of 8. Runs on the emulator. */
+static void test_large_shapes_share_decisions(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 1, 300, 64, 23);
+    int lengths[33];
+    for (int i = 0; i < 33; i++) lengths[i] = 1 + (5 * i) % 8;
+    batch_case bc = make_batch(&r->model, 33, 8, lengths, 14);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 33, 8);
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+    float start[33 * 8], end[33 * 8];
+    int failures = 0;
+    const int batches[3] = {32, 33, 31};
+    for (int k = 0; k < 3; k++) {
+        const int b = batches[k];
+        if (bq_cuda_engine_forward(e, b, 8, bc.ids, bc.mask, bc.seg, start, end, &err) != BQ_OK)
+            fail_msg("batch %d: %s", b, err.message);
+        const double rel = real_token_error(&bc, b, start, end);
+        const bool ok = rel <= tolerance(BQ_PRECISION_FP16);
+        bq_attention_times t;
+        const char *attention = bq_cuda_engine_attention_choice(e, b, &t);
+        double timed_ms = 0, first_ms = 0;
+        const char *gemm = bq_cuda_engine_gemm_choice(e, b, &timed_ms, &first_ms);
+        printf("  %s batch %d: rel error %.3e (limit %.0e); attention %s (64 rows %.4f ms), GEMMs "
+               "%s (%.4f / %.4f ms)\n", ok ? "ok  " : "FAIL", b, rel, tolerance(BQ_PRECISION_FP16),
+               attention, t.own_ms, gemm, timed_ms, first_ms);
+        failures += !ok;
+        bq_gemm_plan_info plans[32];
+        const int n = bq_cuda_engine_gemm_plans(e, plans, 32);
+        int of_batch = 0;
+        for (int i = 0; i < n; i++) {
+            if (plans[i].rows != b * 8) continue;
+            of_batch++;
+            if (b == 33)
+                shared_or_refused(&plans[i], 32 * 8);
+            else
+                assert_true(plans[i].shared_from_rows == 0 && plans[i].chosen_ms > 0);
+        }
+        assert_int_equal(of_batch, 4);
+        if (b == 33) { /* 264 rows, from 256 up: batch 32's choices, nothing timed */
+            bq_attention_times t32;
+            assert_string_equal(attention, bq_cuda_engine_attention_choice(e, 32, &t32));
+            assert_true(t.own_ms == 0 && t.own128_ms == 0 && t.own32_ms == 0 && t.own64k3_ms == 0);
+            assert_string_equal(gemm, bq_cuda_engine_gemm_choice(e, 32, NULL, NULL));
+            assert_true(timed_ms == 0 && first_ms == 0);
+        } else { /* 256 rows (the first) and 248 (below): timed */
+            assert_true(t.own_ms > 0 && t.own128_ms > 0);
+            assert_true(timed_ms > 0 && first_ms > 0);
+        }
+    }
+    /* packed passes of 32 rows (timed) then 33 (the 32-row packed shape's attention tiling, the
+     * padded shapes' GEMMs), sequences of 1 to 8 tokens back to back, against the CPU's packed
+     * forward */
+    bq_cpu_forward *cpu = NULL;
+    if (bq_cpu_forward_create(&r->model, 33, 8, 0, &cpu, &err) != BQ_OK) fail_msg("cpu: %s", err.message);
+    for (int b = 32; b <= 33; b++) {
+        int32_t offsets[33 * 8 + 1];
+        int n_seqs = 0;
+        offsets[0] = 0;
+        while (offsets[n_seqs] < b * 8) {
+            const int next = offsets[n_seqs] + 1 + (3 * n_seqs) % 8;
+            offsets[n_seqs + 1] = next < b * 8 ? next : b * 8;
+            n_seqs++;
+        }
+        float ref_start[33 * 8], ref_end[33 * 8];
+        if (bq_cpu_forward_run_packed(cpu, b, 8, n_seqs, offsets, bc.ids, bc.seg, ref_start,
+                                      ref_end, &err) != BQ_OK)
+            fail_msg("cpu packed: %s", err.message);
+        if (bq_cuda_engine_forward_packed(e, b, 8, n_seqs, offsets, bc.ids, bc.seg, start, end,
+                                          &err) != BQ_OK)
+            fail_msg("packed batch %d: %s", b, err.message);
+        const double rel = logits_error(start, end, ref_start, ref_end, (size_t)b * 8);
+        const bool ok = rel <= tolerance(BQ_PRECISION_FP16);
+        printf("  %s packed batch %d, %d sequences: rel error %.3e (limit %.0e)\n",
+               ok ? "ok  " : "FAIL", b, n_seqs, rel, tolerance(BQ_PRECISION_FP16));
+        failures += !ok;
+    }
+    bq_cpu_forward_free(cpu);
+    assert_null(strstr(bq_cuda_engine_describe(e), "capture failed"));
+    bq_cuda_engine_free(e);
+    free_batch(&bc);
+    random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
+}
+
 static int group_setup(void **state) {
     (void)state;
     int count = 0;
@@ -1281,12 +1481,14 @@ int main(void) {
 #ifdef BQ_HAVE_CUDA
         cmocka_unit_test(test_gemm_linear),
         cmocka_unit_test(test_gemm_bias_gelu_fused),
+        cmocka_unit_test(test_gemm_shared_choices),
 #endif
         cmocka_unit_test(test_engine_errors),
         cmocka_unit_test(test_tiny_every_precision),
         cmocka_unit_test(test_head64_every_precision),
         cmocka_unit_test(test_without_graphs),
         cmocka_unit_test(test_gemm_whole_pass_choice),
+        cmocka_unit_test(test_large_shapes_share_decisions),
         cmocka_unit_test(test_attention_tiling_choice),
         cmocka_unit_test(test_trimmed_passes),
         cmocka_unit_test(test_packed_passes),

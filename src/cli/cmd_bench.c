@@ -57,6 +57,7 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddNumberToObject(o, "chosen_splitk", p->chosen_splitk);
         cJSON_AddBoolToObject(o, "runs_first", p->runs_first != 0);
         cJSON_AddBoolToObject(o, "from_tuning_cache", p->from_cache != 0);
+        if (p->shared_from_rows > 0) cJSON_AddNumberToObject(o, "shared_from_rows", p->shared_from_rows);
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
         if (p->gelu_path[0]) {
@@ -78,8 +79,11 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
                p->dtype, p->epilogue, p->chosen, p->candidates);
         /* BQ_GEMM_AUTOTUNE=0: nothing was timed, and zeros would read as measurements */
         if (p->chosen_ms <= 0 && p->first_ms <= 0) {
-            printf(": %s%s%s\n", p->from_cache ? "from the tuning cache" : "not timed",
-                   p->gelu_path[0] ? "; " : "", p->gelu_path);
+            if (p->shared_from_rows > 0)
+                printf(": taken from the %d-row shape", p->shared_from_rows);
+            else
+                printf(": %s", p->from_cache ? "from the tuning cache" : "not timed");
+            printf("%s%s\n", p->gelu_path[0] ? "; " : "", p->gelu_path);
             continue;
         }
         if (p->chosen_splitk > 1) printf(", split-K %d", p->chosen_splitk);
