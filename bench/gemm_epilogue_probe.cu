@@ -34,28 +34,10 @@
 
 #include "bias_gelu.cuh"
 #include "cutlass_fused_gemm.cuh"
+#define PROBE_NAME "gemm_epilogue_probe"
+#include "probe_common.cuh"
 
 namespace {
-
-#define PROBE_CHECK(stmt)                                                                          \
-    do {                                                                                           \
-        cudaError_t rc_ = (stmt);                                                                  \
-        if (rc_ != cudaSuccess) {                                                                  \
-            fprintf(stderr, "gemm_epilogue_probe: %s failed: %s (%s:%d)\n", #stmt,                 \
-                    cudaGetErrorString(rc_), __FILE__, __LINE__);                                  \
-            return false;                                                                          \
-        }                                                                                          \
-    } while (0)
-
-/* Uniform values in [-scale, scale) from a hash of the index (no cuRAND dependency). */
-__global__ void fill_uniform_kernel(__half *p, size_t n, float scale, unsigned seed) {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        unsigned h = (unsigned)i * 2654435761u ^ seed;
-        h ^= h >> 16, h *= 0x7feb352du, h ^= h >> 15, h *= 0x846ca68bu, h ^= h >> 16;
-        p[i] = __float2half(scale * ((float)(h >> 8) * (1.0f / 8388608.0f) - 1.0f));
-    }
-}
 
 struct Operands {
     int rows, in, out;
@@ -153,9 +135,9 @@ bool fill(Operands &o, bool zeros, cudaStream_t stream) {
     }
     /* activations ~U(-1, 1), weights ~U(-0.06, 0.06): pre-activations of order 1, both GELU
      * branches taken */
-    fill_uniform_kernel<<<1024, 256, 0, stream>>>(o.x, nx, 1.0f, 1u);
-    fill_uniform_kernel<<<1024, 256, 0, stream>>>(o.w, nw, 0.06f, 2u);
-    fill_uniform_kernel<<<16, 256, 0, stream>>>(o.bias, (size_t)o.out, 0.1f, 3u);
+    probe_fill_uniform<<<1024, 256, 0, stream>>>(o.x, nx, 1.0f, 1u);
+    probe_fill_uniform<<<1024, 256, 0, stream>>>(o.w, nw, 0.06f, 2u);
+    probe_fill_uniform<<<16, 256, 0, stream>>>(o.bias, (size_t)o.out, 0.1f, 3u);
     PROBE_CHECK(cudaGetLastError());
     return true;
 }

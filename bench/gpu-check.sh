@@ -159,7 +159,7 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 # nine kernels in one unit are the build's longest compile, and nothing needs it before the timed
 # phase. (The build step took 131 s of 16 cores with it in run 8035cee.)
 if [ -z "${BQ_PREBUILT:-}" ] && grep -q 'gemm_epilogue_probe:' "$build/build.ninja" 2>/dev/null; then
-    step build-probe 300 cmake --build "$build" -j 2 --target gemm_epilogue_probe &
+    step build-probe 300 cmake --build "$build" -j 2 --target gemm_epilogue_probe gemm_fp32_probe &
 fi
 # BQ_CLI_QUICK=1: cli_answer answers 2 dev articles instead of all 48 on the CPU; the whole dev set
 # runs on the GPU in squad-large below.
@@ -328,9 +328,18 @@ EOF3
     # what the fused bias + erf GELU epilogue costs: cuBLAS's plain GEMM vs the CUTLASS kernel
     # with no activation, erf GELU and tanh GELU, on the FFN-in shapes of batches 128 and 1 and
     # the batch-128 QKV and FFN-out shapes (bench/gemm_epilogue_probe.cu)
-    if [ -x "$build/gemm_epilogue_probe" ]; then
+    # (only when named in BQ_ONLY since this step's commit: its answer has held since run
+    # 8035cee, and gemm-fp32 below took its place)
+    if [ -x "$build/gemm_epilogue_probe" ] &&
+        case " ${BQ_ONLY:-} " in *" gemm-epilogue "*) true ;; *) false ;; esac; then
         step gemm-epilogue 40 "$build/gemm_epilogue_probe" 49152 1024 4096 384 1024 4096 \
             49152 1024 3072 49152 4096 1024
+    fi
+    # can the fp32 precision's GEMMs beat SGEMM and stay fp32-accurate (issue 5's fp32 1.2x)?
+    # SGEMM, TF32, cuBLAS's BF16x9 emulation and CUTLASS's TF32 and 3xTF32 kernels on the
+    # batch-128 shapes and batch 8's FFN-in, each against an fp64 GEMM (bench/gemm_fp32_probe.cu)
+    if [ -x "$build/gemm_fp32_probe" ]; then
+        step gemm-fp32 40 "$build/gemm_fp32_probe"
     fi
     kill "$smi_pid" 2>/dev/null
     # hardware counters of the kernels that hold fp16 batch 128 back (issue 5's profile says

@@ -383,6 +383,34 @@ def merge_clocks(outdir):
             "clock_event_reasons": reasons}
 
 
+FP32_PROBE_LINE = re.compile(
+    r"^(\S+)\s+(\d+) x\s+(\d+) ->\s+(\d+)\s+(?:([\d.]+) ms\s+([\d.]+) TFLOP/s\s+rel error vs "
+    r"fp64 (\S+)|refused \((.*)\))")
+
+
+def merge_fp32_probe(outdir):
+    """The fp32 GEMM alternatives (gemm-fp32.log, bench/gemm_fp32_probe.cu): per kernel and
+    shape its time, TFLOP/s and normwise error against fp64, or why it was refused."""
+    path = os.path.join(outdir, "gemm-fp32.log")
+    if not os.path.exists(path):
+        return None
+    rows = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = FP32_PROBE_LINE.match(line.strip())
+            if not m:
+                continue
+            row = {"kernel": m.group(1), "rows": int(m.group(2)), "in": int(m.group(3)),
+                   "out": int(m.group(4))}
+            if m.group(8) is not None:
+                row["refused"] = m.group(8)
+            else:
+                row.update(ms=float(m.group(5)), tflops=float(m.group(6)),
+                           rel_error_vs_fp64=float(m.group(7)))
+            rows.append(row)
+    return rows
+
+
 def top_stages(profiles, key, n=3):
     """'gemm 5.10 ms (61%), ...' for the profile of configuration `key` with our attention."""
     stages = profiles.get("own", {}).get(key, {}).get("stages_ms")
@@ -597,6 +625,19 @@ def markdown(results):
         for st in stages:
             lines.append(f"| {st} | " + " | ".join(
                 fmt(profiles[a][k]["stages_ms"].get(st), ".3f") for a, k in columns) + " |")
+    probe = results.get("fp32_gemm_probe")
+    if probe:
+        lines += ["", "fp32 GEMMs, alternatives to SGEMM (bench/gemm_fp32_probe.cu; error: normwise "
+                  "vs an fp64 GEMM of the same inputs):", "",
+                  "| kernel | rows x in -> out | ms | TFLOP/s | rel error vs fp64 |",
+                  "|---|---|---:|---:|---:|"]
+        for p in probe:
+            shape = f"{p['rows']} x {p['in']} -> {p['out']}"
+            if "refused" in p:
+                lines.append(f"| {p['kernel']} | {shape} | refused: {p['refused']} | - | - |")
+            else:
+                lines.append(f"| {p['kernel']} | {shape} | {p['ms']:.4f} | {p['tflops']:.1f} | "
+                             f"{p['rel_error_vs_fp64']:.2e} |")
     if results.get("targets"):
         lines += ["", "| target | value | met |", "|---|---:|---|"]
         for t in results["targets"]:
@@ -669,6 +710,7 @@ def main(argv=None):
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)
+    results["fp32_gemm_probe"] = merge_fp32_probe(args.outdir)
     results["steps"] = merge_steps(args.outdir)
     results["targets"] = check_targets(results["configs"], results["profiles"],
                                        results["end_to_end"], kernels_alone(ours))

@@ -103,6 +103,8 @@ printf 'ok   attention f16 B=2\nFAIL attention bf16 B=2 S=384: rel_err 3.1e-02 (
 printf 'racecheck output\n(timed out after 100s)\n' >"$run/sanitizer-racecheck.log"
 printf '2026/11/27 07:00:00.000, 1980, 2619, 310.5, 41, 0x0000000000000000\n2026/11/27 07:00:00.200, 1755, 2619, 699.0, 55, 0x0000000000000004\n2026/11/27 07:00:00.400, 1830, 2619, 640.0, 57, 0x0000000000000004\n[N/A], garbage\n' \
   >"$run/clocks.csv"
+printf 'gemm_fp32_probe on NVIDIA H100 80GB HBM3\nsgemm            49152 x  1024 ->  3072    6.0000 ms    51.5 TFLOP/s  rel error vs fp64 1.10e-07 (1.00x sgemm'"'"'s)\nbf16x9           49152 x  1024 ->  3072   refused (operation not supported when using the device)\ncutlass-3xtf32   49152 x  1024 ->  3072    3.0000 ms   103.1 TFLOP/s  rel error vs fp64 1.65e-07 (1.50x sgemm'"'"'s)\n' \
+  >"$run/gemm-fp32.log"
 echo "NVIDIA H100 80GB HBM3, 580.65.06" >"$run/nvidia-smi.txt"
 echo "0123456789abcdef" >"$run/commit.txt"
 
@@ -167,6 +169,11 @@ g = r["gemm_choices"]
 assert len(g) == 2 and g[0]["batch"] == 1 and g[0]["gelu_path"] == ["unfused"], g
 assert g[1]["batch"] == 128 and g[1]["gelu_path"] == ["fused-pingpong"], g
 assert abs(g[0]["layer_gemm_ms_first_choice"] - 0.022) < 1e-12 and abs(g[0]["layer_gemm_ms_chosen"] - 0.020) < 1e-12
+p = r["fp32_gemm_probe"]
+assert [x["kernel"] for x in p] == ["sgemm", "bf16x9", "cutlass-3xtf32"], p
+assert p[0]["rows"] == 49152 and p[0]["in"] == 1024 and p[0]["out"] == 3072 and p[0]["ms"] == 6.0, p
+assert p[2]["tflops"] == 103.1 and p[2]["rel_error_vs_fp64"] == 1.65e-07, p
+assert p[1]["refused"] == "operation not supported when using the device" and "ms" not in p[1], p
 c = r["clocks"]
 assert c["samples"] == 3 and c["sm_mhz_median"] == 1830 and c["sm_mhz_min"] == 1755, c
 assert c["power_w_max"] == 699.0 and c["temperature_c_max"] == 57, c
@@ -190,6 +197,8 @@ check "results.md: length buckets" grep -q -e '^The same with length buckets of 
 check "results.md: packed" grep -q -e '^The same packed (windows back to back with no padding, each attending to itself): 2.40 s = 4404.2 questions/s (2.00x the padded run), 47.0% of the padded token positions; engine 2.20 s (of which the first passes of its 4 pass shapes 0.50 s; 5563.2 questions/s without them); answers as the padded run.s on 1 of 3 questions; answers as the buckets run.s on 2 of 3 questions$' "$run/results.md"
 check "results.md: packed again with the tuning cache" grep -q -e '^The same packed again, with the decisions the packed run kept in its tuning cache: 2.00 s = 5285.0 questions/s (2.40x the padded run), 46.7% of the padded token positions; engine 1.80 s (of which the first passes of its 5 pass shapes 0.10 s; 5563.2 questions/s without them); answers as the packed run.s on 3 of 3 questions$' "$run/results.md"
 check "results.md: first passes, a 192-token row labelled" grep -q -e '^First pass of a batch size (fp16; setup included) vs its p50: batch 1 seq 192 120.5 ms vs 0.55 ms$' "$run/results.md"
+check "results.md: fp32 GEMM probe" grep -q -e '^| cutlass-3xtf32 | 49152 x 1024 -> 3072 | 3.0000 | 103.1 | 1.65e-07 |$' "$run/results.md"
+check "results.md: fp32 GEMM probe, refused" grep -q -e '^| bf16x9 | 49152 x 1024 -> 3072 | refused: operation not supported when using the device | - | - |$' "$run/results.md"
 check "results.md: clocks" grep -q -e '^Clocks while the timed steps ran (3 nvidia-smi samples): SM median 1830 MHz (min 1755, max 1980), power median 640 W (max 699)' "$run/results.md"
 check "results.md: failed steps" grep -q -e '^Steps: 4, failed: ctest (8), sanitizer-racecheck (124)$' "$run/results.md"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
