@@ -118,6 +118,16 @@ char *bq_strndup(const char *s, size_t len) {
 }
 
 /* Strict UTF-8: the tokenizer, the features and the decoder all read text through this. */
+size_t bq_json_nul_offset(const char *text, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\0') return i;
+        if (text[i] != '\\' || i + 1 >= len) continue;
+        if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0) return i;
+        i++; /* the escaped character: "\\u0000" is a backslash, then text */
+    }
+    return (size_t)-1;
+}
+
 size_t bq_utf8_decode(const char *text, size_t len, size_t pos, int32_t *cp, bq_err *err) {
     const unsigned char *s = (const unsigned char *)text;
     if (pos >= len) return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8: read at byte offset %zu past the end", pos), 0;

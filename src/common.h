@@ -41,6 +41,12 @@ bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem);
 /* Duplicate `len` bytes as a NUL-terminated string (NULL on allocation failure). */
 char *bq_strndup(const char *s, size_t len);
 
+/* Where JSON text would put a NUL character into a string: the offset of a raw NUL byte or of a
+ * \u0000 escape, or (size_t)-1 when there is none. cJSON ends its strings at the first NUL, so
+ * such a string would be cut short without a word; callers reject it instead. Backslashes occur
+ * only inside strings in valid JSON, so the scan needs no string tracking. */
+size_t bq_json_nul_offset(const char *text, size_t len);
+
 /* Decode the code point at text[pos] (pos < len) strictly: no overlong forms, surrogates, values
  * past U+10FFFF or truncated sequences. Returns its length in bytes, or 0 with a BQ_ERR_UTF8 message
  * naming the byte offset. Never reads at or past len. */

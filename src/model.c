@@ -174,6 +174,17 @@ static const bq_tensor *find_tensor(const bq_safetensors *st, const char *name) 
 }
 
 /* Fetch a weight of the expected shape as fp32 ([d0] when d1 == 0, else [d0, d1]). */
+/* A NaN or infinite weight makes every logit NaN or infinite: reject the checkpoint at load,
+ * naming the tensor, instead of answering with null scores. */
+static bq_status check_finite(const char *path, const char *name, const float *w, size_t n,
+                              bq_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i]))
+            return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s' holds %g at element %zu "
+                           "(a damaged checkpoint?)", path, name, (double)w[i], i);
+    return BQ_OK;
+}
+
 static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int64_t d1, const float **out,
                             bq_err *err) {
     const char *path = bq_safetensors_path(s->st);
@@ -205,7 +216,7 @@ static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int6
     size_t n = (size_t)t->n_elements;
     if (t->dtype == BQ_DTYPE_F32 && ((uintptr_t)t->data % _Alignof(float)) == 0) {
         *out = t->data; /* in place: the mapping outlives the model */
-        return BQ_OK;
+        return check_finite(path, t->name, *out, n, err);
     }
     if (s->n_owned == s->cap_owned) {
         int cap = s->cap_owned ? s->cap_owned * 2 : 64;
@@ -229,7 +240,7 @@ static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int6
     }
     s->owned[s->n_owned++] = dst;
     *out = dst;
-    return BQ_OK;
+    return check_finite(path, t->name, dst, n, err);
 }
 
 /* Reject encoder layers beyond num_hidden_layers: such a checkpoint does not match its config. */

@@ -98,6 +98,13 @@ static bq_status parse_json(const char *text, size_t len, const char *name, cJSO
     *out = NULL;
     bq_status st = check_utf8(text, len, name, err);
     if (st != BQ_OK) return st;
+    const size_t nul = bq_json_nul_offset(text, len);
+    if (nul != (size_t)-1) {
+        int line, col;
+        line_col(text, nul, &line, &col);
+        return bq_fail(err, BQ_ERR_FORMAT, "%s: a NUL character (\\u0000) at line %d, column %d: "
+                       "ids, questions and contexts cannot hold one", name, line, col);
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {

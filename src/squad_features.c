@@ -201,12 +201,17 @@ bq_status bq_features_build(const bq_vocab *vocab, const bq_squad_options *opt,
             w->token_to_word[t] = piece_word[p];
             w->span_start[t] = (int32_t)doc_pieces.pieces[p].start;
             w->span_end[t] = (int32_t)doc_pieces.pieces[p].end;
-            /* Max context: the window with the best score; the first one wins ties. */
+            /* Max context: the window with the best score; the first one wins ties. Window
+             * starts and ends both grow with the index (every window but the last is full), so
+             * the windows holding p are a run around wi: scanning only that run keeps a small
+             * --doc-stride linear in the context, not quadratic. */
+            int lo = wi;
+            while (lo > 0 && f->windows[lo - 1].doc_start + f->windows[lo - 1].doc_len > p) lo--;
             int best = -1;
             double best_score = 0.0;
-            for (int oi = 0; oi < f->n_windows; oi++) {
+            for (int oi = lo; oi < f->n_windows && f->windows[oi].doc_start <= p; oi++) {
                 const bq_window *o = &f->windows[oi];
-                if (p < o->doc_start || p >= o->doc_start + o->doc_len) continue;
+                if (p >= o->doc_start + o->doc_len) continue;
                 double score = context_score(o, p);
                 if (best < 0 || score > best_score) best = oi, best_score = score;
             }

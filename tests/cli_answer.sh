@@ -104,17 +104,23 @@ lines = [
     "[1, 2, 3]",                                                          # not an object
     json.dumps({"id": "g", "question": "What?", "context": "   "}),     # no context tokens
     json.dumps({"id": "h", "question": "When?", "context": "In 1911."}),
+    json.dumps({"id": "i", "question": "Q?", "context": "x"}) + " ]]] trailing",  # data after it
+    json.dumps({"id": "j", "question": "Who?", "context": "John\u0000 lives here."}),  # a NUL
+    json.dumps({"id": "k", "question": "Who?", "context": "John \\u0000 lives here."}),  # text
 ]
 open(sys.argv[1], "w", encoding="utf-8").write("\n".join(lines) + "\n")
 PY
-if "$cli" jsonl --model "$model" < "$tmp/in.jsonl" > "$tmp/out.jsonl" 2> "$tmp/jsonl.err"; then
+# some records fail: every line still answered, exit status 1 (as squad with failed questions)
+"$cli" jsonl --model "$model" < "$tmp/in.jsonl" > "$tmp/out.jsonl" 2> "$tmp/jsonl.err"
+jsonl_status=$?
+if [ "$jsonl_status" -eq 1 ]; then
   check "jsonl: one output line per input line, in order" python3 - "$tmp/in.jsonl" "$tmp/out.jsonl" <<'PY'
 import json, sys
 inp = open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]
 out = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]]
 assert len(out) == len(inp), (len(out), len(inp))
-expect_ok = [True, False, False, False, False, True, False, False, True]
-ids = ["a", None, "c", 4, None, "e", None, "g", "h"]
+expect_ok = [True, False, False, False, False, True, False, False, True, False, False, True]
+ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k"]
 for o, ok, i, line in zip(out, expect_ok, ids, inp):
     assert o["id"] == i, (o, i)
     if ok:
@@ -127,10 +133,13 @@ for o, ok, i, line in zip(out, expect_ok, ids, inp):
     else:
         assert set(o) == {"id", "error"} and o["error"], o
 assert any(o.get("start") is not None for o in out), "no record got a real span"
+assert "extra data" in out[9]["error"] and "NUL" in out[10]["error"], (out[9], out[10])
 PY
 else
-  fail "jsonl exit status $?: $(head -c 300 "$tmp/jsonl.err")"
+  fail "jsonl exit status $jsonl_status (expected 1): $(head -c 300 "$tmp/jsonl.err")"
 fi
+check "jsonl: every record answered: exit status 0" sh -c \
+  'head -1 "$2" | "$1" jsonl --model "$3" >/dev/null 2>&1' sh "$cli" "$tmp/in.jsonl" "$model"
 
 # ---- squad: every question of the dev set gets a prediction; EM/F1 printed -------------------------
 gzip -dc "$src/tests/data/squad/dev-v1.1.json.gz" > "$tmp/dev.json" || exit 1
@@ -219,6 +228,39 @@ expect_failure() { # label needle args...
   else pass; fi
 }
 expect_failure "ask without --model" "--model" ask --context x --question y
+# bench --preset runs bertqa-make-model with the preset as one argument, never through a shell
+expect_failure "bench with an unknown preset" "--preset expects tiny, base or large" bench \
+  --preset "tiny'; touch '$tmp/injected" --device cpu --batch 1 --iters 1 --seq-len 16
+check "bench --preset: nothing of it ran as a command" test ! -e "$tmp/injected"
+expect_failure "bench with an empty batch list" "--batch expects" bench --preset tiny --device cpu --batch ""
+expect_failure "bench with an empty precision" "--precision expects" bench --preset tiny --device cpu \
+  --precision fp32,
+# a SQuAD file with a NUL inside a string (cJSON would cut it short there)
+printf '{"data":[{"paragraphs":[{"context":"John lives in Paris.\\u0000 tail","qas":[]}]}]}' > "$tmp/nul.json"
+expect_failure "squad file with a NUL" "NUL character" squad --model "$model" --input "$tmp/nul.json" \
+  --output "$tmp/nul-pred.json"
+# two questions with one id: both answered, the predictions keep the first, exit status 1
+printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris.","qas":[{"id":"q1","question":"Where?","answers":[]},{"id":"q1","question":"Who?","answers":[]},{"id":"q2","question":"Who?","answers":[]}]}]}]}' > "$tmp/dup.json"
+"$cli" squad --model "$model" --input "$tmp/dup.json" --output "$tmp/dup-pred.json" --quiet 2> "$tmp/dup.err"
+dup_status=$?
+check "squad with a repeated id: exit 1, named" sh -c '[ "$1" -eq 1 ] && grep -q "q1: its id repeats" "$2"' \
+  sh "$dup_status" "$tmp/dup.err"
+check "squad with a repeated id: one prediction per id" python3 -c '
+import sys
+pairs = __import__("json").load(open(sys.argv[1]), object_pairs_hook=lambda p: p)
+assert [k for k, _ in pairs] == ["q1", "q2"], pairs' "$tmp/dup-pred.json"
+# input that cannot be read, answers that cannot be written: a message and a non-zero exit
+expect_failure "jsonl reading a folder" "reading standard input failed" jsonl --model "$model" < "$tmp"
+expect_failure "tokenize reading a folder" "reading standard input failed" tokenize < "$tmp"
+if [ -w /dev/full ]; then
+  for sub in jsonl tokenize; do
+    if [ $sub = jsonl ]; then args=(jsonl --model "$model"); else args=(tokenize); fi
+    head -2 "$tmp/in.jsonl" | "$cli" "${args[@]}" > /dev/full 2> "$tmp/e.err"
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q "writing standard output failed" "$tmp/e.err"; then pass
+    else fail "$sub into a full disk: exit status $rc: $(head -c 300 "$tmp/e.err")"; fi
+  done
+fi
 expect_failure "ask without a context" "context" ask --model "$model" --question y
 expect_failure "ask with both contexts" "not both" ask --model "$model" --question y --context a --context-file b
 expect_failure "missing context file" "cannot open" ask --model "$model" --question y --context-file "$tmp/none.txt"

@@ -128,6 +128,32 @@ d=$(variant small-vocab); edit "$d/config.json" '"vocab_size": 30522' '"vocab_si
 expect_failure "vocab.txt larger than vocab_size" "$d" "30000"
 d=$(variant no-vocab); rm "$d/vocab.txt"
 expect_failure "no vocab.txt, missing --vocab file" "$d" "nonexistent-vocab\.txt" --vocab "$tmp/nonexistent-vocab.txt"
+d=$(variant nan-weight)
+python3 - "$d/$weights" <<'PY'
+import json, struct, sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+header_len = struct.unpack("<Q", data[:8])[0]
+begin = json.loads(data[8:8 + header_len])["qa_outputs.bias"]["data_offsets"][0]
+data[8 + header_len + begin + 4:8 + header_len + begin + 8] = struct.pack("<f", float("nan"))
+open(path, "wb").write(bytes(data))
+PY
+expect_failure "a NaN weight" "$d" "qa_outputs\.bias.*nan at element 1"
+
+# ---- bertqa-make-model refuses a vocabulary bertqa-gpu would refuse ----
+: > "$tmp/empty-vocab.txt"
+printf 'hello\nworld\n' > "$tmp/plain-vocab.txt"
+for v in empty plain; do
+    if "$make_model" --out "$tmp/from-$v" --vocab "$tmp/$v-vocab.txt" > /dev/null 2> "$tmp/err"; then
+        fail "make-model with the $v vocabulary: exit 0"
+    elif [ -e "$tmp/from-$v/config.json" ]; then
+        fail "make-model with the $v vocabulary wrote a checkpoint"
+    elif ! grep -q "vocabulary" "$tmp/err"; then
+        fail "make-model with the $v vocabulary: $(head -c 300 "$tmp/err")"
+    else
+        passed=$((passed + 1))
+    fi
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

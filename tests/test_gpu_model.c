@@ -349,6 +349,24 @@ static int check_engine(const char *shape, const bq_model *m, const batch_case *
 static const bq_precision all_precisions[4] = {BQ_PRECISION_FP32, BQ_PRECISION_TF32,
                                                BQ_PRECISION_FP16, BQ_PRECISION_BF16};
 
+/* Whether plan p, which should have taken the choices of the plan of donor_rows rows untimed,
+ * timed its own instead because cuBLASLt refused the donor's algorithm for its shape (a real
+ * library may; the emulator never does): then it must have been timed. Otherwise it must say it
+ * shared, with nothing timed. */
+static bool shared_or_refused(const bq_gemm_plan_info *p, int donor_rows) {
+#ifndef BQ_CUDA_EMULATED
+    if (p->shared_from_rows == 0) {
+        printf("       (cuBLASLt refused the %d-row shape's algorithm at %d rows: timed)\n",
+               donor_rows, p->rows);
+        assert_true(p->chosen_ms > 0);
+        return true;
+    }
+#endif
+    assert_int_equal(p->shared_from_rows, donor_rows);
+    assert_true(p->chosen_ms == 0 && p->first_ms == 0);
+    return false;
+}
+
 #ifdef BQ_HAVE_CUDA
 /* ---- the GEMM wrapper alone, so a whole-model failure can be told apart from a GEMM one ------ */
 
@@ -519,24 +537,6 @@ static bq_gemm_plan_info plan_of(const bq_gemm_ctx *g, int rows, int in, int out
             return plans[i];
     fail_msg("no GEMM plan of %d x %d -> %d (%s)", rows, in, out, epilogue);
     return plans[0];
-}
-
-/* Whether plan p, which should have taken the choices of the plan of donor_rows rows untimed,
- * timed its own instead because cuBLASLt refused the donor's algorithm for its shape (a real
- * library may; the emulator never does): then it must have been timed. Otherwise it must say it
- * shared, with nothing timed. */
-static bool shared_or_refused(const bq_gemm_plan_info *p, int donor_rows) {
-#ifndef BQ_CUDA_EMULATED
-    if (p->shared_from_rows == 0) {
-        printf("       (cuBLASLt refused the %d-row shape's algorithm at %d rows: timed)\n",
-               donor_rows, p->rows);
-        assert_true(p->chosen_ms > 0);
-        return true;
-    }
-#endif
-    assert_int_equal(p->shared_from_rows, donor_rows);
-    assert_true(p->chosen_ms == 0 && p->first_ms == 0);
-    return false;
 }
 
 /* bq_gemm_ctx_share_from: from 1024 rows up a new GEMM shape runs the choice of the decided one

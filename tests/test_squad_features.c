@@ -296,6 +296,47 @@ static void test_windows_and_max_context(void **state) {
     bq_features_free(&f);
 }
 
+/* Small strides (each piece in up to 24 windows, the last window short): every context piece has
+ * exactly one max-context window, and it is the one min(left, right) + 0.01 * len ranks first,
+ * the first winning ties, looked for among all windows. */
+static void test_max_context_small_strides(void **state) {
+    (void)state;
+    char context[400] = "";
+    for (int i = 0; i < 100; i++) snprintf(context + strlen(context), sizeof context - strlen(context), "%d ", i);
+    for (int stride = 1; stride <= 7; stride += 3) {
+        bq_squad_options opt = {30, 64, stride, 20, 30, 0, 0}; /* room for 24 pieces a window */
+        bq_features f;
+        bq_err err = {0};
+        assert_int_equal(bq_features_build(g_vocab, &opt, "what?", 5, context, strlen(context), &f,
+                                           &err), BQ_OK);
+        assert_true(f.n_windows >= (100 - 24) / stride); /* 24 pieces fit a window */
+        int owners[100] = {0}, checked = 0;
+        for (int wi = 0; wi < f.n_windows; wi++) {
+            const bq_window *w = &f.windows[wi];
+            for (int i = 0; i < w->doc_len; i++) {
+                const int piece = w->doc_start + i;
+                assert_in_range(piece, 0, 99);
+                owners[piece] += w->max_context[w->doc_offset + i];
+                /* the expected owner, over every window */
+                int best = -1;
+                double best_score = 0.0;
+                for (int oi = 0; oi < f.n_windows; oi++) {
+                    const bq_window *o = &f.windows[oi];
+                    if (piece < o->doc_start || piece >= o->doc_start + o->doc_len) continue;
+                    const int left = piece - o->doc_start, right = o->doc_start + o->doc_len - 1 - piece;
+                    const double score = (left < right ? left : right) + 0.01 * o->doc_len;
+                    if (best < 0 || score > best_score) best = oi, best_score = score;
+                }
+                assert_int_equal(w->max_context[w->doc_offset + i], best == wi);
+                checked++;
+            }
+        }
+        for (int p = 0; p < 100; p++) assert_int_equal(owners[p], 1);
+        assert_true(checked > 100);
+        bq_features_free(&f);
+    }
+}
+
 static void test_question_truncated(void **state) {
     (void)state;
     bq_squad_options opt = {32, 3, 128, 20, 30, 0, 0};
@@ -349,6 +390,7 @@ static void test_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_word_split_and_layout),
+        cmocka_unit_test(test_max_context_small_strides),
         cmocka_unit_test(test_windows_and_max_context),
         cmocka_unit_test(test_question_truncated),
         cmocka_unit_test(test_errors),

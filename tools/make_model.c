@@ -10,6 +10,7 @@
  * the same weights in every dtype (f16/bf16 files hold the f32 values rounded to nearest even).
  * Random numbers: splitmix64 seeded per tensor from the seed and an FNV-1a hash of the name. */
 #include "safetensors.h"
+#include "vocab.h"
 
 #include <errno.h>
 #include <math.h>
@@ -318,11 +319,19 @@ static int copy_file(const char *from, const char *to) {
     return rc;
 }
 
-/* Number of tokens in vocab.txt: lines, counting a last line without a newline. */
+/* Number of tokens in vocab.txt: lines, counting a last line without a newline; -1 (after a
+ * message) when bertqa-gpu would refuse the file (empty, no [PAD] / [UNK] / [CLS] / [SEP], ...),
+ * so that no checkpoint is written that the program cannot load. */
 static int count_vocab_lines(const char *path) {
     char *data;
     size_t len;
     bq_err err;
+    bq_vocab *vocab = NULL;
+    if (bq_vocab_load(path, &vocab, &err) != BQ_OK) {
+        fprintf(stderr, "bertqa-make-model: vocabulary: %s\n", err.message);
+        return -1;
+    }
+    bq_vocab_free(vocab);
     if (bq_read_file(path, &data, &len, &err) != BQ_OK) {
         fprintf(stderr, "bertqa-make-model: vocabulary: %s\n", err.message);
         return -1;

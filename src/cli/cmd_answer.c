@@ -5,6 +5,7 @@
 #include "squad_eval.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,10 +129,38 @@ typedef struct {
     cJSON *predictions;
     cJSON *nbest;     /* NULL unless --nbest */
     char **answers;   /* [n_questions] for scoring */
+    bool *repeated;   /* [n_questions]: the id of an earlier question again */
     int done, failed;
     bool progress;
     double t_start, t_last;
 } squad_sink;
+
+static const bq_squad_question *questions_to_sort;
+
+static int by_id_then_index(const void *a, const void *b) {
+    const int i = *(const int *)a, j = *(const int *)b;
+    const int c = strcmp(questions_to_sort[i].id, questions_to_sort[j].id);
+    return c ? c : (i > j) - (i < j);
+}
+
+/* Marks each question whose id an earlier question has (a predictions file holds one answer per
+ * id); returns how many, or -1 when out of memory. */
+static int mark_repeated_ids(const bq_squad_dataset *ds, bool *repeated) {
+    const int n = ds->n_questions;
+    int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!order) return -1;
+    for (int i = 0; i < n; i++) order[i] = i;
+    questions_to_sort = ds->questions;
+    qsort(order, (size_t)n, sizeof *order, by_id_then_index);
+    int count = 0;
+    for (int k = 1; k < n; k++)
+        if (strcmp(ds->questions[order[k]].id, ds->questions[order[k - 1]].id) == 0) {
+            repeated[order[k]] = true;
+            count++;
+        }
+    free(order);
+    return count;
+}
 
 static double wall_now(void) {
     struct timespec ts;
@@ -167,8 +196,15 @@ static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
     } else {
         text = r->answers.items[0].text;
     }
-    cJSON_AddStringToObject(k->predictions, q->id, text);
     k->answers[index] = strdup(text);
+    if (k->repeated[index]) { /* answered, but the predictions keep the id's first question */
+        fprintf(stderr, "%sbertqa-gpu squad: question %s: its id repeats an earlier question's; "
+                "the predictions keep the first\n", k->progress ? "\n" : "", q->id);
+        k->failed += r->status == BQ_OK;
+        k->done++;
+        return;
+    }
+    cJSON_AddStringToObject(k->predictions, q->id, text);
     if (k->nbest) {
         cJSON *list = cJSON_CreateArray();
         for (int i = 0; r->status == BQ_OK && i < r->answers.n; i++) {
@@ -211,6 +247,14 @@ int cmd_squad(const cli_args *a) {
     bq_qa_request *req = calloc(n ? (size_t)n : 1, sizeof *req);
     squad_sink sink = {.ds = ds, .predictions = cJSON_CreateObject()};
     sink.answers = calloc(n ? (size_t)n : 1, sizeof *sink.answers);
+    sink.repeated = calloc(n ? (size_t)n : 1, sizeof *sink.repeated);
+    if (!sink.answers || !sink.repeated || mark_repeated_ids(ds, sink.repeated) < 0) {
+        free(sink.answers), free(sink.repeated), free(req);
+        cJSON_Delete(sink.predictions);
+        session_close(&s);
+        bq_squad_free(ds);
+        return cli_error("squad", "out of memory for %d questions", n);
+    }
     if (a->given[OPT_NBEST_FILE]) sink.nbest = cJSON_CreateObject();
     sink.progress = !a->given[OPT_QUIET] && isatty(2);
     sink.t_start = sink.t_last = wall_now();
@@ -265,6 +309,7 @@ int cmd_squad(const cli_args *a) {
     }
     for (int i = 0; i < n; i++) free(sink.answers[i]);
     free(sink.answers);
+    free(sink.repeated);
     cJSON_Delete(sink.predictions);
     cJSON_Delete(sink.nbest);
     free(req);
@@ -317,10 +362,14 @@ static void jsonl_emit(void *ctx, int index, const bq_qa_result *r) {
 
 static void parse_record(const char *line, size_t len, jsonl_record *rec) {
     memset(rec, 0, sizeof *rec);
-    cJSON *j = cJSON_ParseWithLength(line, len);
-    if (!j) {
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+    size_t rest = j && end ? (size_t)(end - line) : len;
+    while (rest < len && (line[rest] == ' ' || line[rest] == '\t' || line[rest] == '\r')) rest++;
+    if (!j || rest < len) {
+        cJSON_Delete(j);
         rec->id = cJSON_CreateNull();
-        rec->error = strdup("malformed JSON");
+        rec->error = strdup(j ? "extra data after the JSON record" : "malformed JSON");
         return;
     }
     cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
@@ -333,6 +382,8 @@ static void parse_record(const char *line, size_t len, jsonl_record *rec) {
         rec->error = strdup("\"question\" must be a string");
     else if (!cJSON_IsString(c))
         rec->error = strdup("\"context\" must be a string");
+    else if (bq_json_nul_offset(line, len) != (size_t)-1) /* cJSON would cut the string there */
+        rec->error = strdup("a NUL character (\\u0000) in the record: not supported");
     else {
         rec->question = strdup(q->valuestring);
         rec->context = strdup(c->valuestring);
@@ -366,13 +417,14 @@ int cmd_jsonl(const cli_args *a) {
     bq_status st = BQ_OK;
     bq_err err;
     bq_err_clear(&err);
-    int bad = 0;
+    int bad = 0, read_errno = 0;
     while (!eof && st == BQ_OK) {
         int n = 0;
         while (n < max_records) {
             ssize_t got = getline(&line, &cap, stdin);
             if (got < 0) {
                 eof = true;
+                if (ferror(stdin)) read_errno = errno ? errno : EIO; /* what was read is answered */
                 break;
             }
             size_t len = (size_t)got;
@@ -404,15 +456,21 @@ int cmd_jsonl(const cli_args *a) {
             free(rec[i].context);
             free(rec[i].out_line);
         }
-        fflush(stdout);
+        if (fflush(stdout) != 0 || ferror(stdout)) break; /* nowhere to answer: main says so */
     }
     if (st != BQ_OK) cli_error("jsonl", "%s", err.message);
     if (bad) fprintf(stderr, "bertqa-gpu jsonl: %d record(s) answered with an error\n", bad);
+    if (st == BQ_OK && read_errno) {
+        cli_error("jsonl", "reading standard input failed: %s", strerror(read_errno));
+        st = BQ_ERR_IO;
+    }
     free(line);
     free(rec);
     free(req);
     free(req_to_rec);
     session_close(&s);
+    /* as squad: every record was answered, but some with an error record */
+    if (st == BQ_OK && bad) return 1;
     return cli_exit_status(st);
 }
 

@@ -3,15 +3,19 @@
  * on the CPU from the wall clock. Inputs: random token ids (never zeros), rotated among several
  * input sets, all tokens real, segment 0 for the first 64 positions and 1 after (a question-sized
  * first segment). */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "cli.h"
 #include "engine_cuda.h"
 
 #include <cjson/cJSON.h>
+#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_LIST 16
@@ -125,48 +129,96 @@ static bool parse_batches(const char *s, int *out, int *n) {
         }
         out[(*n)++] = (int)v;
         p = *end == ',' ? end + 1 : end;
+        if (*end == ',' && !*p) break; /* a trailing comma: reported below */
     }
-    return *n > 0;
+    if (*n == 0 || (*s && s[strlen(s) - 1] == ','))
+        return cli_error("bench", "--batch expects a comma-separated list of sizes in [1, 4096], got '%s'", s), false;
+    return true;
 }
 
+/* Comma-separated precisions, no empty entries; false (after an error message) on bad input. */
 static bool parse_precisions(const char *s, bq_precision *out, int *n) {
     *n = 0;
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf)
+        return cli_error("bench", "--precision: list too long"), false;
+    for (char *tok = buf;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
         bq_err err;
-        if (*n >= MAX_LIST || bq_parse_precision(tok, &out[*n], &err) != BQ_OK) {
-            cli_error("bench", "--precision: %s", *n >= MAX_LIST ? "too many entries" : err.message);
-            return false;
-        }
+        if (!*tok)
+            return cli_error("bench", "--precision expects a comma-separated list of fp32, tf32, "
+                             "fp16, bf16, got '%s'", s), false;
+        if (*n >= MAX_LIST || bq_parse_precision(tok, &out[*n], &err) != BQ_OK)
+            return cli_error("bench", "--precision: %s", *n >= MAX_LIST ? "too many entries" : err.message), false;
         (*n)++;
+        if (!comma) return true;
+        tok = comma + 1;
     }
-    return *n > 0;
 }
 
-/* --preset: a random model written by bertqa-make-model (next to this executable) into a temp dir. */
+static void remove_folder(const char *dir);
+
+/* --preset: a random model written by bertqa-make-model (next to this executable) into a temp dir;
+ * dir gets the model folder. The preset is checked first, and the tool runs without a shell (its
+ * arguments are never parsed as a command line). On failure nothing is left behind. */
 static bool make_preset_model(const char *preset, char *dir, size_t dir_len) {
-    char exe[PATH_MAX];
+    if (strcmp(preset, "tiny") != 0 && strcmp(preset, "base") != 0 && strcmp(preset, "large") != 0)
+        return cli_error("bench", "--preset expects tiny, base or large, got '%s'", preset), false;
+    char exe[PATH_MAX], tool[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return cli_error("bench", "cannot locate the bertqa-gpu executable"), false;
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
+    snprintf(tool, sizeof tool, "%s/bertqa-make-model", exe);
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, dir_len, "%s/bertqa-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) return cli_error("bench", "cannot create a temporary folder under %s", tmp ? tmp : "/tmp"), false;
-    char cmd[3 * PATH_MAX];
-    snprintf(cmd, sizeof cmd, "'%s/bertqa-make-model' --out '%s/model' --preset '%s' --seed 1 >&2", exe, dir, preset);
-    fprintf(stderr, "bertqa-gpu bench: writing a random %s model to %s/model\n", preset, dir);
-    if (system(cmd) != 0) return cli_error("bench", "bertqa-make-model failed for preset '%s'", preset), false;
-    strncat(dir, "/model", dir_len - strlen(dir) - 1);
+    char out[PATH_MAX];
+    if (snprintf(out, sizeof out, "%s/model", dir) >= (int)sizeof out || strlen(out) >= dir_len) {
+        remove_folder(dir);
+        return cli_error("bench", "temporary folder path too long: %s", dir), false;
+    }
+    fprintf(stderr, "bertqa-gpu bench: writing a random %s model to %s\n", preset, out);
+    fflush(NULL); /* the child inherits stdio's buffers otherwise */
+    char *const argv[] = {tool, "--out", out, "--preset", (char *)preset, "--seed", "1", NULL};
+    int status = -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(STDERR_FILENO, STDOUT_FILENO); /* the tool's progress goes where ours does */
+        execv(tool, argv);
+        _exit(127);
+    }
+    if (pid > 0) waitpid(pid, &status, 0);
+    if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        remove_folder(dir);
+        if (pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127)
+            return cli_error("bench", "cannot run %s", tool), false;
+        return cli_error("bench", "bertqa-make-model failed for preset '%s'", preset), false;
+    }
+    memcpy(dir, out, strlen(out) + 1); /* fits: checked above */
     return true;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb, (void)type, (void)ftw;
+    return remove(path) == 0 ? 0 : -1;
+}
+
+/* Removes dir and everything under it (depth first, links not followed). */
+static void remove_folder(const char *dir) {
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "bertqa-gpu bench: could not remove %s\n", dir);
+}
+
+/* The preset's model folder and the temp folder around it. */
 static void remove_preset_model(const char *model_dir) {
-    char cmd[2 * PATH_MAX];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && rmdir \"$(dirname '%s')\"", model_dir, model_dir);
-    if (system(cmd) != 0) fprintf(stderr, "bertqa-gpu bench: could not remove %s\n", model_dir);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", model_dir);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    remove_folder(dir);
 }
 
 static void fill_inputs(int32_t *ids, int32_t *mask, int32_t *seg, size_t rows, int S, int vocab, uint64_t *state) {

@@ -4,6 +4,7 @@
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,9 +41,11 @@ int cmd_tokenize(const cli_args *a) {
         }
         putchar('\n');
     }
+    const int read_errno = ferror(stdin) ? (errno ? errno : EIO) : 0;
     free(line);
     bq_pieces_free(&pieces);
     bq_vocab_free(vocab);
+    if (read_errno) return cli_error("tokenize", "reading standard input failed: %s", strerror(read_errno));
     return failures ? 1 : 0;
 }
 

@@ -252,6 +252,8 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
             return false;
         }
         a->engine.tuning_cache = a->value[OPT_TUNING_CACHE];
+        if (a->engine.device == BQ_DEVICE_CPU) /* the CPU backend times nothing */
+            fprintf(stderr, "bertqa-gpu %s: note: --tuning-cache has no effect with --device cpu\n", n);
     }
     a->squad.pack = a->given[OPT_PACK];
     if (a->squad.pack && a->squad.length_bucket > 0) {
@@ -302,7 +304,14 @@ int main(int argc, char **argv) {
             cli_print_help(&commands[i], stdout);
             return 0;
         }
-        return commands[i].run(&args);
+        int status = commands[i].run(&args);
+        /* answers written into a full disk or a closed file are lost: say so, never exit 0 */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "bertqa-gpu %s: writing standard output failed: %s\n", argv[1],
+                    strerror(errno ? errno : EIO));
+            if (status == 0) status = 1;
+        }
+        return status;
     }
     fprintf(stderr, "bertqa-gpu: unknown command '%s'\n\n", argv[1]);
     print_usage(stderr);
