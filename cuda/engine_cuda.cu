@@ -23,6 +23,7 @@
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExt.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,7 @@ struct bq_cuda_engine {
     size_t n_shape_presets, shape_presets_cap;
     int shape_presets_taken;
     char *tuning_other;  /* the file's sections for other keys, kept as read */
+    size_t tuning_other_len, tuning_other_cap; /* its length (without the NUL) and allocation */
     int tuning_foreign;  /* the file is something else: never overwritten */
     char tuning_note[512];
 };
@@ -925,15 +927,36 @@ static bq_status shape_preset_add(bq_cuda_engine *e, const shape_preset *q, bq_e
     return BQ_OK;
 }
 
-/* Append a line to the other keys' sections kept for the save. */
+/* Append a line to the other keys' sections kept for the save (amortized: the text grows by
+ * doubling, its length kept beside it). */
 static bq_status tuning_keep_line(bq_cuda_engine *e, const char *line, bq_err *err) {
-    const size_t n = strlen(line), used = e->tuning_other ? strlen(e->tuning_other) : 0;
-    char *grown = (char *)realloc(e->tuning_other, used + n + 2);
-    if (!grown) return bq_fail(err, BQ_ERR_NOMEM, "out of memory for the tuning cache");
-    memcpy(grown + used, line, n);
-    grown[used + n] = '\n', grown[used + n + 1] = '\0';
-    e->tuning_other = grown;
+    const size_t n = strlen(line);
+    if (!bq_grow((void **)&e->tuning_other, &e->tuning_other_cap, e->tuning_other_len + n + 2, 1))
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory for the tuning cache");
+    memcpy(e->tuning_other + e->tuning_other_len, line, n);
+    e->tuning_other_len += n + 1;
+    e->tuning_other[e->tuning_other_len - 1] = '\n';
+    e->tuning_other[e->tuning_other_len] = '\0';
     return BQ_OK;
+}
+
+/* line = word, then exactly n integers that fit an int, separated by spaces; 1 when it is, with
+ * the integers in out (sscanf's %d would be undefined past INT_MAX). */
+static int tuning_fields(const char *line, const char *word, int *out, int n) {
+    const size_t w = strlen(word);
+    if (strncmp(line, word, w) != 0) return 0;
+    const char *p = line + w;
+    for (int i = 0; i < n; i++) {
+        if (*p != ' ') return 0;
+        while (*p == ' ') p++;
+        char *end = NULL;
+        errno = 0;
+        const long v = strtol(p, &end, 10);
+        if (end == p || errno == ERANGE || v < INT_MIN || v > INT_MAX) return 0;
+        out[i] = (int)v;
+        p = end;
+    }
+    return *p == '\0';
 }
 
 /* One line of this engine's section into the presets; 0 when it does not parse. */
@@ -941,10 +964,10 @@ static int tuning_parse_line(bq_cuda_engine *e, const char *line, int *gemms, in
                              bq_status *s, bq_err *err) {
     bq_gemm_decision d;
     shape_preset q;
-    int packed = 0, attention = 0, gemm = 0, used = 0;
-    if (sscanf(line, "gemm %d %d %d %d %d %d %d %d %d%n", &d.rows, &d.in, &d.out, &d.dt,
-               &d.allow_tf32, &d.ep, &d.candidates, &d.chosen, &d.gelu_variant, &used) == 9 &&
-        line[used] == '\0') {
+    int f[9];
+    if (tuning_fields(line, "gemm", f, 9)) {
+        d.rows = f[0], d.in = f[1], d.out = f[2], d.dt = f[3], d.allow_tf32 = f[4], d.ep = f[5];
+        d.candidates = f[6], d.chosen = f[7], d.gelu_variant = f[8];
         bq_err gerr;
         bq_err_clear(&gerr);
         *s = bq_gemm_ctx_preset(e->gemm, &d, &gerr);
@@ -956,11 +979,12 @@ static int tuning_parse_line(bq_cuda_engine *e, const char *line, int *gemms, in
         *gemms += *s == BQ_OK;
         return 1;
     }
-    if (sscanf(line, "shape %d %d %d %d %d%n", &q.batch, &q.len, &packed, &attention, &gemm,
-               &used) == 5 &&
-        line[used] == '\0' && q.batch >= 1 && q.len >= 1 && (packed == 0 || packed == 1) &&
-        attention >= ATTN_UNDECIDED && attention <= ATTN_CUDNN && gemm >= GEMM_UNDECIDED &&
-        gemm <= GEMM_FIRST) {
+    if (tuning_fields(line, "shape", f, 5)) {
+        const int packed = f[2], attention = f[3], gemm = f[4];
+        if (f[0] < 1 || f[1] < 1 || (packed != 0 && packed != 1) || attention < ATTN_UNDECIDED ||
+            attention > ATTN_CUDNN || gemm < GEMM_UNDECIDED || gemm > GEMM_FIRST)
+            return 0;
+        q.batch = f[0], q.len = f[1];
         q.packed = packed, q.attention = (signed char)attention, q.gemm = (signed char)gemm;
         q.taken = 0;
         *s = shape_preset_add(e, &q, err);
@@ -985,11 +1009,12 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
                      e->tuning_path, strerror(errno));
         return BQ_OK;
     }
-    char line[1024], key[1024];
+    char *line = NULL, key[1024];
+    size_t line_cap = 0;
     tuning_key(e, key, sizeof key);
     int n_line = 0, gemms = 0, shapes = 0, ours = 0, found = 0, bad_line = 0, repeat = 0;
     bq_status s = BQ_OK;
-    while (s == BQ_OK && fgets(line, sizeof line, f)) {
+    while (s == BQ_OK && getline(&line, &line_cap, f) >= 0) { /* lines of any length */
         n_line++;
         line[strcspn(line, "\r\n")] = '\0';
         if (n_line == 1) {
@@ -1011,6 +1036,7 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
             bad_line = n_line;
         }
     }
+    free(line);
     fclose(f);
     if (s != BQ_OK) return s;
     if (e->tuning_foreign)

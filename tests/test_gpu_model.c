@@ -1128,6 +1128,30 @@ static void test_tuning_cache(void **state) {
     printf("  damaged: %s\n", bq_cuda_engine_describe(e));
     assert_non_null(strstr(bq_cuda_engine_describe(e), "does not parse"));
     bq_cuda_engine_free(e);
+    /* a number past INT_MAX is a damaged line too; another key's section with a 3,000-byte line
+     * is kept whole through a save */
+    char *long_line = malloc(3100);
+    assert_non_null(long_line);
+    snprintf(long_line, 3100, "key another card | ");
+    for (size_t i = strlen(long_line); i < 3000; i++) long_line[i] = (char)('a' + i % 26);
+    long_line[3000] = '\0';
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "bertqa-gpu tuning cache 1\n%sgemm 99999999999 64 192 1 0 1 12 0 -1\n%s\nshape 1 2 0 0 0\n",
+            last_key, long_line);
+    fclose(f);
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "line 3 does not parse"));
+    assert_int_equal(bq_cuda_engine_save_tuning(e, &err), BQ_OK);
+    bq_cuda_engine_free(e);
+    char *saved = NULL;
+    size_t saved_len = 0;
+    assert_int_equal(bq_read_file(path, &saved, &saved_len, &err), BQ_OK);
+    char *kept = strstr(saved, long_line);
+    assert_non_null(kept);
+    assert_true(kept[3000] == '\n' && strncmp(kept + 3001, "shape 1 2 0 0 0\n", 16) == 0);
+    free(saved);
+    free(long_line);
     /* not a cache: not read, and saving refuses to overwrite it */
     f = fopen(foreign, "w");
     assert_non_null(f);
