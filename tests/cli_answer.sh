@@ -228,6 +228,15 @@ expect_failure() { # label needle args...
   else pass; fi
 }
 expect_failure "ask without --model" "--model" ask --context x --question y
+# a missing required option is a usage error: exit status 2, as every bad option
+for args in "ask --context x --question y" "ask --model $model --context x" "eval" \
+            "squad --model $model --input x" "jsonl" "logits --model $model --context x" \
+            "features --context x" "bench"; do
+  "$cli" $args < /dev/null > /dev/null 2> "$tmp/e.err"
+  rc=$?
+  if [ $rc -eq 2 ] && grep -q "required\|give exactly one" "$tmp/e.err"; then pass
+  else fail "$args: exit status $rc (expected 2): $(head -c 200 "$tmp/e.err")"; fi
+done
 # bench --preset runs bertqa-make-model with the preset as one argument, never through a shell
 expect_failure "bench with an unknown preset" "--preset expects tiny, base or large" bench \
   --preset "tiny'; touch '$tmp/injected" --device cpu --batch 1 --iters 1 --seq-len 16

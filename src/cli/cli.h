@@ -34,9 +34,11 @@ typedef struct {
     const char *usage;
     const cli_option_id *options; /* terminated by OPT_COUNT */
     int (*run)(const cli_args *args);
+    const cli_option_id *required; /* options that must be given, terminated by OPT_COUNT; may be NULL */
 } cli_command;
 
-/* Parse argv (after the subcommand name). Prints the error and returns false on bad input. */
+/* Parse argv (after the subcommand name). Prints the error and returns false on bad input (a
+ * required option missing included: a usage error, exit status 2 like the others). */
 bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *out);
 void cli_print_help(const cli_command *cmd, FILE *to);
 

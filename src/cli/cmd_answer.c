@@ -69,7 +69,6 @@ static void print_json(cJSON *j) {
 }
 
 int cmd_ask(const cli_args *a) {
-    if (!a->given[OPT_QUESTION]) return cli_error("ask", "--question is required");
     const char *context;
     size_t context_len;
     char *owned;
@@ -231,8 +230,6 @@ static bool write_json_file(const char *cmd, const char *path, cJSON *j) {
 }
 
 int cmd_squad(const cli_args *a) {
-    if (!a->given[OPT_INPUT] || !a->given[OPT_OUTPUT])
-        return cli_error("squad", "--input DEV.json and --output PRED.json are required");
     bq_err err;
     bq_err_clear(&err);
     bq_squad_dataset *ds = NULL;
@@ -479,7 +476,6 @@ int cmd_jsonl(const cli_args *a) {
 static cJSON *float_array(const float *v, int n) { return cJSON_CreateFloatArray(v, n); }
 
 int cmd_logits(const cli_args *a) {
-    if (!a->given[OPT_QUESTION]) return cli_error("logits", "--question is required");
     const char *context;
     size_t context_len;
     char *owned;

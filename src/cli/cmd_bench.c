@@ -235,7 +235,7 @@ static void fill_inputs(int32_t *ids, int32_t *mask, int32_t *seg, size_t rows, 
 
 int cmd_bench(const cli_args *a) {
     if (a->given[OPT_MODEL] == a->given[OPT_PRESET])
-        return cli_error("bench", "give exactly one of --model DIR or --preset tiny|base|large");
+        return cli_error("bench", "give exactly one of --model DIR or --preset tiny|base|large"), 2;
     int batches[MAX_LIST], n_batches;
     bq_precision precs[MAX_LIST];
     int n_precs;

@@ -4,8 +4,6 @@
 #include "squad_eval.h"
 
 int cmd_eval(const cli_args *a) {
-    if (!a->given[OPT_DATA] || !a->given[OPT_PREDICTIONS])
-        return cli_error("eval", "both --data DEV.json and --predictions PRED.json are required");
     bq_err err;
     bq_err_clear(&err);
     bq_squad_dataset *ds = NULL;

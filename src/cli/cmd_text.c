@@ -52,7 +52,6 @@ int cmd_tokenize(const cli_args *a) {
 static cJSON *int_array(const int32_t *v, int n) { return cJSON_CreateIntArray((const int *)v, n); }
 
 int cmd_features(const cli_args *a) {
-    if (!a->given[OPT_QUESTION]) return cli_error("features", "--question is required");
     const char *context;
     size_t context_len;
     char *owned;

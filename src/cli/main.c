@@ -79,30 +79,37 @@ static const cli_option_id bench_opts[] = {OPT_HELP, OPT_MODEL, OPT_PRESET, OPT_
                                            OPT_JSON_FILE, OPT_PROFILE, OPT_QUIET, OPT_TUNING_CACHE,
                                            END};
 
+static const cli_option_id features_required[] = {OPT_QUESTION, END};
+static const cli_option_id eval_required[] = {OPT_DATA, OPT_PREDICTIONS, END};
+static const cli_option_id ask_required[] = {OPT_MODEL, OPT_QUESTION, END};
+static const cli_option_id squad_required[] = {OPT_MODEL, OPT_INPUT, OPT_OUTPUT, END};
+static const cli_option_id jsonl_required[] = {OPT_MODEL, END};
+static const cli_option_id logits_required[] = {OPT_MODEL, OPT_QUESTION, END};
+
 static const cli_command commands[] = {
     {"tokenize", "tokenize stdin, one line of text in, one line of token ids out",
-     "bertqa-gpu tokenize [--vocab FILE] [--tokens] < text", tokenize_opts, cmd_tokenize},
+     "bertqa-gpu tokenize [--vocab FILE] [--tokens] < text", tokenize_opts, cmd_tokenize, NULL},
     {"features", "print a question's SQuAD windows as JSON",
      "bertqa-gpu features --question Q (--context TEXT | --context-file F) [--vocab FILE]", features_opts,
-     cmd_features},
+     cmd_features, features_required},
     {"eval", "score predictions with the official SQuAD v1.1 EM/F1",
-     "bertqa-gpu eval --data DEV.json --predictions PRED.json", eval_opts, cmd_eval},
+     "bertqa-gpu eval --data DEV.json --predictions PRED.json", eval_opts, cmd_eval, eval_required},
     {"ask", "answer one question about a context",
      "bertqa-gpu ask --model DIR (--context TEXT | --context-file F) --question Q [--top-k N] [--json]",
-     ask_opts, cmd_ask},
+     ask_opts, cmd_ask, ask_required},
     {"squad", "answer every question of a SQuAD-format file",
      "bertqa-gpu squad --model DIR --input DEV.json --output PRED.json [--nbest NBEST.json] [--batch N]",
-     squad_opts, cmd_squad},
+     squad_opts, cmd_squad, squad_required},
     {"jsonl", "answer JSON lines {\"id\",\"question\",\"context\"} from stdin, one line out per line in",
-     "bertqa-gpu jsonl --model DIR < questions.jsonl", jsonl_opts, cmd_jsonl},
+     "bertqa-gpu jsonl --model DIR < questions.jsonl", jsonl_opts, cmd_jsonl, jsonl_required},
     {"logits", "print the windows' features and start/end logits as JSON",
      "bertqa-gpu logits --model DIR --question Q (--context TEXT | --context-file F)", logits_opts,
-     cmd_logits},
+     cmd_logits, logits_required},
     {"bench", "measure latency and throughput of the forward pass",
      "bertqa-gpu bench (--model DIR | --preset tiny|base|large) [--device cuda[:N]|cpu]\n"
      "                  [--precision fp32,tf32,fp16,bf16] [--batch 1,8,32,128] [--seq-len 384]\n"
      "                  [--iters N] [--json FILE] [--profile]",
-     bench_opts, cmd_bench},
+     bench_opts, cmd_bench, NULL},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
@@ -193,6 +200,13 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         a->value[found] = inline_value;
     }
     if (a->given[OPT_HELP]) return true;
+    for (const cli_option_id *r = cmd->required; r && *r != END; r++)
+        if (!a->given[*r]) {
+            const option_spec *o = &option_specs[*r];
+            cli_error(cmd->name, "%s%s%s is required: %s", o->flag, o->arg ? " " : "",
+                      o->arg ? o->arg : "", o->help);
+            return false;
+        }
 
     const char *n = cmd->name;
     struct { cli_option_id id; int lo, hi; int *dst; } ints[] = {
