@@ -237,6 +237,12 @@ for args in "ask --context x --question y" "ask --model $model --context x" "eva
   if [ $rc -eq 2 ] && grep -q "required\|give exactly one" "$tmp/e.err"; then pass
   else fail "$args: exit status $rc (expected 2): $(head -c 200 "$tmp/e.err")"; fi
 done
+# --device cuda: answers on a GPU machine, exit status 3 where the runtime finds no GPU or the
+# build has no CUDA
+"$cli" ask --model "$model" --device cuda --question y --context x > /dev/null 2> "$tmp/e.err"
+rc=$?
+if [ $rc -eq 0 ] || { [ $rc -eq 3 ] && grep -q "no usable CUDA device\|built without CUDA" "$tmp/e.err"; }; then pass
+else fail "ask --device cuda: exit status $rc: $(head -c 200 "$tmp/e.err")"; fi
 # bench --preset runs bertqa-make-model with the preset as one argument, never through a shell
 expect_failure "bench with an unknown preset" "--preset expects tiny, base or large" bench \
   --preset "tiny'; touch '$tmp/injected" --device cpu --batch 1 --iters 1 --seq-len 16

@@ -54,8 +54,9 @@ int cli_exit_status(bq_status st);
 const char *cli_vocab_path(const cli_args *a);
 /* Context from --context or --context-file (heap copy in *owned when read from a file). */
 bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);
-/* Load --model and create the engine from --device/--precision/--attention/--threads/--batch. */
-bool cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine);
+/* Load --model and create the engine from --device/--precision/--attention/--threads/--batch.
+ * Returns 0, or the exit status for the failure (after its message): 3 without a usable GPU. */
+int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine);
 
 int cmd_tokenize(const cli_args *a);
 int cmd_features(const cli_args *a);

@@ -33,27 +33,24 @@ bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *
     return false;
 }
 
-bool cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine) {
+int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine) {
     *model = NULL;
     *engine = NULL;
-    if (!a->given[OPT_MODEL]) {
-        cli_error(cmd, "--model DIR is required (a Hugging Face checkpoint folder; "
-                       "bertqa-make-model writes a random one for testing)");
-        return false;
-    }
+    if (!a->given[OPT_MODEL]) /* cli_parse requires it of the model commands */
+        return cli_error(cmd, "--model DIR is required"), 2;
     bq_err err;
     bq_err_clear(&err);
     bq_status st = bq_model_load(a->value[OPT_MODEL], cli_vocab_path(a), model, &err);
     if (st != BQ_OK) {
         cli_error(cmd, "%s", err.message);
-        return false;
+        return cli_exit_status(st);
     }
     st = bq_engine_create(*model, &a->engine, engine, &err);
     if (st != BQ_OK) {
         cli_error(cmd, "%s", err.message);
         bq_model_free(*model);
         *model = NULL;
-        return false;
+        return cli_exit_status(st);
     }
-    return true;
+    return 0;
 }

@@ -19,22 +19,25 @@ typedef struct {
     bq_qa *qa;
 } session;
 
-static bool session_open(const char *cmd, const cli_args *a, session *s) {
+/* 0 when the model, engine and pipeline are ready; else the exit status (after a message). */
+static int session_open(const char *cmd, const cli_args *a, session *s) {
     memset(s, 0, sizeof *s);
     s->cmd = cmd;
-    if (!cli_load_model(cmd, a, &s->model, &s->engine)) return false;
+    const int status = cli_load_model(cmd, a, &s->model, &s->engine);
+    if (status) return status;
     bq_err err;
     bq_err_clear(&err);
-    if (bq_qa_create(s->model, s->engine, &a->squad, &s->qa, &err) != BQ_OK) {
+    bq_status st = bq_qa_create(s->model, s->engine, &a->squad, &s->qa, &err);
+    if (st != BQ_OK) {
         cli_error(cmd, "%s", err.message);
-        return false;
+        return cli_exit_status(st);
     }
     /* bertqa-make-model marks its folders; say plainly that such answers mean nothing */
     if (s->model->config.random_weights)
         fprintf(stderr, "bertqa-gpu %s: note: %s holds RANDOM weights made by bertqa-make-model; "
                         "its answers are meaningless (use a real fine-tuned checkpoint for real answers)\n",
                 cmd, a->value[OPT_MODEL]);
-    return true;
+    return 0;
 }
 
 static void session_close(session *s) {
@@ -74,10 +77,11 @@ int cmd_ask(const cli_args *a) {
     char *owned;
     if (!cli_context("ask", a, &context, &context_len, &owned)) return 2;
     session s;
-    if (!session_open("ask", a, &s)) {
+    const int open_status = session_open("ask", a, &s);
+    if (open_status) {
         session_close(&s);
         free(owned);
-        return 1;
+        return open_status;
     }
     bq_qa_request req = {a->value[OPT_QUESTION], strlen(a->value[OPT_QUESTION]), context, context_len};
     bq_qa_result res;
@@ -235,10 +239,11 @@ int cmd_squad(const cli_args *a) {
     bq_squad_dataset *ds = NULL;
     if (bq_squad_load(a->value[OPT_INPUT], &ds, &err) != BQ_OK) return cli_error("squad", "%s", err.message);
     session s;
-    if (!session_open("squad", a, &s)) {
+    const int open_status = session_open("squad", a, &s);
+    if (open_status) {
         session_close(&s);
         bq_squad_free(ds);
-        return 1;
+        return open_status;
     }
     int n = ds->n_questions;
     bq_qa_request *req = calloc(n ? (size_t)n : 1, sizeof *req);
@@ -396,9 +401,10 @@ static bool input_ready(void) {
 
 int cmd_jsonl(const cli_args *a) {
     session s;
-    if (!session_open("jsonl", a, &s)) {
+    const int open_status = session_open("jsonl", a, &s);
+    if (open_status) {
         session_close(&s);
-        return 1;
+        return open_status;
     }
     /* Read what is available (up to a few engine batches), answer it, print it, repeat: a file is
      * answered at full batch size, an interactive stream line by line. Length buckets sort what
@@ -481,10 +487,11 @@ int cmd_logits(const cli_args *a) {
     char *owned;
     if (!cli_context("logits", a, &context, &context_len, &owned)) return 2;
     session s;
-    if (!session_open("logits", a, &s)) {
+    const int open_status = session_open("logits", a, &s);
+    if (open_status) {
         session_close(&s);
         free(owned);
-        return 1;
+        return open_status;
     }
     bq_qa_request req = {a->value[OPT_QUESTION], strlen(a->value[OPT_QUESTION]), context, context_len};
     bq_qa_logits lg;
