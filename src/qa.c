@@ -66,6 +66,9 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
         return bq_fail(err, BQ_ERR_UNSUPPORTED, "length buckets trim batches below %d positions, and "
                        "cuDNN's attention is planned for the full length only: use --attention auto "
                        "or own with --length-bucket", opt->max_seq_length);
+    if (model->config.type_vocab_size < 2) /* caught here, not at the first batch */
+        return bq_fail(err, BQ_ERR_FORMAT, "the model's type_vocab_size is %d: question answering "
+                       "needs 2 segments (question 0, context 1)", model->config.type_vocab_size);
     bq_qa *qa = calloc(1, sizeof *qa);
     if (!qa) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
     qa->model = model;

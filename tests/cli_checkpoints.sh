@@ -128,6 +128,31 @@ d=$(variant small-vocab); edit "$d/config.json" '"vocab_size": 30522' '"vocab_si
 expect_failure "vocab.txt larger than vocab_size" "$d" "30000"
 d=$(variant no-vocab); rm "$d/vocab.txt"
 expect_failure "no vocab.txt, missing --vocab file" "$d" "nonexistent-vocab\.txt" --vocab "$tmp/nonexistent-vocab.txt"
+d=$(variant one-segment)
+python3 - "$d" <<'PY'
+import json, struct, sys
+folder = sys.argv[1]
+config = json.load(open(folder + "/config.json"))
+config["type_vocab_size"] = 1
+json.dump(config, open(folder + "/config.json", "w"))
+path = folder + "/model.safetensors"
+data = open(path, "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+name = "bert.embeddings.token_type_embeddings.weight"
+begin, end = header[name]["data_offsets"]
+keep = (end - begin) // header[name]["shape"][0]
+header[name]["shape"][0] = 1
+body = bytearray(data[8 + n:])
+del body[begin + keep:end]
+for k, v in header.items():
+    if k != "__metadata__" and v["data_offsets"][0] >= end:
+        v["data_offsets"] = [v["data_offsets"][0] - (end - begin - keep), v["data_offsets"][1] - (end - begin - keep)]
+header[name]["data_offsets"][1] = begin + keep
+text = json.dumps(header).encode()
+open(path, "wb").write(struct.pack("<Q", len(text)) + text + bytes(body))
+PY
+expect_failure "one token type" "$d" "type_vocab_size is 1"
 d=$(variant nan-weight)
 python3 - "$d/$weights" <<'PY'
 import json, struct, sys
