@@ -207,7 +207,7 @@ if [ -x "$bin" ] && [ -x "$mk" ]; then
     # CPU reference and Hugging Face on ~15 windows of a dev article (issue 5: parity-*.json)
     ( step make-large 90 "$mk" --out "$work/large" --preset large --seed 1 &&
       step parity 200 env OPENBLAS_NUM_THREADS=4 python3 "$repo/bench/parity.py" --cli "$bin" --model "$work/large" \
-          --squad "$dev" --out "$out" --device cuda ) &
+          --squad "$dev" --out "$out" --device cuda --precision fp32,tf32,fp16,bf16,fp32x3 ) &
     # SQuAD dev with a tiny random model: cuda against cpu, answer by answer
     if [ -s "$dev" ]; then
         ( step make-tiny 30 "$mk" --out "$work/tiny" --preset tiny --seed 1
@@ -281,6 +281,11 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     step bench-seq192 40 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
         --precision fp16 --attention "$attention" --batch 1,128 --seq-len 192 --iters 20 \
         --json "$out/bench-seq192.json"
+    # fp32 with CUTLASS's 3xTF32 GEMM timed against SGEMM per shape (BQ_FP32_3XTF32=1, an
+    # experiment: issue 5's fp32 1.2x, which SGEMM cannot reach; its parity is parity's fp32x3)
+    step bench-fp32x3 60 env ${safe[@]+"${safe[@]}"} BQ_FP32_3XTF32=1 "$bin" bench --model "$work/large" \
+        --device cuda --precision fp32 --attention "$attention" --batch 1,8,128 --iters 5 \
+        --json "$out/bench-fp32x3.json"
     # the whole dev set end to end at BERT-large shape (issue 5: >= 90% of the forward-pass rate);
     # its summary line (questions/s, engine and host seconds) is what merge_results reads
     if [ -s "$dev" ]; then

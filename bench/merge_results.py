@@ -383,6 +383,33 @@ def merge_clocks(outdir):
             "clock_event_reasons": reasons}
 
 
+def merge_fp32x3(outdir, configs):
+    """fp32 with CUTLASS's 3xTF32 GEMM timed against SGEMM (bench-fp32x3.json, BQ_FP32_3XTF32=1):
+    per batch our p50 and seq/s, against our SGEMM fp32 row and PyTorch fp32's, and how many of
+    the GEMM shapes chose 3xTF32."""
+    doc = read_json(os.path.join(outdir, "bench-fp32x3.json"))
+    if not doc:
+        return None
+    rows = {(c.get("precision"), c.get("batch"), c.get("seq_len")): c for c in configs}
+    out = []
+    for cfg in doc.get("configs", []):
+        if cfg.get("error") or not cfg.get("throughput_seq_s"):
+            out.append({"batch": cfg.get("batch"), "error": cfg.get("error") or "no result"})
+            continue
+        sgemm = rows.get(("fp32", cfg.get("batch"), cfg.get("seq_len"))) or {}
+        plans = cfg.get("gemm_plans") or []
+        entry = {"batch": cfg["batch"], "latency_ms_p50": (cfg.get("latency_ms") or {}).get("p50"),
+                 "throughput_seq_s": cfg["throughput_seq_s"],
+                 "gemms_3xtf32": sum(1 for g in plans if g.get("runs_fp32x3")),
+                 "gemms": len(plans)}
+        if sgemm.get("throughput_seq_s"):
+            entry["vs_sgemm"] = cfg["throughput_seq_s"] / sgemm["throughput_seq_s"]
+        if sgemm.get("pytorch_throughput_seq_s"):
+            entry["ratio_vs_pytorch"] = cfg["throughput_seq_s"] / sgemm["pytorch_throughput_seq_s"]
+        out.append(entry)
+    return out
+
+
 FP32_PROBE_LINE = re.compile(
     r"^(\S+)\s+(\d+) x\s+(\d+) ->\s+(\d+)\s+(?:([\d.]+) ms\s+([\d.]+) TFLOP/s\s+rel error vs "
     r"fp64 (\S+)|refused \((.*)\))")
@@ -625,6 +652,19 @@ def markdown(results):
         for st in stages:
             lines.append(f"| {st} | " + " | ".join(
                 fmt(profiles[a][k]["stages_ms"].get(st), ".3f") for a, k in columns) + " |")
+    if results.get("fp32x3"):
+        parts = []
+        for r in results["fp32x3"]:
+            if "error" in r:
+                parts.append(f"batch {r['batch']}: {r['error']}")
+                continue
+            text = f"batch {r['batch']} {r['throughput_seq_s']:.1f} seq/s"
+            if r.get("vs_sgemm"):
+                text += f" ({r['vs_sgemm']:.2f}x our SGEMM fp32"
+                text += f", {r['ratio_vs_pytorch']:.2f}x PyTorch fp32)" if r.get("ratio_vs_pytorch") else ")"
+            parts.append(text + f", {r['gemms_3xtf32']} of {r['gemms']} GEMM shapes on 3xTF32")
+        lines += ["", "fp32 with CUTLASS's 3xTF32 GEMM timed against SGEMM (BQ_FP32_3XTF32=1; its "
+                  "parity is the fp32x3 row above): " + "; ".join(parts)]
     probe = results.get("fp32_gemm_probe")
     if probe:
         lines += ["", "fp32 GEMMs, alternatives to SGEMM (bench/gemm_fp32_probe.cu; error: normwise "
@@ -711,6 +751,7 @@ def main(argv=None):
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)
     results["fp32_gemm_probe"] = merge_fp32_probe(args.outdir)
+    results["fp32x3"] = merge_fp32x3(args.outdir, results["configs"])
     results["steps"] = merge_steps(args.outdir)
     results["targets"] = check_targets(results["configs"], results["profiles"],
                                        results["end_to_end"], kernels_alone(ours))

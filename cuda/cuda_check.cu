@@ -59,3 +59,19 @@ extern "C" bq_status bq_cudnn_check(cudnnStatus_t rc, const char *stmt, const ch
                    text ? text : "unknown");
 }
 #endif
+
+extern "C" int bq_cuda_device_is_sm90(void) {
+    static int known[64]; /* 0 unknown, 1 yes, 2 no; a benign race writes the same value */
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) {
+        cudaGetLastError();
+        return 0;
+    }
+    if (!known[device]) {
+        int major = 0, minor = 0;
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+        known[device] = major == 9 && minor == 0 ? 1 : 2;
+    }
+    return known[device] == 1;
+}

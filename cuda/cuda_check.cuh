@@ -27,6 +27,10 @@ const char *bq_cuda_dtype_name(bq_cuda_dtype dt);
  * cudaErrorInsufficientDriver -> BQ_ERR_NO_DEVICE (message suggests --device cpu); other errors
  * -> BQ_ERR_DEVICE. The message carries `stmt`, `file`, `line` and the CUDA error string. */
 bq_status bq_cuda_check(cudaError_t rc, const char *stmt, const char *file, int line, bq_err *err);
+
+/* 1 when the current device is compute capability 9.0, the only one sm_90a code (the CUTLASS
+ * kernels) runs on; asked once per device. */
+int bq_cuda_device_is_sm90(void);
 /* CUBLAS_STATUS_SUCCESS -> BQ_OK; CUBLAS_STATUS_ALLOC_FAILED -> BQ_ERR_DEVICE_OOM;
  * CUBLAS_STATUS_NOT_SUPPORTED -> BQ_ERR_UNSUPPORTED; others BQ_ERR_DEVICE. */
 bq_status bq_cublas_check(cublasStatus_t rc, const char *stmt, const char *file, int line,

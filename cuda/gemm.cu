@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "bias_gelu.cuh"
+#include "gemm_3xtf32.cuh"
 #include "gemm_bias_gelu.cuh"
 #include "tuning.cuh"
 
@@ -68,6 +69,10 @@ typedef struct {
      * (the engine's whole-pass comparison for this shape's batch size, bq_gemm_ctx_prefer_first) */
     int prefer_first;
     int preset; /* 1: the choices came from a preset (bq_gemm_ctx_preset), untimed */
+    /* true fp32 with BQ_FP32_3XTF32=1: 1 runs CUTLASS's 3xTF32 GEMM (faster than the chosen
+     * cuBLASLt SGEMM when timed), -1 cuBLASLt, 0 not timed (not asked, or a preset) */
+    int f32x3;
+    float f32x3_ms, sgemm_ms; /* the two timed against each other (0: not timed / refused) */
     int shared_from; /* > 0: the choices of the plan of this many rows, untimed (plan_take_shared) */
     float first_ms, chosen_ms, unfused_ms;
     float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
@@ -270,6 +275,14 @@ void bq_gemm_ctx_share_from(bq_gemm_ctx *g, int rows) {
     if (g) g->share_rows = rows > 0 ? rows : 0;
 }
 
+/* BQ_FP32_3XTF32=1: the fp32 precision's GEMMs time CUTLASS's 3xTF32 kernel against cuBLASLt's
+ * SGEMM (an experiment until a device run has measured its speed and error: off by default, so
+ * fp32 stays SGEMM; gemm_3xtf32.cuh). */
+static int f32x3_asked(void) {
+    const char *v = getenv("BQ_FP32_3XTF32");
+    return v && v[0] == '1';
+}
+
 /* BQ_FUSED_GELU=0: never the CUTLASS kernel (a diagnostic switch: the device run falls back to it
  * when the fast paths fail). */
 static int fused_gelu_allowed(void) {
@@ -282,6 +295,8 @@ enum { /* >= 0: cuBLASLt candidate index */
     VARIANT_UNFUSED = -1,     /* the chosen cuBLASLt GEMM, then the bias + GELU kernel */
     VARIANT_FUSED_LARGE = -2, /* CUTLASS GEMM + bias + GELU, BQ_GELU_TILE_LARGE; tiling t is
                                * VARIANT_FUSED_LARGE - t (fused_variant) */
+    VARIANT_3XTF32 = -100,    /* true fp32: CUTLASS's 3xTF32 GEMM (+ bias), then for bias +
+                               * GELU the GELU kernel */
 };
 
 /* The variant of fused tiling `tile`. */
@@ -303,6 +318,18 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
                              cudaStream_t stream, int report, int *ran, bq_err *err) {
     const float one = 1.0f, zero = 0.0f;
     *ran = 0;
+    if (variant == VARIANT_3XTF32) {
+        cudaError_t rc = bq_cuda_gemm_3xtf32(
+            (const float *)o->x, (const float *)o->W,
+            p->ep == BQ_EPILOGUE_BIAS ? (const float *)o->bias : NULL, p->rows, p->in, p->out,
+            (float *)o->y, stream);
+        if (rc == cudaErrorNotSupported) return BQ_OK;
+        BQ_CUDA_TRY(rc, err);
+        if (p->ep == BQ_EPILOGUE_BIAS_GELU)
+            BQ_CUDA_TRY(bq_cuda_bias_gelu(o->y, o->bias, p->rows, p->out, p->dt, stream), err);
+        *ran = 1;
+        return BQ_OK;
+    }
     if (variant <= VARIANT_FUSED_LARGE) {
         cudaError_t rc = bq_cuda_gemm_bias_gelu(o->x, o->W, o->bias, p->rows, p->in, p->out, o->y,
                                                 p->dt, variant_tile(variant), g->workspace,
@@ -336,6 +363,7 @@ typedef struct {
     const gemm_operands *o;
     cudaStream_t stream;
     int gelu_paths;
+    int f32x3; /* 1: candidate 0 the chosen cuBLASLt path, 1 the 3xTF32 one */
 } candidate_runs;
 
 static int gelu_path_variant(int v) {
@@ -344,7 +372,11 @@ static int gelu_path_variant(int v) {
 
 static bq_status run_candidate(void *ctx, int candidate, int *ran, bq_err *err) {
     const candidate_runs *c = (const candidate_runs *)ctx;
-    const int variant = c->gelu_paths ? gelu_path_variant(candidate) : candidate;
+    int variant = c->gelu_paths ? gelu_path_variant(candidate) : candidate;
+    if (c->f32x3)
+        variant = candidate == 1                              ? VARIANT_3XTF32
+                  : c->p->ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED
+                                                              : c->p->chosen;
     return run_variant(c->g, c->p, variant, c->o, c->stream, 0, ran, err);
 }
 
@@ -385,7 +417,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     const double flop = 2.0 * p->rows * (double)p->in * p->out;
     const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
     const int rounds = 2, reps_per_round = (reps + rounds - 1) / rounds;
-    candidate_runs runs = {g, p, o, stream, 0};
+    candidate_runs runs = {g, p, o, stream, 0, 0};
     float ms[BQ_GEMM_MAX_ALGOS];
     s = bq_tuning_time_candidates(&timer, stream, p->candidate_count, rounds, reps_per_round,
                                   run_candidate, &runs, ms, err);
@@ -409,6 +441,19 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
             for (int t = 0; t < BQ_GELU_TILE_COUNT; t++)
                 p->fused_ms[t] = path_ms[t + 1] > 0.0f ? path_ms[t + 1] : 0.0f;
             p->gelu_variant = best_v > 0 ? gelu_path_variant(best_v) : VARIANT_UNFUSED;
+        }
+    }
+    if (s == BQ_OK && p->dt == BQ_CUDA_F32 && !p->allow_tf32 && f32x3_asked()) {
+        /* the chosen SGEMM path against the 3xTF32 one (each with the GELU kernel after it for
+         * bias + GELU) */
+        float path_ms[2];
+        runs.gelu_paths = 0, runs.f32x3 = 1;
+        s = bq_tuning_time_candidates(&timer, stream, 2, rounds, reps_per_round, run_candidate,
+                                      &runs, path_ms, err);
+        if (s == BQ_OK) {
+            p->sgemm_ms = path_ms[0] > 0.0f ? path_ms[0] : 0.0f;
+            p->f32x3_ms = path_ms[1] > 0.0f ? path_ms[1] : 0.0f;
+            p->f32x3 = fastest(path_ms, 2) == 1 ? 1 : -1;
         }
     }
     bq_tuning_timer_end(&timer);
@@ -482,6 +527,7 @@ static void plan_take_shared(bq_gemm_ctx *g, gemm_plan *p) {
         p->candidates[p->candidate_count++] = *algo;
     }
     p->chosen = index;
+    p->f32x3 = donor->f32x3;
     /* BQ_FUSED_GELU=0 keeps its unfused path whatever the donor runs */
     if (has_gelu_path(p->ep, p->dt) && p->gelu_variant == 0) p->gelu_variant = donor->gelu_variant;
     p->tuned = 1;
@@ -560,6 +606,11 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
             if (!p->prefer_first) p->gelu_variant = VARIANT_UNFUSED;
         }
     }
+    if (p->f32x3 == 1 && !p->prefer_first) {
+        s = run_variant(g, p, VARIANT_3XTF32, &o, stream, 1, &ran, err);
+        if (s != BQ_OK || ran) return s;
+        p->f32x3 = -1; /* refused here after all: cuBLASLt from now on */
+    }
     return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : plan_algo(p), &o,
                        stream, 1, &ran, err);
 }
@@ -637,6 +688,8 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->runs_first = p->prefer_first;
         q->from_cache = p->preset;
         q->shared_from_rows = p->shared_from;
+        q->runs_fp32x3 = p->f32x3 == 1 && !p->prefer_first;
+        q->fp32x3_ms = p->f32x3_ms, q->sgemm_ms = p->sgemm_ms;
         if (has_gelu_path(p->ep, p->dt)) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {
                 "fused-large", "fused-small", "fused-pingpong", "fused-pingpong-small"};

@@ -29,28 +29,6 @@
 #include "gemm_bias_gelu.cuh"
 #include "kernel_common.cuh" /* bq_aligned16 */
 
-#ifdef BQ_HAVE_CUTLASS
-
-namespace {
-
-/* sm_90a code runs on compute capability 9.0 only; asked once per device. */
-bool device_is_sm90() {
-    static int known[64]; /* 0 unknown, 1 yes, 2 no; a benign race writes the same value */
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return false;
-    if (!known[device]) {
-        int major = 0, minor = 0;
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-        known[device] = major == 9 && minor == 0 ? 1 : 2;
-    }
-    return known[device] == 1;
-}
-
-} // namespace
-
-#endif /* BQ_HAVE_CUTLASS */
-
 extern "C" int bq_cuda_gemm_bias_gelu_built(void) {
 #ifdef BQ_HAVE_CUTLASS
     return 1;
@@ -69,7 +47,7 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
     if (!bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(bias) || !bq_aligned16(y) ||
         !bq_aligned16(workspace))
         return cudaErrorNotSupported;
-    if (!device_is_sm90()) return cudaErrorNotSupported;
+    if (!bq_cuda_device_is_sm90()) return cudaErrorNotSupported;
     switch (tile) {
     case BQ_GELU_TILE_LARGE:
         return bq_gemm_bias_gelu_tiled<BQ_GELU_TILE_LARGE>(x, w, bias, rows, in, out, y, dt,

@@ -117,6 +117,10 @@ typedef struct {
     int from_cache; /* 1: the choices came from the tuning cache, untimed in this run */
     int shared_from_rows; /* > 0: taken untimed from the shape of this many rows (32 full
                            * sequences' rows and up share their choices) */
+    /* fp32 with BQ_FP32_3XTF32=1 (an experiment, gemm_3xtf32.cuh): whether CUTLASS's 3xTF32 GEMM
+     * runs instead of cuBLASLt's SGEMM, and the two as timed against each other (0: not timed) */
+    int runs_fp32x3;
+    double fp32x3_ms, sgemm_ms;
 } bq_gemm_plan_info;
 
 /* Per-layer attention times (ms) the engine measured on a batch size's first pass; 0 where a

@@ -66,6 +66,13 @@ cat >"$run/peer.json" <<'EOF'
   {"precision": "fp32", "batch": 128, "seq_len": 384, "mode": "eager", "throughput_seq_s": 280,
    "latency_ms": {"p50": 457}}]}
 EOF
+cat >"$run/bench-fp32x3.json" <<'EOF'
+{"configs": [{"precision": "fp32", "batch": 8, "seq_len": 384, "error": "made-up failure"},
+ {"precision": "fp32", "batch": 128, "seq_len": 384, "latency_ms": {"p50": 284.4},
+  "throughput_seq_s": 450, "gemm_plans": [
+   {"rows": 49152, "in": 1024, "out": 3072, "runs_fp32x3": true, "fp32x3_ms": 5.0, "sgemm_ms": 9.0},
+   {"rows": 49152, "in": 1024, "out": 1024, "runs_fp32x3": false, "fp32x3_ms": 3.2, "sgemm_ms": 3.0}]}]}
+EOF
 cat >"$run/bench-profile.json" <<'EOF'
 {"configs": [{"precision": "fp16", "batch": 128, "seq_len": 384, "throughput_seq_s": 2440,
   "latency_ms": {"p50": 52.5},
@@ -169,6 +176,11 @@ g = r["gemm_choices"]
 assert len(g) == 2 and g[0]["batch"] == 1 and g[0]["gelu_path"] == ["unfused"], g
 assert g[1]["batch"] == 128 and g[1]["gelu_path"] == ["fused-pingpong"], g
 assert abs(g[0]["layer_gemm_ms_first_choice"] - 0.022) < 1e-12 and abs(g[0]["layer_gemm_ms_chosen"] - 0.020) < 1e-12
+x = r["fp32x3"]
+assert x[0] == {"batch": 8, "error": "made-up failure"}, x
+assert x[1]["batch"] == 128 and x[1]["latency_ms_p50"] == 284.4 and x[1]["gemms_3xtf32"] == 1, x
+assert x[1]["gemms"] == 2 and abs(x[1]["vs_sgemm"] - 1.5) < 1e-12, x
+assert abs(x[1]["ratio_vs_pytorch"] - 450 / 280) < 1e-12, x
 p = r["fp32_gemm_probe"]
 assert [x["kernel"] for x in p] == ["sgemm", "bf16x9", "cutlass-3xtf32"], p
 assert p[0]["rows"] == 49152 and p[0]["in"] == 1024 and p[0]["out"] == 3072 and p[0]["ms"] == 6.0, p
@@ -197,6 +209,7 @@ check "results.md: length buckets" grep -q -e '^The same with length buckets of 
 check "results.md: packed" grep -q -e '^The same packed (windows back to back with no padding, each attending to itself): 2.40 s = 4404.2 questions/s (2.00x the padded run), 47.0% of the padded token positions; engine 2.20 s (of which the first passes of its 4 pass shapes 0.50 s; 5563.2 questions/s without them); answers as the padded run.s on 1 of 3 questions; answers as the buckets run.s on 2 of 3 questions$' "$run/results.md"
 check "results.md: packed again with the tuning cache" grep -q -e '^The same packed again, with the decisions the packed run kept in its tuning cache: 2.00 s = 5285.0 questions/s (2.40x the padded run), 46.7% of the padded token positions; engine 1.80 s (of which the first passes of its 5 pass shapes 0.10 s; 5563.2 questions/s without them); answers as the packed run.s on 3 of 3 questions$' "$run/results.md"
 check "results.md: first passes, a 192-token row labelled" grep -q -e '^First pass of a batch size (fp16; setup included) vs its p50: batch 1 seq 192 120.5 ms vs 0.55 ms$' "$run/results.md"
+check "results.md: fp32 with 3xTF32" grep -q -e '^fp32 with CUTLASS.s 3xTF32 GEMM timed against SGEMM (BQ_FP32_3XTF32=1; its parity is the fp32x3 row above): batch 8: made-up failure; batch 128 450.0 seq/s (1.50x our SGEMM fp32, 1.61x PyTorch fp32), 1 of 2 GEMM shapes on 3xTF32$' "$run/results.md"
 check "results.md: fp32 GEMM probe" grep -q -e '^| cutlass-3xtf32 | 49152 x 1024 -> 3072 | 3.0000 | 103.1 | 1.65e-07 |$' "$run/results.md"
 check "results.md: fp32 GEMM probe, refused" grep -q -e '^| bf16x9 | 49152 x 1024 -> 3072 | refused: operation not supported when using the device | - | - |$' "$run/results.md"
 check "results.md: clocks" grep -q -e '^Clocks while the timed steps ran (3 nvidia-smi samples): SM median 1830 MHz (min 1755, max 1980), power median 640 W (max 699)' "$run/results.md"

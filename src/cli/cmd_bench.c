@@ -62,6 +62,11 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddBoolToObject(o, "runs_first", p->runs_first != 0);
         cJSON_AddBoolToObject(o, "from_tuning_cache", p->from_cache != 0);
         if (p->shared_from_rows > 0) cJSON_AddNumberToObject(o, "shared_from_rows", p->shared_from_rows);
+        if (p->fp32x3_ms > 0 || p->sgemm_ms > 0) { /* BQ_FP32_3XTF32=1 */
+            cJSON_AddBoolToObject(o, "runs_fp32x3", p->runs_fp32x3 != 0);
+            cJSON_AddNumberToObject(o, "fp32x3_ms", p->fp32x3_ms);
+            cJSON_AddNumberToObject(o, "sgemm_ms", p->sgemm_ms);
+        }
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
         if (p->gelu_path[0]) {
@@ -92,6 +97,9 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
         }
         if (p->chosen_splitk > 1) printf(", split-K %d", p->chosen_splitk);
         printf(": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
+        if (p->fp32x3_ms > 0 || p->sgemm_ms > 0)
+            printf("; %s (SGEMM path %.4f ms, 3xTF32 %.4f)", p->runs_fp32x3 ? "3xTF32" : "SGEMM",
+                   p->sgemm_ms, p->fp32x3_ms);
         if (p->gelu_path[0])
             printf("; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "
                    "pingpong %.4f, pingpong small %.4f)",

@@ -63,7 +63,8 @@ set(BQ_EMU_KERNEL_SOURCES attention.cu bias_gelu.cu bias_residual_layernorm.cu
 set(BQ_EMU_KERNEL_HEADERS kernel_common.cuh)
 # The engine's host-side CUDA sources: no kernels of their own except cuDNN's mask bias, which the
 # "built without cuDNN" stub of attention_cudnn.cu does not have.
-set(BQ_EMU_ENGINE_SOURCES engine_cuda.cu gemm.cu tuning.cu gemm_bias_gelu.cu attention_cudnn.cu)
+set(BQ_EMU_ENGINE_SOURCES engine_cuda.cu gemm.cu tuning.cu gemm_bias_gelu.cu gemm_3xtf32.cu
+                          attention_cudnn.cu)
 set(BQ_EMU_TRANSLATED)
 set(BQ_EMU_ENGINE_TRANSLATED)
 foreach(f ${BQ_EMU_KERNEL_SOURCES} ${BQ_EMU_KERNEL_HEADERS} ${BQ_EMU_ENGINE_SOURCES})
