@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cutlass/gemm/device/gemm.h"
+#include "gemm_3xtf32.cuh" /* bq_fp32_tensor_gemm */
 #define PROBE_NAME "gemm_fp32_probe"
 #include "probe_common.cuh"
 
@@ -63,19 +63,10 @@ __global__ void error_sums_kernel(const float *y, const double *ref, size_t n, d
     }
 }
 
-/* y[rows, out] = x[rows, in] w[out, in]^T, row-major, as the engine's Linear layers: for CUTLASS
- * A = x (row-major M x K), B = w^T (column-major K x N, ld K), C = y (row-major M x N). */
-template <typename MathOp>
-using Fp32TensorGemm = cutlass::gemm::device::Gemm<
-    float, cutlass::layout::RowMajor, float, cutlass::layout::ColumnMajor, float,
-    cutlass::layout::RowMajor, float, cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80,
-    cutlass::gemm::GemmShape<128, 128, 16>, cutlass::gemm::GemmShape<64, 64, 16>,
-    cutlass::gemm::GemmShape<16, 8, 8>,
-    cutlass::epilogue::thread::LinearCombination<float, 4, float, float>,
-    cutlass::gemm::threadblock::GemmIdentityThreadblockSwizzle<>, 4, 4, 4, false, MathOp>;
-
-using CutlassTf32 = Fp32TensorGemm<cutlass::arch::OpMultiplyAdd>;
-using Cutlass3xTf32 = Fp32TensorGemm<cutlass::arch::OpMultiplyAddFastF32>;
+/* y[rows, out] = x[rows, in] w[out, in]^T, row-major, as the engine's Linear layers: the engine's
+ * kernel (gemm_3xtf32.cuh) with 3xTF32 and with plain TF32 math. */
+using CutlassTf32 = bq_fp32_tensor_gemm<cutlass::arch::OpMultiplyAdd>;
+using Cutlass3xTf32 = bq_fp32_tensor_gemm<cutlass::arch::OpMultiplyAddFastF32>;
 
 struct Operands {
     int rows, in, out;

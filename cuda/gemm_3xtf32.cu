@@ -1,27 +1,12 @@
-/* gemm_3xtf32.cu - the fp32 GEMM of gemm_3xtf32.cuh on CUTLASS 2's Ampere-style multistage kernel
- * (cp.async + mma.sync m16n8k8 TF32, which Hopper runs too) with OpMultiplyAddFastF32: the operand
- * split and the three products happen in registers, per fragment. Tiles 128 x 128 x 16 of 4 warps
- * of 64 x 64, 4 stages: CUTLASS's 3xTF32 example configuration. Row-major y = x W^T is
- * A = x (row-major rows x in), B = W^T (column-major in x out, ld in), C = D = y (row-major); the
- * bias is C with a zero leading dimension (every row the same) and beta 1. */
+/* gemm_3xtf32.cu - the fp32 GEMM of gemm_3xtf32.cuh: bq_fp32_tensor_gemm (CUTLASS 2's Ampere-style
+ * multistage kernel, cp.async + mma.sync m16n8k8 TF32, which Hopper runs too) with
+ * OpMultiplyAddFastF32, so the operand split and the three products happen in registers, per
+ * fragment. The bias is C with a zero leading dimension (every row the same) and beta 1. */
 #include "gemm_3xtf32.cuh"
 #include "kernel_common.cuh" /* bq_aligned16 */
 
 #ifdef BQ_HAVE_CUTLASS
-#include "cutlass/gemm/device/gemm.h"
-
-namespace {
-
-using Gemm3xTf32 = cutlass::gemm::device::Gemm<
-    float, cutlass::layout::RowMajor, float, cutlass::layout::ColumnMajor, float,
-    cutlass::layout::RowMajor, float, cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80,
-    cutlass::gemm::GemmShape<128, 128, 16>, cutlass::gemm::GemmShape<64, 64, 16>,
-    cutlass::gemm::GemmShape<16, 8, 8>,
-    cutlass::epilogue::thread::LinearCombination<float, 4, float, float>,
-    cutlass::gemm::threadblock::GemmIdentityThreadblockSwizzle<>, 4, 4, 4, false,
-    cutlass::arch::OpMultiplyAddFastF32>;
-
-} // namespace
+using Gemm3xTf32 = bq_fp32_tensor_gemm<cutlass::arch::OpMultiplyAddFastF32>;
 #endif
 
 extern "C" cudaError_t bq_cuda_gemm_3xtf32(const float *x, const float *w, const float *bias,

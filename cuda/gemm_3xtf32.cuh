@@ -26,4 +26,20 @@ cudaError_t bq_cuda_gemm_3xtf32(const float *x, const float *w, const float *bia
 #ifdef __cplusplus
 }
 #endif
+
+#if defined(__cplusplus) && defined(BQ_HAVE_CUTLASS)
+#include "cutlass/gemm/device/gemm.h"
+/* The kernel, for CUTLASS targets (bench/gemm_fp32_probe.cu times it beside plain TF32): CUTLASS
+ * 2's multistage GEMM, A = x row-major, B = W^T column-major (ld in), C = D = y row-major, 128 x
+ * 128 x 16 tiles of 4 warps of 64 x 64, mma.sync m16n8k8, 4 stages (CUTLASS's 3xTF32 example
+ * configuration). MathOp: cutlass::arch::OpMultiplyAddFastF32 (3xTF32) or OpMultiplyAdd (TF32). */
+template <typename MathOp>
+using bq_fp32_tensor_gemm = cutlass::gemm::device::Gemm<
+    float, cutlass::layout::RowMajor, float, cutlass::layout::ColumnMajor, float,
+    cutlass::layout::RowMajor, float, cutlass::arch::OpClassTensorOp, cutlass::arch::Sm80,
+    cutlass::gemm::GemmShape<128, 128, 16>, cutlass::gemm::GemmShape<64, 64, 16>,
+    cutlass::gemm::GemmShape<16, 8, 8>,
+    cutlass::epilogue::thread::LinearCombination<float, 4, float, float>,
+    cutlass::gemm::threadblock::GemmIdentityThreadblockSwizzle<>, 4, 4, 4, false, MathOp>;
+#endif
 #endif
