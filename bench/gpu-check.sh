@@ -284,7 +284,7 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     # fp32 with CUTLASS's 3xTF32 GEMM timed against SGEMM per shape (BQ_FP32_3XTF32=1, an
     # experiment: issue 5's fp32 1.2x, which SGEMM cannot reach; its parity is parity's fp32x3)
     step bench-fp32x3 60 env ${safe[@]+"${safe[@]}"} BQ_FP32_3XTF32=1 "$bin" bench --model "$work/large" \
-        --device cuda --precision fp32 --attention "$attention" --batch 1,8,128 --iters 5 \
+        --device cuda --precision fp32 --attention "$attention" --batch 8,128 --iters 5 \
         --json "$out/bench-fp32x3.json"
     # the whole dev set end to end at BERT-large shape (issue 5: >= 90% of the forward-pass rate);
     # its summary line (questions/s, engine and host seconds) is what merge_results reads
