@@ -434,6 +434,8 @@ def merge_fp32_probe(outdir):
             else:
                 row.update(ms=float(m.group(5)), tflops=float(m.group(6)),
                            rel_error_vs_fp64=float(m.group(7)))
+                if "same result as sgemm" in line:  # cuBLAS ran SGEMM for the emulation
+                    row["same_as_sgemm"] = True
             rows.append(row)
     return rows
 
@@ -676,7 +678,9 @@ def markdown(results):
             if "refused" in p:
                 lines.append(f"| {p['kernel']} | {shape} | refused: {p['refused']} | - | - |")
             else:
-                lines.append(f"| {p['kernel']} | {shape} | {p['ms']:.4f} | {p['tflops']:.1f} | "
+                kernel = p["kernel"] + (" (the same result as sgemm: SGEMM itself?)"
+                                        if p.get("same_as_sgemm") else "")
+                lines.append(f"| {kernel} | {shape} | {p['ms']:.4f} | {p['tflops']:.1f} | "
                              f"{p['rel_error_vs_fp64']:.2e} |")
     if results.get("targets"):
         lines += ["", "| target | value | met |", "|---|---:|---|"]

@@ -432,12 +432,16 @@ static bq_status shape_for(bq_cuda_engine *e, int batch, int len, int packed, pa
      * and from shared_decision_rows up that of one of the same kind with that many rows too
      * (padded: of the same length; the H200 kept the same kernel at batch 32 and 128, run
      * cf3337d), so that a long run's last partial batch neither plans cuDNN for its batch nor
-     * times attention */
+     * times attention. Only our tilings are passed on: cuDNN's needs a plan per batch size, whose
+     * first build choose_attention guards (a failed build keeps ours), so a shape whose donor
+     * chose cuDNN decides for itself. */
     const long rows = (long)batch * len, large = shared_decision_rows(e);
     for (int i = 0; p->attention_choice == ATTN_UNDECIDED && i < e->n_shapes; i++) {
         const pass_shape *o = e->shapes[i];
         const long o_rows = (long)o->batch * o->len;
-        if (o->attention_choice == ATTN_UNDECIDED || (o->packed != 0) != (packed != 0)) continue;
+        if (o->attention_choice == ATTN_UNDECIDED || o->attention_choice == ATTN_CUDNN ||
+            (o->packed != 0) != (packed != 0))
+            continue;
         if ((packed && o_rows == rows) ||
             (rows >= large && o_rows >= large && (packed || o->len == len)))
             p->attention_choice = o->attention_choice;

@@ -90,6 +90,18 @@ typedef struct {
     int taken;
 } gemm_preset;
 
+/* BQ_FP32_3XTF32: 1 makes the fp32 precision's GEMMs time CUTLASS's 3xTF32 kernel against
+ * cuBLASLt's SGEMM and keep the faster; force runs it for every fp32 GEMM (an error where it
+ * cannot run), so that a parity check knows what it measured. An experiment until a device run
+ * has measured its speed and error: off by default, fp32 stays SGEMM (gemm_3xtf32.cuh). Read when
+ * a context is created. */
+enum { F32X3_OFF, F32X3_TIMED, F32X3_FORCED };
+static int f32x3_mode_from_env(void) {
+    const char *v = getenv("BQ_FP32_3XTF32");
+    if (!v) return F32X3_OFF;
+    return strcmp(v, "force") == 0 ? F32X3_FORCED : strcmp(v, "1") == 0 ? F32X3_TIMED : F32X3_OFF;
+}
+
 struct bq_gemm_ctx {
     cublasLtHandle_t handle;
     void *workspace; /* device, workspace_bytes */
@@ -98,6 +110,7 @@ struct bq_gemm_ctx {
     int plan_count;
     int untimed; /* bq_gemm_ctx_set_autotune(g, 0) */
     int share_rows; /* bq_gemm_ctx_share_from: plans of at least this many rows share (0: none) */
+    int f32x3_mode; /* F32X3_*: BQ_FP32_3XTF32 at create */
     gemm_preset *presets; /* [n_presets]: decisions of an earlier run (a tuning cache) */
     size_t n_presets, presets_cap;
 };
@@ -114,6 +127,7 @@ bq_status bq_gemm_ctx_create(bq_gemm_ctx **out, size_t workspace_bytes, bq_err *
     *out = NULL;
     bq_gemm_ctx *g = (bq_gemm_ctx *)calloc(1, sizeof *g);
     if (!g) return bq_fail(err, BQ_ERR_NOMEM, "gemm context: out of host memory");
+    g->f32x3_mode = f32x3_mode_from_env();
     bq_status s = bq_cublas_check(cublasLtCreate(&g->handle), "cublasLtCreate(&g->handle)", __FILE__,
                                   __LINE__, err);
     if (s == BQ_OK && workspace_bytes > 0) {
@@ -273,14 +287,6 @@ void bq_gemm_ctx_set_autotune(bq_gemm_ctx *g, int autotune) {
 
 void bq_gemm_ctx_share_from(bq_gemm_ctx *g, int rows) {
     if (g) g->share_rows = rows > 0 ? rows : 0;
-}
-
-/* BQ_FP32_3XTF32=1: the fp32 precision's GEMMs time CUTLASS's 3xTF32 kernel against cuBLASLt's
- * SGEMM (an experiment until a device run has measured its speed and error: off by default, so
- * fp32 stays SGEMM; gemm_3xtf32.cuh). */
-static int f32x3_asked(void) {
-    const char *v = getenv("BQ_FP32_3XTF32");
-    return v && v[0] == '1';
 }
 
 /* BQ_FUSED_GELU=0: never the CUTLASS kernel (a diagnostic switch: the device run falls back to it
@@ -443,7 +449,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
             p->gelu_variant = best_v > 0 ? gelu_path_variant(best_v) : VARIANT_UNFUSED;
         }
     }
-    if (s == BQ_OK && p->dt == BQ_CUDA_F32 && !p->allow_tf32 && f32x3_asked()) {
+    if (s == BQ_OK && p->dt == BQ_CUDA_F32 && !p->allow_tf32 && g->f32x3_mode != F32X3_OFF) {
         /* the chosen SGEMM path against the 3xTF32 one (each with the GELU kernel after it for
          * bias + GELU) */
         float path_ms[2];
@@ -472,6 +478,8 @@ static int decision_matches(const bq_gemm_decision *d, const gemm_plan *p) {
  * same cuBLASLt on the same card lists the same ones): its choices then need no timing. */
 static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
     const int gelu16 = has_gelu_path(p->ep, p->dt);
+    /* the cache keeps no 3xTF32 choice: with BQ_FP32_3XTF32 set, fp32 shapes are timed again */
+    if (p->dt == BQ_CUDA_F32 && !p->allow_tf32 && g->f32x3_mode != F32X3_OFF) return;
     for (size_t i = 0; i < g->n_presets; i++) {
         const bq_gemm_decision *d = &g->presets[i].d;
         if (!decision_matches(d, p) || d->candidates != p->candidate_count) continue;
@@ -606,9 +614,15 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
             if (!p->prefer_first) p->gelu_variant = VARIANT_UNFUSED;
         }
     }
-    if (p->f32x3 == 1 && !p->prefer_first) {
+    const int forced = dt == BQ_CUDA_F32 && !p->allow_tf32 && g->f32x3_mode == F32X3_FORCED;
+    if (forced || (p->f32x3 == 1 && !p->prefer_first)) {
         s = run_variant(g, p, VARIANT_3XTF32, &o, stream, 1, &ran, err);
         if (s != BQ_OK || ran) return s;
+        if (forced)
+            return bq_fail(err, BQ_ERR_UNSUPPORTED,
+                           "BQ_FP32_3XTF32=force, but the 3xTF32 GEMM cannot run %d x %d -> %d "
+                           "here (a build without CUTLASS, a card other than compute capability "
+                           "9.0, or sizes that are not multiples of 4)", rows, in, out);
         p->f32x3 = -1; /* refused here after all: cuBLASLt from now on */
     }
     return run_variant(g, p, ep == BQ_EPILOGUE_BIAS_GELU ? VARIANT_UNFUSED : plan_algo(p), &o,
@@ -688,7 +702,8 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->runs_first = p->prefer_first;
         q->from_cache = p->preset;
         q->shared_from_rows = p->shared_from;
-        q->runs_fp32x3 = p->f32x3 == 1 && !p->prefer_first;
+        q->runs_fp32x3 = p->dt == BQ_CUDA_F32 && !p->allow_tf32 &&
+                         (g->f32x3_mode == F32X3_FORCED || (p->f32x3 == 1 && !p->prefer_first));
         q->fp32x3_ms = p->f32x3_ms, q->sgemm_ms = p->sgemm_ms;
         if (has_gelu_path(p->ep, p->dt)) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {

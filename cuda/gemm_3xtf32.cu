@@ -23,13 +23,12 @@ extern "C" cudaError_t bq_cuda_gemm_3xtf32(const float *x, const float *w, const
                                         {1.0f, bias ? 1.0f : 0.0f});
     Gemm3xTf32 gemm;
     if (gemm.can_implement(args) != cutlass::Status::kSuccess) return cudaErrorNotSupported;
-    if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess)
+    if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess) {
+        cudaGetLastError(); /* a refused cudaFuncSetAttribute inside: not for a later check */
         return cudaErrorNotSupported;
-    if (gemm(stream) != cutlass::Status::kSuccess) {
-        const cudaError_t rc = cudaGetLastError();
-        return rc != cudaSuccess ? rc : cudaErrorLaunchFailure;
     }
-    return cudaGetLastError();
+    /* run() reads (and so clears) the launch's error itself: only its verdict is left */
+    return gemm(stream) == cutlass::Status::kSuccess ? cudaSuccess : cudaErrorLaunchFailure;
 #else /* built without CUTLASS */
     (void)bias, (void)stream;
     return cudaErrorNotSupported;

@@ -229,14 +229,20 @@ expect_failure() { # label needle args...
 }
 expect_failure "ask without --model" "--model" ask --context x --question y
 # a missing required option is a usage error: exit status 2, as every bad option
-for args in "ask --context x --question y" "ask --model $model --context x" "eval" \
-            "squad --model $model --input x" "jsonl" "logits --model $model --context x" \
-            "features --context x" "bench"; do
-  "$cli" $args < /dev/null > /dev/null 2> "$tmp/e.err"
-  rc=$?
+usage_error() { # args...: exit status 2 and a message naming what is missing
+  "$cli" "$@" < /dev/null > /dev/null 2> "$tmp/e.err"
+  local rc=$?
   if [ $rc -eq 2 ] && grep -q "required\|give exactly one" "$tmp/e.err"; then pass
-  else fail "$args: exit status $rc (expected 2): $(head -c 200 "$tmp/e.err")"; fi
-done
+  else fail "$*: exit status $rc (expected 2): $(head -c 200 "$tmp/e.err")"; fi
+}
+usage_error ask --context x --question y
+usage_error ask --model "$model" --context x
+usage_error eval
+usage_error squad --model "$model" --input x
+usage_error jsonl
+usage_error logits --model "$model" --context x
+usage_error features --context x
+usage_error bench
 # --device cuda: answers on a GPU machine, exit status 3 where the runtime finds no GPU or the
 # build has no CUDA
 "$cli" ask --model "$model" --device cuda --question y --context x > /dev/null 2> "$tmp/e.err"
@@ -255,9 +261,13 @@ printf '{"data":[{"paragraphs":[{"context":"John lives in Paris.\\u0000 tail","q
 expect_failure "squad file with a NUL" "NUL character" squad --model "$model" --input "$tmp/nul.json" \
   --output "$tmp/nul-pred.json"
 # two questions with one id: both answered, the predictions keep the first, exit status 1
-printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris.","qas":[{"id":"q1","question":"Where?","answers":[]},{"id":"q1","question":"Who?","answers":[]},{"id":"q2","question":"Who?","answers":[]}]}]}]}' > "$tmp/dup.json"
-"$cli" squad --model "$model" --input "$tmp/dup.json" --output "$tmp/dup-pred.json" --quiet 2> "$tmp/dup.err"
+printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris with Mary.","qas":[{"id":"q1","question":"Where?","answers":[{"text":"Paris","answer_start":14}]},{"id":"q1","question":"Who?","answers":[{"text":"John","answer_start":0}]},{"id":"q2","question":"Who?","answers":[{"text":"Mary","answer_start":25}]}]}]}]}' > "$tmp/dup.json"
+"$cli" squad --model "$model" --input "$tmp/dup.json" --output "$tmp/dup-pred.json" --quiet \
+  > "$tmp/dup.out" 2> "$tmp/dup.err"
 dup_status=$?
+"$cli" eval --data "$tmp/dup.json" --predictions "$tmp/dup-pred.json" > "$tmp/dup-eval.out" 2> /dev/null
+check "squad with a repeated id: its EM/F1 are eval's on its predictions file" \
+  cmp "$tmp/dup.out" "$tmp/dup-eval.out"
 check "squad with a repeated id: exit 1, named" sh -c '[ "$1" -eq 1 ] && grep -q "q1: its id repeats" "$2"' \
   sh "$dup_status" "$tmp/dup.err"
 check "squad with a repeated id: one prediction per id" python3 -c '

@@ -611,25 +611,65 @@ static void test_gemm_shared_choices(void **state) {
         gemm_device_free(dx, dw, db, dy);
         gemm_host_free(&h);
     }
-    /* what a tuning cache keeps: the timed and preset shapes, never the shared ones */
+    /* what a tuning cache keeps: the timed and preset shapes (1024 and 512 rows, and any whose
+     * donor's algorithm cuBLASLt refused), never the shared ones */
     bq_gemm_decision kept[16];
     const int n_kept = bq_gemm_ctx_decisions(g, kept, 16, NULL);
-    for (int i = 0; i < n_kept && i < 16; i++) assert_true(kept[i].rows == 1024 || kept[i].rows == 512);
+    assert_in_range(n_kept, 4, 16);
+    for (int i = 0; i < n_kept; i++)
+        assert_int_equal(plan_of(g, kept[i].rows, K, N, ep_names[kept[i].ep == BQ_EPILOGUE_BIAS_GELU])
+                             .shared_from_rows, 0);
     bq_gemm_ctx_free(g);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
+}
+
+/* A GEMM context created with BQ_FP32_3XTF32 = mode (read at create; unset again at once). */
+static bq_gemm_ctx *gemm_ctx_with_3xtf32(const char *mode) {
+    assert_int_equal(setenv("BQ_FP32_3XTF32", mode, 1), 0);
+    bq_gemm_ctx *g = NULL;
+    bq_err err;
+    const bq_status st = bq_gemm_ctx_create(&g, (size_t)32 << 20, &err);
+    unsetenv("BQ_FP32_3XTF32");
+    if (st != BQ_OK) fail_msg("gemm ctx: %s", err.message);
+    return g;
 }
 
 /* The 3xTF32 fp32 GEMM (gemm_3xtf32.cuh, CUTLASS, sm_90a) called directly, with and without a
  * bias, against bq_cpu_linear at the fp32 limit 1e-5 (the point of it: tensor cores at fp32
  * accuracy; plain TF32 misses this by two orders); then through bq_gemm_linear with
- * BQ_FP32_3XTF32=1, where it is timed against the SGEMM path, every epilogue at the same limit.
- * Skips where the build or the card has no such kernel. */
+ * BQ_FP32_3XTF32=1, where it is timed against the SGEMM path, and =force, where it runs
+ * whatever the timing says, every epilogue at the same limit. Where the build or the card has no
+ * such kernel (the emulator included): =force must fail with a message, and the rest skips. */
 static void test_gemm_3xtf32(void **state) {
     (void)state;
     REQUIRE_GPU();
+    uint64_t seed = 41;
+    {
+        const int R = 100, K = 64, N = 96;
+        gemm_host h = gemm_host_alloc(R, K, N);
+        void *dx, *dw, *db, *dy;
+        gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
+        const cudaError_t rc = bq_cuda_gemm_3xtf32((const float *)dx, (const float *)dw, NULL, R,
+                                                   K, N, (float *)dy, 0);
+        if (rc == cudaErrorNotSupported) {
+            bq_gemm_ctx *g = gemm_ctx_with_3xtf32("force");
+            bq_err err;
+            const bq_status st = bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F32, 0,
+                                                BQ_EPILOGUE_BIAS, 0, &err);
+            bq_gemm_ctx_free(g);
+            gemm_device_free(dx, dw, db, dy);
+            gemm_host_free(&h);
+            assert_int_equal(st, BQ_ERR_UNSUPPORTED);
+            assert_non_null(strstr(err.message, "BQ_FP32_3XTF32=force"));
+            printf("  no 3xTF32 kernel here; force refused: %s\n", err.message);
+            skip(); /* no CUTLASS in this build, or not compute capability 9.0 */
+        }
+        assert_int_equal(rc, cudaSuccess);
+        gemm_device_free(dx, dw, db, dy);
+        gemm_host_free(&h);
+    }
     const struct { int rows, in, out; } shapes[] = {{100, 64, 96}, {384, 1024, 1024},
                                                     {130, 4096, 1024}};
-    uint64_t seed = 41;
     int failures = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
@@ -638,15 +678,10 @@ static void test_gemm_3xtf32(void **state) {
         gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * sizeof(float)), cudaSuccess);
-            const cudaError_t rc = bq_cuda_gemm_3xtf32((const float *)dx, (const float *)dw,
-                                                       with_bias ? (const float *)db : NULL, R, K,
-                                                       N, (float *)dy, 0);
-            if (rc == cudaErrorNotSupported) {
-                gemm_device_free(dx, dw, db, dy);
-                gemm_host_free(&h);
-                skip(); /* no CUTLASS in this build, or not compute capability 9.0 */
-            }
-            assert_int_equal(rc, cudaSuccess);
+            assert_int_equal(bq_cuda_gemm_3xtf32((const float *)dx, (const float *)dw,
+                                                 with_bias ? (const float *)db : NULL, R, K, N,
+                                                 (float *)dy, 0),
+                             cudaSuccess);
             assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
             failures += !gemm_output_ok(with_bias ? "3xtf32 bias" : "3xtf32 none", dy, h.x, h.w,
                                         with_bias ? h.b : NULL, 0, R, K, N, BQ_CUDA_F32, "fp32",
@@ -655,37 +690,36 @@ static void test_gemm_3xtf32(void **state) {
         gemm_device_free(dx, dw, db, dy);
         gemm_host_free(&h);
     }
-    /* through the GEMM layer, timed against SGEMM */
-    assert_int_equal(setenv("BQ_FP32_3XTF32", "1", 1), 0);
-    bq_gemm_ctx *g = NULL;
-    bq_err err;
-    if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
+    /* through the GEMM layer: timed against SGEMM, then forced */
     const bq_epilogue eps[3] = {BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU};
     const char *ep_names[3] = {"none", "bias", "bias_gelu"};
     const int R = 384, K = 1024, N = 4096;
     gemm_host h = gemm_host_alloc(R, K, N);
     void *dx, *dw, *db, *dy;
     gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
-    for (int e = 0; e < 3; e++) {
-        assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * sizeof(float)), cudaSuccess);
-        if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F32, 0, eps[e], 0, &err) != BQ_OK)
-            fail_msg("gemm: %s", err.message);
-        assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-        char what[64];
-        snprintf(what, sizeof what, "layer %-9s", ep_names[e]);
-        failures += !gemm_output_ok(what, dy, h.x, h.w, eps[e] == BQ_EPILOGUE_NONE ? NULL : h.b,
-                                    eps[e] == BQ_EPILOGUE_BIAS_GELU, R, K, N, BQ_CUDA_F32, "fp32",
-                                    1e-5, h.ref, h.got);
-        const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
-        printf("       %s: %s (SGEMM path %.4f ms, 3xTF32 %.4f ms)\n", ep_names[e],
-               p.runs_fp32x3 ? "3xTF32" : "SGEMM", p.sgemm_ms, p.fp32x3_ms);
-        assert_true(p.sgemm_ms > 0 && p.fp32x3_ms > 0);
-        assert_int_equal(p.runs_fp32x3, p.fp32x3_ms < p.sgemm_ms);
+    for (int forced = 0; forced < 2; forced++) {
+        bq_gemm_ctx *g = gemm_ctx_with_3xtf32(forced ? "force" : "1");
+        for (int e = 0; e < 3; e++) {
+            bq_err err;
+            assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * sizeof(float)), cudaSuccess);
+            if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F32, 0, eps[e], 0, &err) != BQ_OK)
+                fail_msg("gemm: %s", err.message);
+            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+            char what[64];
+            snprintf(what, sizeof what, "layer %s %-9s", forced ? "forced" : "timed", ep_names[e]);
+            failures += !gemm_output_ok(what, dy, h.x, h.w, eps[e] == BQ_EPILOGUE_NONE ? NULL : h.b,
+                                        eps[e] == BQ_EPILOGUE_BIAS_GELU, R, K, N, BQ_CUDA_F32,
+                                        "fp32", 1e-5, h.ref, h.got);
+            const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
+            printf("       %s: %s (SGEMM path %.4f ms, 3xTF32 %.4f ms)\n", ep_names[e],
+                   p.runs_fp32x3 ? "3xTF32" : "SGEMM", p.sgemm_ms, p.fp32x3_ms);
+            assert_true(p.sgemm_ms > 0 && p.fp32x3_ms > 0);
+            assert_int_equal(p.runs_fp32x3, forced || p.fp32x3_ms < p.sgemm_ms);
+        }
+        bq_gemm_ctx_free(g);
     }
-    unsetenv("BQ_FP32_3XTF32");
     gemm_device_free(dx, dw, db, dy);
     gemm_host_free(&h);
-    bq_gemm_ctx_free(g);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
 

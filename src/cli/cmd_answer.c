@@ -298,15 +298,24 @@ int cmd_squad(const cli_args *a) {
         int with_gold = 0;
         for (int i = 0; i < n; i++) with_gold += ds->questions[i].n_answers > 0;
         if (ok && with_gold > 0) {
-            bq_predictions pred = {.n = n, .answers = sink.answers};
+            /* scored as the predictions file reads: one answer per id, the first question's */
+            bq_predictions pred = {.n = 0};
             pred.ids = malloc((size_t)(n ? n : 1) * sizeof *pred.ids);
-            for (int i = 0; i < n; i++) pred.ids[i] = ds->questions[i].id;
+            pred.answers = malloc((size_t)(n ? n : 1) * sizeof *pred.answers);
+            for (int i = 0; pred.ids && pred.answers && i < n; i++)
+                if (!sink.repeated[i]) {
+                    pred.ids[pred.n] = ds->questions[i].id;
+                    pred.answers[pred.n++] = sink.answers[i];
+                }
             bq_squad_scores sc;
-            if (bq_squad_evaluate(ds, &pred, &sc, &err) == BQ_OK)
+            if (!pred.ids || !pred.answers)
+                cli_error("squad", "out of memory for scoring %d questions", n);
+            else if (bq_squad_evaluate(ds, &pred, &sc, &err) == BQ_OK)
                 printf("{\"exact_match\": %.17g, \"f1\": %.17g}\n", sc.exact_match, sc.f1);
             else
                 cli_error("squad", "%s", err.message);
             free(pred.ids);
+            free(pred.answers);
         }
     }
     for (int i = 0; i < n; i++) free(sink.answers[i]);

@@ -62,7 +62,7 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         cJSON_AddBoolToObject(o, "runs_first", p->runs_first != 0);
         cJSON_AddBoolToObject(o, "from_tuning_cache", p->from_cache != 0);
         if (p->shared_from_rows > 0) cJSON_AddNumberToObject(o, "shared_from_rows", p->shared_from_rows);
-        if (p->fp32x3_ms > 0 || p->sgemm_ms > 0) { /* BQ_FP32_3XTF32=1 */
+        if (p->runs_fp32x3 || p->fp32x3_ms > 0 || p->sgemm_ms > 0) { /* BQ_FP32_3XTF32 set */
             cJSON_AddBoolToObject(o, "runs_fp32x3", p->runs_fp32x3 != 0);
             cJSON_AddNumberToObject(o, "fp32x3_ms", p->fp32x3_ms);
             cJSON_AddNumberToObject(o, "sgemm_ms", p->sgemm_ms);
@@ -97,7 +97,7 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
         }
         if (p->chosen_splitk > 1) printf(", split-K %d", p->chosen_splitk);
         printf(": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
-        if (p->fp32x3_ms > 0 || p->sgemm_ms > 0)
+        if (p->runs_fp32x3 || p->fp32x3_ms > 0 || p->sgemm_ms > 0)
             printf("; %s (SGEMM path %.4f ms, 3xTF32 %.4f)", p->runs_fp32x3 ? "3xTF32" : "SGEMM",
                    p->sgemm_ms, p->fp32x3_ms);
         if (p->gelu_path[0])
@@ -170,8 +170,12 @@ static void remove_folder(const char *dir);
 /* --preset: a random model written by bertqa-make-model (next to this executable) into a temp dir;
  * dir gets the model folder. The preset is checked first, and the tool runs without a shell (its
  * arguments are never parsed as a command line). On failure nothing is left behind. */
+static bool preset_known(const char *preset) {
+    return strcmp(preset, "tiny") == 0 || strcmp(preset, "base") == 0 || strcmp(preset, "large") == 0;
+}
+
 static bool make_preset_model(const char *preset, char *dir, size_t dir_len) {
-    if (strcmp(preset, "tiny") != 0 && strcmp(preset, "base") != 0 && strcmp(preset, "large") != 0)
+    if (!preset_known(preset)) /* cmd_bench checked it: the tool gets no argument of ours unchecked */
         return cli_error("bench", "--preset expects tiny, base or large, got '%s'", preset), false;
     char exe[PATH_MAX], tool[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -244,6 +248,8 @@ static void fill_inputs(int32_t *ids, int32_t *mask, int32_t *seg, size_t rows, 
 int cmd_bench(const cli_args *a) {
     if (a->given[OPT_MODEL] == a->given[OPT_PRESET])
         return cli_error("bench", "give exactly one of --model DIR or --preset tiny|base|large"), 2;
+    if (a->given[OPT_PRESET] && !preset_known(a->value[OPT_PRESET]))
+        return cli_error("bench", "--preset expects tiny, base or large, got '%s'", a->value[OPT_PRESET]), 2;
     int batches[MAX_LIST], n_batches;
     bq_precision precs[MAX_LIST];
     int n_precs;
@@ -256,7 +262,8 @@ int cmd_bench(const cli_args *a) {
     if (a->given[OPT_SEQ_LEN]) {
         char *end;
         long v = strtol(a->value[OPT_SEQ_LEN], &end, 10);
-        if (*end || v < 1 || v > 4096) return cli_error("bench", "--seq-len expects an integer in [1, 4096]");
+        if (!*a->value[OPT_SEQ_LEN] || *end || v < 1 || v > 4096)
+            return cli_error("bench", "--seq-len expects an integer in [1, 4096]"), 2;
         seq_len = (int)v;
     }
     bool cuda = a->engine.device == BQ_DEVICE_CUDA;
@@ -264,7 +271,8 @@ int cmd_bench(const cli_args *a) {
     if (a->given[OPT_ITERS]) {
         char *end;
         long v = strtol(a->value[OPT_ITERS], &end, 10);
-        if (*end || v < 1 || v > 100000) return cli_error("bench", "--iters expects an integer in [1, 100000]");
+        if (!*a->value[OPT_ITERS] || *end || v < 1 || v > 100000)
+            return cli_error("bench", "--iters expects an integer in [1, 100000]"), 2;
         iters = (int)v;
     }
     bq_err err;

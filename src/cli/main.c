@@ -320,9 +320,12 @@ int main(int argc, char **argv) {
         }
         int status = commands[i].run(&args);
         /* answers written into a full disk or a closed file are lost: say so, never exit 0 */
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "bertqa-gpu %s: writing standard output failed: %s\n", argv[1],
-                    strerror(errno ? errno : EIO));
+        errno = 0;
+        const int flush_failed = fflush(stdout) != 0, flush_errno = errno;
+        if (flush_failed || ferror(stdout)) {
+            fprintf(stderr, "bertqa-gpu %s: writing standard output failed%s%s\n", argv[1],
+                    flush_failed && flush_errno ? ": " : "",
+                    flush_failed && flush_errno ? strerror(flush_errno) : "");
             if (status == 0) status = 1;
         }
         return status;
