@@ -479,8 +479,12 @@ static void shape_take_preset(bq_cuda_engine *e, pass_shape *p) {
     for (size_t i = 0; i < e->n_shape_presets; i++) {
         shape_preset *q = &e->shape_presets[i];
         if (q->batch != p->batch || q->len != p->len || q->packed != (p->packed != 0)) continue;
+        /* cuDNN's plan for a batch size other than max_batch (planned at create) is built on its
+         * first run, which only choose_attention guards (a failed build keeps ours): such a shape
+         * times its attention again rather than trust the cache */
         if (p->attention_choice == ATTN_UNDECIDED &&
-            attention_choice_valid(e, q->attention, p->len, p->packed))
+            attention_choice_valid(e, q->attention, p->len, p->packed) &&
+            (q->attention != ATTN_CUDNN || p->batch == e->opt.max_batch))
             p->attention_choice = q->attention;
         if (q->gemm == GEMM_TIMED || q->gemm == GEMM_FIRST) p->gemm_preset = q->gemm;
         if (!q->taken) e->shape_presets_taken++;
