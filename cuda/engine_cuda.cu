@@ -1066,6 +1066,11 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     return BQ_OK;
 }
 
+/* A "shape" line, as tuning_parse_line reads it. */
+static void write_shape_line(FILE *f, int batch, int len, int packed, int attention, int gemm) {
+    fprintf(f, "shape %d %d %d %d %d\n", batch, len, packed, attention, gemm);
+}
+
 extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) {
     if (!e || !e->tuning_path[0]) return BQ_OK;
     if (e->tuning_foreign)
@@ -1104,13 +1109,12 @@ extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) 
             seen = e->shapes[j]->batch == p->batch && e->shapes[j]->len == p->len &&
                    (e->shapes[j]->packed != 0) == (p->packed != 0);
         if (!seen)
-            fprintf(f, "shape %d %d %d %d %d\n", p->batch, p->len, p->packed != 0,
-                    p->attention_choice, gemm_choice);
+            write_shape_line(f, p->batch, p->len, p->packed != 0, p->attention_choice, gemm_choice);
     }
     for (size_t i = 0; i < e->n_shape_presets; i++) {
         const shape_preset *q = &e->shape_presets[i];
         if (!q->taken)
-            fprintf(f, "shape %d %d %d %d %d\n", q->batch, q->len, q->packed, q->attention, q->gemm);
+            write_shape_line(f, q->batch, q->len, q->packed, q->attention, q->gemm);
     }
     const int failed = ferror(f);
     if (fclose(f) != 0 || failed) {

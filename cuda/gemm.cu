@@ -115,6 +115,12 @@ struct bq_gemm_ctx {
     size_t n_presets, presets_cap;
 };
 
+/* The BQ_FP32_3XTF32 mode that applies to a GEMM of dtype dt: the context's for true fp32 (not
+ * TF32, not 16-bit), else off. */
+static int f32x3_mode_for(const bq_gemm_ctx *g, bq_cuda_dtype dt, int allow_tf32) {
+    return dt == BQ_CUDA_F32 && !allow_tf32 ? g->f32x3_mode : F32X3_OFF;
+}
+
 static void plan_destroy(gemm_plan *p) {
     if (p->a) cublasLtMatrixLayoutDestroy(p->a);
     if (p->b) cublasLtMatrixLayoutDestroy(p->b);
@@ -449,7 +455,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
             p->gelu_variant = best_v > 0 ? gelu_path_variant(best_v) : VARIANT_UNFUSED;
         }
     }
-    if (s == BQ_OK && p->dt == BQ_CUDA_F32 && !p->allow_tf32 && g->f32x3_mode != F32X3_OFF) {
+    if (s == BQ_OK && f32x3_mode_for(g, p->dt, p->allow_tf32) != F32X3_OFF) {
         /* the chosen SGEMM path against the 3xTF32 one (each with the GELU kernel after it for
          * bias + GELU) */
         float path_ms[2];
@@ -479,7 +485,7 @@ static int decision_matches(const bq_gemm_decision *d, const gemm_plan *p) {
 static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
     const int gelu16 = has_gelu_path(p->ep, p->dt);
     /* the cache keeps no 3xTF32 choice: with BQ_FP32_3XTF32 set, fp32 shapes are timed again */
-    if (p->dt == BQ_CUDA_F32 && !p->allow_tf32 && g->f32x3_mode != F32X3_OFF) return;
+    if (f32x3_mode_for(g, p->dt, p->allow_tf32) != F32X3_OFF) return;
     for (size_t i = 0; i < g->n_presets; i++) {
         const bq_gemm_decision *d = &g->presets[i].d;
         if (!decision_matches(d, p) || d->candidates != p->candidate_count) continue;
@@ -491,6 +497,13 @@ static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
         g->presets[i].taken = 1;
         return;
     }
+}
+
+/* Whether plan p's calls run the 3xTF32 kernel: always under BQ_FP32_3XTF32=force (true fp32),
+ * else when timing chose it and the engine's whole-pass comparison kept the timed choices. */
+static int plan_runs_3xtf32(const bq_gemm_ctx *g, const gemm_plan *p) {
+    return f32x3_mode_for(g, p->dt, p->allow_tf32) == F32X3_FORCED ||
+           (p->f32x3 == 1 && !p->prefer_first);
 }
 
 /* Whether plan q holds choices worth passing on: timed, from a preset or shared, not the untimed
@@ -614,8 +627,8 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
             if (!p->prefer_first) p->gelu_variant = VARIANT_UNFUSED;
         }
     }
-    const int forced = dt == BQ_CUDA_F32 && !p->allow_tf32 && g->f32x3_mode == F32X3_FORCED;
-    if (forced || (p->f32x3 == 1 && !p->prefer_first)) {
+    if (plan_runs_3xtf32(g, p)) {
+        const int forced = f32x3_mode_for(g, p->dt, p->allow_tf32) == F32X3_FORCED;
         s = run_variant(g, p, VARIANT_3XTF32, &o, stream, 1, &ran, err);
         if (s != BQ_OK || ran) return s;
         if (forced)
@@ -666,11 +679,10 @@ int bq_gemm_ctx_decisions(const bq_gemm_ctx *g, bq_gemm_decision *out, int max, 
     int n = 0, taken = 0;
     for (int i = 0; g && i < g->plan_count; i++) {
         const gemm_plan *p = &g->plans[i];
-        const int gelu16 = has_gelu_path(p->ep, p->dt);
         taken += p->preset;
-        /* what timing chose (or a preset gave): not the untimed first choices */
-        if (!p->tuned || (!p->preset && p->chosen_ms <= 0.0f) || (gelu16 && p->gelu_variant == 0))
-            continue;
+        /* what timing chose (or a preset gave): not the untimed first choices, nor a shared
+         * choice, which the shape it came from stands for */
+        if (!plan_decided(p) || p->shared_from > 0) continue;
         if (n < max)
             out[n] = (bq_gemm_decision){p->rows, p->in, p->out, (int)p->dt, p->allow_tf32,
                                         (int)p->ep, p->candidate_count, p->chosen, p->gelu_variant};
@@ -702,8 +714,7 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->runs_first = p->prefer_first;
         q->from_cache = p->preset;
         q->shared_from_rows = p->shared_from;
-        q->runs_fp32x3 = p->dt == BQ_CUDA_F32 && !p->allow_tf32 &&
-                         (g->f32x3_mode == F32X3_FORCED || (p->f32x3 == 1 && !p->prefer_first));
+        q->runs_fp32x3 = plan_runs_3xtf32(g, p);
         q->fp32x3_ms = p->f32x3_ms, q->sgemm_ms = p->sgemm_ms;
         if (has_gelu_path(p->ep, p->dt)) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {

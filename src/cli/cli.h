@@ -26,6 +26,7 @@ typedef struct {
     bq_squad_options squad;
     bq_engine_options engine;
     int top_k;
+    int seq_len, iters; /* bench: --seq-len (default 384), --iters (0: by device) */
 } cli_args;
 
 typedef struct {
@@ -54,7 +55,8 @@ int cli_exit_status(bq_status st);
 const char *cli_vocab_path(const cli_args *a);
 /* Context from --context or --context-file (heap copy in *owned when read from a file). */
 bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);
-/* Load --model and create the engine from --device/--precision/--attention/--threads/--batch.
+/* Load --model (which cli_parse requires of the commands that call this) and create the engine
+ * from --device/--precision/--attention/--threads/--batch.
  * Returns 0, or the exit status for the failure (after its message): 3 without a usable GPU. */
 int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine);
 

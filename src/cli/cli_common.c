@@ -36,8 +36,6 @@ bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *
 int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine) {
     *model = NULL;
     *engine = NULL;
-    if (!a->given[OPT_MODEL]) /* cli_parse requires it of the model commands */
-        return cli_error(cmd, "--model DIR is required"), 2;
     bq_err err;
     bq_err_clear(&err);
     bq_status st = bq_model_load(a->value[OPT_MODEL], cli_vocab_path(a), model, &err);

@@ -167,16 +167,14 @@ static bool parse_precisions(const char *s, bq_precision *out, int *n) {
 
 static void remove_folder(const char *dir);
 
-/* --preset: a random model written by bertqa-make-model (next to this executable) into a temp dir;
- * dir gets the model folder. The preset is checked first, and the tool runs without a shell (its
- * arguments are never parsed as a command line). On failure nothing is left behind. */
 static bool preset_known(const char *preset) {
     return strcmp(preset, "tiny") == 0 || strcmp(preset, "base") == 0 || strcmp(preset, "large") == 0;
 }
 
+/* --preset (cmd_bench checked it is a known one): a random model written by bertqa-make-model
+ * (next to this executable) into a temp dir; dir gets the model folder. The tool runs without a
+ * shell (its arguments are never parsed as a command line). On failure nothing is left behind. */
 static bool make_preset_model(const char *preset, char *dir, size_t dir_len) {
-    if (!preset_known(preset)) /* cmd_bench checked it: the tool gets no argument of ours unchecked */
-        return cli_error("bench", "--preset expects tiny, base or large, got '%s'", preset), false;
     char exe[PATH_MAX], tool[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return cli_error("bench", "cannot locate the bertqa-gpu executable"), false;
@@ -258,23 +256,9 @@ int cmd_bench(const cli_args *a) {
                                                   : (a->engine.device == BQ_DEVICE_CUDA ? "fp32,tf32,fp16,bf16" : "fp32"),
                           precs, &n_precs))
         return 2;
-    int seq_len = 384;
-    if (a->given[OPT_SEQ_LEN]) {
-        char *end;
-        long v = strtol(a->value[OPT_SEQ_LEN], &end, 10);
-        if (!*a->value[OPT_SEQ_LEN] || *end || v < 1 || v > 4096)
-            return cli_error("bench", "--seq-len expects an integer in [1, 4096]"), 2;
-        seq_len = (int)v;
-    }
+    const int seq_len = a->seq_len; /* checked by cli_parse, as --iters */
     bool cuda = a->engine.device == BQ_DEVICE_CUDA;
-    int iters = cuda ? 50 : 3;
-    if (a->given[OPT_ITERS]) {
-        char *end;
-        long v = strtol(a->value[OPT_ITERS], &end, 10);
-        if (!*a->value[OPT_ITERS] || *end || v < 1 || v > 100000)
-            return cli_error("bench", "--iters expects an integer in [1, 100000]"), 2;
-        iters = (int)v;
-    }
+    const int iters = a->iters ? a->iters : cuda ? 50 : 3;
     bq_err err;
     bq_err_clear(&err);
     char device_name[256] = "cpu";

@@ -160,6 +160,7 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
     a->squad = defaults;
     bq_engine_options_default(&a->engine);
     a->top_k = 1;
+    a->seq_len = 384;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *inline_value = NULL;
@@ -218,6 +219,8 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         {OPT_THREADS, 1, 1024, &a->engine.threads},
         {OPT_TOP_K, 1, 1000, &a->top_k},
         {OPT_LENGTH_BUCKET, 0, 4096, &a->squad.length_bucket},
+        {OPT_SEQ_LEN, 1, 4096, &a->seq_len},
+        {OPT_ITERS, 1, 100000, &a->iters},
     };
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
         if (a->given[ints[k].id] &&
