@@ -23,6 +23,9 @@
  *   online softmax in fp32 (details at the kernel). Key tiles of padding only are skipped when
  *   the sequence has a real token (exactly the same result).
  *
+ * The tiling BQ_ATTENTION_WGMMA128 of the 16-bit head-64 path is the same algorithm on Hopper's
+ * wgmma, in attention_wgmma.cu (sm_90a only); its shared pieces are in attention_common.cuh.
+ *
  * All: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip.
  * Packed sequences (bq_cuda_attention_varlen) run the same kernels: with seq_offsets, grid.z
  * indexes sequences, each block takes its sequence's rows and length from the offsets (blocks
@@ -32,6 +35,8 @@
 #include <string.h>
 
 #include "attention.cuh"
+#include "attention_common.cuh"
+#include "attention_wgmma.cuh"
 #include "kernel_common.cuh"
 #include "tensor_core.cuh"
 
@@ -41,21 +46,6 @@
 #define ATTN_WMMA_HEAD 64    /* tensor-core path: the one head size it handles */
 #define ATTN_WMMA_WARPS 4
 #define ATTN_WMMA_ROWS 16 /* query rows per warp (one WMMA tile) */
-
-/* The rows of the block's sequence: batch blockIdx.z of seq_len rows, or with seq_offsets (packed
- * sequences) rows [seq_offsets[z], seq_offsets[z + 1]), seq_len becoming its length. Per block,
- * so the padded path pays one uniform branch. */
-__device__ __forceinline__ int attention_sequence(const int32_t *seq_offsets, int &seq_len) {
-    if (!seq_offsets) return blockIdx.z * seq_len;
-    const int row0 = seq_offsets[blockIdx.z];
-    seq_len = seq_offsets[blockIdx.z + 1] - row0;
-    return row0;
-}
-
-/* mask[index], or 1 (a real key) without a mask: packed sequences have no padding. */
-__device__ __forceinline__ int32_t key_mask(const int32_t *mask, size_t index) {
-    return mask ? mask[index] : 1;
-}
 
 /* Stage the keys and values [tile0, tile0 + tile) of one (batch, head) in shared memory, as `S`
  * (fp32 for the generic path, the activation type for the tensor-core path), zeros past seq_len,
@@ -83,13 +73,6 @@ __device__ __forceinline__ void stage_key_tile(const T *qkv, const int32_t *mask
         const int key = tile0 + j;
         key_bias[j] = key < seq_len ? bq_mask_bias(key_mask(mask, batch_row0 + key)) : -INFINITY;
     }
-}
-
-/* Every path's grid: x = blocks of `rows_per_block` query rows (the last one partial), y = head,
- * z = batch (packed: seq_len = the longest sequence, batch = the number of sequences). */
-static dim3 attention_grid(int seq_len, int rows_per_block, int heads, int batch) {
-    return dim3((unsigned)((seq_len + rows_per_block - 1) / rows_per_block), (unsigned)heads,
-                (unsigned)batch);
 }
 
 /* ---- generic path ------------------------------------------------------------------------- */
@@ -325,98 +308,11 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask,
 
 /* ---- mma.sync path (fp16 / bf16, head size 64): FlashAttention-2 style, registers only ------ */
 
-#define ATTN_MMA_HEAD 64
 #define ATTN_MMA_WARPS 4 /* warps of a block without a key split (64- and 128-row tilings) */
-#define ATTN_MMA_KEYS 64 /* keys per tile */
 /* Shared rows are 72 16-bit elements (144 bytes): 16-byte aligned for cp.async and ldmatrix, and
  * the 8 row addresses of one ldmatrix matrix start 4 banks apart, so each phase of it touches all
  * 32 banks once. */
 #define ATTN_MMA_LD 72
-#define ATTN_MMA_MAX_TILES 64 /* skip bookkeeping for up to 64 key tiles (4,096 keys) */
-#define ATTN_MMA_CHAINS 4      /* partial max / sum chains a row in the online softmax */
-
-/* OR of a 64-bit word over the 32 lanes of a warp (every lane gets it). */
-__device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        const uint32_t lo = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)bits, offset);
-        const uint32_t hi = __shfl_xor_sync(BQ_FULL_WARP, (uint32_t)(bits >> 32), offset);
-        bits |= ((uint64_t)hi << 32) | lo;
-    }
-    return bits;
-}
-
-/* One 64-key step of the online softmax for one m-tile (16 query rows), in log2 units: s holds
- * the raw scores q.k (element e of s[n]: row g + 8 (e >> 1), key 8n + 2t + (e & 1)) and leaves
- * with the probabilities exp2(x - m) of x = score * scale_log2 + bias, where m is the running max
- * of the row (rows g, g + 8); the row's partial sum and output accumulators are rescaled by
- * exp2(m_old - m_new) (0 on the first tile: ex2(-inf)). The bare ex2 (bq_exp2_ftz) skips
- * exp2f's denormal fix-up (three more instructions a score): a probability under 2^-126 next to
- * a row sum >= 1 is 0 either way. (Stop 14 tried skipping the biases on all-real tiles and the
- * rescale while the max grew by under 2^8; run a7fdcdb timed that slower at every batch size and
- * tiling, 0.395 vs 0.388 ms a layer at batch 128, so it went.) */
-__device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8][4],
-                                                   const float *bias, float scale_log2,
-                                                   int quad_col, float (&row_max)[2],
-                                                   float (&row_sum)[2],
-                                                   float (&o)[ATTN_MMA_HEAD / 8][4]) {
-    constexpr int NT = ATTN_MMA_KEYS / 8;
-    /* The row max and sum over a lane's 16 scores a row in ATTN_MMA_CHAINS partial chains, not one
-     * chain of 16 dependent FMNMX / FADD: fewer cycles waiting on a fixed-latency dependency (what
-     * ncu found the warps of this kernel waiting on most, runs a7fdcdb and 1aa4dcc). */
-    constexpr int CH = ATTN_MMA_CHAINS;
-    float part[2][CH];
-#pragma unroll
-    for (int r = 0; r < 2; r++)
-#pragma unroll
-        for (int c = 0; c < CH; c++) part[r][c] = -INFINITY;
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            s[n][e] = fmaf(s[n][e], scale_log2, bias[n * 8 + 2 * quad_col + (e & 1)]);
-            part[e >> 1][n % CH] = fmaxf(part[e >> 1][n % CH], s[n][e]);
-        }
-    float tile_max[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        tile_max[r] = part[r][0];
-#pragma unroll
-        for (int c = 1; c < CH; c++) tile_max[r] = fmaxf(tile_max[r], part[r][c]);
-    }
-    float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 2));
-        /* finite: a staged tile has key tile*64 < seq_len; m is -inf before the first tile */
-        const float new_max = fmaxf(row_max[r], tile_max[r]);
-        alpha[r] = bq_exp2_ftz(row_max[r] - new_max);
-        row_max[r] = new_max;
-        row_sum[r] *= alpha[r];
-    }
-#pragma unroll
-    for (int n = 0; n < ATTN_MMA_HEAD / 8; n++) {
-        o[n][0] *= alpha[0], o[n][1] *= alpha[0];
-        o[n][2] *= alpha[1], o[n][3] *= alpha[1];
-    }
-#pragma unroll
-    for (int r = 0; r < 2; r++)
-#pragma unroll
-        for (int c = 0; c < CH; c++) part[r][c] = 0.0f;
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const float p = bq_exp2_ftz(s[n][e] - row_max[e >> 1]); /* 0 past the end (-inf) */
-            s[n][e] = p;
-            part[e >> 1][n % CH] += p;
-        }
-#pragma unroll
-    for (int r = 0; r < 2; r++)
-#pragma unroll
-        for (int c = 0; c < CH; c++) row_sum[r] += part[r][c];
-}
 
 /* One block on one (batch, head): KS slots of WPS warps each; every warp of a slot has MT x 16
  * query rows, and the slots hold the same rows. With KS = 1 (4 warps) each warp walks every key:
@@ -481,7 +377,6 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, const int32_t *se
     const int lane = tid & 31;
     const int warp = tid >> 5;
     const int slot = warp / WPS; /* which of a step's KS key tiles this warp takes */
-    const int quad_row = lane >> 2;         /* g in the fragment layouts */
     const int quad_col = lane & 3;          /* t */
     const int head = blockIdx.y;
     const int query0 = blockIdx.x * QROWS;
@@ -504,33 +399,12 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, const int32_t *se
                        valid);
     }
 
-    /* Which key tiles hold a real key (block-uniform). Without any real key every tile counts,
-     * as in the CPU twin (softmax over all keys at -10000). Beyond 64 tiles nothing is skipped.
-     * Thread tid < 64 reads key tid of every tile (independent loads, not one barrier per tile:
-     * at batch 1 the block's start is on the critical path); its warp ORs the bits by shuffles,
-     * and one barrier publishes the two warps' words. */
-    static_assert(KT == 64 && KS * WPS >= 2, "two warps scan the 64 keys of a tile");
-    __shared__ uint64_t live_by_warp[2];
-    if (tid < KT) {
-        uint64_t bits = 0; /* bit t: key tid of tile t is real */
-        const int scan_tiles = n_tiles < ATTN_MMA_MAX_TILES ? n_tiles : ATTN_MMA_MAX_TILES;
-#pragma unroll 8
-        for (int t = 0; t < scan_tiles; t++) {
-            const int key = t * KT + tid;
-            if (key < seq_len && key_mask(mask, batch_row0 + key) != 0) bits |= (uint64_t)1 << t;
-        }
-        bits = warp_or_u64(bits);
-        if (lane == 0) live_by_warp[warp] = bits;
-    }
-    __syncthreads();
-    const uint64_t live = live_by_warp[0] | live_by_warp[1];
-    const bool skip_padding = live != 0 && n_tiles <= ATTN_MMA_MAX_TILES;
-    auto is_live = [&](int t) { return !skip_padding || ((live >> t) & 1); };
-    auto next_live = [&](int t) { /* first live tile after t, or n_tiles */
-        do t++;
-        while (t < n_tiles && !is_live(t));
-        return t;
-    };
+    /* which key tiles hold a real key: tiles of padding only are skipped */
+    __shared__ uint64_t live_words[2];
+    static_assert(KS * WPS * 32 >= KT, "the block scans a tile's keys with a thread each");
+    const attention_key_tiles key_tiles =
+        attention_scan_key_tiles(mask, batch_row0, seq_len, live_words);
+    auto next_live = [&](int t) { return key_tiles.next_live(t); };
 
     /* Stage key tile t into buffer b, slot s: K and V rows (zero past seq_len) by cp.async, the
      * biases by plain stores (both published by the barrier after the matching wait). */
@@ -717,20 +591,8 @@ attention_mma_head64_kernel(const T *qkv, const int32_t *mask, const int32_t *se
 
 #pragma unroll
     for (int m = 0; m < MT; m++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float sum = row_sum[m][r];
-            sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 1);
-            sum += __shfl_xor_sync(BQ_FULL_WARP, sum, 2);
-            const int query = query0 + warp_row0 + 16 * m + quad_row + 8 * r;
-            if (query >= seq_len) continue;
-            const float inv_sum = 1.0f / sum;
-            T *out = ctx + (batch_row0 + query) * (size_t)hidden + head_col + 2 * quad_col;
-#pragma unroll
-            for (int n = 0; n < D / 8; n++)
-                *reinterpret_cast<uint32_t *>(out + 8 * n) =
-                    bq_pack2<T>(o[m][n][2 * r] * inv_sum, o[m][n][2 * r + 1] * inv_sum);
-        }
+        attention_store_m_tile<T>(ctx, batch_row0, query0 + warp_row0 + 16 * m, seq_len, hidden,
+                                  head_col, o[m], row_sum[m]);
 }
 
 template <typename T, int MT, int KS, int WPS>
@@ -1086,6 +948,9 @@ static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask,
         return launch_attention_f32_head64(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
                                            ctx, stream);
     if (mma_path_applies(dt, hidden, heads) && bq_aligned16(qkv) && ((uintptr_t)ctx & 3u) == 0) {
+        if (tiling == BQ_ATTENTION_WGMMA128)
+            return bq_attention_wgmma_launch(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
+                                             ctx, dt, stream);
         if (dt == BQ_CUDA_F16)
             return launch_attention_mma_head64<__half>(qkv, mask, seq_offsets, batch, seq_len,
                                                        hidden, heads, ctx, tiling, stream);
@@ -1097,6 +962,20 @@ static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask,
 
 extern "C" int bq_cuda_attention_has_tilings(bq_cuda_dtype dt, int hidden, int heads) {
     return mma_path_applies(dt, hidden, heads) ? 1 : 0;
+}
+
+/* BQ_ATTENTION_KERNEL=mma: the mma.sync tilings only, no wgmma (a diagnostic switch, for a card
+ * where the wgmma kernel misbehaves). */
+static bool wgmma_allowed() {
+    const char *v = getenv("BQ_ATTENTION_KERNEL");
+    return !(v && strcmp(v, "mma") == 0);
+}
+
+extern "C" int bq_cuda_attention_tiling_available(bq_attention_tiling tiling) {
+    if ((int)tiling < 0 || (int)tiling >= BQ_ATTENTION_TILINGS) return 0;
+    if (tiling == BQ_ATTENTION_WGMMA128)
+        return bq_attention_wgmma_built() && bq_cuda_device_is_sm90() && wgmma_allowed();
+    return 1;
 }
 
 extern "C" cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch,

@@ -12,12 +12,15 @@
 extern "C" {
 #endif
 
-/* The mma.sync path's tilings (16-bit, head size 64), which the engine times per batch size. */
+/* The tensor-core path's tilings (16-bit, head size 64), which the engine times per batch size:
+ * the mma.sync kernel's block shapes, and the wgmma kernel (attention_wgmma.cu) where the build
+ * and the device have it (bq_cuda_attention_tiling_available). */
 typedef enum {
     BQ_ATTENTION_ROWS64 = 0,   /* 64 query rows a block, 4 warps (the default) */
     BQ_ATTENTION_ROWS128,      /* 128 rows, 4 warps of two m-tiles each */
     BQ_ATTENTION_ROWS32_KEYS2, /* 32 rows, the keys split between two pairs of warps */
     BQ_ATTENTION_ROWS64_KEYS3, /* 64 rows, the keys split among three groups of 4 warps */
+    BQ_ATTENTION_WGMMA128,     /* 128 rows, 2 warpgroups of wgmma (sm_90 only) */
     BQ_ATTENTION_TILINGS       /* how many */
 } bq_attention_tiling;
 
@@ -30,8 +33,10 @@ typedef enum {
  * tiling: the mma.sync path's block shape (the split ones are for small batches: more warps on
  * the same keys); the other paths have one tiling and ignore it (see
  * bq_cuda_attention_has_tilings). Returns cudaErrorInvalidValue on bad arguments (a tiling out of
- * range included), else the status of cudaFuncSetAttribute (the fp32 path and the tilings past 48
- * KB of shared memory opt in to more) or of the launch. */
+ * range included), cudaErrorNotSupported for a tiling this build or device lacks (see
+ * bq_cuda_attention_tiling_available) where the tensor-core path applies, else the status of
+ * cudaFuncSetAttribute (the fp32 path and the tilings past 48 KB of shared memory opt in to more)
+ * or of the launch. */
 cudaError_t bq_cuda_attention(const void *qkv, const int32_t *mask, int batch, int seq_len,
                               int hidden, int heads, void *ctx, bq_cuda_dtype dt,
                               bq_attention_tiling tiling, cudaStream_t stream);
@@ -52,6 +57,12 @@ cudaError_t bq_cuda_attention_varlen(const void *qkv, const int32_t *seq_offsets
  * size 64, hidden % 8 == 0, BQ_ATTENTION_KERNEL not "wmma"; aligned buffers assumed), else 0:
  * whether the engine has tilings to time. */
 int bq_cuda_attention_has_tilings(bq_cuda_dtype dt, int hidden, int heads);
+
+/* 1 when `tiling` can run here: every mma.sync tiling; BQ_ATTENTION_WGMMA128 only in a build
+ * with the wgmma kernel (a CUDA architecture list holding 90) on an sm_90 device, and not under
+ * BQ_ATTENTION_KERNEL=mma. 0 otherwise, and for a value out of range. (bq_cuda_attention itself
+ * runs the wgmma tiling wherever the build and device have it.) */
+int bq_cuda_attention_tiling_available(bq_attention_tiling tiling);
 
 /* The WMMA tensor-core path for fp16/bf16 with head size 64 (the generic path otherwise): the first
  * tensor-core kernel, kept beside the mma.sync one until an H100 run has compared the two.

@@ -382,12 +382,18 @@ enum {
     ATTN_OWN_128 = ATTN_OWN + BQ_ATTENTION_ROWS128,
     ATTN_OWN_32 = ATTN_OWN + BQ_ATTENTION_ROWS32_KEYS2,
     ATTN_OWN_64K3 = ATTN_OWN + BQ_ATTENTION_ROWS64_KEYS3,
+    ATTN_OWN_WGMMA = ATTN_OWN + BQ_ATTENTION_WGMMA128,
     ATTN_CUDNN = ATTN_OWN + BQ_ATTENTION_TILINGS
 };
 #define ATTN_KINDS (ATTN_CUDNN + 1)
 static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(float),
               "pass_shape.attention_ms holds every attention candidate");
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
+
+/* Our kernel's tiling for a choice (ATTN_OWN .. ATTN_CUDNN - 1). */
+static bq_attention_tiling own_tiling(int choice) {
+    return (bq_attention_tiling)(choice - ATTN_OWN);
+}
 
 static void shape_take_preset(bq_cuda_engine *e, pass_shape *p);
 
@@ -469,7 +475,8 @@ static int attention_has_choice(const bq_cuda_engine *e, int len, int packed) {
  * our tilings this model and dtype have, or cuDNN's where it is a candidate. */
 static int attention_choice_valid(const bq_cuda_engine *e, int choice, int len, int packed) {
     if (choice == ATTN_OWN) return 1;
-    if (choice > ATTN_OWN && choice < ATTN_CUDNN) return e->attention_tilings;
+    if (choice > ATTN_OWN && choice < ATTN_CUDNN)
+        return e->attention_tilings && bq_cuda_attention_tiling_available(own_tiling(choice));
     return choice == ATTN_CUDNN && cudnn_is_candidate(e, len, packed);
 }
 
@@ -500,11 +507,6 @@ static int attention_for(const bq_cuda_engine *e, const pass_shape *p) {
     const int c = p ? p->attention_choice : ATTN_UNDECIDED;
     if (c == ATTN_CUDNN && e->cudnn_attention) return ATTN_CUDNN;
     return c > ATTN_OWN && c < ATTN_CUDNN ? c : ATTN_OWN;
-}
-
-/* Our kernel's tiling for a choice (ATTN_OWN .. ATTN_CUDNN - 1). */
-static bq_attention_tiling own_tiling(int choice) {
-    return (bq_attention_tiling)(choice - ATTN_OWN);
 }
 
 /* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current qkv -> ctx. */
@@ -546,7 +548,8 @@ static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err
 
 /* First eager pass of a shape (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
- * 32 rows with the keys split in two; 64 rows split in three), and cuDNN's under auto at the
+ * 32 rows with the keys split in two; 64 rows split in three; 128 rows on wgmma where the build
+ * and the device have it), and cuDNN's under auto at the
  * full length, in two interleaved rounds (bq_tuning_time_candidates); keep the fastest for this
  * shape. Under graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which
  * builds its plan for this batch) is tried alone first: if it fails, ours is kept and the reason
@@ -558,7 +561,8 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
     if (s != BQ_OK || !ready) return s;
     int kinds[ATTN_KINDS], n = 0;
     for (int k = ATTN_OWN; k < ATTN_CUDNN; k++)
-        if (k == ATTN_OWN || e->attention_tilings) kinds[n++] = k;
+        if (k == ATTN_OWN || (e->attention_tilings && bq_cuda_attention_tiling_available(own_tiling(k))))
+            kinds[n++] = k;
     if (cudnn_is_candidate(e, p->len, p->packed)) {
         bq_err cerr;
         bq_err_clear(&cerr);
@@ -903,10 +907,11 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
 
 /* ---- tuning cache ------------------------------------------------------------------------- */
 /* A text file: a magic line, then a section per key: a line "key <card> | sm_<cc> | cublasLt
- * <version> | <precision> | attention <mode> | <model sizes> | seq <len>", then one decision a
- * line: "gemm rows in out dtype tf32 epilogue candidates chosen gelu-path" (bq_gemm_decision)
- * and "shape batch len packed attention gemm" (ATTN_*, GEMM_*; packed 1 serves every sequence
- * capacity). An engine reads its key's section and writes it back, keeping the others as they
+ * <version> | <precision> | attention <mode> of <kinds> | <model sizes> | seq <len>", then one
+ * decision a line: "gemm rows in out dtype tf32 epilogue candidates chosen gelu-path"
+ * (bq_gemm_decision) and "shape batch len packed attention gemm" (ATTN_*, GEMM_*; packed 1 serves
+ * every sequence capacity). <kinds> (ATTN_KINDS) is in the key because the attention numbers
+ * follow our tilings: a build with another set of them reads another section. An engine reads its key's section and writes it back, keeping the others as they
  * were (engines that save one after another, as bench's do, share a file; concurrent ones: the
  * last to save wins). */
 #define TUNING_CACHE_MAGIC "bertqa-gpu tuning cache 1"
@@ -920,11 +925,11 @@ static void tuning_key(const bq_cuda_engine *e, char *key, size_t size) {
     }
     static const char *const attention[] = {"own", "cudnn", "auto"};
     const bq_config *c = &e->cfg;
-    snprintf(key, size, "%.200s | sm_%d%d | cublasLt %zu | %s | attention %s | hidden %d ffn %d "
-             "heads %d layers %d | seq %d", prop.name, prop.major, prop.minor,
+    snprintf(key, size, "%.200s | sm_%d%d | cublasLt %zu | %s | attention %s of %d | hidden %d "
+             "ffn %d heads %d layers %d | seq %d", prop.name, prop.major, prop.minor,
              bq_gemm_library_version(), bq_precision_name(e->opt.precision),
-             attention[e->opt.attention], c->hidden_size, c->intermediate_size, c->num_heads,
-             c->num_layers, e->opt.seq_len);
+             attention[e->opt.attention], ATTN_KINDS, c->hidden_size, c->intermediate_size,
+             c->num_heads, c->num_layers, e->opt.seq_len);
 }
 
 static bq_status shape_preset_add(bq_cuda_engine *e, const shape_preset *q, bq_err *err) {
@@ -1284,16 +1289,19 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, opt->device_index) == cudaSuccess)
         snprintf(name, sizeof name, "%s", prop.name);
-    const char *attention = "own";
+    const char *wgmma =
+        bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128) ? ", or wgmma in 128-row blocks" : "";
+    char attention[192] = "own";
     if (opt->attention == BQ_ATTENTION_CUDNN)
-        attention = "cudnn";
+        snprintf(attention, sizeof attention, "cudnn");
+    else if (cudnn_is_candidate(e, opt->seq_len, 0) && e->attention_tilings)
+        snprintf(attention, sizeof attention, "auto (own in 64-, 128- or 32-row blocks, keys split "
+                 "or not%s, or cudnn, per batch size)", wgmma);
     else if (cudnn_is_candidate(e, opt->seq_len, 0))
-        attention = e->attention_tilings
-                        ? "auto (own in 64-, 128- or 32-row blocks, keys split or not, or cudnn, "
-                          "per batch size)"
-                        : "auto (own or cudnn per batch size)";
+        snprintf(attention, sizeof attention, "auto (own or cudnn per batch size)");
     else if (e->attention_tilings)
-        attention = "own (64-, 128- or 32-row blocks, keys split or not, per batch size)";
+        snprintf(attention, sizeof attention, "own (64-, 128- or 32-row blocks, keys split or "
+                 "not%s, per batch size)", wgmma);
     snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s%s%.400s",
              name, bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
              e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note,
@@ -1351,6 +1359,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own128_ms = ms[ATTN_OWN_128];
         times->own32_ms = ms[ATTN_OWN_32];
         times->own64k3_ms = ms[ATTN_OWN_64K3];
+        times->own_wgmma_ms = ms[ATTN_OWN_WGMMA];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
     if (attention_has_choice(e, e->opt.seq_len, 0) && (!p || p->attention_choice == ATTN_UNDECIDED))
@@ -1360,6 +1369,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
     case ATTN_OWN_128: return "own-128";
     case ATTN_OWN_32: return "own-32";
     case ATTN_OWN_64K3: return "own-64k3";
+    case ATTN_OWN_WGMMA: return "own-wgmma";
     default: return "own";
     }
 }

@@ -40,6 +40,7 @@
 #include "safetensors.h"
 
 #ifdef BQ_HAVE_CUDA
+#include "attention.cuh"
 #include "gemm.cuh"
 #include "gemm_3xtf32.cuh"
 #include "gemm_bias_gelu.cuh"
@@ -892,23 +893,28 @@ static void forward_batch(bq_cuda_engine *e, const batch_case *bc, int batch, co
     free(start), free(end);
 }
 
-/* The fastest of our kernel's tilings in `t` (all four must have been timed), and its name (the
- * engine keeps the first of equals, in this order). */
+/* The fastest of our kernel's tilings in `t` (all four mma.sync ones must have been timed, and
+ * the wgmma one exactly where it can run), and its name (the engine keeps the first of equals, in
+ * this order). */
 static double fastest_own(const bq_attention_times *t) {
     assert_true(t->own_ms > 0 && t->own128_ms > 0 && t->own32_ms > 0 && t->own64k3_ms > 0);
+    const int wgmma = bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128);
+    assert_true(wgmma ? t->own_wgmma_ms > 0 : t->own_wgmma_ms == 0);
     double best = t->own_ms;
     if (t->own128_ms < best) best = t->own128_ms;
     if (t->own32_ms < best) best = t->own32_ms;
     if (t->own64k3_ms < best) best = t->own64k3_ms;
+    if (wgmma && t->own_wgmma_ms < best) best = t->own_wgmma_ms;
     return best;
 }
 
 static const char *own_choice_name(const bq_attention_times *t) {
     const double best = fastest_own(t);
-    return best == t->own_ms      ? "own"
-           : best == t->own128_ms ? "own-128"
-           : best == t->own32_ms  ? "own-32"
-                                  : "own-64k3";
+    return best == t->own_ms       ? "own"
+           : best == t->own128_ms  ? "own-128"
+           : best == t->own32_ms   ? "own-32"
+           : best == t->own64k3_ms ? "own-64k3"
+                                   : "own-wgmma";
 }
 
 /* Our attention's tilings (64-, 128- and 32-row blocks, and 64-row blocks with the keys split in
@@ -935,8 +941,8 @@ static void test_attention_tiling_choice(void **state) {
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
     printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f, 32 rows %.4f, 64 rows "
-           "with the keys split in three %.4f per layer)\n",
-           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms);
+           "with the keys split in three %.4f, wgmma in 128 rows %.4f per layer)\n",
+           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms);
     assert_true(t.cudnn_ms == 0.0); /* not a candidate under own */
     assert_string_equal(choice, own_choice_name(&t));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
@@ -949,7 +955,8 @@ static void test_attention_tiling_choice(void **state) {
     assert_null(strstr(bq_cuda_engine_describe(e), "row blocks"));
     forward_batch(e, &bc, 2, "fp32");
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
-    assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0 && t.own64k3_ms == 0.0);
+    assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0 && t.own64k3_ms == 0.0 &&
+                t.own_wgmma_ms == 0.0);
     bq_cuda_engine_free(e);
     free_batch(&bc);
     random_model_free(r);
@@ -1351,8 +1358,8 @@ static void test_cudnn_attention(void **state) {
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
     printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f, own-32 %.4f, "
-           "own-64k3 %.4f, cudnn %.4f per layer)\n",
-           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.cudnn_ms);
+           "own-64k3 %.4f, own-wgmma %.4f, cudnn %.4f per layer)\n",
+           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms, t.cudnn_ms);
     if (strcmp(choice, "cudnn") == 0)
         assert_true(t.cudnn_ms > 0 && t.cudnn_ms < fastest_own(&t));
     else
@@ -1552,7 +1559,8 @@ static void test_large_shapes_share_decisions(void **state) {
         if (b == 33) { /* 264 rows, from 256 up: batch 32's choices, nothing timed */
             bq_attention_times t32;
             assert_string_equal(attention, bq_cuda_engine_attention_choice(e, 32, &t32));
-            assert_true(t.own_ms == 0 && t.own128_ms == 0 && t.own32_ms == 0 && t.own64k3_ms == 0);
+            assert_true(t.own_ms == 0 && t.own128_ms == 0 && t.own32_ms == 0 && t.own64k3_ms == 0 &&
+                        t.own_wgmma_ms == 0);
             assert_string_equal(gemm, bq_cuda_engine_gemm_choice(e, 32, NULL, NULL));
             assert_true(timed_ms == 0 && first_ms == 0);
         } else { /* 256 rows (the first) and 248 (below): timed */

@@ -40,6 +40,7 @@ int main(void) {
 #ifndef BQ_CUDA_EMULATED
 #include "attention_cudnn.cuh"
 #endif
+#include "attention_wgmma.cuh"
 #include "bias_gelu.cuh"
 #include "bias_residual_layernorm.cuh"
 #include "cuda_check.cuh"
@@ -483,6 +484,20 @@ ATTENTION_DISPATCH(attention_dispatch, BQ_ATTENTION_ROWS64)
 ATTENTION_DISPATCH(attention_dispatch_128, BQ_ATTENTION_ROWS128)
 ATTENTION_DISPATCH(attention_dispatch_32, BQ_ATTENTION_ROWS32_KEYS2)
 ATTENTION_DISPATCH(attention_dispatch_64k3, BQ_ATTENTION_ROWS64_KEYS3)
+ATTENTION_DISPATCH(attention_dispatch_wgmma, BQ_ATTENTION_WGMMA128)
+
+/* Whether a tiling runs here (the wgmma one needs an sm_90 build and device); says once per
+ * tiling and test when it does not, so that a skipped kernel is visible in the log. */
+static bool tiling_runs_here(bq_attention_tiling t, const char *test) {
+    if (bq_cuda_attention_tiling_available(t)) return true;
+    static char said[BQ_ATTENTION_TILINGS][64];
+    if (strncmp(said[t], test, sizeof said[t]) != 0) {
+        printf("  %s: attention tiling %d not available in this build or on this device: skipped\n",
+               test, (int)t);
+        snprintf(said[t], sizeof said[t], "%s", test);
+    }
+    return false;
+}
 
 /* How a case names a tiling of the mma.sync kernel ("" for the default). */
 static const char *tiling_label(bq_attention_tiling t) {
@@ -490,6 +505,7 @@ static const char *tiling_label(bq_attention_tiling t) {
     case BQ_ATTENTION_ROWS128: return "rows=128 ";
     case BQ_ATTENTION_ROWS32_KEYS2: return "rows=32 keys/2 ";
     case BQ_ATTENTION_ROWS64_KEYS3: return "rows=64 keys/3 ";
+    case BQ_ATTENTION_WGMMA128: return "wgmma rows=128 ";
     default: return "";
     }
 }
@@ -512,7 +528,8 @@ static void test_attention(void **state) {
     const struct { attention_fn fn; const char *name; } paths[] = {
         {attention_dispatch, "dispatch"}, {bq_cuda_attention_generic, "generic"},
         {bq_cuda_attention_wmma, "wmma"}, {attention_dispatch_128, "dispatch-128"},
-        {attention_dispatch_32, "dispatch-32"}, {attention_dispatch_64k3, "dispatch-64k3"}};
+        {attention_dispatch_32, "dispatch-32"}, {attention_dispatch_64k3, "dispatch-64k3"},
+        {attention_dispatch_wgmma, "dispatch-wgmma"}};
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
@@ -531,6 +548,9 @@ static void test_attention(void **state) {
                                : dt == BQ_CUDA_F32       ? 2
                                                          : sizeof paths / sizeof paths[0];
         for (size_t pi = 0; pi < n_paths; pi++) {
+            if (paths[pi].fn == attention_dispatch_wgmma &&
+                !tiling_runs_here(BQ_ATTENTION_WGMMA128, "test_attention"))
+                continue;
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
             CUDA_OK(cudaDeviceSynchronize());
@@ -581,6 +601,7 @@ static void test_attention_head64(void **state) {
         const bq_cuda_dtype dt = k_dtypes[di];
         const bq_attention_tiling tiling = (bq_attention_tiling)ti;
         if (tiling != BQ_ATTENTION_ROWS64 && dt == BQ_CUDA_F32) continue;
+        if (!tiling_runs_here(tiling, "test_attention_head64")) continue;
         const size_t es = bq_cuda_dtype_size(dt);
         const bool unaligned = si == n_seqs; /* one extra case */
         if (unaligned && pattern != MASK_RAGGED) continue;
@@ -641,6 +662,7 @@ static void test_attention_rising_scores(void **state) {
         const bq_attention_tiling tiling = (bq_attention_tiling)ti;
         const int S = seqs[si];
         if (tiling != BQ_ATTENTION_ROWS64 && dt == BQ_CUDA_F32) continue;
+        if (!tiling_runs_here(tiling, "test_attention_rising_scores")) continue;
         if (pattern == MASK_ONE_REAL) continue;
         const size_t rows = (size_t)B * S;
         attention_case ac = attention_case_make(B, S, H, heads, (mask_pattern)pattern, dt, &seed);
@@ -816,6 +838,7 @@ static void test_attention_varlen(void **state) {
         for (int ti = 0; ti < n_tilings; ti++)
         for (int slack = 0; slack <= (ti == 0 ? 100 : 0); slack += 100) {
             const bq_attention_tiling tiling = (bq_attention_tiling)ti;
+            if (!tiling_runs_here(tiling, "test_attention_varlen")) continue;
             dev_buf d_ctx = dev_alloc_at(rows * H * es, offset);
             CUDA_OK(bq_cuda_attention_varlen(d_qkv.ptr, d_offsets.ptr, N_SEQS, longest + slack, H,
                                              heads, d_ctx.ptr, dt, tiling, 0));
@@ -943,6 +966,26 @@ static void test_invalid_arguments(void **state) {
     assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 30, 4, p, BQ_CUDA_F32, rows64, 0), bad);
     assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 512, 2, p, BQ_CUDA_F16, rows64, 0), bad);
     assert_int_equal(bq_cuda_attention(p, NULL, 1, 4, 64, 1, p, BQ_CUDA_F16, rows64, 0), bad);
+    /* which tilings run: every mma.sync one; nothing out of range; wgmma only where its
+     * kernel is built and the device is sm_90, and where it is not, asking for it on the
+     * tensor-core path says "not supported" */
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_ROWS64), 1);
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_ROWS64_KEYS3), 1);
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_TILINGS), 0);
+    assert_int_equal(bq_cuda_attention_tiling_available((bq_attention_tiling)-1), 0);
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128),
+                     bq_attention_wgmma_built() && bq_cuda_device_is_sm90());
+    assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "mma", 1), 0); /* the switch that drops it */
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128), 0);
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_ROWS128), 1);
+    unsetenv("BQ_ATTENTION_KERNEL");
+    if (!bq_attention_wgmma_built() || !bq_cuda_device_is_sm90()) {
+        /* refused before anything is read or launched, so host pointers do (16-byte aligned) */
+        _Alignas(16) char host[16] = {0};
+        assert_int_equal(bq_cuda_attention(host, (const int32_t *)host, 1, 4, 64, 1, host,
+                                           BQ_CUDA_F16, BQ_ATTENTION_WGMMA128, 0),
+                         cudaErrorNotSupported);
+    }
     /* a tiling the kernels do not have */
     assert_int_equal(bq_cuda_attention(p, ip, 1, 4, 64, 1, p, BQ_CUDA_F16, BQ_ATTENTION_TILINGS, 0),
                      bad);

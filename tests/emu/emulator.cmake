@@ -58,9 +58,9 @@ set(BQ_EMU_TRANSLATE ${BQ_EMU_SRC}/translate_cu.py)
 # memory (a header missing here still compiles, but its shared arrays are neither poisoned nor
 # counted, and ldmatrix / cp.async reject them as not shared). Translated headers sit next to the
 # translated .cpp files, so they win the quoted-include search over cuda/.
-set(BQ_EMU_KERNEL_SOURCES attention.cu bias_gelu.cu bias_residual_layernorm.cu
+set(BQ_EMU_KERNEL_SOURCES attention.cu attention_wgmma.cu bias_gelu.cu bias_residual_layernorm.cu
                           embeddings_layernorm.cu qa_head.cu cuda_check.cu)
-set(BQ_EMU_KERNEL_HEADERS kernel_common.cuh)
+set(BQ_EMU_KERNEL_HEADERS kernel_common.cuh attention_common.cuh)
 # The engine's host-side CUDA sources: no kernels of their own except cuDNN's mask bias, which the
 # "built without cuDNN" stub of attention_cudnn.cu does not have.
 set(BQ_EMU_ENGINE_SOURCES engine_cuda.cu gemm.cu tuning.cu gemm_bias_gelu.cu gemm_3xtf32.cu
@@ -104,6 +104,8 @@ target_include_directories(bq_emu_kernels PRIVATE ${BQ_EMU_SRC} ${CMAKE_CURRENT_
                            ${CMAKE_CURRENT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_compile_options(bq_emu_kernels PRIVATE "SHELL:-include ${BQ_EMU_SRC}/cuda_emu.h" -Wall
                        -Wno-unknown-pragmas -fno-strict-aliasing)
+# the wgmma attention kernel as on an sm_90a build (the emulator is an sm_90 device)
+target_compile_definitions(bq_emu_kernels PRIVATE BQ_WGMMA_ATTENTION=1)
 target_link_libraries(bq_emu_kernels PUBLIC bq_emu_runtime)
 
 # The host library without any CUDA: `bertqa` itself when the real backend is off, else the same

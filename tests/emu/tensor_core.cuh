@@ -82,6 +82,16 @@ struct MmaArg {
     float *d;          /* 4 accumulators: C in, D out */
 };
 
+/* Lane `lane`'s A fragment (4 registers, 16 x 16 row-major, the layout below) into A. */
+template <typename T> void a_fragment_to_rows(const uint32_t *a, int lane, float (&A)[16][16]) {
+    const int g = lane / 4, t = lane % 4;
+    for (int reg = 0; reg < 4; reg++) {
+        const int row = g + 8 * (reg & 1), col = 2 * t + 8 * (reg >> 1);
+        A[row][col] = b16_to_float<T>((uint16_t)(a[reg] & 0xffffu));
+        A[row][col + 1] = b16_to_float<T>((uint16_t)(a[reg] >> 16));
+    }
+}
+
 /* mma.m16n8k16.row.col.f32.{f16,bf16}: D = A (16x16) . B (16x8) + C, fp32. With g = lane / 4,
  * t = lane % 4: A a[0] = (g, 2t..2t+1), a[1] = (g+8, 2t..), a[2] = (g, 2t+8..), a[3] = (g+8, 2t+8..);
  * B b[0] = (k 2t..2t+1, n g), b[1] = (k 2t+8..2t+9, n g); C c[0..1] = (g, 2t..2t+1),
@@ -93,11 +103,7 @@ template <typename T> void mma_16816_complete(void *const args[32], unsigned par
     for (int lane = 0; lane < 32; lane++) {
         const MmaArg *m = static_cast<const MmaArg *>(args[lane]);
         const int g = lane / 4, t = lane % 4;
-        for (int reg = 0; reg < 4; reg++) {
-            const int row = g + 8 * (reg & 1), col = 2 * t + 8 * (reg >> 1);
-            A[row][col] = b16_to_float<T>((uint16_t)(m->a[reg] & 0xffffu));
-            A[row][col + 1] = b16_to_float<T>((uint16_t)(m->a[reg] >> 16));
-        }
+        a_fragment_to_rows<T>(m->a, lane, A);
         for (int reg = 0; reg < 2; reg++) {
             const int k = 2 * t + 8 * reg;
             B[k][g] = b16_to_float<T>((uint16_t)(m->b[reg] & 0xffffu));
@@ -132,6 +138,93 @@ template <typename T>
 const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16.f16"
                                                             : "mma.sync.m16n8k16.bf16",
                              &mma_16816_complete<T>};
+
+#ifdef BQ_WGMMA_ATTENTION
+/* ---- wgmma (sm_90a) ----
+ * wgmma.mma_async is warpgroup-collective on the device, but warp i of the group reads only A's
+ * rows 16i .. 16i + 15 and writes only D's, so each warp is emulated alone at its own warp
+ * rendezvous (that all four warps issue it is not checked). Descriptors: the start address is
+ * the offset into the launch's dynamic shared memory (bq_wgmma_desc below), where every operand
+ * must lie; only the no-swizzle layout (type 0, base offset 0) is accepted, as the kernels use
+ * only that. The asynchrony is not emulated: the MMA happens at the call; fences and waits are
+ * no-ops. */
+struct WgmmaArg {
+    uint64_t a_desc;       /* A in shared memory, or */
+    const uint32_t *a;     /* A from registers (4 a lane), NULL for a descriptor */
+    uint64_t b_desc;
+    float (*d)[4];         /* 8 x 4 accumulators */
+    int accumulate;
+    int trans_b;
+    int warp_in_group;
+};
+
+/* Shared address of element (mn, k) of a no-swizzle operand (mn_major: transposed B). */
+inline const unsigned char *wgmma_element(uint64_t desc, int mn, int k, bool mn_major, const char *what) {
+    if ((desc >> 62) != 0 || ((desc >> 49) & 7) != 0)
+        fail(cudaErrorLaunchFailure, "wgmma %s descriptor 0x%016llx: only the no-swizzle layout with base "
+             "offset 0 is emulated", what, (unsigned long long)desc);
+    const size_t start = (size_t)(desc & 0x3FFF) << 4;
+    const size_t lbo = (size_t)((desc >> 16) & 0x3FFF) << 4, sbo = (size_t)((desc >> 32) & 0x3FFF) << 4;
+    const size_t offset = mn_major ? start + (mn / 8) * sbo + (k / 8) * lbo + (k % 8) * 16 + (mn % 8) * 2
+                                   : start + (mn / 8) * sbo + (k / 8) * lbo + (mn % 8) * 16 + (k % 8) * 2;
+    const unsigned char *p = static_cast<const unsigned char *>(dynamic_shared()) + offset;
+    if (!is_shared(p, 2))
+        fail(cudaErrorIllegalAddress, "wgmma %s element (%d, %d) at dynamic shared offset %zu: outside the "
+             "launch's dynamic shared memory", what, mn, k, offset);
+    return p;
+}
+
+/* wgmma.mma_async.m64n64k16.f32.{f16,bf16}, this warp's 16 rows: D = A . B (+ D). */
+template <typename T> void wgmma_64x64x16_complete(void *const args[32], unsigned participants) {
+    if (participants != 0xffffffffu)
+        fail(cudaErrorLaunchFailure, "wgmma with lanes 0x%08x: all 32 lanes must take part", participants);
+    const WgmmaArg *first = static_cast<const WgmmaArg *>(args[0]);
+    for (int lane = 1; lane < 32; lane++) {
+        const WgmmaArg *w = static_cast<const WgmmaArg *>(args[lane]);
+        if (w->b_desc != first->b_desc || (w->a == NULL) != (first->a == NULL) ||
+            (!w->a && w->a_desc != first->a_desc) || w->accumulate != first->accumulate ||
+            w->trans_b != first->trans_b || w->warp_in_group != first->warp_in_group)
+            fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
+    }
+    const int row0 = 16 * first->warp_in_group; /* this warp's rows of A and D */
+    float A[16][16], B[16][64], C[16][64];
+    for (int lane = 0; lane < 32; lane++) {
+        const WgmmaArg *w = static_cast<const WgmmaArg *>(args[lane]);
+        const int g = lane / 4, t = lane % 4;
+        if (w->a) a_fragment_to_rows<T>(w->a, lane, A); /* the mma.sync A layout */
+        for (int n = 0; n < 8; n++)
+            for (int e = 0; e < 4; e++)
+                C[g + 8 * (e >> 1)][8 * n + 2 * t + (e & 1)] = first->accumulate ? w->d[n][e] : 0.0f;
+    }
+    if (!first->a)
+        for (int r = 0; r < 16; r++)
+            for (int k = 0; k < 16; k++)
+                A[r][k] = b16_to_float<T>(load_b16(wgmma_element(first->a_desc, row0 + r, k, false, "A")));
+    for (int n = 0; n < 64; n++)
+        for (int k = 0; k < 16; k++)
+            B[k][n] = b16_to_float<T>(load_b16(wgmma_element(first->b_desc, n, k, first->trans_b != 0, "B")));
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 64; n++) {
+            float acc = C[m][n];
+            for (int k = 0; k < 16; k++) acc += A[m][k] * B[k][n];
+            C[m][n] = acc;
+        }
+    for (int lane = 0; lane < 32; lane++) {
+        float (*d)[4] = static_cast<WgmmaArg *>(args[lane])->d;
+        const int g = lane / 4, t = lane % 4;
+        for (int n = 0; n < 8; n++)
+            for (int e = 0; e < 4; e++) d[n][e] = C[g + 8 * (e >> 1)][8 * n + 2 * t + (e & 1)];
+    }
+}
+
+template <typename T> struct WgmmaOp {
+    static const WarpOp op;
+};
+template <typename T>
+const WarpOp WgmmaOp<T>::op = {std::is_same<T, __half>::value ? "wgmma.m64n64k16.f16"
+                                                              : "wgmma.m64n64k16.bf16",
+                               &wgmma_64x64x16_complete<T>};
+#endif /* BQ_WGMMA_ATTENTION */
 
 } // namespace bq_emu
 
@@ -185,5 +278,40 @@ inline void bq_cp_async_commit() {}
 template <int pending> inline void bq_cp_async_wait() {
     static_assert(pending >= 0, "cp.async.wait_group takes a count >= 0");
 }
+
+#ifdef BQ_WGMMA_ATTENTION
+/* The descriptor as on the device, except that the start address is the offset into the
+ * launch's dynamic shared memory (the emulated wgmma's only operand space). */
+inline uint64_t bq_wgmma_desc(const void *smem, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+    const unsigned char *p = static_cast<const unsigned char *>(smem);
+    const unsigned char *base = static_cast<const unsigned char *>(bq_emu::dynamic_shared());
+    if (!bq_emu::is_shared(p, 16) || p < base || (size_t)(p - base) >= ((size_t)1 << 18) ||
+        (uintptr_t)p % 16 != 0)
+        bq_emu::fail(cudaErrorIllegalAddress, "wgmma descriptor of %p: not a 16-byte aligned address in "
+                     "the launch's dynamic shared memory", smem);
+    return (uint64_t)(((size_t)(p - base) >> 4) & 0x3FFFu) | (uint64_t)((lbo_bytes >> 4) & 0x3FFFu) << 16 |
+           (uint64_t)((sbo_bytes >> 4) & 0x3FFFu) << 32;
+}
+
+inline void bq_wgmma_fence() {}
+inline void bq_wgmma_commit() {}
+template <int pending> inline void bq_wgmma_wait() {
+    static_assert(pending >= 0, "wgmma.wait_group takes a count >= 0");
+}
+inline void bq_fence_proxy_async() {}
+inline void bq_wgmma_fence_operands(float (&)[8][4]) {}
+
+template <typename T, int TransB>
+inline void bq_wgmma_64x64x16_ss(float (&d)[8][4], uint64_t a_desc, uint64_t b_desc, int accumulate) {
+    bq_emu::WgmmaArg arg = {a_desc, nullptr, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4};
+    bq_emu::warp_collective(&bq_emu::WgmmaOp<T>::op, 0xffffffffu, &arg);
+}
+
+template <typename T, int TransB>
+inline void bq_wgmma_64x64x16_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) {
+    bq_emu::WgmmaArg arg = {0, a, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4};
+    bq_emu::warp_collective(&bq_emu::WgmmaOp<T>::op, 0xffffffffu, &arg);
+}
+#endif
 
 #endif
