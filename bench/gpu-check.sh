@@ -379,6 +379,15 @@ EOF3
             --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 1 --iters 20
+        # the wgmma attention at batch 128 (stop 20, first time on a card): one of its launches in
+        # the first pass's timing of the candidates (every tiling runs there, kept or not), with
+        # the sections that say whether tensor cores, the exp unit (softmax) or memory bound it
+        step ncu-attention-wgmma 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
+            --kernel-name regex:attention_wgmma --launch-skip 2 --launch-count 1 \
+            --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy \
+            --section WarpStateStats --section InstructionStats --section MemoryWorkloadAnalysis \
+            "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
+            --batch 128 --iters 1
         # what the erf GELU epilogue costs inside the kernel (run 8035cee's probe call: 22
         # instructions per element, issue slots under 40% busy, nothing overlapping them): the 9
         # CUTLASS kernels of the probe (large / ping-pong x bias only, erf, fast erf, fast erf

@@ -6,7 +6,9 @@
  * warpgroup instruction straight from shared memory. This kernel is FlashAttention-2's algorithm
  * (online softmax, scores and output in registers) on wgmma:
  *   - a block is 2 warpgroups of 64 query rows each (wgmma's M), 256 threads, one (batch, head);
- *   - per 64-key tile, S (64 x 64) = Q K^T by 4 wgmma with both operands in shared memory, then
+ *   - per 64-key tile, S (64 x 64) = Q K^T by 4 wgmma, Q from registers (loaded once by
+ *     ldmatrix: at N = 64 a wgmma reading both operands from shared memory would need all of its
+ *     128 bytes a clock) and K from shared memory, then
  *     the online softmax in registers (the accumulator layout is mma.sync's C layout per warp, so
  *     attention_common.cuh's softmax serves both kernels), then O += P V by 4 wgmma with P from
  *     registers (the C layout of two 8-key n-tiles is the A layout of one 16-key step) and V, read
@@ -14,7 +16,8 @@
  *   - K and V tiles double-buffered by cp.async as in the mma.sync kernel, tiles of padding only
  *     skipped, the query rows loaded once.
  * Shared tiles use the no-swizzle core-matrix layout (tensor_core.cuh): simple to address and
- * conflict-free for wgmma's reads and our 16-byte copies. Each wgmma group is waited for at once
+ * conflict-free for wgmma's reads, ldmatrix and our 16-byte copies. 125 registers (ptxas, sm_90a),
+ * two blocks an SM. Each wgmma group is waited for at once
  * (no overlap of one tile's softmax with the next tile's MMA inside a warpgroup); the two
  * warpgroups of a block and two blocks an SM overlap each other instead.
  *
@@ -122,6 +125,7 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
 
     int tile = key_tiles.next_live(-1); /* tile 0 unless skipped; one always exists */
     int buf = 0;
+    bool first = true;
     stage_tile(tile, buf);
     bq_cp_async_commit();
 
@@ -130,7 +134,7 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
 #pragma unroll
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     const float scale_log2 = scale * LOG2E;
-    const unsigned char *const q_group = q_s + group * 64 * WG_ROW_BYTES;
+    uint32_t q_frag[D / 16][4]; /* this warp's 16 query rows as wgmma A fragments, per k-step */
 
     while (tile < key_tiles.n) {
         const int next = key_tiles.next_live(tile);
@@ -146,15 +150,25 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
         const unsigned char *const k_tile = k_s + buf * TILE_BYTES;
         const unsigned char *const v_tile = v_s + buf * TILE_BYTES;
 
-        /* S = Q K^T: k-step ks = dims 16 ks .. +15 = chunks 2 ks, 2 ks + 1 of Q and K */
+        if (first) { /* the queries, in registers from now on: wgmma then reads only K from
+                      * shared memory (at N = 64 reading A too would take all of its bandwidth) */
+            const int ld_row = lane & 7, ld_matrix = lane >> 3;
+            const int row = group * 64 + (warp % 4) * 16 + ld_row + 8 * (ld_matrix & 1);
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ks++)
+                bq_ldmatrix_x4(q_frag[ks], q_s + wg_tile_offset(row, 2 * ks + (ld_matrix >> 1)));
+            first = false;
+        }
+
+        /* S = Q K^T: k-step ks = dims 16 ks .. +15 = chunks 2 ks, 2 ks + 1 of K */
         float s[KT / 8][4];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
         bq_wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < D / 16; ks++)
-            bq_wgmma_64x64x16_ss<T, 0>(
-                s, bq_wgmma_desc(q_group + 2 * ks * WG_CORE_BYTES, WG_CORE_BYTES, WG_GROUP_BYTES),
+            bq_wgmma_64x64x16_rs<T, 0>(
+                s, q_frag[ks],
                 bq_wgmma_desc(k_tile + 2 * ks * WG_CORE_BYTES, WG_CORE_BYTES, WG_GROUP_BYTES),
                 ks > 0);
         bq_wgmma_commit();

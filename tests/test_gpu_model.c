@@ -898,7 +898,11 @@ static void forward_batch(bq_cuda_engine *e, const batch_case *bc, int batch, co
  * this order). */
 static double fastest_own(const bq_attention_times *t) {
     assert_true(t->own_ms > 0 && t->own128_ms > 0 && t->own32_ms > 0 && t->own64k3_ms > 0);
+#ifdef BQ_HAVE_CUDA
     const int wgmma = bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128);
+#else
+    const int wgmma = 0; /* never reached without CUDA: REQUIRE_GPU skips first */
+#endif
     assert_true(wgmma ? t->own_wgmma_ms > 0 : t->own_wgmma_ms == 0);
     double best = t->own_ms;
     if (t->own128_ms < best) best = t->own128_ms;

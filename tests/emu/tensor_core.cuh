@@ -14,6 +14,8 @@
 
 #include "cuda_emu.h"
 
+#include <vector>
+
 namespace bq_emu {
 
 template <typename T> inline float b16_to_float(uint16_t bits);
@@ -146,8 +148,13 @@ const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16
  * rendezvous (that all four warps issue it is not checked). Descriptors: the start address is
  * the offset into the launch's dynamic shared memory (bq_wgmma_desc below), where every operand
  * must lie; only the no-swizzle layout (type 0, base offset 0) is accepted, as the kernels use
- * only that. The asynchrony is not emulated: the MMA happens at the call; fences and waits are
- * no-ops. */
+ * only that.
+ * The asynchrony is emulated the way that exposes a kernel which does not wait: an MMA is only
+ * recorded when issued; commit closes a group of them, and wait<N> runs every group but the
+ * newest N, reading A, B and D at that moment. A kernel that reads its accumulators before the
+ * wait sees them unchanged, and one that overwrites an operand (registers or shared memory)
+ * before it computes with the new values: either way its results go wrong and the tests fail.
+ * A block may not leave MMAs unwaited for: a later wait that finds another block's fails. */
 struct WgmmaArg {
     uint64_t a_desc;       /* A in shared memory, or */
     const uint32_t *a;     /* A from registers (4 a lane), NULL for a descriptor */
@@ -156,6 +163,7 @@ struct WgmmaArg {
     int accumulate;
     int trans_b;
     int warp_in_group;
+    int warp;              /* in the block */
 };
 
 /* Shared address of element (mn, k) of a no-swizzle operand (mn_major: transposed B). */
@@ -174,35 +182,26 @@ inline const unsigned char *wgmma_element(uint64_t desc, int mn, int k, bool mn_
     return p;
 }
 
-/* wgmma.mma_async.m64n64k16.f32.{f16,bf16}, this warp's 16 rows: D = A . B (+ D). */
-template <typename T> void wgmma_64x64x16_complete(void *const args[32], unsigned participants) {
-    if (participants != 0xffffffffu)
-        fail(cudaErrorLaunchFailure, "wgmma with lanes 0x%08x: all 32 lanes must take part", participants);
-    const WgmmaArg *first = static_cast<const WgmmaArg *>(args[0]);
-    for (int lane = 1; lane < 32; lane++) {
-        const WgmmaArg *w = static_cast<const WgmmaArg *>(args[lane]);
-        if (w->b_desc != first->b_desc || (w->a == NULL) != (first->a == NULL) ||
-            (!w->a && w->a_desc != first->a_desc) || w->accumulate != first->accumulate ||
-            w->trans_b != first->trans_b || w->warp_in_group != first->warp_in_group)
-            fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
-    }
-    const int row0 = 16 * first->warp_in_group; /* this warp's rows of A and D */
+/* wgmma.mma_async.m64n64k16.f32.{f16,bf16} for one warp's 16 rows: D = A . B (+ D), run now. */
+template <typename T> void wgmma_64x64x16_run(const WgmmaArg (&lanes)[32]) {
+    const WgmmaArg &first = lanes[0];
+    const int row0 = 16 * first.warp_in_group; /* this warp's rows of A and D */
     float A[16][16], B[16][64], C[16][64];
     for (int lane = 0; lane < 32; lane++) {
-        const WgmmaArg *w = static_cast<const WgmmaArg *>(args[lane]);
+        const WgmmaArg &w = lanes[lane];
         const int g = lane / 4, t = lane % 4;
-        if (w->a) a_fragment_to_rows<T>(w->a, lane, A); /* the mma.sync A layout */
+        if (w.a) a_fragment_to_rows<T>(w.a, lane, A); /* the mma.sync A layout */
         for (int n = 0; n < 8; n++)
             for (int e = 0; e < 4; e++)
-                C[g + 8 * (e >> 1)][8 * n + 2 * t + (e & 1)] = first->accumulate ? w->d[n][e] : 0.0f;
+                C[g + 8 * (e >> 1)][8 * n + 2 * t + (e & 1)] = first.accumulate ? w.d[n][e] : 0.0f;
     }
-    if (!first->a)
+    if (!first.a)
         for (int r = 0; r < 16; r++)
             for (int k = 0; k < 16; k++)
-                A[r][k] = b16_to_float<T>(load_b16(wgmma_element(first->a_desc, row0 + r, k, false, "A")));
+                A[r][k] = b16_to_float<T>(load_b16(wgmma_element(first.a_desc, row0 + r, k, false, "A")));
     for (int n = 0; n < 64; n++)
         for (int k = 0; k < 16; k++)
-            B[k][n] = b16_to_float<T>(load_b16(wgmma_element(first->b_desc, n, k, first->trans_b != 0, "B")));
+            B[k][n] = b16_to_float<T>(load_b16(wgmma_element(first.b_desc, n, k, first.trans_b != 0, "B")));
     for (int m = 0; m < 16; m++)
         for (int n = 0; n < 64; n++) {
             float acc = C[m][n];
@@ -210,10 +209,70 @@ template <typename T> void wgmma_64x64x16_complete(void *const args[32], unsigne
             C[m][n] = acc;
         }
     for (int lane = 0; lane < 32; lane++) {
-        float (*d)[4] = static_cast<WgmmaArg *>(args[lane])->d;
+        float (*d)[4] = lanes[lane].d;
         const int g = lane / 4, t = lane % 4;
         for (int n = 0; n < 8; n++)
             for (int e = 0; e < 4; e++) d[n][e] = C[g + 8 * (e >> 1)][8 * n + 2 * t + (e & 1)];
+    }
+}
+
+/* The MMAs a warp has issued and not yet run: each with its 32 lanes' arguments and the block it
+ * belongs to; `groups` closed by commit, `open` since. Blocks run one at a time. */
+struct WgmmaPending {
+    WgmmaArg lanes[32];
+    void (*run)(const WgmmaArg (&)[32]);
+    dim3 block;
+};
+struct WgmmaWarpQueue {
+    std::vector<std::vector<WgmmaPending>> groups;
+    std::vector<WgmmaPending> open;
+};
+inline WgmmaWarpQueue g_wgmma_queues[32]; /* by warp of the block (at most 1024 threads) */
+
+inline bool same_block(const dim3 &a, const dim3 &b) { return a.x == b.x && a.y == b.y && a.z == b.z; }
+
+template <typename T> void wgmma_issue_complete(void *const args[32], unsigned participants) {
+    if (participants != 0xffffffffu)
+        fail(cudaErrorLaunchFailure, "wgmma with lanes 0x%08x: all 32 lanes must take part", participants);
+    WgmmaPending op;
+    for (int lane = 0; lane < 32; lane++) {
+        op.lanes[lane] = *static_cast<const WgmmaArg *>(args[lane]);
+        const WgmmaArg &w = op.lanes[lane], &first = op.lanes[0];
+        if (w.b_desc != first.b_desc || (w.a == NULL) != (first.a == NULL) ||
+            (!w.a && w.a_desc != first.a_desc) || w.accumulate != first.accumulate ||
+            w.trans_b != first.trans_b || w.warp_in_group != first.warp_in_group || w.warp != first.warp)
+            fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
+    }
+    op.run = &wgmma_64x64x16_run<T>;
+    op.block = dim3(blockIdx.x, blockIdx.y, blockIdx.z);
+    g_wgmma_queues[op.lanes[0].warp].open.push_back(op);
+}
+
+struct WgmmaSyncArg {
+    int warp;
+    int keep; /* wait: groups that may stay in flight; -1: commit */
+};
+
+inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
+    if (participants != 0xffffffffu)
+        fail(cudaErrorLaunchFailure, "wgmma commit / wait with lanes 0x%08x: all 32 lanes must take part",
+             participants);
+    const WgmmaSyncArg *s = static_cast<const WgmmaSyncArg *>(args[0]);
+    WgmmaWarpQueue &q = g_wgmma_queues[s->warp];
+    if (s->keep < 0) { /* commit: an empty group is a group too */
+        q.groups.push_back(std::move(q.open));
+        q.open.clear();
+        return;
+    }
+    const dim3 block(blockIdx.x, blockIdx.y, blockIdx.z);
+    while (q.groups.size() > (size_t)s->keep) {
+        for (const WgmmaPending &op : q.groups.front()) {
+            if (!same_block(op.block, block))
+                fail(cudaErrorLaunchFailure, "wgmma issued by block (%u,%u,%u) warp %d was never waited for",
+                     op.block.x, op.block.y, op.block.z, s->warp);
+            op.run(op.lanes);
+        }
+        q.groups.erase(q.groups.begin());
     }
 }
 
@@ -223,7 +282,8 @@ template <typename T> struct WgmmaOp {
 template <typename T>
 const WarpOp WgmmaOp<T>::op = {std::is_same<T, __half>::value ? "wgmma.m64n64k16.f16"
                                                               : "wgmma.m64n64k16.bf16",
-                               &wgmma_64x64x16_complete<T>};
+                               &wgmma_issue_complete<T>};
+inline const WarpOp k_wgmma_sync_op = {"wgmma.commit_group / wait_group", &wgmma_sync_complete};
 #endif /* BQ_WGMMA_ATTENTION */
 
 } // namespace bq_emu
@@ -294,22 +354,29 @@ inline uint64_t bq_wgmma_desc(const void *smem, uint32_t lbo_bytes, uint32_t sbo
 }
 
 inline void bq_wgmma_fence() {}
-inline void bq_wgmma_commit() {}
+inline void bq_wgmma_commit() {
+    bq_emu::WgmmaSyncArg arg = {(int)(threadIdx.x / 32), -1};
+    bq_emu::warp_collective(&bq_emu::k_wgmma_sync_op, 0xffffffffu, &arg);
+}
 template <int pending> inline void bq_wgmma_wait() {
     static_assert(pending >= 0, "wgmma.wait_group takes a count >= 0");
+    bq_emu::WgmmaSyncArg arg = {(int)(threadIdx.x / 32), pending};
+    bq_emu::warp_collective(&bq_emu::k_wgmma_sync_op, 0xffffffffu, &arg);
 }
 inline void bq_fence_proxy_async() {}
 inline void bq_wgmma_fence_operands(float (&)[8][4]) {}
 
 template <typename T, int TransB>
 inline void bq_wgmma_64x64x16_ss(float (&d)[8][4], uint64_t a_desc, uint64_t b_desc, int accumulate) {
-    bq_emu::WgmmaArg arg = {a_desc, nullptr, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4};
+    bq_emu::WgmmaArg arg = {a_desc, nullptr, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4,
+                            (int)(threadIdx.x / 32)};
     bq_emu::warp_collective(&bq_emu::WgmmaOp<T>::op, 0xffffffffu, &arg);
 }
 
 template <typename T, int TransB>
 inline void bq_wgmma_64x64x16_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) {
-    bq_emu::WgmmaArg arg = {0, a, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4};
+    bq_emu::WgmmaArg arg = {0, a, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4,
+                            (int)(threadIdx.x / 32)};
     bq_emu::warp_collective(&bq_emu::WgmmaOp<T>::op, 0xffffffffu, &arg);
 }
 #endif
