@@ -164,6 +164,10 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
         float s[KT / 8][4];
 #pragma unroll
         for (int n = 0; n < KT / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        /* every register the MMAs use written before the fence (wgmma.fence's rule) */
+        bq_wgmma_fence_operands(s);
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ks++) bq_wgmma_fence_operands(q_frag[ks]);
         bq_wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < D / 16; ks++)
@@ -174,6 +178,8 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
         bq_wgmma_commit();
         bq_wgmma_wait<0>();
         bq_wgmma_fence_operands(s);
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ks++) bq_wgmma_fence_operands(q_frag[ks]);
 
         /* online softmax in log2 units, scores -> probabilities in place; o rescaled */
         mma_online_softmax(s, key_bias[buf], scale_log2, lane & 3, row_max, row_sum, o);
@@ -189,6 +195,8 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
             p[j][3] = bq_pack2<T>(s[2 * j + 1][2], s[2 * j + 1][3]);
         }
         bq_wgmma_fence_operands(o);
+#pragma unroll
+        for (int j = 0; j < KT / 16; j++) bq_wgmma_fence_operands(p[j]);
         bq_wgmma_fence();
 #pragma unroll
         for (int j = 0; j < KT / 16; j++)
@@ -198,6 +206,8 @@ attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_off
         bq_wgmma_commit();
         bq_wgmma_wait<0>();
         bq_wgmma_fence_operands(o);
+#pragma unroll
+        for (int j = 0; j < KT / 16; j++) bq_wgmma_fence_operands(p[j]);
         __syncthreads(); /* every warpgroup done with this buffer before it is refilled */
         buf ^= 1;
         tile = next;

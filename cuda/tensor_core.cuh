@@ -134,13 +134,20 @@ __device__ __forceinline__ void bq_fence_proxy_async() {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
-/* Pin 32 accumulators in place across the asynchronous MMA: the compiler may not move their reads
- * or writes over this point (after a wait, before a fence). */
+/* Pin an MMA's register operands in place across the asynchronous MMA: the compiler may not move
+ * their reads or writes over this point. Before bq_wgmma_fence (their last writes stay before
+ * it, as wgmma.fence requires) and after the wait (no read moves before it); CUTLASS's
+ * warpgroup_fence_operand does the same. 32 accumulators, or 4 registers of an A fragment. */
 __device__ __forceinline__ void bq_wgmma_fence_operands(float (&d)[8][4]) {
 #pragma unroll
     for (int n = 0; n < 8; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) asm volatile("" : "+f"(d[n][e])::"memory");
+}
+
+__device__ __forceinline__ void bq_wgmma_fence_operands(uint32_t (&a)[4]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(a[i])::"memory");
 }
 
 #define BQ_WGMMA_D32                                                                              \
@@ -154,27 +161,11 @@ __device__ __forceinline__ void bq_wgmma_fence_operands(float (&d)[8][4]) {
         "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),    \
         "+f"(d[7][2]), "+f"(d[7][3])
 
-/* D (64 x 64) = A . B (+ D when accumulate != 0): A 64 x 16 K-major in shared memory, B 16 x 64
- * in shared memory, K-major (TransB 0) or MN-major (TransB 1); T __half or __nv_bfloat16.
- * d[n][e]: this thread's accumulators of columns 8n .. 8n + 7, e as in the mma.sync C layout. */
-template <typename T, int TransB>
-__device__ __forceinline__ void bq_wgmma_64x64x16_ss(float (&d)[8][4], uint64_t a_desc,
-                                                     uint64_t b_desc, int accumulate) {
-    if constexpr (std::is_same<T, __half>::value)
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " BQ_WGMMA_D32
-                     ", %32, %33, p, 1, 1, 0, %35;\n}\n"
-                     : BQ_WGMMA_D32_OPERANDS(d)
-                     : "l"(a_desc), "l"(b_desc), "r"(accumulate), "n"(TransB));
-    else
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " BQ_WGMMA_D32
-                     ", %32, %33, p, 1, 1, 0, %35;\n}\n"
-                     : BQ_WGMMA_D32_OPERANDS(d)
-                     : "l"(a_desc), "l"(b_desc), "r"(accumulate), "n"(TransB));
-}
-
-/* The same with A (64 x 16) from registers: this thread's 4 registers of its warp's 16 rows. */
+/* D (64 x 64) = A . B (+ D when accumulate != 0): A 64 x 16 from registers (this thread's 4
+ * registers of its warp's 16 rows, the mma.sync A layout), B 16 x 64 in shared memory, K-major
+ * (TransB 0) or MN-major (TransB 1); T __half or __nv_bfloat16. d[n][e]: this thread's
+ * accumulators of columns 8n .. 8n + 7, e as in the mma.sync C layout. (The form with A in shared
+ * memory too is left out: at N = 64 it would need all of shared memory's bandwidth.) */
 template <typename T, int TransB>
 __device__ __forceinline__ void bq_wgmma_64x64x16_rs(float (&d)[8][4], const uint32_t (&a)[4],
                                                      uint64_t b_desc, int accumulate) {

@@ -143,9 +143,9 @@ const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16
 
 #ifdef BQ_WGMMA_ATTENTION
 /* ---- wgmma (sm_90a) ----
- * wgmma.mma_async is warpgroup-collective on the device, but warp i of the group reads only A's
- * rows 16i .. 16i + 15 and writes only D's, so each warp is emulated alone at its own warp
- * rendezvous (that all four warps issue it is not checked). Descriptors: the start address is
+ * wgmma.mma_async is warpgroup-collective on the device, but warp i of the group brings only A's
+ * rows 16i .. 16i + 15 (from registers, the only form the kernels use) and gets only D's, so each
+ * warp is emulated alone at its own warp rendezvous (that all four warps issue it is not checked). Descriptors: the start address is
  * the offset into the launch's dynamic shared memory (bq_wgmma_desc below), where every operand
  * must lie; only the no-swizzle layout (type 0, base offset 0) is accepted, as the kernels use
  * only that.
@@ -154,15 +154,16 @@ const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16
  * newest N, reading A, B and D at that moment. A kernel that reads its accumulators before the
  * wait sees them unchanged, and one that overwrites an operand (registers or shared memory)
  * before it computes with the new values: either way its results go wrong and the tests fail.
- * A block may not leave MMAs unwaited for: a later wait that finds another block's fails. */
+ * A block may not leave MMAs unwaited for: a later wait that finds another block's fails. And a
+ * wgmma needs a wgmma.fence since its warp's last wait (registers are always touched between a
+ * wait and the next MMAs). Not checked: the compiler-level operand fences, fence.proxy.async
+ * after cp.async (copies land at once here), and that all four warps of a group issue alike. */
 struct WgmmaArg {
-    uint64_t a_desc;       /* A in shared memory, or */
-    const uint32_t *a;     /* A from registers (4 a lane), NULL for a descriptor */
+    const uint32_t *a;     /* A from registers (4 a lane) */
     uint64_t b_desc;
     float (*d)[4];         /* 8 x 4 accumulators */
     int accumulate;
     int trans_b;
-    int warp_in_group;
     int warp;              /* in the block */
 };
 
@@ -182,23 +183,19 @@ inline const unsigned char *wgmma_element(uint64_t desc, int mn, int k, bool mn_
     return p;
 }
 
-/* wgmma.mma_async.m64n64k16.f32.{f16,bf16} for one warp's 16 rows: D = A . B (+ D), run now. */
+/* wgmma.mma_async.m64n64k16.f32.{f16,bf16} with A from registers, for one warp's 16 rows:
+ * D = A . B (+ D), run now. */
 template <typename T> void wgmma_64x64x16_run(const WgmmaArg (&lanes)[32]) {
     const WgmmaArg &first = lanes[0];
-    const int row0 = 16 * first.warp_in_group; /* this warp's rows of A and D */
     float A[16][16], B[16][64], C[16][64];
     for (int lane = 0; lane < 32; lane++) {
         const WgmmaArg &w = lanes[lane];
         const int g = lane / 4, t = lane % 4;
-        if (w.a) a_fragment_to_rows<T>(w.a, lane, A); /* the mma.sync A layout */
+        a_fragment_to_rows<T>(w.a, lane, A); /* the mma.sync A layout */
         for (int n = 0; n < 8; n++)
             for (int e = 0; e < 4; e++)
                 C[g + 8 * (e >> 1)][8 * n + 2 * t + (e & 1)] = first.accumulate ? w.d[n][e] : 0.0f;
     }
-    if (!first.a)
-        for (int r = 0; r < 16; r++)
-            for (int k = 0; k < 16; k++)
-                A[r][k] = b16_to_float<T>(load_b16(wgmma_element(first.a_desc, row0 + r, k, false, "A")));
     for (int n = 0; n < 64; n++)
         for (int k = 0; k < 16; k++)
             B[k][n] = b16_to_float<T>(load_b16(wgmma_element(first.b_desc, n, k, first.trans_b != 0, "B")));
@@ -226,6 +223,8 @@ struct WgmmaPending {
 struct WgmmaWarpQueue {
     std::vector<std::vector<WgmmaPending>> groups;
     std::vector<WgmmaPending> open;
+    bool fenced = false; /* a wgmma.fence since this warp's last wait, in block fenced_block */
+    dim3 fenced_block;
 };
 inline WgmmaWarpQueue g_wgmma_queues[32]; /* by warp of the block (at most 1024 threads) */
 
@@ -238,19 +237,22 @@ template <typename T> void wgmma_issue_complete(void *const args[32], unsigned p
     for (int lane = 0; lane < 32; lane++) {
         op.lanes[lane] = *static_cast<const WgmmaArg *>(args[lane]);
         const WgmmaArg &w = op.lanes[lane], &first = op.lanes[0];
-        if (w.b_desc != first.b_desc || (w.a == NULL) != (first.a == NULL) ||
-            (!w.a && w.a_desc != first.a_desc) || w.accumulate != first.accumulate ||
-            w.trans_b != first.trans_b || w.warp_in_group != first.warp_in_group || w.warp != first.warp)
+        if (w.b_desc != first.b_desc || w.accumulate != first.accumulate ||
+            w.trans_b != first.trans_b || w.warp != first.warp)
             fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
     }
     op.run = &wgmma_64x64x16_run<T>;
     op.block = dim3(blockIdx.x, blockIdx.y, blockIdx.z);
-    g_wgmma_queues[op.lanes[0].warp].open.push_back(op);
+    WgmmaWarpQueue &q = g_wgmma_queues[op.lanes[0].warp];
+    if (!q.fenced || !same_block(q.fenced_block, op.block))
+        fail(cudaErrorLaunchFailure, "wgmma issued by warp %d without a wgmma.fence since its last wait "
+             "(the fence orders the register writes before it with the MMA)", op.lanes[0].warp);
+    q.open.push_back(op);
 }
 
 struct WgmmaSyncArg {
     int warp;
-    int keep; /* wait: groups that may stay in flight; -1: commit */
+    int keep; /* wait: groups that may stay in flight; -1: commit; -2: fence */
 };
 
 inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
@@ -259,6 +261,11 @@ inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
              participants);
     const WgmmaSyncArg *s = static_cast<const WgmmaSyncArg *>(args[0]);
     WgmmaWarpQueue &q = g_wgmma_queues[s->warp];
+    if (s->keep == -2) { /* fence */
+        q.fenced = true;
+        q.fenced_block = dim3(blockIdx.x, blockIdx.y, blockIdx.z);
+        return;
+    }
     if (s->keep < 0) { /* commit: an empty group is a group too */
         q.groups.push_back(std::move(q.open));
         q.open.clear();
@@ -274,6 +281,7 @@ inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
         }
         q.groups.erase(q.groups.begin());
     }
+    q.fenced = false;
 }
 
 template <typename T> struct WgmmaOp {
@@ -283,7 +291,7 @@ template <typename T>
 const WarpOp WgmmaOp<T>::op = {std::is_same<T, __half>::value ? "wgmma.m64n64k16.f16"
                                                               : "wgmma.m64n64k16.bf16",
                                &wgmma_issue_complete<T>};
-inline const WarpOp k_wgmma_sync_op = {"wgmma.commit_group / wait_group", &wgmma_sync_complete};
+inline const WarpOp k_wgmma_sync_op = {"wgmma.fence / commit_group / wait_group", &wgmma_sync_complete};
 #endif /* BQ_WGMMA_ATTENTION */
 
 } // namespace bq_emu
@@ -353,7 +361,10 @@ inline uint64_t bq_wgmma_desc(const void *smem, uint32_t lbo_bytes, uint32_t sbo
            (uint64_t)((sbo_bytes >> 4) & 0x3FFFu) << 32;
 }
 
-inline void bq_wgmma_fence() {}
+inline void bq_wgmma_fence() {
+    bq_emu::WgmmaSyncArg arg = {(int)(threadIdx.x / 32), -2};
+    bq_emu::warp_collective(&bq_emu::k_wgmma_sync_op, 0xffffffffu, &arg);
+}
 inline void bq_wgmma_commit() {
     bq_emu::WgmmaSyncArg arg = {(int)(threadIdx.x / 32), -1};
     bq_emu::warp_collective(&bq_emu::k_wgmma_sync_op, 0xffffffffu, &arg);
@@ -365,18 +376,11 @@ template <int pending> inline void bq_wgmma_wait() {
 }
 inline void bq_fence_proxy_async() {}
 inline void bq_wgmma_fence_operands(float (&)[8][4]) {}
-
-template <typename T, int TransB>
-inline void bq_wgmma_64x64x16_ss(float (&d)[8][4], uint64_t a_desc, uint64_t b_desc, int accumulate) {
-    bq_emu::WgmmaArg arg = {a_desc, nullptr, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4,
-                            (int)(threadIdx.x / 32)};
-    bq_emu::warp_collective(&bq_emu::WgmmaOp<T>::op, 0xffffffffu, &arg);
-}
+inline void bq_wgmma_fence_operands(uint32_t (&)[4]) {}
 
 template <typename T, int TransB>
 inline void bq_wgmma_64x64x16_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) {
-    bq_emu::WgmmaArg arg = {0, a, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32) % 4,
-                            (int)(threadIdx.x / 32)};
+    bq_emu::WgmmaArg arg = {a, b_desc, d, accumulate, TransB, (int)(threadIdx.x / 32)};
     bq_emu::warp_collective(&bq_emu::WgmmaOp<T>::op, 0xffffffffu, &arg);
 }
 #endif
