@@ -921,9 +921,10 @@ static const char *own_choice_name(const bq_attention_times *t) {
                                    : "own-wgmma";
 }
 
-/* Our attention's tilings (64-, 128- and 32-row blocks, and 64-row blocks with the keys split in
- * three; fp16/bf16 at head size 64): the engine times all four on a batch size's first pass
- * and keeps the fastest, with no cuDNN in the running under --attention own; fp32 has one kernel
+/* Our attention's tilings (64-, 128- and 32-row blocks, 64-row blocks with the keys split in
+ * three, and 128 rows on wgmma where the build and device have it; fp16/bf16 at head size 64):
+ * the engine times every available one on a batch size's first pass and keeps the fastest, with
+ * no cuDNN in the running under --attention own (on the emulator wgmma wins); fp32 has one kernel
  * and nothing to decide. The logits match the CPU reference whichever wins (check_engine); each
  * tiling is checked on its own in test_gpu_ops.
  * Runs on the emulator too. */
