@@ -372,22 +372,24 @@ EOF3
             --batch 1 --iters 20
         # one launch of an attention kernel under ncu, with the sections that say what bounds it
         # (memory, barriers, too few warps, tensor cores or the exp unit):
-        # ncu_attention STEP KERNEL-REGEX LAUNCH-SKIP BATCH ITERS
+        # ncu_attention STEP KERNEL-REGEX LAUNCH-SKIP LAUNCH-COUNT BATCH ITERS
         ncu_attention() {
             step "$1" 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
-                --kernel-name "regex:$2" --launch-skip "$3" --launch-count 1 \
+                --kernel-name "regex:$2" --launch-skip "$3" --launch-count "$4" \
                 --section SpeedOfLight --section Occupancy --section LaunchStats \
                 --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
                 --section ComputeWorkloadAnalysis --section InstructionStats \
                 "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
-                --batch "$4" --iters "$5"
+                --batch "$5" --iters "$6"
         }
         # batch 1's attention (own, 32-row blocks with split keys: 11 us a layer in run a7fdcdb,
         # 22% of the pass, for 0.6 GFLOP): a graph-replayed launch
-        ncu_attention ncu-attention-b1 attention_mma_head64 200 1 20
-        # the wgmma attention at batch 128 (stop 20, first time on a card): one of its launches in
-        # the first pass's timing of the candidates (every tiling runs there, kept or not)
-        ncu_attention ncu-attention-wgmma attention_wgmma 2 128 1
+        ncu_attention ncu-attention-b1 attention_mma_head64 200 1 1 20
+        # the wgmma attention at batch 128 (stop 20, first time on a card), both schedules: the
+        # first pass times its candidates (tuning.cu: a warm-up launch each, then 3 timed
+        # launches each per round), so wgmma launches 2-4 are the plain schedule's first timed
+        # ones and 5-7 the overlapped one's
+        ncu_attention ncu-attention-wgmma attention_wgmma 2 6 128 1
         # what the erf GELU epilogue costs inside the kernel (run 8035cee's probe call: 22
         # instructions per element, issue slots under 40% busy, nothing overlapping them): the 9
         # CUTLASS kernels of the probe (large / ping-pong x bias only, erf, fast erf, fast erf

@@ -108,7 +108,9 @@ def best_peer(peer):
 # order results.md lists them.
 ATTENTION_CHOICE_MS = {"own": "attention_own_ms", "own-128": "attention_own_128_ms",
                        "own-32": "attention_own_32_ms", "own-64k3": "attention_own_64k3_ms",
-                       "own-wgmma": "attention_own_wgmma_ms", "cudnn": "attention_cudnn_ms"}
+                       "own-wgmma": "attention_own_wgmma_ms",
+                       "own-wgmma-overlap": "attention_own_wgmma_overlap_ms",
+                       "cudnn": "attention_cudnn_ms"}
 ATTENTION_TIMES = tuple(ATTENTION_CHOICE_MS.values())
 
 
@@ -528,7 +530,9 @@ PROFILE_LABELS = {"own": "own attention", "cudnn": "cudnn attention",
 ATTENTION_LABELS = {"cudnn": ", cuDNN attention", "own-128": ", own attention in 128-row blocks",
                     "own-32": ", own attention in 32-row blocks, keys split",
                     "own-64k3": ", own attention in 64-row blocks, keys split in three",
-                    "own-wgmma": ", own attention on wgmma in 128-row blocks"}
+                    "own-wgmma": ", own attention on wgmma in 128-row blocks",
+                    "own-wgmma-overlap": ", own attention on wgmma in 128-row blocks, softmax "
+                                         "overlapping P V"}
 
 
 def fmt(x, spec):
@@ -622,7 +626,8 @@ def markdown(results):
     if timed:  # engine_cuda.cu's choose_attention: the candidates it timed on the first pass
         lines += ["", "Attention per layer as the engine timed it (ms; 64-row blocks / 128-row "
                   "blocks / 32-row blocks with the keys split in two / 64-row blocks split in "
-                  "three / wgmma in 128-row blocks / cuDNN, - not a candidate) and what it kept: " + ", ".join(
+                  "three / wgmma in 128-row blocks / the same with the softmax overlapping P V / cuDNN, "
+                  "- not a candidate) and what it kept: " + ", ".join(
                       f"{r['precision']} {batch_label(r)} "
                       + " / ".join(fmt(r.get(n) or None, ".3f") for n in ATTENTION_TIMES)
                       + f" ({r['attention']})" for r in timed)]

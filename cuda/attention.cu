@@ -23,8 +23,9 @@
  *   online softmax in fp32 (details at the kernel). Key tiles of padding only are skipped when
  *   the sequence has a real token (exactly the same result).
  *
- * The tiling BQ_ATTENTION_WGMMA128 of the 16-bit head-64 path is the same algorithm on Hopper's
- * wgmma, in attention_wgmma.cu (sm_90a only); its shared pieces are in attention_common.cuh.
+ * The tilings BQ_ATTENTION_WGMMA128 and _OVERLAP of the 16-bit head-64 path are the same
+ * algorithm on Hopper's wgmma, in attention_wgmma.cu (sm_90a only); the shared pieces are in
+ * attention_common.cuh.
  *
  * All: score = (q . k) / sqrt(d) + bq_mask_bias(mask[b, key]); the score matrix stays on chip.
  * Packed sequences (bq_cuda_attention_varlen) run the same kernels: with seq_offsets, grid.z
@@ -948,9 +949,10 @@ static cudaError_t attention_dispatch(const void *qkv, const int32_t *mask,
         return launch_attention_f32_head64(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
                                            ctx, stream);
     if (mma_path_applies(dt, hidden, heads) && bq_aligned16(qkv) && ((uintptr_t)ctx & 3u) == 0) {
-        if (tiling == BQ_ATTENTION_WGMMA128)
+        if (tiling == BQ_ATTENTION_WGMMA128 || tiling == BQ_ATTENTION_WGMMA128_OVERLAP)
             return bq_attention_wgmma_launch(qkv, mask, seq_offsets, batch, seq_len, hidden, heads,
-                                             ctx, dt, stream);
+                                             ctx, dt, tiling == BQ_ATTENTION_WGMMA128_OVERLAP,
+                                             stream);
         if (dt == BQ_CUDA_F16)
             return launch_attention_mma_head64<__half>(qkv, mask, seq_offsets, batch, seq_len,
                                                        hidden, heads, ctx, tiling, stream);
@@ -973,7 +975,7 @@ static bool wgmma_allowed() {
 
 extern "C" int bq_cuda_attention_tiling_available(bq_attention_tiling tiling) {
     if ((int)tiling < 0 || (int)tiling >= BQ_ATTENTION_TILINGS) return 0;
-    if (tiling == BQ_ATTENTION_WGMMA128)
+    if (tiling == BQ_ATTENTION_WGMMA128 || tiling == BQ_ATTENTION_WGMMA128_OVERLAP)
         return bq_attention_wgmma_built() && bq_cuda_device_is_sm90() && wgmma_allowed();
     return 1;
 }

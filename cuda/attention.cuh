@@ -21,6 +21,7 @@ typedef enum {
     BQ_ATTENTION_ROWS32_KEYS2, /* 32 rows, the keys split between two pairs of warps */
     BQ_ATTENTION_ROWS64_KEYS3, /* 64 rows, the keys split among three groups of 4 warps */
     BQ_ATTENTION_WGMMA128,     /* 128 rows, 2 warpgroups of wgmma (sm_90 only) */
+    BQ_ATTENTION_WGMMA128_OVERLAP, /* the same, the next key tile's softmax overlapping P V */
     BQ_ATTENTION_TILINGS       /* how many */
 } bq_attention_tiling;
 
@@ -58,7 +59,7 @@ cudaError_t bq_cuda_attention_varlen(const void *qkv, const int32_t *seq_offsets
  * whether the engine has tilings to time. */
 int bq_cuda_attention_has_tilings(bq_cuda_dtype dt, int hidden, int heads);
 
-/* 1 when `tiling` can run here: every mma.sync tiling; BQ_ATTENTION_WGMMA128 only in a build
+/* 1 when `tiling` can run here: every mma.sync tiling; the wgmma ones only in a build
  * with the wgmma kernel (a CUDA architecture list holding 90) on an sm_90 device, and not under
  * BQ_ATTENTION_KERNEL=mma. 0 otherwise, and for a value out of range. (bq_cuda_attention itself
  * runs the wgmma tiling wherever the build and device have it.) */

@@ -55,11 +55,13 @@ __device__ __forceinline__ uint64_t warp_or_u64(uint64_t bits) {
  * a row sum >= 1 is 0 either way. (Stop 14 tried skipping the biases on all-real tiles and the
  * rescale while the max grew by under 2^8; run a7fdcdb timed that slower at every batch size and
  * tiling, 0.395 vs 0.388 ms a layer at batch 128, so it went.) */
-__device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8][4],
-                                                   const float *bias, float scale_log2,
-                                                   int quad_col, float (&row_max)[2],
-                                                   float (&row_sum)[2],
-                                                   float (&o)[ATTN_MMA_HEAD / 8][4]) {
+/* The first half of a step: scores to x = score * scale_log2 + bias in place, the rows' new running
+ * max, and alpha = exp2(m_old - m_new) by which the row sums (here) and the output accumulators
+ * (mma_rescale_output) are rescaled. */
+__device__ __forceinline__ void mma_softmax_max(float (&s)[ATTN_MMA_KEYS / 8][4], const float *bias,
+                                                float scale_log2, int quad_col,
+                                                float (&row_max)[2], float (&row_sum)[2],
+                                                float (&alpha)[2]) {
     constexpr int NT = ATTN_MMA_KEYS / 8;
     /* The row max and sum over a lane's 16 scores a row in ATTN_MMA_CHAINS partial chains, not one
      * chain of 16 dependent FMNMX / FADD: fewer cycles waiting on a fixed-latency dependency (what
@@ -84,7 +86,6 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
 #pragma unroll
         for (int c = 1; c < CH; c++) tile_max[r] = fmaxf(tile_max[r], part[r][c]);
     }
-    float alpha[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(BQ_FULL_WARP, tile_max[r], 1));
@@ -95,11 +96,23 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
         row_max[r] = new_max;
         row_sum[r] *= alpha[r];
     }
+}
+
+/* The output accumulators of rows g, g + 8 times alpha (mma_softmax_max). */
+__device__ __forceinline__ void mma_rescale_output(float (&o)[ATTN_MMA_HEAD / 8][4],
+                                                   const float (&alpha)[2]) {
 #pragma unroll
     for (int n = 0; n < ATTN_MMA_HEAD / 8; n++) {
         o[n][0] *= alpha[0], o[n][1] *= alpha[0];
         o[n][2] *= alpha[1], o[n][3] *= alpha[1];
     }
+}
+
+/* The second half: x to probabilities exp2(x - m) in place, added to the row sums. */
+__device__ __forceinline__ void mma_softmax_exp(float (&s)[ATTN_MMA_KEYS / 8][4],
+                                                const float (&row_max)[2], float (&row_sum)[2]) {
+    constexpr int NT = ATTN_MMA_KEYS / 8, CH = ATTN_MMA_CHAINS;
+    float part[2][CH];
 #pragma unroll
     for (int r = 0; r < 2; r++)
 #pragma unroll
@@ -116,6 +129,18 @@ __device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8]
     for (int r = 0; r < 2; r++)
 #pragma unroll
         for (int c = 0; c < CH; c++) row_sum[r] += part[r][c];
+}
+
+/* A whole step, in the mma.sync kernel's order: max, rescale, exp. */
+__device__ __forceinline__ void mma_online_softmax(float (&s)[ATTN_MMA_KEYS / 8][4],
+                                                   const float *bias, float scale_log2,
+                                                   int quad_col, float (&row_max)[2],
+                                                   float (&row_sum)[2],
+                                                   float (&o)[ATTN_MMA_HEAD / 8][4]) {
+    float alpha[2];
+    mma_softmax_max(s, bias, scale_log2, quad_col, row_max, row_sum, alpha);
+    mma_rescale_output(o, alpha);
+    mma_softmax_exp(s, row_max, row_sum);
 }
 
 

@@ -383,6 +383,7 @@ enum {
     ATTN_OWN_32 = ATTN_OWN + BQ_ATTENTION_ROWS32_KEYS2,
     ATTN_OWN_64K3 = ATTN_OWN + BQ_ATTENTION_ROWS64_KEYS3,
     ATTN_OWN_WGMMA = ATTN_OWN + BQ_ATTENTION_WGMMA128,
+    ATTN_OWN_WGMMA_OVERLAP = ATTN_OWN + BQ_ATTENTION_WGMMA128_OVERLAP,
     ATTN_CUDNN = ATTN_OWN + BQ_ATTENTION_TILINGS
 };
 #define ATTN_KINDS (ATTN_CUDNN + 1)
@@ -548,8 +549,8 @@ static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err
 
 /* First eager pass of a shape (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
- * 32 rows with the keys split in two; 64 rows split in three; 128 rows on wgmma where the build
- * and the device have it), and cuDNN's under auto at the
+ * 32 rows with the keys split in two; 64 rows split in three; 128 rows on wgmma in two schedules
+ * where the build and the device have it), and cuDNN's under auto at the
  * full length, in two interleaved rounds (bq_tuning_time_candidates); keep the fastest for this
  * shape. Under graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which
  * builds its plan for this batch) is tried alone first: if it fails, ours is kept and the reason
@@ -1290,7 +1291,7 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     if (cudaGetDeviceProperties(&prop, opt->device_index) == cudaSuccess)
         snprintf(name, sizeof name, "%s", prop.name);
     const char *wgmma =
-        bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128) ? ", or wgmma in 128-row blocks" : "";
+        bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128) ? ", or wgmma in 128-row blocks (two schedules)" : "";
     char attention[192] = "own";
     if (opt->attention == BQ_ATTENTION_CUDNN)
         snprintf(attention, sizeof attention, "cudnn");
@@ -1360,6 +1361,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own32_ms = ms[ATTN_OWN_32];
         times->own64k3_ms = ms[ATTN_OWN_64K3];
         times->own_wgmma_ms = ms[ATTN_OWN_WGMMA];
+        times->own_wgmma_overlap_ms = ms[ATTN_OWN_WGMMA_OVERLAP];
         times->cudnn_ms = ms[ATTN_CUDNN];
     }
     if (attention_has_choice(e, e->opt.seq_len, 0) && (!p || p->attention_choice == ATTN_UNDECIDED))
@@ -1370,6 +1372,7 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
     case ATTN_OWN_32: return "own-32";
     case ATTN_OWN_64K3: return "own-64k3";
     case ATTN_OWN_WGMMA: return "own-wgmma";
+    case ATTN_OWN_WGMMA_OVERLAP: return "own-wgmma-overlap";
     default: return "own";
     }
 }

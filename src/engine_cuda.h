@@ -131,11 +131,13 @@ typedef struct {
     double own32_ms;  /* 32-row blocks, keys split between two warp pairs (likewise) */
     double own64k3_ms; /* 64-row blocks, keys split among three groups of 4 warps (likewise) */
     double own_wgmma_ms; /* 128-row blocks on wgmma (likewise, where the build and card have it) */
+    double own_wgmma_overlap_ms; /* the same, the next key tile's softmax overlapping P V */
     double cudnn_ms;  /* cuDNN's fused attention (auto only) */
 } bq_attention_times;
 
 /* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" / "own-32" /
- * "own-64k3" / "own-wgmma" (its other tilings: fp16/bf16 at head size 64, wgmma on sm_90 only),
+ * "own-64k3" / "own-wgmma" / "own-wgmma-overlap" (its other tilings: fp16/bf16 at head size 64,
+ * wgmma on sm_90 only),
  * "cudnn", or "undecided" (before
  * that batch size's first pass, where the engine times its candidates: our tilings under own
  * and auto, cuDNN's too under auto); "none" for a batch outside 1..max_batch. times (may be

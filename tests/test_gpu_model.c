@@ -904,11 +904,13 @@ static double fastest_own(const bq_attention_times *t) {
     const int wgmma = 0; /* never reached without CUDA: REQUIRE_GPU skips first */
 #endif
     assert_true(wgmma ? t->own_wgmma_ms > 0 : t->own_wgmma_ms == 0);
+    assert_true(wgmma ? t->own_wgmma_overlap_ms > 0 : t->own_wgmma_overlap_ms == 0);
     double best = t->own_ms;
     if (t->own128_ms < best) best = t->own128_ms;
     if (t->own32_ms < best) best = t->own32_ms;
     if (t->own64k3_ms < best) best = t->own64k3_ms;
     if (wgmma && t->own_wgmma_ms < best) best = t->own_wgmma_ms;
+    if (wgmma && t->own_wgmma_overlap_ms < best) best = t->own_wgmma_overlap_ms;
     return best;
 }
 
@@ -918,7 +920,8 @@ static const char *own_choice_name(const bq_attention_times *t) {
            : best == t->own128_ms  ? "own-128"
            : best == t->own32_ms   ? "own-32"
            : best == t->own64k3_ms ? "own-64k3"
-                                   : "own-wgmma";
+           : best == t->own_wgmma_ms ? "own-wgmma"
+                                     : "own-wgmma-overlap";
 }
 
 /* Our attention's tilings (64-, 128- and 32-row blocks, 64-row blocks with the keys split in
@@ -946,8 +949,9 @@ static void test_attention_tiling_choice(void **state) {
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
     printf("  own attention at batch 2: %s (64 rows %.4f ms, 128 rows %.4f, 32 rows %.4f, 64 rows "
-           "with the keys split in three %.4f, wgmma in 128 rows %.4f per layer)\n",
-           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms);
+           "with the keys split in three %.4f, wgmma in 128 rows %.4f, overlapped %.4f per layer)\n",
+           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms,
+           t.own_wgmma_overlap_ms);
     assert_true(t.cudnn_ms == 0.0); /* not a candidate under own */
     assert_string_equal(choice, own_choice_name(&t));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
@@ -961,7 +965,7 @@ static void test_attention_tiling_choice(void **state) {
     forward_batch(e, &bc, 2, "fp32");
     assert_string_equal(bq_cuda_engine_attention_choice(e, 2, &t), "own");
     assert_true(t.own_ms == 0.0 && t.own128_ms == 0.0 && t.own32_ms == 0.0 && t.own64k3_ms == 0.0 &&
-                t.own_wgmma_ms == 0.0);
+                t.own_wgmma_ms == 0.0 && t.own_wgmma_overlap_ms == 0.0);
     bq_cuda_engine_free(e);
     free_batch(&bc);
     random_model_free(r);
@@ -1363,8 +1367,9 @@ static void test_cudnn_attention(void **state) {
     bq_attention_times t;
     const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
     printf("  auto attention at batch 2: %s (own %.4f ms, own-128 %.4f, own-32 %.4f, "
-           "own-64k3 %.4f, own-wgmma %.4f, cudnn %.4f per layer)\n",
-           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms, t.cudnn_ms);
+           "own-64k3 %.4f, own-wgmma %.4f, own-wgmma-overlap %.4f, cudnn %.4f per layer)\n",
+           choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms,
+           t.own_wgmma_overlap_ms, t.cudnn_ms);
     if (strcmp(choice, "cudnn") == 0)
         assert_true(t.cudnn_ms > 0 && t.cudnn_ms < fastest_own(&t));
     else
@@ -1565,7 +1570,7 @@ static void test_large_shapes_share_decisions(void **state) {
             bq_attention_times t32;
             assert_string_equal(attention, bq_cuda_engine_attention_choice(e, 32, &t32));
             assert_true(t.own_ms == 0 && t.own128_ms == 0 && t.own32_ms == 0 && t.own64k3_ms == 0 &&
-                        t.own_wgmma_ms == 0);
+                        t.own_wgmma_ms == 0 && t.own_wgmma_overlap_ms == 0);
             assert_string_equal(gemm, bq_cuda_engine_gemm_choice(e, 32, NULL, NULL));
             assert_true(timed_ms == 0 && first_ms == 0);
         } else { /* 256 rows (the first) and 248 (below): timed */

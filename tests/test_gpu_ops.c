@@ -485,6 +485,7 @@ ATTENTION_DISPATCH(attention_dispatch_128, BQ_ATTENTION_ROWS128)
 ATTENTION_DISPATCH(attention_dispatch_32, BQ_ATTENTION_ROWS32_KEYS2)
 ATTENTION_DISPATCH(attention_dispatch_64k3, BQ_ATTENTION_ROWS64_KEYS3)
 ATTENTION_DISPATCH(attention_dispatch_wgmma, BQ_ATTENTION_WGMMA128)
+ATTENTION_DISPATCH(attention_dispatch_wgmma_overlap, BQ_ATTENTION_WGMMA128_OVERLAP)
 
 /* Whether a tiling runs here (the wgmma one needs an sm_90 build and device); says once per
  * tiling and test when it does not, so that a skipped kernel is visible in the log. */
@@ -506,6 +507,7 @@ static const char *tiling_label(bq_attention_tiling t) {
     case BQ_ATTENTION_ROWS32_KEYS2: return "rows=32 keys/2 ";
     case BQ_ATTENTION_ROWS64_KEYS3: return "rows=64 keys/3 ";
     case BQ_ATTENTION_WGMMA128: return "wgmma rows=128 ";
+    case BQ_ATTENTION_WGMMA128_OVERLAP: return "wgmma rows=128 overlap ";
     default: return "";
     }
 }
@@ -529,7 +531,8 @@ static void test_attention(void **state) {
         {attention_dispatch, "dispatch"}, {bq_cuda_attention_generic, "generic"},
         {bq_cuda_attention_wmma, "wmma"}, {attention_dispatch_128, "dispatch-128"},
         {attention_dispatch_32, "dispatch-32"}, {attention_dispatch_64k3, "dispatch-64k3"},
-        {attention_dispatch_wgmma, "dispatch-wgmma"}};
+        {attention_dispatch_wgmma, "dispatch-wgmma"},
+        {attention_dispatch_wgmma_overlap, "dispatch-wgmma-overlap"}};
     uint64_t seed = 0x5eed0004;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (size_t di = 0; di < N_DTYPES; di++)
@@ -548,8 +551,10 @@ static void test_attention(void **state) {
                                : dt == BQ_CUDA_F32       ? 2
                                                          : sizeof paths / sizeof paths[0];
         for (size_t pi = 0; pi < n_paths; pi++) {
-            if (paths[pi].fn == attention_dispatch_wgmma &&
-                !tiling_runs_here(BQ_ATTENTION_WGMMA128, "test_attention"))
+            if ((paths[pi].fn == attention_dispatch_wgmma &&
+                 !tiling_runs_here(BQ_ATTENTION_WGMMA128, "test_attention")) ||
+                (paths[pi].fn == attention_dispatch_wgmma_overlap &&
+                 !tiling_runs_here(BQ_ATTENTION_WGMMA128_OVERLAP, "test_attention")))
                 continue;
             dev_buf d_ctx = dev_alloc(rows * H * bq_cuda_dtype_size(dt));
             CUDA_OK(paths[pi].fn(d_qkv.ptr, d_mask.ptr, B, S, H, heads, d_ctx.ptr, dt, 0));
@@ -975,8 +980,11 @@ static void test_invalid_arguments(void **state) {
     assert_int_equal(bq_cuda_attention_tiling_available((bq_attention_tiling)-1), 0);
     assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128),
                      bq_attention_wgmma_built() && bq_cuda_device_is_sm90());
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128_OVERLAP),
+                     bq_attention_wgmma_built() && bq_cuda_device_is_sm90());
     assert_int_equal(setenv("BQ_ATTENTION_KERNEL", "mma", 1), 0); /* the switch that drops it */
     assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128), 0);
+    assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_WGMMA128_OVERLAP), 0);
     assert_int_equal(bq_cuda_attention_tiling_available(BQ_ATTENTION_ROWS128), 1);
     unsetenv("BQ_ATTENTION_KERNEL");
     if (!bq_attention_wgmma_built() || !bq_cuda_device_is_sm90()) {
@@ -984,6 +992,9 @@ static void test_invalid_arguments(void **state) {
         _Alignas(16) char host[16] = {0};
         assert_int_equal(bq_cuda_attention(host, (const int32_t *)host, 1, 4, 64, 1, host,
                                            BQ_CUDA_F16, BQ_ATTENTION_WGMMA128, 0),
+                         cudaErrorNotSupported);
+        assert_int_equal(bq_cuda_attention(host, (const int32_t *)host, 1, 4, 64, 1, host,
+                                           BQ_CUDA_F16, BQ_ATTENTION_WGMMA128_OVERLAP, 0),
                          cudaErrorNotSupported);
     }
     /* a tiling the kernels do not have */

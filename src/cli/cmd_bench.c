@@ -371,6 +371,8 @@ int cmd_bench(const cli_args *a) {
                         cJSON_AddNumberToObject(c, "attention_own_32_ms", at.own32_ms);
                         cJSON_AddNumberToObject(c, "attention_own_64k3_ms", at.own64k3_ms);
                         cJSON_AddNumberToObject(c, "attention_own_wgmma_ms", at.own_wgmma_ms);
+                        cJSON_AddNumberToObject(c, "attention_own_wgmma_overlap_ms",
+                                                at.own_wgmma_overlap_ms);
                         cJSON_AddNumberToObject(c, "attention_cudnn_ms", at.cudnn_ms);
                     }
                 }
