@@ -22,10 +22,11 @@
  *     of a block and the two blocks an SM overlap one another's softmax and MMAs. 125 registers
  *     (ptxas, sm_90a), 48 KB of tiles;
  *   - overlapped (BQ_ATTENTION_WGMMA128_OVERLAP, FlashAttention-3's intra-warpgroup overlap): the
- *     next tile's S is issued with this tile's P V, the next tile's max, exp and row sums run
- *     while P V is in flight, and only O's rescale waits for it; K/V in 3 buffers (64 KB), so the
- *     tile after next loads during a step. 128 registers, no ptxas serialization warning (a wgmma
- *     issued under a condition inside the loop, or one fence for both groups, drew C7514).
+ *     next tile's S is issued with this tile's P V, the next tile's softmax is placed before P V's
+ *     wait, and only O's rescale comes after it; K/V in 3 buffers (64 KB), so the tile after next
+ *     loads during a step. 128 registers, no ptxas serialization warning (a wgmma issued under a
+ *     condition inside the loop, or one fence for both groups, drew C7514). In the SASS only the
+ *     softmax's scaling and row max stay before the wait (see the kernel).
  *   Both keep two blocks an SM (__launch_bounds__(256, 2): 128 registers at most).
  *
  * Built only for sm_90a (CMake defines BQ_WGMMA_ATTENTION for this file there); elsewhere the
@@ -177,9 +178,12 @@ __device__ __forceinline__ void wg_pack_probabilities(uint32_t (&p)[ATTN_MMA_KEY
 /* One block: 2 warpgroups of 64 query rows of one (batch, head). OVERLAP false (2 K/V buffers):
  * per live key tile, S = Q K^T, wait, softmax, O += P V, wait. OVERLAP true (3 buffers,
  * FlashAttention-3's intra-warpgroup overlap): the next tile's S is issued together with this
- * tile's P V, and the next tile's softmax (max, exp, row sums) runs while P V is in flight; only
- * the rescale of O waits for it. Registers: ptxas sm_90a, 125 (OVERLAP false) and see
- * attention_wgmma_min_blocks. */
+ * tile's P V, and the next tile's softmax is written to run while P V is in flight; only the
+ * rescale of O waits for it. ptxas (CUDA 13.0) keeps only the scaling and the row max there
+ * (about 50 FFMA / FMNMX) and sinks the shuffles and exps below P V's wait; neither a second
+ * probability register set (no copy: unrolled by two) nor one block an SM changed that, so the
+ * device's timing, not the schedule on paper, says whether this tiling earns its place.
+ * Registers (ptxas, sm_90a): 125 and 128, two blocks an SM. */
 template <typename T, bool OVERLAP>
 __global__ void __launch_bounds__(WG_GROUPS *WG_THREADS, 2)
 attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_offsets, int seq_len,
