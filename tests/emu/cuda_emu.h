@@ -124,6 +124,10 @@ void shared_decl(void *p, size_t bytes);
  * buffer); tensor-core loads and cp.async check their shared operands with it. */
 bool is_shared(const void *p, size_t bytes);
 
+/* A number for the running block, different for every block of every launch (state kept across
+ * a block's warps, such as the wgmma queues of tensor_core.cuh, is tagged with it). */
+uint64_t block_serial();
+
 /* ---- warp shuffles and votes ---- */
 
 struct ShuffleArg {

@@ -619,6 +619,8 @@ void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, siz
 
 cudaError_t sticky_error() { return g_sticky_error; }
 
+uint64_t block_serial() { return g_block.serial; }
+
 cudaError_t record_error(cudaError_t e) { return set_error(e); }
 
 bool in_device_allocation(const void *p, size_t bytes) {

@@ -171,6 +171,7 @@ foreach(t test_tensor_core_emu test_emu_runtime)
   add_executable(${t} ${BQ_EMU_SRC}/${t}.cpp)
   target_link_libraries(${t} PRIVATE bq_emu_runtime)
   target_compile_options(${t} PRIVATE -Wall -Wextra)
+  target_compile_definitions(${t} PRIVATE BQ_WGMMA_ATTENTION=1) # the wgmma stand-ins too
   add_test(NAME ${t} COMMAND ${t})
   set_tests_properties(${t} PROPERTIES TIMEOUT 120)
 endforeach()

@@ -154,7 +154,8 @@ const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16
  * newest N, reading A, B and D at that moment. A kernel that reads its accumulators before the
  * wait sees them unchanged, and one that overwrites an operand (registers or shared memory)
  * before it computes with the new values: either way its results go wrong and the tests fail.
- * A block may not leave MMAs unwaited for: a later wait that finds another block's fails. And a
+ * A block may not leave MMAs unwaited for: the next block's first wgmma operation in that warp
+ * fails. And a
  * wgmma needs a wgmma.fence since its warp's last wait (registers are always touched between a
  * wait and the next MMAs). Not checked: the compiler-level operand fences, fence.proxy.async
  * after cp.async (copies land at once here), and that all four warps of a group issue alike. */
@@ -213,22 +214,35 @@ template <typename T> void wgmma_64x64x16_run(const WgmmaArg (&lanes)[32]) {
     }
 }
 
-/* The MMAs a warp has issued and not yet run: each with its 32 lanes' arguments and the block it
- * belongs to; `groups` closed by commit, `open` since. Blocks run one at a time. */
+/* The MMAs a warp has issued and not yet run, each with its 32 lanes' arguments: `groups` closed
+ * by commit, `open` since; and whether it has fenced since its last wait. Blocks run one at a
+ * time; a queue belongs to the block whose block_serial() it carries. */
 struct WgmmaPending {
     WgmmaArg lanes[32];
     void (*run)(const WgmmaArg (&)[32]);
-    dim3 block;
 };
 struct WgmmaWarpQueue {
     std::vector<std::vector<WgmmaPending>> groups;
     std::vector<WgmmaPending> open;
-    bool fenced = false; /* a wgmma.fence since this warp's last wait, in block fenced_block */
-    dim3 fenced_block;
+    bool fenced = false;
+    uint64_t serial = 0;
 };
 inline WgmmaWarpQueue g_wgmma_queues[32]; /* by warp of the block (at most 1024 threads) */
 
-inline bool same_block(const dim3 &a, const dim3 &b) { return a.x == b.x && a.y == b.y && a.z == b.z; }
+/* Warp `warp`'s queue for the running block: one an earlier block left is emptied, and fails
+ * the launch if it still held MMAs (a block that ended without waiting for them; or a launch
+ * that failed, after which a real context is dead too). */
+inline WgmmaWarpQueue &wgmma_queue(int warp) {
+    WgmmaWarpQueue &q = g_wgmma_queues[warp];
+    if (q.serial != block_serial()) {
+        const bool leftover = !q.groups.empty() || !q.open.empty();
+        q = WgmmaWarpQueue();
+        q.serial = block_serial();
+        if (leftover)
+            fail(cudaErrorLaunchFailure, "wgmma: warp %d of an earlier block never waited for its MMAs", warp);
+    }
+    return q;
+}
 
 template <typename T> void wgmma_issue_complete(void *const args[32], unsigned participants) {
     if (participants != 0xffffffffu)
@@ -242,9 +256,8 @@ template <typename T> void wgmma_issue_complete(void *const args[32], unsigned p
             fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
     }
     op.run = &wgmma_64x64x16_run<T>;
-    op.block = dim3(blockIdx.x, blockIdx.y, blockIdx.z);
-    WgmmaWarpQueue &q = g_wgmma_queues[op.lanes[0].warp];
-    if (!q.fenced || !same_block(q.fenced_block, op.block))
+    WgmmaWarpQueue &q = wgmma_queue(op.lanes[0].warp);
+    if (!q.fenced)
         fail(cudaErrorLaunchFailure, "wgmma issued by warp %d without a wgmma.fence since its last wait "
              "(the fence orders the register writes before it with the MMA)", op.lanes[0].warp);
     q.open.push_back(op);
@@ -260,10 +273,9 @@ inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
         fail(cudaErrorLaunchFailure, "wgmma commit / wait with lanes 0x%08x: all 32 lanes must take part",
              participants);
     const WgmmaSyncArg *s = static_cast<const WgmmaSyncArg *>(args[0]);
-    WgmmaWarpQueue &q = g_wgmma_queues[s->warp];
+    WgmmaWarpQueue &q = wgmma_queue(s->warp);
     if (s->keep == -2) { /* fence */
         q.fenced = true;
-        q.fenced_block = dim3(blockIdx.x, blockIdx.y, blockIdx.z);
         return;
     }
     if (s->keep < 0) { /* commit: an empty group is a group too */
@@ -271,14 +283,8 @@ inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
         q.open.clear();
         return;
     }
-    const dim3 block(blockIdx.x, blockIdx.y, blockIdx.z);
     while (q.groups.size() > (size_t)s->keep) {
-        for (const WgmmaPending &op : q.groups.front()) {
-            if (!same_block(op.block, block))
-                fail(cudaErrorLaunchFailure, "wgmma issued by block (%u,%u,%u) warp %d was never waited for",
-                     op.block.x, op.block.y, op.block.z, s->warp);
-            op.run(op.lanes);
-        }
+        for (const WgmmaPending &op : q.groups.front()) op.run(op.lanes);
         q.groups.erase(q.groups.begin());
     }
     q.fenced = false;

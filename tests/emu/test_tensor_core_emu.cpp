@@ -10,7 +10,11 @@
  *                 style: a[0] = pack(c0, c1) of n-tile 0, a[1] = pack(c2, c3) of n-tile 0,
  *                 a[2] = pack(c0, c1) of n-tile 1, a[3] = pack(c2, c3) of n-tile 1.
  * Products of 16-bit values are exact in fp32 and both sides add k in order, so the results must
- * match the reference exactly. The same for wmma::load / mma / store (row- and col-major). */
+ * match the reference exactly. The same for wmma::load / mma / store (row- and col-major), and for
+ * wgmma m64n64k16 (one warpgroup, A from registers, B through no-swizzle descriptors in the
+ * K-major and MN-major canonical layouts, with other LBO / SBO than the attention kernel uses):
+ * its results, that accumulators are untouched until the wait, and that an MMA without a
+ * wgmma.fence fails the launch. */
 #include "cuda_emu.h"
 #include "mma.h"
 #include "tensor_core.cuh"
@@ -124,7 +128,7 @@ template <typename T> static T *device_copy(const float *x, size_t n) {
     return d;
 }
 
-static void expect_equal(const char *what, const float *got, const float *ref, int n) {
+static void expect_equal(const char *what, const float *got, const float *ref, int n, int cols = 16) {
     double max_diff = 0.0;
     int first_bad = -1;
     for (int i = 0; i < n; i++) {
@@ -133,7 +137,7 @@ static void expect_equal(const char *what, const float *got, const float *ref, i
         if (d > max_diff || d != d) max_diff = d;
     }
     CHECK(first_bad < 0, "%s: element %d (row %d col %d) = %g, reference %g (max |diff| %g)", what,
-          first_bad, first_bad / 16, first_bad % 16, first_bad < 0 ? 0.0 : (double)got[first_bad],
+          first_bad, first_bad / cols, first_bad % cols, first_bad < 0 ? 0.0 : (double)got[first_bad],
           first_bad < 0 ? 0.0 : (double)ref[first_bad], max_diff);
     if (first_bad < 0) printf("ok   %s\n", what);
 }
@@ -221,11 +225,121 @@ template <typename T> static void run_wmma_case(const char *type_name) {
     cudaFree(dA), cudaFree(dB), cudaFree(dC), cudaFree(dOut);
 }
 
+/* ---- wgmma ---- */
+
+/* Byte offsets of the canonical no-swizzle layouts (PTX ISA "Shared Memory Matrix Layout";
+ * CuTe's mma_traits_sm90_gmma.hpp), written out here independently of the emulator: core
+ * matrices of 8 rows x 16 bytes; K-major: (mn, k) at (mn/8) SBO + (k/8) LBO + (mn%8) 16 +
+ * (k%8) 2; MN-major: (k, n) at (n/8) SBO + (k/8) LBO + (k%8) 16 + (n%8) 2. */
+constexpr uint32_t KMAJOR_LBO = 1024, KMAJOR_SBO = 128; /* core matrices column by column */
+constexpr uint32_t MNMAJOR_LBO = 128, MNMAJOR_SBO = 256;
+constexpr size_t WG_B_OFFSET = 0, WG_V_OFFSET = 4096, WG_SMEM = 8192;
+
+static size_t kmajor_offset(int n, int k) {
+    return (n / 8) * KMAJOR_SBO + (k / 8) * KMAJOR_LBO + (n % 8) * 16 + (k % 8) * 2;
+}
+static size_t mnmajor_offset(int k, int n) {
+    return (n / 8) * MNMAJOR_SBO + (k / 8) * MNMAJOR_LBO + (k % 8) * 16 + (n % 8) * 2;
+}
+
+/* One warpgroup: D = A . Bt^T (B K-major), then D += A . V (V MN-major); A 64x16 row-major from
+ * global into the mma.sync A layout per warp. d_early: lane 0 of warp 0's first accumulator
+ * right after the first MMA is issued (before its wait). fence 0 leaves out the wgmma.fence. */
+template <typename T>
+static void wgmma_kernel(const T *a_g, const T *bt_g, const T *v_g, float *d_out, float *d_early,
+                         int fence) {
+    unsigned char *smem = static_cast<unsigned char *>(bq_emu::dynamic_shared());
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane / 4, t = lane % 4;
+    for (int i = tid; i < 64 * 16; i += 128) {
+        const int n = i / 16, k = i % 16;
+        memcpy(smem + WG_B_OFFSET + kmajor_offset(n, k), &bt_g[n * 16 + k], 2); /* Bt[n][k] */
+        const int kk = i / 64, nn = i % 64;
+        memcpy(smem + WG_V_OFFSET + mnmajor_offset(kk, nn), &v_g[kk * 64 + nn], 2); /* V[k][n] */
+    }
+    __syncthreads();
+    uint32_t a[4];
+    for (int r = 0; r < 4; r++) {
+        const int row = 16 * warp + g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
+        uint16_t lo, hi;
+        memcpy(&lo, &a_g[row * 16 + col], 2);
+        memcpy(&hi, &a_g[row * 16 + col + 1], 2);
+        a[r] = (uint32_t)lo | (uint32_t)hi << 16;
+    }
+    float d[8][4];
+    for (int n = 0; n < 8; n++)
+        for (int e = 0; e < 4; e++) d[n][e] = -7.0f; /* overwritten: accumulate 0 */
+    if (fence) bq_wgmma_fence();
+    bq_wgmma_64x64x16_rs<T, 0>(d, a, bq_wgmma_desc(smem + WG_B_OFFSET, KMAJOR_LBO, KMAJOR_SBO), 0);
+    bq_wgmma_commit();
+    if (tid == 0) *d_early = d[0][0];
+    bq_wgmma_wait<0>();
+    bq_wgmma_fence();
+    bq_wgmma_64x64x16_rs<T, 1>(d, a, bq_wgmma_desc(smem + WG_V_OFFSET, MNMAJOR_LBO, MNMAJOR_SBO), 1);
+    bq_wgmma_commit();
+    bq_wgmma_wait<0>();
+    for (int n = 0; n < 8; n++)
+        for (int e = 0; e < 4; e++)
+            d_out[(16 * warp + g + 8 * (e >> 1)) * 64 + 8 * n + 2 * t + (e & 1)] = d[n][e];
+}
+
+/* wgmma_kernel on A [64][16], Bt [64][16], V [16][64] (rounded to T): the launch's status, and
+ * D [64][64] then the early accumulator in out [64 * 64 + 1]. */
+template <typename T>
+static cudaError_t launch_wgmma(const float *A, const float *Bt, const float *V, int fence,
+                                float *out) {
+    T *dA = device_copy<T>(A, 64 * 16), *dB = device_copy<T>(Bt, 64 * 16);
+    T *dV = device_copy<T>(V, 16 * 64);
+    float *dOut = nullptr;
+    cudaMalloc((void **)&dOut, (64 * 64 + 1) * sizeof(float));
+    bq_emu::launch(wgmma_kernel<T>, "wgmma_kernel", 1, 128, WG_SMEM)(dA, dB, dV, dOut,
+                                                                     dOut + 64 * 64, fence);
+    const cudaError_t rc = cudaGetLastError();
+    cudaMemcpy(out, dOut, (64 * 64 + 1) * sizeof(float), cudaMemcpyDeviceToHost);
+    cudaFree(dA), cudaFree(dB), cudaFree(dV), cudaFree(dOut);
+    return rc;
+}
+
+template <typename T> static void run_wgmma_case(const char *type_name) {
+    static float A[64 * 16], Bt[64 * 16], V[16 * 64], D[64 * 64], out[64 * 64 + 1];
+    for (int i = 0; i < 64 * 16; i++) {
+        A[i] = round_to<T>(uniform(-2.0f, 2.0f));
+        Bt[i] = round_to<T>(uniform(-2.0f, 2.0f));
+        V[i] = round_to<T>(uniform(-2.0f, 2.0f));
+    }
+    for (int m = 0; m < 64; m++)
+        for (int n = 0; n < 64; n++) {
+            float acc = 0.0f;
+            for (int k = 0; k < 16; k++) acc += A[m * 16 + k] * Bt[n * 16 + k];
+            for (int k = 0; k < 16; k++) acc += A[m * 16 + k] * V[k * 64 + n];
+            D[m * 64 + n] = acc;
+        }
+    const cudaError_t rc = launch_wgmma<T>(A, Bt, V, 1, out);
+    CHECK(rc == cudaSuccess, "%s wgmma kernel: %s", type_name, cudaGetErrorName(rc));
+    char what[128];
+    snprintf(what, sizeof what, "%s wgmma m64n64k16: A . B (K-major) + A . V (MN-major)", type_name);
+    expect_equal(what, out, D, 64 * 64, 64);
+    CHECK(out[64 * 64] == -7.0f, "%s wgmma: accumulator changed before the wait (%g)", type_name,
+          (double)out[64 * 64]);
+}
+
+/* The same kernel without its wgmma.fence: the launch fails. Last, since a failed launch leaves
+ * the (emulated) context with a sticky error, as on a device. */
+static void run_wgmma_fence_case() {
+    static float zeros[64 * 64], out[64 * 64 + 1];
+    const cudaError_t rc = launch_wgmma<__half>(zeros, zeros, zeros, 0, out);
+    CHECK(rc == cudaErrorLaunchFailure, "wgmma without wgmma.fence: %s, not a launch failure",
+          cudaGetErrorName(rc));
+    if (rc == cudaErrorLaunchFailure) printf("ok   wgmma without wgmma.fence fails the launch\n");
+}
+
 int main() {
     run_mma_case<__half>("f16");
     run_mma_case<__nv_bfloat16>("bf16");
     run_wmma_case<__half>("f16");
     run_wmma_case<__nv_bfloat16>("bf16");
+    run_wgmma_case<__half>("f16");
+    run_wgmma_case<__nv_bfloat16>("bf16");
+    run_wgmma_fence_case(); /* last: it fails a launch on purpose */
     printf("test_tensor_core_emu: %d failure(s)\n", g_failures);
     return g_failures ? 1 : 0;
 }
