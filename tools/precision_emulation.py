@@ -38,6 +38,10 @@ WHAT IT EMULATES
   accumulate. The QA head is an fp32 kernel. bf16 rounding is nearest-even on the float32 bits
   (uint32 ops); fp16 is numpy's IEEE half conversion (nearest-even, subnormals included). GELU's
   erf is Numerical Recipes' erfc fit (relative error < 1.2e-7), the same function everywhere.
+  fp32x3 (fp32 with BQ_FP32_3XTF32=force): everything as fp32, but each layer GEMM operand x is
+  split into big = x truncated to tf32 and small = (x - big) rounded to tf32, and the GEMM is
+  small*big + big*small + big*big (the small*small term dropped), fp32 accumulate. The tensor
+  cores' own accumulation (not IEEE: products aligned and truncated) is not emulated.
 
   Each sequence is computed over its real tokens only. For real query rows this is exactly the
   padded computation: everything but attention is row-wise, and a padded key scores s - 10000
@@ -83,7 +87,8 @@ WHAT IT PRINTS
     W  fp16 / bf16 with the weights kept more precise (two-term split W = W_hi + W_lo, emulated
        as unrounded weights, biases, LN parameters and embeddings)
     T  tf32 changes: weights pre-rounded on the host (for truncating hardware), weights exact
-       (2xTF32 split) in all / some GEMMs, and diagnostics
+       (2xTF32 split) in all / some GEMMs, and diagnostics; fp32x3 (3xTF32 GEMMs, the fp32
+       bound)
     R  the engine against a reference whose weights are rounded the way the engine stores them
        (a test-side change: measures the engine's arithmetic, not the model's quantization)
   Then a summary: per row, each seed's "both" error and the mean hidden error.
@@ -147,7 +152,10 @@ class Variant:
     dt: str = "f32"  # storage type: f32, f16, bf16
     off: frozenset = frozenset()  # rounding points (POINTS) not rounded
     resid32: bool = False  # LayerNorm outputs kept fp32 for the residual add and the QA head
-    tf32: str = ""  # "" | "rn" | "rz": GEMM operand conversion
+    tf32: str = ""  # "" | "rn" | "rz": GEMM operand conversion; "x3": 3xTF32 (both operands
+    #                 split in a truncated tf32 big part and a rounded tf32 small part, the three
+    #                 products small*big + big*small + big*big: cuda/gemm_3xtf32.cu's CUTLASS
+    #                 OpMultiplyAddFastF32); the other tf32 fields do not apply to "x3"
     tf32_gemms: frozenset = GEMMS  # the GEMMs that convert their operands
     tf32_w: str = ""  # weight operand: "" converted as above, "rn" pre-rounded to tf32 (nearest)
     #                   on the host, "exact" not converted (a 2xTF32 split W = W_hi + W_lo, or
@@ -237,6 +245,8 @@ VARIANTS += [
        tf32="rn", tf32_w="exact", tf32_w_gemms={"fi"}),
     _v("tf32-rn-aexact", "T", "tf32", "tf32-rn, activations not converted (diagnostic)",
        tf32="rn", tf32_a="exact"),
+    _v("fp32x3", "T", "fp32", "fp32 with every layer GEMM on 3xTF32 (BQ_FP32_3XTF32=force)",
+       tf32="x3"),
 ]
 VARIANTS += [
     _v("bf16/wref", "R", "bf16", "bf16 vs a reference with the weights in bf16",
@@ -402,10 +412,13 @@ def rnd_f16(a):
 
 
 def rnd_tf32(a, mode):
-    """float32 -> tf32 (10 explicit mantissa bits): 'rn' nearest-even, 'rz' truncation."""
+    """float32 -> tf32 (10 explicit mantissa bits): 'rn' nearest-even, 'rz' truncation, 'ra'
+    half an ulp added, then truncated (nearest, ties away: CUTLASS's round_half_ulp_truncate)."""
     b = np.ascontiguousarray(a, dtype=F32).view(np.uint32)
     if mode == "rz":
         return (b & 0xFFFFE000).view(F32)
+    if mode == "ra":
+        return ((b + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(F32)
     r = (b >> 13) & 1
     r += 0xFFF
     r += b
@@ -470,7 +483,7 @@ class WeightCache:
         self.w, self.cache = w, {}
 
     def get(self, name, kind):
-        """kind: f32 | f64 | f16 | bf16 | tf32rn | tf32rz."""
+        """kind: f32 | f64 | f16 | bf16 | tf32rn | tf32rz | x3 (a (big, small) tf32 pair)."""
         key = (name, kind)
         if key not in self.cache:
             a = self.w[name]
@@ -480,6 +493,9 @@ class WeightCache:
                 r = a.astype(F64)
             elif kind in ROUND:
                 r = ROUND[kind](a)
+            elif kind == "x3":  # 3xTF32's (big, small) split of the weight
+                big = rnd_tf32(a, "rz")
+                r = (big, rnd_tf32(a - big, "ra"))
             else:
                 r = rnd_tf32(a, kind[4:])
             self.cache[key] = r
@@ -516,6 +532,13 @@ class Run:
     def gemm(self, wc, name, a):
         """a @ W^T for the layer GEMM `name`, with the variant's operand conversion."""
         v = self.v
+        if v.tf32 == "x3":
+            w_big, w_small = wc.get(name + "_w", "x3")
+            a_big = rnd_tf32(a, "rz")
+            a_small = rnd_tf32(a - a_big, "ra")
+            # CUTLASS adds the three into one fp32 accumulator per k step (small*big, big*small,
+            # big*big); here the three whole products, the two small ones first: fp32 noise apart
+            return (a_small @ w_big.T + a_big @ w_small.T) + a_big @ w_big.T
         if v.tf32 and name in v.tf32_gemms:
             # converting an already tf32 value (pre-rounded weights / copies) changes nothing
             w_mode = v.tf32_w if name in v.tf32_w_gemms else ""
