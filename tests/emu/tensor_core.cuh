@@ -7,13 +7,22 @@
  * its fragments at a warp rendezvous, and once all 32 lanes are there the operation runs for the
  * whole warp (reading shared memory at that moment) and every lane gets its own registers. mma
  * converts the 16-bit inputs exactly to fp32 and accumulates in fp32, k in order, onto C.
- * cp.async copies at once (or zero-fills), so commit / wait are no-ops: the emulator checks the
- * data flow (addresses, alignment, which thread copies what), not the asynchrony. */
+ * cp.async is asynchronous the way that exposes a kernel which does not wait: a copy (or zero
+ * fill) is only recorded when issued; commit closes the thread's group of them, and wait<N> copies
+ * every group but the newest N, reading global memory and writing shared memory at that moment.
+ * Shared memory is poisoned at the start of every block, so a thread that reads a tile before the
+ * copying thread's wait and the barrier after it gets garbage and the tests fail. Copies a block
+ * leaves unwaited for fail the next block's first cp.async operation of that thread. Bytes a
+ * copy writes are generic-proxy writes: wgmma (async proxy) may read them only after the
+ * copying thread's fence.proxy.async (see the wgmma section). */
 #ifndef BQ_TENSOR_CORE_CUH
 #define BQ_TENSOR_CORE_CUH
 
 #include "cuda_emu.h"
 
+#include <stdio.h>
+
+#include <unordered_map>
 #include <vector>
 
 namespace bq_emu {
@@ -141,11 +150,82 @@ const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16
                                                             : "mma.sync.m16n8k16.bf16",
                              &mma_16816_complete<T>};
 
+/* ---- cp.async ---- */
+
+struct CpAsyncCopy {
+    unsigned char *dst;
+    const unsigned char *src; /* NULL: zero fill */
+};
+/* One thread's copies in flight: `groups` closed by commit, `open` since; a queue belongs to
+ * the block whose block_serial() it carries. */
+struct CpAsyncThreadQueue {
+    std::vector<std::vector<CpAsyncCopy>> groups;
+    std::vector<CpAsyncCopy> open;
+    uint64_t serial = 0;
+};
+inline CpAsyncThreadQueue g_cp_async_queues[1024]; /* by linear thread index */
+
+/* 16-byte shared chunks written by a completed cp.async and not yet fenced for the async proxy
+ * by the thread that copied them: chunk address -> that thread (this block's only). */
+struct ProxyShadow {
+    std::unordered_map<uintptr_t, int> unfenced;
+    uint64_t serial = 0;
+};
+inline ProxyShadow g_proxy_shadow;
+
+inline ProxyShadow &proxy_shadow() {
+    if (g_proxy_shadow.serial != block_serial()) {
+        g_proxy_shadow.unfenced.clear();
+        g_proxy_shadow.serial = block_serial();
+    }
+    return g_proxy_shadow;
+}
+
+inline CpAsyncThreadQueue &cp_async_queue() {
+    CpAsyncThreadQueue &q = g_cp_async_queues[g_thread->linear];
+    if (q.serial != block_serial()) {
+        bool leftover = !q.open.empty(); /* empty groups left in flight are no copies */
+        for (const auto &group : q.groups) leftover = leftover || !group.empty();
+        q = CpAsyncThreadQueue();
+        q.serial = block_serial();
+        if (leftover)
+            fail(cudaErrorLaunchFailure, "cp.async: thread %d of an earlier block left copies it never "
+                 "waited for", g_thread->linear);
+    }
+    return q;
+}
+
+inline void cp_async_perform(const CpAsyncCopy &c) {
+    if (c.src) memcpy(c.dst, c.src, 16);
+    else memset(c.dst, 0, 16);
+    proxy_shadow().unfenced[(uintptr_t)c.dst] = g_thread->linear;
+}
+
+/* fence.proxy.async by the calling thread: its completed copies become visible to the async
+ * proxy (to the other threads' wgmma too, once a barrier orders them). */
+inline void proxy_fence_async() {
+    auto &m = proxy_shadow().unfenced;
+    for (auto it = m.begin(); it != m.end();)
+        it = it->second == g_thread->linear ? m.erase(it) : std::next(it);
+}
+
+/* Fails the launch if an async-proxy read of the 16-byte chunk holding p would see a cp.async
+ * write that its thread never fenced. */
+inline void proxy_check_async_read(const void *p, const char *what) {
+    const auto &m = proxy_shadow().unfenced;
+    if (m.empty()) return;
+    const auto it = m.find((uintptr_t)p & ~(uintptr_t)15);
+    if (it != m.end())
+        fail(cudaErrorLaunchFailure, "%s reads shared %p, written by thread %d's cp.async (generic "
+             "proxy) with no fence.proxy.async by that thread since", what, p, it->second);
+}
+
 #ifdef BQ_WGMMA_ATTENTION
 /* ---- wgmma (sm_90a) ----
  * wgmma.mma_async is warpgroup-collective on the device, but warp i of the group brings only A's
  * rows 16i .. 16i + 15 (from registers, the only form the kernels use) and gets only D's, so each
- * warp is emulated alone at its own warp rendezvous (that all four warps issue it is not checked). Descriptors: the start address is
+ * warp is emulated alone at its own warp rendezvous (that all four warps issue it alike is
+ * checked separately, below). Descriptors: the start address is
  * the offset into the launch's dynamic shared memory (bq_wgmma_desc below), where every operand
  * must lie; only the no-swizzle layout (type 0, base offset 0) is accepted, as the kernels use
  * only that.
@@ -157,8 +237,11 @@ const WarpOp MmaOp<T>::op = {std::is_same<T, __half>::value ? "mma.sync.m16n8k16
  * A block may not leave MMAs unwaited for: the next block's first wgmma operation in that warp
  * fails. And a
  * wgmma needs a wgmma.fence since its warp's last wait (registers are always touched between a
- * wait and the next MMAs). Not checked: the compiler-level operand fences, fence.proxy.async
- * after cp.async (copies land at once here), and that all four warps of a group issue alike. */
+ * wait and the next MMAs). B bytes a cp.async wrote must have been fenced by the copying
+ * thread's fence.proxy.async (cp.async above). The four warps of a warpgroup (warps 4i .. 4i + 3)
+ * must issue the same sequence of wgmma operations: the n-th fence, commit, wait<N> or MMA (its
+ * B descriptor and flags) of each warp is compared with the group's first warp to get there.
+ * Not checked: the compiler-level operand fences. */
 struct WgmmaArg {
     const uint32_t *a;     /* A from registers (4 a lane) */
     uint64_t b_desc;
@@ -181,6 +264,7 @@ inline const unsigned char *wgmma_element(uint64_t desc, int mn, int k, bool mn_
     if (!is_shared(p, 2))
         fail(cudaErrorIllegalAddress, "wgmma %s element (%d, %d) at dynamic shared offset %zu: outside the "
              "launch's dynamic shared memory", what, mn, k, offset);
+    proxy_check_async_read(p, "wgmma");
     return p;
 }
 
@@ -244,6 +328,58 @@ inline WgmmaWarpQueue &wgmma_queue(int warp) {
     return q;
 }
 
+/* The wgmma operations of one warpgroup in the running block, in the order its warps issue them:
+ * entry n is the n-th operation of the first warp to get there; `done[w]` counts warp w's. */
+struct WgmmaOpRecord {
+    int keep; /* as WgmmaSyncArg::keep; 1000: an MMA */
+    uint64_t b_desc;
+    int accumulate, trans_b;
+    bool operator==(const WgmmaOpRecord &o) const {
+        return keep == o.keep && b_desc == o.b_desc && accumulate == o.accumulate && trans_b == o.trans_b;
+    }
+};
+struct WarpgroupLog {
+    std::vector<WgmmaOpRecord> ops;
+    size_t done[4] = {0, 0, 0, 0};
+    uint64_t serial = 0;
+};
+inline WarpgroupLog g_warpgroup_logs[8]; /* by warpgroup of the block */
+
+inline const char *wgmma_op_name(const WgmmaOpRecord &r, char *buf, size_t size) {
+    if (r.keep == 1000)
+        snprintf(buf, size, "an MMA (B descriptor 0x%016llx, accumulate %d, B %s)", (unsigned long long)r.b_desc,
+                 r.accumulate, r.trans_b ? "MN-major" : "K-major");
+    else if (r.keep == -2) snprintf(buf, size, "wgmma.fence");
+    else if (r.keep == -1) snprintf(buf, size, "wgmma.commit_group");
+    else snprintf(buf, size, "wgmma.wait_group %d", r.keep);
+    return buf;
+}
+
+/* Record warp `warp`'s next wgmma operation; fails the launch where it differs from what another
+ * warp of its warpgroup issued at the same point, or where the block has no whole warpgroup there. */
+inline void warpgroup_uniform(int warp, const WgmmaOpRecord &op) {
+    const int group = warp / 4;
+    if ((int)(blockDim.x * blockDim.y * blockDim.z) < 128 * (group + 1))
+        fail(cudaErrorLaunchFailure, "wgmma by warp %d: the block's %d threads hold no whole warpgroup "
+             "(warps %d .. %d) there", warp, (int)(blockDim.x * blockDim.y * blockDim.z), 4 * group, 4 * group + 3);
+    WarpgroupLog &log = g_warpgroup_logs[group];
+    if (log.serial != block_serial()) {
+        log = WarpgroupLog();
+        log.serial = block_serial();
+    }
+    const size_t n = log.done[warp % 4]++;
+    if (n == log.ops.size()) {
+        log.ops.push_back(op);
+        return;
+    }
+    if (!(log.ops[n] == op)) {
+        char mine[96], theirs[96];
+        fail(cudaErrorLaunchFailure, "wgmma operation %zu of warp %d is %s, but another warp of warpgroup %d "
+             "issued %s there: all four warps of a warpgroup must issue the same", n, warp,
+             wgmma_op_name(op, mine, sizeof mine), group, wgmma_op_name(log.ops[n], theirs, sizeof theirs));
+    }
+}
+
 template <typename T> void wgmma_issue_complete(void *const args[32], unsigned participants) {
     if (participants != 0xffffffffu)
         fail(cudaErrorLaunchFailure, "wgmma with lanes 0x%08x: all 32 lanes must take part", participants);
@@ -256,6 +392,7 @@ template <typename T> void wgmma_issue_complete(void *const args[32], unsigned p
             fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
     }
     op.run = &wgmma_64x64x16_run<T>;
+    warpgroup_uniform(op.lanes[0].warp, {1000, op.lanes[0].b_desc, op.lanes[0].accumulate, op.lanes[0].trans_b});
     WgmmaWarpQueue &q = wgmma_queue(op.lanes[0].warp);
     if (!q.fenced)
         fail(cudaErrorLaunchFailure, "wgmma issued by warp %d without a wgmma.fence since its last wait "
@@ -273,6 +410,7 @@ inline void wgmma_sync_complete(void *const args[32], unsigned participants) {
         fail(cudaErrorLaunchFailure, "wgmma commit / wait with lanes 0x%08x: all 32 lanes must take part",
              participants);
     const WgmmaSyncArg *s = static_cast<const WgmmaSyncArg *>(args[0]);
+    warpgroup_uniform(s->warp, {s->keep, 0, 0, 0});
     WgmmaWarpQueue &q = wgmma_queue(s->warp);
     if (s->keep == -2) { /* fence */
         q.fenced = true;
@@ -336,21 +474,32 @@ template <> inline uint32_t bq_pack2<__nv_bfloat16>(float lo, float hi) {
     return u;
 }
 
-/* cp.async.cg 16 bytes: copied (or zero-filled when !valid) at once. */
+/* cp.async.cg 16 bytes (zero-filled when !valid): checked now, copied at the wait that covers it. */
 inline void bq_cp_async_16(void *shared_dst, const void *global_src, bool valid) {
     if ((uintptr_t)shared_dst % 16 != 0 || (valid && (uintptr_t)global_src % 16 != 0))
         bq_emu::fail(cudaErrorMisalignedAddress, "cp.async 16 bytes from %p to %p: not 16-byte aligned",
                      global_src, shared_dst);
     if (!bq_emu::is_shared(shared_dst, 16))
         bq_emu::fail(cudaErrorIllegalAddress, "cp.async destination %p is not in shared memory", shared_dst);
-    if (valid) memcpy(shared_dst, global_src, 16);
-    else memset(shared_dst, 0, 16);
+    bq_emu::cp_async_queue().open.push_back(
+        {static_cast<unsigned char *>(shared_dst), valid ? static_cast<const unsigned char *>(global_src) : nullptr});
 }
 
-inline void bq_cp_async_commit() {}
+/* An empty group is a group too. */
+inline void bq_cp_async_commit() {
+    bq_emu::CpAsyncThreadQueue &q = bq_emu::cp_async_queue();
+    q.groups.push_back(std::move(q.open));
+    q.open.clear();
+}
 
+/* Copies every committed group but the newest `pending` (copies not yet committed stay). */
 template <int pending> inline void bq_cp_async_wait() {
     static_assert(pending >= 0, "cp.async.wait_group takes a count >= 0");
+    bq_emu::CpAsyncThreadQueue &q = bq_emu::cp_async_queue();
+    while (q.groups.size() > (size_t)pending) {
+        for (const bq_emu::CpAsyncCopy &c : q.groups.front()) bq_emu::cp_async_perform(c);
+        q.groups.erase(q.groups.begin());
+    }
 }
 
 #ifdef BQ_WGMMA_ATTENTION
@@ -380,7 +529,7 @@ template <int pending> inline void bq_wgmma_wait() {
     bq_emu::WgmmaSyncArg arg = {(int)(threadIdx.x / 32), pending};
     bq_emu::warp_collective(&bq_emu::k_wgmma_sync_op, 0xffffffffu, &arg);
 }
-inline void bq_fence_proxy_async() {}
+inline void bq_fence_proxy_async() { bq_emu::proxy_fence_async(); }
 inline void bq_wgmma_fence_operands(float (&)[8][4]) {}
 inline void bq_wgmma_fence_operands(uint32_t (&)[4]) {}
 

@@ -14,13 +14,21 @@
  * wgmma m64n64k16 (one warpgroup, A from registers, B through no-swizzle descriptors in the
  * K-major and MN-major canonical layouts, with other LBO / SBO than the attention kernel uses):
  * its results, that accumulators are untouched until the wait, and that an MMA without a
- * wgmma.fence fails the launch. */
+ * wgmma.fence fails the launch.
+ * Also the asynchrony rules the kernels must keep: a cp.async lands only at the wait_group that
+ * covers it (wait<1> leaves the newest group in flight); a block that leaves copies unwaited
+ * fails the next block; wgmma may not read cp.async bytes their thread never passed through
+ * fence.proxy.async; and the four warps of a warpgroup must issue the same wgmma operations.
+ * Each launch meant to fail runs in a child process, since a failed launch leaves the
+ * (emulated) context with a sticky error, as on a device. */
 #include "cuda_emu.h"
 #include "mma.h"
 #include "tensor_core.cuh"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "emu_check.h"
 
@@ -48,9 +56,17 @@ static void store_c(const float c[2][4], float *out) {
     }
 }
 
+static uint16_t raw_bits(const void *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* async_ok[lane]: 1 when this lane's copies landed exactly at their waits (shared memory is
+ * poisoned with 0xFF bytes per block, and 0xFFFF is a NaN no input holds). */
 template <typename T>
 static void mma_kernel(const T *a_g, const T *k_g, const T *v_g, float *s_out, float *sv_out,
-                       float *pv_out, unsigned *pad_bits) {
+                       float *pv_out, unsigned *pad_bits, int *async_ok) {
     __shared__ __align__(128) T a_s[16][LD];
     __shared__ __align__(128) T k_s[16][LD];
     __shared__ __align__(128) T v_s[16][LD];
@@ -62,11 +78,18 @@ static void mma_kernel(const T *a_g, const T *k_g, const T *v_g, float *s_out, f
     /* one 16-byte chunk per lane and tile, plus a zero-filled (invalid) chunk in the padding */
     const int r = lane / 2, part = lane % 2;
     bq_cp_async_16(&a_s[r][8 * part], a_g + 16 * r + 8 * part, true);
+    if (part == 0) bq_cp_async_16(&a_s[r][16], nullptr, false);
+    bq_cp_async_commit(); /* group 0: A */
     bq_cp_async_16(&k_s[r][8 * part], k_g + 16 * r + 8 * part, true);
     bq_cp_async_16(&v_s[r][8 * part], v_g + 16 * r + 8 * part, true);
-    if (part == 0) bq_cp_async_16(&a_s[r][16], nullptr, false);
-    bq_cp_async_commit();
+    bq_cp_async_commit(); /* group 1: K, V */
+    const bool a_early = raw_bits(&a_s[r][8 * part]) == 0xFFFF;
+    bq_cp_async_wait<1>(); /* group 0 only */
+    const bool a_landed = raw_bits(&a_s[r][8 * part]) == raw_bits(a_g + 16 * r + 8 * part);
+    const bool k_early = raw_bits(&k_s[r][8 * part]) == 0xFFFF;
     bq_cp_async_wait<0>();
+    const bool k_landed = raw_bits(&k_s[r][8 * part]) == raw_bits(k_g + 16 * r + 8 * part);
+    async_ok[lane] = a_early && a_landed && k_early && k_landed;
     __syncthreads();
 
     const int ld_row = lane & 7, ld_matrix = lane >> 3;
@@ -170,9 +193,12 @@ template <typename T> static void run_mma_case(const char *type_name) {
     T *dA = device_copy<T>(A, 256), *dK = device_copy<T>(K, 256), *dV = device_copy<T>(V, 256);
     float *dOut = nullptr;
     unsigned *dPad = nullptr;
+    int *dAsync = nullptr;
     cudaMalloc((void **)&dOut, 3 * 256 * sizeof(float));
     cudaMalloc((void **)&dPad, 16 * sizeof(unsigned));
-    bq_emu::launch(mma_kernel<T>, "mma_kernel", 1, 32)(dA, dK, dV, dOut, dOut + 256, dOut + 512, dPad);
+    cudaMalloc((void **)&dAsync, 32 * sizeof(int));
+    bq_emu::launch(mma_kernel<T>, "mma_kernel", 1, 32)(dA, dK, dV, dOut, dOut + 256, dOut + 512, dPad,
+                                                       dAsync);
     const cudaError_t rc = cudaGetLastError();
     CHECK(rc == cudaSuccess, "%s mma kernel: %s", type_name, cudaGetErrorName(rc));
     float out[3 * 256];
@@ -189,7 +215,14 @@ template <typename T> static void run_mma_case(const char *type_name) {
     unsigned any = 0;
     for (int i = 0; i < 16; i++) any |= pad[i];
     CHECK(any == 0, "%s cp.async with valid = false did not zero-fill (bits 0x%04x)", type_name, any);
-    cudaFree(dA), cudaFree(dK), cudaFree(dV), cudaFree(dOut), cudaFree(dPad);
+    int async_ok[32];
+    cudaMemcpy(async_ok, dAsync, sizeof async_ok, cudaMemcpyDeviceToHost);
+    int lanes_ok = 0;
+    for (int i = 0; i < 32; i++) lanes_ok += async_ok[i] == 1;
+    CHECK(lanes_ok == 32, "%s cp.async: on %d of 32 lanes the copies did not land exactly at their "
+          "wait_group (wait<1> copies the older group only)", type_name, 32 - lanes_ok);
+    if (lanes_ok == 32) printf("ok   %s cp.async lands at the covering wait_group\n", type_name);
+    cudaFree(dA), cudaFree(dK), cudaFree(dV), cudaFree(dOut), cudaFree(dPad), cudaFree(dAsync);
 }
 
 template <typename T> static void run_wmma_case(const char *type_name) {
@@ -242,20 +275,27 @@ static size_t mnmajor_offset(int k, int n) {
     return (n / 8) * MNMAJOR_SBO + (k / 8) * MNMAJOR_LBO + (k % 8) * 16 + (n % 8) * 2;
 }
 
+/* What a wgmma_kernel launch leaves out or does wrong (the fault cases must fail the launch). */
+enum WgmmaFault { WG_CORRECT, WG_NO_WGMMA_FENCE, WG_NO_PROXY_FENCE, WG_WARP_DIVERGES };
+
 /* One warpgroup: D = A . Bt^T (B K-major), then D += A . V (V MN-major); A 64x16 row-major from
- * global into the mma.sync A layout per warp. d_early: lane 0 of warp 0's first accumulator
- * right after the first MMA is issued (before its wait). fence 0 leaves out the wgmma.fence. */
+ * global into the mma.sync A layout per warp; Bt and V staged by cp.async, 16 bytes a thread
+ * each (a core-matrix row). d_early: lane 0 of warp 0's first accumulator right after the first
+ * MMA is issued (before its wait). */
 template <typename T>
 static void wgmma_kernel(const T *a_g, const T *bt_g, const T *v_g, float *d_out, float *d_early,
-                         int fence) {
+                         int fault) {
     unsigned char *smem = static_cast<unsigned char *>(bq_emu::dynamic_shared());
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane / 4, t = lane % 4;
-    for (int i = tid; i < 64 * 16; i += 128) {
-        const int n = i / 16, k = i % 16;
-        memcpy(smem + WG_B_OFFSET + kmajor_offset(n, k), &bt_g[n * 16 + k], 2); /* Bt[n][k] */
-        const int kk = i / 64, nn = i % 64;
-        memcpy(smem + WG_V_OFFSET + mnmajor_offset(kk, nn), &v_g[kk * 64 + nn], 2); /* V[k][n] */
+    { /* Bt[n][8c .. 8c + 7] and V[k][8c .. 8c + 7]: 16 contiguous bytes on both sides */
+        const int n = tid / 2, c = tid % 2;
+        bq_cp_async_16(smem + WG_B_OFFSET + kmajor_offset(n, 8 * c), &bt_g[n * 16 + 8 * c], true);
+        const int k = tid / 8, cv = tid % 8;
+        bq_cp_async_16(smem + WG_V_OFFSET + mnmajor_offset(k, 8 * cv), &v_g[k * 64 + 8 * cv], true);
     }
+    bq_cp_async_commit();
+    bq_cp_async_wait<0>();
+    if (fault != WG_NO_PROXY_FENCE || tid != 77) bq_fence_proxy_async(); /* one thread forgets */
     __syncthreads();
     uint32_t a[4];
     for (int r = 0; r < 4; r++) {
@@ -268,8 +308,10 @@ static void wgmma_kernel(const T *a_g, const T *bt_g, const T *v_g, float *d_out
     float d[8][4];
     for (int n = 0; n < 8; n++)
         for (int e = 0; e < 4; e++) d[n][e] = -7.0f; /* overwritten: accumulate 0 */
-    if (fence) bq_wgmma_fence();
-    bq_wgmma_64x64x16_rs<T, 0>(d, a, bq_wgmma_desc(smem + WG_B_OFFSET, KMAJOR_LBO, KMAJOR_SBO), 0);
+    if (fault != WG_NO_WGMMA_FENCE) bq_wgmma_fence();
+    /* the diverging warp describes B with another (still in-bounds) stride */
+    const uint32_t sbo = fault == WG_WARP_DIVERGES && warp == 2 ? 2 * KMAJOR_SBO : KMAJOR_SBO;
+    bq_wgmma_64x64x16_rs<T, 0>(d, a, bq_wgmma_desc(smem + WG_B_OFFSET, KMAJOR_LBO, sbo), 0);
     bq_wgmma_commit();
     if (tid == 0) *d_early = d[0][0];
     bq_wgmma_wait<0>();
@@ -285,14 +327,14 @@ static void wgmma_kernel(const T *a_g, const T *bt_g, const T *v_g, float *d_out
 /* wgmma_kernel on A [64][16], Bt [64][16], V [16][64] (rounded to T): the launch's status, and
  * D [64][64] then the early accumulator in out [64 * 64 + 1]. */
 template <typename T>
-static cudaError_t launch_wgmma(const float *A, const float *Bt, const float *V, int fence,
+static cudaError_t launch_wgmma(const float *A, const float *Bt, const float *V, WgmmaFault fault,
                                 float *out) {
     T *dA = device_copy<T>(A, 64 * 16), *dB = device_copy<T>(Bt, 64 * 16);
     T *dV = device_copy<T>(V, 16 * 64);
     float *dOut = nullptr;
     cudaMalloc((void **)&dOut, (64 * 64 + 1) * sizeof(float));
     bq_emu::launch(wgmma_kernel<T>, "wgmma_kernel", 1, 128, WG_SMEM)(dA, dB, dV, dOut,
-                                                                     dOut + 64 * 64, fence);
+                                                                     dOut + 64 * 64, (int)fault);
     const cudaError_t rc = cudaGetLastError();
     cudaMemcpy(out, dOut, (64 * 64 + 1) * sizeof(float), cudaMemcpyDeviceToHost);
     cudaFree(dA), cudaFree(dB), cudaFree(dV), cudaFree(dOut);
@@ -313,7 +355,7 @@ template <typename T> static void run_wgmma_case(const char *type_name) {
             for (int k = 0; k < 16; k++) acc += A[m * 16 + k] * V[k * 64 + n];
             D[m * 64 + n] = acc;
         }
-    const cudaError_t rc = launch_wgmma<T>(A, Bt, V, 1, out);
+    const cudaError_t rc = launch_wgmma<T>(A, Bt, V, WG_CORRECT, out);
     CHECK(rc == cudaSuccess, "%s wgmma kernel: %s", type_name, cudaGetErrorName(rc));
     char what[128];
     snprintf(what, sizeof what, "%s wgmma m64n64k16: A . B (K-major) + A . V (MN-major)", type_name);
@@ -322,14 +364,36 @@ template <typename T> static void run_wgmma_case(const char *type_name) {
           (double)out[64 * 64]);
 }
 
-/* The same kernel without its wgmma.fence: the launch fails. Last, since a failed launch leaves
- * the (emulated) context with a sticky error, as on a device. */
-static void run_wgmma_fence_case() {
-    static float zeros[64 * 64], out[64 * 64 + 1];
-    const cudaError_t rc = launch_wgmma<__half>(zeros, zeros, zeros, 0, out);
-    CHECK(rc == cudaErrorLaunchFailure, "wgmma without wgmma.fence: %s, not a launch failure",
-          cudaGetErrorName(rc));
-    if (rc == cudaErrorLaunchFailure) printf("ok   wgmma without wgmma.fence fails the launch\n");
+/* Runs `launch` in a child process and expects cudaErrorLaunchFailure from it; the emulator's
+ * message (stderr) says why. */
+static void expect_launch_failure(const char *what, cudaError_t (*launch)()) {
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) _exit(launch() == cudaErrorLaunchFailure ? 0 : 1);
+    int status = 0;
+    const bool ok = pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+                    WEXITSTATUS(status) == 0;
+    CHECK(ok, "%s: the launch did not fail", what);
+    if (ok) printf("ok   %s fails the launch\n", what);
+}
+
+static float g_zeros[64 * 64], g_out[64 * 64 + 1];
+template <WgmmaFault Fault> static cudaError_t launch_wgmma_fault() {
+    return launch_wgmma<__half>(g_zeros, g_zeros, g_zeros, Fault, g_out);
+}
+
+/* Two blocks; each copies and commits, but never waits. */
+static void cp_async_unwaited_kernel(const __half *g) {
+    __shared__ __align__(16) __half buf[8];
+    bq_emu::shared_decl(&buf, sizeof buf);
+    bq_cp_async_16(buf, g, true);
+    bq_cp_async_commit();
+}
+static cudaError_t launch_cp_async_unwaited() {
+    __half *d = nullptr;
+    cudaMalloc((void **)&d, 16);
+    bq_emu::launch(cp_async_unwaited_kernel, "cp_async_unwaited_kernel", 2, 32)(d);
+    return cudaGetLastError();
 }
 
 int main() {
@@ -339,7 +403,12 @@ int main() {
     run_wmma_case<__nv_bfloat16>("bf16");
     run_wgmma_case<__half>("f16");
     run_wgmma_case<__nv_bfloat16>("bf16");
-    run_wgmma_fence_case(); /* last: it fails a launch on purpose */
+    expect_launch_failure("wgmma without wgmma.fence", launch_wgmma_fault<WG_NO_WGMMA_FENCE>);
+    expect_launch_failure("wgmma reading cp.async bytes one thread never fenced for the async proxy",
+                          launch_wgmma_fault<WG_NO_PROXY_FENCE>);
+    expect_launch_failure("one warp of a warpgroup issuing another wgmma than the others",
+                          launch_wgmma_fault<WG_WARP_DIVERGES>);
+    expect_launch_failure("a block leaving its cp.async copies unwaited", launch_cp_async_unwaited);
     printf("test_tensor_core_emu: %d failure(s)\n", g_failures);
     return g_failures ? 1 : 0;
 }
