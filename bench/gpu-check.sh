@@ -240,8 +240,10 @@ wait
 # ---- timed phase: one thing at a time on the GPU --------------------------------------------------
 if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     # If the benchmark fails (a sticky CUDA error ends the process's later configurations too),
-    # the 16-bit numbers are taken again on the conservative paths (the WMMA attention kernel,
-    # cuBLASLt + the GELU kernel, our attention), and the steps after it run on those paths too.
+    # the 16-bit numbers are taken again without the wgmma attention tilings (the newest kernels,
+    # first run on a card in the run after stop 20), which keeps them comparable with the runs
+    # before; if that fails too, on the conservative paths (the WMMA attention kernel, cuBLASLt +
+    # the GELU kernel, our attention). The steps after it run on the paths that worked.
     # SM clock, power and temperature every 200 ms while the timed steps run (merge_results's
     # "clocks"): the whole pass runs slower than the sum of its kernels timed alone (c50aca4:
     # 66.7 ms against ~59.5 at fp16 batch 128); a card that drops its clocks under sustained
@@ -257,12 +259,18 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     if ! step bench 150 "$bin" bench --model "$work/large" --device cuda \
         --precision "${BQ_BENCH_PRECISION:-fp32,tf32,fp16,bf16}" --batch 1,8,32,128 --iters 20 \
         --json "$out/bench.json"; then
-        safe=(BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0)
-        attention=own
-        note "bench failed: 16-bit benchmark rerun and later steps with ${safe[*]} --attention own"
-        step bench-safe 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
-            --precision fp16,bf16 --attention "$attention" --batch 1,8,32,128 --iters 10 \
-            --json "$out/bench-safe.json"
+        safe=(BQ_ATTENTION_KERNEL=mma)
+        note "bench failed: 16-bit benchmark rerun and later steps with ${safe[*]}"
+        if ! step bench-safe 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" \
+            --device cuda --precision fp16,bf16 --attention "$attention" --batch 1,8,32,128 \
+            --iters 10 --json "$out/bench-safe.json"; then
+            safe=(BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0)
+            attention=own
+            note "bench-safe failed too: rerun and later steps with ${safe[*]} --attention own"
+            step bench-safer 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" \
+                --device cuda --precision fp16,bf16 --attention "$attention" --batch 1,8,32,128 \
+                --iters 10 --json "$out/bench-safe.json"
+        fi
     fi
     # the PyTorch peer right after ours: the ratios are the numbers issue 5 is judged on
     if [ -f "$repo/bench/peer_pytorch.py" ]; then

@@ -11,8 +11,9 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench-profile.json, OUTDIR/bench-cudnn.json
                          `bertqa-gpu bench --profile` with our attention / cuDNN's (optional):
                          time per stage of one forward pass
-  OUTDIR/bench-safe.json (optional) the 16-bit benchmark again on the conservative kernels, run
-                         when bench.json's run failed; it fills the configurations bench.json
+  OUTDIR/bench-safe.json (optional) the 16-bit benchmark again on more conservative kernels (no
+                         wgmma attention; if that failed too, WMMA attention and no fused GELU),
+                         run when bench.json's run failed; it fills the configurations bench.json
                          lacks or has an error for (each such row says so in "source")
   OUTDIR/bench-heuristic.json
                          `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
@@ -727,8 +728,13 @@ def main(argv=None):
     if peer is None:
         notes.append("no peer.json: PyTorch columns empty")
     if os.path.exists(os.path.join(args.outdir, "bench-safe.json")):
+        # gpu-check's second fallback (step bench-safer) writes the same file
+        steps_tsv = os.path.join(args.outdir, "steps.tsv")
+        safer = os.path.exists(steps_tsv) and any(
+            line.split("\t")[0] == "bench-safer" for line in open(steps_tsv))
+        paths = "BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0" if safer else "BQ_ATTENTION_KERNEL=mma"
         notes.append("bench.json's run failed: rows with source bench-safe.json were measured "
-                     "with BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0 (see each row's error)")
+                     f"with {paths} (see each row's error)")
     for s in (peer or {}).get("skipped", []):
         notes.append(f"PyTorch {s.get('mode')} {s.get('precision')} batch {s.get('batch')} "
                      f"skipped: {s.get('reason')}")

@@ -132,7 +132,7 @@ assert b128["attention_own_128_ms"] == 0.25 and b128["attention_own_32_ms"] == 0
 b8 = rows[("fp16", 8)]
 assert b8["source"] == "bench-safe.json" and b8["throughput_seq_s"] == 2666, b8
 assert b8["error"] == "made-up launch failure", b8
-assert any("bench-safe.json" in n for n in r["notes"]), r["notes"]
+assert any("bench-safe.json" in n and "BQ_ATTENTION_KERNEL=mma" in n for n in r["notes"]), r["notes"]
 assert b128["pytorch_mode"] == "compile" and b128["pytorch_throughput_seq_s"] == 2000
 assert abs(b128["ratio_vs_pytorch"] - 1.225) < 1e-12, b128["ratio_vs_pytorch"]
 assert abs(rows[("fp16", 1)]["ratio_vs_pytorch"] - 2.8) < 1e-12
