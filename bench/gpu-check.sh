@@ -394,10 +394,11 @@ EOF3
         # 22% of the pass, for 0.6 GFLOP): a graph-replayed launch
         ncu_attention ncu-attention-b1 attention_mma_head64 200 1 1 20
         # the wgmma attention at batch 128 (stop 20, first time on a card), both schedules: the
-        # first pass times its candidates (tuning.cu: a warm-up launch each, then 3 timed
-        # launches each per round), so wgmma launches 2-4 are the plain schedule's first timed
-        # ones and 5-7 the overlapped one's
-        ncu_attention ncu-attention-wgmma attention_wgmma 2 6 128 1
+        # first pass checks each candidate's output once (engine_cuda.cu's
+        # check_attention_candidates: wgmma launches 0 and 1), then times them (tuning.cu: a
+        # warm-up launch each, 2-3, then 3 timed launches each per round), so wgmma launches 4-6
+        # are the plain schedule's first timed ones and 7-9 the overlapped one's
+        ncu_attention ncu-attention-wgmma attention_wgmma 4 6 128 1
         # what the erf GELU epilogue costs inside the kernel (run 8035cee's probe call: 22
         # instructions per element, issue slots under 40% busy, nothing overlapping them): the 9
         # CUTLASS kernels of the probe (large / ping-pong x bias only, erf, fast erf, fast erf

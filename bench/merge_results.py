@@ -146,6 +146,10 @@ def merge_configs(ours, peer, safe=None):
             "source": cfg.get("source", "bench.json") if cfg else None,
             "attention": cfg.get("attention"),
             **{name: cfg.get(name) for name in ATTENTION_TIMES},
+            # every candidate's output against the 64-row tiling's, before the timing: the
+            # largest normwise difference, and those left out for differing by more than 2e-2
+            "attention_check_worst_diff": cfg.get("attention_check_worst_diff"),
+            "attention_disagreeing": cfg.get("attention_disagreeing"),
             "error": cfg.get("replaced_error") or cfg.get("error"),
             "device_memory_bytes": cfg.get("device_memory_bytes"),
             "first_pass_ms": cfg.get("first_pass_ms"),
@@ -632,6 +636,15 @@ def markdown(results):
                       f"{r['precision']} {batch_label(r)} "
                       + " / ".join(fmt(r.get(n) or None, ".3f") for n in ATTENTION_TIMES)
                       + f" ({r['attention']})" for r in timed)]
+        checked = [r for r in timed if r.get("attention_check_worst_diff") is not None]
+        if checked:  # check_attention_candidates: outputs vs the 64-row tiling's, before timing
+            lines += ["", "Attention candidates' outputs vs the 64-row tiling's on the first pass "
+                      "(largest normwise difference; left out for differing by more than 2e-2): "
+                      + ", ".join(f"{r['precision']} {batch_label(r)} "
+                                  f"{fmt(r['attention_check_worst_diff'], '.1e')}"
+                                  + (f" (left out: {r['attention_disagreeing']})"
+                                     if r.get("attention_disagreeing") else "")
+                                  for r in checked)]
     setup = [r for r in results["configs"] if r.get("first_pass_ms") and r["precision"] == "fp16"]
     if setup:  # what a new batch size costs a long run: its first pass (tuning, graph capture)
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(

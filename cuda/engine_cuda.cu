@@ -24,6 +24,7 @@
 #include <nvtx3/nvToolsExt.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,12 @@
 #include "cuda_check.cuh"
 #include "embeddings_layernorm.cuh"
 #include "gemm.cuh"
+#include "normwise_diff.cuh"
 #include "qa_head.cuh"
 #include "tuning.cuh"
+
+/* room for every attention candidate's pair of sums in check_attention_candidates */
+#define ATTN_CHECK_SLOTS 8
 
 /* cuBLASLt's recommended workspace on Hopper */
 #define GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -64,6 +69,9 @@ typedef struct {
      * times, ms, 0 where not timed */
     signed char attention_choice;
     float attention_ms[8]; /* [ATTN_KINDS] (checked below) */
+    /* [ATTN_KINDS]: each candidate's normwise difference from the 64-row tiling's output on the
+     * first pass's inputs (check_attention_candidates; 0 where not compared) */
+    float attention_diff[8];
     /* GEMM_UNDECIDED until the first pass's whole-pass comparison of the timed GEMM choices
      * against the first choices; the best pass ms of each way */
     signed char gemm_choice;
@@ -102,6 +110,7 @@ struct bq_cuda_engine {
     int32_t *d_ids, *d_mask, *d_seg; /* [M]; a packed pass keeps its positions in d_mask */
     float *d_start, *d_end;          /* [M] */
     int32_t *d_offsets;              /* [M + 1]: a packed pass's sequence offsets */
+    double *d_check; /* [2 * ATTN_CHECK_SLOTS]: check_attention_candidates' difference sums */
 
     /* pinned host staging: one allocation */
     void *pinned;
@@ -306,6 +315,7 @@ static size_t layout_workspace(bq_cuda_engine *e, char *base) {
     CARVE(e->d_start, float *, M * sizeof(float));
     CARVE(e->d_end, float *, M * sizeof(float));
     CARVE(e->d_offsets, int32_t *, (M + 1) * sizeof(int32_t));
+    CARVE(e->d_check, double *, 2 * ATTN_CHECK_SLOTS * sizeof(double));
 #undef CARVE
     return off;
 }
@@ -387,8 +397,15 @@ enum {
     ATTN_CUDNN = ATTN_OWN + BQ_ATTENTION_TILINGS
 };
 #define ATTN_KINDS (ATTN_CUDNN + 1)
-static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(float),
-              "pass_shape.attention_ms holds every attention candidate");
+static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(float) &&
+                  ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_diff) / sizeof(float) &&
+                  ATTN_KINDS <= ATTN_CHECK_SLOTS,
+              "pass_shape.attention_ms / attention_diff and d_check hold every attention candidate");
+/* The most a candidate's attention output may differ (normwise) from the 64-row tiling's on the
+ * same inputs and still be kept: tilings and cuDNN differ by rounding only (a few 1e-3 in bf16,
+ * where the probabilities are rounded to 8 bits at other running maxima); a wrong layout, mask
+ * or scale differs by ~1. */
+#define ATTN_AGREE_BOUND 2e-2f
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 
 /* Our kernel's tiling for a choice (ATTN_OWN .. ATTN_CUDNN - 1). */
@@ -510,6 +527,24 @@ static int attention_for(const bq_cuda_engine *e, const pass_shape *p) {
     return c > ATTN_OWN && c < ATTN_CUDNN ? c : ATTN_OWN;
 }
 
+/* A choice's name, as bq_cuda_engine_attention_choice gives it. */
+static const char *attention_name(int choice) {
+    switch (choice) {
+    case ATTN_CUDNN: return "cudnn";
+    case ATTN_OWN_128: return "own-128";
+    case ATTN_OWN_32: return "own-32";
+    case ATTN_OWN_64K3: return "own-64k3";
+    case ATTN_OWN_WGMMA: return "own-wgmma";
+    case ATTN_OWN_WGMMA_OVERLAP: return "own-wgmma-overlap";
+    default: return "own";
+    }
+}
+
+/* Whether a shape may keep candidate `kind`: its output agreed with the 64-row tiling's. */
+static int attention_agrees(const pass_shape *p, int kind) {
+    return p->attention_diff[kind] <= ATTN_AGREE_BOUND; /* false for NaN */
+}
+
 /* One run of an attention candidate (ATTN_OWN .. ATTN_CUDNN) on the current qkv -> ctx. */
 static bq_status run_attention(bq_cuda_engine *e, const pass_shape *p, int kind, int *ran,
                                bq_err *err) {
@@ -547,12 +582,56 @@ static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err
     return run_attention(a->e, a->p, a->kinds[i], ran, err);
 }
 
+/* Every candidate of kinds[0 .. n) against the 64-row tiling (ATTN_OWN: the first tiling, run on
+ * every card since the first device run) on the first pass's own inputs: the reference output goes
+ * to e->tmp (free until the attention-output GEMM writes it), each candidate's to e->ctx, and
+ * p->attention_diff gets their normwise differences. choose_attention still times a candidate
+ * that differs by more than ATTN_AGREE_BOUND (its time says what it would cost), but never keeps
+ * it: a kernel that is wrong on this card, these shapes or this driver cannot win on speed.
+ * Synchronizes the stream. */
+static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, const int *kinds,
+                                            int n, bq_err *err) {
+    const size_t count = (size_t)p->batch * p->len * e->cfg.hidden_size;
+    const size_t bytes = count * bq_cuda_dtype_size(e->dt);
+    int ran = 0;
+    bq_status s = run_attention(e, p, ATTN_OWN, &ran, err);
+    if (s != BQ_OK) return s;
+    BQ_CUDA_TRY(cudaMemcpyAsync(e->tmp, e->ctx, bytes, cudaMemcpyDeviceToDevice, e->stream), err);
+    BQ_CUDA_TRY(cudaMemsetAsync(e->d_check, 0, 2 * ATTN_CHECK_SLOTS * sizeof(double), e->stream), err);
+    for (int i = 0; i < n; i++) {
+        if (kinds[i] == ATTN_OWN) continue;
+        s = run_attention(e, p, kinds[i], &ran, err);
+        if (s != BQ_OK) return s;
+#ifdef BQ_CUDA_EMULATED
+        /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=<choice name> (or "all")
+         * spoils that candidate's output here, as a kernel broken on some card would */
+        const char *fault = getenv("BQ_EMU_ATTENTION_FAULT");
+        if (fault && (strcmp(fault, "all") == 0 || strcmp(fault, attention_name(kinds[i])) == 0))
+            BQ_CUDA_TRY(cudaMemsetAsync(e->ctx, 0x3c, bytes, e->stream), err);
+#endif
+        BQ_CUDA_TRY(bq_cuda_normwise_diff(e->ctx, e->tmp, count, e->dt, e->d_check + 2 * kinds[i],
+                                          e->stream),
+                    err);
+    }
+    double sums[2 * ATTN_CHECK_SLOTS];
+    BQ_CUDA_TRY(cudaMemcpyAsync(sums, e->d_check, sizeof sums, cudaMemcpyDeviceToHost, e->stream), err);
+    BQ_CUDA_TRY(cudaStreamSynchronize(e->stream), err);
+    for (int i = 0; i < n; i++) {
+        const int k = kinds[i];
+        const double diff2 = sums[2 * k], ref2 = sums[2 * k + 1];
+        p->attention_diff[k] = k == ATTN_OWN || diff2 == 0.0 ? 0.0f
+                               : ref2 > 0.0               ? (float)sqrt(diff2 / ref2)
+                                                          : INFINITY;
+    }
+    return BQ_OK;
+}
+
 /* First eager pass of a shape (qkv of layer 0 ready, cuDNN's mask bias set when it is a
  * candidate): time our kernel in 64-row blocks, in its other tilings where it has them (128 rows;
  * 32 rows with the keys split in two; 64 rows split in three; 128 rows on wgmma in two schedules
  * where the build and the device have it), and cuDNN's under auto at the
- * full length, in two interleaved rounds (bq_tuning_time_candidates); keep the fastest for this
- * shape. Under graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which
+ * full length, in two interleaved rounds (bq_tuning_time_candidates); keep the fastest of those
+ * whose output agrees with the 64-row tiling's (check_attention_candidates) for this shape. Under graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which
  * builds its plan for this batch) is tried alone first: if it fails, ours is kept and the reason
  * noted. Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
@@ -584,6 +663,7 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
     const int rounds = 2;
     float kind_ms[ATTN_KINDS];
     attention_runs runs = {e, p, kinds};
+    if (s == BQ_OK && n > 1) s = check_attention_candidates(e, p, kinds, n, err);
     if (s == BQ_OK)
         s = bq_tuning_time_candidates(&timer, e->stream, n, rounds, (reps + rounds - 1) / rounds,
                                       run_attention_candidate, &runs, kind_ms, err);
@@ -594,7 +674,8 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
     int choice = ATTN_OWN;
     for (int k = ATTN_OWN; k < ATTN_KINDS; k++) {
         p->attention_ms[k] = ms[k];
-        if (ms[k] > 0.0f && (ms[choice] <= 0.0f || ms[k] < ms[choice])) choice = k;
+        if (ms[k] > 0.0f && attention_agrees(p, k) && (ms[choice] <= 0.0f || ms[k] < ms[choice]))
+            choice = k;
     }
     p->attention_choice = (signed char)choice;
     return BQ_OK;
@@ -1363,18 +1444,18 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own_wgmma_ms = ms[ATTN_OWN_WGMMA];
         times->own_wgmma_overlap_ms = ms[ATTN_OWN_WGMMA_OVERLAP];
         times->cudnn_ms = ms[ATTN_CUDNN];
+        for (int k = ATTN_OWN; k < ATTN_KINDS; k++) {
+            const double d = p->attention_diff[k];
+            if (!(d <= times->worst_diff)) times->worst_diff = d; /* NaN wins too */
+            if (attention_agrees(p, k)) continue;
+            const size_t used = strlen(times->disagreeing);
+            snprintf(times->disagreeing + used, sizeof times->disagreeing - used, "%s%s",
+                     used ? "," : "", attention_name(k));
+        }
     }
     if (attention_has_choice(e, e->opt.seq_len, 0) && (!p || p->attention_choice == ATTN_UNDECIDED))
         return "undecided";
-    switch (attention_for(e, p)) {
-    case ATTN_CUDNN: return "cudnn";
-    case ATTN_OWN_128: return "own-128";
-    case ATTN_OWN_32: return "own-32";
-    case ATTN_OWN_64K3: return "own-64k3";
-    case ATTN_OWN_WGMMA: return "own-wgmma";
-    case ATTN_OWN_WGMMA_OVERLAP: return "own-wgmma-overlap";
-    default: return "own";
-    }
+    return attention_name(attention_for(e, p));
 }
 
 extern "C" const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch,

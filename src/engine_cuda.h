@@ -133,6 +133,12 @@ typedef struct {
     double own_wgmma_ms; /* 128-row blocks on wgmma (likewise, where the build and card have it) */
     double own_wgmma_overlap_ms; /* the same, the next key tile's softmax overlapping P V */
     double cudnn_ms;  /* cuDNN's fused attention (auto only) */
+    /* Before timing, every candidate's output is compared with the 64-row tiling's on the same
+     * inputs: the largest normwise difference (0: nothing compared), and the candidates left out
+     * of the choice for differing by more than 2e-2 (their times above are still what they took),
+     * comma-separated names as below ("" when none). */
+    double worst_diff;
+    char disagreeing[96];
 } bq_attention_times;
 
 /* The attention that runs for `batch`: "own" (our kernel, 64-row blocks), "own-128" / "own-32" /

@@ -953,6 +953,10 @@ static void test_attention_tiling_choice(void **state) {
            choice, t.own_ms, t.own128_ms, t.own32_ms, t.own64k3_ms, t.own_wgmma_ms,
            t.own_wgmma_overlap_ms);
     assert_true(t.cudnn_ms == 0.0); /* not a candidate under own */
+    /* every tiling's output against the 64-row one's before timing: rounding apart, the same */
+    printf("  largest difference of a tiling's output from the 64-row tiling's: %.2e\n", t.worst_diff);
+    assert_true(t.worst_diff < 2e-2);
+    assert_string_equal(t.disagreeing, "");
     assert_string_equal(choice, own_choice_name(&t));
     assert_string_equal(bq_cuda_engine_attention_choice(e, 1, NULL), "undecided");
     assert_string_equal(bq_cuda_engine_attention_choice(e, 3, NULL), "none");
@@ -970,6 +974,46 @@ static void test_attention_tiling_choice(void **state) {
     free_batch(&bc);
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
+}
+
+/* A tiling whose output disagrees with the 64-row tiling's on the first pass's inputs is timed
+ * but never kept. The emulated engine has a hook for this (BQ_EMU_ATTENTION_FAULT=<name>, or
+ * "all", spoils those candidates' outputs in the engine's check only); a real build has no way to
+ * break a kernel on purpose, so on a GPU this test is skipped. With every other tiling spoiled
+ * the 64-row reference must be kept, though on the emulator it is seldom the fastest (wgmma is). */
+static void test_attention_candidate_disagrees(void **state) {
+    (void)state;
+#ifndef BQ_CUDA_EMULATED
+    print_message("skipped: the fault hook exists in the emulated build only\n");
+    skip();
+#else
+    REQUIRE_GPU();
+    random_model *r = random_model_create(128, 2, 256, 1, 300, 128, 17);
+    const int lengths[2] = {128, 50};
+    batch_case bc = make_batch(&r->model, 2, 128, lengths, 10);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 2, 128);
+    bq_cuda_engine *e = NULL;
+    bq_err err;
+    assert_int_equal(setenv("BQ_EMU_ATTENTION_FAULT", "all", 1), 0);
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("own: %s", err.message);
+    forward_batch(e, &bc, 2, "spoiled");
+    bq_attention_times t;
+    const char *choice = bq_cuda_engine_attention_choice(e, 2, &t);
+    printf("  every tiling but the 64-row one spoiled: kept %s; disagreeing \"%s\", largest "
+           "difference %.2e; fastest own tiling %s\n", choice, t.disagreeing, t.worst_diff,
+           own_choice_name(&t));
+    assert_string_equal(choice, "own");
+    assert_string_equal(t.disagreeing, "own-128,own-32,own-64k3,own-wgmma,own-wgmma-overlap");
+    assert_true(t.worst_diff > 2e-2);
+    fastest_own(&t); /* every tiling still timed */
+    bq_cuda_engine_free(e);
+    /* the whole engine still matches the CPU reference (check_engine) */
+    const int failures = check_engine("spoiled", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
+    unsetenv("BQ_EMU_ATTENTION_FAULT");
+    free_batch(&bc);
+    random_model_free(r);
+    EXPECT_NO_ENGINE_FAILURES(failures);
+#endif
 }
 
 /* The first `batch` rows of bc cut to `len` positions ([batch, len] arrays), run on e; the logits
@@ -1638,6 +1682,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_large_shapes_share_decisions),
         cmocka_unit_test(test_attention_tiling_choice),
+        cmocka_unit_test(test_attention_candidate_disagrees),
         cmocka_unit_test(test_trimmed_passes),
         cmocka_unit_test(test_packed_passes),
         cmocka_unit_test(test_tuning_cache),

@@ -46,6 +46,7 @@ int main(void) {
 #include "cuda_check.cuh"
 #include "embeddings_layernorm.cuh"
 #include "forward_cpu.h"
+#include "normwise_diff.cuh"
 #include "qa_head.cuh"
 #include "safetensors.h"
 
@@ -932,6 +933,86 @@ static void test_qa_head(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
+/* bq_cuda_normwise_diff (the engine's check of attention candidates) against double sums on the
+ * host, over lengths around its block and grid sizes; then its two special rules: equal bits
+ * (here NaN bytes in both) add nothing, and a NaN against a number makes the difference sum
+ * infinite. The sums accumulate onto what the buffer held. */
+static void test_normwise_diff(void **state) {
+    (void)state;
+    SKIP_WITHOUT_GPU();
+    const size_t lengths[] = {1, 31, 256, 1000, 262145, 300000};
+    uint64_t seed = 0x5eed0006;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++)
+    for (size_t di = 0; di < N_DTYPES; di++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const size_t n = lengths[li];
+        float *ref = random_tensor(n, &seed, -2.0f, 2.0f, dt);
+        float *a = host_floats(n);
+        memcpy(a, ref, n * sizeof *a);
+        /* every third element moved by a little, so that equal and differing bits both occur */
+        for (size_t i = 0; i < n; i += 3) a[i] += 0.05f * (float)((i % 7) + 1);
+        round_to_dtype(a, n, dt);
+        double want[2] = {0.0, 0.0};
+        for (size_t i = 0; i < n; i++) {
+            want[0] += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+            want[1] += (double)ref[i] * ref[i];
+        }
+        dev_buf d_a = dev_upload(a, n, dt), d_ref = dev_upload(ref, n, dt);
+        dev_buf d_sums = dev_alloc(2 * sizeof(double));
+        const double start[2] = {1.0, 2.0}; /* added onto */
+        CUDA_OK(cudaMemcpy(d_sums.ptr, start, sizeof start, cudaMemcpyHostToDevice));
+        CUDA_OK(bq_cuda_normwise_diff(d_a.ptr, d_ref.ptr, n, dt, (double *)d_sums.ptr, 0));
+        CUDA_OK(cudaDeviceSynchronize());
+        char what[96];
+        snprintf(what, sizeof what, "normwise_diff %s n=%zu", bq_cuda_dtype_name(dt), n);
+        expect_guards_intact(&d_sums, what);
+        double got[2];
+        CUDA_OK(cudaMemcpy(got, d_sums.ptr, sizeof got, cudaMemcpyDeviceToHost));
+        const double e0 = fabs(got[0] - 1.0 - want[0]) / want[0];
+        const double e1 = fabs(got[1] - 2.0 - want[1]) / want[1];
+        /* fp32 per element, double sums: a few fp32 ulps of each square */
+        if (!(e0 < 1e-6 && e1 < 1e-6)) {
+            print_message("FAIL %s: sums %.9g / %.9g, want %.9g / %.9g\n", what, got[0] - 1.0,
+                          got[1] - 2.0, want[0], want[1]);
+            g_case_failures++;
+        } else {
+            print_message("ok   %s (relative error of the sums %.1e, %.1e)\n", what, e0, e1);
+        }
+        dev_free(&d_a), dev_free(&d_ref), dev_free(&d_sums);
+        free(a), free(ref);
+    }
+    /* NaN bytes (dev_alloc's fill) in both: equal bits, nothing added; then one element made a
+     * number in a only: an infinite difference */
+    for (size_t di = 0; di < N_DTYPES; di++) {
+        const bq_cuda_dtype dt = k_dtypes[di];
+        const size_t n = 100, es = bq_cuda_dtype_size(dt);
+        dev_buf d_a = dev_alloc(n * es), d_ref = dev_alloc(n * es);
+        dev_buf d_sums = dev_alloc(2 * sizeof(double));
+        CUDA_OK(cudaMemset(d_sums.ptr, 0, 2 * sizeof(double)));
+        CUDA_OK(bq_cuda_normwise_diff(d_a.ptr, d_ref.ptr, n, dt, (double *)d_sums.ptr, 0));
+        double got[2];
+        CUDA_OK(cudaMemcpy(got, d_sums.ptr, sizeof got, cudaMemcpyDeviceToHost));
+        char what[96];
+        snprintf(what, sizeof what, "normwise_diff %s, NaN bytes in both", bq_cuda_dtype_name(dt));
+        if (got[0] != 0.0) {
+            print_message("FAIL %s: difference sum %g, want 0 (equal bits)\n", what, got[0]);
+            g_case_failures++;
+        }
+        CUDA_OK(cudaMemset((unsigned char *)d_a.ptr + 7 * es, 0, es)); /* a[7] = 0.0 */
+        CUDA_OK(bq_cuda_normwise_diff(d_a.ptr, d_ref.ptr, n, dt, (double *)d_sums.ptr, 0));
+        CUDA_OK(cudaMemcpy(got, d_sums.ptr, sizeof got, cudaMemcpyDeviceToHost));
+        if (!isinf(got[0])) {
+            print_message("FAIL %s: a number against NaN gave a difference sum %g, want inf\n",
+                          what, got[0]);
+            g_case_failures++;
+        } else {
+            print_message("ok   %s: equal bits add 0, a number against NaN inf\n", what);
+        }
+        dev_free(&d_a), dev_free(&d_ref), dev_free(&d_sums);
+    }
+    EXPECT_NO_CASE_FAILURES();
+}
+
 /* ---- no GPU needed: argument validation and status mapping ---------------------------------- */
 
 /* Entry points reject bad arguments before touching the device. The pointers are never
@@ -1026,6 +1107,12 @@ static void test_invalid_arguments(void **state) {
 
     assert_int_equal(bq_cuda_qa_head(p, p, p, 1, 8, fp, NULL, BQ_CUDA_F32, 0), bad);
     assert_int_equal(bq_cuda_qa_head(p, p, p, 1, -8, fp, fp, BQ_CUDA_F32, 0), bad);
+
+    double *dp = (double *)dummy;
+    assert_int_equal(bq_cuda_normwise_diff(NULL, p, 8, BQ_CUDA_F16, dp, 0), bad);
+    assert_int_equal(bq_cuda_normwise_diff(p, p, 8, BQ_CUDA_F16, NULL, 0), bad);
+    assert_int_equal(bq_cuda_normwise_diff(p, p, 0, BQ_CUDA_F16, dp, 0), bad);
+    assert_int_equal(bq_cuda_normwise_diff(p, p, 8, (bq_cuda_dtype)7, dp, 0), bad);
 }
 
 static void test_status_mapping(void **state) {
@@ -1100,6 +1187,7 @@ int main(void) {
         cmocka_unit_test(test_attention_cudnn),
 #endif
         cmocka_unit_test(test_qa_head),
+        cmocka_unit_test(test_normwise_diff),
     };
     bq_test_filter_from_env();
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -374,6 +374,9 @@ int cmd_bench(const cli_args *a) {
                         cJSON_AddNumberToObject(c, "attention_own_wgmma_overlap_ms",
                                                 at.own_wgmma_overlap_ms);
                         cJSON_AddNumberToObject(c, "attention_cudnn_ms", at.cudnn_ms);
+                        /* every candidate's output against the 64-row tiling's, before timing */
+                        cJSON_AddNumberToObject(c, "attention_check_worst_diff", at.worst_diff);
+                        cJSON_AddStringToObject(c, "attention_disagreeing", at.disagreeing);
                     }
                 }
                 n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, max_plans) : 0;
