@@ -636,12 +636,17 @@ def markdown(results):
                       f"{r['precision']} {batch_label(r)} "
                       + " / ".join(fmt(r.get(n) or None, ".3f") for n in ATTENTION_TIMES)
                       + f" ({r['attention']})" for r in timed)]
-        checked = [r for r in timed if r.get("attention_check_worst_diff") is not None]
-        if checked:  # check_attention_candidates: outputs vs the 64-row tiling's, before timing
+        # check_attention_candidates: outputs vs the 64-row tiling's, before timing (a difference
+        # that is not finite reaches the JSON as null, with the candidate named as left out)
+        checked = [r for r in timed if r.get("attention_check_worst_diff") is not None
+                   or r.get("attention_disagreeing")]
+        if checked:
             lines += ["", "Attention candidates' outputs vs the 64-row tiling's on the first pass "
                       "(largest normwise difference; left out for differing by more than 2e-2): "
                       + ", ".join(f"{r['precision']} {batch_label(r)} "
-                                  f"{fmt(r['attention_check_worst_diff'], '.1e')}"
+                                  + (fmt(r['attention_check_worst_diff'], '.1e')
+                                     if r.get("attention_check_worst_diff") is not None
+                                     else "not finite")
                                   + (f" (left out: {r['attention_disagreeing']})"
                                      if r.get("attention_disagreeing") else "")
                                   for r in checked)]
