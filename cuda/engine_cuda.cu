@@ -92,7 +92,9 @@ struct bq_cuda_engine {
     int n_shapes, shapes_cap;
     double first_pass_seconds; /* wall time of the shapes' first forward calls */
     int attention_tilings; /* bq_cuda_attention_has_tilings for this model and dtype */
-    char attention_note[300]; /* auto without cuDNN: why */
+    char attention_note[300]; /* auto without cuDNN: why; or a candidate that failed */
+    int attention_note_pending; /* written after create: bq_cuda_engine_describe appends it once */
+    int attention_candidate_failed; /* a candidate's run failed in check_attention_candidates */
 
     /* weights: one device allocation */
     void *weights;
@@ -582,15 +584,17 @@ static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err
     return run_attention(a->e, a->p, a->kinds[i], ran, err);
 }
 
-/* Every candidate of kinds[0 .. n) against the 64-row tiling (ATTN_OWN: the first tiling, run on
- * every card since the first device run) on the first pass's own inputs: the reference output goes
- * to e->tmp (free until the attention-output GEMM writes it), each candidate's to e->ctx, and
+/* Every candidate of kinds[0 .. *n) against the 64-row tiling (ATTN_OWN: the first tiling, run
+ * on every card since the first device run) on the first pass's own inputs: the reference output
+ * goes to e->tmp (free until the attention-output GEMM writes it), each candidate's to e->ctx, and
  * p->attention_diff gets their normwise differences. choose_attention still times a candidate
  * that differs by more than ATTN_AGREE_BOUND (its time says what it would cost), but never keeps
- * it: a kernel that is wrong on this card, these shapes or this driver cannot win on speed.
- * Synchronizes the stream. */
-static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, const int *kinds,
-                                            int n, bq_err *err) {
+ * it: a kernel that is wrong on this card, these shapes or this driver cannot win on speed. A
+ * candidate whose run fails without spoiling the context (a launch it refuses here) is taken out
+ * of kinds, its difference infinite and the reason in e->attention_note; a failure that leaves the
+ * stream broken is returned. Synchronizes the stream. */
+static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, int *kinds, int *n,
+                                            bq_err *err) {
     const size_t count = (size_t)p->batch * p->len * e->cfg.hidden_size;
     const size_t bytes = count * bq_cuda_dtype_size(e->dt);
     int ran = 0;
@@ -598,13 +602,40 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, co
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaMemcpyAsync(e->tmp, e->ctx, bytes, cudaMemcpyDeviceToDevice, e->stream), err);
     BQ_CUDA_TRY(cudaMemsetAsync(e->d_check, 0, 2 * ATTN_CHECK_SLOTS * sizeof(double), e->stream), err);
-    for (int i = 0; i < n; i++) {
+    int failed[ATTN_KINDS] = {0};
+    for (int i = 0; i < *n; i++) {
         if (kinds[i] == ATTN_OWN) continue;
-        s = run_attention(e, p, kinds[i], &ran, err);
-        if (s != BQ_OK) return s;
+        bq_err run_err;
+        bq_err_clear(&run_err);
+#ifdef BQ_CUDA_EMULATED
+        /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=refuse-all makes every
+         * candidate's run fail here as a refused launch configuration would */
+        const char *refuse = getenv("BQ_EMU_ATTENTION_FAULT");
+        if (refuse && strcmp(refuse, "refuse-all") == 0)
+            s = bq_cuda_check(cudaErrorInvalidConfiguration, "the refuse-all fault hook", __FILE__,
+                              __LINE__, &run_err);
+        else
+#endif
+            s = run_attention(e, p, kinds[i], &ran, &run_err);
+        if (s != BQ_OK) {
+            (void)cudaGetLastError(); /* a refused launch configuration is not sticky */
+            if (cudaStreamSynchronize(e->stream) != cudaSuccess) {
+                if (err) *err = run_err;
+                return s;
+            }
+            if (!e->attention_candidate_failed) { /* the first such failure, said once */
+                snprintf(e->attention_note, sizeof e->attention_note, "%s attention failed at "
+                         "batch %d, left out: %.200s", attention_name(kinds[i]), p->batch,
+                         run_err.message);
+                e->attention_note_pending = 1;
+                e->attention_candidate_failed = 1;
+            }
+            failed[kinds[i]] = 1;
+            continue;
+        }
 #ifdef BQ_CUDA_EMULATED
         /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=<choice name> (or "all")
-         * spoils that candidate's output here, as a kernel broken on some card would */
+         * spoils that candidate's output here, as a kernel wrong on some card would */
         const char *fault = getenv("BQ_EMU_ATTENTION_FAULT");
         if (fault && (strcmp(fault, "all") == 0 || strcmp(fault, attention_name(kinds[i])) == 0))
             BQ_CUDA_TRY(cudaMemsetAsync(e->ctx, 0x3c, bytes, e->stream), err);
@@ -616,13 +647,17 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, co
     double sums[2 * ATTN_CHECK_SLOTS];
     BQ_CUDA_TRY(cudaMemcpyAsync(sums, e->d_check, sizeof sums, cudaMemcpyDeviceToHost, e->stream), err);
     BQ_CUDA_TRY(cudaStreamSynchronize(e->stream), err);
-    for (int i = 0; i < n; i++) {
+    int kept = 0;
+    for (int i = 0; i < *n; i++) {
         const int k = kinds[i];
         const double diff2 = sums[2 * k], ref2 = sums[2 * k + 1];
-        p->attention_diff[k] = k == ATTN_OWN || diff2 == 0.0 ? 0.0f
-                               : ref2 > 0.0               ? (float)sqrt(diff2 / ref2)
-                                                          : INFINITY;
+        p->attention_diff[k] = failed[k]                           ? INFINITY
+                               : k == ATTN_OWN || diff2 == 0.0     ? 0.0f
+                               : ref2 > 0.0                        ? (float)sqrt(diff2 / ref2)
+                                                                   : INFINITY;
+        if (!failed[k]) kinds[kept++] = k;
     }
+    *n = kept;
     return BQ_OK;
 }
 
@@ -631,9 +666,10 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, co
  * 32 rows with the keys split in two; 64 rows split in three; 128 rows on wgmma in two schedules
  * where the build and the device have it), and cuDNN's under auto at the
  * full length, in two interleaved rounds (bq_tuning_time_candidates); keep the fastest of those
- * whose output agrees with the 64-row tiling's (check_attention_candidates) for this shape. Under graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which
- * builds its plan for this batch) is tried alone first: if it fails, ours is kept and the reason
- * noted. Synchronizes the stream. */
+ * whose output agrees with the 64-row tiling's (check_attention_candidates) for this shape. Under
+ * graph capture it decides nothing (own, 64 rows, runs). cuDNN's first run (which builds its plan
+ * for this batch) is tried alone first: if it fails, ours is kept and the reason noted.
+ * Synchronizes the stream. */
 static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err) {
     bq_tuning_timer timer;
     int ready = 0;
@@ -652,6 +688,7 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
         } else {
             snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
                      "%d, own kept: %.200s", p->batch, cerr.message);
+            e->attention_note_pending = 1;
             /* a launch error would be sticky: make sure the stream still works */
             s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
                               __FILE__, __LINE__, err);
@@ -663,7 +700,7 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
     const int rounds = 2;
     float kind_ms[ATTN_KINDS];
     attention_runs runs = {e, p, kinds};
-    if (s == BQ_OK && n > 1) s = check_attention_candidates(e, p, kinds, n, err);
+    if (s == BQ_OK && n > 1) s = check_attention_candidates(e, p, kinds, &n, err);
     if (s == BQ_OK)
         s = bq_tuning_time_candidates(&timer, e->stream, n, rounds, (reps + rounds - 1) / rounds,
                                       run_attention_candidate, &runs, kind_ms, err);
@@ -1419,11 +1456,16 @@ extern "C" void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes
 
 extern "C" const char *bq_cuda_engine_describe(const bq_cuda_engine *e) {
     if (!e) return "cuda (none)";
+    bq_cuda_engine *m = (bq_cuda_engine *)e;
     if (e->graph_note[0] && !strstr(e->description, e->graph_note)) {
         /* a capture failed after create: say so */
-        bq_cuda_engine *m = (bq_cuda_engine *)e;
         size_t len = strlen(m->description);
         snprintf(m->description + len, sizeof m->description - len, ", %s", m->graph_note);
+    }
+    if (e->attention_note_pending) { /* an attention candidate failed on a first pass */
+        size_t len = strlen(m->description);
+        snprintf(m->description + len, sizeof m->description - len, ", %s", m->attention_note);
+        m->attention_note_pending = 0;
     }
     return e->description;
 }

@@ -978,9 +978,11 @@ static void test_attention_tiling_choice(void **state) {
 
 /* A tiling whose output disagrees with the 64-row tiling's on the first pass's inputs is timed
  * but never kept. The emulated engine has a hook for this (BQ_EMU_ATTENTION_FAULT=<name>, or
- * "all", spoils those candidates' outputs in the engine's check only); a real build has no way to
- * break a kernel on purpose, so on a GPU this test is skipped. With every other tiling spoiled
- * the 64-row reference must be kept, though on the emulator it is seldom the fastest (wgmma is). */
+ * "all", spoils those candidates' outputs in the engine's check only; "refuse-all" makes their
+ * runs there fail as a refused launch would); a real build has no way to break a kernel on
+ * purpose, so on a GPU this test is skipped. With every other tiling spoiled the 64-row reference
+ * must be kept, though on the emulator it is seldom the fastest (wgmma is); with every other
+ * tiling refused, it must be kept and the others left out of the timing. */
 static void test_attention_candidate_disagrees(void **state) {
     (void)state;
 #ifndef BQ_CUDA_EMULATED
@@ -1008,7 +1010,24 @@ static void test_attention_candidate_disagrees(void **state) {
     fastest_own(&t); /* every tiling still timed */
     bq_cuda_engine_free(e);
     /* the whole engine still matches the CPU reference (check_engine) */
-    const int failures = check_engine("spoiled", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
+    int failures = check_engine("spoiled", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
+
+    /* every other candidate's run refused (as a launch configuration a card rejects): left out
+     * of the timing too, the pass goes on, and the engine's description says why */
+    assert_int_equal(setenv("BQ_EMU_ATTENTION_FAULT", "refuse-all", 1), 0);
+    if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("own: %s", err.message);
+    forward_batch(e, &bc, 2, "refused");
+    choice = bq_cuda_engine_attention_choice(e, 2, &t);
+    printf("  every tiling but the 64-row one refused: kept %s; disagreeing \"%s\"; %s\n", choice,
+           t.disagreeing, bq_cuda_engine_describe(e));
+    assert_string_equal(choice, "own");
+    assert_string_equal(t.disagreeing, "own-128,own-32,own-64k3,own-wgmma,own-wgmma-overlap");
+    assert_true(isinf(t.worst_diff));
+    assert_true(t.own_ms > 0 && t.own128_ms == 0 && t.own32_ms == 0 && t.own64k3_ms == 0 &&
+                t.own_wgmma_ms == 0 && t.own_wgmma_overlap_ms == 0);
+    assert_non_null(strstr(bq_cuda_engine_describe(e), "attention failed at batch 2, left out"));
+    bq_cuda_engine_free(e);
+    failures += check_engine("refused", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
     unsetenv("BQ_EMU_ATTENTION_FAULT");
     free_batch(&bc);
     random_model_free(r);
