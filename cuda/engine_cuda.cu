@@ -94,7 +94,8 @@ struct bq_cuda_engine {
     int attention_tilings; /* bq_cuda_attention_has_tilings for this model and dtype */
     char attention_note[300]; /* auto without cuDNN: why; or a candidate that failed */
     int attention_note_pending; /* written after create: bq_cuda_engine_describe appends it once */
-    int attention_candidate_failed; /* a candidate's run failed in check_attention_candidates */
+    int attention_candidate_failed; /* a candidate's run failed on a first pass (cuDNN's first
+                                     * run, or check_attention_candidates) */
 
     /* weights: one device allocation */
     void *weights;
@@ -686,9 +687,12 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
         if (run_attention(e, p, ATTN_CUDNN, &ran, &cerr) == BQ_OK) {
             kinds[n++] = ATTN_CUDNN;
         } else {
-            snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at batch "
-                     "%d, own kept: %.200s", p->batch, cerr.message);
-            e->attention_note_pending = 1;
+            if (!e->attention_candidate_failed) { /* the first such failure, said once */
+                snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at "
+                         "batch %d, own kept: %.200s", p->batch, cerr.message);
+                e->attention_note_pending = 1;
+                e->attention_candidate_failed = 1;
+            }
             /* a launch error would be sticky: make sure the stream still works */
             s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
                               __FILE__, __LINE__, err);
