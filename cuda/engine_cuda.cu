@@ -620,10 +620,10 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
             s = run_attention(e, p, kinds[i], &ran, &run_err);
         if (s != BQ_OK) {
             (void)cudaGetLastError(); /* a refused launch configuration is not sticky */
-            if (cudaStreamSynchronize(e->stream) != cudaSuccess) {
-                if (err) *err = run_err;
-                return s;
-            }
+            const cudaError_t sync = cudaStreamSynchronize(e->stream);
+            if (sync != cudaSuccess) /* sticky: an earlier kernel's fault may surface here too */
+                return bq_fail(err, s, "%.400s (then the stream: %s)", run_err.message,
+                               cudaGetErrorName(sync));
             if (!e->attention_candidate_failed) { /* the first such failure, said once */
                 snprintf(e->attention_note, sizeof e->attention_note, "%s attention failed at "
                          "batch %d, left out: %.200s", attention_name(kinds[i]), p->batch,
@@ -652,9 +652,10 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
     for (int i = 0; i < *n; i++) {
         const int k = kinds[i];
         const double diff2 = sums[2 * k], ref2 = sums[2 * k + 1];
+        /* a reference that is all zeros or not finite cannot vouch for a candidate that differs */
         p->attention_diff[k] = failed[k]                           ? INFINITY
                                : k == ATTN_OWN || diff2 == 0.0     ? 0.0f
-                               : ref2 > 0.0                        ? (float)sqrt(diff2 / ref2)
+                               : ref2 > 0.0 && isfinite(ref2)      ? (float)sqrt(diff2 / ref2)
                                                                    : INFINITY;
         if (!failed[k]) kinds[kept++] = k;
     }
@@ -1491,8 +1492,8 @@ extern "C" const char *bq_cuda_engine_attention_choice(const bq_cuda_engine *e, 
         times->own_wgmma_overlap_ms = ms[ATTN_OWN_WGMMA_OVERLAP];
         times->cudnn_ms = ms[ATTN_CUDNN];
         for (int k = ATTN_OWN; k < ATTN_KINDS; k++) {
-            const double d = p->attention_diff[k];
-            if (!(d <= times->worst_diff)) times->worst_diff = d; /* NaN wins too */
+            const double d = p->attention_diff[k]; /* never NaN: 0, finite or infinite */
+            if (d > times->worst_diff) times->worst_diff = d;
             if (attention_agrees(p, k)) continue;
             const size_t used = strlen(times->disagreeing);
             snprintf(times->disagreeing + used, sizeof times->disagreeing - used, "%s%s",

@@ -983,6 +983,14 @@ static void test_attention_tiling_choice(void **state) {
  * purpose, so on a GPU this test is skipped. With every other tiling spoiled the 64-row reference
  * must be kept, though on the emulator it is seldom the fastest (wgmma is); with every other
  * tiling refused, it must be kept and the others left out of the timing. */
+/* test_attention_candidate_disagrees' teardown: no fault hook left for the tests after it, even
+ * when an assertion ended it early */
+static int unset_attention_fault(void **state) {
+    (void)state;
+    unsetenv("BQ_EMU_ATTENTION_FAULT");
+    return 0;
+}
+
 static void test_attention_candidate_disagrees(void **state) {
     (void)state;
 #ifndef BQ_CUDA_EMULATED
@@ -1701,7 +1709,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_large_shapes_share_decisions),
         cmocka_unit_test(test_attention_tiling_choice),
-        cmocka_unit_test(test_attention_candidate_disagrees),
+        cmocka_unit_test_teardown(test_attention_candidate_disagrees, unset_attention_fault),
         cmocka_unit_test(test_trimmed_passes),
         cmocka_unit_test(test_packed_passes),
         cmocka_unit_test(test_tuning_cache),
