@@ -543,6 +543,18 @@ static const char *attention_name(int choice) {
     }
 }
 
+/* The first attention candidate that fails on a first pass (cuDNN's plan, or a run in
+ * check_attention_candidates) goes into e->attention_note, which bq_cuda_engine_describe then
+ * appends once; later failures are not repeated. */
+static void note_attention_failure(bq_cuda_engine *e, const char *what, int batch,
+                                   const char *outcome, const char *message) {
+    if (e->attention_candidate_failed) return;
+    snprintf(e->attention_note, sizeof e->attention_note, "%s attention failed at batch %d, %s: "
+             "%.200s", what, batch, outcome, message);
+    e->attention_note_pending = 1;
+    e->attention_candidate_failed = 1;
+}
+
 /* Whether a shape may keep candidate `kind`: its output agreed with the 64-row tiling's. */
 static int attention_agrees(const pass_shape *p, int kind) {
     return p->attention_diff[kind] <= ATTN_AGREE_BOUND; /* false for NaN */
@@ -604,15 +616,18 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
     BQ_CUDA_TRY(cudaMemcpyAsync(e->tmp, e->ctx, bytes, cudaMemcpyDeviceToDevice, e->stream), err);
     BQ_CUDA_TRY(cudaMemsetAsync(e->d_check, 0, 2 * ATTN_CHECK_SLOTS * sizeof(double), e->stream), err);
     int failed[ATTN_KINDS] = {0};
+#ifdef BQ_CUDA_EMULATED
+    /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=refuse-all makes every candidate's
+     * run fail here as a refused launch configuration would; =<choice name> (or "all") spoils
+     * that candidate's output, as a kernel wrong on some card would */
+    const char *fault = getenv("BQ_EMU_ATTENTION_FAULT");
+#endif
     for (int i = 0; i < *n; i++) {
         if (kinds[i] == ATTN_OWN) continue;
         bq_err run_err;
         bq_err_clear(&run_err);
 #ifdef BQ_CUDA_EMULATED
-        /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=refuse-all makes every
-         * candidate's run fail here as a refused launch configuration would */
-        const char *refuse = getenv("BQ_EMU_ATTENTION_FAULT");
-        if (refuse && strcmp(refuse, "refuse-all") == 0)
+        if (fault && strcmp(fault, "refuse-all") == 0)
             s = bq_cuda_check(cudaErrorInvalidConfiguration, "the refuse-all fault hook", __FILE__,
                               __LINE__, &run_err);
         else
@@ -624,20 +639,12 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
             if (sync != cudaSuccess) /* sticky: an earlier kernel's fault may surface here too */
                 return bq_fail(err, s, "%.400s (then the stream: %s)", run_err.message,
                                cudaGetErrorName(sync));
-            if (!e->attention_candidate_failed) { /* the first such failure, said once */
-                snprintf(e->attention_note, sizeof e->attention_note, "%s attention failed at "
-                         "batch %d, left out: %.200s", attention_name(kinds[i]), p->batch,
-                         run_err.message);
-                e->attention_note_pending = 1;
-                e->attention_candidate_failed = 1;
-            }
+            note_attention_failure(e, attention_name(kinds[i]), p->batch, "left out",
+                                   run_err.message);
             failed[kinds[i]] = 1;
             continue;
         }
 #ifdef BQ_CUDA_EMULATED
-        /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=<choice name> (or "all")
-         * spoils that candidate's output here, as a kernel wrong on some card would */
-        const char *fault = getenv("BQ_EMU_ATTENTION_FAULT");
         if (fault && (strcmp(fault, "all") == 0 || strcmp(fault, attention_name(kinds[i])) == 0))
             BQ_CUDA_TRY(cudaMemsetAsync(e->ctx, 0x3c, bytes, e->stream), err);
 #endif
@@ -688,12 +695,7 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
         if (run_attention(e, p, ATTN_CUDNN, &ran, &cerr) == BQ_OK) {
             kinds[n++] = ATTN_CUDNN;
         } else {
-            if (!e->attention_candidate_failed) { /* the first such failure, said once */
-                snprintf(e->attention_note, sizeof e->attention_note, "cuDNN attention failed at "
-                         "batch %d, own kept: %.200s", p->batch, cerr.message);
-                e->attention_note_pending = 1;
-                e->attention_candidate_failed = 1;
-            }
+            note_attention_failure(e, "cuDNN", p->batch, "own kept", cerr.message);
             /* a launch error would be sticky: make sure the stream still works */
             s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
                               __FILE__, __LINE__, err);

@@ -976,13 +976,6 @@ static void test_attention_tiling_choice(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
-/* A tiling whose output disagrees with the 64-row tiling's on the first pass's inputs is timed
- * but never kept. The emulated engine has a hook for this (BQ_EMU_ATTENTION_FAULT=<name>, or
- * "all", spoils those candidates' outputs in the engine's check only; "refuse-all" makes their
- * runs there fail as a refused launch would); a real build has no way to break a kernel on
- * purpose, so on a GPU this test is skipped. With every other tiling spoiled the 64-row reference
- * must be kept, though on the emulator it is seldom the fastest (wgmma is); with every other
- * tiling refused, it must be kept and the others left out of the timing. */
 /* test_attention_candidate_disagrees' teardown: no fault hook left for the tests after it, even
  * when an assertion ended it early */
 static int unset_attention_fault(void **state) {
@@ -991,6 +984,13 @@ static int unset_attention_fault(void **state) {
     return 0;
 }
 
+/* A tiling whose output disagrees with the 64-row tiling's on the first pass's inputs is timed
+ * but never kept. The emulated engine has a hook for this (BQ_EMU_ATTENTION_FAULT=<name>, or
+ * "all", spoils those candidates' outputs in the engine's check only; "refuse-all" makes their
+ * runs there fail as a refused launch would); a real build has no way to break a kernel on
+ * purpose, so on a GPU this test is skipped. With every other tiling spoiled the 64-row reference
+ * must be kept, though on the emulator it is seldom the fastest (wgmma is); with every other
+ * tiling refused, it must be kept and the others left out of the timing. */
 static void test_attention_candidate_disagrees(void **state) {
     (void)state;
 #ifndef BQ_CUDA_EMULATED
@@ -1036,8 +1036,7 @@ static void test_attention_candidate_disagrees(void **state) {
     assert_non_null(strstr(bq_cuda_engine_describe(e), "attention failed at batch 2, left out"));
     bq_cuda_engine_free(e);
     failures += check_engine("refused", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
-    unsetenv("BQ_EMU_ATTENTION_FAULT");
-    free_batch(&bc);
+    free_batch(&bc); /* the teardown unsets the hook */
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
 #endif

@@ -330,8 +330,9 @@ inline WgmmaWarpQueue &wgmma_queue(int warp) {
 
 /* The wgmma operations of one warpgroup in the running block, in the order its warps issue them:
  * entry n is the n-th operation of the first warp to get there; `done[w]` counts warp w's. */
+constexpr int WGMMA_RECORD_MMA = 1000; /* WgmmaOpRecord::keep of an MMA */
 struct WgmmaOpRecord {
-    int keep; /* as WgmmaSyncArg::keep; 1000: an MMA */
+    int keep; /* as WgmmaSyncArg::keep (a wait's count, -1 commit, -2 fence), or WGMMA_RECORD_MMA */
     uint64_t b_desc;
     int accumulate, trans_b;
     bool operator==(const WgmmaOpRecord &o) const {
@@ -346,7 +347,7 @@ struct WarpgroupLog {
 inline WarpgroupLog g_warpgroup_logs[8]; /* by warpgroup of the block */
 
 inline const char *wgmma_op_name(const WgmmaOpRecord &r, char *buf, size_t size) {
-    if (r.keep == 1000)
+    if (r.keep == WGMMA_RECORD_MMA)
         snprintf(buf, size, "an MMA (B descriptor 0x%016llx, accumulate %d, B %s)", (unsigned long long)r.b_desc,
                  r.accumulate, r.trans_b ? "MN-major" : "K-major");
     else if (r.keep == -2) snprintf(buf, size, "wgmma.fence");
@@ -392,7 +393,7 @@ template <typename T> void wgmma_issue_complete(void *const args[32], unsigned p
             fail(cudaErrorLaunchFailure, "wgmma: lane %d's descriptors or flags differ from lane 0's", lane);
     }
     op.run = &wgmma_64x64x16_run<T>;
-    warpgroup_uniform(op.lanes[0].warp, {1000, op.lanes[0].b_desc, op.lanes[0].accumulate, op.lanes[0].trans_b});
+    warpgroup_uniform(op.lanes[0].warp, {WGMMA_RECORD_MMA, op.lanes[0].b_desc, op.lanes[0].accumulate, op.lanes[0].trans_b});
     WgmmaWarpQueue &q = wgmma_queue(op.lanes[0].warp);
     if (!q.fenced)
         fail(cudaErrorLaunchFailure, "wgmma issued by warp %d without a wgmma.fence since its last wait "
