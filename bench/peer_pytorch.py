@@ -16,10 +16,16 @@ Timing (what our `bertqa-gpu bench` measures, same inputs):
   call (on CPU, perf_counter), so launch overhead counts. Precisions: fp32 = tf32 off for matmul and
   cuDNN; tf32 = tf32 allowed; fp16 = model.half(), bf16 (opt-in) = model.to(bfloat16). Attention is SDPA (attn_implementation="sdpa").
   Eager runs in this process; so do CUDA graph replays of the eager model (mode "graph", default
-  on CUDA, fp32 only, since fp16 replays ran 3.4x slower than eager (see capture_graph): one
-  capture per batch, no mask since every timing token is real), the fair peer at small batches;
-  torch.compile runs (default on CUDA, fp16 only) run in a child
+  on CUDA, fp32 only, since fp16 replays ran 3.4x slower than eager (see capture_graph), and at
+  the smallest batch only: one capture per batch, no mask since every timing token is real), the
+  fair peer at small batches; torch.compile runs (default on CUDA, fp16 only) run in a child
   process killed at the time budget, so a slow or failing compile is skipped cleanly.
+  Kernel profile (default on, fp16 and fp32): after all the eager and graph timings (so none runs
+  after the profiler has used CUPTI), one more pass per eager configuration under
+  torch.profiler, its device time summed by kind (GEMM, attention, other; charged to the aten
+  ops that launched it: bench/kernel_kinds.py) into the entry's "kernel_ms", with the longest
+  ops in "top_ops" and kernels in "top_kernels": how much of PyTorch's own pass is the same
+  cuBLAS GEMMs ours runs, the floor any ratio against it has to clear.
 
 Parity dump:
     python3 bench/peer_pytorch.py --model DIR --dump-logits INPUTS.npz OUT.npz [--device cuda]
@@ -38,6 +44,8 @@ import time
 
 import numpy as np
 import torch
+
+import kernel_kinds  # this folder's; the script's folder is on sys.path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only, never the hub
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -91,6 +99,36 @@ def make_inputs(cfg, batch, seq_len, seed, device):
 def percentile(sorted_values, q):
     """Linear-interpolated percentile (numpy's default) of an already sorted list."""
     return float(np.percentile(np.asarray(sorted_values), q))
+
+
+def profile_kernels(model, cfg, device, batch, seq_len, seed):
+    """One forward pass (the timed inputs, the model already warm) under torch.profiler: its
+    device time by kind, charged to the aten ops that launched it (kernel_kinds.time_by_kind),
+    and its longest kernels by name. On CUDA the kernels' own durations (CUPTI), so launch gaps
+    and host time are not in the total; on a CPU each op's self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+    ids, mask, segments = make_inputs(cfg, batch, seq_len, seed, device)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch.inference_mode():
+        if cuda:
+            torch.cuda.synchronize(device)
+        with profile(activities=activities) as prof:
+            forward_logits(model, ids, mask, segments)
+            if cuda:
+                torch.cuda.synchronize(device)
+    ops, kernels = [], []
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CPU:
+            # self_device_time_total since PyTorch 2.4 (self_cuda_time_total before)
+            us = (getattr(e, "self_device_time_total", None) if cuda else e.self_cpu_time_total)
+            if us is None:
+                us = e.self_cuda_time_total
+            ops.append((e.name, us))
+        elif cuda:
+            kernels.append((e.name, e.time_range.elapsed_us()))
+    by_kind, top_ops = kernel_kinds.time_by_kind(ops)
+    return by_kind, top_ops, kernel_kinds.longest_kernels(kernels)
 
 
 def capture_graph(model, ids, segments, device, warmup):
@@ -182,6 +220,41 @@ def precision_model(base_model, precision):
     return base_model
 
 
+def add_kernel_profile(entry, model, cfg, device, args):
+    """entry["kernel_ms"], ["top_ops"] and ["top_kernels"] from one profiled pass; a profiler
+    that fails leaves kernel_profile_error instead and never the timing."""
+    try:
+        entry["kernel_ms"], entry["top_ops"], entry["top_kernels"] = profile_kernels(
+            model, cfg, device, entry["batch"], entry["seq_len"], args.seed)
+        k = entry["kernel_ms"]
+        log(f"profiled eager {entry['precision']} batch {entry['batch']}: GEMM {k['gemm']:.3f} "
+            f"ms, attention {k['attention']:.3f}, other {k['other']:.3f}, of {k['total']:.3f} ms "
+            f"(device time of {k['ops']} ops)")
+    except Exception as e:  # report and go on: the profile is evidence, the timing the result
+        entry["kernel_profile_error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+        log(f"profiled eager {entry['precision']} batch {entry['batch']}: failed: "
+            f"{entry['kernel_profile_error']}")
+
+
+def run_kernel_profiles(model, cfg, device, args, deadline, results):
+    """The kernel profile of every eager entry of args.kernel_profile_precisions, after all the
+    in-process timing (so that no timing runs after the profiler has touched CUPTI)."""
+    for precision in args.kernel_profile_precisions:
+        entries = [e for e in results if e["mode"] == "eager" and e["precision"] == precision]
+        if not entries:
+            continue
+        timed = precision_model(model, precision)
+        for entry in entries:
+            if time.monotonic() >= deadline:
+                entry["kernel_profile_error"] = "time budget (--max-seconds) spent"
+                continue
+            add_kernel_profile(entry, timed, cfg, device, args)
+        if timed is not model:
+            del timed
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
 def run_eager(model, cfg, device, args, deadline, results, skipped, graphed=False):
     """Eager runs of args.precision; with `graphed`, the same eager model replayed from a CUDA
     graph (mode "graph", args.graph_precision): no Python or launch overhead per pass, the fair
@@ -190,7 +263,7 @@ def run_eager(model, cfg, device, args, deadline, results, skipped, graphed=Fals
     capture_failed = False  # after a refused capture nothing more is captured, all listed skipped
     for precision in (args.graph_precision if graphed else args.precision):
         timed = precision_model(model, precision)
-        for batch in args.batch:
+        for batch in (args.graph_batch if graphed else args.batch):
             entry = {"precision": precision, "mode": mode, "batch": batch,
                      "seq_len": args.seq_len}
             if capture_failed:
@@ -339,10 +412,20 @@ def parse_args(argv):
     p.add_argument("--graph-precision", type=str_list, default=["fp32"],
                    help="graph replay precisions (fp16 replays ran 3.4x slower than eager on "
                         "PyTorch 2.11; see capture_graph)")
+    p.add_argument("--graph-batch", type=int_list,
+                   help="batches for graph replays (default: the smallest of --batch; from batch 8 "
+                        "up the fp32 replays ran 10-12%% slower than eager in every run so far)")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode")
     p.add_argument("--compile-batch", type=int_list,
-                   help="batches for compile runs, in order (default: largest, smallest, the rest "
-                        "descending; each new batch size compiles anew)")
+                   help="batches for compile runs, in order (default: the two smallest, the "
+                        "largest, then the rest ascending: eager PyTorch waits on its kernel "
+                        "launches at small batches, so compile changes the peer most there; each "
+                        "new batch size compiles anew)")
+    p.add_argument("--kernel-profile", choices=["on", "off"], default="on",
+                   help="after each eager timing of a --kernel-profile-precision, one pass under "
+                        "torch.profiler: its kernels' time by kind (GEMM, attention, other)")
+    p.add_argument("--kernel-profile-precision", type=str_list, default=["fp16", "fp32"],
+                   help="precisions the kernel profile runs for (the targets' two)")
     p.add_argument("--iters", type=int, default=50, help="most timed iterations per config")
     p.add_argument("--min-iters", type=int, default=5, help="fewest timed iterations per config")
     p.add_argument("--warmup", type=int, default=3)
@@ -359,8 +442,13 @@ def parse_args(argv):
         if prec not in ("fp32", "tf32", "fp16", "bf16"):
             p.error(f"unknown precision '{prec}' (fp32, tf32, fp16, bf16)")
     if args.compile_batch is None:
-        rest = sorted(set(args.batch), reverse=True)
-        args.compile_batch = rest[:1] + rest[-1:] + rest[1:-1] if len(rest) > 1 else rest
+        ascending = sorted(set(args.batch))
+        args.compile_batch = ascending[:2] + ascending[-1:] + ascending[2:-1] \
+            if len(ascending) > 2 else ascending
+    if args.graph_batch is None:
+        args.graph_batch = [min(args.batch)] if args.batch else []
+    args.kernel_profile_precisions = (args.kernel_profile_precision
+                                      if args.kernel_profile == "on" else [])
     if not args.dump_logits and not args.compile_child and not args.json:
         p.error("give --json FILE for timing, or --dump-logits INPUTS.npz OUT.npz")
     return args
@@ -392,6 +480,8 @@ def main(argv=None):
     if use_graph:
         run_eager(model, cfg, device, args, eager_deadline + 0.1 * args.max_seconds, results,
                   skipped, graphed=True)
+    run_kernel_profiles(model, cfg, device, args, eager_deadline + 0.15 * args.max_seconds,
+                        results)
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
