@@ -422,8 +422,9 @@ def parse_args(argv):
                         "launches at small batches, so compile changes the peer most there; each "
                         "new batch size compiles anew)")
     p.add_argument("--kernel-profile", choices=["on", "off"], default="on",
-                   help="after each eager timing of a --kernel-profile-precision, one pass under "
-                        "torch.profiler: its kernels' time by kind (GEMM, attention, other)")
+                   help="after all the timings, one pass of each eager configuration of a "
+                        "--kernel-profile-precision under torch.profiler: its device time by kind "
+                        "(GEMM, attention, other)")
     p.add_argument("--kernel-profile-precision", type=str_list, default=["fp16", "fp32"],
                    help="precisions the kernel profile runs for (the targets' two)")
     p.add_argument("--iters", type=int, default=50, help="most timed iterations per config")
