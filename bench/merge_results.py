@@ -2,6 +2,8 @@
 """Merge one device run's outputs into OUTDIR/results.json and OUTDIR/results.md.
 
     python3 bench/merge_results.py OUTDIR [--archive bench/results] [--commit SHA]
+    python3 bench/merge_results.py --retarget bench/results/RUN.json   (an archived run's targets
+                                                                       under today's rules)
 
 Reads (missing optional files are noted, not fatal):
   OUTDIR/bench.json      ours, from `bertqa-gpu bench --json`
@@ -618,6 +620,49 @@ def first_passes(e2e):
             (f"; {steady:.1f} questions/s without them" if steady else "") + ")")
 
 
+def targets_markdown(targets):
+    """The targets table of results.md, as lines."""
+    lines = ["| target | value | met |", "|---|---:|---|"]
+    for t in targets:
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        if t.get("unsettled"):
+            met = f"not settled: {t['unsettled']}"
+        if t.get("held_back_by"):
+            met += f": {t['held_back_by']}"
+        met += target_floor_text(t)
+        lines.append(f"| {t['target']} | {fmt(t['value'], '.3g')} | {met} |")
+    return lines
+
+
+# results.md's note on a skipped peer run (main), read back by retarget
+SKIPPED_NOTE = re.compile(r"^PyTorch (\S+) (\S+) batch (\d+) skipped: (.*)$")
+
+
+def retarget(archived):
+    """The targets of an archived results.json under this merger's rules, from what it kept: its
+    rows, profiles, end-to-end rate, GEMM plans (gemm_choices) and attention timings (for
+    kernels_alone, BERT-large's 24 layers), and the peer's skipped runs from its notes (rows at
+    384 tokens only)."""
+    skipped = {}
+    for note in archived.get("notes") or []:
+        m = SKIPPED_NOTE.match(note)
+        if m:
+            mode, precision, batch, why = m.groups()
+            skipped.setdefault((precision, int(batch)), {})[mode] = why
+    configs = []
+    for row in archived.get("configs") or []:
+        row = dict(row)
+        row.setdefault("pytorch_skipped_modes",
+                       skipped.get((row["precision"], row["batch"])) if row["seq_len"] == 384
+                       else None)
+        configs.append(row)
+    plans = {config_key(g): g["plans"] for g in archived.get("gemm_choices") or []}
+    ours = {"layers": 24, "configs": [dict(c, gemm_plans=plans[config_key(c)])
+                                      for c in configs if config_key(c) in plans]}
+    return check_targets(configs, archived.get("profiles") or {}, archived.get("end_to_end"),
+                         kernels_alone(ours))
+
+
 def markdown(results):
     lines = [f"# bertqa-gpu vs PyTorch on {results['device'] or 'unknown device'}", "",
              f"driver {results['driver'] or '-'}, commit {results['commit'] or '-'}, "
@@ -774,15 +819,7 @@ def markdown(results):
                 lines.append(f"| {kernel} | {shape} | {p['ms']:.4f} | {p['tflops']:.1f} | "
                              f"{p['rel_error_vs_fp64']:.2e} |")
     if results.get("targets"):
-        lines += ["", "| target | value | met |", "|---|---:|---|"]
-        for t in results["targets"]:
-            met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
-            if t.get("unsettled"):
-                met = f"not settled: {t['unsettled']}"
-            if t.get("held_back_by"):
-                met += f": {t['held_back_by']}"
-            met += target_floor_text(t)
-            lines.append(f"| {t['target']} | {fmt(t['value'], '.3g')} | {met} |")
+        lines += [""] + targets_markdown(results["targets"])
     failed = [st for st in results.get("steps") or [] if "lines" in st]
     if results.get("steps"):
         lines += ["", f"Steps: {len(results['steps'])}, failed: "
@@ -799,7 +836,16 @@ def main(argv=None):
     p.add_argument("outdir")
     p.add_argument("--archive", help="also write DIR/DATE_CARD_COMMIT.json")
     p.add_argument("--commit", help="commit id (default OUTDIR/commit.txt, else git HEAD)")
+    p.add_argument("--retarget", action="store_true",
+                   help="OUTDIR is an archived results.json instead: print its targets table "
+                        "under this merger's rules (retarget), write nothing")
     args = p.parse_args(argv)
+    if args.retarget:
+        archived = read_json(args.outdir)
+        if archived is None:
+            p.error(f"{args.outdir}: not a readable results.json")
+        sys.stdout.write("\n".join(targets_markdown(retarget(archived))) + "\n")
+        return 0
 
     ours = read_json(os.path.join(args.outdir, "bench.json"))
     peer = read_json(os.path.join(args.outdir, "peer.json"))

@@ -255,6 +255,20 @@ check "results.md: fp32 GEMM probe" grep -q -e '^| cutlass-3xtf32 | 49152 x 1024
 check "results.md: fp32 GEMM probe, refused" grep -q -e '^| bf16x9 | 49152 x 1024 -> 3072 | refused: operation not supported when using the device | - | - |$' "$run/results.md"
 check "results.md: clocks" grep -q -e '^Clocks while the timed steps ran (3 nvidia-smi samples): SM median 1830 MHz (min 1755, max 1980), power median 640 W (max 699)' "$run/results.md"
 check "results.md: failed steps" grep -q -e '^Steps: 4, failed: ctest (8), sanitizer-racecheck (124)$' "$run/results.md"
+# an archived results.json read back under today's rules gives the same targets table
+check "retarget an archived run" sh -c 'python3 "$1/bench/merge_results.py" --retarget "$2/results.json" >"$2/retarget.md" &&
+  awk "/^\| target \| value \| met \|\$/ {on = 1} on && /^\$/ {exit} on" "$2/results.md" >"$2/targets.md" &&
+  [ -s "$2/targets.md" ] && diff "$2/targets.md" "$2/retarget.md"' sh "$src" "$run"
+# an archive from before rows kept the peer's skipped modes: they come back from its notes
+check "retarget an older archive (skips from the notes)" sh -c 'python3 - "$2/results.json" "$2/old.json" <<EOF4 &&
+import json, sys
+r = json.load(open(sys.argv[1]))
+for row in r["configs"]:
+    row.pop("pytorch_skipped_modes", None)
+json.dump(r, open(sys.argv[2], "w"))
+EOF4
+  python3 "$1/bench/merge_results.py" --retarget "$2/old.json" >"$2/retarget-old.md" &&
+  diff "$2/targets.md" "$2/retarget-old.md"' sh "$src" "$run"
 check "archive named date_card_commit" sh -c 'ls "$1"/*_NVIDIA-H100-80GB-HBM3_0123456789ab.json' sh "$tmp/archive"
 
 # A run that produced nothing still merges, with every target "not measured".
