@@ -15,6 +15,8 @@ GEMM_OP = re.compile(r"^aten::(addmm|mm|bmm|baddbmm|_addmm_activation|matmul|lin
 # memory-efficient (_efficient_attention_forward), cuDNN (_scaled_dot_product_cudnn_attention).
 # SDPA's math fallback is not fused: its bmm and softmax count as GEMM and other.
 ATTENTION_OP = re.compile(r"^aten::.*(attention|sdpa)", re.I)
+# GEMM-kind ops that only call another (their self CPU time is a wrapper's, never a GEMM's)
+GEMM_WRAPPERS = frozenset({"aten::linear", "aten::matmul"})
 
 
 def op_kind(name):
@@ -22,6 +24,12 @@ def op_kind(name):
     if ATTENTION_OP.search(name):
         return "attention"
     return "gemm" if GEMM_OP.search(name) else "other"
+
+
+def gemm_calls(op_times):
+    """How many GEMMs a pass ran: calls of GEMM ops that took time, wrappers not counted."""
+    return sum(1 for name, us in op_times
+               if us > 0 and name not in GEMM_WRAPPERS and op_kind(name) == "gemm")
 
 
 def _by_name(times):

@@ -98,6 +98,12 @@ def config_key(cfg):
     return cfg["precision"], int(cfg["batch"]), int(cfg["seq_len"])
 
 
+def one_line(text):
+    """text on one line with no table-cell separator: what goes into a results.md table cell or
+    note (a failed compile's reason carries its stderr)."""
+    return " ".join(str(text).split()).replace("|", "/")
+
+
 def best_peer(peer):
     """{(precision, batch, seq_len): {"eager": cfg, "compile": cfg}} from peer.json."""
     table = {}
@@ -132,7 +138,7 @@ def merge_configs(ours, peer, safe=None):
     skipped = {}  # the peer's modes that did not run, per configuration, with why
     for s in (peer or {}).get("skipped", []):
         if {"precision", "batch", "seq_len"} <= set(s):
-            skipped.setdefault(config_key(s), {})[s.get("mode", "eager")] = s.get("reason")
+            skipped.setdefault(config_key(s), {})[s.get("mode", "eager")] = one_line(s.get("reason"))
     own = {config_key(c): c for c in ours.get("configs", [])}
     for c in (safe or {}).get("configs", []):
         key = config_key(c)
@@ -486,10 +492,11 @@ def check_targets(configs, profiles, e2e, alone=None):
         t = {"target": name, "value": value, "met": met}
         if met is False:
             t["held_back_by"] = top_stages(profiles, profile_key) or "no profile for this configuration"
-            floor = (alone or {}).get(key)
-            if allowed_ms and floor:
+            if allowed_ms:
                 t["pass_allowed_ms"] = allowed_ms
-                t["kernels_alone_ms"] = floor
+                floor = (alone or {}).get(key)
+                if floor:
+                    t["kernels_alone_ms"] = floor
             if peer:
                 t.update(peer)
         targets.append(t)
@@ -539,16 +546,18 @@ def target_floor_text(t):
     take: the results.md words after the held-back stages ('' when nothing is known)."""
     text = ""
     k = t.get("kernels_alone_ms")
-    if k:
+    if t.get("pass_allowed_ms"):
         peer = (f" (PyTorch's, {t['pytorch_mode']}: {t['pytorch_pass_ms']:.2f})"
                 if t.get("pytorch_pass_ms") else "")
+        text += f"; the pass may take {t['pass_allowed_ms']:.2f} ms{peer}"
+    if k and t.get("pass_allowed_ms"):
         if k.get("attention_ms") is not None:
-            kept = (f"the kept GEMMs and attention, each timed alone, add up to {k['pass_ms']:.2f} "
-                    f"({k['gemm_ms']:.2f} + {k['attention_ms']:.2f}) before layernorms")
+            text += (f", and the kept GEMMs and attention, each timed alone, add up to "
+                     f"{k['pass_ms']:.2f} ({k['gemm_ms']:.2f} + {k['attention_ms']:.2f}) before "
+                     "layernorms")
         else:
-            kept = (f"the kept GEMMs, each timed alone, add up to {k['gemm_ms']:.2f} "
-                    "before attention and layernorms")
-        text += f"; the pass may take {t['pass_allowed_ms']:.2f} ms{peer}, and {kept}"
+            text += (f", and the kept GEMMs, each timed alone, add up to {k['gemm_ms']:.2f} "
+                     "before attention and layernorms")
     pk = t.get("pytorch_kernel_ms")
     if pk and pk.get("total"):
         text += (f"; PyTorch's own GEMM kernels take {pk['gemm']:.2f} ms of its "
@@ -865,7 +874,12 @@ def main(argv=None):
                      f"with {paths} (see each row's error)")
     for s in (peer or {}).get("skipped", []):
         notes.append(f"PyTorch {s.get('mode')} {s.get('precision')} batch {s.get('batch')} "
-                     f"skipped: {s.get('reason')}")
+                     f"skipped: {one_line(s.get('reason'))}")
+    for c in (peer or {}).get("configs", []):  # its kernel profile: failed, or doubtful
+        for key, what in (("kernel_profile_error", "failed"), ("kernel_profile_warning", "warns")):
+            if c.get(key):
+                notes.append(f"PyTorch kernel profile {c.get('precision')} batch {c.get('batch')} "
+                             f"{what}: {one_line(c[key])}")
     smi_name, smi_driver = nvidia_smi(args.outdir)
     now = datetime.datetime.now(datetime.timezone.utc)
     results = {

@@ -47,6 +47,10 @@ assert ms["ops"] == 216, ms
 assert [t["name"] for t in top] == ["aten::addmm", "aten::_flash_attention_forward"], top
 assert top[0]["calls"] == 144 and abs(top[0]["ms"] - 1.44) < 1e-12 and top[0]["kind"] == "gemm", top
 
+# GEMMs run: the ops that took time, not the wrappers around them (on a CPU linear has self time)
+assert k.gemm_calls([("aten::linear", 3.0), ("aten::addmm", 9.0), ("aten::matmul", 1.0),
+                     ("aten::mm", 4.0), ("aten::bmm", 0.0), ("aten::gelu", 2.0)]) == 2
+
 kern = [("nvjet_sm90_hsh_128x96_64x7_1x2_h_bz_TNT", 9.0)] * 3 + [("x" * 300, 30.0)]
 longest = k.longest_kernels(kern)
 assert longest[0] == {"name": "x" * 200, "ms": 0.03, "calls": 1}, longest
