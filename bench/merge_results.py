@@ -872,6 +872,9 @@ def main(argv=None):
         paths = "BQ_ATTENTION_KERNEL=wmma BQ_FUSED_GELU=0" if safer else "BQ_ATTENTION_KERNEL=mma"
         notes.append("bench.json's run failed: rows with source bench-safe.json were measured "
                      f"with {paths} (see each row's error)")
+    if (peer or {}).get("pending"):  # written before its last runs, which never reported
+        notes.append(f"peer.json is the peer's report from before its {peer['pending']}, which "
+                     "did not finish (the step was stopped): those runs are missing")
     for s in (peer or {}).get("skipped", []):
         notes.append(f"PyTorch {s.get('mode')} {s.get('precision')} batch {s.get('batch')} "
                      f"skipped: {one_line(s.get('reason'))}")

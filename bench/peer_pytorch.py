@@ -481,6 +481,38 @@ def parse_args(argv):
     return args
 
 
+def write_report(args, device, cfg, results, skipped, started, pending=None):
+    """The JSON report (--json): what has been timed so far; `pending` names what is still to
+    run (written before the compile runs, so that a step killed during them keeps the rest)."""
+    import transformers
+    report = {
+        "tool": "bench/peer_pytorch.py",
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "model": os.path.abspath(args.model),
+        "model_config": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
+                         "num_attention_heads", "intermediate_size", "vocab_size")},
+        "attention": "sdpa",
+        "inputs": {"ids": f"uniform random in [{LOWEST_RANDOM_ID}, vocab_size), seed {args.seed}",
+                   "input_mask": "all ones",
+                   "segment_ids": f"first {FIRST_SEGMENT_LEN} zeros, then ones"},
+        "timing": "device-resident inputs and outputs; CUDA events per forward (perf_counter on CPU)",
+        "gflop_per_sequence": flop_per_sequence(cfg, args.seq_len) / 1e9,
+        "configs": results, "skipped": skipped,
+        "wall_s": time.monotonic() - started,
+    }
+    if pending:
+        report["pending"] = pending
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    tmp = args.json + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, args.json)  # a reader never sees half a file
+    log(f"wrote {args.json}: {len(results)} configs, {len(skipped)} skipped, "
+        f"{report['wall_s']:.1f} s" + (f" ({pending} still to run)" if pending else ""))
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.compile_child:
@@ -515,31 +547,10 @@ def main(argv=None):
     if device.type == "cuda":
         torch.cuda.empty_cache()
     if use_compile:
+        write_report(args, device, cfg, results, skipped, started, pending="torch.compile runs")
         run_compiled(args, deadline, results, skipped)
 
-    import transformers
-    report = {
-        "tool": "bench/peer_pytorch.py",
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "cuda": torch.version.cuda,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "model": os.path.abspath(args.model),
-        "model_config": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
-                         "num_attention_heads", "intermediate_size", "vocab_size")},
-        "attention": "sdpa",
-        "inputs": {"ids": f"uniform random in [{LOWEST_RANDOM_ID}, vocab_size), seed {args.seed}",
-                   "input_mask": "all ones",
-                   "segment_ids": f"first {FIRST_SEGMENT_LEN} zeros, then ones"},
-        "timing": "device-resident inputs and outputs; CUDA events per forward (perf_counter on CPU)",
-        "gflop_per_sequence": flop_per_sequence(cfg, args.seq_len) / 1e9,
-        "configs": results, "skipped": skipped,
-        "wall_s": time.monotonic() - started,
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(report, f, indent=1)
-    log(f"wrote {args.json}: {len(results)} configs, {len(skipped)} skipped, "
-        f"{report['wall_s']:.1f} s")
+    write_report(args, device, cfg, results, skipped, started)
     return 0
 
 

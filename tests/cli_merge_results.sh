@@ -303,5 +303,17 @@ assert "no bench.json: our columns empty" in r["notes"]
 assert all(t["met"] is None for t in r["targets"]) and r["targets"], r["targets"]
 EOF
 
+# A peer stopped during its compile runs left the report it wrote before them: merged, and said
+mkdir -p "$tmp/stopped"
+echo '{"torch": "2.9.0", "pending": "torch.compile runs", "configs": [{"precision": "fp16", "batch": 1, "seq_len": 384, "mode": "eager", "throughput_seq_s": 500, "latency_ms": {"p50": 2.0}}], "skipped": []}' \
+  >"$tmp/stopped/peer.json"
+check "merge a run whose peer was stopped" python3 "$src/bench/merge_results.py" "$tmp/stopped"
+check "stopped peer: its rows kept, the missing runs said" python3 - "$tmp/stopped/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [(c["precision"], c["batch"], c["pytorch_throughput_seq_s"]) for c in r["configs"]] == [("fp16", 1, 500)], r["configs"]
+assert any(n.startswith("peer.json is the peer's report from before its torch.compile runs") for n in r["notes"]), r["notes"]
+EOF
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
