@@ -1,6 +1,7 @@
 /* common.c - status strings, error messages, file reading, growable arrays. */
 #include "common.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,17 +118,40 @@ char *bq_strndup(const char *s, size_t len) {
     return p;
 }
 
-/* Strict UTF-8: the tokenizer, the features and the decoder all read text through this. */
-size_t bq_json_nul_offset(const char *text, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\0') return i;
-        if (text[i] != '\\' || i + 1 >= len) continue;
-        if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0) return i;
-        i++; /* the escaped character: "\\u0000" is a backslash, then text */
-    }
-    return (size_t)-1;
+const cJSON *bq_json_member(const cJSON *object, const char *key) {
+    const cJSON *found = NULL;
+    for (const cJSON *item = object ? object->child : NULL; item; item = item->next)
+        if (item->string && strcmp(item->string, key) == 0) found = item;
+    return found;
 }
 
+static int is_hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+size_t bq_json_nul_offset(const char *text, size_t len, const char **what) {
+    const char *found = NULL;
+    size_t i = 0;
+    for (; i < len; i++) {
+        if (text[i] == '\0') {
+            found = "a NUL character";
+            break;
+        }
+        if (text[i] != '\\' || i + 1 >= len) continue;
+        if (text[i + 1] == 'u') {
+            size_t hex = 0;
+            while (hex < 4 && i + 2 + hex < len && is_hex_digit(text[i + 2 + hex])) hex++;
+            if (hex < 4) found = "a \\u escape without 4 hex digits (cJSON reads it as a NUL character)";
+            else if (memcmp(text + i + 2, "0000", 4) == 0) found = "a NUL character (\\u0000)";
+            if (found) break;
+        }
+        i++; /* the escaped character: "\\u0000" is a backslash, then text */
+    }
+    if (what) *what = found;
+    return found ? i : (size_t)-1;
+}
+
+/* Strict UTF-8: the tokenizer, the features and the decoder all read text through this. */
 size_t bq_utf8_decode(const char *text, size_t len, size_t pos, int32_t *cp, bq_err *err) {
     const unsigned char *s = (const unsigned char *)text;
     if (pos >= len) return bq_fail(err, BQ_ERR_UTF8, "invalid UTF-8: read at byte offset %zu past the end", pos), 0;

@@ -41,11 +41,18 @@ bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem);
 /* Duplicate `len` bytes as a NUL-terminated string (NULL on allocation failure). */
 char *bq_strndup(const char *s, size_t len);
 
-/* Where JSON text would put a NUL character into a string: the offset of a raw NUL byte or of a
- * \u0000 escape, or (size_t)-1 when there is none. cJSON ends its strings at the first NUL, so
- * such a string would be cut short without a word; callers reject it instead. Backslashes occur
+/* The member `key` of a JSON object, the last one where the key repeats (as Python's json keeps,
+ * where cJSON's own lookup returns the first), or NULL when absent or `object` is NULL. */
+struct cJSON;
+const struct cJSON *bq_json_member(const struct cJSON *object, const char *key);
+
+/* Where JSON text would put a NUL character into a string: the offset of a raw NUL byte, of a
+ * \u0000 escape or of a \u escape not followed by 4 hex digits (cJSON decodes those to U+0000
+ * too), or (size_t)-1 when there is none. cJSON ends its strings at the first NUL, so such a
+ * string would be cut short without a word; callers reject it instead. When `what` is not NULL it
+ * is set to a phrase naming what was found ("a NUL character (\u0000)", ...). Backslashes occur
  * only inside strings in valid JSON, so the scan needs no string tracking. */
-size_t bq_json_nul_offset(const char *text, size_t len);
+size_t bq_json_nul_offset(const char *text, size_t len, const char **what);
 
 /* Decode the code point at text[pos] (pos < len) strictly: no overlong forms, surrogates, values
  * past U+10FFFF or truncated sequences. Returns its length in bytes, or 0 with a BQ_ERR_UTF8 message

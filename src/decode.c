@@ -327,7 +327,7 @@ bq_status bq_decode(const bq_vocab *vocab, const bq_features *f, const float *st
         const float *el = end_logits + (size_t)cd->window * (size_t)seq;
         ans->start_logit = sl[cd->start];
         ans->end_logit = el[cd->end];
-        ans->score = (float)cd->score;
+        ans->score = cd->score;
         ans->byte_start = bs;
         ans->byte_end = be;
         ans->char_start = char_offset(f, bs);

@@ -13,7 +13,7 @@ extern "C" {
 
 typedef struct {
     char *text;          /* NUL-terminated answer, exact substring of the context ("empty" if none) */
-    float score;         /* start logit + end logit */
+    double score;        /* start logit + end logit, summed in double (two floats near FLT_MAX overflow a float) */
     float probability;   /* softmax over the kept n-best scores */
     float start_logit, end_logit;
     int32_t byte_start;  /* byte span of the answer in the context, -1 for "empty" */

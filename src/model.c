@@ -18,7 +18,7 @@
 /* A required positive integer field within [1, max]. */
 static bq_status config_int(const cJSON *root, const char *name, const char *field, int max, int *out,
                             bq_err *err) {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, field);
+    const cJSON *item = bq_json_member(root, field);
     if (!item) return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing field \"%s\"", name, field);
     if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) || item->valuedouble < 1 ||
         item->valuedouble > max)
@@ -60,7 +60,7 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
     }
     /* Absent fields take Hugging Face BertConfig's defaults (layer_norm_eps 1e-12, hidden_act "gelu"). */
     c.layer_norm_eps = 1e-12f;
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    const cJSON *eps = bq_json_member(root, "layer_norm_eps");
     if (eps) {
         if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0) || !(eps->valuedouble < 1)) {
             st = bq_fail(err, BQ_ERR_FORMAT, "'%s': field \"layer_norm_eps\" must be a number in (0, 1)", name);
@@ -68,7 +68,7 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
         }
         c.layer_norm_eps = (float)eps->valuedouble;
     }
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    const cJSON *act = bq_json_member(root, "hidden_act");
     if (act && !cJSON_IsString(act)) {
         st = bq_fail(err, BQ_ERR_FORMAT, "'%s': field \"hidden_act\" is not a string", name);
         goto done;
@@ -80,19 +80,19 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
         goto done;
     }
     /* Fields that would change the computation in ways this runtime does not implement. */
-    const cJSON *pos_type = cJSON_GetObjectItemCaseSensitive(root, "position_embedding_type");
+    const cJSON *pos_type = bq_json_member(root, "position_embedding_type");
     if (pos_type && (!cJSON_IsString(pos_type) || strcmp(pos_type->valuestring, "absolute") != 0)) {
         st = bq_fail(err, BQ_ERR_UNSUPPORTED,
                      "'%s': position_embedding_type other than \"absolute\" is not supported", name);
         goto done;
     }
-    const cJSON *model_type = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    const cJSON *model_type = bq_json_member(root, "model_type");
     if (model_type && (!cJSON_IsString(model_type) || strcmp(model_type->valuestring, "bert") != 0)) {
         st = bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': model_type \"%.40s\" is not supported (only \"bert\")",
                      name, cJSON_IsString(model_type) ? model_type->valuestring : "?");
         goto done;
     }
-    c.random_weights = cJSON_GetObjectItemCaseSensitive(root, "bertqa_random_weights") != NULL;
+    c.random_weights = bq_json_member(root, "bertqa_random_weights") != NULL;
     *out = c;
 done:
     cJSON_Delete(root);

@@ -12,14 +12,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-/* Python dicts keep the last of repeated keys; cJSON's lookup returns the first. */
-static const cJSON *member(const cJSON *object, const char *key) {
-    const cJSON *found = NULL;
-    for (const cJSON *item = object ? object->child : NULL; item; item = item->next)
-        if (item->string && strcmp(item->string, key) == 0) found = item;
-    return found;
-}
-
 static const char *json_type_name(const cJSON *item) {
     if (!item) return "missing";
     if (cJSON_IsString(item)) return "a string";
@@ -98,12 +90,13 @@ static bq_status parse_json(const char *text, size_t len, const char *name, cJSO
     *out = NULL;
     bq_status st = check_utf8(text, len, name, err);
     if (st != BQ_OK) return st;
-    const size_t nul = bq_json_nul_offset(text, len);
+    const char *nul_what = NULL;
+    const size_t nul = bq_json_nul_offset(text, len, &nul_what);
     if (nul != (size_t)-1) {
         int line, col;
         line_col(text, nul, &line, &col);
-        return bq_fail(err, BQ_ERR_FORMAT, "%s: a NUL character (\\u0000) at line %d, column %d: "
-                       "ids, questions and contexts cannot hold one", name, line, col);
+        return bq_fail(err, BQ_ERR_FORMAT, "%s: %s at line %d, column %d: ids, questions and "
+                       "contexts cannot hold one", name, nul_what, line, col);
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -174,16 +167,16 @@ static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, 
     if (!cJSON_IsObject(qa))
         return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d] is %s, expected "
                        "an object", name, article, para, k, json_type_name(qa));
-    const cJSON *id = member(qa, "id");
+    const cJSON *id = bq_json_member(qa, "id");
     if (!cJSON_IsString(id))
         return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d]: 'id' is %s, "
                        "expected a string", name, article, para, k, json_type_name(id));
-    const cJSON *question = member(qa, "question");
+    const cJSON *question = bq_json_member(qa, "question");
     if (!cJSON_IsString(question))
         return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d] (id '%s'): "
                        "'question' is %s, expected a string", name, article, para, k,
                        id->valuestring, json_type_name(question));
-    const cJSON *answers = member(qa, "answers");
+    const cJSON *answers = bq_json_member(qa, "answers");
     /* No "answers" at all: a prediction-only input, the question simply has no gold answers. */
     if (answers && !cJSON_IsArray(answers))
         return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d] (id '%s'): "
@@ -191,7 +184,7 @@ static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, 
                        id->valuestring, json_type_name(answers));
     int m = 0;
     for (const cJSON *ans = answers ? answers->child : NULL; ans; ans = ans->next, m++) {
-        const cJSON *text = cJSON_IsObject(ans) ? member(ans, "text") : NULL;
+        const cJSON *text = cJSON_IsObject(ans) ? bq_json_member(ans, "text") : NULL;
         if (!cJSON_IsObject(ans))
             return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d].answers[%d] "
                            "is %s, expected an object", name, article, para, k, m,
@@ -217,7 +210,7 @@ static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, 
     size_t answers_cap = 0;
     for (const cJSON *ans = answers ? answers->child : NULL; ans; ans = ans->next)
         if (!push_string(&q->answers, &answers_cap, &q->n_answers,
-                         member(ans, "text")->valuestring))
+                         bq_json_member(ans, "text")->valuestring))
             return oom(b);
     return BQ_OK;
 }
@@ -228,11 +221,11 @@ static bq_status add_paragraph(dataset_builder *b, const cJSON *paragraph, int a
         return bq_fail(b->err, BQ_ERR_FORMAT,
                        "%s: data[%d].paragraphs[%d] is %s, expected an object", name, article,
                        para, json_type_name(paragraph));
-    const cJSON *context = member(paragraph, "context");
+    const cJSON *context = bq_json_member(paragraph, "context");
     if (!cJSON_IsString(context))
         return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d]: 'context' is %s, "
                        "expected a string", name, article, para, json_type_name(context));
-    const cJSON *qas = member(paragraph, "qas");
+    const cJSON *qas = bq_json_member(paragraph, "qas");
     if (!cJSON_IsArray(qas))
         return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d]: 'qas' is %s, expected "
                        "an array", name, article, para, json_type_name(qas));
@@ -262,7 +255,7 @@ bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squa
         cJSON_Delete(root);
         return oom(&b);
     }
-    const cJSON *data = cJSON_IsObject(root) ? member(root, "data") : NULL;
+    const cJSON *data = cJSON_IsObject(root) ? bq_json_member(root, "data") : NULL;
     if (!cJSON_IsObject(root)) {
         st = bq_fail(err, BQ_ERR_FORMAT, "%s: the top-level JSON value is %s, expected an object "
                      "with a 'data' array", name, json_type_name(root));
@@ -272,7 +265,7 @@ bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squa
     } else {
         int article = 0;
         for (const cJSON *art = data->child; art && st == BQ_OK; art = art->next, article++) {
-            const cJSON *paragraphs = cJSON_IsObject(art) ? member(art, "paragraphs") : NULL;
+            const cJSON *paragraphs = cJSON_IsObject(art) ? bq_json_member(art, "paragraphs") : NULL;
             if (!cJSON_IsObject(art)) {
                 st = bq_fail(err, BQ_ERR_FORMAT, "%s: data[%d] is %s, expected an object", name,
                              article, json_type_name(art));

@@ -107,8 +107,14 @@ lines = [
     json.dumps({"id": "i", "question": "Q?", "context": "x"}) + " ]]] trailing",  # data after it
     json.dumps({"id": "j", "question": "Who?", "context": "John\u0000 lives here."}),  # a NUL
     json.dumps({"id": "k", "question": "Who?", "context": "John \\u0000 lives here."}),  # text
+    '{"id": "l", "question": "Who?", "context": "John \\uzzzz lives here."}',  # cJSON: a NUL
+    json.dumps({"id": "m\udcff", "question": "Who?", "context": "John lives here."}, ensure_ascii=False),
+    json.dumps({"id": [1], "question": "Who?", "context": "John lives here."}),  # id not echoable
+    '{"id": "n", "question": "Who?", "context": "John \\u12G4 lives here."}',
+    '{"id": "first", "id": "last", "question": 7, "question": "Who?", "context": "John lives here."}',
 ]
-open(sys.argv[1], "w", encoding="utf-8").write("\n".join(lines) + "\n")
+# surrogateescape: "\udcff" is written as the lone byte 0xFF (invalid UTF-8 in the id)
+open(sys.argv[1], "w", encoding="utf-8", errors="surrogateescape").write("\n".join(lines) + "\n")
 PY
 # some records fail: every line still answered, exit status 1 (as squad with failed questions)
 "$cli" jsonl --model "$model" < "$tmp/in.jsonl" > "$tmp/out.jsonl" 2> "$tmp/jsonl.err"
@@ -116,11 +122,14 @@ jsonl_status=$?
 if [ "$jsonl_status" -eq 1 ]; then
   check "jsonl: one output line per input line, in order" python3 - "$tmp/in.jsonl" "$tmp/out.jsonl" <<'PY'
 import json, sys
-inp = open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]
+inp = open(sys.argv[1], encoding="utf-8", errors="surrogateescape").read().split("\n")[:-1]
+# strict UTF-8 and strict JSON: every output line is valid whatever bytes came in
 out = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]]
 assert len(out) == len(inp), (len(out), len(inp))
-expect_ok = [True, False, False, False, False, True, False, False, True, False, False, True]
-ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k"]
+expect_ok = [True, False, False, False, False, True, False, False, True, False, False, True,
+             False, False, False, False, True]
+# a repeated key: the last one counts, as in Python's json (and the squad and eval commands)
+ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last"]
 for o, ok, i, line in zip(out, expect_ok, ids, inp):
     assert o["id"] == i, (o, i)
     if ok:
@@ -134,6 +143,9 @@ for o, ok, i, line in zip(out, expect_ok, ids, inp):
         assert set(o) == {"id", "error"} and o["error"], o
 assert any(o.get("start") is not None for o in out), "no record got a real span"
 assert "extra data" in out[9]["error"] and "NUL" in out[10]["error"], (out[9], out[10])
+assert "4 hex digits" in out[12]["error"] and "4 hex digits" in out[15]["error"], (out[12], out[15])
+assert "not valid UTF-8" in out[13]["error"], out[13]
+assert "string or a number" in out[14]["error"], out[14]
 PY
 else
   fail "jsonl exit status $jsonl_status (expected 1): $(head -c 300 "$tmp/jsonl.err")"
@@ -260,8 +272,15 @@ expect_failure "bench with an empty precision" "--precision expects" bench --pre
 printf '{"data":[{"paragraphs":[{"context":"John lives in Paris.\\u0000 tail","qas":[]}]}]}' > "$tmp/nul.json"
 expect_failure "squad file with a NUL" "NUL character" squad --model "$model" --input "$tmp/nul.json" \
   --output "$tmp/nul-pred.json"
+# a \u escape without 4 hex digits: cJSON decodes it to a NUL, so it is refused the same way
+printf '{"data":[{"paragraphs":[{"context":"John lives in Paris.\\uzzzz tail","qas":[]}]}]}' > "$tmp/badu.json"
+expect_failure "squad file with a bad \\u escape" "without 4 hex digits" squad --model "$model" \
+  --input "$tmp/badu.json" --output "$tmp/badu-pred.json"
 # two questions with one id: both answered, the predictions keep the first, exit status 1
 printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris with Mary.","qas":[{"id":"q1","question":"Where?","answers":[{"text":"Paris","answer_start":14}]},{"id":"q1","question":"Who?","answers":[{"text":"John","answer_start":0}]},{"id":"q2","question":"Who?","answers":[{"text":"Mary","answer_start":25}]}]}]}]}' > "$tmp/dup.json"
+printf '{"q1": "Par\\u12G4s", "q2": "Mary"}' > "$tmp/badu-pred-in.json"
+expect_failure "eval with a bad \\u escape in the predictions" "without 4 hex digits.* at line 1, column 12" \
+  eval --data "$tmp/dup.json" --predictions "$tmp/badu-pred-in.json"
 "$cli" squad --model "$model" --input "$tmp/dup.json" --output "$tmp/dup-pred.json" --quiet \
   > "$tmp/dup.out" 2> "$tmp/dup.err"
 dup_status=$?

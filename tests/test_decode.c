@@ -102,6 +102,25 @@ static void single_span(const char *context, int start_byte, int end_byte_of_las
     case_free(&c);
 }
 
+/* Logits near FLT_MAX: their sum overflows a float but not the double score (it was once cast to
+ * float, undefined behaviour that printed the score as null). */
+static void test_huge_logits_score(void **state) {
+    (void)state;
+    bq_squad_options opt = BQ_SQUAD_OPTIONS_DEFAULT;
+    case_data c;
+    const char *context = "The quick brown fox jumps over the lazy dog.";
+    case_build(&c, "what?", context, &opt, -10.0f);
+    set_logit(c.start, &c, 0, pos_at(&c, 0, 10), 3e38f);
+    set_logit(c.end, &c, 0, pos_at(&c, 0, 16), 3e38f);
+    bq_answers a;
+    decode_ok(&c, &opt, &a);
+    expect_answer(&a.items[0], "brown fox", 10, 19, 10, 19);
+    assert_true(isfinite(a.items[0].score));
+    assert_true(a.items[0].score == (double)3e38f + (double)3e38f);
+    bq_answers_free(&a);
+    case_free(&c);
+}
+
 static void test_known_span(void **state) {
     (void)state;
     bq_answers a;
@@ -400,6 +419,7 @@ static void test_golden_dev_decodes(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_span),
+        cmocka_unit_test(test_huge_logits_score),
         cmocka_unit_test(test_ties),
         cmocka_unit_test(test_span_in_window_overlap),
         cmocka_unit_test(test_context_edges_and_punctuation),

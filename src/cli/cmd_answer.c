@@ -371,6 +371,14 @@ static void jsonl_emit(void *ctx, int index, const bq_qa_result *r) {
     cJSON_Delete(line);
 }
 
+static bool utf8_valid(const char *s, size_t len) {
+    size_t pos = 0;
+    uint32_t cp;
+    while (pos < len)
+        if (!bq_utf8_next(s, len, &pos, &cp)) return false;
+    return true;
+}
+
 static void parse_record(const char *line, size_t len, jsonl_record *rec) {
     memset(rec, 0, sizeof *rec);
     const char *end = NULL;
@@ -383,19 +391,28 @@ static void parse_record(const char *line, size_t len, jsonl_record *rec) {
         rec->error = strdup(j ? "extra data after the JSON record" : "malformed JSON");
         return;
     }
-    cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    rec->id = id && (cJSON_IsString(id) || cJSON_IsNumber(id)) ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
-    cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "question");
-    cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "context");
+    const cJSON *id = bq_json_member(j, "id");
+    /* the id is echoed into the output line, so it must be a string of valid UTF-8 or a number */
+    const bool id_ok = !id || cJSON_IsNumber(id) ||
+                       (cJSON_IsString(id) && utf8_valid(id->valuestring, strlen(id->valuestring)));
+    rec->id = id && id_ok ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
+    const cJSON *q = bq_json_member(j, "question");
+    const cJSON *c = bq_json_member(j, "context");
+    const char *nul_what = NULL;
     if (!cJSON_IsObject(j))
         rec->error = strdup("a record must be a JSON object");
+    else if (!id_ok)
+        rec->error = strdup(cJSON_IsString(id) ? "\"id\" is not valid UTF-8"
+                                               : "\"id\" must be a string or a number");
     else if (!cJSON_IsString(q))
         rec->error = strdup("\"question\" must be a string");
     else if (!cJSON_IsString(c))
         rec->error = strdup("\"context\" must be a string");
-    else if (bq_json_nul_offset(line, len) != (size_t)-1) /* cJSON would cut the string there */
-        rec->error = strdup("a NUL character (\\u0000) in the record: not supported");
-    else {
+    else if (bq_json_nul_offset(line, len, &nul_what) != (size_t)-1) { /* cJSON would cut the string there */
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s in the record: not supported", nul_what);
+        rec->error = strdup(msg);
+    } else {
         rec->question = strdup(q->valuestring);
         rec->context = strdup(c->valuestring);
     }
