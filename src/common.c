@@ -129,23 +129,28 @@ static int is_hex_digit(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-size_t bq_json_nul_offset(const char *text, size_t len, const char **what) {
+size_t bq_json_string_fault(const char *text, size_t len, const char **what) {
     const char *found = NULL;
+    bool in_string = false;
     size_t i = 0;
     for (; i < len; i++) {
-        if (text[i] == '\0') {
-            found = "a NUL character";
-            break;
+        const unsigned char c = (unsigned char)text[i];
+        if (c == '\0') found = "a NUL character, which would cut the string short";
+        else if (c == '"') in_string = !in_string;
+        else if (in_string && c < 0x20) found = "a raw control character inside a string (JSON needs it escaped)";
+        else if (in_string && c == '\\' && i + 1 < len) {
+            if (text[i + 1] == 'u') {
+                size_t hex = 0;
+                while (hex < 4 && i + 2 + hex < len && is_hex_digit(text[i + 2 + hex])) hex++;
+                if (hex < 4)
+                    found = "a \\u escape without 4 hex digits (cJSON reads it as a NUL character, "
+                            "which would cut the string short)";
+                else if (memcmp(text + i + 2, "0000", 4) == 0)
+                    found = "a NUL character (\\u0000), which would cut the string short";
+            }
+            if (!found) i++; /* the escaped character: "\\\"" does not end the string */
         }
-        if (text[i] != '\\' || i + 1 >= len) continue;
-        if (text[i + 1] == 'u') {
-            size_t hex = 0;
-            while (hex < 4 && i + 2 + hex < len && is_hex_digit(text[i + 2 + hex])) hex++;
-            if (hex < 4) found = "a \\u escape without 4 hex digits (cJSON reads it as a NUL character)";
-            else if (memcmp(text + i + 2, "0000", 4) == 0) found = "a NUL character (\\u0000)";
-            if (found) break;
-        }
-        i++; /* the escaped character: "\\u0000" is a backslash, then text */
+        if (found) break;
     }
     if (what) *what = found;
     return found ? i : (size_t)-1;

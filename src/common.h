@@ -46,13 +46,13 @@ char *bq_strndup(const char *s, size_t len);
 struct cJSON;
 const struct cJSON *bq_json_member(const struct cJSON *object, const char *key);
 
-/* Where JSON text would put a NUL character into a string: the offset of a raw NUL byte, of a
- * \u0000 escape or of a \u escape not followed by 4 hex digits (cJSON decodes those to U+0000
- * too), or (size_t)-1 when there is none. cJSON ends its strings at the first NUL, so such a
- * string would be cut short without a word; callers reject it instead. When `what` is not NULL it
- * is set to a phrase naming what was found ("a NUL character (\u0000)", ...). Backslashes occur
- * only inside strings in valid JSON, so the scan needs no string tracking. */
-size_t bq_json_nul_offset(const char *text, size_t len, const char **what);
+/* The first fault in JSON text's strings that cJSON lets through but must not: a raw NUL byte, a
+ * \u0000 escape or a \u escape not followed by 4 hex digits (cJSON reads those as U+0000 and
+ * ends the string there, cutting it short without a word), or a raw control character (below
+ * U+0020) inside a string, which JSON forbids and Python's json refuses. Returns its byte offset,
+ * or (size_t)-1 when there is none; when `what` is not NULL it is set to a phrase naming the
+ * fault ("a NUL character (\u0000), which would cut the string short", ...), or NULL. */
+size_t bq_json_string_fault(const char *text, size_t len, const char **what);
 
 /* Decode the code point at text[pos] (pos < len) strictly: no overlong forms, surrogates, values
  * past U+10FFFF or truncated sequences. Returns its length in bytes, or 0 with a BQ_ERR_UTF8 message

@@ -90,14 +90,6 @@ static bq_status parse_json(const char *text, size_t len, const char *name, cJSO
     *out = NULL;
     bq_status st = check_utf8(text, len, name, err);
     if (st != BQ_OK) return st;
-    const char *nul_what = NULL;
-    const size_t nul = bq_json_nul_offset(text, len, &nul_what);
-    if (nul != (size_t)-1) {
-        int line, col;
-        line_col(text, nul, &line, &col);
-        return bq_fail(err, BQ_ERR_FORMAT, "%s: %s at line %d, column %d: ids, questions and "
-                       "contexts cannot hold one", name, nul_what, line, col);
-    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
@@ -121,6 +113,15 @@ static bq_status parse_json(const char *text, size_t len, const char *name, cJSO
         return bq_fail(err, BQ_ERR_FORMAT,
                        "%s: extra data after the JSON value at line %d, column %d", name, line,
                        col);
+    }
+    /* checked on parsed text only, where the quotes pair up as the scan assumes */
+    const char *fault = NULL;
+    offset = bq_json_string_fault(text, len, &fault);
+    if (offset != (size_t)-1) {
+        int line, col;
+        line_col(text, offset, &line, &col);
+        cJSON_Delete(root);
+        return bq_fail(err, BQ_ERR_FORMAT, "%s: %s, at line %d, column %d", name, fault, line, col);
     }
     *out = root;
     return BQ_OK;

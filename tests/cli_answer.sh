@@ -112,6 +112,7 @@ lines = [
     json.dumps({"id": [1], "question": "Who?", "context": "John lives here."}),  # id not echoable
     '{"id": "n", "question": "Who?", "context": "John \\u12G4 lives here."}',
     '{"id": "first", "id": "last", "question": 7, "question": "Who?", "context": "John lives here."}',
+    '{"id": "o", "question": "Who?", "context": "John\tlives here."}',  # a raw tab: not JSON
 ]
 # surrogateescape: "\udcff" is written as the lone byte 0xFF (invalid UTF-8 in the id)
 open(sys.argv[1], "w", encoding="utf-8", errors="surrogateescape").write("\n".join(lines) + "\n")
@@ -127,9 +128,9 @@ inp = open(sys.argv[1], encoding="utf-8", errors="surrogateescape").read().split
 out = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]]
 assert len(out) == len(inp), (len(out), len(inp))
 expect_ok = [True, False, False, False, False, True, False, False, True, False, False, True,
-             False, False, False, False, True]
+             False, False, False, False, True, False]
 # a repeated key: the last one counts, as in Python's json (and the squad and eval commands)
-ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last"]
+ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last", "o"]
 for o, ok, i, line in zip(out, expect_ok, ids, inp):
     assert o["id"] == i, (o, i)
     if ok:
@@ -146,6 +147,7 @@ assert "extra data" in out[9]["error"] and "NUL" in out[10]["error"], (out[9], o
 assert "4 hex digits" in out[12]["error"] and "4 hex digits" in out[15]["error"], (out[12], out[15])
 assert "not valid UTF-8" in out[13]["error"], out[13]
 assert "string or a number" in out[14]["error"], out[14]
+assert "raw control character" in out[17]["error"], out[17]
 PY
 else
   fail "jsonl exit status $jsonl_status (expected 1): $(head -c 300 "$tmp/jsonl.err")"
@@ -276,6 +278,10 @@ expect_failure "squad file with a NUL" "NUL character" squad --model "$model" --
 printf '{"data":[{"paragraphs":[{"context":"John lives in Paris.\\uzzzz tail","qas":[]}]}]}' > "$tmp/badu.json"
 expect_failure "squad file with a bad \\u escape" "without 4 hex digits" squad --model "$model" \
   --input "$tmp/badu.json" --output "$tmp/badu-pred.json"
+# a raw line break inside a string: Python's json (the official evaluator's) refuses it, and so do we
+printf '{"data":[{"paragraphs":[{"context":"John lives\nin Paris.","qas":[]}]}]}' > "$tmp/rawnl.json"
+expect_failure "squad file with a raw control character" "raw control character inside a string.*, at line 1, column 47" \
+  squad --model "$model" --input "$tmp/rawnl.json" --output "$tmp/rawnl-pred.json"
 # two questions with one id: both answered, the predictions keep the first, exit status 1
 printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris with Mary.","qas":[{"id":"q1","question":"Where?","answers":[{"text":"Paris","answer_start":14}]},{"id":"q1","question":"Who?","answers":[{"text":"John","answer_start":0}]},{"id":"q2","question":"Who?","answers":[{"text":"Mary","answer_start":25}]}]}]}]}' > "$tmp/dup.json"
 printf '{"q1": "Par\\u12G4s", "q2": "Mary"}' > "$tmp/badu-pred-in.json"

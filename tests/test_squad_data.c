@@ -46,7 +46,8 @@ static void test_valid_dataset(void **state) {
         "       {\"text\": \"one\", \"answer_start\": 7},\n"
         "       {\"text\": \"Caf\\u00e9\", \"answer_start\": 0}]},\n"
         "    {\"id\": \"q2\", \"question\": \"What?\", \"answers\": []}]},\n"
-        "  {\"context\": \"second\", \"qas\": [{\"id\": \"q3\", \"question\": \"x\"}]}]},\n"
+        /* an escaped quote, an escaped backslash before "u0000" (text, not a NUL), a \t escape */
+        "  {\"context\": \"s\\\"e\\\\u0000c\\\\\\tond\", \"qas\": [{\"id\": \"q3\", \"question\": \"x\"}]}]},\n"
         " {\"title\": \"U\", \"paragraphs\": [{\"context\": \"third\", \"qas\": [\n"
         "    {\"id\": \"q4\", \"id\": \"q4-last\", \"question\": \"y\",\n"
         "     \"answers\": [{\"text\": \"t\"}]}]}]}]}\n";
@@ -56,6 +57,7 @@ static void test_valid_dataset(void **state) {
     assert_int_equal(ds->n_contexts, 3);
     assert_int_equal(ds->n_questions, 4);
     assert_string_equal(ds->contexts[0], "Caf\xc3\xa9 \xf0\x9f\x98\x80 one");
+    assert_string_equal(ds->contexts[1], "s\"e\\u0000c\\\tond");
     assert_string_equal(ds->contexts[2], "third");
     assert_string_equal(ds->questions[0].id, "q1");
     assert_string_equal(ds->questions[0].question, "Who?");
@@ -125,6 +127,15 @@ static const bad_case bad_datasets[] = {
      BQ_ERR_FORMAT, "answers[0] is an array, expected an object"},
     {"{\"data\": [{\"paragraphs\": [{\"context\": \"caf\xe9\", \"qas\": []}]}]}", BQ_ERR_UTF8,
      "invalid UTF-8 at byte 42"},
+    /* strings cJSON accepts but would cut short, or that JSON forbids (Python's json refuses) */
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"a\\u0000b\", \"qas\": []}]}]}", BQ_ERR_FORMAT,
+     "a NUL character (\\u0000), which would cut the string short, at line 1, column 41"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"a\\uzzzzb\", \"qas\": []}]}]}", BQ_ERR_FORMAT,
+     "a \\u escape without 4 hex digits"},
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"a\\u00e\", \"qas\": []}]}]}", BQ_ERR_FORMAT,
+     "malformed JSON at line 1, column 41"}, /* too short for cJSON too */
+    {"{\"data\": [{\"paragraphs\": [{\"context\": \"a\tb\", \"qas\": []}]}]}", BQ_ERR_FORMAT,
+     "a raw control character inside a string (JSON needs it escaped), at line 1, column 41"},
 };
 
 static void test_bad_datasets(void **state) {

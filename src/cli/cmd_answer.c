@@ -398,7 +398,7 @@ static void parse_record(const char *line, size_t len, jsonl_record *rec) {
     rec->id = id && id_ok ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
     const cJSON *q = bq_json_member(j, "question");
     const cJSON *c = bq_json_member(j, "context");
-    const char *nul_what = NULL;
+    const char *fault = NULL;
     if (!cJSON_IsObject(j))
         rec->error = strdup("a record must be a JSON object");
     else if (!id_ok)
@@ -408,9 +408,9 @@ static void parse_record(const char *line, size_t len, jsonl_record *rec) {
         rec->error = strdup("\"question\" must be a string");
     else if (!cJSON_IsString(c))
         rec->error = strdup("\"context\" must be a string");
-    else if (bq_json_nul_offset(line, len, &nul_what) != (size_t)-1) { /* cJSON would cut the string there */
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s in the record: not supported", nul_what);
+    else if (bq_json_string_fault(line, len, &fault) != (size_t)-1) { /* cJSON let it through */
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s in the record", fault);
         rec->error = strdup(msg);
     } else {
         rec->question = strdup(q->valuestring);
