@@ -40,6 +40,12 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
     if (!root) return bq_fail(err, BQ_ERR_FORMAT, "'%s': not valid JSON", name);
     bq_status st = BQ_OK;
     bq_config c;
+    const char *fault = NULL;
+    const size_t fault_at = bq_json_string_fault(json, len, &fault);
+    if (fault_at != (size_t)-1) {
+        st = bq_fail(err, BQ_ERR_FORMAT, "'%s': %s, at byte %zu", name, fault, fault_at);
+        goto done;
+    }
     if (!cJSON_IsObject(root)) {
         st = bq_fail(err, BQ_ERR_FORMAT, "'%s': not a JSON object", name);
         goto done;

@@ -251,6 +251,12 @@ static void test_config_parse(void **state) {
     config_fails("\"vocab_size\"", "\"position_embedding_type\": \"relative_key\", \"vocab_size\"",
                  BQ_ERR_UNSUPPORTED, "position_embedding_type");
     assert_int_equal(parse("{\"hidden_size\": 8} x", &c, &err), BQ_ERR_FORMAT);
+    /* "gelu" then a NUL: cJSON would read "gelu"; Hugging Face would refuse the activation */
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu\\u0000x\"", BQ_ERR_FORMAT, "NUL character");
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu\\uq000\"", BQ_ERR_FORMAT, "4 hex digits");
+    /* a repeated key: the last counts, as in Python's json */
+    config_fails("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu\", \"hidden_act\": \"relu\"",
+                 BQ_ERR_UNSUPPORTED, "relu");
 
     /* absent optional fields take Hugging Face's defaults */
     const char *minimal = "{\"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
