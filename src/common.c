@@ -3,9 +3,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const status_names[BQ_STATUS_COUNT] = {
     [BQ_OK] = "ok",
@@ -60,11 +63,10 @@ void bq_err_clear(bq_err *err) {
     err->message[0] = '\0';
 }
 
-bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err) {
-    *out_data = NULL;
-    if (out_len) *out_len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return bq_fail(err, BQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+/* Read the rest of stream f (opened from path) into a NUL-terminated buffer of at most
+ * max_bytes bytes (0: no limit). Closes f. */
+static bq_status read_stream(FILE *f, const char *path, size_t max_bytes, char **out_data,
+                             size_t *out_len, bq_err *err) {
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
     if (!buf) {
@@ -72,6 +74,12 @@ bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_er
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory reading '%s'", path);
     }
     for (;;) {
+        if (max_bytes && len > max_bytes) {
+            free(buf);
+            fclose(f);
+            return bq_fail(err, BQ_ERR_FORMAT, "'%s' is larger than the %zu bytes such a file may have",
+                           path, max_bytes);
+        }
         if (len + 1 >= cap) {
             if (!bq_grow((void **)&buf, &cap, cap * 2, 1)) {
                 free(buf);
@@ -93,6 +101,51 @@ bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_er
     *out_data = buf;
     if (out_len) *out_len = len;
     return BQ_OK;
+}
+
+bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err) {
+    *out_data = NULL;
+    if (out_len) *out_len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return bq_fail(err, BQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    return read_stream(f, path, 0, out_data, out_len, err);
+}
+
+int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore the flag) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return bq_fail(err, BQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno)), -1;
+    if (fstat(fd, sb) != 0) {
+        int e = errno;
+        close(fd);
+        return bq_fail(err, BQ_ERR_IO, "cannot stat '%s': %s", path, strerror(e)), -1;
+    }
+    if (!S_ISREG(sb->st_mode)) {
+        close(fd);
+        return bq_fail(err, BQ_ERR_IO, "'%s' is not a regular file", path), -1;
+    }
+    return fd;
+}
+
+bq_status bq_read_regular_file(const char *path, size_t max_bytes, char **out_data, size_t *out_len,
+                               bq_err *err) {
+    *out_data = NULL;
+    if (out_len) *out_len = 0;
+    struct stat sb;
+    int fd = bq_open_regular_file(path, &sb, err);
+    if (fd < 0) return BQ_ERR_IO;
+    if (max_bytes && (uint64_t)sb.st_size > (uint64_t)max_bytes) {
+        close(fd);
+        return bq_fail(err, BQ_ERR_FORMAT, "'%s' is %lld bytes, more than the %zu such a file may have",
+                       path, (long long)sb.st_size, max_bytes);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return bq_fail(err, BQ_ERR_IO, "cannot read '%s': %s", path, strerror(e));
+    }
+    return read_stream(f, path, max_bytes, out_data, out_len, err);
 }
 
 bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem) {

@@ -33,6 +33,16 @@ void bq_err_clear(bq_err *err);
 /* Read a whole file into a NUL-terminated heap buffer. *out_len excludes the NUL.
  * Returns BQ_ERR_IO (message names the path and errno text) or BQ_ERR_NOMEM. */
 bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err);
+/* The same for a file that must be a regular file of at most max_bytes bytes (0: no limit), as
+ * a checkpoint's files: a FIFO or a device (/dev/zero) is refused at once, never waited on or read
+ * without end. Returns BQ_ERR_IO (cannot open, not a regular file), BQ_ERR_FORMAT (too large)
+ * or BQ_ERR_NOMEM. */
+bq_status bq_read_regular_file(const char *path, size_t max_bytes, char **out_data, size_t *out_len,
+                               bq_err *err);
+/* Open a file that must be a regular file, read-only, without waiting on a FIFO; fills *sb.
+ * Returns the descriptor, or -1 with a BQ_ERR_IO message (cannot open or stat, not a regular file). */
+struct stat;
+int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
 
 /* Growable array helper: ensures capacity for `need` elements of `elem` bytes.
  * Returns false on overflow or allocation failure (the old buffer stays valid). */

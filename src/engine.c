@@ -89,7 +89,8 @@ bq_status bq_engine_create(const bq_model *model, const bq_engine_options *opt, 
                        opt->max_batch, opt->seq_len);
     if (opt->seq_len > model->config.max_position_embeddings)
         return bq_fail(err, BQ_ERR_INVALID_ARG,
-                       "sequence length %d exceeds the model's max_position_embeddings %d", opt->seq_len,
+                       "sequence length %d exceeds the model's max_position_embeddings %d (set a "
+                       "shorter one: the CLI's --max-seq-length, or bench's --seq-len)", opt->seq_len,
                        model->config.max_position_embeddings);
     bq_engine *e = calloc(1, sizeof *e);
     if (!e) return bq_fail(err, BQ_ERR_NOMEM, "out of memory creating the engine");

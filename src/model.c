@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,13 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
             goto done;
         }
         c.layer_norm_eps = (float)eps->valuedouble;
+        /* the kernels add it in float: one that rounds to 0 (or to a subnormal a GPU flushes to 0)
+         * would give a constant row 0/0 = NaN */
+        if (!(c.layer_norm_eps >= FLT_MIN)) {
+            st = bq_fail(err, BQ_ERR_FORMAT, "'%s': field \"layer_norm_eps\" %g is below the smallest normal "
+                         "float (%g): in float it would be 0", name, eps->valuedouble, (double)FLT_MIN);
+            goto done;
+        }
     }
     const cJSON *act = bq_json_member(root, "hidden_act");
     if (act && !cJSON_IsString(act)) {
@@ -196,7 +204,7 @@ static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int6
     const char *path = bq_safetensors_path(s->st);
     const bq_tensor *t = find_tensor(s->st, name);
     if (!t) return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing tensor '%s'", path, name);
-    char want[64], got[128] = "";
+    char want[64], got[256] = ""; /* BQ_MAX_DIMS numbers of up to 20 characters each */
     int want_ndim = d1 ? 2 : 1;
     if (d1) snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
     else snprintf(want, sizeof want, "[%lld]", (long long)d0);
@@ -204,7 +212,7 @@ static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int6
     if (!ok) {
         size_t used = 0;
         used += (size_t)snprintf(got + used, sizeof got - used, "[");
-        for (int i = 0; i < t->ndim && used < sizeof got - 24; i++)
+        for (int i = 0; i < t->ndim; i++)
             used += (size_t)snprintf(got + used, sizeof got - used, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         snprintf(got + used, sizeof got - used, "]");
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s' has shape %s, the config needs %s", path,
@@ -212,7 +220,7 @@ static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int6
     }
     if (t->dtype != BQ_DTYPE_F32 && t->dtype != BQ_DTYPE_F16 && t->dtype != BQ_DTYPE_BF16)
         return bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': tensor '%s' has dtype %s (F32, F16 or BF16 supported)",
-                       path, t->name, bq_dtype_name(t->dtype));
+                       path, t->name, t->dtype_name);
     if (!s->any_weight) {
         s->weight_dtype = t->dtype;
         s->any_weight = true;
@@ -258,9 +266,9 @@ static bq_status check_layer_count(const bq_safetensors *st, int num_layers, bq_
         char *end;
         errno = 0;
         long idx = strtol(p + strlen("encoder.layer."), &end, 10);
-        if (end != p + strlen("encoder.layer.") && (errno != 0 || idx >= num_layers))
+        if (end != p + strlen("encoder.layer.") && (errno != 0 || idx < 0 || idx >= num_layers))
             return bq_fail(err, BQ_ERR_FORMAT,
-                           "'%s': tensor '%s' belongs to a layer beyond num_hidden_layers = %d in config.json",
+                           "'%s': tensor '%s' belongs to no layer of the %d (num_hidden_layers in config.json)",
                            bq_safetensors_path(st), name, num_layers);
     }
     return BQ_OK;
@@ -332,7 +340,8 @@ bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **
     m->internal = s;
 
     size_t config_len;
-    if ((st = bq_read_file(config_path, &config_text, &config_len, err))) goto fail;
+    /* a Hugging Face config.json is a few kB; the cap stops a device file read without end */
+    if ((st = bq_read_regular_file(config_path, 16u << 20, &config_text, &config_len, err))) goto fail;
     if ((st = bq_config_parse(config_text, config_len, config_path, &m->config, err))) goto fail;
 
     if (access(weights_path, F_OK) != 0) {

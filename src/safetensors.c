@@ -220,6 +220,7 @@ static bq_status parse_entry(const char *path, const cJSON *entry, uint64_t data
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s': unknown dtype \"%.40s\"", path, name,
                        dtype->valuestring);
     t->dtype = info->dtype;
+    t->dtype_name = info->name;
 
     if (!cJSON_IsArray(shape))
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s': missing or non-array \"shape\"", path, name);
@@ -280,8 +281,11 @@ static bq_status parse_entry(const char *path, const cJSON *entry, uint64_t data
 static bq_status parse_header(bq_safetensors *st, const char *header, size_t header_len,
                               const unsigned char *data, uint64_t data_size, bq_err *err) {
     const char *path = st->path;
-    if (memchr(header, '\0', header_len))
-        return bq_fail(err, BQ_ERR_FORMAT, "'%s': header contains a NUL byte", path);
+    const char *nul = memchr(header, '\0', header_len);
+    if (nul)
+        return bq_fail(err, BQ_ERR_FORMAT,
+                       "'%s': header contains a NUL byte at byte %zu of its %zu (is the 8-byte header "
+                       "length right?)", path, (size_t)(nul - header), header_len);
     if (!valid_utf8((const unsigned char *)header, header_len))
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': header is not valid UTF-8", path);
     char *text = bq_strndup(header, header_len);
@@ -299,6 +303,12 @@ static bq_status parse_header(bq_safetensors *st, const char *header, size_t hea
     }
     bq_status status = BQ_OK;
     span *spans = NULL;
+    const char *fault = NULL;
+    const size_t fault_at = bq_json_string_fault(header, header_len, &fault);
+    if (fault_at != (size_t)-1) { /* a tensor name cut at a \u0000 would load as another name */
+        status = bq_fail(err, BQ_ERR_FORMAT, "'%s': header: %s, at byte %zu", path, fault, fault_at);
+        goto done;
+    }
     if (!cJSON_IsObject(root)) {
         status = bq_fail(err, BQ_ERR_FORMAT, "'%s': header is not a JSON object", path);
         goto done;
@@ -408,18 +418,9 @@ bq_status bq_safetensors_open(const char *path, bq_safetensors **out, bq_err *er
     if (!out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_safetensors_open: out is NULL");
     *out = NULL;
     if (!path) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_safetensors_open: path is NULL");
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return bq_fail(err, BQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return bq_fail(err, BQ_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return bq_fail(err, BQ_ERR_IO, "'%s' is not a regular file", path);
-    }
+    int fd = bq_open_regular_file(path, &sb, err);
+    if (fd < 0) return BQ_ERR_IO;
     if (sb.st_size < 8) {
         close(fd);
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': file is %lld bytes, shorter than the 8-byte header length",

@@ -25,6 +25,7 @@ size_t bq_dtype_size(bq_dtype d); /* bytes per element; 0 for BQ_DTYPE_OTHER */
 typedef struct {
     char *name;
     bq_dtype dtype;
+    const char *dtype_name; /* as the header spells it ("F8_E4M3"), static */
     int ndim;
     int64_t shape[BQ_MAX_DIMS];
     int64_t n_elements;

@@ -99,11 +99,19 @@ bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
     if (!path) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_vocab_load: path is NULL");
     char *data = NULL;
     size_t len = 0;
-    bq_status st = bq_read_file(path, &data, &len, err);
+    /* BERT vocabularies are 0.2-2 MB; the cap stops a device file read without end */
+    bq_status st = bq_read_regular_file(path, 64u << 20, &data, &len, err);
     if (st != BQ_OK) return st;
     if (len == 0) {
         free(data);
         return bq_fail(err, BQ_ERR_FORMAT, "vocab '%s' line 1: file is empty", path);
+    }
+    /* Hugging Face reads vocab.txt as plain UTF-8, so a byte-order mark would become part of the
+     * first token and [PAD] (or whatever is first) would go missing */
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
+        free(data);
+        return bq_fail(err, BQ_ERR_FORMAT, "vocab '%s' line 1: starts with a UTF-8 byte-order mark, "
+                       "which would become part of the first token: save it without one", path);
     }
     bq_vocab *v = calloc(1, sizeof *v);
     if (!v) {

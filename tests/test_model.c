@@ -63,6 +63,7 @@ static const char *copy_model(const char *from, const char *name) {
     return to;
 }
 
+/* Replace every `old` in dir/file (at least one must be there). */
 static void replace_in_file(const char *dir, const char *file, const char *old, const char *new_text) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -70,18 +71,23 @@ static void replace_in_file(const char *dir, const char *file, const char *old, 
     size_t len;
     bq_err err;
     assert_int_equal(bq_read_file(path, &text, &len, &err), BQ_OK);
-    /* binary-safe search: model.safetensors starts with NUL bytes */
-    size_t old_len = strlen(old), at = 0;
-    while (at + old_len <= len && memcmp(text + at, old, old_len) != 0) at++;
-    if (at + old_len > len) print_error("'%s' not found in %s\n", old, path);
-    assert_true(at + old_len <= len);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
-    fwrite(text, 1, at, f);
-    fputs(new_text, f);
-    fwrite(text + at + old_len, 1, len - at - old_len, f);
+    /* binary-safe search: model.safetensors starts with NUL bytes */
+    size_t old_len = strlen(old), done = 0, found = 0;
+    for (size_t at = 0; at + old_len <= len; at++) {
+        if (memcmp(text + at, old, old_len) != 0) continue;
+        fwrite(text + done, 1, at - done, f);
+        fputs(new_text, f);
+        done = at + old_len;
+        at = done - 1;
+        found++;
+    }
+    fwrite(text + done, 1, len - done, f);
     fclose(f);
     free(text);
+    if (!found) print_error("'%s' not found in %s\n", old, path);
+    assert_true(found > 0);
 }
 
 static void remove_file(const char *dir, const char *file) {
@@ -246,6 +252,8 @@ static void test_config_parse(void **state) {
     config_fails("\"max_position_embeddings\": 512", "\"max_position_embeddings\": 1e30", BQ_ERR_FORMAT,
                  "max_position_embeddings");
     config_fails("\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": -1", BQ_ERR_FORMAT, "layer_norm_eps");
+    /* in (0, 1) as a double, but 0 in float: every constant row would be 0/0 */
+    config_fails("\"layer_norm_eps\": 1e-12", "\"layer_norm_eps\": 1e-50", BQ_ERR_FORMAT, "smallest normal float");
     config_fails("{", "[", BQ_ERR_FORMAT, "JSON");
     config_fails("\"vocab_size\"", "\"model_type\": \"roberta\", \"vocab_size\"", BQ_ERR_UNSUPPORTED, "roberta");
     config_fails("\"vocab_size\"", "\"position_embedding_type\": \"relative_key\", \"vocab_size\"",
@@ -391,6 +399,19 @@ static void test_checkpoint_mismatches(void **state) {
     d = copy_model(dir_f32, "one-layer");
     replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
     load_fails(d, NULL, BQ_ERR_FORMAT, "bert.encoder.layer.1.", "num_hidden_layers");
+    /* ... or has it under a negative index (it was once taken for layer -1 < 1, and ignored) */
+    d = copy_model(dir_f32, "negative-layer");
+    replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
+    replace_in_file(d, "model.safetensors", "layer.1.", "layer.-1");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.encoder.layer.-1", "no layer of the 1");
+    /* a tensor name cut short by \u0000 would load as another tensor */
+    d = copy_model(dir_f32, "nul-name");
+    replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\"", "\"qa_out\\u0000ias\""); /* same length */
+    load_fails(d, NULL, BQ_ERR_FORMAT, "NUL character", "model.safetensors");
+    /* a vocabulary saved with a byte-order mark */
+    d = copy_model(dir_f32, "bom-vocab");
+    replace_in_file(d, "vocab.txt", "[PAD]", "\xEF\xBB\xBF[PAD]");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "byte-order mark", "vocab.txt");
     /* wrong shape for the config */
     d = copy_model(dir_f32, "wide-ffn");
     replace_in_file(d, "config.json", "\"intermediate_size\": 64", "\"intermediate_size\": 128");
@@ -411,6 +432,10 @@ static void test_checkpoint_mismatches(void **state) {
     /* same byte count: 2 F32 -> 1 F64 would change the shape, so relabel I32 instead */
     replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\":{\"dtype\":\"F32\"", "\"qa_outputs.bias\":{\"dtype\":\"I32\"");
     load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "qa_outputs.bias", "I32");
+    /* a dtype with no enum of its own is named as the header spells it */
+    d = copy_model(dir_f32, "u32");
+    replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\":{\"dtype\":\"F32\"", "\"qa_outputs.bias\":{\"dtype\":\"U32\"");
+    load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "qa_outputs.bias", "dtype U32");
 }
 
 static void test_missing_files(void **state) {
@@ -430,6 +455,25 @@ static void test_missing_files(void **state) {
     bq_model *m = load_ok(d, bq_test_src_path("vocab/vocab.txt"));
     assert_int_equal(bq_vocab_size(m->vocab), 30522);
     bq_model_free(m);
+
+    /* a FIFO or a device in place of a checkpoint file: refused at once, never waited on or read
+     * without end */
+    d = copy_model(dir_f32, "special-files");
+    const char *specials[][2] = {{"config.json", "mkfifo"}, {"vocab.txt", "ln -s /dev/zero"},
+                                 {"model.safetensors", "mkfifo"}};
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "cd '%s' && mv %s %s.real && %s %s", d, specials[i][0], specials[i][0],
+                 specials[i][1], specials[i][0]);
+        int status = -1;
+        free(bq_test_run(cmd, &status));
+        assert_int_equal(status, 0);
+        load_fails(d, NULL, BQ_ERR_IO, specials[i][0], "not a regular file");
+        snprintf(cmd, sizeof cmd, "cd '%s' && rm %s && mv %s.real %s", d, specials[i][0], specials[i][0],
+                 specials[i][0]);
+        free(bq_test_run(cmd, &status));
+        assert_int_equal(status, 0);
+    }
 
     d = copy_model(dir_f32, "truncated");
     char cmd[12000];
