@@ -475,6 +475,20 @@ static void test_missing_files(void **state) {
         assert_int_equal(status, 0);
     }
 
+    /* symlinks to regular files, as in a Hugging Face hub cache (snapshots/REV/x -> blobs/HASH), load */
+    d = copy_model(dir_f32, "hub-cache");
+    {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "cd '%s' && mkdir blobs snap && for f in config.json model.safetensors "
+                 "vocab.txt; do mv $f blobs/$f.blob && ln -s ../blobs/$f.blob snap/$f; done", d);
+        int status = -1;
+        free(bq_test_run(cmd, &status));
+        assert_int_equal(status, 0);
+        char snap[4200];
+        snprintf(snap, sizeof snap, "%s/snap", d);
+        bq_model_free(load_ok(snap, NULL));
+    }
+
     d = copy_model(dir_f32, "truncated");
     char cmd[12000];
     snprintf(cmd, sizeof cmd, "truncate -s -4 '%s/model.safetensors'", d);
