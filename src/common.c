@@ -1,4 +1,6 @@
 /* common.c - status strings, error messages, file reading, growable arrays. */
+/* realpath() is XSI */
+#define _XOPEN_SOURCE 700
 #include "common.h"
 
 #include <cjson/cJSON.h>
@@ -146,6 +148,103 @@ bq_status bq_read_regular_file(const char *path, size_t max_bytes, char **out_da
         return bq_fail(err, BQ_ERR_IO, "cannot read '%s': %s", path, strerror(e));
     }
     return read_stream(f, path, max_bytes, out_data, out_len, err);
+}
+
+struct bq_output_file {
+    FILE *stream;
+    char *path;   /* as given, for messages */
+    char *target; /* the path the file ends at (a symlink's target resolved) */
+    char *tmp;    /* written here and renamed over target; NULL: stream is the target itself */
+};
+
+static void output_free(bq_output_file *o) {
+    free(o->tmp);
+    free(o->target);
+    free(o->path);
+    free(o);
+}
+
+bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
+    *out = NULL;
+    struct stat sb;
+    const bool exists = stat(path, &sb) == 0;
+    if (exists && S_ISDIR(sb.st_mode)) return bq_fail(err, BQ_ERR_IO, "cannot write '%s': it is a folder", path);
+    bq_output_file *o = calloc(1, sizeof *o);
+    if (o) o->path = strdup(path);
+    if (!o || !o->path) {
+        free(o);
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
+    }
+    if (exists && !S_ISREG(sb.st_mode)) { /* a device, pipe or terminal: no rename there */
+        o->stream = fopen(path, "wb");
+        if (!o->stream) {
+            const int e = errno;
+            output_free(o);
+            return bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+        }
+        *out = o;
+        return BQ_OK;
+    }
+    o->target = exists ? realpath(path, NULL) : strdup(path);
+    const size_t cap = (o->target ? strlen(o->target) : 0) + 32;
+    o->tmp = o->target ? malloc(cap) : NULL;
+    if (!o->tmp) {
+        output_free(o);
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
+    }
+    snprintf(o->tmp, cap, "%s.%ld.tmp", o->target, (long)getpid());
+    /* O_EXCL: never write through a link someone left at the temporary name */
+    const int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        const int e = errno;
+        output_free(o);
+        return bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+    }
+    if (exists) (void)fchmod(fd, sb.st_mode & 07777); /* the replacement keeps the file's mode */
+    o->stream = fdopen(fd, "wb");
+    if (!o->stream) {
+        const int e = errno;
+        close(fd);
+        remove(o->tmp);
+        output_free(o);
+        return bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+    }
+    *out = o;
+    return BQ_OK;
+}
+
+FILE *bq_output_stream(bq_output_file *out) { return out ? out->stream : NULL; }
+
+bq_status bq_output_commit(bq_output_file *out, bq_err *err) {
+    if (!out) return BQ_OK;
+    const char *name = out->path;
+    const int earlier = errno; /* a caller's failed write leaves only ferror() and errno */
+    errno = 0;
+    const bool flush_failed = fflush(out->stream) != 0;
+    int e = flush_failed ? errno : 0;
+    const bool write_failed = flush_failed || ferror(out->stream);
+    if (write_failed && !e) e = earlier;
+    errno = 0;
+    const bool close_failed = fclose(out->stream) != 0;
+    if (close_failed && !e) e = errno;
+    bq_status st = BQ_OK;
+    if (write_failed || close_failed) {
+        st = bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", name, e ? strerror(e) : "write error");
+        if (out->tmp) remove(out->tmp);
+    } else if (out->tmp && rename(out->tmp, out->target) != 0) {
+        e = errno;
+        remove(out->tmp);
+        st = bq_fail(err, BQ_ERR_IO, "cannot put '%s' in place: %s", out->target, strerror(e));
+    }
+    output_free(out);
+    return st;
+}
+
+void bq_output_discard(bq_output_file *out) {
+    if (!out) return;
+    fclose(out->stream);
+    if (out->tmp) remove(out->tmp);
+    output_free(out);
 }
 
 bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem) {

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -43,6 +44,24 @@ bq_status bq_read_regular_file(const char *path, size_t max_bytes, char **out_da
  * Returns the descriptor, or -1 with a BQ_ERR_IO message (cannot open or stat, not a regular file). */
 struct stat;
 int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
+
+/* An output file written whole or not at all, opened before the work that fills it so that a
+ * path that cannot be written fails at once, not after hours of answering. A regular file (or a
+ * new one) is written beside its target as TARGET.PID.tmp and renamed over it at commit, so a
+ * failed run leaves an earlier file as it was (a symlink is followed: its target is replaced);
+ * anything else (/dev/stdout, a pipe, a terminal) is written directly. */
+typedef struct bq_output_file bq_output_file;
+/* Returns BQ_OK with *out set, or BQ_ERR_IO naming the path and the system's reason (a folder,
+ * a missing folder, no permission) or BQ_ERR_NOMEM; *out is then NULL. */
+bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err);
+/* The stream to write to (never NULL for an open output). */
+FILE *bq_output_stream(bq_output_file *out);
+/* Flush, close and put the file in place; frees `out` (NULL: BQ_OK). Returns BQ_ERR_IO where a
+ * write, the close or the rename failed (full disk included), the target then untouched. */
+bq_status bq_output_commit(bq_output_file *out, bq_err *err);
+/* Close without putting the file in place (the temporary file is removed); frees `out`.
+ * Accepts NULL. */
+void bq_output_discard(bq_output_file *out);
 
 /* Growable array helper: ensures capacity for `need` elements of `elem` bytes.
  * Returns false on overflow or allocation failure (the old buffer stays valid). */

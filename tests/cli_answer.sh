@@ -311,6 +311,39 @@ if [ -w /dev/full ]; then
     else fail "$sub into a full disk: exit status $rc: $(head -c 300 "$tmp/e.err")"; fi
   done
 fi
+# an output path that cannot be written fails before the model loads, not after the answering
+expect_failure "squad into a missing folder: refused before any answering" \
+  "cannot write '$tmp/none/pred.json': No such file or directory" \
+  squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/none/pred.json"
+check "squad into a missing folder: nothing answered first" sh -c '! grep -q "questions on" "$1"' sh "$tmp/e.err"
+expect_failure "squad --nbest into a folder" "cannot write '$tmp': it is a folder" \
+  squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-kept.json" --nbest "$tmp"
+check "squad with a bad --nbest: --output not created" test ! -e "$tmp/pred-kept.json"
+expect_failure "bench --json into a missing folder: refused before any timing" "cannot write '$tmp/none/b.json'" \
+  bench --preset tiny --device cpu --batch 1 --iters 1 --seq-len 64 --json "$tmp/none/b.json"
+check "bench --json into a missing folder: nothing timed first" sh -c '! grep -q "batch 1" "$1"' sh "$tmp/e.err"
+# a run that fails leaves an earlier predictions file as it was; one that succeeds replaces it whole
+printf 'earlier\n' > "$tmp/pred-old.json"
+chmod 640 "$tmp/pred-old.json"
+expect_failure "squad --nbest into a full disk" "cannot write '/dev/full': No space left on device" \
+  squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-old.json" --nbest /dev/full --quiet
+if [ -w /dev/full ]; then
+  # --output is put in place before --nbest is written
+  check "squad: --output written before the failed --nbest" python3 -c '
+import json, sys; assert len(json.load(open(sys.argv[1]))) > 0' "$tmp/pred-old.json"
+fi
+printf 'earlier\n' > "$tmp/pred-old.json"
+expect_failure "squad with a model that does not load" "$tmp/no-model" \
+  squad --model "$tmp/no-model" --input "$tmp/dev3.json" --output "$tmp/pred-old.json"
+check "squad that failed: the earlier predictions file untouched, no temporary left" \
+  sh -c 'grep -qx earlier "$1/pred-old.json" && ! ls "$1"/*.tmp > /dev/null 2>&1' sh "$tmp"
+ln -s pred-old.json "$tmp/pred-link.json"
+"$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-link.json" --quiet > /dev/null 2>&1 \
+  || fail "squad through a symlink: exit status $?"
+check "squad through a symlink: the link kept, its target replaced, the mode kept, no temporary left" sh -c '
+  [ -L "$1/pred-link.json" ] && [ "$(stat -c %a "$1/pred-old.json")" = 640 ] &&
+  python3 -c "import json,sys; assert len(json.load(open(sys.argv[1]))) > 0" "$1/pred-old.json" &&
+  ! ls "$1"/*.tmp > /dev/null 2>&1' sh "$tmp"
 expect_failure "ask without a context" "context" ask --model "$model" --question y
 expect_failure "ask with both contexts" "not both" ask --model "$model" --question y --context a --context-file b
 expect_failure "missing context file" "cannot open" ask --model "$model" --question y --context-file "$tmp/none.txt"

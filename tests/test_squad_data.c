@@ -1,5 +1,6 @@
 /* test_squad_data.c - SQuAD dataset and predictions JSON: what a valid file yields, and that
  * malformed files give the right status with a message naming the problem (never a crash). */
+#include "common.h"
 #include "squad_data.h"
 #include "test_support.h"
 
@@ -175,6 +176,70 @@ static void test_dataset_files(void **state) {
     assert_int_equal(bq_squad_parse(NULL, 0, "x", &ds, &err), BQ_ERR_INVALID_ARG);
 }
 
+/* ---- output files, written whole or not at all ------------------------------------------------- */
+
+static char *slurp(const char *path) {
+    char *data = NULL;
+    size_t len;
+    bq_err err;
+    return bq_read_file(path, &data, &len, &err) == BQ_OK ? data : NULL;
+}
+
+static void test_output_file(void **state) {
+    (void)state;
+    bq_err err;
+    bq_output_file *out = NULL;
+    const char *path = write_tmp("out.json", "earlier", 7);
+    char target[4200];
+    snprintf(target, sizeof target, "%s", path);
+
+    /* discarded: the earlier file as it was, nothing left beside it */
+    assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
+    fputs("half", bq_output_stream(out));
+    bq_output_discard(out);
+    char *text = slurp(target);
+    assert_non_null(text);
+    assert_string_equal(text, "earlier");
+    free(text);
+    char tmp_name[4300];
+    snprintf(tmp_name, sizeof tmp_name, "%s.%ld.tmp", target, (long)getpid());
+    assert_int_not_equal(access(tmp_name, F_OK), 0);
+
+    /* committed: replaced whole, and until then untouched */
+    assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
+    fputs("{\"q\": \"a\"}", bq_output_stream(out));
+    text = slurp(target);
+    assert_string_equal(text, "earlier");
+    free(text);
+    assert_int_equal(bq_output_commit(out, &err), BQ_OK);
+    text = slurp(target);
+    assert_string_equal(text, "{\"q\": \"a\"}");
+    free(text);
+    assert_int_not_equal(access(tmp_name, F_OK), 0);
+
+    /* what cannot be written fails at open, naming the path and the reason */
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/no-folder/out.json", tmp_dir);
+    assert_int_equal(bq_output_open(missing, &out, &err), BQ_ERR_IO);
+    assert_null(out);
+    assert_non_null(strstr(err.message, "no-folder/out.json"));
+    assert_non_null(strstr(err.message, "No such file or directory"));
+    assert_int_equal(bq_output_open(tmp_dir, &out, &err), BQ_ERR_IO);
+    assert_non_null(strstr(err.message, "it is a folder"));
+
+    /* a device is written directly; a full one fails at commit with the system's reason */
+    if (access("/dev/full", W_OK) == 0) {
+        assert_int_equal(bq_output_open("/dev/full", &out, &err), BQ_OK);
+        fputs("x", bq_output_stream(out));
+        assert_int_equal(bq_output_commit(out, &err), BQ_ERR_IO);
+        assert_non_null(strstr(err.message, "/dev/full"));
+        assert_non_null(strstr(err.message, "No space left on device"));
+    }
+    assert_int_equal(bq_output_commit(NULL, &err), BQ_OK);
+    bq_output_discard(NULL);
+    remove(target);
+}
+
 /* ---- predictions ---------------------------------------------------------------------------- */
 
 static void test_valid_predictions(void **state) {
@@ -246,6 +311,7 @@ int main(void) {
         cmocka_unit_test(test_valid_dataset),
         cmocka_unit_test(test_bad_datasets),
         cmocka_unit_test(test_dataset_files),
+        cmocka_unit_test(test_output_file),
         cmocka_unit_test(test_valid_predictions),
         cmocka_unit_test(test_bad_predictions),
     };

@@ -223,14 +223,24 @@ static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
     if (k->progress) show_progress(k, false);
 }
 
-static bool write_json_file(const char *cmd, const char *path, cJSON *j) {
+/* Write j into out (opened before the work) and put the file in place; false after a message. */
+static bool write_json_output(const char *cmd, bq_output_file *out, cJSON *j) {
+    bq_err err;
+    bq_err_clear(&err);
     char *text = cJSON_PrintUnformatted(j);
-    FILE *f = text ? fopen(path, "wb") : NULL;
-    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) cli_error(cmd, "cannot write '%s'", path);
+    FILE *f = bq_output_stream(out);
+    if (!text || fputs(text, f) < 0 || fputc('\n', f) == EOF) {
+        free(text);
+        bq_output_commit(out, &err); /* reports the stream's error, target untouched */
+        cli_error(cmd, "%s", err.message[0] ? err.message : "out of memory printing the JSON");
+        return false;
+    }
     free(text);
-    return ok;
+    if (bq_output_commit(out, &err) != BQ_OK) {
+        cli_error(cmd, "%s", err.message);
+        return false;
+    }
+    return true;
 }
 
 int cmd_squad(const cli_args *a) {
@@ -238,10 +248,20 @@ int cmd_squad(const cli_args *a) {
     bq_err_clear(&err);
     bq_squad_dataset *ds = NULL;
     if (bq_squad_load(a->value[OPT_INPUT], &ds, &err) != BQ_OK) return cli_error("squad", "%s", err.message);
+    /* the outputs are opened before the model loads: a path that cannot be written fails now */
+    bq_output_file *pred_out = NULL, *nbest_out = NULL;
+    if (bq_output_open(a->value[OPT_OUTPUT], &pred_out, &err) != BQ_OK ||
+        (a->given[OPT_NBEST_FILE] && bq_output_open(a->value[OPT_NBEST_FILE], &nbest_out, &err) != BQ_OK)) {
+        bq_output_discard(pred_out);
+        bq_squad_free(ds);
+        return cli_error("squad", "%s", err.message);
+    }
     session s;
     const int open_status = session_open("squad", a, &s);
     if (open_status) {
         session_close(&s);
+        bq_output_discard(pred_out);
+        bq_output_discard(nbest_out);
         bq_squad_free(ds);
         return open_status;
     }
@@ -253,6 +273,8 @@ int cmd_squad(const cli_args *a) {
     if (!sink.answers || !sink.repeated || mark_repeated_ids(ds, sink.repeated) < 0) {
         free(sink.answers), free(sink.repeated), free(req);
         cJSON_Delete(sink.predictions);
+        bq_output_discard(pred_out);
+        bq_output_discard(nbest_out);
         session_close(&s);
         bq_squad_free(ds);
         return cli_error("squad", "out of memory for %d questions", n);
@@ -273,8 +295,12 @@ int cmd_squad(const cli_args *a) {
     if (st != BQ_OK) {
         cli_error("squad", "%s", err.message);
     } else {
-        bool ok = write_json_file("squad", a->value[OPT_OUTPUT], sink.predictions);
-        if (ok && sink.nbest) ok = write_json_file("squad", a->value[OPT_NBEST_FILE], sink.nbest);
+        bool ok = write_json_output("squad", pred_out, sink.predictions);
+        pred_out = NULL;
+        if (ok && nbest_out) {
+            ok = write_json_output("squad", nbest_out, sink.nbest);
+            nbest_out = NULL;
+        }
         if (!ok) st = BQ_ERR_IO;
         /* the CUDA engine's one-time costs: each new (batch, length) times its kernels */
         int first_shapes;
@@ -318,6 +344,8 @@ int cmd_squad(const cli_args *a) {
             free(pred.answers);
         }
     }
+    bq_output_discard(pred_out); /* still open where the run failed: the targets stay as they were */
+    bq_output_discard(nbest_out);
     for (int i = 0; i < n; i++) free(sink.answers[i]);
     free(sink.answers);
     free(sink.repeated);

@@ -261,28 +261,39 @@ int cmd_bench(const cli_args *a) {
     const int iters = a->iters ? a->iters : cuda ? 50 : 3;
     bq_err err;
     bq_err_clear(&err);
+    /* opened first: a --json path that cannot be written fails before minutes of timing */
+    bq_output_file *json_out = NULL;
+    if (a->given[OPT_JSON_FILE] && bq_output_open(a->value[OPT_JSON_FILE], &json_out, &err) != BQ_OK)
+        return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
     char device_name[256] = "cpu";
     int driver = 0;
     double ceil16 = 0, ceil32 = 0;
     if (cuda) {
-        if (bq_cuda_device_info(a->engine.device_index, device_name, sizeof device_name, &driver, &err) != BQ_OK)
+        if (bq_cuda_device_info(a->engine.device_index, device_name, sizeof device_name, &driver, &err) != BQ_OK ||
+            (fprintf(stderr, "bertqa-gpu bench: measuring the GEMM ceiling of %s\n", device_name),
+             bq_cuda_gemm_ceiling(a->engine.device_index, &ceil16, &ceil32, &err) != BQ_OK)) {
+            bq_output_discard(json_out);
             return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
-        fprintf(stderr, "bertqa-gpu bench: measuring the GEMM ceiling of %s\n", device_name);
-        if (bq_cuda_gemm_ceiling(a->engine.device_index, &ceil16, &ceil32, &err) != BQ_OK)
-            return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
+        }
     }
 
     char model_dir[PATH_MAX];
     bool temp_model = a->given[OPT_PRESET];
     if (temp_model) {
-        if (!make_preset_model(a->value[OPT_PRESET], model_dir, sizeof model_dir)) return 1;
+        if (!make_preset_model(a->value[OPT_PRESET], model_dir, sizeof model_dir)) {
+            bq_output_discard(json_out);
+            return 1;
+        }
     } else {
         snprintf(model_dir, sizeof model_dir, "%s", a->value[OPT_MODEL]);
     }
     bq_model *model = NULL;
     bq_status st = bq_model_load(model_dir, cli_vocab_path(a), &model, &err);
     if (temp_model) remove_preset_model(model_dir);
-    if (st != BQ_OK) return cli_error("bench", "%s", err.message), cli_exit_status(st);
+    if (st != BQ_OK) {
+        bq_output_discard(json_out);
+        return cli_error("bench", "%s", err.message), cli_exit_status(st);
+    }
     const double flops_per_seq = bq_model_flops(&model->config, seq_len);
 
     cJSON *root = cJSON_CreateObject();
@@ -439,11 +450,16 @@ int cmd_bench(const cli_args *a) {
             free(ids), free(mask), free(seg), free(start), free(end), free(compute), free(total);
         }
     }
-    if (a->given[OPT_JSON_FILE]) {
+    if (json_out) {
         char *text = cJSON_Print(root);
-        FILE *f = fopen(a->value[OPT_JSON_FILE], "wb");
-        if (!f || !text || fputs(text, f) < 0) failures++, cli_error("bench", "cannot write '%s'", a->value[OPT_JSON_FILE]);
-        if (f) fclose(f);
+        if (!text) {
+            bq_output_discard(json_out);
+            failures++, cli_error("bench", "out of memory printing the results for '%s'", a->value[OPT_JSON_FILE]);
+        } else {
+            fputs(text, bq_output_stream(json_out));
+            fputc('\n', bq_output_stream(json_out));
+            if (bq_output_commit(json_out, &err) != BQ_OK) failures++, cli_error("bench", "%s", err.message);
+        }
         free(text);
     }
     cJSON_Delete(root);
