@@ -311,6 +311,20 @@ if [ -w /dev/full ]; then
     else fail "$sub into a full disk: exit status $rc: $(head -c 300 "$tmp/e.err")"; fi
   done
 fi
+# progress into a log (stderr not a terminal): whole lines, no carriage returns; none with --quiet
+BQ_PROGRESS_SECONDS=0 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-log.json" \
+  > /dev/null 2> "$tmp/progress.err" || fail "squad with progress lines: exit status $?"
+check "squad into a log: progress lines, the last at the question count" python3 - "$tmp/progress.err" "$tmp/dev3.json" <<'PY'
+import json, re, sys
+err = open(sys.argv[1], newline="").read()
+assert "\r" not in err, "carriage return in a log"
+n = sum(len(p["qas"]) for a in json.load(open(sys.argv[2]))["data"] for p in a["paragraphs"])
+done = [int(m.group(1)) for m in re.finditer(r"^bertqa-gpu squad: (\d+)/%d questions \([\d.]+%%\), [\d.]+ questions/s, about \d+:\d\d left$" % n, err, re.M)]
+assert done and done == sorted(done) and done[-1] == n, (done[:5], n)
+PY
+BQ_PROGRESS_SECONDS=0 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-log.json" --quiet \
+  > /dev/null 2> "$tmp/progress-quiet.err" || fail "squad --quiet: exit status $?"
+check "squad --quiet: no progress lines" sh -c '! grep -q "questions/s, about" "$1"' sh "$tmp/progress-quiet.err"
 # an output path that cannot be written fails before the model loads, not after the answering
 expect_failure "squad into a missing folder: refused before any answering" \
   "cannot write '$tmp/none/pred.json': No such file or directory" \

@@ -134,7 +134,8 @@ typedef struct {
     char **answers;   /* [n_questions] for scoring */
     bool *repeated;   /* [n_questions]: the id of an earlier question again */
     int done, failed;
-    bool progress;
+    bool progress;        /* a bar redrawn in place (stderr is a terminal) */
+    double line_seconds;  /* else a progress line this often (-1: none, --quiet) */
     double t_start, t_last;
 } squad_sink;
 
@@ -173,11 +174,17 @@ static double wall_now(void) {
 
 static void show_progress(squad_sink *k, bool final) {
     double now = wall_now();
-    if (!final && now - k->t_last < 0.2) return;
+    if (!final && now - k->t_last < (k->progress ? 0.2 : k->line_seconds)) return;
     k->t_last = now;
     int n = k->ds->n_questions;
     double el = now - k->t_start, rate = el > 0 ? k->done / el : 0;
     double left = rate > 0 ? (n - k->done) / rate : 0;
+    if (!k->progress) { /* a log file: whole lines, never a carriage return */
+        fprintf(stderr, "bertqa-gpu squad: %d/%d questions (%.1f%%), %.1f questions/s, about %d:%02d left\n",
+                k->done, n, n ? 100.0 * k->done / n : 100.0, rate, (int)left / 60, (int)left % 60);
+        fflush(stderr);
+        return;
+    }
     int width = 30, fill = n ? (int)((long)width * k->done / n) : width;
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
@@ -220,7 +227,7 @@ static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
         cJSON_AddItemToObject(k->nbest, q->id, list);
     }
     k->done++;
-    if (k->progress) show_progress(k, false);
+    if (k->progress || k->line_seconds >= 0) show_progress(k, false);
 }
 
 /* Write j into out (opened before the work) and put the file in place; false after a message. */
@@ -281,6 +288,12 @@ int cmd_squad(const cli_args *a) {
     }
     if (a->given[OPT_NBEST_FILE]) sink.nbest = cJSON_CreateObject();
     sink.progress = !a->given[OPT_QUIET] && isatty(2);
+    sink.line_seconds = -1;
+    if (!a->given[OPT_QUIET] && !sink.progress) {
+        /* not a terminal (a log, a CI job): a line every 30 s, so hours of CPU answering show life */
+        const char *every = getenv("BQ_PROGRESS_SECONDS");
+        sink.line_seconds = every && atof(every) >= 0 ? atof(every) : 30;
+    }
     sink.t_start = sink.t_last = wall_now();
     for (int i = 0; i < n; i++) {
         const bq_squad_question *q = &ds->questions[i];
