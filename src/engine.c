@@ -105,9 +105,11 @@ bq_status bq_engine_create(const bq_model *model, const bq_engine_options *opt, 
         }
         st = bq_cpu_forward_create(model, opt->max_batch, opt->seq_len, opt->threads, &e->cpu, err);
         if (opt->threads > 0)
-            snprintf(e->description, sizeof e->description, "cpu fp32 reference, %d threads", opt->threads);
+            snprintf(e->description, sizeof e->description, "cpu fp32 reference (OpenBLAS %s), %d threads",
+                     bq_cpu_blas_kernels(), opt->threads);
         else
-            snprintf(e->description, sizeof e->description, "cpu fp32 reference");
+            snprintf(e->description, sizeof e->description, "cpu fp32 reference (OpenBLAS %s)",
+                     bq_cpu_blas_kernels());
     } else {
         st = bq_cuda_engine_create(model, opt, &e->cuda, err);
         if (st == BQ_OK)

@@ -12,6 +12,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -221,6 +223,33 @@ static float *alloc_floats(size_t a, size_t b, bool *ok) {
     float *p = malloc(a * b * sizeof(float) + (a * b == 0));
     if (!p) *ok = false;
     return p;
+}
+
+const char *bq_cpu_blas_kernels(void) { return openblas_get_corename(); }
+
+const char *bq_cpu_blas_better_kernels(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* kernels that use AVX2 and FMA at least: OpenBLAS chose knowing the CPU */
+    static const char *const modern[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"};
+    const char *chosen = openblas_get_corename();
+    for (size_t i = 0; chosen && i < sizeof modern / sizeof *modern; i++)
+        if (strcasecmp(chosen, modern[i]) == 0) return NULL;
+    /* what the CPU and the OS both support (libgcc checks XCR0 for the AVX/AVX-512 state) */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return NULL;
+}
+
+void bq_cpu_blas_restart_if_weak(char **argv) {
+    const char *better = bq_cpu_blas_better_kernels();
+    if (!better || getenv("OPENBLAS_CORETYPE")) return;
+    if (setenv("OPENBLAS_CORETYPE", better, 1) != 0) return;
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* could not start again: run on the kernels chosen */
 }
 
 bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, int threads,

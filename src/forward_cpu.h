@@ -40,6 +40,23 @@ void bq_cpu_attention_varlen(const float *qkv, const int32_t *seq_offsets, int n
 void bq_cpu_qa_head(const float *x, const float *W, const float *b, int rows, int H, float *start,
                     float *end);
 
+/* --- the BLAS under it --- */
+
+/* The kernel set OpenBLAS chose for this CPU (its core name, "SkylakeX", "Haswell", ...). */
+const char *bq_cpu_blas_kernels(void);
+/* The core name to give OpenBLAS in OPENBLAS_CORETYPE when it chose kernels weaker than this CPU
+ * runs, or NULL when its choice is fine (or the CPU is not x86). OpenBLAS picks its kernels by CPU
+ * model and falls back to Prescott's SSE3 ones for a model it does not know: Debian 12's 0.3.21
+ * on an Emerald Rapids Xeon (model 207) runs SGEMM at 19 GFLOP/s a core where its SkylakeX
+ * kernels run 124. OpenBLAS reads the variable once, as it loads, so a program must set it before
+ * it starts. */
+const char *bq_cpu_blas_better_kernels(void);
+/* For a program's main, before it has read or written anything: where bq_cpu_blas_better_kernels
+ * names better kernels and OPENBLAS_CORETYPE is unset (a user's own choice is kept), start the
+ * program again (/proc/self/exe, the same argv) with the variable set. Returns only where it did
+ * not restart (nothing to do, or the restart failed: the kernels chosen stay). */
+void bq_cpu_blas_restart_if_weak(char **argv);
+
 /* --- whole model --- */
 
 typedef struct bq_cpu_forward bq_cpu_forward;

@@ -325,6 +325,21 @@ PY
 BQ_PROGRESS_SECONDS=0 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-log.json" --quiet \
   > /dev/null 2> "$tmp/progress-quiet.err" || fail "squad --quiet: exit status $?"
 check "squad --quiet: no progress lines" sh -c '! grep -q "questions/s, about" "$1"' sh "$tmp/progress-quiet.err"
+# OpenBLAS kernels: on a CPU with AVX2 + FMA never the SSE3 ones OpenBLAS 0.3.21 falls back to for
+# a CPU model it does not know (the CLI starts itself again naming better ones); a user's own
+# OPENBLAS_CORETYPE is kept
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); p=d['data'][0]['paragraphs'][0]; p['qas']=p['qas'][:1]; d['data']=[{'title':'t','paragraphs':[p]}]; json.dump(d, open(sys.argv[2],'w'))" \
+  "$tmp/dev3.json" "$tmp/one.json"
+kernels_of() { # env assignments...: the OpenBLAS kernels the squad run names
+  env "$@" "$cli" squad --model "$model" --input "$tmp/one.json" --output "$tmp/one-pred.json" 2>&1 >/dev/null |
+    sed -n 's/.*on cpu fp32 reference (OpenBLAS \([A-Za-z0-9]*\)).*/\1/p'
+}
+check "squad on the CPU names its OpenBLAS kernels" test -n "$(kernels_of)"
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  check "OpenBLAS kernels on a CPU with AVX2: not Prescott's ($(kernels_of))" \
+    sh -c '[ "$1" != Prescott ] && [ -n "$1" ]' sh "$(kernels_of)"
+fi
+check "a user's OPENBLAS_CORETYPE is kept" test "$(kernels_of OPENBLAS_CORETYPE=Prescott)" = Prescott
 # an output path that cannot be written fails before the model loads, not after the answering
 expect_failure "squad into a missing folder: refused before any answering" \
   "cannot write '$tmp/none/pred.json': No such file or directory" \

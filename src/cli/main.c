@@ -1,11 +1,13 @@
 /* main.c - bertqa-gpu: subcommand dispatch, option table and the option parser shared by all. */
 #include "cli.h"
+#include "forward_cpu.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     const char *flag;
@@ -321,6 +323,8 @@ int main(int argc, char **argv) {
             cli_print_help(&commands[i], stdout);
             return 0;
         }
+        if (args.engine.device == BQ_DEVICE_CPU && (args.given[OPT_MODEL] || args.given[OPT_PRESET]))
+            bq_cpu_blas_restart_if_weak(argv); /* returns where it did not restart */
         int status = commands[i].run(&args);
         /* answers written into a full disk or a closed file are lost: say so, never exit 0 */
         errno = 0;
