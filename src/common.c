@@ -197,8 +197,11 @@ bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
     const int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
         const int e = errno;
+        bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s%s%s", path, strerror(e),
+                e == EEXIST ? ": another output of this run is the same file, or a file is left at " : "",
+                e == EEXIST ? o->tmp : "");
         output_free(o);
-        return bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+        return BQ_ERR_IO;
     }
     if (exists) (void)fchmod(fd, sb.st_mode & 07777); /* the replacement keeps the file's mode */
     o->stream = fdopen(fd, "wb");

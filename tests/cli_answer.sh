@@ -345,6 +345,11 @@ expect_failure "squad into a missing folder: refused before any answering" \
   "cannot write '$tmp/none/pred.json': No such file or directory" \
   squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/none/pred.json"
 check "squad into a missing folder: nothing answered first" sh -c '! grep -q "questions on" "$1"' sh "$tmp/e.err"
+"$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/same.json" --nbest "$tmp/same.json" 2> "$tmp/e.err"
+check "squad --output and --nbest the same file: a usage error" \
+  sh -c '[ "$1" -eq 2 ] && grep -q "name the same file" "$2"' sh $? "$tmp/e.err"
+expect_failure "squad --output and --nbest the same file through another name" "another output of this run is the same file" \
+  squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/same.json" --nbest "$tmp/../$(basename "$tmp")/same.json"
 expect_failure "squad --nbest into a folder" "cannot write '$tmp': it is a folder" \
   squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-kept.json" --nbest "$tmp"
 check "squad with a bad --nbest: --output not created" test ! -e "$tmp/pred-kept.json"
