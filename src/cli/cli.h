@@ -50,6 +50,9 @@ int cli_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 int cli_exit_status(bq_status st);
+/* The errno of a command's own failed flush of stdout (0: none), for main's message: main's later
+ * flush then has nothing left to fail with. */
+extern int cli_stdout_errno;
 
 /* Vocabulary from --vocab, else the repository's vocab/vocab.txt. */
 const char *cli_vocab_path(const cli_args *a);

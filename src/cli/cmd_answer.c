@@ -526,7 +526,11 @@ int cmd_jsonl(const cli_args *a) {
             free(rec[i].context);
             free(rec[i].out_line);
         }
-        if (fflush(stdout) != 0 || ferror(stdout)) break; /* nowhere to answer: main says so */
+        errno = 0;
+        if (fflush(stdout) != 0 || ferror(stdout)) { /* nowhere to answer: main says so */
+            cli_stdout_errno = errno;
+            break;
+        }
     }
     if (st != BQ_OK) cli_error("jsonl", "%s", err.message);
     if (bad) fprintf(stderr, "bertqa-gpu jsonl: %d record(s) answered with an error\n", bad);

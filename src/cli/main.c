@@ -311,6 +311,8 @@ static void print_usage(FILE *to) {
     for (int i = 0; i < n_commands; i++) fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
+int cli_stdout_errno;
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         print_usage(stderr);
@@ -333,11 +335,11 @@ int main(int argc, char **argv) {
         int status = commands[i].run(&args);
         /* answers written into a full disk or a closed file are lost: say so, never exit 0 */
         errno = 0;
-        const int flush_failed = fflush(stdout) != 0, flush_errno = errno;
+        const int flush_failed = fflush(stdout) != 0;
+        const int flush_errno = flush_failed ? errno : cli_stdout_errno;
         if (flush_failed || ferror(stdout)) {
             fprintf(stderr, "bertqa-gpu %s: writing standard output failed%s%s\n", argv[1],
-                    flush_failed && flush_errno ? ": " : "",
-                    flush_failed && flush_errno ? strerror(flush_errno) : "");
+                    flush_errno ? ": " : "", flush_errno ? strerror(flush_errno) : "");
             if (status == 0) status = 1;
         }
         return status;
