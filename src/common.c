@@ -151,10 +151,13 @@ bq_status bq_read_regular_file(const char *path, size_t max_bytes, char **out_da
 }
 
 struct bq_output_file {
-    FILE *stream;
+    FILE *stream; /* NULL until the first bq_output_stream of a file written beside its target */
     char *path;   /* as given, for messages */
-    char *target; /* the path the file ends at (a symlink's target resolved) */
+    char *target; /* where the file ends: the path with its folder (and a symlink) resolved */
     char *tmp;    /* written here and renamed over target; NULL: stream is the target itself */
+    mode_t mode;  /* the existing target's mode, kept by the replacement */
+    bool keep_mode;
+    int open_errno; /* why the temporary file could not be created */
 };
 
 static void output_free(bq_output_file *o) {
@@ -162,6 +165,27 @@ static void output_free(bq_output_file *o) {
     free(o->target);
     free(o->path);
     free(o);
+}
+
+/* The path with its folder resolved (the file itself need not exist), or NULL with errno. */
+static char *resolve_new_file(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? bq_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *real_dir = dir ? realpath(dir, NULL) : NULL;
+    const int e = errno;
+    free(dir);
+    if (!real_dir) return errno = e, NULL;
+    const size_t n = strlen(real_dir) + strlen(base) + 2;
+    char *full = malloc(n);
+    if (full) snprintf(full, n, "%s%s%s", real_dir, strcmp(real_dir, "/") == 0 ? "" : "/", base);
+    free(real_dir);
+    return full;
+}
+
+static int create_temporary(const bq_output_file *o) {
+    /* O_EXCL: never write through a link someone left at the temporary name */
+    return open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 }
 
 bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
@@ -185,43 +209,70 @@ bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
         *out = o;
         return BQ_OK;
     }
-    o->target = exists ? realpath(path, NULL) : strdup(path);
-    const size_t cap = (o->target ? strlen(o->target) : 0) + 32;
-    o->tmp = o->target ? malloc(cap) : NULL;
+    o->target = exists ? realpath(path, NULL) : resolve_new_file(path);
+    if (!o->target) {
+        const int e = errno;
+        output_free(o);
+        return bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+    }
+    const size_t cap = strlen(o->target) + 32;
+    o->tmp = malloc(cap);
     if (!o->tmp) {
         output_free(o);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
     }
     snprintf(o->tmp, cap, "%s.%ld.tmp", o->target, (long)getpid());
-    /* O_EXCL: never write through a link someone left at the temporary name */
-    const int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    o->mode = sb.st_mode & 07777;
+    o->keep_mode = exists;
+    /* can it be written? Ask now, not after the work, but leave nothing there until the end
+     * (an interrupted run leaves no temporary file) */
+    const int fd = create_temporary(o);
     if (fd < 0) {
         const int e = errno;
         bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s%s%s", path, strerror(e),
-                e == EEXIST ? ": another output of this run is the same file, or a file is left at " : "",
-                e == EEXIST ? o->tmp : "");
+                e == EEXIST ? ": a file is left at " : "", e == EEXIST ? o->tmp : "");
         output_free(o);
         return BQ_ERR_IO;
     }
-    if (exists) (void)fchmod(fd, sb.st_mode & 07777); /* the replacement keeps the file's mode */
-    o->stream = fdopen(fd, "wb");
-    if (!o->stream) {
-        const int e = errno;
-        close(fd);
-        remove(o->tmp);
-        output_free(o);
-        return bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", path, strerror(e));
-    }
+    close(fd);
+    remove(o->tmp);
     *out = o;
     return BQ_OK;
 }
 
-FILE *bq_output_stream(bq_output_file *out) { return out ? out->stream : NULL; }
+const char *bq_output_target(const bq_output_file *out) {
+    return !out ? NULL : out->target ? out->target : out->path;
+}
+
+FILE *bq_output_stream(bq_output_file *out) {
+    if (!out) return NULL;
+    if (!out->stream && out->tmp && !out->open_errno) {
+        const int fd = create_temporary(out);
+        if (fd < 0) {
+            out->open_errno = errno;
+            return NULL;
+        }
+        if (out->keep_mode) (void)fchmod(fd, out->mode);
+        out->stream = fdopen(fd, "wb");
+        if (!out->stream) {
+            out->open_errno = errno;
+            close(fd);
+            remove(out->tmp);
+        }
+    }
+    return out->stream;
+}
 
 bq_status bq_output_commit(bq_output_file *out, bq_err *err) {
     if (!out) return BQ_OK;
     const char *name = out->path;
     const int earlier = errno; /* a caller's failed write leaves only ferror() and errno */
+    if (!bq_output_stream(out)) { /* never written, and the file cannot be created now */
+        const bq_status st = bq_fail(err, BQ_ERR_IO, "cannot write '%s': %s", name,
+                                     strerror(out->open_errno ? out->open_errno : EIO));
+        output_free(out);
+        return st;
+    }
     errno = 0;
     const bool flush_failed = fflush(out->stream) != 0;
     int e = flush_failed ? errno : 0;
@@ -243,10 +294,27 @@ bq_status bq_output_commit(bq_output_file *out, bq_err *err) {
     return st;
 }
 
+bq_status bq_output_commit_text(bq_output_file *out, char *text, bq_err *err) {
+    if (!text) {
+        bq_fail(err, BQ_ERR_NOMEM, "out of memory printing what goes to '%s'", out ? out->path : "the output");
+        bq_output_discard(out);
+        return BQ_ERR_NOMEM;
+    }
+    FILE *f = bq_output_stream(out);
+    if (f) { /* a failed write shows at commit, through ferror */
+        fputs(text, f);
+        fputc('\n', f);
+    }
+    free(text);
+    return bq_output_commit(out, err);
+}
+
 void bq_output_discard(bq_output_file *out) {
     if (!out) return;
-    fclose(out->stream);
-    if (out->tmp) remove(out->tmp);
+    if (out->stream) {
+        fclose(out->stream);
+        if (out->tmp) remove(out->tmp);
+    }
     output_free(out);
 }
 

@@ -47,18 +47,28 @@ int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
 
 /* An output file written whole or not at all, opened before the work that fills it so that a
  * path that cannot be written fails at once, not after hours of answering. A regular file (or a
- * new one) is written beside its target as TARGET.PID.tmp and renamed over it at commit, so a
- * failed run leaves an earlier file as it was (a symlink is followed: its target is replaced);
- * anything else (/dev/stdout, a pipe, a terminal) is written directly. */
+ * new one) is written beside its target as TARGET.PID.tmp, created at the first
+ * bq_output_stream (so an interrupted run leaves nothing), and renamed over the target at
+ * commit, so a failed run leaves an earlier file as it was (a symlink is followed: its target is
+ * replaced); anything else (/dev/stdout, a pipe, a terminal) is opened at once and written
+ * directly. */
 typedef struct bq_output_file bq_output_file;
 /* Returns BQ_OK with *out set, or BQ_ERR_IO naming the path and the system's reason (a folder,
  * a missing folder, no permission) or BQ_ERR_NOMEM; *out is then NULL. */
 bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err);
-/* The stream to write to (never NULL for an open output). */
+/* Where the file ends, with its folder and any symlink resolved (two outputs with the same
+ * target are one file under two names); the path as given for a device or pipe. */
+const char *bq_output_target(const bq_output_file *out);
+/* The stream to write to, or NULL when the temporary file cannot be created now (then
+ * bq_output_commit reports why). */
 FILE *bq_output_stream(bq_output_file *out);
 /* Flush, close and put the file in place; frees `out` (NULL: BQ_OK). Returns BQ_ERR_IO where a
  * write, the close or the rename failed (full disk included), the target then untouched. */
 bq_status bq_output_commit(bq_output_file *out, bq_err *err);
+/* Write text and a newline, then commit; frees text (heap, e.g. from cJSON_Print) and out. A
+ * NULL text (its printing ran out of memory) discards out and returns BQ_ERR_NOMEM. Returns as
+ * bq_output_commit. */
+bq_status bq_output_commit_text(bq_output_file *out, char *text, bq_err *err);
 /* Close without putting the file in place (the temporary file is removed); frees `out`.
  * Accepts NULL. */
 void bq_output_discard(bq_output_file *out);

@@ -348,7 +348,7 @@ check "squad into a missing folder: nothing answered first" sh -c '! grep -q "qu
 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/same.json" --nbest "$tmp/same.json" 2> "$tmp/e.err"
 check "squad --output and --nbest the same file: a usage error" \
   sh -c '[ "$1" -eq 2 ] && grep -q "name the same file" "$2"' sh $? "$tmp/e.err"
-expect_failure "squad --output and --nbest the same file through another name" "another output of this run is the same file" \
+expect_failure "squad --output and --nbest the same file through another name" "are one file ($(cd "$tmp" && pwd -P)/same.json)" \
   squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/same.json" --nbest "$tmp/../$(basename "$tmp")/same.json"
 expect_failure "squad --nbest into a folder" "cannot write '$tmp': it is a folder" \
   squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-kept.json" --nbest "$tmp"
@@ -369,6 +369,13 @@ fi
 printf 'earlier\n' > "$tmp/pred-old.json"
 expect_failure "squad with a model that does not load" "$tmp/no-model" \
   squad --model "$tmp/no-model" --input "$tmp/dev3.json" --output "$tmp/pred-old.json"
+# an interrupted run leaves no temporary file: it is created only when the answers are written
+"$cli" squad --model "$model" --input "$tmp/dev.json" --output "$tmp/pred-int.json" --quiet > /dev/null 2>&1 &
+int_pid=$!
+sleep 1
+kill -TERM $int_pid 2> /dev/null
+wait $int_pid 2> /dev/null
+check "squad interrupted: no temporary file, no predictions file" sh -c '! ls "$1"/pred-int.json* > /dev/null 2>&1' sh "$tmp"
 check "squad that failed: the earlier predictions file untouched, no temporary left" \
   sh -c 'grep -qx earlier "$1/pred-old.json" && ! ls "$1"/*.tmp > /dev/null 2>&1' sh "$tmp"
 ln -s pred-old.json "$tmp/pred-link.json"

@@ -193,17 +193,31 @@ static void test_output_file(void **state) {
     char target[4200];
     snprintf(target, sizeof target, "%s", path);
 
-    /* discarded: the earlier file as it was, nothing left beside it */
+    /* discarded: the earlier file as it was, nothing left beside it; the temporary exists only
+     * from the first write on (an interrupted run leaves nothing) */
+    char tmp_name[4300];
+    snprintf(tmp_name, sizeof tmp_name, "%s.%ld.tmp", target, (long)getpid());
     assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
+    assert_int_not_equal(access(tmp_name, F_OK), 0);
     fputs("half", bq_output_stream(out));
+    assert_int_equal(access(tmp_name, F_OK), 0);
     bq_output_discard(out);
     char *text = slurp(target);
     assert_non_null(text);
     assert_string_equal(text, "earlier");
     free(text);
-    char tmp_name[4300];
-    snprintf(tmp_name, sizeof tmp_name, "%s.%ld.tmp", target, (long)getpid());
     assert_int_not_equal(access(tmp_name, F_OK), 0);
+
+    /* the target with its folder resolved: two spellings of one file compare equal */
+    char other_name[4300];
+    const char *base = strrchr(tmp_dir, '/');
+    snprintf(other_name, sizeof other_name, "%s/../%s/out.json", tmp_dir, base ? base + 1 : tmp_dir);
+    bq_output_file *other = NULL;
+    assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
+    assert_int_equal(bq_output_open(other_name, &other, &err), BQ_OK);
+    assert_string_equal(bq_output_target(out), bq_output_target(other));
+    bq_output_discard(other);
+    bq_output_discard(out);
 
     /* committed: replaced whole, and until then untouched */
     assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
@@ -235,6 +249,17 @@ static void test_output_file(void **state) {
         assert_non_null(strstr(err.message, "/dev/full"));
         assert_non_null(strstr(err.message, "No space left on device"));
     }
+    /* commit_text: text and a newline; a NULL text (printing out of memory) leaves the target */
+    assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
+    assert_int_equal(bq_output_commit_text(out, strdup("{}"), &err), BQ_OK);
+    text = slurp(target);
+    assert_string_equal(text, "{}\n");
+    free(text);
+    assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
+    assert_int_equal(bq_output_commit_text(out, NULL, &err), BQ_ERR_NOMEM);
+    text = slurp(target);
+    assert_string_equal(text, "{}\n");
+    free(text);
     assert_int_equal(bq_output_commit(NULL, &err), BQ_OK);
     bq_output_discard(NULL);
     remove(target);

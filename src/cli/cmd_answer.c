@@ -234,20 +234,9 @@ static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
 static bool write_json_output(const char *cmd, bq_output_file *out, cJSON *j) {
     bq_err err;
     bq_err_clear(&err);
-    char *text = cJSON_PrintUnformatted(j);
-    FILE *f = bq_output_stream(out);
-    if (!text || fputs(text, f) < 0 || fputc('\n', f) == EOF) {
-        free(text);
-        bq_output_commit(out, &err); /* reports the stream's error, target untouched */
-        cli_error(cmd, "%s", err.message[0] ? err.message : "out of memory printing the JSON");
-        return false;
-    }
-    free(text);
-    if (bq_output_commit(out, &err) != BQ_OK) {
-        cli_error(cmd, "%s", err.message);
-        return false;
-    }
-    return true;
+    if (bq_output_commit_text(out, cJSON_PrintUnformatted(j), &err) == BQ_OK) return true;
+    cli_error(cmd, "%s", err.message);
+    return false;
 }
 
 int cmd_squad(const cli_args *a) {
@@ -262,6 +251,13 @@ int cmd_squad(const cli_args *a) {
         bq_output_discard(pred_out);
         bq_squad_free(ds);
         return cli_error("squad", "%s", err.message);
+    }
+    if (nbest_out && strcmp(bq_output_target(pred_out), bq_output_target(nbest_out)) == 0) {
+        cli_error("squad", "--output and --nbest are one file (%s): give each its own", bq_output_target(pred_out));
+        bq_output_discard(pred_out);
+        bq_output_discard(nbest_out);
+        bq_squad_free(ds);
+        return 2;
     }
     session s;
     const int open_status = session_open("squad", a, &s);

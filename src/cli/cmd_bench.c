@@ -450,18 +450,8 @@ int cmd_bench(const cli_args *a) {
             free(ids), free(mask), free(seg), free(start), free(end), free(compute), free(total);
         }
     }
-    if (json_out) {
-        char *text = cJSON_Print(root);
-        if (!text) {
-            bq_output_discard(json_out);
-            failures++, cli_error("bench", "out of memory printing the results for '%s'", a->value[OPT_JSON_FILE]);
-        } else {
-            fputs(text, bq_output_stream(json_out));
-            fputc('\n', bq_output_stream(json_out));
-            if (bq_output_commit(json_out, &err) != BQ_OK) failures++, cli_error("bench", "%s", err.message);
-        }
-        free(text);
-    }
+    if (json_out && bq_output_commit_text(json_out, cJSON_Print(root), &err) != BQ_OK)
+        failures++, cli_error("bench", "%s", err.message);
     cJSON_Delete(root);
     bq_model_free(model);
     return failures ? 1 : 0;
