@@ -311,6 +311,9 @@ if [ -w /dev/full ]; then
     else fail "$sub into a full disk: exit status $rc: $(head -c 300 "$tmp/e.err")"; fi
   done
 fi
+# one question: for the checks below that need a run, not its answers
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); p=d['data'][0]['paragraphs'][0]; p['qas']=p['qas'][:1]; d['data']=[{'title':'t','paragraphs':[p]}]; json.dump(d, open(sys.argv[2],'w'))" \
+  "$tmp/dev3.json" "$tmp/one.json"
 # progress into a log (stderr not a terminal): whole lines, no carriage returns; none with --quiet
 BQ_PROGRESS_SECONDS=0 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-log.json" \
   > /dev/null 2> "$tmp/progress.err" || fail "squad with progress lines: exit status $?"
@@ -322,14 +325,12 @@ n = sum(len(p["qas"]) for a in json.load(open(sys.argv[2]))["data"] for p in a["
 done = [int(m.group(1)) for m in re.finditer(r"^bertqa-gpu squad: (\d+)/%d questions \([\d.]+%%\), [\d.]+ questions/s, about \d+:\d\d left$" % n, err, re.M)]
 assert done and done == sorted(done) and done[-1] == n, (done[:5], n)
 PY
-BQ_PROGRESS_SECONDS=0 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-log.json" --quiet \
+BQ_PROGRESS_SECONDS=0 "$cli" squad --model "$model" --input "$tmp/one.json" --output "$tmp/pred-log.json" --quiet \
   > /dev/null 2> "$tmp/progress-quiet.err" || fail "squad --quiet: exit status $?"
 check "squad --quiet: no progress lines" sh -c '! grep -q "questions/s, about" "$1"' sh "$tmp/progress-quiet.err"
 # OpenBLAS kernels: on a CPU with AVX2 + FMA never the SSE3 ones OpenBLAS 0.3.21 falls back to for
 # a CPU model it does not know (the CLI starts itself again naming better ones); a user's own
 # OPENBLAS_CORETYPE is kept
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); p=d['data'][0]['paragraphs'][0]; p['qas']=p['qas'][:1]; d['data']=[{'title':'t','paragraphs':[p]}]; json.dump(d, open(sys.argv[2],'w'))" \
-  "$tmp/dev3.json" "$tmp/one.json"
 kernels_of() { # env assignments...: the OpenBLAS kernels the squad run names
   env "$@" "$cli" squad --model "$model" --input "$tmp/one.json" --output "$tmp/one-pred.json" 2>&1 >/dev/null |
     sed -n 's/.*on cpu fp32 reference (OpenBLAS \([A-Za-z0-9]*\)).*/\1/p'
@@ -360,7 +361,7 @@ check "bench --json into a missing folder: nothing timed first" sh -c '! grep -q
 printf 'earlier\n' > "$tmp/pred-old.json"
 chmod 640 "$tmp/pred-old.json"
 expect_failure "squad --nbest into a full disk" "cannot write '/dev/full': No space left on device" \
-  squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-old.json" --nbest /dev/full --quiet
+  squad --model "$model" --input "$tmp/one.json" --output "$tmp/pred-old.json" --nbest /dev/full --quiet
 if [ -w /dev/full ]; then
   # --output is put in place before --nbest is written
   check "squad: --output written before the failed --nbest" python3 -c '
@@ -379,7 +380,7 @@ check "squad interrupted: no temporary file, no predictions file" sh -c '! ls "$
 check "squad that failed: the earlier predictions file untouched, no temporary left" \
   sh -c 'grep -qx earlier "$1/pred-old.json" && ! ls "$1"/*.tmp > /dev/null 2>&1' sh "$tmp"
 ln -s pred-old.json "$tmp/pred-link.json"
-"$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-link.json" --quiet > /dev/null 2>&1 \
+"$cli" squad --model "$model" --input "$tmp/one.json" --output "$tmp/pred-link.json" --quiet > /dev/null 2>&1 \
   || fail "squad through a symlink: exit status $?"
 check "squad through a symlink: the link kept, its target replaced, the mode kept, no temporary left" sh -c '
   [ -L "$1/pred-link.json" ] && [ "$(stat -c %a "$1/pred-old.json")" = 640 ] &&
