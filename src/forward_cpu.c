@@ -246,9 +246,17 @@ const char *bq_cpu_blas_better_kernels(void) {
 void bq_cpu_blas_restart_if_weak(char **argv) {
     const char *better = bq_cpu_blas_better_kernels();
     if (!better || getenv("OPENBLAS_CORETYPE")) return;
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = '\0';
+    /* started through the dynamic loader (ld-linux-x86-64.so.2 PROGRAM ...): the image is the
+     * loader's, and running it again with this argv would load the wrong program */
+    const char *base = strrchr(exe, '/');
+    if (strncmp(base ? base + 1 : exe, "ld-", 3) == 0) return;
     if (setenv("OPENBLAS_CORETYPE", better, 1) != 0) return;
     fflush(NULL);
-    execv("/proc/self/exe", argv);
+    execv(exe, argv);
     unsetenv("OPENBLAS_CORETYPE"); /* could not start again: run on the kernels chosen */
 }
 

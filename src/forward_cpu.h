@@ -54,7 +54,8 @@ const char *bq_cpu_blas_better_kernels(void);
 /* For a program's main, before it has read or written anything: where bq_cpu_blas_better_kernels
  * names better kernels and OPENBLAS_CORETYPE is unset (a user's own choice is kept), start the
  * program again (/proc/self/exe, the same argv) with the variable set. Returns only where it did
- * not restart (nothing to do, or the restart failed: the kernels chosen stay). */
+ * not restart (nothing to do; a program started through the dynamic loader, which cannot be
+ * started again this way; or the restart failed): the kernels chosen stay. */
 void bq_cpu_blas_restart_if_weak(char **argv);
 
 /* --- whole model --- */

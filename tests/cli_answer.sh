@@ -341,6 +341,13 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     sh -c '[ "$1" != Prescott ] && [ -n "$1" ]' sh "$(kernels_of)"
 fi
 check "a user's OPENBLAS_CORETYPE is kept" test "$(kernels_of OPENBLAS_CORETYPE=Prescott)" = Prescott
+# started through the dynamic loader: /proc/self/exe is the loader, which must not be started again
+loader=$(ls /lib64/ld-linux-x86-64.so.2 /lib/ld-linux-aarch64.so.1 2> /dev/null | head -1)
+if [ -n "$loader" ]; then
+  "$loader" "$cli" squad --model "$model" --input "$tmp/one.json" --output "$tmp/one-loader.json" --quiet \
+    > /dev/null 2> "$tmp/loader.err"
+  check "squad started through $loader: runs and answers" sh -c '[ "$1" -eq 0 ] && [ -s "$2" ]' sh $? "$tmp/one-loader.json"
+fi
 # an output path that cannot be written fails before the model loads, not after the answering
 expect_failure "squad into a missing folder: refused before any answering" \
   "cannot write '$tmp/none/pred.json': No such file or directory" \
