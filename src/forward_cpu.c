@@ -231,7 +231,7 @@ const char *bq_cpu_blas_better_kernels(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     /* kernels that use AVX2 and FMA at least: OpenBLAS chose knowing the CPU */
     static const char *const modern[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"};
-    const char *chosen = openblas_get_corename();
+    const char *chosen = bq_cpu_blas_kernels();
     for (size_t i = 0; chosen && i < sizeof modern / sizeof *modern; i++)
         if (strcasecmp(chosen, modern[i]) == 0) return NULL;
     /* what the CPU and the OS both support (libgcc checks XCR0 for the AVX/AVX-512 state) */

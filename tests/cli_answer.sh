@@ -356,7 +356,7 @@ check "squad into a missing folder: nothing answered first" sh -c '! grep -q "qu
 "$cli" squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/same.json" --nbest "$tmp/same.json" 2> "$tmp/e.err"
 check "squad --output and --nbest the same file: a usage error" \
   sh -c '[ "$1" -eq 2 ] && grep -q "name the same file" "$2"' sh $? "$tmp/e.err"
-expect_failure "squad --output and --nbest the same file through another name" "are one file ($(cd "$tmp" && pwd -P)/same.json)" \
+expect_failure "squad --output and --nbest the same file through another name" "name the same file ($(cd "$tmp" && pwd -P)/same.json)" \
   squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/same.json" --nbest "$tmp/../$(basename "$tmp")/same.json"
 expect_failure "squad --nbest into a folder" "cannot write '$tmp': it is a folder" \
   squad --model "$model" --input "$tmp/dev3.json" --output "$tmp/pred-kept.json" --nbest "$tmp"

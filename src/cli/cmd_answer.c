@@ -252,8 +252,10 @@ int cmd_squad(const cli_args *a) {
         bq_squad_free(ds);
         return cli_error("squad", "%s", err.message);
     }
+    /* compared resolved, so one file under two names is caught too */
     if (nbest_out && strcmp(bq_output_target(pred_out), bq_output_target(nbest_out)) == 0) {
-        cli_error("squad", "--output and --nbest are one file (%s): give each its own", bq_output_target(pred_out));
+        cli_error("squad", "--output and --nbest name the same file (%s): give each its own",
+                  bq_output_target(pred_out));
         bq_output_discard(pred_out);
         bq_output_discard(nbest_out);
         bq_squad_free(ds);
@@ -288,7 +290,8 @@ int cmd_squad(const cli_args *a) {
     if (!a->given[OPT_QUIET] && !sink.progress) {
         /* not a terminal (a log, a CI job): a line every 30 s, so hours of CPU answering show life */
         const char *every = getenv("BQ_PROGRESS_SECONDS");
-        sink.line_seconds = every && atof(every) >= 0 ? atof(every) : 30;
+        const double seconds = every ? atof(every) : -1;
+        sink.line_seconds = seconds >= 0 ? seconds : 30;
     }
     sink.t_start = sink.t_last = wall_now();
     for (int i = 0; i < n; i++) {

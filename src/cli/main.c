@@ -274,11 +274,6 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         if (a->engine.device == BQ_DEVICE_CPU) /* the CPU backend times nothing */
             fprintf(stderr, "bertqa-gpu %s: note: --tuning-cache has no effect with --device cpu\n", n);
     }
-    if (a->given[OPT_OUTPUT] && a->given[OPT_NBEST_FILE] &&
-        strcmp(a->value[OPT_OUTPUT], a->value[OPT_NBEST_FILE]) == 0) {
-        cli_error(n, "--output and --nbest name the same file: give each its own");
-        return false;
-    }
     a->squad.pack = a->given[OPT_PACK];
     if (a->squad.pack && a->squad.length_bucket > 0) {
         cli_error(n, "--pack and --length-bucket are alternatives: give one");
