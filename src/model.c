@@ -1,5 +1,5 @@
-/* model.c - load a BertForQuestionAnswering checkpoint folder (config.json, model.safetensors,
- * vocab.txt) into fp32 host tensors. F32 tensors aligned in the mapping are used in place; F16 and
+/* model.c - load a BertForQuestionAnswering checkpoint folder (config.json, model.safetensors or
+ * shards listed by model.safetensors.index.json, vocab.txt) into fp32 host tensors. F32 tensors aligned in the mapping are used in place; F16 and
  * BF16 tensors are converted into owned fp32 copies. */
 #include "model.h"
 
@@ -129,7 +129,12 @@ double bq_model_flops(const bq_config *c, int seq_len) {
 /* ---- the checkpoint ---------------------------------------------------------------------------- */
 
 typedef struct {
-    bq_safetensors *st;
+    bq_safetensors **files; /* [n_files]: model.safetensors alone, or the shards an index names */
+    char **file_names;      /* [n_files]: as the index spells them (NULL for model.safetensors) */
+    int n_files;
+    cJSON *index;           /* model.safetensors.index.json when the weights are sharded, else NULL */
+    const cJSON *weight_map; /* the index's "weight_map": tensor name -> shard file name */
+    char *index_path;
     float **owned; /* converted copies */
     int n_owned, cap_owned;
     bq_dtype weight_dtype;
@@ -141,7 +146,14 @@ static void model_storage_free(model_storage *s) {
     if (!s) return;
     for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
     free(s->owned);
-    bq_safetensors_close(s->st);
+    for (int i = 0; i < s->n_files; i++) {
+        bq_safetensors_close(s->files[i]);
+        free(s->file_names[i]);
+    }
+    free(s->files);
+    free(s->file_names);
+    cJSON_Delete(s->index);
+    free(s->index_path);
     free(s);
 }
 
@@ -160,10 +172,27 @@ static char *join_path(const char *dir, const char *file) {
     return p;
 }
 
+/* The tensor stored under exactly `name` and the file that holds it: in model.safetensors, or in
+ * the shard the index names (every entry was checked against its shard at load). NULL if absent. */
+static const bq_tensor *lookup(const model_storage *s, const char *name, const bq_safetensors **file) {
+    if (!s->weight_map) {
+        *file = s->files[0];
+        return bq_safetensors_find(s->files[0], name);
+    }
+    const cJSON *shard = bq_json_member(s->weight_map, name);
+    if (!shard) return NULL;
+    for (int i = 0; i < s->n_files; i++)
+        if (strcmp(s->file_names[i], shard->valuestring) == 0) {
+            *file = s->files[i];
+            return bq_safetensors_find(s->files[i], name);
+        }
+    return NULL;
+}
+
 /* Find `name`, trying the spellings Hugging Face also accepts: without the "bert." prefix, and
  * LayerNorm parameters under their older names gamma/beta. */
-static const bq_tensor *find_tensor(const bq_safetensors *st, const char *name) {
-    const bq_tensor *t = bq_safetensors_find(st, name);
+static const bq_tensor *find_tensor(const model_storage *s, const char *name, const bq_safetensors **file) {
+    const bq_tensor *t = lookup(s, name, file);
     if (t) return t;
     char alt[256];
     const char *candidates[4];
@@ -183,7 +212,7 @@ static const bq_tensor *find_tensor(const bq_safetensors *st, const char *name) 
         }
     }
     for (int i = 0; i < n; i++)
-        if ((t = bq_safetensors_find(st, candidates[i]))) return t;
+        if ((t = lookup(s, candidates[i], file))) return t;
     return NULL;
 }
 
@@ -201,9 +230,12 @@ static bq_status check_finite(const char *path, const char *name, const float *w
 
 static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int64_t d1, const float **out,
                             bq_err *err) {
-    const char *path = bq_safetensors_path(s->st);
-    const bq_tensor *t = find_tensor(s->st, name);
-    if (!t) return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing tensor '%s'", path, name);
+    const bq_safetensors *file = NULL;
+    const bq_tensor *t = find_tensor(s, name, &file);
+    if (!t)
+        return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing tensor '%s'",
+                       s->index_path ? s->index_path : bq_safetensors_path(s->files[0]), name);
+    const char *path = bq_safetensors_path(file);
     char want[64], got[256] = ""; /* BQ_MAX_DIMS numbers of up to 20 characters each */
     int want_ndim = d1 ? 2 : 1;
     if (d1) snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
@@ -274,6 +306,66 @@ static bq_status check_layer_count(const bq_safetensors *st, int num_layers, bq_
     return BQ_OK;
 }
 
+/* A shard's name as the index gives it must name a file in the model folder itself. */
+static bool plain_file_name(const char *name) {
+    return name[0] != '\0' && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* Open a sharded checkpoint: model.safetensors.index.json ({"metadata": {...}, "weight_map":
+ * {tensor name: shard file name}}, as Hugging Face's save_pretrained writes it) and every shard it
+ * names, each once. Every entry is checked against its shard here, so a tensor is found where the
+ * index says or the load fails naming both. */
+static bq_status open_shards(model_storage *s, const char *dir, bq_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    const char *path = s->index_path;
+    /* an index is tens of kB (one line per tensor); the cap stops a device file read without end */
+    bq_status st = bq_read_regular_file(path, 64u << 20, &text, &len, err);
+    if (st) return st;
+    const char *fault = NULL;
+    const size_t fault_at = bq_json_string_fault(text, len, &fault);
+    s->index = cJSON_ParseWithOpts(text, NULL, 1);
+    free(text);
+    if (!s->index) return bq_fail(err, BQ_ERR_FORMAT, "'%s': not valid JSON", path);
+    if (fault_at != (size_t)-1) return bq_fail(err, BQ_ERR_FORMAT, "'%s': %s, at byte %zu", path, fault, fault_at);
+    s->weight_map = bq_json_member(s->index, "weight_map");
+    if (!cJSON_IsObject(s->index) || !cJSON_IsObject(s->weight_map))
+        return bq_fail(err, BQ_ERR_FORMAT, "'%s': no \"weight_map\" object (tensor name -> shard file)", path);
+    size_t cap_files = 0, cap_names = 0;
+    for (const cJSON *e = s->weight_map->child; e; e = e->next) {
+        if (bq_json_member(s->weight_map, e->string) != e) continue; /* a repeated key counts the last time */
+        if (!cJSON_IsString(e) || !plain_file_name(e->valuestring))
+            return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s': the shard must be the name of a file in "
+                           "the model folder", path, e->string);
+        int f = 0;
+        while (f < s->n_files && strcmp(s->file_names[f], e->valuestring) != 0) f++;
+        if (f == s->n_files) {
+            if (!bq_grow((void **)&s->files, &cap_files, (size_t)f + 1, sizeof *s->files) ||
+                !bq_grow((void **)&s->file_names, &cap_names, (size_t)f + 1, sizeof *s->file_names))
+                return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening the shards of '%s'", dir);
+            char *shard_path = join_path(dir, e->valuestring);
+            s->file_names[f] = bq_strndup(e->valuestring, strlen(e->valuestring));
+            s->files[f] = NULL;
+            s->n_files++;
+            if (!shard_path || !s->file_names[f]) {
+                free(shard_path);
+                return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening the shards of '%s'", dir);
+            }
+            st = bq_safetensors_open(shard_path, &s->files[f], err);
+            free(shard_path);
+            if (st) {
+                bq_err_prefix(err, "a shard '%s' names", path);
+                return st;
+            }
+        }
+        if (!bq_safetensors_find(s->files[f], e->string))
+            return bq_fail(err, BQ_ERR_FORMAT, "'%s' puts tensor '%s' in '%s', which does not hold it", path,
+                           e->string, bq_safetensors_path(s->files[f]));
+    }
+    if (s->n_files == 0) return bq_fail(err, BQ_ERR_FORMAT, "'%s': \"weight_map\" lists no tensor", path);
+    return BQ_OK;
+}
+
 static bq_status load_weights(bq_model *m, model_storage *s, bq_err *err) {
     const bq_config *c = &m->config;
     int64_t H = c->hidden_size, I = c->intermediate_size;
@@ -319,7 +411,9 @@ static bq_status load_weights(bq_model *m, model_storage *s, bq_err *err) {
     if ((st = get_weight(s, "qa_outputs.weight", 2, H, &m->qa_w, err)) ||
         (st = get_weight(s, "qa_outputs.bias", 2, 0, &m->qa_b, err)))
         return st;
-    return check_layer_count(s->st, c->num_layers, err);
+    for (int f = 0; f < s->n_files; f++)
+        if ((st = check_layer_count(s->files[f], c->num_layers, err))) return st;
+    return BQ_OK;
 }
 
 bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **out, bq_err *err) {
@@ -344,15 +438,30 @@ bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **
     if ((st = bq_read_regular_file(config_path, 16u << 20, &config_text, &config_len, err))) goto fail;
     if ((st = bq_config_parse(config_text, config_len, config_path, &m->config, err))) goto fail;
 
-    if (access(weights_path, F_OK) != 0) {
-        char *bin_path = join_path(dir, "pytorch_model.bin");
-        bool has_bin = bin_path && access(bin_path, F_OK) == 0;
-        free(bin_path);
-        st = bq_fail(err, BQ_ERR_IO, "'%s': no model.safetensors%s", dir,
-                     has_bin ? " (pytorch_model.bin is not supported: save the model with safetensors)" : "");
-        goto fail;
+    /* One file, else shards listed by an index: the order Hugging Face's from_pretrained tries. */
+    if (access(weights_path, F_OK) == 0) {
+        if (!(s->files = calloc(1, sizeof *s->files)) || !(s->file_names = calloc(1, sizeof *s->file_names))) {
+            st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
+            goto fail;
+        }
+        s->n_files = 1;
+        if ((st = bq_safetensors_open(weights_path, &s->files[0], err))) goto fail;
+    } else {
+        s->index_path = join_path(dir, "model.safetensors.index.json");
+        if (!s->index_path) {
+            st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
+            goto fail;
+        }
+        if (access(s->index_path, F_OK) != 0) {
+            char *bin_path = join_path(dir, "pytorch_model.bin");
+            bool has_bin = bin_path && access(bin_path, F_OK) == 0;
+            free(bin_path);
+            st = bq_fail(err, BQ_ERR_IO, "'%s': no model.safetensors (nor model.safetensors.index.json)%s", dir,
+                         has_bin ? " (pytorch_model.bin is not supported: save the model with safetensors)" : "");
+            goto fail;
+        }
+        if ((st = open_shards(s, dir, err))) goto fail;
     }
-    if ((st = bq_safetensors_open(weights_path, &s->st, err))) goto fail;
 
     /* The tokenizer's ids index word_embeddings, so the vocabulary may not have more tokens than the
      * embedding has rows. Fewer is allowed (Hugging Face pads vocab_size in some checkpoints). */

@@ -55,8 +55,11 @@ struct bq_model {
     void *internal;                 /* loader-owned storage (mapping, converted copies) */
 };
 
-/* Load a checkpoint folder. `fallback_vocab` (may be NULL) is used when the folder has no
- * vocab.txt. Errors name the file and the tensor (missing, wrong shape, wrong dtype).
+/* Load a checkpoint folder. The weights are model.safetensors or, where that is absent, the shards
+ * model.safetensors.index.json lists (Hugging Face's sharded layout; each shard must be a file in
+ * the folder and hold every tensor the index puts in it). `fallback_vocab` (may be NULL) is used
+ * when the folder has no vocab.txt. Errors name the file and the tensor (missing, wrong shape,
+ * wrong dtype).
  * Accepts F32/F16/BF16 weights, names with or without the "bert." prefix, LayerNorm gamma/beta;
  * ignores bert.embeddings.position_ids, bert.pooler.* and other unknown tensors, but rejects encoder
  * layers beyond num_hidden_layers. The vocabulary may have fewer tokens than vocab_size (padded

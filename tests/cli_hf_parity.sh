@@ -85,6 +85,25 @@ for ctx in short long; do
   sed 's/^/     /' "$work/out.txt" | head -8
 done
 
+# A checkpoint in shards, written by Hugging Face itself (save_pretrained with a max_shard_size:
+# model-0000K-of-0000N.safetensors + model.safetensors.index.json), gives the very same logits.
+if [ "$preset" = tiny ] && [ -s "$work/ours_short.json" ]; then
+  check "Hugging Face save_pretrained in shards" "$python" -c '
+import os, sys
+from transformers import BertForQuestionAnswering
+model = BertForQuestionAnswering.from_pretrained(sys.argv[1])
+model.save_pretrained(sys.argv[2], max_shard_size="1MB")
+files = sorted(os.listdir(sys.argv[2]))
+print(files)
+sys.exit(0 if "model.safetensors.index.json" in files and "model.safetensors" not in files
+         and sum(f.endswith(".safetensors") for f in files) > 1 else 1)' "$work/model" "$work/sharded"
+  cp "$work/model/vocab.txt" "$work/sharded/vocab.txt"
+  check "bertqa-gpu logits on the sharded checkpoint = on the single file" \
+    sh -c '"$@" >"'"$work/sharded.json"'" && cmp "'"$work/sharded.json"'" "'"$work/ours_short.json"'"' sh \
+    "$cli" logits --model "$work/sharded" --device "$device" "${extra[@]}" --question "$question" \
+    --context-file "$work/short.txt"
+fi
+
 # bench/parity.py (the device run's parity step, every precision vs the CPU reference and Hugging
 # Face on ~15 windows of a SQuAD article) on this backend in fp32, so it cannot rot between GPU runs.
 if [ "$device" = cpu ] && [ -z "$precision" ] && [ -f "$src/tests/data/squad/dev-v1.1.json.gz" ]; then

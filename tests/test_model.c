@@ -11,13 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef BQ_MAKE_MODEL
 #error "BQ_MAKE_MODEL (path of bertqa-make-model) must be defined by the build"
 #endif
 
 static char *tmpdir;
-static char dir_f32[4096], dir_f16[4096], dir_bf16[4096], dir_legacy[4096], dir_bare[4096];
+static char dir_f32[4096], dir_f16[4096], dir_bf16[4096], dir_legacy[4096], dir_bare[4096], dir_sharded[4096];
 
 static int make_model(const char *out, const char *extra) {
     char cmd[8192];
@@ -38,9 +39,10 @@ static int setup(void **state) {
     snprintf(dir_bf16, sizeof dir_bf16, "%s/bf16", tmpdir);
     snprintf(dir_legacy, sizeof dir_legacy, "%s/legacy", tmpdir);
     snprintf(dir_bare, sizeof dir_bare, "%s/bare", tmpdir);
+    snprintf(dir_sharded, sizeof dir_sharded, "%s/sharded", tmpdir);
     if (make_model(dir_f32, "") || make_model(dir_f16, "--dtype f16") || make_model(dir_bf16, "--dtype bf16") ||
         make_model(dir_legacy, "--legacy-layernorm-names") ||
-        make_model(dir_bare, "--no-bert-prefix --legacy-layernorm-names"))
+        make_model(dir_bare, "--no-bert-prefix --legacy-layernorm-names") || make_model(dir_sharded, "--shards 3"))
         return -1;
     return 0;
 }
@@ -117,6 +119,15 @@ static void load_fails(const char *dir, const char *fallback, bq_status want, co
     assert_null(m);
     if (n1) assert_non_null(strstr(err.message, n1));
     if (n2) assert_non_null(strstr(err.message, n2));
+}
+
+/* A copy of `from` named `name` with one edit (every `old` in `file` becomes `new_text`) must fail
+ * to load with `want` and a message holding n1 and n2. */
+static void edited_fails(const char *from, const char *name, const char *file, const char *old,
+                         const char *new_text, bq_status want, const char *n1, const char *n2) {
+    const char *d = copy_model(from, name);
+    replace_in_file(d, file, old, new_text);
+    load_fails(d, NULL, want, n1, n2);
 }
 
 /* The model's tensor called `name` (modern Hugging Face name) and its element count. */
@@ -388,6 +399,70 @@ static void test_load_alternative_names(void **state) {
     bq_model_free(bare);
 }
 
+/* Weights in shards listed by model.safetensors.index.json, as save_pretrained writes them with a
+ * max_shard_size (tests/cli_hf_parity.sh loads one that Hugging Face itself wrote). */
+static void test_load_sharded(void **state) {
+    (void)state;
+    static const char *shard3 = "model-00003-of-00003.safetensors";
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir_sharded);
+    assert_int_not_equal(access(path, F_OK), 0);
+    /* the tensors really are spread over the files */
+    bq_safetensors *st = NULL;
+    bq_err err;
+    snprintf(path, sizeof path, "%s/%s", dir_sharded, shard3);
+    assert_int_equal(bq_safetensors_open(path, &st, &err), BQ_OK);
+    assert_non_null(bq_safetensors_find(st, "qa_outputs.bias"));
+    assert_null(bq_safetensors_find(st, "bert.embeddings.word_embeddings.weight"));
+    bq_safetensors_close(st);
+
+    bq_model *ref = load_ok(dir_f32, NULL);
+    bq_model *sharded = load_ok(dir_sharded, NULL);
+    compare_models(sharded, ref, NULL, NULL);
+    assert_string_equal(sharded->checkpoint_dtype, "F32");
+    bq_model_free(sharded);
+    bq_model_free(ref);
+
+    /* a shard the index names is missing */
+    const char *d = copy_model(dir_sharded, "shard-missing");
+    remove_file(d, shard3);
+    load_fails(d, NULL, BQ_ERR_IO, shard3, "model.safetensors.index.json");
+    /* the index puts a tensor in a shard that does not hold it */
+    edited_fails(dir_sharded, "shard-wrong", "model.safetensors.index.json",
+                 "\"qa_outputs.bias\": \"model-00003", "\"qa_outputs.bias\": \"model-00001", BQ_ERR_FORMAT,
+                 "'qa_outputs.bias' in", "does not hold it");
+    /* a shard outside the model folder */
+    edited_fails(dir_sharded, "shard-outside", "model.safetensors.index.json",
+                 "\"qa_outputs.bias\": \"model-00003", "\"qa_outputs.bias\": \"../sharded/model-00003",
+                 BQ_ERR_FORMAT, "qa_outputs.bias", "a file in the model folder");
+    /* no weight_map, and an index that is not JSON */
+    edited_fails(dir_sharded, "shard-no-map", "model.safetensors.index.json", "weight_map", "weight_mop",
+                 BQ_ERR_FORMAT, "model.safetensors.index.json", "weight_map");
+    edited_fails(dir_sharded, "shard-bad-json", "model.safetensors.index.json", "\"metadata\"", "metadata",
+                 BQ_ERR_FORMAT, "model.safetensors.index.json", "not valid JSON");
+    /* a tensor the index does not list is missing, though a shard holds one of that name: the index
+     * decides, as in Hugging Face's loader */
+    d = copy_model(dir_sharded, "shard-unlisted");
+    replace_in_file(d, "model.safetensors.index.json", "\"qa_outputs.bias\"", "\"qa_outputs.biaz\"");
+    replace_in_file(d, shard3, "\"qa_outputs.bias\"", "\"qa_outputs.biaz\"");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "missing tensor 'qa_outputs.bias'", "model.safetensors.index.json");
+    /* encoder layers beyond the config's are found in any shard */
+    edited_fails(dir_sharded, "shard-one-layer", "config.json", "\"num_hidden_layers\": 2",
+                 "\"num_hidden_layers\": 1", BQ_ERR_FORMAT, "bert.encoder.layer.1.", shard3);
+    /* model.safetensors beside an index is taken first (as Hugging Face does): the index, broken
+     * here, is never read */
+    d = copy_model(dir_sharded, "shard-and-single");
+    replace_in_file(d, "model.safetensors.index.json", "weight_map", "weight_mop");
+    {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "cp '%s/model.safetensors' '%s/'", dir_f32, d);
+        int status = -1;
+        free(bq_test_run(cmd, &status));
+        assert_int_equal(status, 0);
+    }
+    bq_model_free(load_ok(d, NULL));
+}
+
 static void test_checkpoint_mismatches(void **state) {
     (void)state;
     /* config says 3 layers, the file has 2: the first missing tensor is named */
@@ -396,9 +471,8 @@ static void test_checkpoint_mismatches(void **state) {
     load_fails(d, NULL, BQ_ERR_FORMAT, "missing tensor 'bert.encoder.layer.2.attention.self.query.weight'",
                "model.safetensors");
     /* config says 1 layer, the file has 2 */
-    d = copy_model(dir_f32, "one-layer");
-    replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
-    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.encoder.layer.1.", "num_hidden_layers");
+    edited_fails(dir_f32, "one-layer", "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1",
+                 BQ_ERR_FORMAT, "bert.encoder.layer.1.", "num_hidden_layers");
     /* ... or has it under a negative index (it was once taken for layer -1 < 1, and ignored) */
     d = copy_model(dir_f32, "negative-layer");
     replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
@@ -409,33 +483,30 @@ static void test_checkpoint_mismatches(void **state) {
     replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\"", "\"qa_out\\u0000ias\""); /* same length */
     load_fails(d, NULL, BQ_ERR_FORMAT, "NUL character", "model.safetensors");
     /* a vocabulary saved with a byte-order mark */
-    d = copy_model(dir_f32, "bom-vocab");
-    replace_in_file(d, "vocab.txt", "[PAD]", "\xEF\xBB\xBF[PAD]");
-    load_fails(d, NULL, BQ_ERR_FORMAT, "byte-order mark", "vocab.txt");
+    edited_fails(dir_f32, "bom-vocab", "vocab.txt", "[PAD]", "\xEF\xBB\xBF[PAD]", BQ_ERR_FORMAT,
+                 "byte-order mark", "vocab.txt");
     /* wrong shape for the config */
-    d = copy_model(dir_f32, "wide-ffn");
-    replace_in_file(d, "config.json", "\"intermediate_size\": 64", "\"intermediate_size\": 128");
-    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.encoder.layer.0.intermediate.dense.weight", "[64, 32]");
-    d = copy_model(dir_f32, "short-positions");
-    replace_in_file(d, "config.json", "\"max_position_embeddings\": 512", "\"max_position_embeddings\": 384");
-    load_fails(d, NULL, BQ_ERR_FORMAT, "bert.embeddings.position_embeddings.weight", "[384, 32]");
+    edited_fails(dir_f32, "wide-ffn", "config.json", "\"intermediate_size\": 64",
+                 "\"intermediate_size\": 128", BQ_ERR_FORMAT,
+                 "bert.encoder.layer.0.intermediate.dense.weight", "[64, 32]");
+    edited_fails(dir_f32, "short-positions", "config.json", "\"max_position_embeddings\": 512",
+                 "\"max_position_embeddings\": 384", BQ_ERR_FORMAT,
+                 "bert.embeddings.position_embeddings.weight", "[384, 32]");
     /* the vocabulary has more tokens than the embedding has rows */
-    d = copy_model(dir_f32, "small-vocab");
-    replace_in_file(d, "config.json", "\"vocab_size\": 30522", "\"vocab_size\": 30000");
-    load_fails(d, NULL, BQ_ERR_FORMAT, "30522", "30000");
+    edited_fails(dir_f32, "small-vocab", "config.json", "\"vocab_size\": 30522", "\"vocab_size\": 30000",
+                 BQ_ERR_FORMAT, "30522", "30000");
     /* unsupported activation */
-    d = copy_model(dir_f32, "gelu-new");
-    replace_in_file(d, "config.json", "\"hidden_act\": \"gelu\"", "\"hidden_act\": \"gelu_new\"");
-    load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "gelu_new", "config.json");
+    edited_fails(dir_f32, "gelu-new", "config.json", "\"hidden_act\": \"gelu\"",
+                 "\"hidden_act\": \"gelu_new\"", BQ_ERR_UNSUPPORTED, "gelu_new", "config.json");
     /* a weight in an unsupported dtype */
     d = copy_model(dir_f32, "f64");
     /* same byte count: 2 F32 -> 1 F64 would change the shape, so relabel I32 instead */
     replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\":{\"dtype\":\"F32\"", "\"qa_outputs.bias\":{\"dtype\":\"I32\"");
     load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "qa_outputs.bias", "I32");
     /* a dtype with no enum of its own is named as the header spells it */
-    d = copy_model(dir_f32, "u32");
-    replace_in_file(d, "model.safetensors", "\"qa_outputs.bias\":{\"dtype\":\"F32\"", "\"qa_outputs.bias\":{\"dtype\":\"U32\"");
-    load_fails(d, NULL, BQ_ERR_UNSUPPORTED, "qa_outputs.bias", "dtype U32");
+    edited_fails(dir_f32, "u32", "model.safetensors", "\"qa_outputs.bias\":{\"dtype\":\"F32\"",
+                 "\"qa_outputs.bias\":{\"dtype\":\"U32\"", BQ_ERR_UNSUPPORTED, "qa_outputs.bias",
+                 "dtype U32");
 }
 
 static void test_missing_files(void **state) {
@@ -509,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_load_f32),
         cmocka_unit_test(test_load_half),
         cmocka_unit_test(test_load_alternative_names),
+        cmocka_unit_test(test_load_sharded),
         cmocka_unit_test(test_checkpoint_mismatches),
         cmocka_unit_test(test_missing_files),
     };

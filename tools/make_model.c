@@ -46,6 +46,7 @@ typedef struct {
     bool no_prefix;    /* names without "bert.", as a bare BertModel saves them */
     const char *out_dir;
     const char *vocab_path;
+    int shards; /* > 1: model-0000K-of-0000N.safetensors + model.safetensors.index.json */
 } options;
 
 static void usage(FILE *f) {
@@ -53,11 +54,13 @@ static void usage(FILE *f) {
             "usage: bertqa-make-model --out DIR [--preset tiny|base|large] [--hidden N] [--layers N]\n"
             "         [--heads N] [--intermediate N] [--vocab-size N] [--max-pos N] [--type-vocab N]\n"
             "         [--dtype f32|f16|bf16] [--seed N] [--vocab FILE] [--legacy-layernorm-names]\n"
-            "         [--no-bert-prefix]\n"
+            "         [--no-bert-prefix] [--shards N]\n"
             "Writes DIR/config.json, DIR/model.safetensors and DIR/vocab.txt: a seeded random\n"
             "BertForQuestionAnswering checkpoint. Default preset tiny (hidden 32, 2 layers, 4 heads,\n"
             "intermediate 64); base = 768/12/12/3072; large = 1024/24/16/4096. vocab-size defaults to\n"
-            "the number of tokens in the vocabulary file (default %s).\n",
+            "the number of tokens in the vocabulary file (default %s).\n"
+            "--shards N (N > 1) writes the weights as N files model-0000K-of-0000N.safetensors listed\n"
+            "by model.safetensors.index.json, as Hugging Face's save_pretrained with a max_shard_size.\n",
             BQ_DEFAULT_VOCAB);
 }
 
@@ -384,14 +387,8 @@ static int write_config(const options *o, const char *path) {
     return 0;
 }
 
-static int write_safetensors(const options *o, const char *path) {
-    tensor_spec *list = NULL;
-    int n = build_tensor_list(o, &list);
-    if (n < 0) {
-        fprintf(stderr, "bertqa-make-model: out of memory\n");
-        return -1;
-    }
-    qsort(list, (size_t)n, sizeof *list, spec_cmp);
+/* One safetensors file holding list[0..n), in that order. */
+static int write_safetensors_file(const options *o, const char *path, tensor_spec *list, int n) {
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
         size_t esize = list[i].init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype);
@@ -417,7 +414,6 @@ static int write_safetensors(const options *o, const char *path) {
     if (!ok) {
         fprintf(stderr, "bertqa-make-model: out of memory building the header\n");
         free(header.buf);
-        free(list);
         return -1;
     }
 
@@ -472,6 +468,101 @@ done:
     free(chunk);
     free(tmp_path);
     free(header.buf);
+    return rc;
+}
+
+static int shard_cmp_name(const void *a, const void *b) {
+    return strcmp((*(const tensor_spec *const *)a)->name, (*(const tensor_spec *const *)b)->name);
+}
+
+/* DIR/model.safetensors, or with shards > 1 the layout of Hugging Face's save_pretrained with a
+ * max_shard_size: DIR/model-0000K-of-0000N.safetensors, the tensors (in file order) cut into N runs
+ * of about equal bytes, and DIR/model.safetensors.index.json mapping each tensor to its shard. */
+static int write_weights(const options *o) {
+    tensor_spec *list = NULL;
+    int n = build_tensor_list(o, &list);
+    if (n < 0) {
+        fprintf(stderr, "bertqa-make-model: out of memory\n");
+        return -1;
+    }
+    qsort(list, (size_t)n, sizeof *list, spec_cmp);
+    size_t plen = strlen(o->out_dir) + 64;
+    char *path = malloc(plen);
+    int *shard_of = calloc((size_t)n, sizeof *shard_of);
+    tensor_spec **by_name = calloc((size_t)n, sizeof *by_name);
+    strbuf index = {0};
+    int rc = -1;
+    if (!path || !shard_of || !by_name) {
+        fprintf(stderr, "bertqa-make-model: out of memory\n");
+        goto done;
+    }
+    if (o->shards > n) {
+        fprintf(stderr, "bertqa-make-model: --shards %d is more than the %d tensors\n", o->shards, n);
+        goto done;
+    }
+    /* a stale file of the other layout would be loaded instead, or beside, the new one (Hugging
+     * Face's loader, like ours, takes model.safetensors first) */
+    snprintf(path, plen, "%s/%s", o->out_dir, o->shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
+    if (remove(path) != 0 && errno != ENOENT) {
+        fprintf(stderr, "bertqa-make-model: cannot remove the stale '%s': %s\n", path, strerror(errno));
+        goto done;
+    }
+    if (o->shards == 1) {
+        snprintf(path, plen, "%s/model.safetensors", o->out_dir);
+        rc = write_safetensors_file(o, path, list, n);
+        goto done;
+    }
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (uint64_t)elements_of(&list[i]) * (list[i].init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype));
+    /* tensor i goes to the shard its first byte falls in, every shard keeping at least one tensor */
+    uint64_t before = 0;
+    for (int i = 0, shard = 0; i < n; i++) {
+        int by_bytes = (int)(before * (uint64_t)o->shards / (total ? total : 1));
+        int room = o->shards - 1 - (n - 1 - i); /* the latest shard that leaves one tensor for each after */
+        shard = by_bytes > shard ? by_bytes : shard;
+        if (shard < room) shard = room;
+        if (shard > o->shards - 1) shard = o->shards - 1;
+        if (i > 0 && shard > shard_of[i - 1] + 1) shard = shard_of[i - 1] + 1;
+        shard_of[i] = shard;
+        before += (uint64_t)elements_of(&list[i]) * (list[i].init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype));
+    }
+    for (int first = 0; first < n;) {
+        int last = first;
+        while (last + 1 < n && shard_of[last + 1] == shard_of[first]) last++;
+        snprintf(path, plen, "%s/model-%05d-of-%05d.safetensors", o->out_dir, shard_of[first] + 1, o->shards);
+        if (write_safetensors_file(o, path, list + first, last + 1 - first)) goto done;
+        first = last + 1;
+    }
+    for (int i = 0; i < n; i++) by_name[i] = &list[i];
+    qsort(by_name, (size_t)n, sizeof *by_name, shard_cmp_name);
+    bool ok = sb_printf(&index, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {",
+                        (unsigned long long)total);
+    for (int i = 0; i < n && ok; i++)
+        ok = sb_printf(&index, "%s\n    \"%s\": \"model-%05d-of-%05d.safetensors\"", i ? "," : "", by_name[i]->name,
+                       shard_of[by_name[i] - list] + 1, o->shards);
+    if (ok) ok = sb_printf(&index, "\n  }\n}\n");
+    if (!ok) {
+        fprintf(stderr, "bertqa-make-model: out of memory building the index\n");
+        goto done;
+    }
+    snprintf(path, plen, "%s/model.safetensors.index.json", o->out_dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bertqa-make-model: cannot create '%s': %s\n", path, strerror(errno));
+        goto done;
+    }
+    int werr = write_all(f, index.buf, index.len, path);
+    if (fclose(f) != 0 && !werr) {
+        fprintf(stderr, "bertqa-make-model: error writing '%s': %s\n", path, strerror(errno));
+        werr = -1;
+    }
+    rc = werr ? -1 : 0;
+done:
+    free(index.buf);
+    free(by_name);
+    free(shard_of);
+    free(path);
     free(list);
     return rc;
 }
@@ -491,7 +582,7 @@ static bool parse_int(const char *flag, const char *s, long max, int *out) {
 }
 
 int main(int argc, char **argv) {
-    options o = {32, 2, 4, 64, 0, 512, 2, BQ_DTYPE_F32, 0, false, false, NULL, BQ_DEFAULT_VOCAB};
+    options o = {32, 2, 4, 64, 0, 512, 2, BQ_DTYPE_F32, 0, false, false, NULL, BQ_DEFAULT_VOCAB, 1};
     /* the preset first, so explicit sizes override it wherever they appear */
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--preset") != 0) continue;
@@ -531,6 +622,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--max-pos") == 0) ok = parse_int(a, v, 1 << 20, &o.max_pos);
         else if (strcmp(a, "--type-vocab") == 0) ok = parse_int(a, v, 1 << 16, &o.type_vocab);
         else if (strcmp(a, "--vocab") == 0) o.vocab_path = v;
+        else if (strcmp(a, "--shards") == 0) ok = parse_int(a, v, 100000, &o.shards);
         else if (strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
@@ -582,8 +674,7 @@ int main(int argc, char **argv) {
     if (!rc) rc = write_config(&o, path);
     snprintf(path, plen, "%s/vocab.txt", o.out_dir);
     if (!rc) rc = copy_file(o.vocab_path, path);
-    snprintf(path, plen, "%s/model.safetensors", o.out_dir);
-    if (!rc) rc = write_safetensors(&o, path);
+    if (!rc) rc = write_weights(&o);
     free(path);
     return rc ? 1 : 0;
 }
