@@ -6,12 +6,14 @@
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- config.json ------------------------------------------------------------------------------ */
@@ -160,6 +162,7 @@ static void model_storage_free(model_storage *s) {
 void bq_model_free(bq_model *m) {
     if (!m) return;
     model_storage_free(m->internal);
+    free(m->dir);
     bq_vocab_free(m->vocab);
     free(m->layers);
     free(m);
@@ -416,11 +419,125 @@ static bq_status load_weights(bq_model *m, model_storage *s, bq_err *err) {
     return BQ_OK;
 }
 
-bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **out, bq_err *err) {
+/* ---- where the checkpoint lies ----------------------------------------------------------------- */
+
+/* huggingface_hub's validate_repo_id: [namespace/]name of word characters, '-' and '.', each part
+ * starting and ending with a word character, no "--" or "..", at most 96 characters. */
+static bool is_repo_id(const char *id) {
+    size_t len = strlen(id);
+    if (len == 0 || len > 96 || strstr(id, "--") || strstr(id, "..")) return false;
+    int slashes = 0;
+    const char *part = id;
+    for (const char *p = id;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t n = (size_t)(p - part);
+            bool word_first = n > 0 && (isalnum((unsigned char)part[0]) || part[0] == '_');
+            bool word_last = n > 0 && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+            if (!word_first || !word_last) return false;
+            if (*p == '\0') break;
+            if (++slashes > 1) return false;
+            part = p + 1;
+        } else if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "~/x" with $HOME (as Python's expanduser); other values as given. NULL for NULL or "". */
+static char *expand_home(const char *value, const char *suffix) {
+    if (!value || !*value) return NULL;
+    const char *home = getenv("HOME");
+    bool tilde = value[0] == '~' && (value[1] == '/' || value[1] == '\0') && home && *home;
+    size_t n = (tilde ? strlen(home) : 0) + strlen(value) + strlen(suffix) + 1;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%s%s%s", tilde ? home : "", tilde ? value + 1 : value, suffix);
+    return out;
+}
+
+/* The hub cache folder, in huggingface_hub's order (constants.py). */
+static char *hub_cache_dir(void) {
+    const char *hub = getenv("HF_HUB_CACHE");
+    if (hub && *hub) return expand_home(hub, "");
+    hub = getenv("HUGGINGFACE_HUB_CACHE");
+    if (hub && *hub) return expand_home(hub, "");
+    const char *hf_home = getenv("HF_HOME");
+    if (hf_home && *hf_home) return expand_home(hf_home, "/hub");
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    if (xdg && *xdg) return expand_home(xdg, "/huggingface/hub");
+    return expand_home("~", "/.cache/huggingface/hub");
+}
+
+bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err) {
+    if (!name || !dir_out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_locate: NULL argument");
+    *dir_out = NULL;
+    struct stat sb;
+    if (stat(name, &sb) == 0 || errno != ENOENT || !is_repo_id(name)) {
+        /* a path: what is wrong with it is said when its files are read */
+        *dir_out = bq_strndup(name, strlen(name));
+        return *dir_out ? BQ_OK : bq_fail(err, BQ_ERR_NOMEM, "out of memory");
+    }
+    char *cache = hub_cache_dir();
+    if (!cache)
+        return bq_fail(err, BQ_ERR_IO, "'%s': no such folder (and no Hugging Face cache to look in: HOME is "
+                       "not set)", name);
+    /* models--org--name/refs/main -> COMMIT, models--org--name/snapshots/COMMIT/ */
+    size_t cap = strlen(cache) + strlen(name) + 128 + 256;
+    char *repo = malloc(cap), *ref_path = malloc(cap), *snapshot = malloc(cap);
+    char *ref = NULL;
+    bq_status st = BQ_OK;
+    if (!repo || !ref_path || !snapshot) {
+        st = bq_fail(err, BQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    /* the repo's folder: "models--" + the id with '/' as "--" (a repo id is at most 96 characters) */
+    size_t at = (size_t)snprintf(repo, cap, "%s/models--", cache);
+    for (const char *p = name; *p; p++) {
+        if (*p == '/') repo[at++] = '-';
+        repo[at++] = *p == '/' ? '-' : *p;
+    }
+    repo[at] = '\0';
+    if (stat(repo, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        st = bq_fail(err, BQ_ERR_IO, "'%s': no such folder, nor a Hugging Face cache entry for it (%s; "
+                     "`hf download %s` fetches it, or give the checkpoint folder)", name, repo, name);
+        goto done;
+    }
+    snprintf(ref_path, cap, "%s/refs/main", repo);
+    const char *revision = "main"; /* huggingface_hub's default when refs/main is absent */
+    size_t ref_len = 0;
+    if (access(ref_path, F_OK) == 0) {
+        if ((st = bq_read_regular_file(ref_path, 256, &ref, &ref_len, err))) goto done;
+        while (ref_len > 0 && isspace((unsigned char)ref[ref_len - 1])) ref[--ref_len] = '\0';
+        if (ref_len == 0 || strchr(ref, '/') || strcmp(ref, "..") == 0) {
+            st = bq_fail(err, BQ_ERR_FORMAT, "'%s': not a commit name", ref_path);
+            goto done;
+        }
+        revision = ref;
+    }
+    snprintf(snapshot, cap, "%s/snapshots/%s", repo, revision);
+    if (stat(snapshot, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        st = bq_fail(err, BQ_ERR_IO, "'%s': the Hugging Face cache has no snapshot of its main revision (%s)",
+                     name, snapshot);
+        goto done;
+    }
+    *dir_out = snapshot;
+    snapshot = NULL;
+done:
+    free(cache);
+    free(repo);
+    free(ref_path);
+    free(snapshot);
+    free(ref);
+    return st;
+}
+
+bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model **out, bq_err *err) {
     if (!out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_load: out is NULL");
     *out = NULL;
-    if (!dir) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_load: model folder is NULL");
-    bq_status st = BQ_OK;
+    if (!name) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_load: model folder is NULL");
+    char *dir = NULL;
+    bq_status st = bq_model_locate(name, &dir, err);
+    if (st) return st;
     char *config_path = join_path(dir, "config.json");
     char *weights_path = join_path(dir, "model.safetensors");
     char *vocab_path = join_path(dir, "vocab.txt");
@@ -432,6 +549,7 @@ bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **
         goto fail;
     }
     m->internal = s;
+    m->dir = dir;
 
     size_t config_len;
     /* a Hugging Face config.json is a few kB; the cap stops a device file read without end */
@@ -494,8 +612,12 @@ bq_status bq_model_load(const char *dir, const char *fallback_vocab, bq_model **
     *out = m;
     return BQ_OK;
 fail:
-    if (m) bq_model_free(m);
-    else model_storage_free(s);
+    if (m && m->dir) bq_model_free(m);
+    else {
+        free(m);
+        model_storage_free(s);
+        free(dir);
+    }
     free(config_path);
     free(weights_path);
     free(vocab_path);

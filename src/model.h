@@ -52,10 +52,23 @@ struct bq_model {
     const float *emb_ln_g, *emb_ln_b; /* [H] */
     bq_layer_weights *layers;       /* [num_layers] */
     const float *qa_w, *qa_b;       /* [2,H], [2]: row 0 start, row 1 end */
+    char *dir;                      /* the folder loaded: as given, or the Hugging Face cache's
+                                       snapshot of a repo id (bq_model_locate) */
     void *internal;                 /* loader-owned storage (mapping, converted copies) */
 };
 
-/* Load a checkpoint folder. The weights are model.safetensors or, where that is absent, the shards
+/* Where the checkpoint `name` lies: `name` itself when it exists (or is no Hugging Face repo id);
+ * else, for a repo id ("org/model" or "model": letters, digits, '_', '-', '.', at most 96
+ * characters, no "--" or ".."), the snapshot of its main revision in the local Hugging Face cache,
+ * found as huggingface_hub finds it offline: the cache is $HF_HUB_CACHE, else
+ * $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+ * ~/.cache/huggingface/hub; the repo's folder there is models--org--model, its refs/main names the
+ * commit and snapshots/COMMIT is the checkpoint folder. Nothing is downloaded.
+ * Returns BQ_OK with *dir_out (heap; the caller frees it), BQ_ERR_IO when a repo id has no such
+ * folder and no cache entry (the message names where it looked), or BQ_ERR_NOMEM. */
+bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err);
+
+/* Load a checkpoint folder, or a repo id from the Hugging Face cache (bq_model_locate). The weights are model.safetensors or, where that is absent, the shards
  * model.safetensors.index.json lists (Hugging Face's sharded layout; each shard must be a file in
  * the folder and hold every tensor the index puts in it). `fallback_vocab` (may be NULL) is used
  * when the folder has no vocab.txt. Errors name the file and the tensor (missing, wrong shape,

@@ -104,6 +104,35 @@ sys.exit(0 if "model.safetensors.index.json" in files and "model.safetensors" no
     --context-file "$work/short.txt"
 fi
 
+# A repo id found in the local Hugging Face cache (models--org--name/refs/main ->
+# snapshots/COMMIT/, files linked to blobs/), as huggingface_hub lays it out: ours and Hugging
+# Face's from_pretrained, both offline, take the same snapshot and give the same logits.
+if [ "$preset" = tiny ] && [ -s "$work/ours_long.json" ]; then
+  repo="$work/hub/models--bertqa-test--tiny-qa"
+  mkdir -p "$repo/blobs" "$repo/refs" "$repo/snapshots/4f2c9e1a"
+  for f in config.json model.safetensors vocab.txt; do
+    cp "$work/model/$f" "$repo/blobs/$f.blob"
+    ln -s "../../blobs/$f.blob" "$repo/snapshots/4f2c9e1a/$f"
+  done
+  printf 4f2c9e1a >"$repo/refs/main"
+  check "bertqa-gpu logits --model bertqa-test/tiny-qa (Hugging Face cache)" \
+    env HF_HUB_CACHE="$work/hub" sh -c '"$@" >"'"$work/cached.json"'" 2>"'"$work/cached.err"'" &&
+      cmp "'"$work/cached.json"'" "'"$work/ours_long.json"'"' sh \
+    "$cli" logits --model bertqa-test/tiny-qa --device "$device" "${extra[@]}" --question "$question" \
+    --context-file "$work/long.txt"
+  check "huggingface_hub finds the snapshot bertqa-gpu named" env HF_HUB_CACHE="$work/hub" "$python" -c '
+import os, sys
+from huggingface_hub import try_to_load_from_cache
+found = os.path.dirname(try_to_load_from_cache("bertqa-test/tiny-qa", "config.json"))
+said = open(sys.argv[1]).read()
+print(found); print(said)
+sys.exit(0 if ("snapshot " + found + "\n") in said else 1)' "$work/cached.err"
+  check "logits vs Hugging Face from_pretrained(\"bertqa-test/tiny-qa\"), offline" \
+    env HF_HUB_CACHE="$work/hub" HF_HUB_OFFLINE=1 "$python" "$src/tools/hf_logits.py" \
+    --model bertqa-test/tiny-qa --ours "$work/cached.json" --device "$device" --label "$label" \
+    --max-rel-err "$max_rel_err"
+fi
+
 # bench/parity.py (the device run's parity step, every precision vs the CPU reference and Hugging
 # Face on ~15 windows of a SQuAD article) on this backend in fp32, so it cannot rot between GPU runs.
 if [ "$device" = cpu ] && [ -z "$precision" ] && [ -f "$src/tests/data/squad/dev-v1.1.json.gz" ]; then

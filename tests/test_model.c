@@ -463,6 +463,107 @@ static void test_load_sharded(void **state) {
     bq_model_free(load_ok(d, NULL));
 }
 
+/* Run a shell command that must succeed. */
+static void shell(const char *cmd) {
+    int status = -1;
+    char *output = bq_test_run(cmd, &status);
+    if (status != 0) print_error("%s: %s\n", cmd, output ? output : "");
+    free(output);
+    assert_int_equal(status, 0);
+}
+
+static void unset_cache_variables(void) {
+    static const char *names[] = {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
+}
+
+/* A repo id that is no folder is looked up in the Hugging Face cache, where huggingface_hub keeps it
+ * (tests/cli_hf_parity.sh has huggingface_hub itself find the same snapshot). */
+static void test_locate_hub_cache(void **state) {
+    (void)state;
+    char hub[4200], cmd[16384], want[4400];
+    snprintf(hub, sizeof hub, "%s/cache/huggingface/hub", tmpdir);
+    /* models--acme--tiny-qa/{blobs/, refs/main, snapshots/COMMIT/ -> ../../blobs/} */
+    snprintf(cmd, sizeof cmd, "r='%s/models--acme--tiny-qa' && mkdir -p \"$r/blobs\" \"$r/refs\" "
+             "\"$r/snapshots/c0ffee42\" && for f in config.json model.safetensors vocab.txt; do "
+             "cp '%s'/$f \"$r/blobs/$f.b\" && ln -s ../../blobs/$f.b \"$r/snapshots/c0ffee42/$f\"; done && "
+             "printf 'c0ffee42\\n' > \"$r/refs/main\" && mkdir -p \"$r/snapshots/0ldc0mm1t\"", hub, dir_f32);
+    shell(cmd);
+    snprintf(want, sizeof want, "%s/models--acme--tiny-qa/snapshots/c0ffee42", hub);
+    bq_model *ref = load_ok(dir_f32, NULL);
+    assert_string_equal(ref->dir, dir_f32);
+
+    /* each variable in huggingface_hub's order, the earlier ones pointing nowhere useful */
+    unset_cache_variables();
+    char value[4300];
+    const char *old_home = getenv("HOME");
+    char *saved_home = old_home ? bq_strndup(old_home, strlen(old_home)) : NULL;
+    setenv("HOME", tmpdir, 1);
+    for (int way = 0; way < 5; way++) {
+        unset_cache_variables();
+        if (way == 0) setenv("HF_HUB_CACHE", hub, 1), setenv("HF_HOME", "/nonexistent", 1);
+        if (way == 1) setenv("HUGGINGFACE_HUB_CACHE", hub, 1), setenv("XDG_CACHE_HOME", "/nonexistent", 1);
+        if (way == 2) {
+            snprintf(value, sizeof value, "%s/cache/huggingface", tmpdir);
+            setenv("HF_HOME", value, 1);
+        }
+        if (way == 3) {
+            snprintf(value, sizeof value, "%s/cache", tmpdir);
+            setenv("XDG_CACHE_HOME", value, 1);
+        }
+        if (way == 4) setenv("HF_HUB_CACHE", "~/cache/huggingface/hub", 1); /* expanded as expanduser does */
+        bq_model *m = load_ok("acme/tiny-qa", NULL);
+        assert_string_equal(m->dir, want);
+        compare_models(m, ref, NULL, NULL);
+        bq_model_free(m);
+    }
+    /* ~/.cache/huggingface/hub when nothing is set */
+    unset_cache_variables();
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/.cache/huggingface' && ln -sfn '%s' '%s/.cache/huggingface/hub'",
+             tmpdir, hub, tmpdir);
+    shell(cmd);
+    char *dir = NULL;
+    bq_err err;
+    assert_int_equal(bq_model_locate("acme/tiny-qa", &dir, &err), BQ_OK);
+    snprintf(want, sizeof want, "%s/.cache/huggingface/hub/models--acme--tiny-qa/snapshots/c0ffee42", tmpdir);
+    assert_string_equal(dir, want);
+    free(dir);
+
+    setenv("HF_HUB_CACHE", hub, 1);
+    /* not in the cache: the message says where it looked */
+    load_fails("acme/other-qa", NULL, BQ_ERR_IO, "no such folder", "models--acme--other-qa");
+    /* refs/main names a commit with no snapshot */
+    snprintf(cmd, sizeof cmd, "printf 'deadbeef' > '%s/models--acme--tiny-qa/refs/main'", hub);
+    shell(cmd);
+    load_fails("acme/tiny-qa", NULL, BQ_ERR_IO, "no snapshot", "snapshots/deadbeef");
+    /* no refs/main: revision "main" itself, as huggingface_hub takes it (no guessing among snapshots) */
+    snprintf(cmd, sizeof cmd, "rm '%s/models--acme--tiny-qa/refs/main'", hub);
+    shell(cmd);
+    load_fails("acme/tiny-qa", NULL, BQ_ERR_IO, "no snapshot", "snapshots/main");
+    /* names that are no repo id are paths, never looked up */
+    const char *paths[] = {"acme/../tiny-qa", "./acme/tiny-qa", "acme/tiny-qa/", "acme--x/tiny", "a/b/c", "-x"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        assert_int_equal(bq_model_locate(paths[i], &dir, &err), BQ_OK);
+        assert_string_equal(dir, paths[i]);
+        free(dir);
+    }
+    /* a folder of that name wins over the cache */
+    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p acme && cp -r '%s' acme/tiny-qa", tmpdir, dir_f32);
+    shell(cmd);
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(tmpdir), 0);
+    bq_model *local = load_ok("acme/tiny-qa", NULL);
+    assert_string_equal(local->dir, "acme/tiny-qa");
+    bq_model_free(local);
+    assert_int_equal(chdir(cwd), 0);
+    unset_cache_variables();
+    if (saved_home) setenv("HOME", saved_home, 1);
+    else unsetenv("HOME");
+    free(saved_home);
+    bq_model_free(ref);
+}
+
 static void test_checkpoint_mismatches(void **state) {
     (void)state;
     /* config says 3 layers, the file has 2: the first missing tensor is named */
@@ -581,6 +682,7 @@ int main(void) {
         cmocka_unit_test(test_load_half),
         cmocka_unit_test(test_load_alternative_names),
         cmocka_unit_test(test_load_sharded),
+        cmocka_unit_test(test_locate_hub_cache),
         cmocka_unit_test(test_checkpoint_mismatches),
         cmocka_unit_test(test_missing_files),
     };

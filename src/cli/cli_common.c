@@ -33,6 +33,11 @@ bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *
     return false;
 }
 
+void cli_note_model_folder(const char *cmd, const char *given, const bq_model *model) {
+    if (strcmp(given, model->dir) != 0)
+        fprintf(stderr, "bertqa-gpu %s: %s: the Hugging Face cache's snapshot %s\n", cmd, given, model->dir);
+}
+
 int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine) {
     *model = NULL;
     *engine = NULL;
@@ -43,6 +48,7 @@ int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engi
         cli_error(cmd, "%s", err.message);
         return cli_exit_status(st);
     }
+    cli_note_model_folder(cmd, a->value[OPT_MODEL], *model);
     st = bq_engine_create(*model, &a->engine, engine, &err);
     if (st != BQ_OK) {
         cli_error(cmd, "%s", err.message);

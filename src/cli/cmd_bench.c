@@ -294,6 +294,7 @@ int cmd_bench(const cli_args *a) {
         bq_output_discard(json_out);
         return cli_error("bench", "%s", err.message), cli_exit_status(st);
     }
+    if (!temp_model) cli_note_model_folder("bench", model_dir, model);
     const double flops_per_seq = bq_model_flops(&model->config, seq_len);
 
     cJSON *root = cJSON_CreateObject();
