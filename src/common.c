@@ -333,6 +333,13 @@ bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem) {
     return true;
 }
 
+char *bq_join_path(const char *dir, const char *file) {
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, file);
+    return p;
+}
+
 char *bq_strndup(const char *s, size_t len) {
     char *p = malloc(len + 1);
     if (!p) return NULL;
@@ -346,6 +353,24 @@ const cJSON *bq_json_member(const cJSON *object, const char *key) {
     for (const cJSON *item = object ? object->child : NULL; item; item = item->next)
         if (item->string && strcmp(item->string, key) == 0) found = item;
     return found;
+}
+
+bq_status bq_json_read_object(const char *path, size_t max_bytes, cJSON **out, bq_err *err) {
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    bq_status st = bq_read_regular_file(path, max_bytes, &text, &len, err);
+    if (st) return st;
+    const char *fault = NULL;
+    const size_t fault_at = bq_json_string_fault(text, len, &fault);
+    cJSON *root = cJSON_ParseWithOpts(text, NULL, 1);
+    free(text);
+    if (!root) return bq_fail(err, BQ_ERR_FORMAT, "'%s': not valid JSON", path);
+    if (fault_at != (size_t)-1) st = bq_fail(err, BQ_ERR_FORMAT, "'%s': %s, at byte %zu", path, fault, fault_at);
+    else if (!cJSON_IsObject(root)) st = bq_fail(err, BQ_ERR_FORMAT, "'%s': not a JSON object", path);
+    if (st) cJSON_Delete(root);
+    else *out = root;
+    return st;
 }
 
 static int is_hex_digit(char c) {

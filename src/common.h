@@ -77,6 +77,9 @@ void bq_output_discard(bq_output_file *out);
  * Returns false on overflow or allocation failure (the old buffer stays valid). */
 bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem);
 
+/* "dir/file" (heap; NULL on allocation failure). */
+char *bq_join_path(const char *dir, const char *file);
+
 /* Duplicate `len` bytes as a NUL-terminated string (NULL on allocation failure). */
 char *bq_strndup(const char *s, size_t len);
 
@@ -92,6 +95,11 @@ const struct cJSON *bq_json_member(const struct cJSON *object, const char *key);
  * or (size_t)-1 when there is none; when `what` is not NULL it is set to a phrase naming the
  * fault ("a NUL character (\u0000), which would cut the string short", ...), or NULL. */
 size_t bq_json_string_fault(const char *text, size_t len, const char **what);
+
+/* Read a JSON object from a regular file of at most max_bytes bytes: *out (free with cJSON_Delete)
+ * on BQ_OK; BQ_ERR_FORMAT naming the path for text that is not valid JSON, has a string fault
+ * (bq_json_string_fault, with its byte offset) or is not an object; else as bq_read_regular_file. */
+bq_status bq_json_read_object(const char *path, size_t max_bytes, struct cJSON **out, bq_err *err);
 
 /* Decode the code point at text[pos] (pos < len) strictly: no overlong forms, surrogates, values
  * past U+10FFFF or truncated sequences. Returns its length in bytes, or 0 with a BQ_ERR_UTF8 message

@@ -4,6 +4,7 @@
 #include "model.h"
 
 #include "safetensors.h"
+#include "tokenizer_files.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -168,13 +169,6 @@ void bq_model_free(bq_model *m) {
     free(m);
 }
 
-static char *join_path(const char *dir, const char *file) {
-    size_t n = strlen(dir) + strlen(file) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, file);
-    return p;
-}
-
 /* The tensor stored under exactly `name` and the file that holds it: in model.safetensors, or in
  * the shard the index names (every entry was checked against its shard at load). NULL if absent. */
 static const bq_tensor *lookup(const model_storage *s, const char *name, const bq_safetensors **file) {
@@ -319,20 +313,12 @@ static bool plain_file_name(const char *name) {
  * names, each once. Every entry is checked against its shard here, so a tensor is found where the
  * index says or the load fails naming both. */
 static bq_status open_shards(model_storage *s, const char *dir, bq_err *err) {
-    char *text = NULL;
-    size_t len = 0;
     const char *path = s->index_path;
     /* an index is tens of kB (one line per tensor); the cap stops a device file read without end */
-    bq_status st = bq_read_regular_file(path, 64u << 20, &text, &len, err);
+    bq_status st = bq_json_read_object(path, 64u << 20, &s->index, err);
     if (st) return st;
-    const char *fault = NULL;
-    const size_t fault_at = bq_json_string_fault(text, len, &fault);
-    s->index = cJSON_ParseWithOpts(text, NULL, 1);
-    free(text);
-    if (!s->index) return bq_fail(err, BQ_ERR_FORMAT, "'%s': not valid JSON", path);
-    if (fault_at != (size_t)-1) return bq_fail(err, BQ_ERR_FORMAT, "'%s': %s, at byte %zu", path, fault, fault_at);
     s->weight_map = bq_json_member(s->index, "weight_map");
-    if (!cJSON_IsObject(s->index) || !cJSON_IsObject(s->weight_map))
+    if (!cJSON_IsObject(s->weight_map))
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': no \"weight_map\" object (tensor name -> shard file)", path);
     size_t cap_files = 0, cap_names = 0;
     for (const cJSON *e = s->weight_map->child; e; e = e->next) {
@@ -346,7 +332,7 @@ static bq_status open_shards(model_storage *s, const char *dir, bq_err *err) {
             if (!bq_grow((void **)&s->files, &cap_files, (size_t)f + 1, sizeof *s->files) ||
                 !bq_grow((void **)&s->file_names, &cap_names, (size_t)f + 1, sizeof *s->file_names))
                 return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening the shards of '%s'", dir);
-            char *shard_path = join_path(dir, e->valuestring);
+            char *shard_path = bq_join_path(dir, e->valuestring);
             s->file_names[f] = bq_strndup(e->valuestring, strlen(e->valuestring));
             s->files[f] = NULL;
             s->n_files++;
@@ -538,10 +524,11 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
     char *dir = NULL;
     bq_status st = bq_model_locate(name, &dir, err);
     if (st) return st;
-    char *config_path = join_path(dir, "config.json");
-    char *weights_path = join_path(dir, "model.safetensors");
-    char *vocab_path = join_path(dir, "vocab.txt");
+    char *config_path = bq_join_path(dir, "config.json");
+    char *weights_path = bq_join_path(dir, "model.safetensors");
+    char *vocab_path = bq_join_path(dir, "vocab.txt");
     char *config_text = NULL;
+    char *tokenizer_json = NULL; /* the vocabulary's file where it came from tokenizer.json */
     bq_model *m = calloc(1, sizeof *m);
     model_storage *s = calloc(1, sizeof *s);
     if (!config_path || !weights_path || !vocab_path || !m || !s) {
@@ -565,13 +552,13 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
         s->n_files = 1;
         if ((st = bq_safetensors_open(weights_path, &s->files[0], err))) goto fail;
     } else {
-        s->index_path = join_path(dir, "model.safetensors.index.json");
+        s->index_path = bq_join_path(dir, "model.safetensors.index.json");
         if (!s->index_path) {
             st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
             goto fail;
         }
         if (access(s->index_path, F_OK) != 0) {
-            char *bin_path = join_path(dir, "pytorch_model.bin");
+            char *bin_path = bq_join_path(dir, "pytorch_model.bin");
             bool has_bin = bin_path && access(bin_path, F_OK) == 0;
             free(bin_path);
             st = bq_fail(err, BQ_ERR_IO, "'%s': no model.safetensors (nor model.safetensors.index.json)%s", dir,
@@ -583,13 +570,24 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
 
     /* The tokenizer's ids index word_embeddings, so the vocabulary may not have more tokens than the
      * embedding has rows. Fewer is allowed (Hugging Face pads vocab_size in some checkpoints). */
-    const char *vocab_file = access(vocab_path, F_OK) == 0 ? vocab_path : fallback_vocab;
-    if (!vocab_file) {
-        st = bq_fail(err, BQ_ERR_IO, "'%s': no vocab.txt in the model folder and no fallback vocabulary given",
-                     dir);
-        goto fail;
+    /* vocab.txt, else tokenizer.json's vocabulary (transformers 5 saves only that), else the
+     * fallback; the folder's tokenizer files must describe the tokenizer we implement */
+    const char *vocab_file = NULL;
+    if (access(vocab_path, F_OK) == 0) {
+        vocab_file = vocab_path;
+        if ((st = bq_vocab_load(vocab_path, &m->vocab, err))) goto fail;
     }
-    if ((st = bq_vocab_load(vocab_file, &m->vocab, err))) goto fail;
+    if ((st = bq_tokenizer_files_load(dir, &m->vocab, &tokenizer_json, err))) goto fail;
+    if (tokenizer_json) vocab_file = tokenizer_json;
+    if (!m->vocab) {
+        if (!fallback_vocab) {
+            st = bq_fail(err, BQ_ERR_IO, "'%s': no vocab.txt or tokenizer.json in the model folder and no fallback "
+                         "vocabulary given", dir);
+            goto fail;
+        }
+        vocab_file = fallback_vocab;
+        if ((st = bq_vocab_load(fallback_vocab, &m->vocab, err))) goto fail;
+    }
     if (bq_vocab_size(m->vocab) > m->config.vocab_size) {
         st = bq_fail(err, BQ_ERR_FORMAT, "'%s' has %d tokens but '%s' says vocab_size %d", vocab_file,
                      (int)bq_vocab_size(m->vocab), config_path, m->config.vocab_size);
@@ -609,6 +607,7 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
     free(weights_path);
     free(vocab_path);
     free(config_text);
+    free(tokenizer_json);
     *out = m;
     return BQ_OK;
 fail:
@@ -622,5 +621,6 @@ fail:
     free(weights_path);
     free(vocab_path);
     free(config_text);
+    free(tokenizer_json);
     return st;
 }

@@ -86,12 +86,21 @@ void bq_vocab_free(bq_vocab *v) {
     free(v);
 }
 
-/* Token id k sits on line k+1: empty lines are rejected, so lines and ids coincide. */
-static bq_status load_fail(bq_vocab *v, bq_err *err, bq_status st, const char *path, long line,
+/* Token id k sits on line k+1 of a vocab.txt (empty lines are rejected, so lines and ids
+ * coincide); in a vocabulary from tokenizer.json the place is the id itself. */
+typedef struct {
+    const char *name; /* the file, for messages */
+    const char *unit; /* "line" or "token id" */
+    long first;       /* the number of id 0 in that unit */
+} vocab_source;
+
+static bq_status load_fail(bq_vocab *v, bq_err *err, bq_status st, const vocab_source *src, long id,
                            const char *what) {
     bq_vocab_free(v);
-    return bq_fail(err, st, "vocab '%s' line %ld: %s", path, line, what);
+    return bq_fail(err, st, "vocab '%s' %s %ld: %s", src->name, src->unit, id + src->first, what);
 }
+
+static bq_status vocab_parse(char *data, size_t len, const vocab_source *src, bq_vocab **out, bq_err *err);
 
 bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
     if (!out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_vocab_load: out is NULL");
@@ -113,6 +122,27 @@ bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
         return bq_fail(err, BQ_ERR_FORMAT, "vocab '%s' line 1: starts with a UTF-8 byte-order mark, "
                        "which would become part of the first token: save it without one", path);
     }
+    const vocab_source src = {path, "line", 1};
+    return vocab_parse(data, len, &src, out, err);
+}
+
+bq_status bq_vocab_from_tokens(char *tokens, size_t len, const char *name, bq_vocab **out, bq_err *err) {
+    if (!out || !tokens || !name) {
+        free(tokens);
+        return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_vocab_from_tokens: NULL argument");
+    }
+    *out = NULL;
+    if (len == 0) {
+        free(tokens);
+        return bq_fail(err, BQ_ERR_FORMAT, "vocab '%s': no tokens", name);
+    }
+    const vocab_source src = {name, "token id", 0};
+    return vocab_parse(tokens, len, &src, out, err);
+}
+
+/* Tokens separated by "\n" (or "\r\n") in data (heap; owned from here on). */
+static bq_status vocab_parse(char *data, size_t len, const vocab_source *src, bq_vocab **out, bq_err *err) {
+    const char *path = src->name;
     bq_vocab *v = calloc(1, sizeof *v);
     if (!v) {
         free(data);
@@ -121,7 +151,7 @@ bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
     /* Tokens are rewritten in place: each line end ("\n" or "\r\n") becomes a NUL. */
     v->text = data;
     size_t cap = 0;
-    long line = 0;
+    long line = -1; /* the id being read */
     for (size_t pos = 0; pos < len;) {
         line++;
         size_t end = pos;
@@ -129,23 +159,23 @@ bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
         size_t next = end < len ? end + 1 : end;
         size_t tok_end = end;
         if (tok_end > pos && data[tok_end - 1] == '\r') tok_end--;
-        if (tok_end == pos) return load_fail(v, err, BQ_ERR_FORMAT, path, line, "empty token");
+        if (tok_end == pos) return load_fail(v, err, BQ_ERR_FORMAT, src, line, "empty token");
         if (memchr(data + pos, '\0', tok_end - pos))
-            return load_fail(v, err, BQ_ERR_FORMAT, path, line, "NUL byte in token");
+            return load_fail(v, err, BQ_ERR_FORMAT, src, line, "NUL byte in token");
         for (size_t i = pos; i < tok_end;) {
             utf8proc_int32_t cp;
             utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)data + i,
                                                   (utf8proc_ssize_t)(tok_end - i), &cp);
-            if (n <= 0) return load_fail(v, err, BQ_ERR_FORMAT, path, line, "invalid UTF-8");
+            if (n <= 0) return load_fail(v, err, BQ_ERR_FORMAT, src, line, "invalid UTF-8");
             i += (size_t)n;
         }
         if (tok_end - pos > UINT32_MAX || pos > UINT32_MAX || line > INT32_MAX - 1)
-            return load_fail(v, err, BQ_ERR_FORMAT, path, line, "vocabulary too large");
+            return load_fail(v, err, BQ_ERR_FORMAT, src, line, "vocabulary too large");
         if ((size_t)v->size == cap) {
             size_t lengths_cap = cap;
             if (!bq_grow((void **)&v->offsets, &cap, cap + 1, sizeof *v->offsets) ||
                 !bq_grow((void **)&v->lengths, &lengths_cap, cap, sizeof *v->lengths))
-                return load_fail(v, err, BQ_ERR_NOMEM, path, line, "out of memory");
+                return load_fail(v, err, BQ_ERR_NOMEM, src, line, "out of memory");
         }
         v->offsets[v->size] = (uint32_t)pos;
         v->lengths[v->size] = (uint32_t)(tok_end - pos);
@@ -174,8 +204,8 @@ bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
             if (v->lengths[other] == v->lengths[id] &&
                 memcmp(v->text + v->offsets[other], v->text + v->offsets[id], v->lengths[id]) == 0) {
                 char what[160];
-                snprintf(what, sizeof what, "duplicate token (first on line %u)", other + 1);
-                return load_fail(v, err, BQ_ERR_FORMAT, path, (long)id + 1, what);
+                snprintf(what, sizeof what, "duplicate token (first at %s %ld)", src->unit, (long)other + src->first);
+                return load_fail(v, err, BQ_ERR_FORMAT, src, (long)id, what);
             }
         }
         v->slots[i] = (vocab_slot){h, (uint32_t)id + 1, (uint32_t)(k - v->text),
@@ -194,8 +224,8 @@ bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err) {
         *specials[i].id = bq_vocab_find(v, specials[i].name, strlen(specials[i].name));
         if (*specials[i].id < 0 && specials[i].required) {
             char what[96];
-            snprintf(what, sizeof what, "(end of file) required token %s is missing", specials[i].name);
-            return load_fail(v, err, BQ_ERR_FORMAT, path, line, what);
+            snprintf(what, sizeof what, "(the end) required token %s is missing", specials[i].name);
+            return load_fail(v, err, BQ_ERR_FORMAT, src, line, what);
         }
     }
     *out = v;

@@ -18,6 +18,9 @@ typedef struct {
 /* Load vocab.txt. Fails with BQ_ERR_IO / BQ_ERR_FORMAT (empty file, invalid UTF-8, duplicate token,
  * missing [UNK]/[CLS]/[SEP]/[PAD]) with the path and line in the message. */
 bq_status bq_vocab_load(const char *path, bq_vocab **out, bq_err *err);
+/* The same from tokens in memory, one per line in id order (`tokens`: heap, taken over and freed
+ * on every path); messages name `name` and the token id. */
+bq_status bq_vocab_from_tokens(char *tokens, size_t len, const char *name, bq_vocab **out, bq_err *err);
 void bq_vocab_free(bq_vocab *vocab); /* accepts NULL */
 
 int32_t bq_vocab_size(const bq_vocab *vocab);

@@ -85,20 +85,22 @@ for ctx in short long; do
   sed 's/^/     /' "$work/out.txt" | head -8
 done
 
-# A checkpoint in shards, written by Hugging Face itself (save_pretrained with a max_shard_size:
-# model-0000K-of-0000N.safetensors + model.safetensors.index.json), gives the very same logits.
+# A checkpoint folder written by Hugging Face itself: the model in shards (save_pretrained with a
+# max_shard_size: model-0000K-of-0000N.safetensors + model.safetensors.index.json) and the
+# tokenizer as this transformers saves it (5.x: tokenizer.json + tokenizer_config.json, no
+# vocab.txt) gives the very same logits.
 if [ "$preset" = tiny ] && [ -s "$work/ours_short.json" ]; then
-  check "Hugging Face save_pretrained in shards" "$python" -c '
+  check "Hugging Face save_pretrained: model in shards, tokenizer" "$python" -c '
 import os, sys
-from transformers import BertForQuestionAnswering
+from transformers import BertForQuestionAnswering, BertTokenizer
 model = BertForQuestionAnswering.from_pretrained(sys.argv[1])
 model.save_pretrained(sys.argv[2], max_shard_size="1MB")
+BertTokenizer(os.path.join(sys.argv[1], "vocab.txt"), do_lower_case=True).save_pretrained(sys.argv[2])
 files = sorted(os.listdir(sys.argv[2]))
 print(files)
 sys.exit(0 if "model.safetensors.index.json" in files and "model.safetensors" not in files
          and sum(f.endswith(".safetensors") for f in files) > 1 else 1)' "$work/model" "$work/sharded"
-  cp "$work/model/vocab.txt" "$work/sharded/vocab.txt"
-  check "bertqa-gpu logits on the sharded checkpoint = on the single file" \
+  check "bertqa-gpu logits on Hugging Face's folder = on ours" \
     sh -c '"$@" >"'"$work/sharded.json"'" && cmp "'"$work/sharded.json"'" "'"$work/ours_short.json"'"' sh \
     "$cli" logits --model "$work/sharded" --device "$device" "${extra[@]}" --question "$question" \
     --context-file "$work/short.txt"

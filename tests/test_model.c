@@ -6,6 +6,7 @@
 
 #include "model.h"
 #include "safetensors.h"
+#include "tokenizer_files.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -119,6 +120,15 @@ static void load_fails(const char *dir, const char *fallback, bq_status want, co
     assert_null(m);
     if (n1) assert_non_null(strstr(err.message, n1));
     if (n2) assert_non_null(strstr(err.message, n2));
+}
+
+/* Run a shell command that must succeed. */
+static void shell(const char *cmd) {
+    int status = -1;
+    char *output = bq_test_run(cmd, &status);
+    if (status != 0) print_error("%s: %s\n", cmd, output ? output : "");
+    free(output);
+    assert_int_equal(status, 0);
 }
 
 /* A copy of `from` named `name` with one edit (every `old` in `file` becomes `new_text`) must fail
@@ -456,20 +466,9 @@ static void test_load_sharded(void **state) {
     {
         char cmd[9000];
         snprintf(cmd, sizeof cmd, "cp '%s/model.safetensors' '%s/'", dir_f32, d);
-        int status = -1;
-        free(bq_test_run(cmd, &status));
-        assert_int_equal(status, 0);
+        shell(cmd);
     }
     bq_model_free(load_ok(d, NULL));
-}
-
-/* Run a shell command that must succeed. */
-static void shell(const char *cmd) {
-    int status = -1;
-    char *output = bq_test_run(cmd, &status);
-    if (status != 0) print_error("%s: %s\n", cmd, output ? output : "");
-    free(output);
-    assert_int_equal(status, 0);
 }
 
 static void unset_cache_variables(void) {
@@ -562,6 +561,96 @@ static void test_locate_hub_cache(void **state) {
     else unsetenv("HOME");
     free(saved_home);
     bq_model_free(ref);
+}
+
+static void write_file(const char *dir, const char *name, const char *data, size_t len) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A folder as transformers 5 saves it: tokenizer.json + tokenizer_config.json and no vocab.txt
+ * (tests/data/tokenizer_files, written by Hugging Face: tools/gen_tokenizer_files.py). */
+static void test_tokenizer_files(void **state) {
+    (void)state;
+    const char *d = copy_model(dir_f32, "hf-tokenizer");
+    remove_file(d, "vocab.txt");
+    size_t len = 0;
+    char *json = bq_test_gunzip("tests/data/tokenizer_files/tokenizer.json.gz", &len);
+    assert_non_null(json);
+    write_file(d, "tokenizer.json", json, len);
+    free(json);
+    char *config = NULL;
+    bq_err err;
+    assert_int_equal(bq_read_file(bq_test_src_path("tests/data/tokenizer_files/tokenizer_config.json"), &config,
+                                  &len, &err), BQ_OK);
+    write_file(d, "tokenizer_config.json", config, len);
+    free(config);
+    char hf_dir[4200];
+    snprintf(hf_dir, sizeof hf_dir, "%s", d);
+
+    /* no fallback given: the vocabulary is tokenizer.json's, token for token the shipped vocab.txt */
+    bq_model *m = load_ok(hf_dir, NULL);
+    struct bq_vocab *shipped = bq_test_load_vocab();
+    assert_non_null(shipped);
+    assert_int_equal(bq_vocab_size(m->vocab), bq_vocab_size(shipped));
+    for (int32_t id = 0; id < bq_vocab_size(shipped); id++)
+        assert_string_equal(bq_vocab_token(m->vocab, id), bq_vocab_token(shipped, id));
+    const bq_special_ids *a = bq_vocab_special(m->vocab), *b = bq_vocab_special(shipped);
+    assert_true(a->cls == b->cls && a->sep == b->sep && a->pad == b->pad && a->unk == b->unk && a->mask == b->mask);
+    bq_model_free(m);
+
+    /* settings our tokenizer does not implement are refused, naming the file and the setting */
+    static const struct {
+        const char *file, *old, *new_text, *n1;
+    } refused[] = {
+        {"tokenizer_config.json", "\"do_lower_case\": true", "\"do_lower_case\": false", "do_lower_case false"},
+        {"tokenizer_config.json", "\"strip_accents\": null", "\"strip_accents\": false", "strip_accents false"},
+        {"tokenizer_config.json", "\"tokenize_chinese_chars\": true", "\"tokenize_chinese_chars\": false",
+         "tokenize_chinese_chars"},
+        {"tokenizer_config.json", "\"BertTokenizer\"", "\"RobertaTokenizer\"", "tokenizer_class"},
+        {"tokenizer_config.json", "\"cls_token\": \"[CLS]\"", "\"cls_token\": \"<s>\"", "cls_token \"<s>\""},
+        {"tokenizer.json", "\"lowercase\": true", "\"lowercase\": false", "normalizer.lowercase"},
+        {"tokenizer.json", "\"strip_accents\": null", "\"strip_accents\": false", "normalizer.strip_accents"},
+        {"tokenizer.json", "\"BertNormalizer\"", "\"NFC\"", "normalizer"},
+        {"tokenizer.json", "\"BertPreTokenizer\"", "\"Whitespace\"", "pre_tokenizer"},
+        {"tokenizer.json", "\"type\": \"WordPiece\",\n    \"unk_token\"", "\"type\": \"BPE\",\n    \"unk_token\"",
+         "model.type \"BPE\""},
+        {"tokenizer.json", "\"continuing_subword_prefix\": \"##\"", "\"continuing_subword_prefix\": \"@@\"",
+         "continuing_subword_prefix"},
+        {"tokenizer.json", "\"max_input_chars_per_word\": 100", "\"max_input_chars_per_word\": 200",
+         "max_input_chars_per_word"},
+        {"tokenizer.json", "\"content\": \"[MASK]\"", "\"content\": \"[MASQ]\"", "added token \"[MASQ]\""},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        edited_fails(hf_dir, "hf-tokenizer-edited", refused[i].file, refused[i].old, refused[i].new_text,
+                     BQ_ERR_UNSUPPORTED, refused[i].n1, refused[i].file);
+    /* a vocabulary with a hole in its ids */
+    edited_fails(hf_dir, "hf-tokenizer-edited", "tokenizer.json", "\"hello\": 7592", "\"hello\": 99999",
+                 BQ_ERR_FORMAT, "\"hello\"", "not one of 0..30521");
+
+    /* both files, as on the Hugging Face hub: they must agree */
+    d = copy_model(hf_dir, "hf-tokenizer-and-vocab");
+    {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "cp '%s/vocab.txt' '%s/'", dir_f32, d);
+        shell(cmd);
+    }
+    bq_model_free(load_ok(d, NULL));
+    replace_in_file(d, "tokenizer.json", "\"hello\": 7592", "\"hellp\": 7592");
+    load_fails(d, NULL, BQ_ERR_FORMAT, "disagree at token id 7592", "tokenizer.json");
+
+    /* neither file and no fallback */
+    d = copy_model(hf_dir, "hf-no-tokenizer");
+    remove_file(d, "tokenizer.json");
+    load_fails(d, NULL, BQ_ERR_IO, "no vocab.txt or tokenizer.json", NULL);
+    bq_vocab *v = NULL;
+    assert_int_equal(bq_tokenizer_files_load(d, &v, NULL, &err), BQ_OK); /* the config alone is fine */
+    assert_null(v);
+    bq_vocab_free(shipped);
 }
 
 static void test_checkpoint_mismatches(void **state) {
@@ -683,6 +772,7 @@ int main(void) {
         cmocka_unit_test(test_load_alternative_names),
         cmocka_unit_test(test_load_sharded),
         cmocka_unit_test(test_locate_hub_cache),
+        cmocka_unit_test(test_tokenizer_files),
         cmocka_unit_test(test_checkpoint_mismatches),
         cmocka_unit_test(test_missing_files),
     };
