@@ -44,6 +44,7 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
     if (!root) return bq_fail(err, BQ_ERR_FORMAT, "'%s': not valid JSON", name);
     bq_status st = BQ_OK;
     bq_config c;
+    memset(&c, 0, sizeof c); /* padding and the unused tail of architecture too: configs compare bytewise */
     const char *fault = NULL;
     const size_t fault_at = bq_json_string_fault(json, len, &fault);
     if (fault_at != (size_t)-1) {
@@ -110,6 +111,9 @@ bq_status bq_config_parse(const char *json, size_t len, const char *name, bq_con
         goto done;
     }
     c.random_weights = bq_json_member(root, "bertqa_random_weights") != NULL;
+    const cJSON *arch = bq_json_member(root, "architectures");
+    if (cJSON_IsArray(arch) && cJSON_IsString(arch->child))
+        snprintf(c.architecture, sizeof c.architecture, "%s", arch->child->valuestring);
     *out = c;
 done:
     cJSON_Delete(root);
@@ -398,8 +402,15 @@ static bq_status load_weights(bq_model *m, model_storage *s, bq_err *err) {
         }
     }
     if ((st = get_weight(s, "qa_outputs.weight", 2, H, &m->qa_w, err)) ||
-        (st = get_weight(s, "qa_outputs.bias", 2, 0, &m->qa_b, err)))
+        (st = get_weight(s, "qa_outputs.bias", 2, 0, &m->qa_b, err))) {
+        /* a BERT checkpoint of another task: say so, not only which tensor is missing */
+        const bq_safetensors *file = NULL;
+        if (!find_tensor(s, "qa_outputs.weight", &file) && c->architecture[0] &&
+            strcmp(c->architecture, "BertForQuestionAnswering") != 0)
+            bq_err_prefix(err, "a %s checkpoint, not BertForQuestionAnswering (config.json's architectures)",
+                          c->architecture);
         return st;
+    }
     for (int f = 0; f < s->n_files; f++)
         if ((st = check_layer_count(s->files[f], c->num_layers, err))) return st;
     return BQ_OK;

@@ -20,6 +20,7 @@ typedef struct {
     int type_vocab_size;         /* 2 */
     int vocab_size;              /* 30522 */
     float layer_norm_eps;        /* 1e-12 */
+    char architecture[64];       /* config.json's first "architectures" entry ("" if none) */
     int random_weights;          /* 1 when config.json carries bertqa-make-model's
                                     "bertqa_random_weights" mark: the weights mean nothing */
 } bq_config;

@@ -663,6 +663,12 @@ static void test_checkpoint_mismatches(void **state) {
     /* config says 1 layer, the file has 2 */
     edited_fails(dir_f32, "one-layer", "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1",
                  BQ_ERR_FORMAT, "bert.encoder.layer.1.", "num_hidden_layers");
+    /* a BERT checkpoint of another task: the message says what it is */
+    d = copy_model(dir_f32, "masked-lm");
+    replace_in_file(d, "config.json", "\"BertForQuestionAnswering\"", "\"BertForMaskedLM\"");
+    replace_in_file(d, "model.safetensors", "\"qa_outputs.weight\"", "\"qa_outputz.weight\""); /* same length */
+    load_fails(d, NULL, BQ_ERR_FORMAT, "a BertForMaskedLM checkpoint, not BertForQuestionAnswering",
+               "missing tensor 'qa_outputs.weight'");
     /* ... or has it under a negative index (it was once taken for layer -1 < 1, and ignored) */
     d = copy_model(dir_f32, "negative-layer");
     replace_in_file(d, "config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
