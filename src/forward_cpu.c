@@ -227,6 +227,8 @@ static float *alloc_floats(size_t a, size_t b, bool *ok) {
 
 const char *bq_cpu_blas_kernels(void) { return openblas_get_corename(); }
 
+const char *bq_cpu_blas_config(void) { return openblas_get_config(); }
+
 const char *bq_cpu_blas_better_kernels(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     /* kernels that use AVX2 and FMA at least: OpenBLAS chose knowing the CPU */

@@ -44,6 +44,9 @@ void bq_cpu_qa_head(const float *x, const float *W, const float *b, int rows, in
 
 /* The kernel set OpenBLAS chose for this CPU (its core name, "SkylakeX", "Haswell", ...). */
 const char *bq_cpu_blas_kernels(void);
+/* OpenBLAS's own description of its build ("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX
+ * MAX_THREADS=64"), static. */
+const char *bq_cpu_blas_config(void);
 /* The core name to give OpenBLAS in OPENBLAS_CORETYPE when it chose kernels weaker than this CPU
  * runs, or NULL when its choice is fine (or the CPU is not x86). OpenBLAS picks its kernels by CPU
  * model and falls back to Prescott's SSE3 ones for a model it does not know: Debian 12's 0.3.21

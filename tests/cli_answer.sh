@@ -32,6 +32,20 @@ context="$sentence"
 for _ in 1 2 3 4 5 6 7 8 9; do context="$context $sentence"; done
 question='Who were guests at the café?'
 
+# ---- --version ---------------------------------------------------------------------------------
+if "$cli" --version > "$tmp/version.txt" 2> "$tmp/version.err"; then
+  check "--version: 'bertqa-gpu X.Y.Z (commit C)' first" grep -Eq '^bertqa-gpu [0-9]+\.[0-9]+\.[0-9]+ \(commit [^)]+\)$' "$tmp/version.txt"
+  check "--version: the CUDA line and the OpenBLAS line" sh -c \
+    "grep -q '^cuda: ' '$tmp/version.txt' && grep -q '^cpu: OpenBLAS ' '$tmp/version.txt'"
+  # built from a git checkout: the commit is the checkout's (the build may be newer than the last
+  # configure: the header is written at every build)
+  if head=$(git -C "$src" rev-parse --short=7 HEAD 2>/dev/null); then
+    check "--version: the commit is the checkout's ($head)" grep -q "(commit $head" "$tmp/version.txt"
+  fi
+else
+  fail "--version exit status $?: $(head -c 300 "$tmp/version.err")"
+fi
+
 # ---- ask ---------------------------------------------------------------------------------------
 if "$cli" ask --model "$model" --context "$context" --question "$question" > "$tmp/ask.txt" 2> "$tmp/ask.err"; then
   check "ask prints an answer line" test -s "$tmp/ask.txt"

@@ -1,5 +1,7 @@
 /* main.c - bertqa-gpu: subcommand dispatch, option table and the option parser shared by all. */
+#include "bq_version.h"
 #include "cli.h"
+#include "engine_cuda.h"
 #include "forward_cpu.h"
 
 #include <errno.h>
@@ -302,12 +304,42 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
 static void print_usage(FILE *to) {
     fprintf(to,
             "bertqa-gpu - BERT-large question answering on NVIDIA GPUs (and a CPU reference)\n\n"
-            "usage: bertqa-gpu <command> [options]   (bertqa-gpu <command> --help for its options)\n\n"
+            "usage: bertqa-gpu <command> [options]   (bertqa-gpu <command> --help for its options)\n"
+            "       bertqa-gpu --version\n\n"
             "commands:\n");
     for (int i = 0; i < n_commands; i++) fprintf(to, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
 int cli_stdout_errno;
+
+/* bertqa-gpu --version: the version and commit, what the CUDA side was built with and finds now
+ * (cards and driver), and the CPU side's OpenBLAS: what a bug report needs. */
+static int print_version(void) {
+    printf("bertqa-gpu %s (commit %s)\n", BQ_VERSION, BQ_GIT_COMMIT);
+    if (!BQ_BUILD_CUDA[0]) {
+        printf("cuda: not built (no nvcc at build time): --device cpu only\n");
+    } else {
+        printf("cuda: %s\n", BQ_BUILD_CUDA);
+        int devices = 0;
+        bq_err err;
+        bq_err_clear(&err);
+        if (bq_cuda_device_count(&devices, &err) != BQ_OK || devices == 0)
+            printf("  no usable device now: %s\n", err.message[0] ? err.message : "none found");
+        for (int d = 0; d < devices; d++) {
+            char name[256];
+            int driver = 0;
+            if (bq_cuda_device_info(d, name, sizeof name, &driver, &err) == BQ_OK)
+                printf("  device %d: %s, driver CUDA %d.%d\n", d, name, driver / 1000, driver % 1000 / 10);
+            else
+                printf("  device %d: %s\n", d, err.message);
+        }
+    }
+    const char *better = bq_cpu_blas_better_kernels();
+    printf("cpu: %s", bq_cpu_blas_config());
+    if (better && !getenv("OPENBLAS_CORETYPE")) printf(" (model commands start again on its %s kernels)", better);
+    printf("\n");
+    return 0;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -318,6 +350,7 @@ int main(int argc, char **argv) {
         print_usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) return print_version();
     for (int i = 0; i < n_commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         cli_args args;

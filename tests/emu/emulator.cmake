@@ -159,8 +159,7 @@ set_tests_properties(test_gpu_model_emulated PROPERTIES TIMEOUT 900)
 # checked against `--device cpu` by tests/emu/cli_cuda_emulated.sh.
 add_executable(bertqa-gpu-emulated ${BQ_CLI_SOURCES})
 target_link_libraries(bertqa-gpu-emulated PRIVATE bq_emu_engine bq_emu_kernels bq_emu_engine)
-target_compile_definitions(bertqa-gpu-emulated PRIVATE
-  BQ_DEFAULT_VOCAB="${CMAKE_CURRENT_SOURCE_DIR}/vocab/vocab.txt")
+bq_cli_target(bertqa-gpu-emulated "the CPU emulator of the CUDA engine (tests/emu)")
 set_target_properties(bertqa-gpu-emulated PROPERTIES LINKER_LANGUAGE CXX)
 add_test(NAME cli_cuda_emulated COMMAND bash ${BQ_EMU_SRC}/cli_cuda_emulated.sh
          $<TARGET_FILE:bertqa-gpu-emulated> $<TARGET_FILE:bertqa-make-model>
