@@ -890,6 +890,9 @@ def main(argv=None):
         "device": smi_name or ours.get("device") or (peer or {}).get("device"),
         "driver": smi_driver or ours.get("driver"),
         "commit": args.commit or git_commit(args.outdir),
+        # what the benchmarked binary says of itself (git describe at its build; "-dirty" where
+        # the device's copy of .git is older than the tree it was sent with)
+        "build_commit": ours.get("build_commit"),
         "date": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "gemm_ceiling_tflops": ours.get("gemm_ceiling_tflops"),
         "pytorch_version": (peer or {}).get("torch"),

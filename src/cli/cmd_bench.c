@@ -4,6 +4,7 @@
  * input sets, all tokens real, segment 0 for the first 64 positions and 1 after (a question-sized
  * first segment). */
 #define _XOPEN_SOURCE 700 /* nftw */
+#include "bq_version.h"
 #include "cli.h"
 #include "engine_cuda.h"
 
@@ -299,6 +300,8 @@ int cmd_bench(const cli_args *a) {
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "device", device_name);
+    cJSON_AddStringToObject(root, "bertqa_version", BQ_VERSION);
+    cJSON_AddStringToObject(root, "build_commit", BQ_GIT_COMMIT); /* the binary's (bertqa-gpu --version) */
     char drv[32];
     snprintf(drv, sizeof drv, "%d.%d", driver / 1000, (driver % 1000) / 10);
     cJSON_AddStringToObject(root, "driver", cuda ? drv : "");
