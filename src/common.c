@@ -108,6 +108,17 @@ static bq_status read_stream(FILE *f, const char *path, size_t max_bytes, char *
 bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err) {
     *out_data = NULL;
     if (out_len) *out_len = 0;
+    if (strcmp(path, "-") == 0) {
+        /* a stream of its own over a copy of descriptor 0: read_stream closes it, not stdin */
+        const int fd = dup(STDIN_FILENO);
+        FILE *in = fd >= 0 ? fdopen(fd, "rb") : NULL;
+        if (!in) {
+            const int e = errno;
+            if (fd >= 0) close(fd);
+            return bq_fail(err, BQ_ERR_IO, "cannot read standard input: %s", strerror(e));
+        }
+        return read_stream(in, "standard input", 0, out_data, out_len, err);
+    }
     FILE *f = fopen(path, "rb");
     if (!f) return bq_fail(err, BQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     return read_stream(f, path, 0, out_data, out_len, err);
@@ -152,6 +163,7 @@ bq_status bq_read_regular_file(const char *path, size_t max_bytes, char **out_da
 
 struct bq_output_file {
     FILE *stream; /* NULL until the first bq_output_stream of a file written beside its target */
+    bool is_stdout; /* "-": stream is stdout, flushed at commit, never closed */
     char *path;   /* as given, for messages */
     char *target; /* where the file ends: the path with its folder (and a symlink) resolved */
     char *tmp;    /* written here and renamed over target; NULL: stream is the target itself */
@@ -191,13 +203,19 @@ static int create_temporary(const bq_output_file *o) {
 bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
     *out = NULL;
     struct stat sb;
-    const bool exists = stat(path, &sb) == 0;
+    const bool exists = strcmp(path, "-") != 0 && stat(path, &sb) == 0;
     if (exists && S_ISDIR(sb.st_mode)) return bq_fail(err, BQ_ERR_IO, "cannot write '%s': it is a folder", path);
     bq_output_file *o = calloc(1, sizeof *o);
     if (o) o->path = strdup(path);
     if (!o || !o->path) {
         free(o);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
+    }
+    if (strcmp(path, "-") == 0) {
+        o->stream = stdout;
+        o->is_stdout = true;
+        *out = o;
+        return BQ_OK;
     }
     if (exists && !S_ISREG(sb.st_mode)) { /* a device, pipe or terminal: no rename there */
         o->stream = fopen(path, "wb");
@@ -279,7 +297,7 @@ bq_status bq_output_commit(bq_output_file *out, bq_err *err) {
     const bool write_failed = flush_failed || ferror(out->stream);
     if (write_failed && !e) e = earlier;
     errno = 0;
-    const bool close_failed = fclose(out->stream) != 0;
+    const bool close_failed = !out->is_stdout && fclose(out->stream) != 0;
     if (close_failed && !e) e = errno;
     bq_status st = BQ_OK;
     if (write_failed || close_failed) {
@@ -311,7 +329,7 @@ bq_status bq_output_commit_text(bq_output_file *out, char *text, bq_err *err) {
 
 void bq_output_discard(bq_output_file *out) {
     if (!out) return;
-    if (out->stream) {
+    if (out->stream && !out->is_stdout) {
         fclose(out->stream);
         if (out->tmp) remove(out->tmp);
     }

@@ -31,7 +31,8 @@ void bq_err_prefix(bq_err *err, const char *fmt, ...)
 /* Clear `err` to BQ_OK / empty message. */
 void bq_err_clear(bq_err *err);
 
-/* Read a whole file into a NUL-terminated heap buffer. *out_len excludes the NUL.
+/* Read a whole file into a NUL-terminated heap buffer ("-": standard input, to its end; name a
+ * file called "-" as "./-"). *out_len excludes the NUL.
  * Returns BQ_ERR_IO (message names the path and errno text) or BQ_ERR_NOMEM. */
 bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err);
 /* The same for a file that must be a regular file of at most max_bytes bytes (0: no limit), as
@@ -51,7 +52,7 @@ int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
  * bq_output_stream (so an interrupted run leaves nothing), and renamed over the target at
  * commit, so a failed run leaves an earlier file as it was (a symlink is followed: its target is
  * replaced); anything else (/dev/stdout, a pipe, a terminal) is opened at once and written
- * directly. */
+ * directly; "-" is standard output (flushed at commit, never closed). */
 typedef struct bq_output_file bq_output_file;
 /* Returns BQ_OK with *out set, or BQ_ERR_IO naming the path and the system's reason (a folder,
  * a missing folder, no permission) or BQ_ERR_NOMEM; *out is then NULL. */

@@ -244,6 +244,25 @@ else
   fail "bench exit status $?: $(tail -c 300 "$tmp/bench.err")"
 fi
 
+# ---- "-": standard input and output, as Unix tools take it --------------------------------------
+printf '%s' "$context" > "$tmp/context.txt"
+"$cli" ask --model "$model" --context-file "$tmp/context.txt" --question "$question" > "$tmp/ask-file.txt" 2>/dev/null
+check "ask --context-file - reads stdin: the file's answer" sh -c \
+  '"$1" ask --model "$2" --context-file - --question "$3" < "$4" 2>/dev/null | cmp -s - "$5"' sh \
+  "$cli" "$model" "$question" "$tmp/context.txt" "$tmp/ask-file.txt"
+# predictions on stdout: the file's bytes; the EM/F1 line goes to stderr then
+check "squad --input - --output -: the predictions file's bytes on stdout, EM/F1 on stderr" sh -c \
+  '"$1" squad --model "$2" --input - --output - --length-bucket 384 --quiet < "$3" > "$5" 2> "$6" &&
+   cmp -s "$5" "$4" && grep -q "exact_match" "$6"' sh \
+  "$cli" "$model" "$tmp/dev3.json" "$tmp/pred-lb384.json" "$tmp/stdout-pred.json" "$tmp/stdout-pred.err"
+check "eval --predictions - reads stdin" sh -c \
+  '"$1" eval --data "$2" --predictions - < "$3" > "$4" 2>/dev/null &&
+   "$1" eval --data "$2" --predictions "$3" 2>/dev/null | cmp -s - "$4"' sh \
+  "$cli" "$tmp/dev3.json" "$tmp/pred-lb384.json" "$tmp/eval-stdin.out"
+check "bench --json -: the JSON alone on stdout" sh -c \
+  '"$1" bench --preset tiny --device cpu --batch 1 --iters 2 --seq-len 64 --json - 2>/dev/null |
+   python3 -c "import json, sys; assert json.load(sys.stdin)[\"configs\"][0][\"batch\"] == 1"' sh "$cli"
+
 # ---- errors: non-zero exit (not a crash), a message on stderr, nothing on stdout -------------------
 expect_failure() { # label needle args...
   local label=$1 needle=$2 rc
@@ -267,6 +286,17 @@ usage_error ask --context x --question y
 usage_error ask --model "$model" --context x
 usage_error eval
 usage_error squad --model "$model" --input x
+exit_two() { # label needle args...: exit status 2 and the needle on stderr
+  local label=$1 needle=$2
+  shift 2
+  "$cli" "$@" < /dev/null > /dev/null 2> "$tmp/e.err"
+  local rc=$?
+  if [ $rc -eq 2 ] && grep -q -- "$needle" "$tmp/e.err"; then pass
+  else fail "$label: exit status $rc (expected 2): $(head -c 200 "$tmp/e.err")"; fi
+}
+exit_two "eval: two files from stdin" "only one file can be -" eval --data - --predictions -
+exit_two "squad: --output and --nbest both stdout" "name the same file" \
+  squad --model "$model" --input "$tmp/dev3.json" --output - --nbest -
 usage_error jsonl
 usage_error logits --model "$model" --context x
 usage_error features --context x

@@ -54,6 +54,8 @@ int cli_exit_status(bq_status st);
  * flush then has nothing left to fail with. */
 extern int cli_stdout_errno;
 
+/* An output path that is standard output: "-" (bq_output_open) or /dev/stdout. */
+bool cli_is_stdout(const char *path);
 /* Vocabulary from --vocab, else the repository's vocab/vocab.txt. */
 const char *cli_vocab_path(const cli_args *a);
 /* Context from --context or --context-file (heap copy in *owned when read from a file). */

@@ -33,6 +33,10 @@ bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *
     return false;
 }
 
+bool cli_is_stdout(const char *path) {
+    return path && (strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0);
+}
+
 void cli_note_model_folder(const char *cmd, const char *given, const bq_model *model) {
     if (strcmp(given, model->dir) != 0)
         fprintf(stderr, "bertqa-gpu %s: %s: the Hugging Face cache's snapshot %s\n", cmd, given, model->dir);

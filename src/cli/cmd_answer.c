@@ -252,6 +252,9 @@ int cmd_squad(const cli_args *a) {
         bq_squad_free(ds);
         return cli_error("squad", "%s", err.message);
     }
+    /* predictions or n-best on standard output: the scores go to stderr instead */
+    const bool writes_stdout = cli_is_stdout(a->value[OPT_OUTPUT]) ||
+                               (a->given[OPT_NBEST_FILE] && cli_is_stdout(a->value[OPT_NBEST_FILE]));
     /* compared resolved, so one file under two names is caught too */
     if (nbest_out && strcmp(bq_output_target(pred_out), bq_output_target(nbest_out)) == 0) {
         cli_error("squad", "--output and --nbest name the same file (%s): give each its own",
@@ -349,7 +352,9 @@ int cmd_squad(const cli_args *a) {
             if (!pred.ids || !pred.answers)
                 cli_error("squad", "out of memory for scoring %d questions", n);
             else if (bq_squad_evaluate(ds, &pred, &sc, &err) == BQ_OK)
-                printf("{\"exact_match\": %.17g, \"f1\": %.17g}\n", sc.exact_match, sc.f1);
+                /* stdout, unless the predictions went there (--output -) */
+                fprintf(writes_stdout ? stderr : stdout, "{\"exact_match\": %.17g, \"f1\": %.17g}\n",
+                        sc.exact_match, sc.f1);
             else
                 cli_error("squad", "%s", err.message);
             free(pred.ids);

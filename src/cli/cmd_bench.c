@@ -19,6 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* where the readable table goes: stdout, or stderr when the JSON goes to stdout (--json -) */
+static FILE *table_out;
+
 #define MAX_LIST 16
 #define INPUT_SETS 4
 
@@ -85,28 +88,28 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
 static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
     for (int i = 0; i < n; i++) {
         const bq_gemm_plan_info *p = &plans[i];
-        printf("       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d", p->rows, p->in, p->out,
+        fprintf(table_out, "       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d", p->rows, p->in, p->out,
                p->dtype, p->epilogue, p->chosen, p->candidates);
         /* BQ_GEMM_AUTOTUNE=0: nothing was timed, and zeros would read as measurements */
         if (p->chosen_ms <= 0 && p->first_ms <= 0) {
             if (p->shared_from_rows > 0)
-                printf(": taken from the %d-row shape", p->shared_from_rows);
+                fprintf(table_out, ": taken from the %d-row shape", p->shared_from_rows);
             else
-                printf(": %s", p->from_cache ? "from the tuning cache" : "not timed");
-            printf("%s%s\n", p->gelu_path[0] ? "; " : "", p->gelu_path);
+                fprintf(table_out, ": %s", p->from_cache ? "from the tuning cache" : "not timed");
+            fprintf(table_out, "%s%s\n", p->gelu_path[0] ? "; " : "", p->gelu_path);
             continue;
         }
-        if (p->chosen_splitk > 1) printf(", split-K %d", p->chosen_splitk);
-        printf(": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
+        if (p->chosen_splitk > 1) fprintf(table_out, ", split-K %d", p->chosen_splitk);
+        fprintf(table_out, ": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
         if (p->runs_fp32x3 || p->fp32x3_ms > 0 || p->sgemm_ms > 0)
-            printf("; %s (SGEMM path %.4f ms, 3xTF32 %.4f)", p->runs_fp32x3 ? "3xTF32" : "SGEMM",
+            fprintf(table_out, "; %s (SGEMM path %.4f ms, 3xTF32 %.4f)", p->runs_fp32x3 ? "3xTF32" : "SGEMM",
                    p->sgemm_ms, p->fp32x3_ms);
         if (p->gelu_path[0])
-            printf("; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "
+            fprintf(table_out, "; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "
                    "pingpong %.4f, pingpong small %.4f)",
                    p->gelu_path, p->unfused_ms, p->fused_large_ms, p->fused_small_ms,
                    p->fused_pingpong_ms, p->fused_pingpong_small_ms);
-        printf("\n");
+        fprintf(table_out, "\n");
     }
 }
 
@@ -264,6 +267,7 @@ int cmd_bench(const cli_args *a) {
     bq_err_clear(&err);
     /* opened first: a --json path that cannot be written fails before minutes of timing */
     bq_output_file *json_out = NULL;
+    table_out = a->given[OPT_JSON_FILE] && cli_is_stdout(a->value[OPT_JSON_FILE]) ? stderr : stdout;
     if (a->given[OPT_JSON_FILE] && bq_output_open(a->value[OPT_JSON_FILE], &json_out, &err) != BQ_OK)
         return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
     char device_name[256] = "cpu";
@@ -313,7 +317,7 @@ int cmd_bench(const cli_args *a) {
     cJSON_AddNumberToObject(root, "layers", model->config.num_layers);
     cJSON *configs = cJSON_AddArrayToObject(root, "configs");
 
-    printf("%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms", "p99 ms", "total ms",
+    fprintf(table_out, "%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms", "p99 ms", "total ms",
            "seq/s", "TFLOP/s", "ceiling");
     int failures = 0;
     for (int pi = 0; pi < n_precs; pi++) {
@@ -417,7 +421,7 @@ int cmd_bench(const cli_args *a) {
             if (st != BQ_OK) {
                 failures++;
                 cJSON_AddStringToObject(c, "error", err.message);
-                printf("%-6s %6d %6d  error: %s\n", bq_precision_name(precs[pi]), B, seq_len, err.message);
+                fprintf(table_out, "%-6s %6d %6d  error: %s\n", bq_precision_name(precs[pi]), B, seq_len, err.message);
             } else {
                 latency_stats lc = summarize(compute, iters), lt = summarize(total, iters);
                 double seq_s = B * 1e3 / lc.mean;
@@ -436,12 +440,12 @@ int cmd_bench(const cli_args *a) {
                     cJSON_AddNullToObject(c, "ceiling_share");
                 char share[16] = "-";
                 if (ceiling > 0) snprintf(share, sizeof share, "%.0f%%", 100 * tflops / ceiling);
-                printf("%-6s %6d %6d %10.3f %10.3f %10.3f %12.1f %9.1f %8s\n", bq_precision_name(precs[pi]), B,
+                fprintf(table_out, "%-6s %6d %6d %10.3f %10.3f %10.3f %12.1f %9.1f %8s\n", bq_precision_name(precs[pi]), B,
                        seq_len, lc.p50, lc.p99, lt.p50, seq_s, tflops, share);
                 if (a->given[OPT_PROFILE] && ce) {
-                    printf("       stages (ms, one pass without graph):");
-                    for (int s = 0; s < BQ_STAGE_COUNT; s++) printf(" %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
-                    printf("\n");
+                    fprintf(table_out, "       stages (ms, one pass without graph):");
+                    for (int s = 0; s < BQ_STAGE_COUNT; s++) fprintf(table_out, " %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
+                    fprintf(table_out, "\n");
                     print_gemm_plans(plans, n_plans);
                 }
             }

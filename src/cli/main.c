@@ -23,9 +23,9 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_TOKENS] = {"--tokens", NULL, "print wordpieces instead of ids"},
     [OPT_QUESTION] = {"--question", "TEXT", "the question"},
     [OPT_CONTEXT] = {"--context", "TEXT", "the context passage"},
-    [OPT_CONTEXT_FILE] = {"--context-file", "FILE", "read the context passage from FILE"},
-    [OPT_DATA] = {"--data", "FILE", "SQuAD-format dataset (e.g. dev-v1.1.json)"},
-    [OPT_PREDICTIONS] = {"--predictions", "FILE", "predictions JSON ({\"id\": \"answer\", ...})"},
+    [OPT_CONTEXT_FILE] = {"--context-file", "FILE", "read the context passage from FILE (- reads stdin)"},
+    [OPT_DATA] = {"--data", "FILE", "SQuAD-format dataset (e.g. dev-v1.1.json; - reads stdin)"},
+    [OPT_PREDICTIONS] = {"--predictions", "FILE", "predictions JSON ({\"id\": \"answer\", ...}; - reads stdin)"},
     [OPT_MODEL] = {"--model", "DIR", "checkpoint folder (config.json, model.safetensors or shards, vocab.txt), "
                                   "or a repo id in the local Hugging Face cache"},
     [OPT_DEVICE] = {"--device", "DEV", "cpu, cuda or cuda:N (default cpu)"},
@@ -35,13 +35,13 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_BATCH] = {"--batch", "N", "sequences per forward pass (default 8 on cpu, 64 on cuda)"},
     [OPT_TOP_K] = {"--top-k", "N", "print the N best answers"},
     [OPT_JSON] = {"--json", NULL, "print JSON"},
-    [OPT_INPUT] = {"--input", "FILE", "SQuAD-format input file"},
-    [OPT_OUTPUT] = {"--output", "FILE", "write predictions ({\"id\": \"answer\"}) to FILE"},
-    [OPT_NBEST_FILE] = {"--nbest", "FILE", "also write the n-best answers per question to FILE"},
+    [OPT_INPUT] = {"--input", "FILE", "SQuAD-format input file (- reads stdin)"},
+    [OPT_OUTPUT] = {"--output", "FILE", "write predictions ({\"id\": \"answer\"}) to FILE (- for stdout)"},
+    [OPT_NBEST_FILE] = {"--nbest", "FILE", "also write the n-best answers per question to FILE (- for stdout)"},
     [OPT_PRESET] = {"--preset", "NAME", "benchmark a random model of this shape: tiny, base or large"},
     [OPT_SEQ_LEN] = {"--seq-len", "N", "padded sequence length (default 384)"},
     [OPT_ITERS] = {"--iters", "N", "timed iterations per configuration"},
-    [OPT_JSON_FILE] = {"--json", "FILE", "write the full results as JSON to FILE"},
+    [OPT_JSON_FILE] = {"--json", "FILE", "write the full results as JSON to FILE (- for stdout; the table then to stderr)"},
     [OPT_PROFILE] = {"--profile", NULL, "time each stage of one forward pass"},
     [OPT_MAX_SEQ_LENGTH] = {"--max-seq-length", "N", "window length in tokens (default 384)"},
     [OPT_MAX_QUERY_LENGTH] = {"--max-query-length", "N", "question tokens kept (default 64)"},
@@ -296,6 +296,15 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
     }
     if (a->given[OPT_CONTEXT] && a->given[OPT_CONTEXT_FILE]) {
         cli_error(n, "give either --context or --context-file, not both");
+        return false;
+    }
+    /* "-" reads standard input, which only one file can be */
+    static const int stdin_options[] = {OPT_INPUT, OPT_DATA, OPT_PREDICTIONS, OPT_CONTEXT_FILE};
+    int from_stdin = 0;
+    for (size_t i = 0; i < sizeof stdin_options / sizeof *stdin_options; i++)
+        from_stdin += a->given[stdin_options[i]] && strcmp(a->value[stdin_options[i]], "-") == 0;
+    if (from_stdin > 1) {
+        cli_error(n, "only one file can be - (standard input)");
         return false;
     }
     return true;
