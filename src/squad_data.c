@@ -208,6 +208,7 @@ static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, 
     q->id = bq_strndup(id->valuestring, strlen(id->valuestring));
     q->question = bq_strndup(question->valuestring, strlen(question->valuestring));
     if (!q->id || !q->question) return oom(b);
+    q->impossible = cJSON_IsTrue(bq_json_member(qa, "is_impossible"));
     size_t answers_cap = 0;
     for (const cJSON *ans = answers ? answers->child : NULL; ans; ans = ans->next)
         if (!push_string(&q->answers, &answers_cap, &q->n_answers,

@@ -15,6 +15,7 @@ typedef struct {
     int paragraph;        /* index into bq_squad_dataset.contexts */
     int n_answers;
     char **answers;       /* gold answer texts (may be 0 of them) */
+    bool impossible;      /* SQuAD 2.0's "is_impossible": true (no answer in the context) */
 } bq_squad_question;
 
 typedef struct {

@@ -318,8 +318,13 @@ bq_status bq_squad_evaluate(const bq_squad_dataset *ds, const bq_predictions *pr
         if (!hit) continue; /* unanswered: scores 0 but still counts */
         answered++;
         if (question->n_answers == 0) {
-            st = bq_fail(err, BQ_ERR_FORMAT, "cannot score question '%s': the dataset has no gold "
-                         "answers for it (prediction-only input?)", question->id);
+            if (question->impossible)
+                st = bq_fail(err, BQ_ERR_UNSUPPORTED, "cannot score question '%s': it is unanswerable "
+                             "(SQuAD 2.0's \"is_impossible\"), and this is SQuAD v1.1's evaluation, in which "
+                             "every question has an answer", question->id);
+            else
+                st = bq_fail(err, BQ_ERR_FORMAT, "cannot score question '%s': the dataset has no gold "
+                             "answers for it (prediction-only input?)", question->id);
             break;
         }
         normalized_answer p;

@@ -322,6 +322,21 @@ static void test_evaluate_edge_cases(void **state) {
     assert_int_equal(bq_squad_evaluate(ds, NULL, &s, &err), BQ_ERR_INVALID_ARG);
     bq_squad_free(ds);
 
+    /* A SQuAD 2.0 file's unanswerable question (empty answers, "is_impossible": true) is named as
+     * such: v1.1's evaluation has no rule for it. */
+    bq_squad_dataset *v2 = parse_or_fail(
+        "{\"version\":\"v2.0\",\"data\":[{\"paragraphs\":[{\"context\":\"c\",\"qas\":["
+        "{\"id\":\"n1\",\"question\":\"?\",\"answers\":[],\"is_impossible\":true,"
+        "\"plausible_answers\":[{\"text\":\"c\",\"answer_start\":0}]}]}]}]}");
+    assert_true(v2->questions[0].impossible);
+    char *ids5[] = {"n1"};
+    char *answers5[] = {"c"};
+    bq_predictions pred5 = {ids5, answers5, 1};
+    assert_int_equal(bq_squad_evaluate(v2, &pred5, &s, &err), BQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "n1"));
+    assert_non_null(strstr(err.message, "is_impossible"));
+    bq_squad_free(v2);
+
     bq_squad_dataset *empty = parse_or_fail("{\"data\":[]}");
     assert_int_equal(empty->n_questions, 0);
     assert_int_equal(bq_squad_evaluate(empty, &pred, &s, &err), BQ_ERR_INVALID_ARG);
