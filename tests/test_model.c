@@ -546,6 +546,9 @@ static void test_locate_hub_cache(void **state) {
         assert_string_equal(dir, paths[i]);
         free(dir);
     }
+    /* a file given for the folder */
+    snprintf(value, sizeof value, "%s/model.safetensors", dir_f32);
+    load_fails(value, NULL, BQ_ERR_IO, "is a file, not a checkpoint folder", "model.safetensors");
     /* a folder of that name wins over the cache */
     snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p acme && cp -r '%s' acme/tiny-qa", tmpdir, dir_f32);
     shell(cmd);
