@@ -232,6 +232,8 @@ print(f"{len(gpu)} questions answered on cuda; of the {len(cpu)} answered on cpu
       f"({same / max(len(cpu), 1):.2%})")
 sys.exit(0 if len(cpu) > 0 and same >= 0.99 * len(cpu) else 1)
 EOF2
+          # the user's own check (bertqa-gpu check): every precision against the CPU, on this card
+          step check-tiny 60 env OPENBLAS_NUM_THREADS=2 "$bin" check --model "$work/tiny"
         ) &
     fi
 fi

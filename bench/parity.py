@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import hf_logits  # noqa: E402  (tools/hf_logits.py: load_ours, hf_logits, compare)
 
+# the C side's bq_precision_parity_bound (src/engine.c) holds the same numbers
 BOUNDS = {"fp32": 1e-5, "tf32": 3e-3, "fp16": 2e-2, "bf16": 2e-2, "fp32x3": 1e-5}
 # "fp32x3": the fp32 precision with every GEMM on CUTLASS's 3xTF32 kernel (BQ_FP32_3XTF32=force,
 # cuda/gemm_3xtf32.cuh; an error where it cannot run, so a pass means it ran): held to fp32's

@@ -52,6 +52,16 @@ bq_status bq_parse_device(const char *s, bq_device_kind *kind, int *index, bq_er
 
 static const char *const precision_names[] = {"fp32", "tf32", "fp16", "bf16"};
 
+double bq_precision_parity_bound(bq_precision p) {
+    switch (p) {
+    case BQ_PRECISION_FP32: return 1e-5;
+    case BQ_PRECISION_TF32: return 3e-3;
+    case BQ_PRECISION_FP16: return 2e-2;
+    case BQ_PRECISION_BF16: return 2e-2;
+    }
+    return 0.0;
+}
+
 const char *bq_precision_name(bq_precision p) {
     return (unsigned)p < 4 ? precision_names[p] : "?";
 }

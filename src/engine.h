@@ -43,6 +43,9 @@ bq_status bq_parse_device(const char *s, bq_device_kind *kind, int *index, bq_er
 bq_status bq_parse_precision(const char *s, bq_precision *p, bq_err *err);
 bq_status bq_parse_attention(const char *s, bq_attention_impl *a, bq_err *err);
 const char *bq_precision_name(bq_precision p);
+/* The normwise relative error of the logits against the fp32 CPU reference that a precision is
+ * held to (fp32 1e-5, tf32 3e-3, fp16 and bf16 2e-2: issue 5's bounds, also bench/parity.py's). */
+double bq_precision_parity_bound(bq_precision p);
 
 typedef struct bq_engine bq_engine;
 

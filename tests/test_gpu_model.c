@@ -239,14 +239,7 @@ static double logits_error(const float *start, const float *end, const float *re
     return e;
 }
 
-static double tolerance(bq_precision p) {
-    switch (p) {
-    case BQ_PRECISION_FP32: return 1e-5;
-    case BQ_PRECISION_TF32: return 3e-3;
-    case BQ_PRECISION_FP16: return 2e-2;
-    default: return 2e-2; /* bf16 */
-    }
-}
+static double tolerance(bq_precision p) { return bq_precision_parity_bound(p); }
 
 /* Options for a CUDA engine of `precision` and attention `attn` for batches up to max_batch x
  * seq_len; everything else at the defaults. */

@@ -16,7 +16,7 @@ typedef enum {
     OPT_PREDICTIONS, OPT_MODEL, OPT_DEVICE, OPT_PRECISION, OPT_ATTENTION, OPT_THREADS, OPT_BATCH,
     OPT_TOP_K, OPT_JSON, OPT_INPUT, OPT_OUTPUT, OPT_NBEST_FILE, OPT_PRESET, OPT_SEQ_LEN, OPT_ITERS,
     OPT_JSON_FILE, OPT_PROFILE, OPT_MAX_SEQ_LENGTH, OPT_MAX_QUERY_LENGTH, OPT_DOC_STRIDE, OPT_N_BEST,
-    OPT_MAX_ANSWER_LENGTH, OPT_QUIET, OPT_LENGTH_BUCKET, OPT_PACK, OPT_TUNING_CACHE,
+    OPT_MAX_ANSWER_LENGTH, OPT_QUIET, OPT_LENGTH_BUCKET, OPT_PACK, OPT_TUNING_CACHE, OPT_MAX_REL_ERR,
     OPT_COUNT
 } cli_option_id;
 
@@ -54,6 +54,8 @@ int cli_exit_status(bq_status st);
  * flush then has nothing left to fail with. */
 extern int cli_stdout_errno;
 
+/* A comma-separated --precision list into out[0..*n) (at most max); false after a message. */
+bool cli_parse_precisions(const char *cmd, const char *s, bq_precision *out, int max, int *n);
 /* An output path that is standard output: "-" (bq_output_open) or /dev/stdout. */
 bool cli_is_stdout(const char *path);
 /* Vocabulary from --vocab, else the repository's vocab/vocab.txt. */
@@ -72,6 +74,7 @@ int cmd_tokenize(const cli_args *a);
 int cmd_features(const cli_args *a);
 int cmd_eval(const cli_args *a);
 int cmd_ask(const cli_args *a);
+int cmd_check(const cli_args *a);
 int cmd_squad(const cli_args *a);
 int cmd_jsonl(const cli_args *a);
 int cmd_logits(const cli_args *a);

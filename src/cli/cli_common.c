@@ -33,6 +33,26 @@ bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *
     return false;
 }
 
+bool cli_parse_precisions(const char *cmd, const char *s, bq_precision *out, int max, int *n) {
+    *n = 0;
+    char buf[256];
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf)
+        return cli_error(cmd, "--precision: list too long"), false;
+    for (char *tok = buf;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        bq_err err;
+        if (!*tok)
+            return cli_error(cmd, "--precision expects a comma-separated list of fp32, tf32, fp16, bf16, "
+                             "got '%s'", s), false;
+        if (*n >= max || bq_parse_precision(tok, &out[*n], &err) != BQ_OK)
+            return cli_error(cmd, "--precision: %s", *n >= max ? "too many entries" : err.message), false;
+        (*n)++;
+        if (!comma) return true;
+        tok = comma + 1;
+    }
+}
+
 bool cli_is_stdout(const char *path) {
     return path && (strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0);
 }

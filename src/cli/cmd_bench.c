@@ -149,26 +149,6 @@ static bool parse_batches(const char *s, int *out, int *n) {
 }
 
 /* Comma-separated precisions, no empty entries; false (after an error message) on bad input. */
-static bool parse_precisions(const char *s, bq_precision *out, int *n) {
-    *n = 0;
-    char buf[256];
-    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf)
-        return cli_error("bench", "--precision: list too long"), false;
-    for (char *tok = buf;;) {
-        char *comma = strchr(tok, ',');
-        if (comma) *comma = '\0';
-        bq_err err;
-        if (!*tok)
-            return cli_error("bench", "--precision expects a comma-separated list of fp32, tf32, "
-                             "fp16, bf16, got '%s'", s), false;
-        if (*n >= MAX_LIST || bq_parse_precision(tok, &out[*n], &err) != BQ_OK)
-            return cli_error("bench", "--precision: %s", *n >= MAX_LIST ? "too many entries" : err.message), false;
-        (*n)++;
-        if (!comma) return true;
-        tok = comma + 1;
-    }
-}
-
 static void remove_folder(const char *dir);
 
 static bool preset_known(const char *preset) {
@@ -256,9 +236,9 @@ int cmd_bench(const cli_args *a) {
     bq_precision precs[MAX_LIST];
     int n_precs;
     if (!parse_batches(a->given[OPT_BATCH] ? a->value[OPT_BATCH] : "1,8,32,128", batches, &n_batches)) return 2;
-    if (!parse_precisions(a->given[OPT_PRECISION] ? a->value[OPT_PRECISION]
-                                                  : (a->engine.device == BQ_DEVICE_CUDA ? "fp32,tf32,fp16,bf16" : "fp32"),
-                          precs, &n_precs))
+    if (!cli_parse_precisions("bench", a->given[OPT_PRECISION] ? a->value[OPT_PRECISION]
+                                      : (a->engine.device == BQ_DEVICE_CUDA ? "fp32,tf32,fp16,bf16" : "fp32"),
+                              precs, MAX_LIST, &n_precs))
         return 2;
     const int seq_len = a->seq_len; /* checked by cli_parse, as --iters */
     bool cuda = a->engine.device == BQ_DEVICE_CUDA;

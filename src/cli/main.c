@@ -58,6 +58,8 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_TUNING_CACHE] = {"--tuning-cache", "FILE",
                           "cuda: reuse the GEMM and attention timings kept in FILE for this card, "
                           "precision and model, and keep this run's there (default: time afresh)"},
+    [OPT_MAX_REL_ERR] = {"--max-rel-err", "X", "hold every precision to this normwise relative error (default: "
+                                             "fp32 1e-5, tf32 3e-3, fp16 and bf16 2e-2)"},
 };
 
 #define END OPT_COUNT
@@ -84,7 +86,11 @@ static const cli_option_id bench_opts[] = {OPT_HELP, OPT_MODEL, OPT_PRESET, OPT_
                                            OPT_JSON_FILE, OPT_PROFILE, OPT_QUIET, OPT_TUNING_CACHE,
                                            END};
 
+static const cli_option_id check_opts[] = {OPT_HELP, MODEL_OPTS, OPT_VOCAB, OPT_QUESTION, OPT_CONTEXT,
+                                           OPT_CONTEXT_FILE, OPT_MAX_REL_ERR, OPT_JSON, SQUAD_OPTS, END};
+
 static const cli_option_id features_required[] = {OPT_QUESTION, END};
+static const cli_option_id check_required[] = {OPT_MODEL, END};
 static const cli_option_id eval_required[] = {OPT_DATA, OPT_PREDICTIONS, END};
 static const cli_option_id ask_required[] = {OPT_MODEL, OPT_QUESTION, END};
 static const cli_option_id squad_required[] = {OPT_MODEL, OPT_INPUT, OPT_OUTPUT, END};
@@ -110,6 +116,10 @@ static const cli_command commands[] = {
     {"logits", "print the windows' features and start/end logits as JSON",
      "bertqa-gpu logits --model DIR --question Q (--context TEXT | --context-file F)", logits_opts,
      cmd_logits, logits_required},
+    {"check", "compare the CUDA engine's logits with the CPU reference, every precision, on this card",
+     "bertqa-gpu check --model DIR [--device cuda[:N]] [--precision fp32,tf32,fp16,bf16]\n"
+     "                  [--question Q (--context TEXT | --context-file F)] [--max-rel-err X] [--json]",
+     check_opts, cmd_check, check_required},
     {"bench", "measure latency and throughput of the forward pass",
      "bertqa-gpu bench (--model DIR | --preset tiny|base|large) [--device cuda[:N]|cpu]\n"
      "                  [--precision fp32,tf32,fp16,bf16] [--batch 1,8,32,128] [--seq-len 384]\n"
@@ -238,16 +248,25 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         cli_error(n, "%s", err.message);
         return false;
     }
+    /* check compares a card with the CPU: it runs on cuda unless told which card */
+    if (strcmp(n, "check") == 0) {
+        if (a->engine.device != BQ_DEVICE_CUDA && a->given[OPT_DEVICE]) {
+            cli_error(n, "check compares a CUDA device with the CPU reference: give --device cuda[:N]");
+            return false;
+        }
+        a->engine.device = BQ_DEVICE_CUDA;
+    }
     a->engine.max_batch = a->engine.device == BQ_DEVICE_CUDA ? 64 : 8;
     /* ask makes one forward pass: timing kernels and capturing a graph for it would cost more
      * than they save. (logits makes one too, but it is how bench/parity.py compares our logits
      * with the CPU's and Hugging Face's: it runs the tuned path that squad and jsonl run.) */
     a->engine.tune = strcmp(n, "ask") != 0;
-    /* bench takes lists for --precision and --batch and parses them itself */
+    /* bench takes lists for --precision and --batch and parses them itself; check a list of
+     * precisions */
     if (strcmp(n, "bench") != 0) {
         if (a->given[OPT_BATCH] && !parse_int(n, "--batch", a->value[OPT_BATCH], 1, 4096, &a->engine.max_batch))
             return false;
-        if (a->given[OPT_PRECISION] &&
+        if (a->given[OPT_PRECISION] && strcmp(n, "check") != 0 &&
             bq_parse_precision(a->value[OPT_PRECISION], &a->engine.precision, &err) != BQ_OK) {
             cli_error(n, "%s", err.message);
             return false;
@@ -368,7 +387,9 @@ int main(int argc, char **argv) {
             cli_print_help(&commands[i], stdout);
             return 0;
         }
-        if (args.engine.device == BQ_DEVICE_CPU && (args.given[OPT_MODEL] || args.given[OPT_PRESET]))
+        /* check runs the CPU reference beside the card */
+        if ((args.engine.device == BQ_DEVICE_CPU || commands[i].run == cmd_check) &&
+            (args.given[OPT_MODEL] || args.given[OPT_PRESET]))
             bq_cpu_blas_restart_if_weak(argv); /* returns where it did not restart */
         int status = commands[i].run(&args);
         /* answers written into a full disk or a closed file are lost: say so, never exit 0 */

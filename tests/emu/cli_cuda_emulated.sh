@@ -3,8 +3,8 @@
 # (bertqa-gpu-emulated: engine_cuda.cu, the GEMM layer on the emulated cuBLASLt, our kernels as
 # host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, with
 # length buckets, packed; a partial batch rounded up), every question answered in fp16, engine
-# batches whole but the last, a tuning cache written and read back, one `ask`, and a clean error
-# for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
+# batches whole but the last, a tuning cache written and read back, one `ask`, `check` against the
+# CPU reference, and a clean error for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
 set -u
@@ -158,6 +158,30 @@ for dev in cpu cuda; do
 done
 cmp -s "$tmp/ask-cpu.out" "$tmp/ask-cuda.out"
 check "ask: the emulated engine's answer differs from the cpu's ($(head -c 200 "$tmp/ask-cuda.out"))" $?
+
+# check: the card's logits against the CPU reference; passes at the bound, fails below the error
+# it measures (exit 1), and a JSON report that says which
+"$emu" check --model "$tmp/tiny" --precision fp32,fp16 --question "Who gave their name to Normandy?" \
+    --context "$context" "${short[@]}" >"$tmp/check.out" 2>"$tmp/check.err"
+rc=$?
+[ "$rc" -eq 0 ] && grep -Eq '^fp32 +[0-9.e+-]+ +1e-05 +2/2 +ok ' "$tmp/check.out" &&
+    grep -Eq '^fp16 +[0-9.e+-]+ +2e-02 +2/2 +ok ' "$tmp/check.out"
+check "check fp32,fp16 within their bounds (exit $rc): $(cat "$tmp/check.out" "$tmp/check.err")" $?
+"$emu" check --model "$tmp/tiny" --precision fp16 --max-rel-err 1e-9 --json --question "Who gave their name to Normandy?" \
+    --context "$context" "${short[@]}" >"$tmp/check-strict.json" 2>"$tmp/check-strict.err"
+rc=$?
+[ "$rc" -eq 1 ] && python3 - "$tmp/check-strict.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+row = r["precisions"][0]
+assert not r["passed"] and not row["passed"] and row["precision"] == "fp16", r
+assert row["bound"] == 1e-9 and 1e-9 < row["rel_err"] < 2e-2, row
+PY
+check "check --max-rel-err 1e-9: fp16 fails it (exit $rc): $(cat "$tmp/check-strict.err")" $?
+"$emu" check --model "$tmp/tiny" --device cuda:7 >"$tmp/check-bad.out" 2>"$tmp/check-bad.err"
+rc=$?
+[ "$rc" -eq 3 ] && grep -q "no CUDA device 7" "$tmp/check-bad.err"
+check "check --device cuda:7: exit $rc (want 3): $(cat "$tmp/check-bad.err")" $?
 
 # a device that is not there: a message and a clean non-zero exit, no crash
 "$emu" ask --model "$tmp/tiny" --device cuda:7 --question "Who?" --context "$context" \
