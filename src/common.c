@@ -240,7 +240,7 @@ bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
     }
     snprintf(o->tmp, cap, "%s.%ld.tmp", o->target, (long)getpid());
-    o->mode = sb.st_mode & 07777;
+    o->mode = exists ? sb.st_mode & 07777 : 0; /* sb is unset for a new file */
     o->keep_mode = exists;
     /* can it be written? Ask now, not after the work, but leave nothing there until the end
      * (an interrupted run leaves no temporary file) */
