@@ -469,10 +469,12 @@ bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err) {
     if (!name || !dir_out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_model_locate: NULL argument");
     *dir_out = NULL;
     struct stat sb;
-    if (stat(name, &sb) == 0 && !S_ISDIR(sb.st_mode))
+    const bool exists = stat(name, &sb) == 0;
+    const int stat_errno = errno;
+    if (exists && !S_ISDIR(sb.st_mode))
         return bq_fail(err, BQ_ERR_IO, "'%s' is a file, not a checkpoint folder (config.json, "
                        "model.safetensors, vocab.txt)", name);
-    if (stat(name, &sb) == 0 || errno != ENOENT || !is_repo_id(name)) {
+    if (exists || stat_errno != ENOENT || !is_repo_id(name)) {
         /* a path: what is wrong with it is said when its files are read */
         *dir_out = bq_strndup(name, strlen(name));
         return *dir_out ? BQ_OK : bq_fail(err, BQ_ERR_NOMEM, "out of memory");
