@@ -155,7 +155,9 @@ static bq_status check_added_tokens(const char *path, const cJSON *root, const b
     for (const cJSON *t = added->child; t; t = t->next) {
         const cJSON *id = bq_json_member(t, "id");
         const char *content = token_text(t);
-        const char *at = cJSON_IsNumber(id) ? bq_vocab_token(vocab, (int32_t)id->valuedouble) : NULL;
+        /* range first: converting a double outside int32_t is undefined */
+        const bool in_range = cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < bq_vocab_size(vocab);
+        const char *at = in_range ? bq_vocab_token(vocab, (int32_t)id->valuedouble) : NULL;
         if (!content || !at || strcmp(at, content) != 0)
             return bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': added token \"%.40s\" (id %.20g) is not the vocabulary's "
                            "token of that id: tokens beyond the WordPiece vocabulary are not supported", path,

@@ -627,6 +627,7 @@ static void test_tokenizer_files(void **state) {
         {"tokenizer.json", "\"max_input_chars_per_word\": 100", "\"max_input_chars_per_word\": 200",
          "max_input_chars_per_word"},
         {"tokenizer.json", "\"content\": \"[MASK]\"", "\"content\": \"[MASQ]\"", "added token \"[MASQ]\""},
+        {"tokenizer.json", "\"id\": 103,", "\"id\": 1e300,", "added token \"[MASK]\""},
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         edited_fails(hf_dir, "hf-tokenizer-edited", refused[i].file, refused[i].old, refused[i].new_text,
