@@ -42,6 +42,9 @@ static bq_status check_tokenizer_config(const char *path, const cJSON *root, bq_
     if ((v = bq_json_member(root, "do_basic_tokenize")) && !cJSON_IsTrue(v))
         return unsupported(err, path, "do_basic_tokenize", v, "this runtime's tokenizer splits words and punctuation "
                            "first");
+    /* words kept whole by the basic tokenizer: ours splits every word alike */
+    if ((v = bq_json_member(root, "never_split")) && !cJSON_IsNull(v) && !(cJSON_IsArray(v) && !v->child))
+        return unsupported(err, path, "never_split", v, "this runtime's tokenizer keeps no word whole");
     if ((v = bq_json_member(root, "tokenize_chinese_chars")) && !cJSON_IsTrue(v))
         return unsupported(err, path, "tokenize_chinese_chars", v, "this runtime's tokenizer splits CJK characters");
     if ((v = bq_json_member(root, "tokenizer_class")) &&

@@ -615,6 +615,7 @@ static void test_tokenizer_files(void **state) {
         {"tokenizer_config.json", "\"tokenize_chinese_chars\": true", "\"tokenize_chinese_chars\": false",
          "tokenize_chinese_chars"},
         {"tokenizer_config.json", "\"BertTokenizer\"", "\"RobertaTokenizer\"", "tokenizer_class"},
+        {"tokenizer_config.json", "\"backend\": \"tokenizers\"", "\"never_split\": [\"C++\"]", "never_split"},
         {"tokenizer_config.json", "\"cls_token\": \"[CLS]\"", "\"cls_token\": \"<s>\"", "cls_token \"<s>\""},
         {"tokenizer.json", "\"lowercase\": true", "\"lowercase\": false", "normalizer.lowercase"},
         {"tokenizer.json", "\"strip_accents\": null", "\"strip_accents\": false", "normalizer.strip_accents"},
