@@ -9,6 +9,8 @@ bash "$root/tools/install-deps.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
+"$build/bertqa-gpu" --version
+echo
 model="${BQ_MODEL:-}"
 if [ -z "$model" ]; then
   model="$build/demo-model-tiny"
@@ -24,5 +26,8 @@ cat <<EOT
 To answer with the real model (bert-large-uncased-whole-word-masking-finetuned-squad):
   git clone https://huggingface.co/google-bert/bert-large-uncased-whole-word-masking-finetuned-squad bert-large-squad
   $build/bertqa-gpu ask --model bert-large-squad --context-file story.txt --question "..."
-(add --device cuda --precision fp16 on an NVIDIA GPU)
+or, where Hugging Face has already downloaded it (hf download, from_pretrained), by its repo id:
+  $build/bertqa-gpu ask --model google-bert/bert-large-uncased-whole-word-masking-finetuned-squad ...
+(add --device cuda --precision fp16 on an NVIDIA GPU; $build/bertqa-gpu check --model bert-large-squad
+compares that card with the CPU reference in every precision)
 EOT
