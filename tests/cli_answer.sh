@@ -255,6 +255,13 @@ check "squad --input - --output -: the predictions file's bytes on stdout, EM/F1
   '"$1" squad --model "$2" --input - --output - --length-bucket 384 --quiet < "$3" > "$5" 2> "$6" &&
    cmp -s "$5" "$4" && grep -q "exact_match" "$6"' sh \
   "$cli" "$model" "$tmp/dev3.json" "$tmp/pred-lb384.json" "$tmp/stdout-pred.json" "$tmp/stdout-pred.err"
+if [ -w /dev/full ]; then
+  "$cli" squad --model "$model" --input "$tmp/dev3.json" --output - --length-bucket 384 --quiet \
+    > /dev/full 2> "$tmp/full.err"
+  rc=$?
+  check "squad --output - into a full disk: exit 1 (was $rc), the reason named" sh -c \
+    '[ "$1" -eq 1 ] && grep -q "cannot write .standard output.: No space left on device" "$2"' sh "$rc" "$tmp/full.err"
+fi
 check "eval --predictions - reads stdin" sh -c \
   '"$1" eval --data "$2" --predictions - < "$3" > "$4" 2>/dev/null &&
    "$1" eval --data "$2" --predictions "$3" 2>/dev/null | cmp -s - "$4"' sh \
