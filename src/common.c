@@ -203,15 +203,16 @@ static int create_temporary(const bq_output_file *o) {
 bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
     *out = NULL;
     struct stat sb;
-    const bool exists = strcmp(path, "-") != 0 && stat(path, &sb) == 0;
+    const bool to_stdout = strcmp(path, "-") == 0;
+    const bool exists = !to_stdout && stat(path, &sb) == 0;
     if (exists && S_ISDIR(sb.st_mode)) return bq_fail(err, BQ_ERR_IO, "cannot write '%s': it is a folder", path);
     bq_output_file *o = calloc(1, sizeof *o);
-    if (o) o->path = strdup(strcmp(path, "-") == 0 ? "standard output" : path); /* for messages */
+    if (o) o->path = strdup(to_stdout ? "standard output" : path); /* for messages */
     if (!o || !o->path) {
         free(o);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
     }
-    if (strcmp(path, "-") == 0) {
+    if (to_stdout) {
         o->stream = stdout;
         o->is_stdout = true;
         *out = o;

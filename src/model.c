@@ -1,6 +1,7 @@
 /* model.c - load a BertForQuestionAnswering checkpoint folder (config.json, model.safetensors or
- * shards listed by model.safetensors.index.json, vocab.txt) into fp32 host tensors. F32 tensors aligned in the mapping are used in place; F16 and
- * BF16 tensors are converted into owned fp32 copies. */
+ * the shards model.safetensors.index.json lists, vocab.txt or tokenizer.json) into fp32 host
+ * tensors. F32 tensors aligned in the mapping are used in place; F16 and BF16 tensors are converted
+ * into owned fp32 copies. */
 #include "model.h"
 
 #include "safetensors.h"
@@ -136,8 +137,12 @@ double bq_model_flops(const bq_config *c, int seq_len) {
 /* ---- the checkpoint ---------------------------------------------------------------------------- */
 
 typedef struct {
-    bq_safetensors **files; /* [n_files]: model.safetensors alone, or the shards an index names */
-    char **file_names;      /* [n_files]: as the index spells them (NULL for model.safetensors) */
+    bq_safetensors *st;
+    char *name; /* as the index spells it; NULL for model.safetensors */
+} weight_file;
+
+typedef struct {
+    weight_file *files;     /* [n_files]: model.safetensors alone, or the shards an index names */
     int n_files;
     cJSON *index;           /* model.safetensors.index.json when the weights are sharded, else NULL */
     const cJSON *weight_map; /* the index's "weight_map": tensor name -> shard file name */
@@ -154,11 +159,10 @@ static void model_storage_free(model_storage *s) {
     for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
     free(s->owned);
     for (int i = 0; i < s->n_files; i++) {
-        bq_safetensors_close(s->files[i]);
-        free(s->file_names[i]);
+        bq_safetensors_close(s->files[i].st);
+        free(s->files[i].name);
     }
     free(s->files);
-    free(s->file_names);
     cJSON_Delete(s->index);
     free(s->index_path);
     free(s);
@@ -177,15 +181,15 @@ void bq_model_free(bq_model *m) {
  * the shard the index names (every entry was checked against its shard at load). NULL if absent. */
 static const bq_tensor *lookup(const model_storage *s, const char *name, const bq_safetensors **file) {
     if (!s->weight_map) {
-        *file = s->files[0];
-        return bq_safetensors_find(s->files[0], name);
+        *file = s->files[0].st;
+        return bq_safetensors_find(s->files[0].st, name);
     }
     const cJSON *shard = bq_json_member(s->weight_map, name);
     if (!shard) return NULL;
     for (int i = 0; i < s->n_files; i++)
-        if (strcmp(s->file_names[i], shard->valuestring) == 0) {
-            *file = s->files[i];
-            return bq_safetensors_find(s->files[i], name);
+        if (strcmp(s->files[i].name, shard->valuestring) == 0) {
+            *file = s->files[i].st;
+            return bq_safetensors_find(s->files[i].st, name);
         }
     return NULL;
 }
@@ -235,7 +239,7 @@ static bq_status get_weight(model_storage *s, const char *name, int64_t d0, int6
     const bq_tensor *t = find_tensor(s, name, &file);
     if (!t)
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': missing tensor '%s'",
-                       s->index_path ? s->index_path : bq_safetensors_path(s->files[0]), name);
+                       s->index_path ? s->index_path : bq_safetensors_path(s->files[0].st), name);
     const char *path = bq_safetensors_path(file);
     char want[64], got[256] = ""; /* BQ_MAX_DIMS numbers of up to 20 characters each */
     int want_ndim = d1 ? 2 : 1;
@@ -324,36 +328,34 @@ static bq_status open_shards(model_storage *s, const char *dir, bq_err *err) {
     s->weight_map = bq_json_member(s->index, "weight_map");
     if (!cJSON_IsObject(s->weight_map))
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': no \"weight_map\" object (tensor name -> shard file)", path);
-    size_t cap_files = 0, cap_names = 0;
+    size_t cap = 0;
     for (const cJSON *e = s->weight_map->child; e; e = e->next) {
         if (bq_json_member(s->weight_map, e->string) != e) continue; /* a repeated key counts the last time */
         if (!cJSON_IsString(e) || !plain_file_name(e->valuestring))
             return bq_fail(err, BQ_ERR_FORMAT, "'%s': tensor '%s': the shard must be the name of a file in "
                            "the model folder", path, e->string);
         int f = 0;
-        while (f < s->n_files && strcmp(s->file_names[f], e->valuestring) != 0) f++;
+        while (f < s->n_files && strcmp(s->files[f].name, e->valuestring) != 0) f++;
         if (f == s->n_files) {
-            if (!bq_grow((void **)&s->files, &cap_files, (size_t)f + 1, sizeof *s->files) ||
-                !bq_grow((void **)&s->file_names, &cap_names, (size_t)f + 1, sizeof *s->file_names))
+            if (!bq_grow((void **)&s->files, &cap, (size_t)f + 1, sizeof *s->files))
                 return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening the shards of '%s'", dir);
             char *shard_path = bq_join_path(dir, e->valuestring);
-            s->file_names[f] = bq_strndup(e->valuestring, strlen(e->valuestring));
-            s->files[f] = NULL;
+            s->files[f] = (weight_file){NULL, bq_strndup(e->valuestring, strlen(e->valuestring))};
             s->n_files++;
-            if (!shard_path || !s->file_names[f]) {
+            if (!shard_path || !s->files[f].name) {
                 free(shard_path);
                 return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening the shards of '%s'", dir);
             }
-            st = bq_safetensors_open(shard_path, &s->files[f], err);
+            st = bq_safetensors_open(shard_path, &s->files[f].st, err);
             free(shard_path);
             if (st) {
                 bq_err_prefix(err, "a shard '%s' names", path);
                 return st;
             }
         }
-        if (!bq_safetensors_find(s->files[f], e->string))
+        if (!bq_safetensors_find(s->files[f].st, e->string))
             return bq_fail(err, BQ_ERR_FORMAT, "'%s' puts tensor '%s' in '%s', which does not hold it", path,
-                           e->string, bq_safetensors_path(s->files[f]));
+                           e->string, bq_safetensors_path(s->files[f].st));
     }
     if (s->n_files == 0) return bq_fail(err, BQ_ERR_FORMAT, "'%s': \"weight_map\" lists no tensor", path);
     return BQ_OK;
@@ -412,7 +414,7 @@ static bq_status load_weights(bq_model *m, model_storage *s, bq_err *err) {
         return st;
     }
     for (int f = 0; f < s->n_files; f++)
-        if ((st = check_layer_count(s->files[f], c->num_layers, err))) return st;
+        if ((st = check_layer_count(s->files[f].st, c->num_layers, err))) return st;
     return BQ_OK;
 }
 
@@ -452,16 +454,16 @@ static char *expand_home(const char *value, const char *suffix) {
     return out;
 }
 
-/* The hub cache folder, in huggingface_hub's order (constants.py). */
+/* The hub cache folder, in huggingface_hub's order (constants.py): the first variable set. */
 static char *hub_cache_dir(void) {
-    const char *hub = getenv("HF_HUB_CACHE");
-    if (hub && *hub) return expand_home(hub, "");
-    hub = getenv("HUGGINGFACE_HUB_CACHE");
-    if (hub && *hub) return expand_home(hub, "");
-    const char *hf_home = getenv("HF_HOME");
-    if (hf_home && *hf_home) return expand_home(hf_home, "/hub");
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    if (xdg && *xdg) return expand_home(xdg, "/huggingface/hub");
+    static const struct {
+        const char *variable, *suffix;
+    } order[] = {{"HF_HUB_CACHE", ""}, {"HUGGINGFACE_HUB_CACHE", ""}, {"HF_HOME", "/hub"},
+                 {"XDG_CACHE_HOME", "/huggingface/hub"}};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        const char *value = getenv(order[i].variable);
+        if (value && *value) return expand_home(value, order[i].suffix);
+    }
     return expand_home("~", "/.cache/huggingface/hub");
 }
 
@@ -561,12 +563,12 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
 
     /* One file, else shards listed by an index: the order Hugging Face's from_pretrained tries. */
     if (access(weights_path, F_OK) == 0) {
-        if (!(s->files = calloc(1, sizeof *s->files)) || !(s->file_names = calloc(1, sizeof *s->file_names))) {
+        if (!(s->files = calloc(1, sizeof *s->files))) {
             st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
             goto fail;
         }
         s->n_files = 1;
-        if ((st = bq_safetensors_open(weights_path, &s->files[0], err))) goto fail;
+        if ((st = bq_safetensors_open(weights_path, &s->files[0].st, err))) goto fail;
     } else {
         s->index_path = bq_join_path(dir, "model.safetensors.index.json");
         if (!s->index_path) {
@@ -584,8 +586,6 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
         if ((st = open_shards(s, dir, err))) goto fail;
     }
 
-    /* The tokenizer's ids index word_embeddings, so the vocabulary may not have more tokens than the
-     * embedding has rows. Fewer is allowed (Hugging Face pads vocab_size in some checkpoints). */
     /* vocab.txt, else tokenizer.json's vocabulary (transformers 5 saves only that), else the
      * fallback; the folder's tokenizer files must describe the tokenizer we implement */
     const char *vocab_file = NULL;
@@ -604,6 +604,8 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
         vocab_file = fallback_vocab;
         if ((st = bq_vocab_load(fallback_vocab, &m->vocab, err))) goto fail;
     }
+    /* The tokenizer's ids index word_embeddings, so the vocabulary may not have more tokens than the
+     * embedding has rows. Fewer is allowed (Hugging Face pads vocab_size in some checkpoints). */
     if (bq_vocab_size(m->vocab) > m->config.vocab_size) {
         st = bq_fail(err, BQ_ERR_FORMAT, "'%s' has %d tokens but '%s' says vocab_size %d", vocab_file,
                      (int)bq_vocab_size(m->vocab), config_path, m->config.vocab_size);

@@ -69,11 +69,13 @@ struct bq_model {
  * folder and no cache entry (the message names where it looked), or BQ_ERR_NOMEM. */
 bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err);
 
-/* Load a checkpoint folder, or a repo id from the Hugging Face cache (bq_model_locate). The weights are model.safetensors or, where that is absent, the shards
- * model.safetensors.index.json lists (Hugging Face's sharded layout; each shard must be a file in
- * the folder and hold every tensor the index puts in it). `fallback_vocab` (may be NULL) is used
- * when the folder has no vocab.txt. Errors name the file and the tensor (missing, wrong shape,
- * wrong dtype).
+/* Load a checkpoint folder, or a repo id from the Hugging Face cache (bq_model_locate). The
+ * weights are model.safetensors or, where that is absent, the shards model.safetensors.index.json
+ * lists (Hugging Face's sharded layout; each shard must be a file in the folder and hold every
+ * tensor the index puts in it). The vocabulary is vocab.txt, else tokenizer.json's, else
+ * `fallback_vocab` (may be NULL); the folder's tokenizer files must describe BERT uncased
+ * (bq_tokenizer_files_load). Errors name the file and the tensor (missing, wrong shape, wrong
+ * dtype) or the tokenizer setting.
  * Accepts F32/F16/BF16 weights, names with or without the "bert." prefix, LayerNorm gamma/beta;
  * ignores bert.embeddings.position_ids, bert.pooler.* and other unknown tensors, but rejects encoder
  * layers beyond num_hidden_layers. The vocabulary may have fewer tokens than vocab_size (padded

@@ -191,6 +191,11 @@ static int build_tensor_list(const options *o, tensor_spec **out) {
 
 static int64_t elements_of(const tensor_spec *t) { return t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0]; }
 
+/* Bytes of the tensor's data: position_ids are I64, the weights the --dtype. */
+static uint64_t bytes_of(const tensor_spec *t, const options *o) {
+    return (uint64_t)elements_of(t) * (t->init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype));
+}
+
 /* The safetensors serializer orders data by dtype (wider first) and then by name. */
 static int spec_cmp(const void *a, const void *b) {
     const tensor_spec *x = a, *y = b;
@@ -391,9 +396,8 @@ static int write_config(const options *o, const char *path) {
 static int write_safetensors_file(const options *o, const char *path, tensor_spec *list, int n) {
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
-        size_t esize = list[i].init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype);
         list[i].begin = offset;
-        offset += (uint64_t)elements_of(&list[i]) * esize;
+        offset += bytes_of(&list[i], o);
         list[i].end = offset;
     }
     uint64_t total = offset;
@@ -513,19 +517,19 @@ static int write_weights(const options *o) {
         goto done;
     }
     uint64_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += (uint64_t)elements_of(&list[i]) * (list[i].init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype));
+    for (int i = 0; i < n; i++) total += bytes_of(&list[i], o);
     /* tensor i goes to the shard its first byte falls in, every shard keeping at least one tensor */
     uint64_t before = 0;
     for (int i = 0, shard = 0; i < n; i++) {
         int by_bytes = (int)(before * (uint64_t)o->shards / (total ? total : 1));
-        int room = o->shards - 1 - (n - 1 - i); /* the latest shard that leaves one tensor for each after */
+        /* the lowest shard that leaves a tensor after this one for each later shard */
+        int room = o->shards - 1 - (n - 1 - i);
         shard = by_bytes > shard ? by_bytes : shard;
         if (shard < room) shard = room;
         if (shard > o->shards - 1) shard = o->shards - 1;
         if (i > 0 && shard > shard_of[i - 1] + 1) shard = shard_of[i - 1] + 1;
         shard_of[i] = shard;
-        before += (uint64_t)elements_of(&list[i]) * (list[i].init == INIT_POSITION_IDS ? 8 : bq_dtype_size(o->dtype));
+        before += bytes_of(&list[i], o);
     }
     for (int first = 0; first < n;) {
         int last = first;

@@ -88,8 +88,8 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
 static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
     for (int i = 0; i < n; i++) {
         const bq_gemm_plan_info *p = &plans[i];
-        fprintf(table_out, "       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d", p->rows, p->in, p->out,
-               p->dtype, p->epilogue, p->chosen, p->candidates);
+        fprintf(table_out, "       gemm %6d x %5d -> %5d %-4s %-9s algorithm %d of %d", p->rows, p->in,
+                p->out, p->dtype, p->epilogue, p->chosen, p->candidates);
         /* BQ_GEMM_AUTOTUNE=0: nothing was timed, and zeros would read as measurements */
         if (p->chosen_ms <= 0 && p->first_ms <= 0) {
             if (p->shared_from_rows > 0)
@@ -102,13 +102,13 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
         if (p->chosen_splitk > 1) fprintf(table_out, ", split-K %d", p->chosen_splitk);
         fprintf(table_out, ": %.4f ms (first choice %.4f)", p->chosen_ms, p->first_ms);
         if (p->runs_fp32x3 || p->fp32x3_ms > 0 || p->sgemm_ms > 0)
-            fprintf(table_out, "; %s (SGEMM path %.4f ms, 3xTF32 %.4f)", p->runs_fp32x3 ? "3xTF32" : "SGEMM",
-                   p->sgemm_ms, p->fp32x3_ms);
+            fprintf(table_out, "; %s (SGEMM path %.4f ms, 3xTF32 %.4f)",
+                    p->runs_fp32x3 ? "3xTF32" : "SGEMM", p->sgemm_ms, p->fp32x3_ms);
         if (p->gelu_path[0])
             fprintf(table_out, "; %s (GEMM + GELU kernel %.4f ms, fused large tiles %.4f, small %.4f, "
-                   "pingpong %.4f, pingpong small %.4f)",
-                   p->gelu_path, p->unfused_ms, p->fused_large_ms, p->fused_small_ms,
-                   p->fused_pingpong_ms, p->fused_pingpong_small_ms);
+                    "pingpong %.4f, pingpong small %.4f)",
+                    p->gelu_path, p->unfused_ms, p->fused_large_ms, p->fused_small_ms,
+                    p->fused_pingpong_ms, p->fused_pingpong_small_ms);
         fprintf(table_out, "\n");
     }
 }
@@ -148,7 +148,6 @@ static bool parse_batches(const char *s, int *out, int *n) {
     return true;
 }
 
-/* Comma-separated precisions, no empty entries; false (after an error message) on bad input. */
 static void remove_folder(const char *dir);
 
 static bool preset_known(const char *preset) {
@@ -297,8 +296,8 @@ int cmd_bench(const cli_args *a) {
     cJSON_AddNumberToObject(root, "layers", model->config.num_layers);
     cJSON *configs = cJSON_AddArrayToObject(root, "configs");
 
-    fprintf(table_out, "%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms", "p99 ms", "total ms",
-           "seq/s", "TFLOP/s", "ceiling");
+    fprintf(table_out, "%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms",
+            "p99 ms", "total ms", "seq/s", "TFLOP/s", "ceiling");
     int failures = 0;
     for (int pi = 0; pi < n_precs; pi++) {
         for (int bi = 0; bi < n_batches; bi++) {
@@ -401,7 +400,8 @@ int cmd_bench(const cli_args *a) {
             if (st != BQ_OK) {
                 failures++;
                 cJSON_AddStringToObject(c, "error", err.message);
-                fprintf(table_out, "%-6s %6d %6d  error: %s\n", bq_precision_name(precs[pi]), B, seq_len, err.message);
+                fprintf(table_out, "%-6s %6d %6d  error: %s\n", bq_precision_name(precs[pi]), B, seq_len,
+                        err.message);
             } else {
                 latency_stats lc = summarize(compute, iters), lt = summarize(total, iters);
                 double seq_s = B * 1e3 / lc.mean;
@@ -420,11 +420,12 @@ int cmd_bench(const cli_args *a) {
                     cJSON_AddNullToObject(c, "ceiling_share");
                 char share[16] = "-";
                 if (ceiling > 0) snprintf(share, sizeof share, "%.0f%%", 100 * tflops / ceiling);
-                fprintf(table_out, "%-6s %6d %6d %10.3f %10.3f %10.3f %12.1f %9.1f %8s\n", bq_precision_name(precs[pi]), B,
-                       seq_len, lc.p50, lc.p99, lt.p50, seq_s, tflops, share);
+                fprintf(table_out, "%-6s %6d %6d %10.3f %10.3f %10.3f %12.1f %9.1f %8s\n",
+                        bq_precision_name(precs[pi]), B, seq_len, lc.p50, lc.p99, lt.p50, seq_s, tflops, share);
                 if (a->given[OPT_PROFILE] && ce) {
                     fprintf(table_out, "       stages (ms, one pass without graph):");
-                    for (int s = 0; s < BQ_STAGE_COUNT; s++) fprintf(table_out, " %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
+                    for (int s = 0; s < BQ_STAGE_COUNT; s++)
+                        fprintf(table_out, " %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
                     fprintf(table_out, "\n");
                     print_gemm_plans(plans, n_plans);
                 }
