@@ -54,15 +54,22 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* Run a shell command that must succeed. */
+static void shell(const char *cmd) {
+    int status = -1;
+    char *output = bq_test_run(cmd, &status);
+    if (status != 0) print_error("%s: %s\n", cmd, output ? output : "");
+    free(output);
+    assert_int_equal(status, 0);
+}
+
 /* Copy a checkpoint folder to `name` under tmpdir; returns a static path. */
 static const char *copy_model(const char *from, const char *name) {
     static char to[4096];
     snprintf(to, sizeof to, "%s/%s", tmpdir, name);
     char cmd[16384];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
-    int status = -1;
-    free(bq_test_run(cmd, &status));
-    assert_int_equal(status, 0);
+    shell(cmd);
     return to;
 }
 
@@ -120,15 +127,6 @@ static void load_fails(const char *dir, const char *fallback, bq_status want, co
     assert_null(m);
     if (n1) assert_non_null(strstr(err.message, n1));
     if (n2) assert_non_null(strstr(err.message, n2));
-}
-
-/* Run a shell command that must succeed. */
-static void shell(const char *cmd) {
-    int status = -1;
-    char *output = bq_test_run(cmd, &status);
-    if (status != 0) print_error("%s: %s\n", cmd, output ? output : "");
-    free(output);
-    assert_int_equal(status, 0);
 }
 
 /* A copy of `from` named `name` with one edit (every `old` in `file` becomes `new_text`) must fail
@@ -737,14 +735,11 @@ static void test_missing_files(void **state) {
         char cmd[9000];
         snprintf(cmd, sizeof cmd, "cd '%s' && mv %s %s.real && %s %s", d, specials[i][0], specials[i][0],
                  specials[i][1], specials[i][0]);
-        int status = -1;
-        free(bq_test_run(cmd, &status));
-        assert_int_equal(status, 0);
+        shell(cmd);
         load_fails(d, NULL, BQ_ERR_IO, specials[i][0], "not a regular file");
         snprintf(cmd, sizeof cmd, "cd '%s' && rm %s && mv %s.real %s", d, specials[i][0], specials[i][0],
                  specials[i][0]);
-        free(bq_test_run(cmd, &status));
-        assert_int_equal(status, 0);
+        shell(cmd);
     }
 
     /* symlinks to regular files, as in a Hugging Face hub cache (snapshots/REV/x -> blobs/HASH), load */
@@ -753,9 +748,7 @@ static void test_missing_files(void **state) {
         char cmd[9000];
         snprintf(cmd, sizeof cmd, "cd '%s' && mkdir blobs snap && for f in config.json model.safetensors "
                  "vocab.txt; do mv $f blobs/$f.blob && ln -s ../blobs/$f.blob snap/$f; done", d);
-        int status = -1;
-        free(bq_test_run(cmd, &status));
-        assert_int_equal(status, 0);
+        shell(cmd);
         char snap[4200];
         snprintf(snap, sizeof snap, "%s/snap", d);
         bq_model_free(load_ok(snap, NULL));
@@ -764,9 +757,7 @@ static void test_missing_files(void **state) {
     d = copy_model(dir_f32, "truncated");
     char cmd[12000];
     snprintf(cmd, sizeof cmd, "truncate -s -4 '%s/model.safetensors'", d);
-    int status = -1;
-    free(bq_test_run(cmd, &status));
-    assert_int_equal(status, 0);
+    shell(cmd);
     load_fails(d, NULL, BQ_ERR_FORMAT, "model.safetensors", "beyond the data section");
 
     load_fails("/nonexistent-model-dir", NULL, BQ_ERR_IO, "/nonexistent-model-dir", NULL);
