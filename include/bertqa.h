@@ -40,6 +40,122 @@ typedef struct {
     char message[1024];
 } bq_err;
 
+/* ---- version ------------------------------------------------------------------------------- */
+
+/* The library's version; CMakeLists.txt reads the project version from these three lines. */
+#define BQ_VERSION_MAJOR 0
+#define BQ_VERSION_MINOR 1
+#define BQ_VERSION_PATCH 0
+
+/* The version of the library actually linked, "MAJOR.MINOR.PATCH". Never NULL. */
+const char *bq_version_string(void);
+
+/* ---- settings ------------------------------------------------------------------------------ */
+
+/* How a reader runs and cuts its windows. Opaque, set by name, so that new settings never change
+ * the layout a program was compiled against. */
+typedef struct bq_settings bq_settings;
+
+/* Settings at their defaults (cpu, fp32, the SQuAD defaults 384/64/128, 20 best, answers of at
+ * most 30 pieces). Returns NULL only when out of memory. */
+bq_settings *bq_settings_create(void);
+void bq_settings_free(bq_settings *settings); /* accepts NULL */
+
+/* Set one setting. The names and values are the bertqa-gpu command line's options without the
+ * leading "--" (see `bertqa-gpu ask --help`):
+ *   device            "cpu", "cuda" or "cuda:N" (default cpu)
+ *   precision         "fp32", "tf32", "fp16" or "bf16" (default fp32; cpu runs fp32 only)
+ *   attention         "auto", "own" or "cudnn" (cuda only; default auto)
+ *   threads           CPU threads of the cpu backend, 1..1024 (default: all cores)
+ *   batch             windows per forward pass, 1..4096 (default 8 on cpu, 64 on cuda)
+ *   tuning-cache      a file that keeps the cuda engine's kernel timings between runs
+ *   vocab             a vocabulary for a model folder that has neither vocab.txt nor tokenizer.json
+ *   max-seq-length    window length in tokens, 8..4096 (default 384)
+ *   max-query-length  question tokens kept, 1..4096 (default 64)
+ *   doc-stride        step between window starts, 1..4096 (default 128)
+ *   n-best            answers kept per question, 1..1000 (default 20)
+ *   max-answer-length longest answer in tokens, 1..4096 (default 30)
+ *   length-bucket     0..max-seq-length: run length-sorted windows cut to a multiple of N (0: pad)
+ *   pack              "1" to run windows packed without padding, "0" not to (default 0)
+ * The cpu backend runs OpenBLAS's kernels for this CPU; where Debian's OpenBLAS does not know the
+ * CPU it falls back to slow SSE3 ones (bq_reader_describe names them): start the program with
+ * OPENBLAS_CORETYPE=Haswell (or SkylakeX) then, as the command line does by itself.
+ * Strings are copied. Returns BQ_OK, or BQ_ERR_INVALID_ARG for an unknown name or a value out of
+ * range (the message names the setting and what it accepts); the settings are then unchanged.
+ * Settings that contradict each other are reported by bq_reader_create. */
+bq_status bq_settings_set(bq_settings *settings, const char *name, const char *value, bq_err *err);
+
+/* ---- answering questions ------------------------------------------------------------------- */
+
+/* A model loaded onto one device, ready to answer. One thread at a time may use a reader; readers
+ * are independent of each other. */
+typedef struct bq_reader bq_reader;
+
+/* Load `model` (a Hugging Face checkpoint folder: config.json, model.safetensors or its shards,
+ * vocab.txt or tokenizer.json; or a repo id found in the local Hugging Face cache) and create its
+ * engine as `settings` say (NULL: the defaults). `settings` may be freed afterwards.
+ * Returns BQ_OK with *out set; else *out is NULL and the status says why: BQ_ERR_IO (a file is
+ * missing or unreadable), BQ_ERR_FORMAT (a malformed checkpoint), BQ_ERR_UNSUPPORTED (a model or
+ * tokenizer this runtime does not implement, or a precision the device lacks),
+ * BQ_ERR_INVALID_ARG (settings that contradict each other), BQ_ERR_NO_DEVICE (cuda asked for and
+ * no usable GPU), BQ_ERR_DEVICE, BQ_ERR_DEVICE_OOM or BQ_ERR_NOMEM. */
+bq_status bq_reader_create(const char *model, const bq_settings *settings, bq_reader **out,
+                           bq_err *err);
+
+/* Free the reader and its device memory, first writing the tuning cache if one was set (errors
+ * are then lost: call bq_reader_save_tuning to see them). Accepts NULL. */
+void bq_reader_free(bq_reader *reader);
+
+/* Write the engine's kernel timings to the tuning-cache file (nothing to do without one).
+ * Returns BQ_OK or BQ_ERR_IO. */
+bq_status bq_reader_save_tuning(bq_reader *reader, bq_err *err);
+
+/* One line naming the device and how it runs ("cpu fp32, 8 threads", "NVIDIA H100 ... fp16").
+ * Valid while the reader lives; never NULL. */
+const char *bq_reader_describe(const bq_reader *reader);
+
+/* A question about a context, both UTF-8 (need not be NUL-terminated). */
+typedef struct {
+    const char *question;
+    size_t question_len;
+    const char *context;
+    size_t context_len;
+} bq_request;
+
+/* One answer: a span of the context. */
+typedef struct {
+    const char *text;     /* NUL-terminated: exactly the context's characters [char_start, char_end),
+                             or "empty" (and the offsets -1) when no span qualifies */
+    int32_t char_start;   /* in Unicode code points, as Python indexes a str */
+    int32_t char_end;
+    int32_t byte_start;   /* the same span in bytes of the UTF-8 context */
+    int32_t byte_end;
+    double score;         /* start logit + end logit */
+    double probability;   /* softmax over the answers kept (n-best) */
+} bq_span;
+
+/* A request's outcome. Owns its storage: release it with bq_results_clear. */
+typedef struct {
+    bq_status status;        /* this request's own outcome: one bad request fails alone */
+    const char *error;       /* "" when status is BQ_OK, else what was wrong with the request */
+    const bq_span *answers;  /* [n_answers], best first; at least one when status is BQ_OK */
+    int n_answers;
+    int n_windows;           /* windows (max-seq-length tokens each) the context was cut into */
+    void *storage_;          /* private */
+} bq_result;
+
+/* Answer requests[0..n) into results[0..n): batched across requests, with the host's work
+ * (tokenizing, windows, decoding) overlapping the device's. Every result is filled, even on
+ * failure (then with the failure's status), and must be released with bq_results_clear.
+ * A request with bad input (text that is not UTF-8) gets its own status and message, and
+ * the others are answered. Returns BQ_OK, or the first failure of the engine itself
+ * (BQ_ERR_DEVICE, BQ_ERR_DEVICE_OOM, BQ_ERR_NOMEM) or BQ_ERR_INVALID_ARG (NULL arguments). */
+bq_status bq_reader_answer(bq_reader *reader, const bq_request *requests, size_t n, bq_result *results,
+                           bq_err *err);
+
+/* Release results[0..n) and zero them. Accepts NULL and zeroed results. */
+void bq_results_clear(bq_result *results, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

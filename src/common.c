@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -504,4 +505,20 @@ bq_status bq_packed_positions(const int32_t *seq_offsets, int n_seqs, long rows,
             for (long t = 0; t < len; t++) positions[seq_offsets[i] + t] = (int32_t)t;
     }
     return BQ_OK;
+}
+
+const char *bq_default_vocab_path(const char *build_path) {
+    static char path[PATH_MAX];
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return build_path;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return build_path;
+    *slash = '\0';
+    char candidate[sizeof exe + 64];
+    snprintf(candidate, sizeof candidate, "%s/../share/bertqa-gpu/vocab.txt", exe);
+    struct stat sb;
+    if (stat(candidate, &sb) == 0 && S_ISREG(sb.st_mode) && realpath(candidate, path)) return path;
+    return build_path;
 }

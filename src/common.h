@@ -14,6 +14,11 @@
 extern "C" {
 #endif
 
+/* The shipped vocabulary for a program of this project: <program's folder>/../share/bertqa-gpu/vocab.txt
+ * where that file exists (an installed program, `cmake --install`), else `build_path` (the source
+ * tree's vocab/vocab.txt, compiled in). Static storage. */
+const char *bq_default_vocab_path(const char *build_path);
+
 /* Record `status` and a printf-style message in `err` (may be NULL); returns `status`. */
 bq_status bq_fail(bq_err *err, bq_status status, const char *fmt, ...)
 #if defined(__GNUC__)

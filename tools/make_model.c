@@ -61,7 +61,7 @@ static void usage(FILE *f) {
             "the number of tokens in the vocabulary file (default %s).\n"
             "--shards N (N > 1) writes the weights as N files model-0000K-of-0000N.safetensors listed\n"
             "by model.safetensors.index.json, as Hugging Face's save_pretrained with a max_shard_size.\n",
-            BQ_DEFAULT_VOCAB);
+            bq_default_vocab_path(BQ_DEFAULT_VOCAB));
 }
 
 /* ---- deterministic random numbers: splitmix64 + Box-Muller -------------------------------------- */
@@ -586,7 +586,7 @@ static bool parse_int(const char *flag, const char *s, long max, int *out) {
 }
 
 int main(int argc, char **argv) {
-    options o = {32, 2, 4, 64, 0, 512, 2, BQ_DTYPE_F32, 0, false, false, NULL, BQ_DEFAULT_VOCAB, 1};
+    options o = {32, 2, 4, 64, 0, 512, 2, BQ_DTYPE_F32, 0, false, false, NULL, bq_default_vocab_path(BQ_DEFAULT_VOCAB), 1};
     /* the preset first, so explicit sizes override it wherever they appear */
     for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--preset") != 0) continue;

@@ -58,7 +58,7 @@ extern int cli_stdout_errno;
 bool cli_parse_precisions(const char *cmd, const char *s, bq_precision *out, int max, int *n);
 /* An output path that is standard output: "-" (bq_output_open) or /dev/stdout. */
 bool cli_is_stdout(const char *path);
-/* Vocabulary from --vocab, else the repository's vocab/vocab.txt. */
+/* Vocabulary from --vocab, else the shipped one (bq_default_vocab_path). */
 const char *cli_vocab_path(const cli_args *a);
 /* Context from --context or --context-file (heap copy in *owned when read from a file). */
 bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);

@@ -9,7 +9,7 @@
 #endif
 
 const char *cli_vocab_path(const cli_args *a) {
-    return a->given[OPT_VOCAB] ? a->value[OPT_VOCAB] : BQ_DEFAULT_VOCAB;
+    return a->given[OPT_VOCAB] ? a->value[OPT_VOCAB] : bq_default_vocab_path(BQ_DEFAULT_VOCAB);
 }
 
 bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned) {

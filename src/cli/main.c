@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "engine_cuda.h"
 #include "forward_cpu.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -159,22 +160,15 @@ void cli_print_help(const cli_command *cmd, FILE *to) {
 }
 
 static bool parse_int(const char *cmd, const char *flag, const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-        cli_error(cmd, "%s expects an integer in [%d, %d], got '%s'", flag, lo, hi, s);
-        return false;
-    }
-    *out = (int)v;
-    return true;
+    bq_err err;
+    if (bq_parse_int_range(flag, s, lo, hi, out, &err) == BQ_OK) return true;
+    cli_error(cmd, "%s", err.message);
+    return false;
 }
 
 bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
-    bq_squad_options defaults = BQ_SQUAD_OPTIONS_DEFAULT;
-    a->squad = defaults;
-    bq_engine_options_default(&a->engine);
+    bq_settings_defaults(&a->engine, &a->squad);
     a->top_k = 1;
     a->seq_len = 384;
     for (int i = 0; i < argc; i++) {
@@ -226,15 +220,27 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         }
 
     const char *n = cmd->name;
+    bq_err err;
+    bq_err_clear(&err);
+    /* the model and window options are the library's named settings (settings.h); bench takes
+     * lists for --precision and --batch and parses them itself, check a list of precisions */
+    static const cli_option_id settings[] = {
+        OPT_DEVICE, OPT_PRECISION, OPT_ATTENTION, OPT_THREADS, OPT_BATCH, OPT_TUNING_CACHE,
+        OPT_MAX_SEQ_LENGTH, OPT_MAX_QUERY_LENGTH, OPT_DOC_STRIDE, OPT_N_BEST, OPT_MAX_ANSWER_LENGTH,
+        OPT_LENGTH_BUCKET, OPT_PACK};
+    const bool bench = strcmp(n, "bench") == 0, check = strcmp(n, "check") == 0;
+    for (size_t k = 0; k < sizeof settings / sizeof *settings; k++) {
+        const cli_option_id id = settings[k];
+        if (!a->given[id] || ((bench || check) && id == OPT_PRECISION) || (bench && id == OPT_BATCH))
+            continue;
+        const char *value = id == OPT_PACK ? "1" : a->value[id];
+        if (bq_settings_apply(option_specs[id].flag + 2, value, "--", &a->engine, &a->squad, &err) != BQ_OK) {
+            cli_error(n, "%s", err.message);
+            return false;
+        }
+    }
     struct { cli_option_id id; int lo, hi; int *dst; } ints[] = {
-        {OPT_MAX_SEQ_LENGTH, 8, 4096, &a->squad.max_seq_length},
-        {OPT_MAX_QUERY_LENGTH, 1, 4096, &a->squad.max_query_length},
-        {OPT_DOC_STRIDE, 1, 4096, &a->squad.doc_stride},
-        {OPT_N_BEST, 1, 1000, &a->squad.n_best},
-        {OPT_MAX_ANSWER_LENGTH, 1, 4096, &a->squad.max_answer_length},
-        {OPT_THREADS, 1, 1024, &a->engine.threads},
         {OPT_TOP_K, 1, 1000, &a->top_k},
-        {OPT_LENGTH_BUCKET, 0, 4096, &a->squad.length_bucket},
         {OPT_SEQ_LEN, 1, 4096, &a->seq_len},
         {OPT_ITERS, 1, 100000, &a->iters},
     };
@@ -242,78 +248,24 @@ bool cli_parse(const cli_command *cmd, int argc, char **argv, cli_args *a) {
         if (a->given[ints[k].id] &&
             !parse_int(n, option_specs[ints[k].id].flag, a->value[ints[k].id], ints[k].lo, ints[k].hi, ints[k].dst))
             return false;
-    bq_err err;
-    bq_err_clear(&err);
-    if (a->given[OPT_DEVICE] &&
-        bq_parse_device(a->value[OPT_DEVICE], &a->engine.device, &a->engine.device_index, &err) != BQ_OK) {
-        cli_error(n, "%s", err.message);
-        return false;
-    }
     /* check compares a card with the CPU: it runs on cuda unless told which card */
-    if (strcmp(n, "check") == 0) {
+    if (check) {
         if (a->engine.device != BQ_DEVICE_CUDA && a->given[OPT_DEVICE]) {
             cli_error(n, "check compares a CUDA device with the CPU reference: give --device cuda[:N]");
             return false;
         }
         a->engine.device = BQ_DEVICE_CUDA;
     }
-    a->engine.max_batch = a->engine.device == BQ_DEVICE_CUDA ? 64 : 8;
     /* ask makes one forward pass: timing kernels and capturing a graph for it would cost more
      * than they save. (logits makes one too, but it is how bench/parity.py compares our logits
      * with the CPU's and Hugging Face's: it runs the tuned path that squad and jsonl run.) */
     a->engine.tune = strcmp(n, "ask") != 0;
-    /* bench takes lists for --precision and --batch and parses them itself; check a list of
-     * precisions */
-    if (strcmp(n, "bench") != 0) {
-        if (a->given[OPT_BATCH] && !parse_int(n, "--batch", a->value[OPT_BATCH], 1, 4096, &a->engine.max_batch))
-            return false;
-        if (a->given[OPT_PRECISION] && strcmp(n, "check") != 0 &&
-            bq_parse_precision(a->value[OPT_PRECISION], &a->engine.precision, &err) != BQ_OK) {
-            cli_error(n, "%s", err.message);
-            return false;
-        }
-    }
-    if (a->given[OPT_ATTENTION] && bq_parse_attention(a->value[OPT_ATTENTION], &a->engine.attention, &err) != BQ_OK) {
+    if (bq_settings_finish(&a->engine, &a->squad, "--", &err) != BQ_OK) {
         cli_error(n, "%s", err.message);
         return false;
     }
-    a->engine.seq_len = a->squad.max_seq_length;
-    if (a->squad.max_query_length + 3 >= a->squad.max_seq_length) {
-        cli_error(n, "--max-query-length %d leaves no room for the context in --max-seq-length %d",
-                  a->squad.max_query_length, a->squad.max_seq_length);
-        return false;
-    }
-    if (a->squad.length_bucket > a->squad.max_seq_length) {
-        cli_error(n, "--length-bucket %d exceeds --max-seq-length %d", a->squad.length_bucket,
-                  a->squad.max_seq_length);
-        return false;
-    }
-    if (a->given[OPT_TUNING_CACHE]) {
-        if (!a->value[OPT_TUNING_CACHE][0]) {
-            cli_error(n, "--tuning-cache needs a file name");
-            return false;
-        }
-        a->engine.tuning_cache = a->value[OPT_TUNING_CACHE];
-        if (a->engine.device == BQ_DEVICE_CPU) /* the CPU backend times nothing */
-            fprintf(stderr, "bertqa-gpu %s: note: --tuning-cache has no effect with --device cpu\n", n);
-    }
-    a->squad.pack = a->given[OPT_PACK];
-    if (a->squad.pack && a->squad.length_bucket > 0) {
-        cli_error(n, "--pack and --length-bucket are alternatives: give one");
-        return false;
-    }
-    if (a->squad.pack && a->engine.device == BQ_DEVICE_CUDA &&
-        a->engine.attention == BQ_ATTENTION_CUDNN) {
-        cli_error(n, "--pack needs our attention kernel (cuDNN's is planned for padded batches): "
-                  "use --attention auto or own with it");
-        return false;
-    }
-    if (a->squad.length_bucket > 0 && a->squad.length_bucket < a->squad.max_seq_length &&
-        a->engine.device == BQ_DEVICE_CUDA && a->engine.attention == BQ_ATTENTION_CUDNN) {
-        cli_error(n, "--length-bucket trims batches, and cuDNN's attention is planned for the full "
-                  "length only: use --attention auto or own with it");
-        return false;
-    }
+    if (a->given[OPT_TUNING_CACHE] && a->engine.device == BQ_DEVICE_CPU) /* the CPU backend times nothing */
+        fprintf(stderr, "bertqa-gpu %s: note: --tuning-cache has no effect with --device cpu\n", n);
     if (a->given[OPT_CONTEXT] && a->given[OPT_CONTEXT_FILE]) {
         cli_error(n, "give either --context or --context-file, not both");
         return false;
@@ -363,6 +315,7 @@ static int print_version(void) {
                 printf("  device %d: %s\n", d, err.message);
         }
     }
+    printf("vocabulary: %s (for a model folder without its own)\n", bq_default_vocab_path(BQ_DEFAULT_VOCAB));
     const char *better = bq_cpu_blas_better_kernels();
     printf("cpu: %s", bq_cpu_blas_config());
     if (better && !getenv("OPENBLAS_CORETYPE")) printf(" (model commands start again on its %s kernels)", better);

@@ -166,6 +166,17 @@ add_test(NAME cli_cuda_emulated COMMAND bash ${BQ_EMU_SRC}/cli_cuda_emulated.sh
          ${CMAKE_CURRENT_SOURCE_DIR})
 set_tests_properties(cli_cuda_emulated PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77)
 
+# The public interface over the emulated CUDA engine: test_api's cuda reader is answered (and held
+# to the CPU reader) instead of skipped. Linked statically: libbertqa.so is the real engine's.
+add_executable(test_api_emulated tests/test_api.c src/api.c)
+target_link_libraries(test_api_emulated PRIVATE bq_emu_engine bq_emu_kernels bq_emu_engine
+                      PkgConfig::CMOCKA PkgConfig::CJSON m)
+target_compile_definitions(test_api_emulated PRIVATE ${BQ_TEST_API_DEFINES} BQ_CUDA_EMULATED=1)
+add_dependencies(test_api_emulated bertqa-make-model bertqa-gpu)
+set_target_properties(test_api_emulated PROPERTIES LINKER_LANGUAGE CXX)
+add_test(NAME test_api_emulated COMMAND test_api_emulated)
+set_tests_properties(test_api_emulated PROPERTIES TIMEOUT 600)
+
 foreach(t test_tensor_core_emu test_emu_runtime)
   add_executable(${t} ${BQ_EMU_SRC}/${t}.cpp)
   target_link_libraries(${t} PRIVATE bq_emu_runtime)

@@ -1,0 +1,358 @@
+/* test_api.c - the public interface (include/bertqa.h) as a program outside the project meets it:
+ * this file includes nothing but that header and links only libbertqa.so. Its answers are held to
+ * the command line's (`bertqa-gpu ask --json`, a separate program over the same checkpoint) and to
+ * the context they are cut from. */
+#include <bertqa.h>
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#if !defined(BQ_MAKE_MODEL) || !defined(BQ_CLI) || !defined(BQ_BINARY_DIR) || !defined(BQ_PROJECT_VERSION)
+#error "the build defines BQ_MAKE_MODEL, BQ_CLI, BQ_BINARY_DIR and BQ_PROJECT_VERSION"
+#endif
+
+static char g_model[4096]; /* a tiny random checkpoint written by bertqa-make-model */
+
+static const char *const question = "Where did the cat sit?";
+/* long enough for several 24-token windows; multi-byte characters ahead of some answers */
+static const char *const context = "The cat sat on the mat in the house. Dogs ran in the park all day. "
+                                   "\xC3\x9C" "ber caf\xC3\xA9 na\xC3\xAFve \xE2\x80\x94 \xE6\x9D\xB1\xE4\xBA\xAC is far away.";
+/* small windows, so that a short context has several and padding is rare (the random model's best
+ * logits would otherwise sit on padding, which padded decoding ranks like any position) */
+static const char *const window_settings[][2] = {
+    {"max-seq-length", "24"}, {"max-query-length", "8"}, {"doc-stride", "6"}};
+#define WINDOW_FLAGS "--max-seq-length 24 --max-query-length 8 --doc-stride 6"
+
+static char *run_command(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    size_t got;
+    while (out && (got = fread(out + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (len + 1 == cap) out = realloc(out, cap *= 2);
+    }
+    int rc = pclose(p);
+    if (status) *status = rc;
+    if (out) out[len] = '\0';
+    return out;
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(g_model, sizeof g_model, "%s/test_api.XXXXXX", BQ_BINARY_DIR);
+    if (!mkdtemp(g_model)) return -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' --out '%s/tiny' --preset tiny --seed 3 2>&1", BQ_MAKE_MODEL, g_model);
+    int status = -1;
+    free(run_command(cmd, &status));
+    strcat(g_model, "/tiny");
+    return status == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "rm -rf '%.*s'", (int)(strlen(g_model) - strlen("/tiny")), g_model);
+    free(run_command(cmd, NULL));
+    return 0;
+}
+
+static bq_settings *small_windows(void) {
+    bq_settings *s = bq_settings_create();
+    assert_non_null(s);
+    bq_err err;
+    for (size_t i = 0; i < sizeof window_settings / sizeof *window_settings; i++)
+        assert_int_equal(bq_settings_set(s, window_settings[i][0], window_settings[i][1], &err), BQ_OK);
+    return s;
+}
+
+static bq_reader *open_reader(bq_settings *s) {
+    bq_reader *r = NULL;
+    bq_err err = {BQ_OK, ""};
+    bq_status st = bq_reader_create(g_model, s, &r, &err);
+    if (st != BQ_OK) print_error("bq_reader_create: %s\n", err.message);
+    assert_int_equal(st, BQ_OK);
+    assert_non_null(r);
+    return r;
+}
+
+static bq_request request_of(const char *q, const char *c) {
+    return (bq_request){q, q ? strlen(q) : 0, c, c ? strlen(c) : 0};
+}
+
+/* Every answer is the context's characters [char_start, char_end), and the byte span says the same. */
+static void assert_spans_in_context(const bq_result *r, const char *ctx) {
+    assert_int_equal(r->status, BQ_OK);
+    assert_string_equal(r->error, "");
+    assert_true(r->n_answers >= 1);
+    for (int i = 0; i < r->n_answers; i++) {
+        const bq_span *a = &r->answers[i];
+        if (a->char_start < 0) {
+            assert_string_equal(a->text, "empty");
+            continue;
+        }
+        assert_true(a->byte_start >= 0 && a->byte_end <= (int32_t)strlen(ctx) && a->byte_start < a->byte_end);
+        assert_int_equal(strlen(a->text), (size_t)(a->byte_end - a->byte_start));
+        assert_memory_equal(a->text, ctx + a->byte_start, strlen(a->text));
+        int32_t chars = 0; /* code points before byte_start: UTF-8 lead bytes */
+        for (int32_t b = 0; b < a->byte_start; b++) chars += ((unsigned char)ctx[b] & 0xC0) != 0x80;
+        assert_int_equal(a->char_start, chars);
+        for (int32_t b = a->byte_start; b < a->byte_end; b++) chars += ((unsigned char)ctx[b] & 0xC0) != 0x80;
+        assert_int_equal(a->char_end, chars);
+        assert_true(a->probability > 0.0 && a->probability <= 1.0);
+        if (i > 0) assert_true(a->score <= r->answers[i - 1].score);
+    }
+}
+
+static void test_version(void **state) {
+    (void)state;
+    char macros[64];
+    snprintf(macros, sizeof macros, "%d.%d.%d", BQ_VERSION_MAJOR, BQ_VERSION_MINOR, BQ_VERSION_PATCH);
+    assert_string_equal(bq_version_string(), macros);
+    assert_string_equal(bq_version_string(), BQ_PROJECT_VERSION);
+    for (int s = 0; s < BQ_STATUS_COUNT; s++) assert_true(strlen(bq_status_string((bq_status)s)) > 0);
+    assert_non_null(bq_status_string((bq_status)999));
+}
+
+static void test_bad_settings_refused(void **state) {
+    (void)state;
+    bq_settings *s = bq_settings_create();
+    assert_non_null(s);
+    static const char *const bad[][3] = {
+        {"devices", "cpu", "unknown setting 'devices'"},
+        {"device", "gpu", "gpu"},
+        {"precision", "fp8", "fp8"},
+        {"attention", "flash", "flash"},
+        {"batch", "0", "batch expects an integer in [1, 4096], got '0'"},
+        {"batch", "12x", "got '12x'"},
+        {"n-best", "1001", "n-best"},
+        {"max-seq-length", "4", "max-seq-length"},
+        {"pack", "2", "pack"},
+        {"threads", "", "threads"},
+        {"tuning-cache", "", "tuning-cache needs a file name"},
+        {"vocab", "", "vocab needs a file name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        bq_err err = {BQ_OK, ""};
+        assert_int_equal(bq_settings_set(s, bad[i][0], bad[i][1], &err), BQ_ERR_INVALID_ARG);
+        assert_int_equal(err.status, BQ_ERR_INVALID_ARG);
+        if (!strstr(err.message, bad[i][2]))
+            fail_msg("%s=%s: message '%s' lacks '%s'", bad[i][0], bad[i][1], err.message, bad[i][2]);
+    }
+    assert_int_equal(bq_settings_set(s, "device", NULL, NULL), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_settings_set(NULL, "device", "cpu", NULL), BQ_ERR_INVALID_ARG);
+    static const char *const good[][2] = {{"device", "cpu"}, {"device", "cuda:1"}, {"precision", "bf16"},
+                                          {"attention", "own"}, {"threads", "2"}, {"batch", "4096"},
+                                          {"pack", "0"}, {"tuning-cache", "/tmp/x"}, {"vocab", "/tmp/v"}};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(bq_settings_set(s, good[i][0], good[i][1], NULL), BQ_OK);
+    bq_settings_free(s);
+    bq_settings_free(NULL);
+    bq_reader_free(NULL);
+    bq_results_clear(NULL, 3);
+}
+
+/* A refused value leaves the setting as it was: the windows still come out 24 tokens long. */
+static void test_refused_value_changes_nothing(void **state) {
+    (void)state;
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "max-seq-length", "7", NULL), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_settings_set(s, "device", "tpu", NULL), BQ_ERR_INVALID_ARG);
+    bq_reader *r = open_reader(s);
+    bq_settings_free(s); /* the reader keeps what it needs */
+    bq_request q = request_of(question, context);
+    bq_result res;
+    assert_int_equal(bq_reader_answer(r, &q, 1, &res, NULL), BQ_OK);
+    assert_true(res.n_windows > 3); /* 384-token windows would hold it in one */
+    bq_results_clear(&res, 1);
+    bq_reader_free(r);
+}
+
+static void test_contradictions_refused(void **state) {
+    (void)state;
+    static const char *const cases[][5] = {
+        {"max-seq-length", "24", "max-query-length", "21", "max-query-length 21 leaves no room"},
+        {"pack", "1", "length-bucket", "8", "pack and length-bucket are alternatives"},
+        {"max-seq-length", "384", "length-bucket", "400", "length-bucket 400 exceeds max-seq-length 384"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        bq_settings *s = bq_settings_create();
+        assert_int_equal(bq_settings_set(s, cases[i][0], cases[i][1], NULL), BQ_OK);
+        assert_int_equal(bq_settings_set(s, cases[i][2], cases[i][3], NULL), BQ_OK);
+        bq_reader *r = (bq_reader *)&r; /* overwritten with NULL on failure */
+        bq_err err = {BQ_OK, ""};
+        assert_int_equal(bq_reader_create(g_model, s, &r, &err), BQ_ERR_INVALID_ARG);
+        assert_null(r);
+        if (!strstr(err.message, cases[i][4])) fail_msg("message '%s' lacks '%s'", err.message, cases[i][4]);
+        bq_settings_free(s);
+    }
+}
+
+static void test_model_errors(void **state) {
+    (void)state;
+    bq_reader *r = NULL;
+    bq_err err = {BQ_OK, ""};
+    assert_int_equal(bq_reader_create(BQ_BINARY_DIR "/no-such-model", NULL, &r, &err), BQ_ERR_IO);
+    assert_null(r);
+    assert_non_null(strstr(err.message, "no-such-model"));
+    assert_int_equal(bq_reader_create(NULL, NULL, &r, &err), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_reader_create(g_model, NULL, NULL, &err), BQ_ERR_INVALID_ARG);
+}
+
+/* The library's answers are the command line's: every n-best answer, its span and its score. */
+static void test_answers_match_cli(void **state) {
+    (void)state;
+    bq_settings *s = small_windows();
+    bq_reader *r = open_reader(s);
+    bq_settings_free(s);
+    assert_true(strlen(bq_reader_describe(r)) > 0);
+    bq_request q = request_of(question, context);
+    bq_result res;
+    bq_err err = {BQ_OK, ""};
+    assert_int_equal(bq_reader_answer(r, &q, 1, &res, &err), BQ_OK);
+    assert_spans_in_context(&res, context);
+    assert_true(res.n_answers > 1);
+    assert_true(res.answers[0].char_start >= 0);
+
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s' ask --model '%s' --question '%s' --context '%s' " WINDOW_FLAGS
+             " --json --top-k 1000 2>/dev/null", BQ_CLI, g_model, question, context);
+    int status = -1;
+    char *out = run_command(cmd, &status);
+    assert_int_equal(status, 0);
+    cJSON *list = cJSON_Parse(out);
+    assert_non_null(list);
+    assert_int_equal(cJSON_GetArraySize(list), res.n_answers);
+    for (int i = 0; i < res.n_answers; i++) {
+        const cJSON *o = cJSON_GetArrayItem(list, i);
+        const bq_span *a = &res.answers[i];
+        assert_string_equal(cJSON_GetObjectItem(o, "answer")->valuestring, a->text);
+        assert_int_equal(cJSON_GetObjectItem(o, "start")->valueint, a->char_start);
+        assert_int_equal(cJSON_GetObjectItem(o, "end")->valueint, a->char_end);
+        const double cli_score = cJSON_GetObjectItem(o, "score")->valuedouble;
+        if (fabs(cli_score - a->score) > 1e-12 * (1 + fabs(a->score)))
+            fail_msg("answer %d '%s': score %.17g, the command line's %.17g", i, a->text, a->score, cli_score);
+    }
+    cJSON_Delete(list);
+    free(out);
+    bq_results_clear(&res, 1);
+    assert_null(res.answers);
+    bq_reader_free(r);
+}
+
+/* One call over many requests: the bad ones fail alone, each good one gets what it gets alone. */
+static void test_batch_bad_requests_fail_alone(void **state) {
+    (void)state;
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "batch", "3", NULL), BQ_OK); /* several passes */
+    bq_reader *r = open_reader(s);
+    bq_settings_free(s);
+    static const char *const contexts[] = {
+        "The cat sat on the mat in the house.", "Dogs ran in the park all day long, chasing birds.",
+        "Rain fell on the city for three days and the river rose over its banks."};
+    bq_request reqs[7] = {
+        request_of(question, contexts[0]),
+        request_of(question, "bad \xFF\xFE bytes"),          /* not UTF-8 */
+        request_of("What ran?", contexts[1]),
+        {question, strlen(question), NULL, 12},            /* NULL text with a length */
+        request_of("What rose?", contexts[2]),
+        request_of(question, ""),                          /* nothing to answer from */
+        request_of("What fell?", context),
+    };
+    const int bad[7] = {0, 1, 0, 1, 0, 1, 0};
+    bq_result res[7];
+    assert_int_equal(bq_reader_answer(r, reqs, 7, res, NULL), BQ_OK);
+    assert_int_equal(res[1].status, BQ_ERR_UTF8);
+    assert_int_equal(res[3].status, BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(res[3].error, "NULL"));
+    for (int i = 0; i < 7; i++) {
+        if (bad[i]) {
+            assert_int_not_equal(res[i].status, BQ_OK);
+            assert_true(strlen(res[i].error) > 0);
+            assert_int_equal(res[i].n_answers, 0);
+            continue;
+        }
+        assert_spans_in_context(&res[i], reqs[i].context);
+        bq_result alone;
+        assert_int_equal(bq_reader_answer(r, &reqs[i], 1, &alone, NULL), BQ_OK);
+        assert_int_equal(alone.n_answers, res[i].n_answers);
+        for (int k = 0; k < alone.n_answers; k++) {
+            assert_string_equal(alone.answers[k].text, res[i].answers[k].text);
+            assert_int_equal(alone.answers[k].byte_start, res[i].answers[k].byte_start);
+            /* the same windows through the same kernels, other rows beside them */
+            assert_true(fabs(alone.answers[k].score - res[i].answers[k].score) <= 1e-4);
+        }
+        bq_results_clear(&alone, 1);
+    }
+    bq_results_clear(res, 7);
+    assert_int_equal(bq_reader_answer(r, NULL, 0, NULL, NULL), BQ_OK);
+    assert_int_equal(bq_reader_answer(r, NULL, 2, res, NULL), BQ_ERR_INVALID_ARG);
+    bq_reader_free(r);
+}
+
+/* On a GPU the reader answers as the CPU reference does; without one it says so. */
+static void test_cuda_reader(void **state) {
+    (void)state;
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "device", "cuda", NULL), BQ_OK);
+    bq_reader *gpu = NULL;
+    bq_err err = {BQ_OK, ""};
+    bq_status st = bq_reader_create(g_model, s, &gpu, &err);
+    bq_settings_free(s);
+    if (st == BQ_ERR_NO_DEVICE) {
+        assert_null(gpu);
+        assert_true(strlen(err.message) > 0);
+        print_message("skipped: %s\n", err.message);
+        skip();
+    }
+    assert_int_equal(st, BQ_OK);
+    bq_settings *cs = small_windows();
+    bq_reader *cpu = open_reader(cs);
+    bq_settings_free(cs);
+    bq_request q = request_of(question, context);
+    bq_result on_gpu, on_cpu;
+    assert_int_equal(bq_reader_answer(gpu, &q, 1, &on_gpu, &err), BQ_OK);
+    assert_int_equal(bq_reader_answer(cpu, &q, 1, &on_cpu, &err), BQ_OK);
+    assert_spans_in_context(&on_gpu, context);
+    assert_string_equal(on_gpu.answers[0].text, on_cpu.answers[0].text);
+    assert_true(fabs(on_gpu.answers[0].score - on_cpu.answers[0].score) <= 1e-4 * (1 + fabs(on_cpu.answers[0].score)));
+    bq_results_clear(&on_gpu, 1);
+    bq_results_clear(&on_cpu, 1);
+    bq_reader_free(gpu);
+    bq_reader_free(cpu);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    /* The command line starts itself again on better OpenBLAS kernels where OpenBLAS chose weak
+     * ones for this CPU (forward_cpu.h); a library cannot. Both must run the same kernels for
+     * their scores to agree to the last bit, so this test runs on the ones a user's
+     * OPENBLAS_CORETYPE names, setting it (to SSE3 kernels every x86-64 runs) and starting again
+     * where it is unset. */
+    if (!getenv("OPENBLAS_CORETYPE") && setenv("OPENBLAS_CORETYPE", "Prescott", 1) == 0) {
+        execv("/proc/self/exe", argv);
+        unsetenv("OPENBLAS_CORETYPE");
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_bad_settings_refused),
+        cmocka_unit_test(test_refused_value_changes_nothing),
+        cmocka_unit_test(test_contradictions_refused),
+        cmocka_unit_test(test_model_errors),
+        cmocka_unit_test(test_answers_match_cli),
+        cmocka_unit_test(test_batch_bad_requests_fail_alone),
+        cmocka_unit_test(test_cuda_reader),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
