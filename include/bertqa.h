@@ -92,7 +92,8 @@ bq_status bq_settings_set(bq_settings *settings, const char *name, const char *v
 typedef struct bq_reader bq_reader;
 
 /* Load `model` (a Hugging Face checkpoint folder: config.json, model.safetensors or its shards,
- * vocab.txt or tokenizer.json; or a repo id found in the local Hugging Face cache) and create its
+ * vocab.txt or tokenizer.json; or a repo id, "org/name" or "org/name@revision", found in the
+ * local Hugging Face cache, as huggingface_hub finds it offline) and create its
  * engine as `settings` say (NULL: the defaults). `settings` may be freed afterwards.
  * Returns BQ_OK with *out set; else *out is NULL and the status says why: BQ_ERR_IO (a file is
  * missing or unreadable), BQ_ERR_FORMAT (a malformed checkpoint), BQ_ERR_UNSUPPORTED (a model or

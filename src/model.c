@@ -443,6 +443,17 @@ static bool is_repo_id(const char *id) {
     return true;
 }
 
+/* A revision after "org/name@": a branch, tag or commit name, or "refs/pr/N": letters, digits,
+ * '.', '_', '-' and single '/' between names, no "..", at most 200 characters. */
+static bool is_revision(const char *r) {
+    const size_t len = strlen(r);
+    if (len == 0 || len > 200 || r[0] == '/' || r[len - 1] == '/' || strstr(r, "..") || strstr(r, "//"))
+        return false;
+    for (const char *p = r; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-/", *p)) return false;
+    return true;
+}
+
 /* "~/x" with $HOME (as Python's expanduser); other values as given. NULL for NULL or "". */
 static char *expand_home(const char *value, const char *suffix) {
     if (!value || !*value) return NULL;
@@ -476,7 +487,18 @@ bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err) {
     if (exists && !S_ISDIR(sb.st_mode))
         return bq_fail(err, BQ_ERR_IO, "'%s' is a file, not a checkpoint folder (config.json, "
                        "model.safetensors, vocab.txt)", name);
-    if (exists || stat_errno != ENOENT || !is_repo_id(name)) {
+    /* "org/name@REVISION" (as huggingface_hub's hf:// paths write it): a branch, a tag, a commit
+     * or "refs/pr/N" instead of main */
+    const char *at_sign = strchr(name, '@');
+    const size_t id_len = at_sign ? (size_t)(at_sign - name) : strlen(name);
+    char id[128];
+    const bool id_fits = id_len < sizeof id;
+    if (id_fits) {
+        memcpy(id, name, id_len);
+        id[id_len] = '\0';
+    }
+    const char *wanted = at_sign ? at_sign + 1 : "main";
+    if (exists || stat_errno != ENOENT || !id_fits || !is_repo_id(id) || !is_revision(wanted)) {
         /* a path: what is wrong with it is said when its files are read */
         *dir_out = bq_strndup(name, strlen(name));
         return *dir_out ? BQ_OK : bq_fail(err, BQ_ERR_NOMEM, "out of memory");
@@ -485,8 +507,8 @@ bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err) {
     if (!cache)
         return bq_fail(err, BQ_ERR_IO, "'%s': no such folder (and no Hugging Face cache to look in: HOME is "
                        "not set)", name);
-    /* models--org--name/refs/main -> COMMIT, models--org--name/snapshots/COMMIT/ */
-    size_t cap = strlen(cache) + strlen(name) + 128 + 256;
+    /* models--org--name/refs/REVISION -> COMMIT, models--org--name/snapshots/COMMIT/ */
+    size_t cap = strlen(cache) + strlen(name) * 2 + 128 + 256;
     char *repo = malloc(cap), *ref_path = malloc(cap), *snapshot = malloc(cap);
     char *ref = NULL;
     bq_status st = BQ_OK;
@@ -496,20 +518,23 @@ bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err) {
     }
     /* the repo's folder: "models--" + the id with '/' as "--" (a repo id is at most 96 characters) */
     size_t at = (size_t)snprintf(repo, cap, "%s/models--", cache);
-    for (const char *p = name; *p; p++) {
+    for (const char *p = id; *p; p++) {
         if (*p == '/') repo[at++] = '-';
         repo[at++] = *p == '/' ? '-' : *p;
     }
     repo[at] = '\0';
     if (stat(repo, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         st = bq_fail(err, BQ_ERR_IO, "'%s': no such folder, nor a Hugging Face cache entry for it (%s; "
-                     "`hf download %s` fetches it, or give the checkpoint folder)", name, repo, name);
+                     "`hf download %s%s%s` fetches it, or give the checkpoint folder)", name, repo, id,
+                     at_sign ? " --revision " : "", at_sign ? wanted : "");
         goto done;
     }
-    snprintf(ref_path, cap, "%s/refs/main", repo);
-    const char *revision = "main"; /* huggingface_hub's default when refs/main is absent */
+    /* as try_to_load_from_cache: refs/REVISION names the commit where that file exists, else the
+     * revision is the commit itself (and a snapshot folder is one name, no '/') */
+    snprintf(ref_path, cap, "%s/refs/%s", repo, wanted);
+    const char *revision = wanted;
     size_t ref_len = 0;
-    if (access(ref_path, F_OK) == 0) {
+    if (stat(ref_path, &sb) == 0 && S_ISREG(sb.st_mode)) {
         if ((st = bq_read_regular_file(ref_path, 256, &ref, &ref_len, err))) goto done;
         while (ref_len > 0 && isspace((unsigned char)ref[ref_len - 1])) ref[--ref_len] = '\0';
         if (ref_len == 0 || strchr(ref, '/') || strcmp(ref, "..") == 0) {
@@ -519,9 +544,9 @@ bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err) {
         revision = ref;
     }
     snprintf(snapshot, cap, "%s/snapshots/%s", repo, revision);
-    if (stat(snapshot, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        st = bq_fail(err, BQ_ERR_IO, "'%s': the Hugging Face cache has no snapshot of its main revision (%s)",
-                     name, snapshot);
+    if (strchr(revision, '/') || stat(snapshot, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        st = bq_fail(err, BQ_ERR_IO, "'%s': the Hugging Face cache has no snapshot of its revision %s (%s)",
+                     name, wanted, snapshot);
         goto done;
     }
     *dir_out = snapshot;

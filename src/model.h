@@ -64,7 +64,9 @@ struct bq_model {
  * found as huggingface_hub finds it offline: the cache is $HF_HUB_CACHE, else
  * $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
  * ~/.cache/huggingface/hub; the repo's folder there is models--org--model, its refs/main names the
- * commit and snapshots/COMMIT is the checkpoint folder. Nothing is downloaded.
+ * commit and snapshots/COMMIT is the checkpoint folder. "org/model@REVISION" takes another
+ * revision (a branch, a tag, "refs/pr/N": refs/REVISION names the commit; or a commit itself) as
+ * huggingface_hub's try_to_load_from_cache(revision=...) does. Nothing is downloaded.
  * Returns BQ_OK with *dir_out (heap; the caller frees it), BQ_ERR_IO when a repo id has no such
  * folder and no cache entry (the message names where it looked), or BQ_ERR_NOMEM. */
 bq_status bq_model_locate(const char *name, char **dir_out, bq_err *err);

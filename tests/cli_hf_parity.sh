@@ -133,6 +133,27 @@ sys.exit(0 if ("snapshot " + found + "\n") in said else 1)' "$work/cached.err"
     env HF_HUB_CACHE="$work/hub" HF_HUB_OFFLINE=1 "$python" "$src/tools/hf_logits.py" \
     --model bertqa-test/tiny-qa --ours "$work/cached.json" --device "$device" --label "$label" \
     --max-rel-err "$max_rel_err"
+  # other revisions: a second snapshot named by a tag and by a PR ref, and a commit itself; each
+  # "org/name@REVISION" must name the folder huggingface_hub's try_to_load_from_cache(revision=)
+  # finds (or, like it, none)
+  mkdir -p "$repo/snapshots/9b7d1c3e" "$repo/refs/tags" "$repo/refs/refs/pr"
+  for f in config.json model.safetensors vocab.txt; do ln -s "../../blobs/$f.blob" "$repo/snapshots/9b7d1c3e/$f"; done
+  printf 9b7d1c3e >"$repo/refs/v2"
+  printf 9b7d1c3e >"$repo/refs/refs/pr/7"
+  for revision in main v2 refs/pr/7 4f2c9e1a 9b7d1c3e v3 refs/pr/8; do
+    check "--model bertqa-test/tiny-qa@$revision: the snapshot huggingface_hub finds (or none, as it)" \
+      env HF_HUB_CACHE="$work/hub" "$python" -c '
+import os, subprocess, sys
+from huggingface_hub import try_to_load_from_cache
+cli, revision = sys.argv[1:3]
+found = try_to_load_from_cache("bertqa-test/tiny-qa", "config.json", revision=revision)
+run = subprocess.run([cli, "logits", "--model", "bertqa-test/tiny-qa@" + revision, "--question", "q",
+                      "--context", "c"], capture_output=True, text=True)
+print(found, run.returncode, run.stderr.strip()[:300])
+if not isinstance(found, str):
+    sys.exit(0 if run.returncode != 0 and "no snapshot of its revision " + revision in run.stderr else 1)
+sys.exit(0 if run.returncode == 0 and "snapshot " + os.path.dirname(found) + "\n" in run.stderr else 1)' "$cli" "$revision"
+  done
 fi
 
 # bench/parity.py (the device run's parity step, every precision vs the CPU reference and Hugging

@@ -527,6 +527,39 @@ static void test_locate_hub_cache(void **state) {
     free(dir);
 
     setenv("HF_HUB_CACHE", hub, 1);
+    /* other revisions, "@" after the id: a tag in refs/, a PR ref (refs/refs/pr/N), a commit itself */
+    snprintf(cmd, sizeof cmd, "r='%s/models--acme--tiny-qa' && mkdir -p \"$r/refs/tags\" \"$r/refs/refs/pr\" && "
+             "printf 'c0ffee42' > \"$r/refs/tags/v1\" && printf 'c0ffee42\\n' > \"$r/refs/refs/pr/3\" && "
+             "printf 'c0ffee42' > \"$r/refs/v2\"", hub);
+    shell(cmd);
+    snprintf(want, sizeof want, "%s/models--acme--tiny-qa/snapshots/c0ffee42", hub);
+    const char *revisions[] = {"acme/tiny-qa@v2", "acme/tiny-qa@tags/v1", "acme/tiny-qa@refs/pr/3",
+                               "acme/tiny-qa@c0ffee42"};
+    for (size_t i = 0; i < sizeof revisions / sizeof revisions[0]; i++) {
+        assert_int_equal(bq_model_locate(revisions[i], &dir, &err), BQ_OK);
+        assert_string_equal(dir, want);
+        free(dir);
+    }
+    bq_model *tagged = load_ok("acme/tiny-qa@v2", NULL);
+    compare_models(tagged, ref, NULL, NULL);
+    bq_model_free(tagged);
+    /* the other snapshot by its commit; a revision with no ref and no snapshot; one through a
+     * '/' with no ref file (a snapshot is a single name) */
+    snprintf(want, sizeof want, "%s/models--acme--tiny-qa/snapshots/0ldc0mm1t", hub);
+    assert_int_equal(bq_model_locate("acme/tiny-qa@0ldc0mm1t", &dir, &err), BQ_OK);
+    assert_string_equal(dir, want);
+    free(dir);
+    load_fails("acme/tiny-qa@v3", NULL, BQ_ERR_IO, "no snapshot of its revision v3", "snapshots/v3");
+    load_fails("acme/tiny-qa@refs/pr/4", NULL, BQ_ERR_IO, "no snapshot of its revision refs/pr/4", "snapshots/");
+    load_fails("acme/other-qa@v1", NULL, BQ_ERR_IO, "no such folder", "--revision v1");
+    /* not a revision: the name is a path */
+    const char *not_revisions[] = {"acme/tiny-qa@", "acme/tiny-qa@../x", "acme/tiny-qa@/v", "acme/tiny-qa@v/",
+                                   "acme/tiny-qa@a b", "acme/tiny-qa@a//b"};
+    for (size_t i = 0; i < sizeof not_revisions / sizeof not_revisions[0]; i++) {
+        assert_int_equal(bq_model_locate(not_revisions[i], &dir, &err), BQ_OK);
+        assert_string_equal(dir, not_revisions[i]);
+        free(dir);
+    }
     /* not in the cache: the message says where it looked */
     load_fails("acme/other-qa", NULL, BQ_ERR_IO, "no such folder", "models--acme--other-qa");
     /* refs/main names a commit with no snapshot */

@@ -28,7 +28,7 @@ static const option_spec option_specs[OPT_COUNT] = {
     [OPT_DATA] = {"--data", "FILE", "SQuAD-format dataset (e.g. dev-v1.1.json; - reads stdin)"},
     [OPT_PREDICTIONS] = {"--predictions", "FILE", "predictions JSON ({\"id\": \"answer\", ...}; - reads stdin)"},
     [OPT_MODEL] = {"--model", "DIR", "checkpoint folder (config.json, model.safetensors or shards, vocab.txt), "
-                                  "or a repo id in the local Hugging Face cache"},
+                                  "or a repo id (ORG/NAME[@REVISION]) in the local Hugging Face cache"},
     [OPT_DEVICE] = {"--device", "DEV", "cpu, cuda or cuda:N (default cpu)"},
     [OPT_PRECISION] = {"--precision", "P", "fp32, tf32, fp16 or bf16 (default fp32; cpu: fp32 only)"},
     [OPT_ATTENTION] = {"--attention", "IMPL", "auto, own or cudnn (cuda; default auto: the faster one per batch size)"},
