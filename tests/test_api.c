@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -301,6 +302,64 @@ static void test_batch_bad_requests_fail_alone(void **state) {
     bq_reader_free(r);
 }
 
+/* Readers are independent: two, each driven by its own thread at the same time, answer as one
+ * reader alone does. */
+typedef struct {
+    bq_reader *reader;
+    const bq_request *requests;
+    size_t n;
+    bq_result *results; /* [rounds][n] */
+    int rounds;
+    bq_status status;
+} reader_thread;
+
+static void *answer_rounds(void *arg) {
+    reader_thread *t = arg;
+    t->status = BQ_OK;
+    for (int k = 0; k < t->rounds && t->status == BQ_OK; k++)
+        t->status = bq_reader_answer(t->reader, t->requests, t->n, t->results + (size_t)k * t->n, NULL);
+    return NULL;
+}
+
+static void test_readers_in_threads(void **state) {
+    (void)state;
+    enum { N = 3, ROUNDS = 4 };
+    const bq_request reqs[N] = {request_of(question, context),
+                                request_of("What ran?", "Dogs ran in the park all day long, chasing birds."),
+                                request_of("What rose?", "Rain fell for three days and the river rose.")};
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "threads", "2", NULL), BQ_OK);
+    bq_reader *alone = open_reader(s);
+    bq_result expected[N];
+    assert_int_equal(bq_reader_answer(alone, reqs, N, expected, NULL), BQ_OK);
+    bq_reader_free(alone);
+    reader_thread t[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        t[i] = (reader_thread){open_reader(s), reqs, N, calloc(N * ROUNDS, sizeof(bq_result)), ROUNDS, BQ_OK};
+        assert_non_null(t[i].results);
+    }
+    bq_settings_free(s);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, answer_rounds, &t[i]), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(t[i].status, BQ_OK);
+        for (int k = 0; k < N * ROUNDS; k++) {
+            const bq_result *got = &t[i].results[k], *want = &expected[k % N];
+            assert_int_equal(got->status, BQ_OK);
+            assert_int_equal(got->n_answers, want->n_answers);
+            for (int a = 0; a < got->n_answers; a++) {
+                assert_string_equal(got->answers[a].text, want->answers[a].text);
+                assert_true(got->answers[a].score == want->answers[a].score); /* same kernels, same rows */
+            }
+        }
+        bq_results_clear(t[i].results, N * ROUNDS);
+        free(t[i].results);
+        bq_reader_free(t[i].reader);
+    }
+    bq_results_clear(expected, N);
+}
+
 /* On a GPU the reader answers as the CPU reference does; without one it says so. */
 static void test_cuda_reader(void **state) {
     (void)state;
@@ -352,6 +411,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_errors),
         cmocka_unit_test(test_answers_match_cli),
         cmocka_unit_test(test_batch_bad_requests_fail_alone),
+        cmocka_unit_test(test_readers_in_threads),
         cmocka_unit_test(test_cuda_reader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
