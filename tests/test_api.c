@@ -321,15 +321,24 @@ static void *answer_rounds(void *arg) {
     return NULL;
 }
 
-static void test_readers_in_threads(void **state) {
-    (void)state;
+/* Two readers on `device`, each driven by its own thread at once, against one reader alone. */
+static void two_readers_in_threads(const char *device) {
     enum { N = 3, ROUNDS = 4 };
     const bq_request reqs[N] = {request_of(question, context),
                                 request_of("What ran?", "Dogs ran in the park all day long, chasing birds."),
                                 request_of("What rose?", "Rain fell for three days and the river rose.")};
     bq_settings *s = small_windows();
     assert_int_equal(bq_settings_set(s, "threads", "2", NULL), BQ_OK);
-    bq_reader *alone = open_reader(s);
+    assert_int_equal(bq_settings_set(s, "device", device, NULL), BQ_OK);
+    bq_reader *alone = NULL;
+    bq_err err = {BQ_OK, ""};
+    const bq_status st = bq_reader_create(g_model, s, &alone, &err);
+    if (st == BQ_ERR_NO_DEVICE) {
+        bq_settings_free(s);
+        print_message("skipped: %s\n", err.message);
+        skip();
+    }
+    assert_int_equal(st, BQ_OK);
     bq_result expected[N];
     assert_int_equal(bq_reader_answer(alone, reqs, N, expected, NULL), BQ_OK);
     bq_reader_free(alone);
@@ -358,6 +367,22 @@ static void test_readers_in_threads(void **state) {
         bq_reader_free(t[i].reader);
     }
     bq_results_clear(expected, N);
+}
+
+static void test_readers_in_threads(void **state) {
+    (void)state;
+    two_readers_in_threads("cpu");
+}
+
+/* each with its own stream, workspace and graphs on one card */
+static void test_cuda_readers_in_threads(void **state) {
+    (void)state;
+#ifdef BQ_CUDA_EMULATED
+    /* the emulator's runtime (tests/emu) is one global device that one host thread drives */
+    print_message("skipped: the CUDA emulator runs one host thread's kernels only\n");
+    skip();
+#endif
+    two_readers_in_threads("cuda");
 }
 
 /* On a GPU the reader answers as the CPU reference does; without one it says so. */
@@ -412,6 +437,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_answers_match_cli),
         cmocka_unit_test(test_batch_bad_requests_fail_alone),
         cmocka_unit_test(test_readers_in_threads),
+        cmocka_unit_test(test_cuda_readers_in_threads),
         cmocka_unit_test(test_cuda_reader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
