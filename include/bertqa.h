@@ -111,8 +111,10 @@ void bq_reader_free(bq_reader *reader);
  * Returns BQ_OK or BQ_ERR_IO. */
 bq_status bq_reader_save_tuning(bq_reader *reader, bq_err *err);
 
-/* One line naming the device and how it runs ("cpu fp32, 8 threads", "NVIDIA H100 ... fp16").
- * Valid while the reader lives; never NULL. */
+/* One line naming the device and how it runs, then the model's folder and shape ("cpu fp32
+ * reference (OpenBLAS SkylakeX); /models/bert-large-squad: 24 layers, hidden 1024, 16 heads"), and
+ * a warning where the weights are bertqa-make-model's random ones. Valid while the reader lives;
+ * never NULL. */
 const char *bq_reader_describe(const bq_reader *reader);
 
 /* A question about a context, both UTF-8 (need not be NUL-terminated). */

@@ -83,6 +83,7 @@ struct bq_reader {
     bq_engine *engine;
     bq_qa *qa;
     char *tuning_cache; /* the engine options point here: settings may be freed after create */
+    char description[1024];
 };
 
 void bq_reader_free(bq_reader *r) {
@@ -123,6 +124,10 @@ bq_status bq_reader_create(const char *model, const bq_settings *settings, bq_re
         bq_reader_free(r);
         return st;
     }
+    const bq_config *c = &r->model->config;
+    snprintf(r->description, sizeof r->description, "%s; %s: %d layers, hidden %d, %d heads%s",
+             bq_engine_describe(r->engine), r->model->dir, c->num_layers, c->hidden_size, c->num_heads,
+             c->random_weights ? "; RANDOM weights made by bertqa-make-model: its answers mean nothing" : "");
     *out = r;
     return BQ_OK;
 }
@@ -133,7 +138,7 @@ bq_status bq_reader_save_tuning(bq_reader *r, bq_err *err) {
 }
 
 const char *bq_reader_describe(const bq_reader *r) {
-    return r ? bq_engine_describe(r->engine) : "no reader";
+    return r ? r->description : "no reader";
 }
 
 /* ---- results ----------------------------------------------------------------------------------- */

@@ -217,7 +217,10 @@ static void test_answers_match_cli(void **state) {
     bq_settings *s = small_windows();
     bq_reader *r = open_reader(s);
     bq_settings_free(s);
-    assert_true(strlen(bq_reader_describe(r)) > 0);
+    /* the folder, its shape (the tiny preset: 2 layers, hidden 32, 4 heads), its random weights */
+    assert_non_null(strstr(bq_reader_describe(r), g_model));
+    assert_non_null(strstr(bq_reader_describe(r), "2 layers, hidden 32, 4 heads"));
+    assert_non_null(strstr(bq_reader_describe(r), "RANDOM weights"));
     bq_request q = request_of(question, context);
     bq_result res;
     bq_err err = {BQ_OK, ""};
