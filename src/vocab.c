@@ -151,31 +151,31 @@ static bq_status vocab_parse(char *data, size_t len, const vocab_source *src, bq
     /* Tokens are rewritten in place: each line end ("\n" or "\r\n") becomes a NUL. */
     v->text = data;
     size_t cap = 0;
-    long line = -1; /* the id being read */
+    long token_id = -1; /* the id being read (its line is token_id + 1) */
     for (size_t pos = 0; pos < len;) {
-        line++;
+        token_id++;
         size_t end = pos;
         while (end < len && data[end] != '\n') end++;
         size_t next = end < len ? end + 1 : end;
         size_t tok_end = end;
         if (tok_end > pos && data[tok_end - 1] == '\r') tok_end--;
-        if (tok_end == pos) return load_fail(v, err, BQ_ERR_FORMAT, src, line, "empty token");
+        if (tok_end == pos) return load_fail(v, err, BQ_ERR_FORMAT, src, token_id, "empty token");
         if (memchr(data + pos, '\0', tok_end - pos))
-            return load_fail(v, err, BQ_ERR_FORMAT, src, line, "NUL byte in token");
+            return load_fail(v, err, BQ_ERR_FORMAT, src, token_id, "NUL byte in token");
         for (size_t i = pos; i < tok_end;) {
             utf8proc_int32_t cp;
             utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)data + i,
                                                   (utf8proc_ssize_t)(tok_end - i), &cp);
-            if (n <= 0) return load_fail(v, err, BQ_ERR_FORMAT, src, line, "invalid UTF-8");
+            if (n <= 0) return load_fail(v, err, BQ_ERR_FORMAT, src, token_id, "invalid UTF-8");
             i += (size_t)n;
         }
-        if (tok_end - pos > UINT32_MAX || pos > UINT32_MAX || line > INT32_MAX - 1)
-            return load_fail(v, err, BQ_ERR_FORMAT, src, line, "vocabulary too large");
+        if (tok_end - pos > UINT32_MAX || pos > UINT32_MAX || token_id > INT32_MAX - 1)
+            return load_fail(v, err, BQ_ERR_FORMAT, src, token_id, "vocabulary too large");
         if ((size_t)v->size == cap) {
             size_t lengths_cap = cap;
             if (!bq_grow((void **)&v->offsets, &cap, cap + 1, sizeof *v->offsets) ||
                 !bq_grow((void **)&v->lengths, &lengths_cap, cap, sizeof *v->lengths))
-                return load_fail(v, err, BQ_ERR_NOMEM, src, line, "out of memory");
+                return load_fail(v, err, BQ_ERR_NOMEM, src, token_id, "out of memory");
         }
         v->offsets[v->size] = (uint32_t)pos;
         v->lengths[v->size] = (uint32_t)(tok_end - pos);
@@ -225,7 +225,7 @@ static bq_status vocab_parse(char *data, size_t len, const vocab_source *src, bq
         if (*specials[i].id < 0 && specials[i].required) {
             char what[96];
             snprintf(what, sizeof what, "(the end) required token %s is missing", specials[i].name);
-            return load_fail(v, err, BQ_ERR_FORMAT, src, line, what);
+            return load_fail(v, err, BQ_ERR_FORMAT, src, token_id, what);
         }
     }
     *out = v;
