@@ -87,8 +87,9 @@ bq_status bq_settings_set(bq_settings *settings, const char *name, const char *v
 
 /* ---- answering questions ------------------------------------------------------------------- */
 
-/* A model loaded onto one device, ready to answer. One thread at a time may use a reader; readers
- * are independent of each other. */
+/* A model loaded onto one device, ready to answer. Readers are independent of each other, each
+ * with its own device memory and stream; threads may share one reader, and their calls then run
+ * one at a time (a call batches all its requests: one call with many beats many calls). */
 typedef struct bq_reader bq_reader;
 
 /* Load `model` (a Hugging Face checkpoint folder: config.json, model.safetensors or its shards,

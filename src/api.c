@@ -6,6 +6,7 @@
 #include "settings.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +85,7 @@ struct bq_reader {
     bq_qa *qa;
     char *tuning_cache; /* the engine options point here: settings may be freed after create */
     char description[1024];
+    pthread_mutex_t lock; /* calls from several threads run one at a time */
 };
 
 void bq_reader_free(bq_reader *r) {
@@ -93,6 +95,7 @@ void bq_reader_free(bq_reader *r) {
     bq_engine_free(r->engine);
     bq_model_free(r->model);
     free(r->tuning_cache);
+    pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
@@ -112,8 +115,12 @@ bq_status bq_reader_create(const char *model, const bq_settings *settings, bq_re
     if (st != BQ_OK) return st;
     bq_reader *r = calloc(1, sizeof *r);
     if (!r) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
-    if (settings->tuning_cache && !(r->tuning_cache = copy_string(settings->tuning_cache))) {
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
         free(r);
+        return bq_fail(err, BQ_ERR_NOMEM, "cannot create the reader's lock");
+    }
+    if (settings->tuning_cache && !(r->tuning_cache = copy_string(settings->tuning_cache))) {
+        bq_reader_free(r);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
     }
     engine.tuning_cache = r->tuning_cache;
@@ -134,7 +141,10 @@ bq_status bq_reader_create(const char *model, const bq_settings *settings, bq_re
 
 bq_status bq_reader_save_tuning(bq_reader *r, bq_err *err) {
     if (!r) return bq_fail(err, BQ_ERR_INVALID_ARG, "no reader");
-    return bq_engine_save_tuning(r->engine, err);
+    pthread_mutex_lock(&r->lock);
+    const bq_status st = bq_engine_save_tuning(r->engine, err);
+    pthread_mutex_unlock(&r->lock);
+    return st;
 }
 
 const char *bq_reader_describe(const bq_reader *r) {
@@ -221,7 +231,9 @@ bq_status bq_reader_answer(bq_reader *r, const bq_request *requests, size_t n, b
                                        q->context ? q->context : "", q->context ? q->context_len : 0};
         }
         answer_sink sink = {results + done, 0};
+        pthread_mutex_lock(&r->lock);
         st = bq_qa_pipeline(r->qa, slice, count, emit_result, &sink, NULL, err);
+        pthread_mutex_unlock(&r->lock);
         for (int i = 0; i < sink.emitted; i++) {
             const bq_request *q = &requests[done + (size_t)i];
             if ((!q->question && q->question_len) || (!q->context && q->context_len)) {

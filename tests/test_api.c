@@ -324,8 +324,9 @@ static void *answer_rounds(void *arg) {
     return NULL;
 }
 
-/* Two readers on `device`, each driven by its own thread at once, against one reader alone. */
-static void two_readers_in_threads(const char *device) {
+/* Two threads at once, each with its own reader on `device` (shared == 0) or both with one
+ * (shared == 1), against one reader alone. */
+static void two_threads_answering(const char *device, int shared) {
     enum { N = 3, ROUNDS = 4 };
     const bq_request reqs[N] = {request_of(question, context),
                                 request_of("What ran?", "Dogs ran in the park all day long, chasing birds."),
@@ -348,7 +349,8 @@ static void two_readers_in_threads(const char *device) {
     reader_thread t[2];
     pthread_t th[2];
     for (int i = 0; i < 2; i++) {
-        t[i] = (reader_thread){open_reader(s), reqs, N, calloc(N * ROUNDS, sizeof(bq_result)), ROUNDS, BQ_OK};
+        t[i] = (reader_thread){shared && i ? t[0].reader : open_reader(s), reqs, N,
+                               calloc(N * ROUNDS, sizeof(bq_result)), ROUNDS, BQ_OK};
         assert_non_null(t[i].results);
     }
     bq_settings_free(s);
@@ -367,14 +369,20 @@ static void two_readers_in_threads(const char *device) {
         }
         bq_results_clear(t[i].results, N * ROUNDS);
         free(t[i].results);
-        bq_reader_free(t[i].reader);
+        if (!shared || i == 0) bq_reader_free(t[i].reader);
     }
     bq_results_clear(expected, N);
 }
 
 static void test_readers_in_threads(void **state) {
     (void)state;
-    two_readers_in_threads("cpu");
+    two_threads_answering("cpu", 0);
+}
+
+/* the header lets threads share a reader: their calls take turns */
+static void test_threads_share_a_reader(void **state) {
+    (void)state;
+    two_threads_answering("cpu", 1);
 }
 
 /* each with its own stream, workspace and graphs on one card */
@@ -385,7 +393,7 @@ static void test_cuda_readers_in_threads(void **state) {
     print_message("skipped: the CUDA emulator runs one host thread's kernels only\n");
     skip();
 #endif
-    two_readers_in_threads("cuda");
+    two_threads_answering("cuda", 0);
 }
 
 /* On a GPU the reader answers as the CPU reference does; without one it says so. */
@@ -440,6 +448,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_answers_match_cli),
         cmocka_unit_test(test_batch_bad_requests_fail_alone),
         cmocka_unit_test(test_readers_in_threads),
+        cmocka_unit_test(test_threads_share_a_reader),
         cmocka_unit_test(test_cuda_readers_in_threads),
         cmocka_unit_test(test_cuda_reader),
     };
