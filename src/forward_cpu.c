@@ -6,6 +6,7 @@
 #include "forward_cpu.h"
 
 #include "bq_math.h"
+#include "row_pool.h"
 
 #include <cblas.h> /* note: pulls in <complex.h>, so no variable may be named I */
 #include <float.h>
@@ -17,9 +18,24 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* y[r, c] (row stride ldy) = x[r,:] . W[c,:] + b[c]; x [rows, in] row stride ldx, W [out, in]. */
-static void linear_strided(const float *x, int ldx, const float *W, const float *b, int rows,
-                           int in, int out, float *y, int ldy) {
+typedef struct {
+    float *y;
+    const float *b;
+    int out, ldy;
+} bias_rows_args;
+
+static void bias_rows(void *ctx, int begin, int end) {
+    const bias_rows_args *a = ctx;
+    for (int r = begin; r < end; r++) {
+        float *yr = a->y + (size_t)r * a->ldy;
+        for (int c = 0; c < a->out; c++) yr[c] += a->b[c];
+    }
+}
+
+/* y[r, c] (row stride ldy) = x[r,:] . W[c,:] + b[c]; x [rows, in] row stride ldx, W [out, in].
+ * The bias is added on the pool's threads (NULL: the caller's). */
+static void linear_strided(bq_row_pool *pool, const float *x, int ldx, const float *W, const float *b,
+                           int rows, int in, int out, float *y, int ldy) {
     if (rows <= 0 || out <= 0) return;
     if (in <= 0) {
         for (int r = 0; r < rows; r++)
@@ -30,10 +46,8 @@ static void linear_strided(const float *x, int ldx, const float *W, const float 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, ldx, W, in, 0.0f,
                 y, ldy);
     if (b) {
-        for (int r = 0; r < rows; r++) {
-            float *yr = y + (size_t)r * ldy;
-            for (int c = 0; c < out; c++) yr[c] += b[c];
-        }
+        bias_rows_args a = {y, b, out, ldy};
+        bq_row_pool_run(pool, rows, bias_rows, &a);
     }
 }
 
@@ -47,48 +61,132 @@ static void layernorm_row(float *v, const float *gamma, const float *beta, int H
 
 /* ---- CPU twins of the GPU kernels --------------------------------------------------------- */
 
+/* Each twin computes rows [begin, end) of its op from an args struct, so that the forward pass
+ * can spread the rows over its row pool and the twin itself runs them all on the caller. */
+typedef struct {
+    const int32_t *ids, *seg, *positions;
+    int S, H;
+    const float *word, *pos, *type, *gamma, *beta;
+    float eps;
+    float *out;
+} embeddings_args;
+
+static void embeddings_rows(void *ctx, int begin, int end) {
+    const embeddings_args *a = ctx;
+    const int H = a->H;
+    for (int t = begin; t < end; t++) {
+        const float *w = a->word + (size_t)a->ids[t] * H;
+        const float *p = a->pos + (size_t)(a->positions ? a->positions[t] : t % a->S) * H;
+        const float *ty = a->type + (size_t)a->seg[t] * H;
+        float *o = a->out + (size_t)t * H;
+        for (int c = 0; c < H; c++) o[c] = w[c] + p[c] + ty[c];
+        layernorm_row(o, a->gamma, a->beta, H, a->eps);
+    }
+}
+
 void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, const int32_t *positions,
                                  int B, int S, int H, const float *word, const float *pos,
                                  const float *type, const float *gamma, const float *beta, float eps,
                                  float *out) {
-    for (int t = 0; t < B * S; t++) {
-        const float *w = word + (size_t)ids[t] * H;
-        const float *p = pos + (size_t)(positions ? positions[t] : t % S) * H;
-        const float *ty = type + (size_t)seg[t] * H;
-        float *o = out + (size_t)t * H;
-        for (int c = 0; c < H; c++) o[c] = w[c] + p[c] + ty[c];
-        layernorm_row(o, gamma, beta, H, eps);
-    }
+    embeddings_args a = {ids, seg, positions, S, H, word, pos, type, gamma, beta, eps, out};
+    embeddings_rows(&a, 0, B * S);
 }
 
 void bq_cpu_linear(const float *x, const float *W, const float *b, int rows, int in, int out,
                    float *y) {
-    linear_strided(x, in, W, b, rows, in, out, y, out);
+    linear_strided(NULL, x, in, W, b, rows, in, out, y, out);
+}
+
+typedef struct {
+    const float *x, *bias, *residual, *gamma, *beta;
+    int H;
+    float eps;
+    float *out;
+} residual_layernorm_args;
+
+static void residual_layernorm_rows(void *ctx, int begin, int end) {
+    const residual_layernorm_args *a = ctx;
+    const int H = a->H;
+    for (int r = begin; r < end; r++) {
+        const float *xr = a->x + (size_t)r * H;
+        const float *rr = a->residual + (size_t)r * H;
+        float *o = a->out + (size_t)r * H;
+        /* Element-wise, so writing o[c] after reading xr[c] is safe when out aliases x. */
+        for (int c = 0; c < H; c++) o[c] = xr[c] + (a->bias ? a->bias[c] : 0.0f) + rr[c];
+        layernorm_row(o, a->gamma, a->beta, H, a->eps);
+    }
+}
+
+static void bias_residual_layernorm(bq_row_pool *pool, const float *x, const float *bias,
+                                    const float *residual, const float *gamma, const float *beta,
+                                    int rows, int H, float eps, float *out) {
+    residual_layernorm_args a = {x, bias, residual, gamma, beta, H, eps, out};
+    bq_row_pool_run(pool, rows, residual_layernorm_rows, &a);
 }
 
 void bq_cpu_bias_residual_layernorm(const float *x, const float *bias, const float *residual,
                                     const float *gamma, const float *beta, int rows, int H,
                                     float eps, float *out) {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * H;
-        const float *rr = residual + (size_t)r * H;
-        float *o = out + (size_t)r * H;
-        /* Element-wise, so writing o[c] after reading xr[c] is safe when out aliases x. */
-        for (int c = 0; c < H; c++) o[c] = xr[c] + (bias ? bias[c] : 0.0f) + rr[c];
-        layernorm_row(o, gamma, beta, H, eps);
+    bias_residual_layernorm(NULL, x, bias, residual, gamma, beta, rows, H, eps, out);
+}
+
+typedef struct {
+    float *x;
+    const float *bias;
+    int cols;
+} gelu_args;
+
+static void gelu_rows(void *ctx, int begin, int end) {
+    const gelu_args *a = ctx;
+    for (int r = begin; r < end; r++) {
+        float *xr = a->x + (size_t)r * a->cols;
+        for (int c = 0; c < a->cols; c++) xr[c] = bq_gelu_erf(xr[c] + (a->bias ? a->bias[c] : 0.0f));
     }
+}
+
+static void bias_gelu(bq_row_pool *pool, float *x, const float *bias, int rows, int cols) {
+    gelu_args a = {x, bias, cols};
+    bq_row_pool_run(pool, rows, gelu_rows, &a);
 }
 
 void bq_cpu_bias_gelu(float *x, const float *bias, int rows, int cols) {
-    for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * cols;
-        for (int c = 0; c < cols; c++) xr[c] = bq_gelu_erf(xr[c] + (bias ? bias[c] : 0.0f));
+    bias_gelu(NULL, x, bias, rows, cols);
+}
+
+typedef struct {
+    float *probs;          /* [S, S] */
+    const int32_t *mrow;   /* [S] key mask */
+    int S;
+} softmax_args;
+
+/* Rows [begin, end) of the masked softmax of one head's scores, in place. */
+static void softmax_rows(void *ctx, int begin, int end) {
+    const softmax_args *a = ctx;
+    const int S = a->S;
+    for (int i = begin; i < end; i++) {
+        float *p = a->probs + (size_t)i * S;
+        float row_max = -FLT_MAX;
+        for (int j = 0; j < S; j++) {
+            p[j] += bq_mask_bias(a->mrow[j]);
+            if (p[j] > row_max) row_max = p[j];
+        }
+        double sum = 0.0; /* double: cheap, and keeps the reference's rounding small */
+        for (int j = 0; j < S; j++) {
+            /* Below -104, expf underflows to exactly 0 (through libm's slow errno path:
+             * a quarter of the run time with padded batches), so write the 0 directly. */
+            float z = p[j] - row_max;
+            p[j] = z < -104.0f ? 0.0f : expf(z);
+            sum += p[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < S; j++) p[j] *= inv;
     }
 }
 
-/* Attention with caller-provided scratch `probs` [S, S] (one head of one sequence at a time). */
-static void attention_with_scratch(const float *qkv, const int32_t *mask, int B, int S, int H,
-                                   int heads, float *ctx, float *probs) {
+/* Attention with caller-provided scratch `probs` [S, S] (one head of one sequence at a time); the
+ * softmax rows on the pool's threads (NULL: the caller's). */
+static void attention_with_scratch(bq_row_pool *pool, const float *qkv, const int32_t *mask, int B,
+                                   int S, int H, int heads, float *ctx, float *probs) {
     const int d = H / heads;
     const int ld = 3 * H; /* row stride of qkv: Q | K | V */
     const float scale = 1.0f / sqrtf((float)d);
@@ -103,24 +201,8 @@ static void attention_with_scratch(const float *qkv, const int32_t *mask, int B,
             /* probs [S_query, S_key] = scale * Q K^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, d, scale, q, ld, k, ld,
                         0.0f, probs, S);
-            for (int i = 0; i < S; i++) {
-                float *p = probs + (size_t)i * S;
-                float row_max = -FLT_MAX;
-                for (int j = 0; j < S; j++) {
-                    p[j] += bq_mask_bias(mrow[j]);
-                    if (p[j] > row_max) row_max = p[j];
-                }
-                double sum = 0.0; /* double: cheap, and keeps the reference's rounding small */
-                for (int j = 0; j < S; j++) {
-                    /* Below -104, expf underflows to exactly 0 (through libm's slow errno path:
-                     * a quarter of the run time with padded batches), so write the 0 directly. */
-                    float z = p[j] - row_max;
-                    p[j] = z < -104.0f ? 0.0f : expf(z);
-                    sum += p[j];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < S; j++) p[j] *= inv;
-            }
+            softmax_args a = {probs, mrow, S};
+            bq_row_pool_run(pool, S, softmax_rows, &a);
             /* ctx [S, d] (row stride H) = probs V */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, d, S, 1.0f, probs, S, v, ld,
                         0.0f, c, H);
@@ -137,18 +219,18 @@ void bq_cpu_attention(const float *qkv, const int32_t *mask, int B, int S, int H
         for (size_t i = 0; i < (size_t)B * S * H; i++) ctx[i] = NAN;
         return;
     }
-    attention_with_scratch(qkv, mask, B, S, H, heads, ctx, probs);
+    attention_with_scratch(NULL, qkv, mask, B, S, H, heads, ctx, probs);
     free(probs);
 }
 
 /* Attention of each packed sequence alone; ones: all 1, at least the longest sequence long. */
-static void attention_varlen_with_scratch(const float *qkv, const int32_t *seq_offsets, int n_seqs,
-                                          int H, int heads, float *ctx, float *probs,
-                                          const int32_t *ones) {
+static void attention_varlen_with_scratch(bq_row_pool *pool, const float *qkv,
+                                          const int32_t *seq_offsets, int n_seqs, int H, int heads,
+                                          float *ctx, float *probs, const int32_t *ones) {
     for (int i = 0; i < n_seqs; i++) {
         const int first = seq_offsets[i], len = seq_offsets[i + 1] - first;
         if (len <= 0) continue; /* an empty sequence has no rows (the kernels return at once too) */
-        attention_with_scratch(qkv + (size_t)first * 3 * H, ones, 1, len, H, heads,
+        attention_with_scratch(pool, qkv + (size_t)first * 3 * H, ones, 1, len, H, heads,
                                ctx + (size_t)first * H, probs);
     }
 }
@@ -165,7 +247,7 @@ void bq_cpu_attention_varlen(const float *qkv, const int32_t *seq_offsets, int n
         for (size_t i = 0; i < (size_t)seq_offsets[n_seqs] * H; i++) ctx[i] = NAN;
     } else {
         for (int i = 0; i < longest; i++) ones[i] = 1;
-        attention_varlen_with_scratch(qkv, seq_offsets, n_seqs, H, heads, ctx, probs, ones);
+        attention_varlen_with_scratch(NULL, qkv, seq_offsets, n_seqs, H, heads, ctx, probs, ones);
     }
     free(probs);
     free(ones);
@@ -199,6 +281,7 @@ struct bq_cpu_forward {
     float *probs;   /* [S, S]: attention probabilities of one head */
     int32_t *positions; /* [max_batch*S]: a packed batch's positions in their sequences */
     int32_t *ones;      /* [S] all 1: the key mask of a packed sequence (all of it real) */
+    bq_row_pool *pool;  /* the row-wise ops' threads, as many as OpenBLAS's */
 };
 
 void bq_cpu_forward_free(bq_cpu_forward *f) {
@@ -212,6 +295,7 @@ void bq_cpu_forward_free(bq_cpu_forward *f) {
     free(f->probs);
     free(f->positions);
     free(f->ones);
+    bq_row_pool_free(f->pool);
     free(f);
 }
 
@@ -309,6 +393,11 @@ bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, i
                        "intermediate %zu)",
                        max_batch, seq_len, H, inter);
     }
+    bq_status st = bq_row_pool_create(openblas_get_num_threads(), &f->pool, err);
+    if (st != BQ_OK) {
+        bq_cpu_forward_free(f);
+        return st;
+    }
     *out = f;
     return BQ_OK;
 }
@@ -350,29 +439,32 @@ static void forward_layers(bq_cpu_forward *f, int batch, int S, const int32_t *i
     const int rows = batch * S;
     const float eps = c->layer_norm_eps;
 
-    bq_cpu_embeddings_layernorm(input_ids, segment_ids, positions, batch, S, H, m->word_emb,
-                                m->pos_emb, m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden);
+    embeddings_args emb = {input_ids, segment_ids, positions, S, H, m->word_emb, m->pos_emb,
+                           m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden};
+    bq_row_pool_run(f->pool, rows, embeddings_rows, &emb);
     for (int l = 0; l < c->num_layers; l++) {
         const bq_layer_weights *w = &m->layers[l];
         /* Q, K, V side by side in qkv [rows, 3H]. */
-        linear_strided(f->hidden, H, w->q_w, w->q_b, rows, H, H, f->qkv, 3 * H);
-        linear_strided(f->hidden, H, w->k_w, w->k_b, rows, H, H, f->qkv + H, 3 * H);
-        linear_strided(f->hidden, H, w->v_w, w->v_b, rows, H, H, f->qkv + 2 * H, 3 * H);
+        bq_row_pool *pool = f->pool;
+        linear_strided(pool, f->hidden, H, w->q_w, w->q_b, rows, H, H, f->qkv, 3 * H);
+        linear_strided(pool, f->hidden, H, w->k_w, w->k_b, rows, H, H, f->qkv + H, 3 * H);
+        linear_strided(pool, f->hidden, H, w->v_w, w->v_b, rows, H, H, f->qkv + 2 * H, 3 * H);
         if (seq_offsets)
-            attention_varlen_with_scratch(f->qkv, seq_offsets, n_seqs, H, c->num_heads, f->ctx,
+            attention_varlen_with_scratch(pool, f->qkv, seq_offsets, n_seqs, H, c->num_heads, f->ctx,
                                           f->probs, f->ones);
         else
-            attention_with_scratch(f->qkv, input_mask, batch, S, H, c->num_heads, f->ctx, f->probs);
+            attention_with_scratch(pool, f->qkv, input_mask, batch, S, H, c->num_heads, f->ctx,
+                                   f->probs);
         /* attn = LN(ctx Wo^T + bo + hidden) */
         bq_cpu_linear(f->ctx, w->attn_out_w, NULL, rows, H, H, f->dense);
-        bq_cpu_bias_residual_layernorm(f->dense, w->attn_out_b, f->hidden, w->attn_ln_g,
-                                       w->attn_ln_b, rows, H, eps, f->attn);
+        bias_residual_layernorm(pool, f->dense, w->attn_out_b, f->hidden, w->attn_ln_g, w->attn_ln_b,
+                                rows, H, eps, f->attn);
         /* hidden = LN(gelu(attn W1^T + b1) W2^T + b2 + attn) */
         bq_cpu_linear(f->attn, w->ffn_in_w, NULL, rows, H, inter, f->inter);
-        bq_cpu_bias_gelu(f->inter, w->ffn_in_b, rows, inter);
+        bias_gelu(pool, f->inter, w->ffn_in_b, rows, inter);
         bq_cpu_linear(f->inter, w->ffn_out_w, NULL, rows, inter, H, f->dense);
-        bq_cpu_bias_residual_layernorm(f->dense, w->ffn_out_b, f->attn, w->ffn_ln_g, w->ffn_ln_b,
-                                       rows, H, eps, f->hidden);
+        bias_residual_layernorm(pool, f->dense, w->ffn_out_b, f->attn, w->ffn_ln_g, w->ffn_ln_b,
+                                rows, H, eps, f->hidden);
     }
     bq_cpu_qa_head(f->hidden, m->qa_w, m->qa_b, rows, H, start_logits, end_logits);
 }

@@ -7,6 +7,7 @@
 
 #include "bq_math.h"
 #include "forward_cpu.h"
+#include "row_pool.h"
 #include "model.h"
 
 #include <math.h>
@@ -413,6 +414,65 @@ static void test_trimmed_batch(void **state) {
     bq_model_free(m);
 }
 
+/* The row pool computes every row exactly once, whatever the thread count and row count. */
+static void count_rows(void *ctx, int begin, int end) {
+    int *count = ctx;
+    for (int r = begin; r < end; r++) count[r]++;
+}
+
+static void test_row_pool(void **state) {
+    (void)state;
+    for (int threads = 0; threads <= 5; threads++) {
+        bq_row_pool *pool = NULL;
+        bq_err err = {0};
+        assert_int_equal(bq_row_pool_create(threads, &pool, &err), BQ_OK);
+        for (int n = 0; n <= 50; n++) {
+            int count[50] = {0};
+            for (int k = 0; k < 3; k++) bq_row_pool_run(pool, n, count_rows, count);
+            for (int r = 0; r < n; r++) assert_int_equal(count[r], 3);
+        }
+        bq_row_pool_free(pool);
+    }
+    bq_row_pool_free(NULL);
+    int count[4] = {0};
+    bq_row_pool_run(NULL, 4, count_rows, count); /* no pool: all on the caller */
+    for (int r = 0; r < 4; r++) assert_int_equal(count[r], 1);
+}
+
+/* The row-wise ops spread over 4 threads give the logits of 1 thread to the bit, padded and
+ * packed (each row is computed as on one thread). OpenBLAS runs both on one thread: the
+ * process-wide count is the last one set, and the comparison is of the row pool alone. */
+static void test_row_threads_same_logits(void **state) {
+    (void)state;
+    bq_model *m = load_model("h32_l3_s16", "f32");
+    enum { B = 3, S = 16, N_SEQS = 4 };
+    const int32_t offsets[N_SEQS + 1] = {0, 5, 21, 33, B * S};
+    int32_t ids[B * S], mask[B * S], seg[B * S];
+    uint32_t rng = 4242;
+    for (int t = 0; t < B * S; t++) {
+        rng = rng * 1664525u + 1013904223u;
+        ids[t] = 1 + (int32_t)((rng >> 8) % (uint32_t)(m->config.vocab_size - 1));
+        seg[t] = (int32_t)((rng >> 4) & 1);
+        mask[t] = t % S < 11 + t / S; /* 11, 12, 13 real positions */
+    }
+    bq_cpu_forward *many = NULL, *one = NULL;
+    bq_err err = {0};
+    assert_int_equal(bq_cpu_forward_create(m, B, S, 4, &many, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_create(m, B, S, 1, &one, &err), BQ_OK);
+    float s4[B * S], e4[B * S], s1[B * S], e1[B * S];
+    assert_int_equal(bq_cpu_forward_run(many, B, S, ids, mask, seg, s4, e4, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_run(one, B, S, ids, mask, seg, s1, e1, &err), BQ_OK);
+    assert_memory_equal(s4, s1, sizeof s1);
+    assert_memory_equal(e4, e1, sizeof e1);
+    assert_int_equal(bq_cpu_forward_run_packed(many, B, S, N_SEQS, offsets, ids, seg, s4, e4, &err), BQ_OK);
+    assert_int_equal(bq_cpu_forward_run_packed(one, B, S, N_SEQS, offsets, ids, seg, s1, e1, &err), BQ_OK);
+    assert_memory_equal(s4, s1, sizeof s1);
+    assert_memory_equal(e4, e1, sizeof e1);
+    bq_cpu_forward_free(many);
+    bq_cpu_forward_free(one);
+    bq_model_free(m);
+}
+
 /* Packed sequences (3 rows of 16 holding 6 sequences back to back, two of them across a row
  * boundary) give each sequence the logits it gets run alone in a padded batch of 1; so does a
  * trimmed packed pass (2 rows of 7 holding the first two). */
@@ -613,6 +673,8 @@ int main(void) {
         cmocka_unit_test(test_h20_l1_s33_bf16),
         cmocka_unit_test(test_trimmed_batch),
         cmocka_unit_test(test_packed_batch),
+        cmocka_unit_test(test_row_pool),
+        cmocka_unit_test(test_row_threads_same_logits),
         cmocka_unit_test(test_invalid_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
