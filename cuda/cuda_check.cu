@@ -29,7 +29,7 @@ extern "C" bq_status bq_cuda_check(cudaError_t rc, const char *stmt, const char 
                        line, stmt, name, text);
     if (rc == cudaErrorNoDevice || rc == cudaErrorInsufficientDriver)
         return bq_fail(err, BQ_ERR_NO_DEVICE,
-                       "%s:%d: %s: no usable CUDA device (%s: %s); use --device cpu", file, line,
+                       "%s:%d: %s: no usable CUDA device (%s: %s); " BQ_USE_CPU_HINT, file, line,
                        stmt, name, text);
     return bq_fail(err, BQ_ERR_DEVICE, "%s:%d: %s failed: %s: %s", file, line, stmt, name, text);
 }

@@ -156,11 +156,11 @@ extern "C" bq_status bq_cuda_device_count(int *count, bq_err *err) {
     if (rc != cudaSuccess) {
         cudaGetLastError();
         if (rc == cudaErrorNoDevice || rc == cudaErrorInsufficientDriver)
-            return bq_fail(err, BQ_ERR_NO_DEVICE, "no usable CUDA device (%s: %s); use --device cpu",
+            return bq_fail(err, BQ_ERR_NO_DEVICE, "no usable CUDA device (%s: %s); " BQ_USE_CPU_HINT,
                            cudaGetErrorName(rc), cudaGetErrorString(rc));
         return bq_cuda_check(rc, "cudaGetDeviceCount(&n)", __FILE__, __LINE__, err);
     }
-    if (n == 0) return bq_fail(err, BQ_ERR_NO_DEVICE, "no CUDA device present; use --device cpu");
+    if (n == 0) return bq_fail(err, BQ_ERR_NO_DEVICE, "no CUDA device present; " BQ_USE_CPU_HINT);
     *count = n;
     return BQ_OK;
 }

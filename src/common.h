@@ -19,6 +19,9 @@ extern "C" {
  * tree's vocab/vocab.txt, compiled in). Static storage. */
 const char *bq_default_vocab_path(const char *build_path);
 
+/* What a message about a missing GPU suggests, to command-line and library users alike. */
+#define BQ_USE_CPU_HINT "run on the CPU instead (--device cpu; device=cpu in bq_settings)"
+
 /* Record `status` and a printf-style message in `err` (may be NULL); returns `status`. */
 bq_status bq_fail(bq_err *err, bq_status status, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#define NO_CUDA_MESSAGE "this bertqa-gpu was built without CUDA (nvcc not found at build time); use --device cpu"
+#define NO_CUDA_MESSAGE "this bertqa-gpu was built without CUDA (nvcc not found at build time); " BQ_USE_CPU_HINT
 
 bq_status bq_cuda_device_count(int *count, bq_err *err) {
     *count = 0;
