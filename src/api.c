@@ -39,13 +39,6 @@ void bq_settings_free(bq_settings *s) {
     free(s);
 }
 
-static char *copy_string(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c) memcpy(c, s, n);
-    return c;
-}
-
 bq_status bq_settings_set(bq_settings *s, const char *name, const char *value, bq_err *err) {
     if (!s || !name || !value)
         return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_settings_set needs settings, a name and a value");
@@ -53,7 +46,7 @@ bq_status bq_settings_set(bq_settings *s, const char *name, const char *value, b
     char *copy = NULL;
     if (is_vocab || strcmp(name, "tuning-cache") == 0) {
         if (!value[0]) return bq_fail(err, BQ_ERR_INVALID_ARG, "%s needs a file name", name);
-        if (!(copy = copy_string(value))) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
+        if (!(copy = bq_strndup(value, strlen(value)))) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
     }
     if (is_vocab) {
         free(s->vocab);
@@ -119,7 +112,7 @@ bq_status bq_reader_create(const char *model, const bq_settings *settings, bq_re
         free(r);
         return bq_fail(err, BQ_ERR_NOMEM, "cannot create the reader's lock");
     }
-    if (settings->tuning_cache && !(r->tuning_cache = copy_string(settings->tuning_cache))) {
+    if (settings->tuning_cache && !(r->tuning_cache = bq_strndup(settings->tuning_cache, strlen(settings->tuning_cache)))) {
         bq_reader_free(r);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
     }

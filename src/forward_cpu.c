@@ -84,12 +84,19 @@ static void embeddings_rows(void *ctx, int begin, int end) {
     }
 }
 
+static void embeddings_layernorm(bq_row_pool *pool, const int32_t *ids, const int32_t *seg,
+                                 const int32_t *positions, int B, int S, int H, const float *word,
+                                 const float *pos, const float *type, const float *gamma,
+                                 const float *beta, float eps, float *out) {
+    embeddings_args a = {ids, seg, positions, S, H, word, pos, type, gamma, beta, eps, out};
+    bq_row_pool_run(pool, B * S, embeddings_rows, &a);
+}
+
 void bq_cpu_embeddings_layernorm(const int32_t *ids, const int32_t *seg, const int32_t *positions,
                                  int B, int S, int H, const float *word, const float *pos,
                                  const float *type, const float *gamma, const float *beta, float eps,
                                  float *out) {
-    embeddings_args a = {ids, seg, positions, S, H, word, pos, type, gamma, beta, eps, out};
-    embeddings_rows(&a, 0, B * S);
+    embeddings_layernorm(NULL, ids, seg, positions, B, S, H, word, pos, type, gamma, beta, eps, out);
 }
 
 void bq_cpu_linear(const float *x, const float *W, const float *b, int rows, int in, int out,
@@ -439,9 +446,8 @@ static void forward_layers(bq_cpu_forward *f, int batch, int S, const int32_t *i
     const int rows = batch * S;
     const float eps = c->layer_norm_eps;
 
-    embeddings_args emb = {input_ids, segment_ids, positions, S, H, m->word_emb, m->pos_emb,
-                           m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden};
-    bq_row_pool_run(f->pool, rows, embeddings_rows, &emb);
+    embeddings_layernorm(f->pool, input_ids, segment_ids, positions, batch, S, H, m->word_emb,
+                         m->pos_emb, m->type_emb, m->emb_ln_g, m->emb_ln_b, eps, f->hidden);
     for (int l = 0; l < c->num_layers; l++) {
         const bq_layer_weights *w = &m->layers[l];
         /* Q, K, V side by side in qkv [rows, 3H]. */

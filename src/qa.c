@@ -1,5 +1,6 @@
 /* qa.c - question answering end to end, with host work overlapping the engine in bq_qa_pipeline. */
 #include "qa.h"
+#include "row_pool.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -14,7 +15,8 @@ struct bq_qa {
     bq_engine *engine;
     bq_squad_options opt;
     int max_batch, seq_len;
-    int host_threads; /* threads for features and decoding (the engine has its own) */
+    bq_row_pool *host_pool; /* features and decoding, a request a row (the engine has its own
+                             * threads); NULL: on the calling thread */
     /* a CUDA engine that times and captures each new batch shape: partial batches run rounded
      * up to a few sizes (bq_qa_batch_rows) */
     int round_batches;
@@ -78,13 +80,19 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
     qa->seq_len = eo->seq_len;
     qa->round_batches = eo->device == BQ_DEVICE_CUDA && eo->tune;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    /* leave a core to the thread that drives the engine */
-    qa->host_threads = cores > 2 ? (int)(cores - 1 < 8 ? cores - 1 : 8) : 1;
+    /* leave a core to the thread that drives the engine; without threads, the host work runs on
+     * the calling thread (slower, the same answers) */
+    const int host_threads = cores > 2 ? (int)(cores - 1 < 8 ? cores - 1 : 8) : 1;
+    if (bq_row_pool_create(host_threads, &qa->host_pool, NULL) != BQ_OK) qa->host_pool = NULL;
     *out = qa;
     return BQ_OK;
 }
 
-void bq_qa_free(bq_qa *qa) { free(qa); }
+void bq_qa_free(bq_qa *qa) {
+    if (!qa) return;
+    bq_row_pool_free(qa->host_pool);
+    free(qa);
+}
 
 static void chunk_release(qa_chunk *c) {
     if (c->feats)
@@ -99,61 +107,25 @@ static void chunk_release(qa_chunk *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* Run fn(ctx, i) for i in [0, n) on up to `threads` threads (the caller's included). */
-typedef void (*index_fn)(void *ctx, int i);
-typedef struct {
-    index_fn fn;
-    void *ctx;
-    int begin, end;
-} index_range;
-
-static void *run_range(void *arg) {
-    index_range *r = arg;
-    for (int i = r->begin; i < r->end; i++) r->fn(r->ctx, i);
-    return NULL;
-}
-
-static void parallel_for(int threads, int n, index_fn fn, void *ctx) {
-    enum { MAX_THREADS = 16 };
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (threads > n) threads = n;
-    if (threads <= 1) {
-        for (int i = 0; i < n; i++) fn(ctx, i);
-        return;
-    }
-    pthread_t tid[MAX_THREADS];
-    index_range range[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
-    for (int t = 0; t < threads; t++) {
-        range[t] = (index_range){fn, ctx, (int)((long)n * t / threads), (int)((long)n * (t + 1) / threads)};
-        if (t > 0) started[t] = pthread_create(&tid[t], NULL, run_range, &range[t]) == 0;
-    }
-    run_range(&range[0]);
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            run_range(&range[t]); /* no thread to be had: do its share here */
-    }
-}
-
 typedef struct {
     const bq_qa *qa;
     qa_chunk *c;
 } chunk_job;
 
-/* Features of request i; a bad request records its own error. */
-static void build_features_one(void *arg, int i) {
+/* Features of requests [begin, end); a bad request records its own error. */
+static void build_features(void *arg, int begin, int end) {
     chunk_job *j = arg;
     qa_chunk *c = j->c;
-    bq_qa_result *r = &c->res[i];
-    memset(r, 0, sizeof *r);
-    bq_err e;
-    bq_err_clear(&e);
-    const bq_qa_request *q = &c->req[i];
-    r->status = bq_features_build(j->qa->model->vocab, &j->qa->opt, q->question, q->question_len, q->context,
-                                  q->context_len, &c->feats[i], &e);
-    if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
+    for (int i = begin; i < end; i++) {
+        bq_qa_result *r = &c->res[i];
+        memset(r, 0, sizeof *r);
+        bq_err e;
+        bq_err_clear(&e);
+        const bq_qa_request *q = &c->req[i];
+        r->status = bq_features_build(j->qa->model->vocab, &j->qa->opt, q->question, q->question_len,
+                                      q->context, q->context_len, &c->feats[i], &e);
+        if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
+    }
 }
 
 /* The largest k whose first k requests hold at most `target` windows; *sum = their windows. */
@@ -203,7 +175,7 @@ static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, 
     c->first_row = malloc((size_t)c->n * sizeof *c->first_row);
     if (!c->feats || !c->first_row) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");
     chunk_job job = {qa, c};
-    parallel_for(qa->host_threads, c->n, build_features_one, &job);
+    bq_row_pool_run(qa->host_pool, c->n, build_features, &job);
     for (int i = 0; i < c->n; i++) {
         bq_qa_result *r = &c->res[i];
         if (r->status == BQ_ERR_NOMEM) return bq_fail(err, r->status, "%s", r->error);
@@ -550,23 +522,26 @@ static bq_status chunk_infer(const bq_qa *qa, qa_chunk *c, int trim, bq_qa_stats
     return st;
 }
 
-static void decode_one(void *arg, int i) {
+/* Answers of requests [begin, end) from their logits (a request that failed has no rows). */
+static void decode(void *arg, int begin, int end) {
     chunk_job *j = arg;
     qa_chunk *c = j->c;
-    if (c->first_row[i] < 0) return;
-    bq_qa_result *r = &c->res[i];
-    bq_err e;
-    bq_err_clear(&e);
-    size_t at = (size_t)c->first_row[i] * (size_t)j->qa->seq_len;
-    r->status = bq_decode(j->qa->model->vocab, &c->feats[i], c->start + at, c->end + at, &j->qa->opt,
-                          &r->answers, &e);
-    if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
+    for (int i = begin; i < end; i++) {
+        if (c->first_row[i] < 0) continue;
+        bq_qa_result *r = &c->res[i];
+        bq_err e;
+        bq_err_clear(&e);
+        size_t at = (size_t)c->first_row[i] * (size_t)j->qa->seq_len;
+        r->status = bq_decode(j->qa->model->vocab, &c->feats[i], c->start + at, c->end + at, &j->qa->opt,
+                              &r->answers, &e);
+        if (r->status != BQ_OK) memcpy(r->error, e.message, sizeof r->error);
+    }
 }
 
 static bq_status chunk_decode(const bq_qa *qa, qa_chunk *c, bq_err *err) {
     double t0 = now_seconds();
     chunk_job job = {qa, c};
-    parallel_for(qa->host_threads, c->n, decode_one, &job);
+    bq_row_pool_run(qa->host_pool, c->n, decode, &job);
     for (int i = 0; i < c->n; i++)
         if (c->first_row[i] >= 0 && c->res[i].status == BQ_ERR_NOMEM)
             return bq_fail(err, BQ_ERR_NOMEM, "%s", c->res[i].error);

@@ -1,4 +1,4 @@
-/* row_pool.c - persistent workers for the CPU backend's row-wise ops (row_pool.h). Workers sleep
+/* row_pool.c - persistent workers for work split by rows or requests (row_pool.h). Workers sleep
  * on a condition variable between jobs, so they take no core from OpenBLAS while it multiplies. */
 #include "row_pool.h"
 
@@ -17,6 +17,7 @@ struct bq_row_pool {
     bq_row_fn fn;
     void *ctx;
     int n;
+    int parts; /* min(threads, n): part i goes to the caller (0) or worker i */
 };
 
 /* Part `part` of `parts` contiguous parts of [0, n). */
@@ -41,8 +42,8 @@ static void *worker_main(void *arg) {
         seen = p->generation;
         const bq_row_fn fn = p->fn;
         void *ctx = p->ctx;
-        int begin, end;
-        part_bounds(p->n, p->workers + 1, w->index, &begin, &end);
+        int begin = 0, end = 0;
+        if (w->index < p->parts) part_bounds(p->n, p->parts, w->index, &begin, &end);
         pthread_mutex_unlock(&p->lock);
         if (begin < end) fn(ctx, begin, end);
         pthread_mutex_lock(&p->lock);
@@ -96,21 +97,22 @@ void bq_row_pool_free(bq_row_pool *p) {
 }
 
 void bq_row_pool_run(bq_row_pool *p, int n, bq_row_fn fn, void *ctx) {
-    /* waking a worker costs some microseconds: not worth it for a handful of rows */
-    if (!p || p->workers == 0 || n < 2 * (p->workers + 1)) {
+    if (!p || p->workers == 0 || n < 2) {
         if (n > 0) fn(ctx, 0, n);
         return;
     }
+    const int parts = n < p->workers + 1 ? n : p->workers + 1;
     pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
+    p->parts = parts;
     p->pending = p->workers;
     p->generation++;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     int begin, end;
-    part_bounds(n, p->workers + 1, 0, &begin, &end);
+    part_bounds(n, parts, 0, &begin, &end);
     fn(ctx, begin, end);
     pthread_mutex_lock(&p->lock);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->lock);

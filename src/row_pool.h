@@ -1,7 +1,8 @@
-/* row_pool.h - a few persistent threads that split row-wise work (softmax, LayerNorm, GELU) of the
- * CPU backend, whose GEMMs OpenBLAS spreads over its own threads: without them, those ops ran on
- * one core while the others waited. Rows are cut into contiguous parts and each row is computed
- * exactly as on one thread, so the results do not depend on the thread count. */
+/* row_pool.h - a few persistent threads that split work by rows: the CPU backend's row-wise ops
+ * (softmax, LayerNorm, GELU), whose GEMMs OpenBLAS spreads over its own threads (without the pool
+ * those ops ran on one core while the others waited), and the QA pipeline's features and decoding,
+ * a request a row. Rows are cut into contiguous parts and each row is computed exactly as on one
+ * thread, so the results do not depend on the thread count. */
 #ifndef BQ_ROW_POOL_H
 #define BQ_ROW_POOL_H
 
@@ -21,9 +22,9 @@ typedef void (*bq_row_fn)(void *ctx, int begin, int end);
 bq_status bq_row_pool_create(int threads, bq_row_pool **out, bq_err *err);
 void bq_row_pool_free(bq_row_pool *pool); /* accepts NULL */
 
-/* Run fn over rows [0, n), cut into one contiguous part per thread (the calling thread takes the
- * first); returns when every part is done. A NULL pool, or n too small to be worth waking the
- * workers, runs fn(ctx, 0, n) on the caller. One caller at a time. */
+/* Run fn over rows [0, n), cut into one contiguous part per thread, at most one part a row (the
+ * calling thread takes the first); returns when every part is done. A NULL pool, or a single row,
+ * runs fn(ctx, 0, n) on the caller. One caller at a time. */
 void bq_row_pool_run(bq_row_pool *pool, int n, bq_row_fn fn, void *ctx);
 
 #ifdef __cplusplus
