@@ -151,9 +151,10 @@ typedef struct {
 /* Answer requests[0..n) into results[0..n): batched across requests, with the host's work
  * (tokenizing, windows, decoding) overlapping the device's. Unless an argument is NULL, every
  * result is filled, even on failure (then with the failure's status), and must be released with
- * bq_results_clear. A request with bad input (text that is not UTF-8, no context) gets its own
- * status and message, and the others are answered. Returns BQ_OK, or the first failure of the engine itself
- * (BQ_ERR_DEVICE, BQ_ERR_DEVICE_OOM, BQ_ERR_NOMEM) or BQ_ERR_INVALID_ARG (NULL arguments). */
+ * bq_results_clear. A request with bad input (text that is not UTF-8, no context, a context with
+ * a NUL character) gets its own status and message, and the others are answered. Returns BQ_OK, or
+ * the first failure of the engine itself (BQ_ERR_DEVICE, BQ_ERR_DEVICE_OOM, BQ_ERR_NOMEM) or
+ * BQ_ERR_INVALID_ARG (NULL arguments). */
 bq_status bq_reader_answer(bq_reader *reader, const bq_request *requests, size_t n, bq_result *results,
                            bq_err *err);
 

@@ -42,6 +42,11 @@ static bq_status split_words(bq_features *f, bq_err *err) {
         uint32_t cp;
         if (!bq_utf8_next(f->context, f->context_len, &pos, &cp))
             return bq_fail(err, BQ_ERR_UTF8, "context: invalid UTF-8 at byte %zu", at);
+        /* answers are NUL-terminated copies of the context: a NUL inside one would cut it short
+         * (the JSON readers refuse "\u0000" for the same reason) */
+        if (cp == 0)
+            return bq_fail(err, BQ_ERR_INVALID_ARG, "context: a NUL character at byte %zu, which would "
+                           "cut an answer short", at);
         if (is_context_space(cp)) {
             in_word = false;
             continue;

@@ -41,7 +41,8 @@ typedef struct {
 } bq_features;
 
 /* Build all windows. Fails with BQ_ERR_UTF8 on invalid text, BQ_ERR_INVALID_ARG when the options
- * leave no room for the context (max_seq_length - question - 3 < 1) or are out of range. */
+ * leave no room for the context (max_seq_length - question - 3 < 1) or are out of range, and for a
+ * context without tokens or with a NUL character (answers are NUL-terminated copies of it). */
 bq_status bq_features_build(const bq_vocab *vocab, const bq_squad_options *opt,
                             const char *question, size_t question_len, const char *context,
                             size_t context_len, bq_features *out, bq_err *err);

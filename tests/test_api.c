@@ -265,7 +265,8 @@ static void test_batch_bad_requests_fail_alone(void **state) {
     static const char *const contexts[] = {
         "The cat sat on the mat in the house.", "Dogs ran in the park all day long, chasing birds.",
         "Rain fell on the city for three days and the river rose over its banks."};
-    bq_request reqs[7] = {
+    enum { N = 8 };
+    bq_request reqs[N] = {
         request_of(question, contexts[0]),
         request_of(question, "bad \xFF\xFE bytes"),          /* not UTF-8 */
         request_of("What ran?", contexts[1]),
@@ -273,14 +274,17 @@ static void test_batch_bad_requests_fail_alone(void **state) {
         request_of("What rose?", contexts[2]),
         request_of(question, ""),                          /* nothing to answer from */
         request_of("What fell?", context),
+        {question, strlen(question), "The cat\0sat.", 12}, /* a NUL would cut an answer short */
     };
-    const int bad[7] = {0, 1, 0, 1, 0, 1, 0};
-    bq_result res[7];
-    assert_int_equal(bq_reader_answer(r, reqs, 7, res, NULL), BQ_OK);
+    const int bad[N] = {0, 1, 0, 1, 0, 1, 0, 1};
+    bq_result res[N];
+    assert_int_equal(bq_reader_answer(r, reqs, N, res, NULL), BQ_OK);
     assert_int_equal(res[1].status, BQ_ERR_UTF8);
     assert_int_equal(res[3].status, BQ_ERR_INVALID_ARG);
     assert_non_null(strstr(res[3].error, "NULL"));
-    for (int i = 0; i < 7; i++) {
+    assert_int_equal(res[7].status, BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(res[7].error, "NUL character at byte 7"));
+    for (int i = 0; i < N; i++) {
         if (bad[i]) {
             assert_int_not_equal(res[i].status, BQ_OK);
             assert_true(strlen(res[i].error) > 0);
@@ -299,7 +303,7 @@ static void test_batch_bad_requests_fail_alone(void **state) {
         }
         bq_results_clear(&alone, 1);
     }
-    bq_results_clear(res, 7);
+    bq_results_clear(res, N);
     assert_int_equal(bq_reader_answer(r, NULL, 0, NULL, NULL), BQ_OK);
     assert_int_equal(bq_reader_answer(r, NULL, 2, res, NULL), BQ_ERR_INVALID_ARG);
     bq_reader_free(r);

@@ -364,6 +364,15 @@ static void test_errors(void **state) {
     assert_int_equal(bq_features_build(g_vocab, &opt, "q\xc3", 2, "ab", 2, &f, &err), BQ_ERR_UTF8);
     assert_int_equal(bq_features_build(g_vocab, &opt, "q", 1, "a\xed\xa0\x80", 4, &f, &err),
                      BQ_ERR_UTF8); /* a surrogate */
+    /* A NUL in the context (valid UTF-8, but answers are NUL-terminated copies of the context:
+     * found by tests/fuzz/fuzz_features_decode); a NUL in the question is dropped as a control
+     * character, as BERT's tokenizer drops it. */
+    assert_int_equal(bq_features_build(g_vocab, &opt, "q", 1, "ab\0cd", 5, &f, &err), BQ_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "NUL character at byte 2"));
+    assert_int_equal(bq_features_build(g_vocab, &opt, "do\0g", 4, "ab", 2, &f, &err), BQ_OK);
+    assert_int_equal(f.n_question_pieces, 1); /* "dog" */
+    assert_int_equal(f.windows[0].input_ids[1], id_of("dog"));
+    bq_features_free(&f);
     /* No room: 8 question pieces + 3 specials fill max_seq_length 11. */
     bq_squad_options tight = {11, 64, 128, 20, 30, 0, 0};
     const char *q = "one two three four five six seven eight";

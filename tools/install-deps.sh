@@ -5,7 +5,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config
       libcmocka-dev libutf8proc-dev libcjson-dev libopenblas-dev
-      python3 python3-venv)
+      python3 python3-venv
+      clang) # libFuzzer for tools/fuzz.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
