@@ -241,6 +241,15 @@ static int32_t char_offset(const bq_features *f, int32_t byte) {
     return n;
 }
 
+/* exp(score - max), the limits taken where logits are infinite: a +inf best score takes all the
+ * probability (shared among the answers that reach it, 0 for the rest); when every score is -inf
+ * (NaN or -inf logits) the answers share it evenly. */
+static double softmax_weight(double score, double max_score) {
+    if (isfinite(max_score)) return exp(score - max_score);
+    if (max_score > 0) return score == max_score ? 1.0 : 0.0;
+    return 1.0;
+}
+
 bq_status bq_decode(const bq_vocab *vocab, const bq_features *f, const float *start_logits,
                     const float *end_logits, const bq_squad_options *opt, bq_answers *out,
                     bq_err *err) {
@@ -353,13 +362,11 @@ bq_status bq_decode(const bq_vocab *vocab, const bq_features *f, const float *st
     }
     for (int i = 0; i < out->n; i++) {
         double sc = rank_key((double)out->items[i].start_logit + (double)out->items[i].end_logit);
-        /* All scores -inf (non-finite logits): share the probability evenly. */
-        total += isfinite(max_score) ? exp(sc - max_score) : 1.0;
+        total += softmax_weight(sc, max_score);
     }
     for (int i = 0; i < out->n; i++) {
         double sc = rank_key((double)out->items[i].start_logit + (double)out->items[i].end_logit);
-        double e = isfinite(max_score) ? exp(sc - max_score) : 1.0;
-        out->items[i].probability = (float)(e / total);
+        out->items[i].probability = (float)(softmax_weight(sc, max_score) / total);
     }
 
 done:

@@ -121,6 +121,40 @@ static void test_huge_logits_score(void **state) {
     case_free(&c);
 }
 
+/* Infinite and NaN logits: NaN ranks lowest; a +inf score takes all the probability (the limit of
+ * the softmax), not an even share as it once did. */
+static void test_non_finite_logits(void **state) {
+    (void)state;
+    bq_squad_options opt = BQ_SQUAD_OPTIONS_DEFAULT;
+    case_data c;
+    const char *context = "The quick brown fox jumps over the lazy dog.";
+    case_build(&c, "what?", context, &opt, -10.0f);
+    set_logit(c.start, &c, 0, pos_at(&c, 0, 10), INFINITY); /* "brown" */
+    set_logit(c.end, &c, 0, pos_at(&c, 0, 16), 5.0f);       /* "fox" */
+    set_logit(c.start, &c, 0, pos_at(&c, 0, 4), NAN);       /* "quick": never first */
+    set_logit(c.end, &c, 0, pos_at(&c, 0, 4), 9.0f);
+    bq_answers a;
+    decode_ok(&c, &opt, &a);
+    expect_answer(&a.items[0], "brown fox", 10, 19, 10, 19);
+    /* every span from "brown" scores +inf and they share the probability; the finite rest get 0 */
+    int infinite = 0;
+    for (int i = 0; i < a.n; i++) infinite += isinf(a.items[i].score) && a.items[i].score > 0;
+    assert_true(infinite >= 2 && infinite < a.n);
+    for (int i = 0; i < a.n; i++)
+        assert_true(a.items[i].probability == (i < infinite ? 1.0f / (float)infinite : 0.0f));
+    bq_answers_free(&a);
+    /* every score NaN (+inf + -inf): an even share. All end logits tie, so the 20 best ends are
+     * the first 20 positions, the document's among them (n-best 20). */
+    for (size_t i = 0; i < (size_t)c.f.n_windows * (size_t)c.f.max_seq_length; i++) c.end[i] = -INFINITY;
+    set_logit(c.start, &c, 0, pos_at(&c, 0, 4), -10.0f);
+    decode_ok(&c, &opt, &a);
+    assert_true(a.n > 3);
+    assert_string_equal(a.items[0].text, "brown");
+    for (int i = 0; i < a.n; i++) assert_true(fabsf(a.items[i].probability - 1.0f / (float)a.n) < 1e-6f);
+    bq_answers_free(&a);
+    case_free(&c);
+}
+
 static void test_known_span(void **state) {
     (void)state;
     bq_answers a;
@@ -420,6 +454,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_span),
         cmocka_unit_test(test_huge_logits_score),
+        cmocka_unit_test(test_non_finite_logits),
         cmocka_unit_test(test_ties),
         cmocka_unit_test(test_span_in_window_overlap),
         cmocka_unit_test(test_context_edges_and_punctuation),
