@@ -432,6 +432,60 @@ static void test_cuda_reader(void **state) {
     bq_reader_free(cpu);
 }
 
+/* bq_reader_save_tuning: nothing to do on the CPU; on a GPU it writes the timed choices, which a
+ * second reader takes from the file instead of timing them again, and answers alike. */
+static void test_tuning_cache(void **state) {
+    (void)state;
+    bq_err err = {BQ_OK, ""};
+    assert_int_equal(bq_reader_save_tuning(NULL, &err), BQ_ERR_INVALID_ARG);
+    bq_settings *cs = small_windows();
+    bq_reader *cpu = open_reader(cs);
+    bq_settings_free(cs);
+    assert_int_equal(bq_reader_save_tuning(cpu, &err), BQ_OK);
+    bq_reader_free(cpu);
+
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%.*s/tuning cache.txt", (int)(strlen(g_model) - strlen("/tiny")), g_model);
+    bq_reader *first = NULL, *second = NULL;
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "device", "cuda", NULL), BQ_OK);
+    assert_int_equal(bq_settings_set(s, "tuning-cache", cache, NULL), BQ_OK);
+    bq_status st = bq_reader_create(g_model, s, &first, &err);
+    if (st == BQ_ERR_NO_DEVICE) {
+        bq_settings_free(s);
+        print_message("skipped: %s\n", err.message);
+        skip();
+    }
+    assert_int_equal(st, BQ_OK);
+    assert_non_null(strstr(bq_reader_describe(first), "none yet"));
+    bq_request q = request_of(question, context);
+    bq_result a, b;
+    assert_int_equal(bq_reader_answer(first, &q, 1, &a, &err), BQ_OK);
+    assert_int_equal(bq_reader_save_tuning(first, &err), BQ_OK);
+    FILE *f = fopen(cache, "r");
+    assert_non_null(f);
+    char line[128] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_non_null(strstr(line, "bertqa-gpu tuning cache"));
+
+    assert_int_equal(bq_reader_create(g_model, s, &second, &err), BQ_OK);
+    bq_settings_free(s);
+    const char *description = bq_reader_describe(second);
+    assert_null(strstr(description, "none yet"));
+    assert_non_null(strstr(description, "shape decisions"));
+    assert_int_equal(bq_reader_answer(second, &q, 1, &b, &err), BQ_OK);
+    assert_int_equal(a.n_answers, b.n_answers);
+    for (int k = 0; k < a.n_answers; k++) {
+        assert_string_equal(a.answers[k].text, b.answers[k].text);
+        assert_true(fabs(a.answers[k].score - b.answers[k].score) <= 1e-4 * (1 + fabs(a.answers[k].score)));
+    }
+    bq_results_clear(&a, 1);
+    bq_results_clear(&b, 1);
+    bq_reader_free(first);
+    bq_reader_free(second);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     /* The command line starts itself again on better OpenBLAS kernels where OpenBLAS chose weak
@@ -455,6 +509,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_threads_share_a_reader),
         cmocka_unit_test(test_cuda_readers_in_threads),
         cmocka_unit_test(test_cuda_reader),
+        cmocka_unit_test(test_tuning_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
