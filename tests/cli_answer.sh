@@ -305,6 +305,19 @@ exit_two "eval: two files from stdin" "only one file can be -" eval --data - --p
 exit_two "squad: --output and --nbest both stdout" "name the same file" \
   squad --model "$model" --input "$tmp/dev3.json" --output - --nbest -
 usage_error jsonl
+# --option=value is the same as --option value
+if "$cli" ask --model="$model" --question="$question" --context="$context" --top-k=2 --json > "$tmp/eq.json" 2>/dev/null &&
+   "$cli" ask --model "$model" --question "$question" --context "$context" --top-k 2 --json > "$tmp/sp.json" 2>/dev/null; then
+  check "ask --opt=value answers as --opt value" cmp -s "$tmp/eq.json" "$tmp/sp.json"
+else
+  fail "ask with --opt=value options failed"
+fi
+exit_two "an option without its value" "--question needs a value" ask --model "$model" --context x --question
+exit_two "an empty --opt= value" "--top-k expects" ask --model "$model" --context x --question y --top-k=
+# a window longer than the model's position table (max_position_embeddings 64 here)
+"$mk" --out "$tmp/pos64" --preset tiny --max-pos 64 --seed 2 > /dev/null 2>&1 || fail "bertqa-make-model --max-pos 64"
+exit_two "windows past max_position_embeddings" "exceeds the model's max_position_embeddings 64" \
+  ask --model "$tmp/pos64" --max-seq-length 128 --question y --context x
 usage_error logits --model "$model" --context x
 usage_error features --context x
 usage_error bench
