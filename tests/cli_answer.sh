@@ -127,6 +127,7 @@ lines = [
     '{"id": "n", "question": "Who?", "context": "John \\u12G4 lives here."}',
     '{"id": "first", "id": "last", "question": 7, "question": "Who?", "context": "John lives here."}',
     '{"id": "o", "question": "Who?", "context": "John\tlives here."}',  # a raw tab: not JSON
+    '{"id": 1e400, "question": "Who?", "context": "John lives here."}',  # would come back null
 ]
 # surrogateescape: "\udcff" is written as the lone byte 0xFF (invalid UTF-8 in the id)
 open(sys.argv[1], "w", encoding="utf-8", errors="surrogateescape").write("\n".join(lines) + "\n")
@@ -142,9 +143,9 @@ inp = open(sys.argv[1], encoding="utf-8", errors="surrogateescape").read().split
 out = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]]
 assert len(out) == len(inp), (len(out), len(inp))
 expect_ok = [True, False, False, False, False, True, False, False, True, False, False, True,
-             False, False, False, False, True, False]
+             False, False, False, False, True, False, False]
 # a repeated key: the last one counts, as in Python's json (and the squad and eval commands)
-ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last", "o"]
+ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last", "o", None]
 for o, ok, i, line in zip(out, expect_ok, ids, inp):
     assert o["id"] == i, (o, i)
     if ok:
@@ -160,8 +161,9 @@ assert any(o.get("start") is not None for o in out), "no record got a real span"
 assert "extra data" in out[9]["error"] and "NUL" in out[10]["error"], (out[9], out[10])
 assert "4 hex digits" in out[12]["error"] and "4 hex digits" in out[15]["error"], (out[12], out[15])
 assert "not valid UTF-8" in out[13]["error"], out[13]
-assert "string or a number" in out[14]["error"], out[14]
+assert "string or a finite number" in out[14]["error"], out[14]
 assert "raw control character" in out[17]["error"], out[17]
+assert "finite number" in out[18]["error"], out[18]
 PY
 else
   fail "jsonl exit status $jsonl_status (expected 1): $(head -c 300 "$tmp/jsonl.err")"

@@ -29,7 +29,7 @@ failed=()
 for t in "$@"; do
   mkdir -p "$build/corpus/$t" "$build/crashes/$t"
   dict=()
-  case $t in config|squad_data|predictions|safetensors|tokenizer_files|model_load) dict=(-dict="$root/tests/fuzz/json.dict") ;; esac
+  case $t in config|squad_data|predictions|safetensors|tokenizer_files|model_load|jsonl_record) dict=(-dict="$root/tests/fuzz/json.dict") ;; esac
   echo "== fuzz_$t: ${seconds} s"
   # -rss_limit_mb: the reader target holds a model; -timeout: one input may take at most 10 s
   if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

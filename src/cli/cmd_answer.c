@@ -1,5 +1,6 @@
 /* cmd_answer.c - the subcommands that run the model: ask, squad, jsonl, logits. */
 #include "cli.h"
+#include "jsonl.h"
 #include "qa.h"
 #include "squad_data.h"
 #include "squad_eval.h"
@@ -377,33 +378,18 @@ int cmd_squad(const cli_args *a) {
 
 /* ---- jsonl ------------------------------------------------------------------------------------ */
 
-typedef struct {
-    cJSON *id;           /* duplicate of the input's "id" (or JSON null) */
-    char *error;         /* set for a bad record */
-    char *question, *context;
-    char *out_line;      /* filled by the emitter */
-    bool failed;         /* answered with an error record */
-} jsonl_record;
+typedef bq_jsonl_record jsonl_record; /* src/jsonl.h: parsing and error lines */
 
 typedef struct {
     jsonl_record *rec;
     int *req_to_rec;
 } jsonl_sink;
 
-static char *error_line(cJSON *id, const char *msg) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
-    cJSON_AddStringToObject(o, "error", msg);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
 static void jsonl_emit(void *ctx, int index, const bq_qa_result *r) {
     jsonl_sink *k = ctx;
     jsonl_record *rec = &k->rec[k->req_to_rec[index]];
     if (r->status != BQ_OK) {
-        rec->out_line = error_line(rec->id, r->error);
+        rec->out_line = bq_jsonl_error_line(rec->id, r->error);
         rec->failed = true;
         return;
     }
@@ -414,54 +400,6 @@ static void jsonl_emit(void *ctx, int index, const bq_qa_result *r) {
     cJSON_Delete(o);
     rec->out_line = cJSON_PrintUnformatted(line);
     cJSON_Delete(line);
-}
-
-static bool utf8_valid(const char *s, size_t len) {
-    size_t pos = 0;
-    uint32_t cp;
-    while (pos < len)
-        if (!bq_utf8_next(s, len, &pos, &cp)) return false;
-    return true;
-}
-
-static void parse_record(const char *line, size_t len, jsonl_record *rec) {
-    memset(rec, 0, sizeof *rec);
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(line, len, &end, 0);
-    size_t rest = j && end ? (size_t)(end - line) : len;
-    while (rest < len && (line[rest] == ' ' || line[rest] == '\t' || line[rest] == '\r')) rest++;
-    if (!j || rest < len) {
-        cJSON_Delete(j);
-        rec->id = cJSON_CreateNull();
-        rec->error = strdup(j ? "extra data after the JSON record" : "malformed JSON");
-        return;
-    }
-    const cJSON *id = bq_json_member(j, "id");
-    /* the id is echoed into the output line, so it must be a string of valid UTF-8 or a number */
-    const bool id_ok = !id || cJSON_IsNumber(id) ||
-                       (cJSON_IsString(id) && utf8_valid(id->valuestring, strlen(id->valuestring)));
-    rec->id = id && id_ok ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
-    const cJSON *q = bq_json_member(j, "question");
-    const cJSON *c = bq_json_member(j, "context");
-    const char *fault = NULL;
-    if (!cJSON_IsObject(j))
-        rec->error = strdup("a record must be a JSON object");
-    else if (!id_ok)
-        rec->error = strdup(cJSON_IsString(id) ? "\"id\" is not valid UTF-8"
-                                               : "\"id\" must be a string or a number");
-    else if (!cJSON_IsString(q))
-        rec->error = strdup("\"question\" must be a string");
-    else if (!cJSON_IsString(c))
-        rec->error = strdup("\"context\" must be a string");
-    else if (bq_json_string_fault(line, len, &fault) != (size_t)-1) { /* cJSON let it through */
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s in the record", fault);
-        rec->error = strdup(msg);
-    } else {
-        rec->question = strdup(q->valuestring);
-        rec->context = strdup(c->valuestring);
-    }
-    cJSON_Delete(j);
 }
 
 /* true when more input can be read now without blocking */
@@ -503,7 +441,7 @@ int cmd_jsonl(const cli_args *a) {
             }
             size_t len = (size_t)got;
             if (len && line[len - 1] == '\n') len--;
-            parse_record(line, len, &rec[n++]);
+            bq_jsonl_record_parse(line, len, &rec[n++]);
             if (!input_ready()) break;
         }
         int n_req = 0;
@@ -518,17 +456,14 @@ int cmd_jsonl(const cli_args *a) {
         for (int i = 0; i < n; i++) {
             if (st == BQ_OK) {
                 if (!rec[i].out_line) {
-                    rec[i].out_line = error_line(rec[i].id, rec[i].error);
+                    rec[i].out_line = bq_jsonl_error_line(rec[i].id, rec[i].error);
                     rec[i].failed = true;
                 }
                 bad += rec[i].failed;
-                puts(rec[i].out_line);
+                /* one line out for every line in, even with no memory left for the record's own */
+                puts(rec[i].out_line ? rec[i].out_line : "{\"id\":null,\"error\":\"out of memory\"}");
             }
-            cJSON_Delete(rec[i].id);
-            free(rec[i].error);
-            free(rec[i].question);
-            free(rec[i].context);
-            free(rec[i].out_line);
+            bq_jsonl_record_clear(&rec[i]);
         }
         errno = 0;
         if (fflush(stdout) != 0 || ferror(stdout)) { /* nowhere to answer: main says so */

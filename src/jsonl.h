@@ -1,0 +1,40 @@
+/* jsonl.h - the records of the `jsonl` command's stream: one JSON object a line,
+ * {"id": ..., "question": "...", "context": "..."}, read into a request or an error, and the
+ * error line written back for a bad one. Every line in gets exactly one line out. */
+#ifndef BQ_JSONL_H
+#define BQ_JSONL_H
+
+#include <cjson/cJSON.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    cJSON *id;               /* the record's "id" (a string of valid UTF-8 or a finite number; a
+                                number comes back in double precision: give long ids as
+                                strings), else JSON null */
+    char *error;             /* why the record cannot be answered (NULL for a good one) */
+    char *question, *context; /* a good record's texts (NULL for a bad one) */
+    char *out_line;          /* the line written back (the CLI's emitter fills it) */
+    bool failed;             /* answered with an error line */
+} bq_jsonl_record;
+
+/* Read one line (len bytes, no newline; need not be NUL-terminated) into *rec. Malformed JSON,
+ * trailing data, a record that is not an object, an "id" that is neither a finite number nor a
+ * string of valid UTF-8, a "question" or "context" that is not a string, and a NUL character (\u0000, which
+ * would cut a string short) each give rec->error, and the id where there is one. */
+void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec);
+
+/* {"id": id, "error": message} on one line (heap; NULL on no memory). id NULL: JSON null. */
+char *bq_jsonl_error_line(const cJSON *id, const char *message);
+
+/* Free what the record holds and zero it. */
+void bq_jsonl_record_clear(bq_jsonl_record *rec);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

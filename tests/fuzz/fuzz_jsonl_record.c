@@ -1,0 +1,44 @@
+/* fuzz_jsonl_record.c - one line of the jsonl command's stream (bq_jsonl_record_parse) from any
+ * bytes: either an error with a message and no texts, or a question and a context (their UTF-8 is
+ * checked by the pipeline, which answers a bad one with an error line); the id is JSON null, a
+ * number or a string of valid UTF-8; and the error line written back
+ * is one line of JSON with that id and the message, so every line in gets one line out. */
+#include "fuzz_common.h"
+#include "jsonl.h"
+
+static int utf8_valid(const char *s) {
+    size_t pos = 0, len = strlen(s);
+    uint32_t cp;
+    while (pos < len)
+        if (!bq_utf8_next(s, len, &pos, &cp)) return 0;
+    return 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* the command reads lines: a newline ends one, so none is inside */
+    const uint8_t *nl = memchr(data, '\n', size);
+    const size_t len = nl ? (size_t)(nl - data) : size;
+    bq_jsonl_record rec;
+    bq_jsonl_record_parse((const char *)data, len, &rec);
+    FUZZ_ASSERT(rec.id != NULL, "no id, not even null");
+    FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || (cJSON_IsString(rec.id) && utf8_valid(rec.id->valuestring)),
+                "an id that cannot be echoed");
+    if (rec.error) {
+        FUZZ_ASSERT(rec.error[0] && !rec.question && !rec.context, "error '%s' with texts", rec.error);
+    } else {
+        /* (the texts' UTF-8 is the pipeline's to check: a bad one gets its error line there) */
+        FUZZ_ASSERT(rec.question && rec.context, "a good record without texts");
+    }
+    char *line = bq_jsonl_error_line(rec.id, rec.error ? rec.error : "x");
+    FUZZ_ASSERT(line && !strchr(line, '\n'), "the error line is not one line");
+    cJSON *back = cJSON_Parse(line);
+    FUZZ_ASSERT(back && cJSON_IsObject(back), "the error line is not a JSON object: %s", line);
+    FUZZ_ASSERT(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(back, "id"), rec.id, 1), "id not echoed: %s", line);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(back, "error");
+    FUZZ_ASSERT(cJSON_IsString(msg) && strcmp(msg->valuestring, rec.error ? rec.error : "x") == 0,
+                "message not echoed: %s", line);
+    cJSON_Delete(back);
+    free(line);
+    bq_jsonl_record_clear(&rec);
+    return 0;
+}
