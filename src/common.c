@@ -484,6 +484,14 @@ bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp) {
     return true;
 }
 
+bool bq_utf8_valid(const char *s, size_t len) {
+    size_t pos = 0;
+    uint32_t cp;
+    while (pos < len)
+        if (!bq_utf8_next(s, len, &pos, &cp)) return false;
+    return true;
+}
+
 bq_status bq_packed_positions(const int32_t *seq_offsets, int n_seqs, long rows, int max_len,
                               int32_t *positions, bq_err *err) {
     if (!seq_offsets || n_seqs < 1)

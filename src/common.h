@@ -117,6 +117,8 @@ size_t bq_utf8_decode(const char *text, size_t len, size_t pos, int32_t *cp, bq_
 /* The same as an iterator: decode at *pos into *cp and advance *pos; false (leaving *pos) on
  * invalid or truncated input or at the end. */
 bool bq_utf8_next(const char *s, size_t len, size_t *pos, uint32_t *cp);
+/* Whether all of s[0..len) is valid UTF-8 by the same rules. */
+bool bq_utf8_valid(const char *s, size_t len);
 
 /* Checks a packed batch's layout (the contract of bq_engine_forward_packed) for `rows` flat
  * positions and sequences of at most max_len; fills positions[rows] (NULL: not filled) with each

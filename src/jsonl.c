@@ -5,14 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool utf8_valid(const char *s, size_t len) {
-    size_t pos = 0;
-    uint32_t cp;
-    while (pos < len)
-        if (!bq_utf8_next(s, len, &pos, &cp)) return false;
-    return true;
-}
-
 static void set_error(bq_jsonl_record *rec, const char *message) {
     /* a static fallback would be freed later: no memory for the message leaves a shorter one */
     rec->error = bq_strndup(message, strlen(message));
@@ -35,7 +27,7 @@ void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec) {
     /* the id is echoed into the output line, so it must be a string of valid UTF-8 or a finite
      * number (1e400 would come back as null: cJSON writes infinity so) */
     const bool id_ok = !id || (cJSON_IsNumber(id) && isfinite(id->valuedouble)) ||
-                       (cJSON_IsString(id) && utf8_valid(id->valuestring, strlen(id->valuestring)));
+                       (cJSON_IsString(id) && bq_utf8_valid(id->valuestring, strlen(id->valuestring)));
     rec->id = id && id_ok ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
     const cJSON *q = bq_json_member(j, "question");
     const cJSON *c = bq_json_member(j, "context");

@@ -161,32 +161,6 @@ static bool json_uint(const cJSON *item, uint64_t *out) {
     return true;
 }
 
-/* Well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
-static bool valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
-        else return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += len;
-    }
-    return true;
-}
-
 typedef struct {
     uint64_t begin, end;
     int index;
@@ -286,7 +260,7 @@ static bq_status parse_header(bq_safetensors *st, const char *header, size_t hea
         return bq_fail(err, BQ_ERR_FORMAT,
                        "'%s': header contains a NUL byte at byte %zu of its %zu (is the 8-byte header "
                        "length right?)", path, (size_t)(nul - header), header_len);
-    if (!valid_utf8((const unsigned char *)header, header_len))
+    if (!bq_utf8_valid(header, header_len))
         return bq_fail(err, BQ_ERR_FORMAT, "'%s': header is not valid UTF-8", path);
     char *text = bq_strndup(header, header_len);
     if (!text) return bq_fail(err, BQ_ERR_NOMEM, "'%s': out of memory copying the header", path);

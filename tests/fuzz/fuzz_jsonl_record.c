@@ -6,14 +6,6 @@
 #include "fuzz_common.h"
 #include "jsonl.h"
 
-static int utf8_valid(const char *s) {
-    size_t pos = 0, len = strlen(s);
-    uint32_t cp;
-    while (pos < len)
-        if (!bq_utf8_next(s, len, &pos, &cp)) return 0;
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the command reads lines: a newline ends one, so none is inside */
     const uint8_t *nl = memchr(data, '\n', size);
@@ -21,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bq_jsonl_record rec;
     bq_jsonl_record_parse((const char *)data, len, &rec);
     FUZZ_ASSERT(rec.id != NULL, "no id, not even null");
-    FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || (cJSON_IsString(rec.id) && utf8_valid(rec.id->valuestring)),
+    FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || (cJSON_IsString(rec.id) && bq_utf8_valid(rec.id->valuestring, strlen(rec.id->valuestring))),
                 "an id that cannot be echoed");
     if (rec.error) {
         FUZZ_ASSERT(rec.error[0] && !rec.question && !rec.context, "error '%s' with texts", rec.error);

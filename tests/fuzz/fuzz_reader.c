@@ -4,6 +4,7 @@
  * context's bytes at its byte span, with code-point offsets that count those bytes. Requests that are
  * valid UTF-8 are answered. The model is made once, by bertqa-make-model, in fuzz_temp_dir(). */
 #include "bertqa.h"
+#include "common.h" /* bq_utf8_valid: the rule the pipeline applies */
 #include "fuzz_common.h"
 
 static bq_reader *reader;
@@ -34,24 +35,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-static int utf8_valid(const char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        const unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (n == 0 || i + n > len) return 0;
-        uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-        for (size_t k = 1; k < n; k++) {
-            if (((unsigned char)s[i + k] & 0xC0) != 0x80) return 0;
-            cp = cp << 6 | ((unsigned char)s[i + k] & 0x3F);
-        }
-        static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += n;
-    }
-    return 1;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     enum { MAX_REQUESTS = 4 };
     bq_request req[MAX_REQUESTS];
@@ -72,8 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t r = 0; r < n; r++) {
         const bq_result *x = &res[r];
         /* (a NUL in the context is refused: answers are NUL-terminated copies of it) */
-        const int valid = utf8_valid(req[r].question, req[r].question_len) &&
-                          utf8_valid(req[r].context, req[r].context_len) &&
+        const int valid = bq_utf8_valid(req[r].question, req[r].question_len) &&
+                          bq_utf8_valid(req[r].context, req[r].context_len) &&
                           !memchr(req[r].context, '\0', req[r].context_len);
         if (x->status != BQ_OK) {
             FUZZ_ASSERT(x->error && x->error[0], "request %zu: %s without a message", r, bq_status_string(x->status));
