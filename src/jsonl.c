@@ -6,9 +6,7 @@
 #include <string.h>
 
 static void set_error(bq_jsonl_record *rec, const char *message) {
-    /* a static fallback would be freed later: no memory for the message leaves a shorter one */
-    rec->error = bq_strndup(message, strlen(message));
-    if (!rec->error) rec->error = bq_strndup("out of memory", 13);
+    snprintf(rec->error, sizeof rec->error, "%s", message);
 }
 
 void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec) {
@@ -40,11 +38,9 @@ void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec) {
         set_error(rec, "\"question\" must be a string");
     else if (!cJSON_IsString(c))
         set_error(rec, "\"context\" must be a string");
-    else if (bq_json_string_fault(line, len, &fault) != (size_t)-1) { /* cJSON let it through */
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s in the record", fault);
-        set_error(rec, msg);
-    } else {
+    else if (bq_json_string_fault(line, len, &fault) != (size_t)-1) /* cJSON let it through */
+        snprintf(rec->error, sizeof rec->error, "%s in the record", fault);
+    else {
         rec->question = bq_strndup(q->valuestring, strlen(q->valuestring));
         rec->context = bq_strndup(c->valuestring, strlen(c->valuestring));
         if (!rec->question || !rec->context) {
@@ -69,7 +65,6 @@ char *bq_jsonl_error_line(const cJSON *id, const char *message) {
 
 void bq_jsonl_record_clear(bq_jsonl_record *rec) {
     cJSON_Delete(rec->id);
-    free(rec->error);
     free(rec->question);
     free(rec->context);
     free(rec->out_line);

@@ -16,7 +16,7 @@ typedef struct {
     cJSON *id;               /* the record's "id" (a string of valid UTF-8 or a finite number; a
                                 number comes back in double precision: give long ids as
                                 strings), else JSON null */
-    char *error;             /* why the record cannot be answered (NULL for a good one) */
+    char error[256];         /* why the record cannot be answered ("" for a good one) */
     char *question, *context; /* a good record's texts (NULL for a bad one) */
     char *out_line;          /* the line written back (the CLI's emitter fills it) */
     bool failed;             /* answered with an error line */
@@ -25,7 +25,8 @@ typedef struct {
 /* Read one line (len bytes, no newline; need not be NUL-terminated) into *rec. Malformed JSON,
  * trailing data, a record that is not an object, an "id" that is neither a finite number nor a
  * string of valid UTF-8, a "question" or "context" that is not a string, and a NUL character (\u0000, which
- * would cut a string short) each give rec->error, and the id where there is one. */
+ * would cut a string short) each give rec->error, and the id where there is one; so does no memory
+ * for the texts. */
 void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec);
 
 /* {"id": id, "error": message} on one line (heap; NULL on no memory). id NULL: JSON null. */

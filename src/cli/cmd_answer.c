@@ -446,7 +446,7 @@ int cmd_jsonl(const cli_args *a) {
         }
         int n_req = 0;
         for (int i = 0; i < n; i++) {
-            if (rec[i].error) continue;
+            if (rec[i].error[0]) continue;
             req[n_req] = (bq_qa_request){rec[i].question, strlen(rec[i].question), rec[i].context,
                                          strlen(rec[i].context)};
             req_to_rec[n_req++] = i;

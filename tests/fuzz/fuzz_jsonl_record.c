@@ -15,19 +15,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(rec.id != NULL, "no id, not even null");
     FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || (cJSON_IsString(rec.id) && bq_utf8_valid(rec.id->valuestring, strlen(rec.id->valuestring))),
                 "an id that cannot be echoed");
-    if (rec.error) {
-        FUZZ_ASSERT(rec.error[0] && !rec.question && !rec.context, "error '%s' with texts", rec.error);
+    if (rec.error[0]) {
+        FUZZ_ASSERT(!rec.question && !rec.context, "error '%s' with texts", rec.error);
     } else {
         /* (the texts' UTF-8 is the pipeline's to check: a bad one gets its error line there) */
         FUZZ_ASSERT(rec.question && rec.context, "a good record without texts");
     }
-    char *line = bq_jsonl_error_line(rec.id, rec.error ? rec.error : "x");
+    char *line = bq_jsonl_error_line(rec.id, rec.error[0] ? rec.error : "x");
     FUZZ_ASSERT(line && !strchr(line, '\n'), "the error line is not one line");
     cJSON *back = cJSON_Parse(line);
     FUZZ_ASSERT(back && cJSON_IsObject(back), "the error line is not a JSON object: %s", line);
     FUZZ_ASSERT(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(back, "id"), rec.id, 1), "id not echoed: %s", line);
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(back, "error");
-    FUZZ_ASSERT(cJSON_IsString(msg) && strcmp(msg->valuestring, rec.error ? rec.error : "x") == 0,
+    FUZZ_ASSERT(cJSON_IsString(msg) && strcmp(msg->valuestring, rec.error[0] ? rec.error : "x") == 0,
                 "message not echoed: %s", line);
     cJSON_Delete(back);
     free(line);
