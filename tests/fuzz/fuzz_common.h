@@ -27,12 +27,12 @@
 /* The shipped vocabulary (vocab/vocab.txt), loaded once. */
 const bq_vocab *fuzz_vocab(void);
 
-/* `data` as a file: a path to an in-memory file (memfd) holding exactly those bytes. Valid until
- * the next call; the file is closed then. NULL (with a message) when it cannot be made. */
+/* `data` as a file: the path of fuzz_temp_dir()'s "input", now holding exactly those bytes
+ * (static storage; the next call rewrites the file). */
 const char *fuzz_file(const uint8_t *data, size_t size);
 
-/* A folder of this process's own (/tmp/bq-fuzz-XXXXXX), made at the first call; it and the files
- * in it are removed at exit. */
+/* A folder of this process's own (bq-fuzz-XXXXXX in /dev/shm, else /tmp), made at the first
+ * call; it and the files in it are removed at exit. */
 const char *fuzz_temp_dir(void);
 
 /* Write data[0..size) as the file `name` of fuzz_temp_dir(), or remove that file (aborts when it
