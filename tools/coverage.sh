@@ -22,15 +22,15 @@ LLVM_PROFILE_FILE="$build/profiles/%p-%m.profraw" BQ_CLI_QUICK=1 \
   ctest --test-dir "$build" -j"$(nproc)" -E emulated --output-on-failure >"$build/ctest.log" 2>&1 ||
   { tail -20 "$build/ctest.log"; echo "coverage.sh: tests failed (log: $build/ctest.log)" >&2; exit 1; }
 "$profdata" merge -sparse "$build"/profiles/*.profraw -o "$build/coverage.profdata"
-# every program and library the tests ran, so that each one's copy of the code is counted
-objects=()
-for f in "$build"/bertqa-gpu "$build"/bertqa-make-model "$build"/libbertqa.so "$build"/test_* "$build"/fuzz_replay_*; do
-  [ -f "$f" ] && [ -x "$f" ] && [[ $f != *emulated* ]] && objects+=(-object "$f")
+# the command line and every other program and library the tests ran, so that each one's copy of
+# the code is counted
+programs=("$build/bertqa-gpu")
+for f in "$build"/bertqa-make-model "$build"/libbertqa.so "$build"/test_* "$build"/fuzz_replay_*; do
+  [ -f "$f" ] && [ -x "$f" ] && [[ $f != *emulated* ]] && programs+=(-object "$f")
 done
 sources=("$root"/src/*.c "$root"/src/cli/*.c)
-"$cov" report "${objects[@]:1}" -instr-profile="$build/coverage.profdata" "${sources[@]}" \
-  | sed "s|$root/||"
+"$cov" report "${programs[@]}" -instr-profile="$build/coverage.profdata" "${sources[@]}" | sed "s|$root/||"
 if [ "${1:-}" = "--show" ]; then
   shift
-  for f in "$@"; do "$cov" show "${objects[@]:1}" -instr-profile="$build/coverage.profdata" "$root/$f"; done
+  for f in "$@"; do "$cov" show "${programs[@]}" -instr-profile="$build/coverage.profdata" "$root/$f"; done
 fi
