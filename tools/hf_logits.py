@@ -17,6 +17,8 @@ mask and segments. Only real tokens (input_mask == 1) are compared:
 With --question/--context-file and a single window, the ids and segment ids of the real tokens are
 also checked against Hugging Face's BertTokenizer (uncased, vocab.txt from DIR or --vocab).
 Prints one line per check and exits 0 when all pass, 1 otherwise, 2 on bad input.
+bench/parity.py also takes Hugging Face's logits at tf32, fp16 and bf16 (hf_logits_at), to set
+beside ours what each precision costs the reference implementation itself.
 Needs torch, transformers, numpy (e.g. the .venv-peer venv).
 """
 import argparse
@@ -46,14 +48,29 @@ def load_ours(path):
     return windows
 
 
+# Hugging Face's model at each precision our engine runs: fp32 (TF32 off), tf32 (TF32 allowed for
+# matmuls and cuDNN), fp16 and bf16 (a converted copy of the weights, as peer_pytorch.py times it)
+HF_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+
 def hf_logits(model_dir, windows, device_name):
     """fp32 start/end logits [windows, S] from Hugging Face on the windows' own inputs."""
+    return hf_logits_at(model_dir, windows, device_name, ("fp32",))["fp32"]
+
+
+def hf_logits_at(model_dir, windows, device_name, precisions, errors=None):
+    """{precision: (starts, ends)} from Hugging Face on the windows' own inputs, the checkpoint
+    loaded once and converted for each precision (HF_PRECISIONS); logits as float64 arrays.
+    With `errors` (a dict), a precision whose run raises is left out and its error kept there,
+    so that one precision the device lacks does not lose the others; without it, it raises."""
+    import copy
     import torch
     from transformers import BertForQuestionAnswering
     from transformers.utils import logging as hf_logging
+    unknown = [p for p in precisions if p not in HF_PRECISIONS]
+    if unknown:
+        raise ValueError(f"no Hugging Face precision {unknown[0]} ({', '.join(HF_PRECISIONS)})")
     hf_logging.disable_progress_bar()
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     device = torch.device(device_name)
     try:
         model = BertForQuestionAnswering.from_pretrained(model_dir, attn_implementation="sdpa",
@@ -62,15 +79,34 @@ def hf_logits(model_dir, windows, device_name):
         model = BertForQuestionAnswering.from_pretrained(model_dir, attn_implementation="sdpa",
                                                          torch_dtype=torch.float32)
     model = model.eval().to(device)
-    starts, ends = [], []
-    with torch.inference_mode():
-        for w in windows:  # one at a time: windows may differ in length
-            t = [torch.tensor([w[k]], dtype=torch.long, device=device)
-                 for k in ("input_ids", "input_mask", "segment_ids")]
-            out = model(input_ids=t[0], attention_mask=t[1], token_type_ids=t[2])
-            starts.append(out.start_logits[0].float().cpu().numpy().astype(np.float64))
-            ends.append(out.end_logits[0].float().cpu().numpy().astype(np.float64))
-    return starts, ends
+    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    results = {}
+    try:
+        for precision in precisions:
+            tf32 = precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            run = None
+            try:
+                run = copy.deepcopy(model).to(dtypes[precision]) if precision in dtypes else model
+                starts, ends = [], []
+                with torch.inference_mode():
+                    for w in windows:  # one at a time: windows may differ in length
+                        t = [torch.tensor([w[k]], dtype=torch.long, device=device)
+                             for k in ("input_ids", "input_mask", "segment_ids")]
+                        out = run(input_ids=t[0], attention_mask=t[1], token_type_ids=t[2])
+                        starts.append(out.start_logits[0].float().cpu().numpy().astype(np.float64))
+                        ends.append(out.end_logits[0].float().cpu().numpy().astype(np.float64))
+                results[precision] = (starts, ends)
+            except Exception as e:  # noqa: BLE001  (torch raises many kinds)
+                if errors is None:
+                    raise
+                errors[precision] = f"{type(e).__name__}: {e}"
+            del run
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return results
 
 
 def compare(windows, hf_starts, hf_ends, max_rel_err):
