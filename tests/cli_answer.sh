@@ -476,6 +476,14 @@ expect_failure "unknown command" "unknown command" frobnicate
 expect_failure "invalid UTF-8 question" "UTF-8" ask --model "$model" --question "$(printf 'caf\xe9?')" --context x
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
   expect_failure "--device cuda without a GPU" "--device cpu" ask --model "$model" --question y --context x --device cuda
+  # check needs a card: it says so, exit status 3, and does not send the user to --device cpu,
+  # which check refuses
+  "$cli" check --model "$model" > "$tmp/e.out" 2> "$tmp/e.err"
+  rc=$?
+  if [ $rc -eq 3 ] && grep -q "no usable CUDA device\|built without CUDA\|no CUDA device" "$tmp/e.err" &&
+     grep -q "needs one" "$tmp/e.err" && ! grep -q -- "--device cpu" "$tmp/e.err" && [ ! -s "$tmp/e.out" ]; then pass
+  else fail "check without a GPU: exit status $rc: $(head -c 300 "$tmp/e.err")"; fi
+  expect_failure "check --device cpu" "give --device cuda" check --model "$model" --device cpu
 fi
 for sub in tokenize features eval ask squad jsonl logits bench; do
   if "$cli" "$sub" --help | grep -q "usage: bertqa-gpu $sub"; then pass; else fail "$sub --help"; fi

@@ -79,6 +79,15 @@ static comparison compare(const bq_qa_logits *ref, const bq_qa_logits *got, doub
     return c;
 }
 
+/* The no-device message without its advice to run on the CPU instead: check needs a card, and
+ * `check --device cpu` is refused. */
+static const char *no_device_message(char *message) {
+    static const char hint[] = "; " BQ_USE_CPU_HINT;
+    const size_t n = strlen(message), h = sizeof hint - 1;
+    if (n >= h && strcmp(message + n - h, hint) == 0) message[n - h] = '\0';
+    return message;
+}
+
 /* The logits of `req` on an engine made with `opt`; the engine's description into `engine_line`. */
 static bq_status run_logits(const bq_model *model, const bq_engine_options *opt, const bq_squad_options *squad,
                             const bq_qa_request *req, bq_qa_logits *out, char *engine_line, size_t line_len,
@@ -116,7 +125,8 @@ int cmd_check(const cli_args *a) {
     if (bq_cuda_device_count(&devices, &err) != BQ_OK || devices <= a->engine.device_index) {
         if (devices > 0 && devices <= a->engine.device_index)
             bq_fail(&err, BQ_ERR_NO_DEVICE, "no CUDA device %d (%d found)", a->engine.device_index, devices);
-        return cli_error("check", "%s", err.message), 3;
+        return cli_error("check", "%s; check compares a CUDA device with the CPU reference and needs one",
+                         no_device_message(err.message)), 3;
     }
     const char *context = default_paragraph, *question = default_question;
     size_t context_len;
@@ -180,7 +190,7 @@ int cmd_check(const cli_args *a) {
         cJSON_AddStringToObject(row, "precision", bq_precision_name(precisions[p]));
         cJSON_AddNumberToObject(row, "bound", bound);
         if (st == BQ_ERR_NO_DEVICE) { /* no card: nothing else can run either */
-            cli_error("check", "%s", err.message);
+            cli_error("check", "%s", no_device_message(err.message));
             bq_qa_logits_free(&got);
             cJSON_Delete(row);
             exit_status = 3;
