@@ -22,14 +22,11 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExt.h>
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "attention.cuh"
 #include "bq_math.h"
@@ -41,6 +38,7 @@
 #include "normwise_diff.cuh"
 #include "qa_head.cuh"
 #include "tuning.cuh"
+#include "tuning_cache.h"
 
 /* room for every attention candidate's pair of sums in check_attention_candidates */
 #define ATTN_CHECK_SLOTS 8
@@ -131,9 +129,8 @@ struct bq_cuda_engine {
     struct shape_preset *shape_presets; /* [n_shape_presets] */
     size_t n_shape_presets, shape_presets_cap;
     int shape_presets_taken;
-    char *tuning_other;  /* the file's sections for other keys, kept as read */
-    size_t tuning_other_len, tuning_other_cap; /* its length (without the NUL) and allocation */
-    int tuning_foreign;  /* the file is something else: never overwritten */
+    bq_tuning_cache tuning; /* what was read: the other keys' sections kept for the save, and
+                               whether the file is something else (never overwritten) */
     char tuning_note[512];
 };
 
@@ -1032,15 +1029,14 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
 }
 
 /* ---- tuning cache ------------------------------------------------------------------------- */
-/* A text file: a magic line, then a section per key: a line "key <card> | sm_<cc> | cublasLt
- * <version> | <precision> | attention <mode> of <kinds> | <model sizes> | seq <len>", then one
- * decision a line: "gemm rows in out dtype tf32 epilogue candidates chosen gelu-path"
- * (bq_gemm_decision) and "shape batch len packed attention gemm" (ATTN_*, GEMM_*; packed 1 serves
- * every sequence capacity). <kinds> (ATTN_KINDS) is in the key because the attention numbers
- * follow our tilings: a build with another set of them reads another section. An engine reads its key's section and writes it back, keeping the others as they
- * were (engines that save one after another, as bench's do, share a file; concurrent ones: the
- * last to save wins). */
-#define TUNING_CACHE_MAGIC "bertqa-gpu tuning cache 1"
+/* The file's format is src/tuning_cache.c's; here its key and the meaning of its lines. The key
+ * is "<card> | sm_<cc> | cublasLt <version> | <precision> | attention <mode> of <kinds> | <model
+ * sizes> | seq <len>"; a "gemm" line is a bq_gemm_decision (rows in out dtype tf32 epilogue
+ * candidates chosen gelu-path), a "shape" line "batch len packed attention gemm" (ATTN_*, GEMM_*;
+ * packed 1 serves every sequence capacity). <kinds> (ATTN_KINDS) is in the key because the
+ * attention numbers follow our tilings: a build with another set of them reads another section.
+ * Engines that save one after another, as bench's do, share a file; concurrent ones: the last to
+ * save wins. */
 
 static void tuning_key(const bq_cuda_engine *e, char *key, size_t size) {
     cudaDeviceProp prop;
@@ -1066,45 +1062,13 @@ static bq_status shape_preset_add(bq_cuda_engine *e, const shape_preset *q, bq_e
     return BQ_OK;
 }
 
-/* Append a line to the other keys' sections kept for the save (amortized: the text grows by
- * doubling, its length kept beside it). */
-static bq_status tuning_keep_line(bq_cuda_engine *e, const char *line, bq_err *err) {
-    const size_t n = strlen(line);
-    if (!bq_grow((void **)&e->tuning_other, &e->tuning_other_cap, e->tuning_other_len + n + 2, 1))
-        return bq_fail(err, BQ_ERR_NOMEM, "out of memory for the tuning cache");
-    memcpy(e->tuning_other + e->tuning_other_len, line, n);
-    e->tuning_other_len += n + 1;
-    e->tuning_other[e->tuning_other_len - 1] = '\n';
-    e->tuning_other[e->tuning_other_len] = '\0';
-    return BQ_OK;
-}
-
-/* line = word, then exactly n integers that fit an int, separated by spaces; 1 when it is, with
- * the integers in out (sscanf's %d would be undefined past INT_MAX). */
-static int tuning_fields(const char *line, const char *word, int *out, int n) {
-    const size_t w = strlen(word);
-    if (strncmp(line, word, w) != 0) return 0;
-    const char *p = line + w;
-    for (int i = 0; i < n; i++) {
-        if (*p != ' ') return 0;
-        while (*p == ' ') p++;
-        char *end = NULL;
-        errno = 0;
-        const long v = strtol(p, &end, 10);
-        if (end == p || errno == ERANGE || v < INT_MIN || v > INT_MAX) return 0;
-        out[i] = (int)v;
-        p = end;
-    }
-    return *p == '\0';
-}
-
-/* One line of this engine's section into the presets; 0 when it does not parse. */
-static int tuning_parse_line(bq_cuda_engine *e, const char *line, int *gemms, int *shapes,
-                             bq_status *s, bq_err *err) {
-    bq_gemm_decision d;
-    shape_preset q;
-    int f[9];
-    if (tuning_fields(line, "gemm", f, 9)) {
+/* One decision of this engine's section into the presets; 0 when its values are out of range (a
+ * damaged line). */
+static int tuning_apply(bq_cuda_engine *e, const bq_tuning_record *r, int *gemms, int *shapes,
+                        bq_status *s, bq_err *err) {
+    const int *f = r->field;
+    if (r->kind == BQ_TUNING_GEMM) {
+        bq_gemm_decision d;
         d.rows = f[0], d.in = f[1], d.out = f[2], d.dt = f[3], d.allow_tf32 = f[4], d.ep = f[5];
         d.candidates = f[6], d.chosen = f[7], d.gelu_variant = f[8];
         bq_err gerr;
@@ -1118,67 +1082,44 @@ static int tuning_parse_line(bq_cuda_engine *e, const char *line, int *gemms, in
         *gemms += *s == BQ_OK;
         return 1;
     }
-    if (tuning_fields(line, "shape", f, 5)) {
-        const int packed = f[2], attention = f[3], gemm = f[4];
-        if (f[0] < 1 || f[1] < 1 || (packed != 0 && packed != 1) || attention < ATTN_UNDECIDED ||
-            attention > ATTN_CUDNN || gemm < GEMM_UNDECIDED || gemm > GEMM_FIRST)
-            return 0;
-        q.batch = f[0], q.len = f[1];
-        q.packed = packed, q.attention = (signed char)attention, q.gemm = (signed char)gemm;
-        q.taken = 0;
-        *s = shape_preset_add(e, &q, err);
-        *shapes += *s == BQ_OK;
-        return 1;
-    }
-    return line[0] == '\0'; /* blank lines are allowed */
+    const int packed = f[2], attention = f[3], gemm = f[4];
+    if (f[0] < 1 || f[1] < 1 || (packed != 0 && packed != 1) || attention < ATTN_UNDECIDED ||
+        attention > ATTN_CUDNN || gemm < GEMM_UNDECIDED || gemm > GEMM_FIRST)
+        return 0;
+    shape_preset q;
+    q.batch = f[0], q.len = f[1];
+    q.packed = packed, q.attention = (signed char)attention, q.gemm = (signed char)gemm;
+    q.taken = 0;
+    *s = shape_preset_add(e, &q, err);
+    *shapes += *s == BQ_OK;
+    return 1;
 }
 
-/* Read the tuning cache at e->tuning_path: this engine's section into presets, the others kept
- * for the save. A missing file is a first run; a damaged line of this section is noted and it and
- * the rest of the section ignored; a file that is not a tuning cache is noted and never
+/* Read the tuning cache at e->tuning_path: this engine's section into presets, the other sections
+ * kept for the save. A missing file is a first run; a damaged line of this section is noted and it
+ * and the rest of the section ignored; a file that is not a tuning cache is noted and never
  * overwritten. A cache only saves time, so it fails the engine only out of memory. */
 static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
-    FILE *f = fopen(e->tuning_path, "r");
-    if (!f) {
-        if (errno == ENOENT)
-            snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s: none yet",
-                     e->tuning_path);
-        else
-            snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s not read: %.100s",
-                     e->tuning_path, strerror(errno));
-        return BQ_OK;
-    }
-    char *line = NULL, key[1024];
-    size_t line_cap = 0;
+    char key[1024];
     tuning_key(e, key, sizeof key);
-    int n_line = 0, gemms = 0, shapes = 0, ours = 0, found = 0, bad_line = 0, repeat = 0;
-    bq_status s = BQ_OK;
-    while (s == BQ_OK && getline(&line, &line_cap, f) >= 0) { /* lines of any length */
-        n_line++;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (n_line == 1) {
-            if (strcmp(line, TUNING_CACHE_MAGIC) != 0) {
-                e->tuning_foreign = 1;
-                break;
-            }
-        } else if (strncmp(line, "key ", 4) == 0) {
-            /* a second section of this key (not one we write) is dropped with its lines */
-            repeat = strcmp(line + 4, key) == 0 && found;
-            ours = strcmp(line + 4, key) == 0 && !found;
-            found |= ours;
-            if (!ours && !repeat) s = tuning_keep_line(e, line, err);
-        } else if (repeat) {
-            continue;
-        } else if (!ours) {
-            s = tuning_keep_line(e, line, err);
-        } else if (!bad_line && !tuning_parse_line(e, line, &gemms, &shapes, &s, err)) {
-            bad_line = n_line;
+    bq_tuning_cache *c = &e->tuning;
+    bq_status s = bq_tuning_cache_read(e->tuning_path, key, c, err);
+    if (s != BQ_OK) return s;
+    int gemms = 0, shapes = 0, bad_line = c->bad_line;
+    for (size_t i = 0; i < c->n_records && s == BQ_OK; i++) {
+        if (!tuning_apply(e, &c->records[i], &gemms, &shapes, &s, err)) {
+            bad_line = c->records[i].line; /* it and the rest of the section left out */
+            break;
         }
     }
-    free(line);
-    fclose(f);
     if (s != BQ_OK) return s;
-    if (e->tuning_foreign)
+    if (c->missing)
+        snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s: none yet",
+                 e->tuning_path);
+    else if (c->open_errno)
+        snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s not read: %.100s",
+                 e->tuning_path, strerror(c->open_errno));
+    else if (c->foreign)
         snprintf(e->tuning_note, sizeof e->tuning_note,
                  "%.300s is not a bertqa-gpu tuning cache: not read, not overwritten",
                  e->tuning_path);
@@ -1186,7 +1127,7 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
         snprintf(e->tuning_note, sizeof e->tuning_note,
                  "tuning cache %.300s: line %d does not parse; %d GEMM and %d shape decisions "
                  "before it", e->tuning_path, bad_line, gemms, shapes);
-    else if (!found)
+    else if (!c->found)
         snprintf(e->tuning_note, sizeof e->tuning_note,
                  "tuning cache %.300s: nothing yet for this card, library, precision and model",
                  e->tuning_path);
@@ -1197,35 +1138,43 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     return BQ_OK;
 }
 
-/* A "shape" line, as tuning_parse_line reads it. */
-static void write_shape_line(FILE *f, int batch, int len, int packed, int attention, int gemm) {
-    fprintf(f, "shape %d %d %d %d %d\n", batch, len, packed, attention, gemm);
+/* A "shape" record: what tuning_apply reads back. */
+static bq_tuning_record shape_record(int batch, int len, int packed, int attention, int gemm) {
+    bq_tuning_record r;
+    memset(&r, 0, sizeof r);
+    r.kind = BQ_TUNING_SHAPE;
+    r.field[0] = batch, r.field[1] = len, r.field[2] = packed, r.field[3] = attention;
+    r.field[4] = gemm;
+    return r;
 }
 
 extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) {
     if (!e || !e->tuning_path[0]) return BQ_OK;
-    if (e->tuning_foreign)
+    if (e->tuning.foreign)
         return bq_fail(err, BQ_ERR_IO, "%s is not a bertqa-gpu tuning cache: not overwritten",
                        e->tuning_path);
     const int n_gemm = bq_gemm_ctx_decisions(e->gemm, NULL, 0, NULL);
     bq_gemm_decision *gemm =
         (bq_gemm_decision *)malloc((size_t)(n_gemm > 0 ? n_gemm : 1) * sizeof *gemm);
-    if (!gemm) return bq_fail(err, BQ_ERR_NOMEM, "out of memory writing the tuning cache");
-    bq_gemm_ctx_decisions(e->gemm, gemm, n_gemm, NULL);
-    char key[1024], tmp[1100];
-    tuning_key(e, key, sizeof key);
-    /* a whole file or none: write beside it, then rename over it */
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", e->tuning_path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
+    /* [n_gemm + shapes decided here + the cache's shapes] */
+    bq_tuning_record *records = (bq_tuning_record *)malloc(
+        ((size_t)(n_gemm > 0 ? n_gemm : 0) + (size_t)e->n_shapes + e->n_shape_presets + 1) *
+        sizeof *records);
+    if (!gemm || !records) {
         free(gemm);
-        return bq_fail(err, BQ_ERR_IO, "cannot write the tuning cache %s: %s", tmp, strerror(errno));
+        free(records);
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory writing the tuning cache");
     }
-    fprintf(f, "%s\n%skey %s\n", TUNING_CACHE_MAGIC, e->tuning_other ? e->tuning_other : "", key);
+    bq_gemm_ctx_decisions(e->gemm, gemm, n_gemm, NULL);
+    size_t n = 0;
     for (int i = 0; i < n_gemm; i++) {
         const bq_gemm_decision *d = &gemm[i];
-        fprintf(f, "gemm %d %d %d %d %d %d %d %d %d\n", d->rows, d->in, d->out, d->dt, d->allow_tf32,
-                d->ep, d->candidates, d->chosen, d->gelu_variant);
+        bq_tuning_record *r = &records[n++];
+        memset(r, 0, sizeof *r);
+        r->kind = BQ_TUNING_GEMM;
+        const int f[BQ_TUNING_GEMM_FIELDS] = {d->rows, d->in, d->out, d->dt, d->allow_tf32, d->ep,
+                                              d->candidates, d->chosen, d->gelu_variant};
+        memcpy(r->field, f, sizeof f);
     }
     free(gemm);
     /* the shapes decided in this run (a packed (batch, len) once, for every capacity), then
@@ -1240,25 +1189,17 @@ extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) 
             seen = e->shapes[j]->batch == p->batch && e->shapes[j]->len == p->len &&
                    (e->shapes[j]->packed != 0) == (p->packed != 0);
         if (!seen)
-            write_shape_line(f, p->batch, p->len, p->packed != 0, p->attention_choice, gemm_choice);
+            records[n++] = shape_record(p->batch, p->len, p->packed != 0, p->attention_choice, gemm_choice);
     }
     for (size_t i = 0; i < e->n_shape_presets; i++) {
         const shape_preset *q = &e->shape_presets[i];
-        if (!q->taken)
-            write_shape_line(f, q->batch, q->len, q->packed, q->attention, q->gemm);
+        if (!q->taken) records[n++] = shape_record(q->batch, q->len, q->packed, q->attention, q->gemm);
     }
-    const int failed = ferror(f);
-    if (fclose(f) != 0 || failed) {
-        remove(tmp);
-        return bq_fail(err, BQ_ERR_IO, "cannot write the tuning cache %s: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, e->tuning_path) != 0) {
-        const int saved = errno;
-        remove(tmp);
-        return bq_fail(err, BQ_ERR_IO, "cannot replace the tuning cache %s: %s", e->tuning_path,
-                       strerror(saved));
-    }
-    return BQ_OK;
+    char key[1024];
+    tuning_key(e, key, sizeof key);
+    const bq_status s = bq_tuning_cache_write(e->tuning_path, e->tuning.other, key, records, n, err);
+    free(records);
+    return s;
 }
 
 extern "C" void bq_cuda_engine_tuning_cache(const bq_cuda_engine *e, int *gemm_presets_taken,
@@ -1445,7 +1386,7 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
     }
     free(e->shapes);
     free(e->shape_presets);
-    free(e->tuning_other);
+    bq_tuning_cache_clear(&e->tuning);
     bq_cudnn_attention_free(e->cudnn_attention);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);

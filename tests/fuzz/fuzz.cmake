@@ -5,7 +5,7 @@
 #    under the sanitizers too in tools/test.sh's second build;
 #  - fuzz_<name>: with libFuzzer, when configured with -DBQ_FUZZ=ON and clang (tools/fuzz.sh).
 set(BQ_FUZZ_TARGETS config safetensors model_load vocab tokenizer tokenizer_files answer_match squad_data
-                    predictions jsonl_record features_decode reader)
+                    predictions jsonl_record features_decode reader tuning_cache)
 set(BQ_FUZZ_DIR ${CMAKE_CURRENT_SOURCE_DIR}/tests/fuzz)
 function(bq_fuzz_target target name)
   target_sources(${target} PRIVATE ${BQ_FUZZ_DIR}/fuzz_${name}.c ${BQ_FUZZ_DIR}/fuzz_common.c)
