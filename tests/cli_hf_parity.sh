@@ -166,6 +166,16 @@ if [ "$device" = cpu ] && [ -z "$precision" ] && [ -f "$src/tests/data/squad/dev
   check "parity-fp32.json written and passed" python3 -c \
     'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r["passed"] and r["windows"] > 1 and r["argmax_agree"] == r["argmax_total"] else 1)' \
     "$work/parity/parity-fp32.json"
+  # bf16 on this backend: ours refused (the CPU computes fp32 only), Hugging Face's own bf16 still
+  # measured against its fp32 (bf16 keeps 8 bits: between 1e-4 and 5e-2 on the tiny model)
+  "$python" "$src/bench/parity.py" --cli "$cli" --model "$work/model" --device cpu \
+    --precision bf16 --squad "$src/tests/data/squad/dev-v1.1.json.gz" --out "$work/parity" \
+    >"$work/out.txt" 2>&1
+  rc=$?
+  check "bench/parity.py bf16 on cpu: ours refused, Hugging Face's own measured (exit $rc)" python3 -c \
+    'import json, sys; r = json.load(open(sys.argv[1])); e = r.get("rel_err_hf_at_precision", -1); sys.exit(0 if int(sys.argv[2]) == 1 and not r["passed"] and "fp32 only" in r["error"] and 1e-4 < e < 5e-2 and r["argmax_hf_at_precision_total"] > 0 else 1)' \
+    "$work/parity/parity-bf16.json" "$rc"
+  sed 's/^/     /' "$work/out.txt" | tail -2
 fi
 
 echo "$passed passed, $failed failed"
