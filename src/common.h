@@ -86,6 +86,16 @@ void bq_output_discard(bq_output_file *out);
  * Returns false on overflow or allocation failure (the old buffer stays valid). */
 bool bq_grow(void **buf, size_t *cap, size_t need, size_t elem);
 
+/* splitmix64: the next of a seeded stream of 64-bit numbers (*state advances). The one generator
+ * behind seeded checkpoints (bertqa-make-model), test data and fuzz inputs, and the same as
+ * tools/golden_features.py's, so that goldens made there match. */
+static inline uint64_t bq_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* "dir/file" (heap; NULL on allocation failure). */
 char *bq_join_path(const char *dir, const char *file);
 

@@ -351,16 +351,9 @@ static void test_errors(void **state) {
 
 /* ---- golden: the Python reference on dev questions with seeded logits ------------------------- */
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Same numbers as logits_for() in tools/golden_features.py. */
 static float golden_logit(uint64_t *s, bool ties) {
-    uint64_t z = splitmix64(s);
+    uint64_t z = bq_splitmix64(s);
     if (ties) return (float)((double)((z >> 33) % 9) * 0.5 - 2.0);
     return (float)((double)(z >> 11) * (1.0 / 9007199254740992.0) * 16.0 - 8.0);
 }

@@ -72,16 +72,9 @@ typedef struct {
     double spare;
 } rng;
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [-1, 1). */
 static double rng_uniform_signed(rng *r) {
-    return (double)(splitmix64(&r->state) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+    return (double)(bq_splitmix64(&r->state) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
 
 /* Standard normal, Marsaglia's polar form of Box-Muller (no trigonometry: fast enough for BERT-large). */
@@ -114,8 +107,8 @@ static uint64_t name_hash(const char *name) {
 
 static rng rng_for_block(uint64_t seed, uint64_t hash, uint64_t block) {
     uint64_t s = seed ^ hash;
-    s = splitmix64(&s) ^ (block * 0xD1B54A32D192ED03ull);
-    rng r = {splitmix64(&s), false, 0.0};
+    s = bq_splitmix64(&s) ^ (block * 0xD1B54A32D192ED03ull);
+    rng r = {bq_splitmix64(&s), false, 0.0};
     return r;
 }
 

@@ -13,17 +13,10 @@
 #include "fuzz_common.h"
 #include "squad_features.h"
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Logits from a few values so that ties are common; with `extremes`, also infinities and NaN. */
 static float draw_logit(uint64_t *state, int extremes) {
     static const float values[] = {-3.0f, -1.0f, 0.0f, 0.5f, 1.0f, 2.0f, 7.25f, -1e30f, 1e30f};
-    const uint64_t r = splitmix64(state);
+    const uint64_t r = bq_splitmix64(state);
     if (extremes && (r & 15) == 0) {
         static const float special[] = {INFINITY, -INFINITY, NAN, 3.4e38f};
         return special[(r >> 4) & 3];
