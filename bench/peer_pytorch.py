@@ -33,7 +33,6 @@ Parity dump:
   start_logits, end_logits (float32 [B,S]) computed in fp32 with tf32 off.
 """
 import argparse
-import copy
 import json
 import os
 import signal
@@ -47,30 +46,15 @@ import torch
 
 import kernel_kinds  # this folder's; the script's folder is on sys.path
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+# the same Hugging Face model as the parity checks, and its conversion per precision
+from hf_logits import load_model, precision_model, set_tf32  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only, never the hub
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 FIRST_SEGMENT_LEN = 64  # segment ids: this many 0s (the question), then 1s (the context)
 LOWEST_RANDOM_ID = 1000  # above [PAD]=0, [UNK]/[CLS]/[SEP]/[MASK] and the unused ids
-
-
-def set_tf32(allow):
-    """fp32 vs tf32: both switches, matmul and cuDNN (tf32 only matters on CUDA)."""
-    torch.backends.cuda.matmul.allow_tf32 = allow
-    torch.backends.cudnn.allow_tf32 = allow
-
-
-def load_model(model_dir, device):
-    from transformers import BertForQuestionAnswering
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()
-    try:
-        model = BertForQuestionAnswering.from_pretrained(
-            model_dir, attn_implementation="sdpa", dtype=torch.float32)
-    except TypeError:  # transformers 4.x spells the dtype argument torch_dtype
-        model = BertForQuestionAnswering.from_pretrained(
-            model_dir, attn_implementation="sdpa", torch_dtype=torch.float32)
-    return model.eval().to(device)
 
 
 def forward_logits(model, ids, mask, segments):
@@ -222,16 +206,6 @@ def time_config(model, cfg, device, batch, seq_len, args, deadline, graphed=Fals
     if cuda:
         result["device_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return result
-
-
-def precision_model(base_model, precision):
-    """The model to time for a precision; sets the tf32 switches. fp16/bf16 get a converted copy."""
-    set_tf32(precision == "tf32")
-    if precision == "fp16":
-        return copy.deepcopy(base_model).half()
-    if precision == "bf16":
-        return copy.deepcopy(base_model).to(torch.bfloat16)
-    return base_model
 
 
 def add_kernel_profile(entry, model, cfg, device, args):

@@ -58,37 +58,59 @@ def hf_logits(model_dir, windows, device_name):
     return hf_logits_at(model_dir, windows, device_name, ("fp32",))["fp32"]
 
 
+def set_tf32(allow):
+    """fp32 vs tf32: both switches, matmul and cuDNN (tf32 only matters on CUDA)."""
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
+
+
+def load_model(model_dir, device):
+    """Hugging Face's BertForQuestionAnswering from a checkpoint folder: fp32, SDPA attention, in
+    eval mode on `device` (bench/peer_pytorch.py times this same model)."""
+    import torch
+    from transformers import BertForQuestionAnswering
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    try:
+        model = BertForQuestionAnswering.from_pretrained(model_dir, attn_implementation="sdpa",
+                                                         dtype=torch.float32)
+    except TypeError:  # transformers 4.x spells the dtype argument torch_dtype
+        model = BertForQuestionAnswering.from_pretrained(model_dir, attn_implementation="sdpa",
+                                                         torch_dtype=torch.float32)
+    return model.eval().to(device)
+
+
+def precision_model(base_model, precision):
+    """The model to run at a precision (HF_PRECISIONS); sets the tf32 switches. fp16/bf16 get a
+    converted copy, fp32 and tf32 the model itself."""
+    import copy
+    import torch
+    set_tf32(precision == "tf32")
+    if precision == "fp16":
+        return copy.deepcopy(base_model).half()
+    if precision == "bf16":
+        return copy.deepcopy(base_model).to(torch.bfloat16)
+    return base_model
+
+
 def hf_logits_at(model_dir, windows, device_name, precisions, errors=None):
     """{precision: (starts, ends)} from Hugging Face on the windows' own inputs, the checkpoint
     loaded once and converted for each precision (HF_PRECISIONS); logits as float64 arrays.
     With `errors` (a dict), a precision whose run raises is left out and its error kept there,
     so that one precision the device lacks does not lose the others; without it, it raises."""
-    import copy
     import torch
-    from transformers import BertForQuestionAnswering
-    from transformers.utils import logging as hf_logging
     unknown = [p for p in precisions if p not in HF_PRECISIONS]
     if unknown:
         raise ValueError(f"no Hugging Face precision {unknown[0]} ({', '.join(HF_PRECISIONS)})")
-    hf_logging.disable_progress_bar()
     device = torch.device(device_name)
-    try:
-        model = BertForQuestionAnswering.from_pretrained(model_dir, attn_implementation="sdpa",
-                                                         dtype=torch.float32)
-    except TypeError:  # transformers 4.x
-        model = BertForQuestionAnswering.from_pretrained(model_dir, attn_implementation="sdpa",
-                                                         torch_dtype=torch.float32)
-    model = model.eval().to(device)
-    dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    model = load_model(model_dir, device)
     results = {}
     try:
         for precision in precisions:
-            tf32 = precision == "tf32"
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            torch.backends.cudnn.allow_tf32 = tf32
             run = None
             try:
-                run = copy.deepcopy(model).to(dtypes[precision]) if precision in dtypes else model
+                run = precision_model(model, precision)
                 starts, ends = [], []
                 with torch.inference_mode():
                     for w in windows:  # one at a time: windows may differ in length
@@ -104,8 +126,7 @@ def hf_logits_at(model_dir, windows, device_name, precisions, errors=None):
                 errors[precision] = f"{type(e).__name__}: {e}"
             del run
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        set_tf32(False)
     return results
 
 
