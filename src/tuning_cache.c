@@ -61,9 +61,8 @@ static int parse_record(bq_tuning_cache *c, const char *line, int line_no) {
     return 1;
 }
 
-bq_status bq_tuning_cache_read_stream(FILE *f, const char *key, bq_tuning_cache *out, bq_err *err) {
-    if (!f || !key || !out) return bq_fail(err, BQ_ERR_INVALID_ARG, "tuning cache: NULL argument");
-    bq_tuning_cache_clear(out);
+/* The lines of an open cache file into *out (cleared by the caller). */
+static bq_status read_lines(FILE *f, const char *key, bq_tuning_cache *out, bq_err *err) {
     char *line = NULL;
     size_t line_cap = 0;
     int line_no = 0, ours = 0, repeat = 0;
@@ -118,7 +117,7 @@ bq_status bq_tuning_cache_read(const char *path, const char *key, bq_tuning_cach
         out->open_errno = EISDIR;
         return BQ_OK;
     }
-    const bq_status s = bq_tuning_cache_read_stream(f, key, out, err);
+    const bq_status s = read_lines(f, key, out, err);
     fclose(f);
     return s;
 }

@@ -12,8 +12,6 @@
 #ifndef BQ_TUNING_CACHE_H
 #define BQ_TUNING_CACHE_H
 
-#include <stdio.h>
-
 #include "common.h"
 
 #ifdef __cplusplus
@@ -53,9 +51,6 @@ typedef struct {
  * the same key (not one this module writes) is dropped with its lines. Returns BQ_OK, or
  * BQ_ERR_NOMEM (*out then cleared) or BQ_ERR_INVALID_ARG (a NULL argument). */
 bq_status bq_tuning_cache_read(const char *path, const char *key, bq_tuning_cache *out, bq_err *err);
-
-/* The same from an open stream (read to its end; not closed). */
-bq_status bq_tuning_cache_read_stream(FILE *f, const char *key, bq_tuning_cache *out, bq_err *err);
 
 /* Release what a read holds and zero *c. Accepts NULL. */
 void bq_tuning_cache_clear(bq_tuning_cache *c);

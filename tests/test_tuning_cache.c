@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char key[] = "NVIDIA H200 | sm_90 | cublasLt 130000 | fp16 | attention auto of 7 | hidden 1024";
+#define KEY "NVIDIA H200 | sm_90 | cublasLt 130000 | fp16 | attention auto of 7 | hidden 1024"
+static const char key[] = KEY;
 
 /* dir/name (heap). */
 static char *path_in(const char *dir, const char *name) {
@@ -20,6 +21,14 @@ static char *path_in(const char *dir, const char *name) {
     assert_non_null(p);
     sprintf(p, "%s/%s", dir, name);
     return p;
+}
+
+/* Remove the test's cache file and folder, and free their names. */
+static void remove_test_files(char *dir, char *path) {
+    remove(path);
+    rmdir(dir);
+    free(path);
+    free(dir);
 }
 
 static void write_text(const char *path, const char *text) {
@@ -60,7 +69,7 @@ static void test_missing_and_foreign(void **state) {
     assert_true(c.missing && !c.foreign && !c.found && c.n_records == 0 && c.other == NULL);
 
     /* something else: foreign, nothing read from it */
-    write_text(path, "my notes\nkey " "NVIDIA H200 | sm_90 | cublasLt 130000 | fp16 | attention auto of 7 | hidden 1024\n"
+    write_text(path, "my notes\nkey " KEY "\n"
                      "gemm 1 2 3 4 5 6 7 8 9\n");
     bq_tuning_cache_clear(&c);
     c = read_cache(path);
@@ -80,10 +89,7 @@ static void test_missing_and_foreign(void **state) {
     assert_int_equal(c.n_records, 0);
     bq_tuning_cache_clear(&c);
     bq_tuning_cache_clear(NULL);
-    remove(path);
-    rmdir(dir);
-    free(path);
-    free(dir);
+    remove_test_files(dir, path);
 }
 
 /* Sections of other keys kept as they were, in order; this key's decisions read with their line
@@ -123,10 +129,7 @@ static void test_sections(void **state) {
     assert_string_equal(c.other, "key another card\ngemm 384 1024 3072 1 0 1 24 3 1\nkey yet another\nshape 8 384 0 1 2\n");
     assert_int_equal(c.other_len, strlen(c.other));
     bq_tuning_cache_clear(&c);
-    remove(path);
-    rmdir(dir);
-    free(path);
-    free(dir);
+    remove_test_files(dir, path);
 }
 
 /* The first line of this key's section that does not parse ends it: that line and the rest are
@@ -160,7 +163,7 @@ static void test_damaged_lines(void **state) {
         bq_tuning_cache_clear(&c);
     }
     /* the extremes of an int parse */
-    write_text(path, "bertqa-gpu tuning cache 1\nkey " "NVIDIA H200 | sm_90 | cublasLt 130000 | fp16 | attention auto of 7 | hidden 1024\n"
+    write_text(path, "bertqa-gpu tuning cache 1\nkey " KEY "\n"
                      "shape 2147483647 -2147483648 0 0 0\n");
     bq_tuning_cache c = read_cache(path);
     assert_int_equal(c.bad_line, 0);
@@ -168,10 +171,7 @@ static void test_damaged_lines(void **state) {
     assert_int_equal(c.records[0].field[0], 2147483647);
     assert_int_equal(c.records[0].field[1], -2147483647 - 1);
     bq_tuning_cache_clear(&c);
-    remove(path);
-    rmdir(dir);
-    free(path);
-    free(dir);
+    remove_test_files(dir, path);
 }
 
 /* What a write puts down reads back the same: the other sections first, then this key's. */
