@@ -35,10 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* written back as the engine would, it reads back the same */
-    const size_t n = strlen(fuzz_temp_dir()) + 16;
-    char *out_path = malloc(n);
+    char *out_path = bq_join_path(fuzz_temp_dir(), "written");
     FUZZ_ASSERT(out_path, "no memory");
-    snprintf(out_path, n, "%s/written", fuzz_temp_dir());
     s = bq_tuning_cache_write(out_path, c.other, key, c.records, c.n_records, &err);
     FUZZ_ASSERT(s == BQ_OK, "write: %s", err.message);
     bq_tuning_cache again;
