@@ -238,10 +238,18 @@ def gemm_choices(ours):
             continue
         first = sum(p.get("first_ms") or 0 for p in plans)
         chosen = sum(p.get("chosen_ms") or 0 for p in plans)
+        # gemm.cu's output check before the timing: each candidate against its stage's reference
+        # (a difference that is not finite reaches the JSON as null)
+        checked = [p for p in plans if p.get("checked")]
+        diffs = [p.get("check_worst_diff") for p in checked]
         out.append({"precision": cfg["precision"], "batch": cfg["batch"],
                     "seq_len": cfg["seq_len"], "plans": plans,
                     "layer_gemm_ms_first_choice": first, "layer_gemm_ms_chosen": chosen,
-                    "gelu_path": [p["gelu_path"] for p in plans if p.get("gelu_path")]})
+                    "gelu_path": [p["gelu_path"] for p in plans if p.get("gelu_path")],
+                    "checked_plans": len(checked),
+                    "check_worst_diff": (None if not checked or None in diffs
+                                         else max(diffs)),
+                    "check_disagreeing": sum(p.get("check_disagreeing") or 0 for p in checked)})
     return out
 
 
@@ -791,6 +799,17 @@ def markdown(results):
                          f"{c['layer_gemm_ms_chosen']:.4f} ms with the timed choices vs "
                          f"{c['layer_gemm_ms_first_choice']:.4f} ms with cuBLASLt's first; bias + "
                          f"GELU: {', '.join(c['gelu_path']) or '-'}")
+    checked = [c for c in results.get("gemm_choices") or [] if c.get("checked_plans")]
+    if checked:
+        lines += ["", "GEMM candidates' outputs vs their stage's reference on the first call, before "
+                  "the timing (largest normwise difference; left out for differing by more than "
+                  "1e-4 in fp32, 2e-2 else): " + ", ".join(
+                      f"{c['precision']} batch {c['batch']} "
+                      + (fmt(c['check_worst_diff'], '.1e') if c.get("check_worst_diff") is not None
+                         else "not finite")
+                      + (f" ({c['check_disagreeing']} left out)" if c.get("check_disagreeing")
+                         else "")
+                      for c in checked)]
     profiles = results.get("profiles") or {}
     columns = [(a, k) for a in ("own", "cudnn", "heuristic")
                for k in sorted(profiles.get(a, {}))]

@@ -707,7 +707,7 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
     if (s == BQ_OK && n > 1) s = check_attention_candidates(e, p, kinds, &n, err);
     if (s == BQ_OK)
         s = bq_tuning_time_candidates(&timer, e->stream, n, rounds, (reps + rounds - 1) / rounds,
-                                      run_attention_candidate, &runs, kind_ms, err);
+                                      run_attention_candidate, NULL, &runs, kind_ms, err);
     bq_tuning_timer_end(&timer);
     if (s != BQ_OK) return s;
     float ms[ATTN_KINDS] = {0};

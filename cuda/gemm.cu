@@ -17,6 +17,7 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "bias_gelu.cuh"
 #include "gemm_3xtf32.cuh"
 #include "gemm_bias_gelu.cuh"
+#include "normwise_diff.cuh"
 #include "tuning.cuh"
 
 /* Fused CUTLASS GEMM + bias + GELU or cuBLASLt + the GELU kernel: timed per shape (plan_tune).
@@ -53,6 +55,16 @@
 #define BQ_GEMM_SPLITK_BASES 4
 #define BQ_GEMM_MAX_ALGOS (BQ_GEMM_CANDIDATES + 3 * BQ_GEMM_SPLITK_BASES)
 
+/* Before timing, every candidate's output on the call's own operands is compared with its stage's
+ * reference (cuBLASLt's first choice; the chosen GEMM + the GELU kernel; the chosen SGEMM path):
+ * one whose normwise difference is over this bound is timed but never kept, since a kernel wrong on
+ * this card, shape or library version cannot win on speed. Two correct kernels differ by their
+ * rounding: ~1e-3 in 16 bits and TF32 (bf16's output rounding alone is 2^-9), ~1e-6 in true
+ * fp32, where the bound is tight enough to refuse a "3xTF32" kernel that computes in plain TF32
+ * (~5e-4). */
+#define BQ_GEMM_AGREE_BOUND_16 2e-2
+#define BQ_GEMM_AGREE_BOUND_FP32 1e-4
+
 typedef struct {
     int rows, in, out;
     bq_cuda_dtype dt;
@@ -76,6 +88,11 @@ typedef struct {
     int shared_from; /* > 0: the choices of the plan of this many rows, untimed (plan_take_shared) */
     float first_ms, chosen_ms, unfused_ms;
     float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
+    /* the output check of plan_tune (BQ_GEMM_AGREE_BOUND_*): 1 when the outputs were compared
+     * (0: not timed, or no device memory for the reference copy), the largest normwise difference
+     * from a stage's reference (INFINITY: not finite), and the candidates left out for it */
+    int checked, disagreeing;
+    float worst_diff;
 } gemm_plan;
 
 /* The operands of one call, for timing its variants. */
@@ -106,6 +123,7 @@ struct bq_gemm_ctx {
     cublasLtHandle_t handle;
     void *workspace; /* device, workspace_bytes */
     size_t workspace_bytes;
+    double *d_check; /* device [2 * BQ_GEMM_MAX_ALGOS]: the output check's sums, per candidate */
     gemm_plan plans[BQ_GEMM_CACHE_MAX];
     int plan_count;
     int untimed; /* bq_gemm_ctx_set_autotune(g, 0) */
@@ -141,6 +159,10 @@ bq_status bq_gemm_ctx_create(bq_gemm_ctx **out, size_t workspace_bytes, bq_err *
                           "cudaMalloc(&g->workspace, workspace_bytes)", __FILE__, __LINE__, err);
         if (s == BQ_OK) g->workspace_bytes = workspace_bytes;
     }
+    if (s == BQ_OK)
+        s = bq_cuda_check(cudaMalloc(&g->d_check, 2 * BQ_GEMM_MAX_ALGOS * sizeof(double)),
+                          "cudaMalloc(&g->d_check, 2 * BQ_GEMM_MAX_ALGOS * sizeof(double))",
+                          __FILE__, __LINE__, err);
     if (s != BQ_OK) {
         bq_gemm_ctx_free(g);
         return s;
@@ -153,6 +175,7 @@ void bq_gemm_ctx_free(bq_gemm_ctx *g) {
     if (!g) return;
     for (int i = 0; i < g->plan_count; i++) plan_destroy(&g->plans[i]);
     if (g->workspace) cudaFree(g->workspace);
+    if (g->d_check) cudaFree(g->d_check);
     if (g->handle) cublasLtDestroy(g->handle);
     free(g->presets);
     free(g);
@@ -366,6 +389,13 @@ static bq_status run_variant(bq_gemm_ctx *g, gemm_plan *p, int variant, const ge
     return BQ_OK;
 }
 
+/* The output check of one stage of plan_tune: a copy of the stage's reference output (the first
+ * of its candidates that ran) and which candidate that was. */
+typedef struct {
+    void *ref; /* device [rows * out] in the plan's dtype; NULL: no check */
+    int ref_candidate; /* -1 until a candidate ran */
+} output_check;
+
 /* The candidates of one stage of plan_tune (bq_tuning_time_candidates' callback): cuBLASLt's
  * algorithms (candidate i = variant i), or the bias + GELU paths (0: the chosen GEMM + the GELU
  * kernel, 1 + t: CUTLASS tiling t). */
@@ -376,6 +406,7 @@ typedef struct {
     cudaStream_t stream;
     int gelu_paths;
     int f32x3; /* 1: candidate 0 the chosen cuBLASLt path, 1 the 3xTF32 one */
+    output_check check;
 } candidate_runs;
 
 static int gelu_path_variant(int v) {
@@ -392,11 +423,81 @@ static bq_status run_candidate(void *ctx, int candidate, int *ran, bq_err *err) 
     return run_variant(c->g, c->p, variant, c->o, c->stream, 0, ran, err);
 }
 
-/* The fastest of ms[0..n) that ran (>= 0), or -1. */
-static int fastest(const float *ms, int n) {
+/* After a candidate's warm-up run (bq_tuning_check_fn): the stage's first output to arrive is
+ * copied as the reference; every later one adds its normwise sums against it to
+ * g->d_check[2 * candidate ..]. */
+static bq_status check_candidate(void *ctx, int candidate, bq_err *err) {
+    candidate_runs *c = (candidate_runs *)ctx;
+    output_check *k = &c->check;
+    const size_t count = (size_t)c->p->rows * c->p->out;
+    if (!k->ref) return BQ_OK;
+    if (k->ref_candidate < 0) {
+        k->ref_candidate = candidate;
+        BQ_CUDA_TRY(cudaMemcpyAsync(k->ref, c->o->y, count * bq_cuda_dtype_size(c->p->dt),
+                                    cudaMemcpyDeviceToDevice, c->stream),
+                    err);
+        return BQ_OK;
+    }
+#ifdef BQ_CUDA_EMULATED
+    /* the emulated build's tests only: BQ_EMU_GEMM_FAULT=all spoils every candidate's output but
+     * the reference's, here in the check only, as a kernel wrong on some card would */
+    const char *fault = getenv("BQ_EMU_GEMM_FAULT");
+    if (fault && strcmp(fault, "all") == 0)
+        BQ_CUDA_TRY(cudaMemsetAsync(c->o->y, 0x3c, count * bq_cuda_dtype_size(c->p->dt), c->stream),
+                    err);
+#endif
+    BQ_CUDA_TRY(bq_cuda_normwise_diff(c->o->y, k->ref, count, c->p->dt,
+                                      c->g->d_check + 2 * candidate, c->stream),
+                err);
+    return BQ_OK;
+}
+
+/* One stage of plan_tune: times its n candidates (bq_tuning_time_candidates, two rounds of
+ * `reps`) with the output check after each warm-up run; agrees[i] = 0 for a candidate whose
+ * output differed from the reference's by more than the plan's bound (its ms[i] is still what it
+ * took), 1 otherwise, and the plan's check record takes the stage's results. Synchronizes. */
+static bq_status time_stage(candidate_runs *runs, const bq_tuning_timer *timer, int n, int reps,
+                            float *ms, int *agrees, bq_err *err) {
+    gemm_plan *p = runs->p;
+    output_check *k = &runs->check;
+    k->ref_candidate = -1;
+    for (int i = 0; i < n; i++) agrees[i] = 1;
+    if (k->ref)
+        BQ_CUDA_TRY(cudaMemsetAsync(runs->g->d_check, 0, 2 * (size_t)n * sizeof(double),
+                                    runs->stream),
+                    err);
+    bq_status s = bq_tuning_time_candidates(timer, runs->stream, n, 2, reps, run_candidate,
+                                            k->ref ? check_candidate : NULL, runs, ms, err);
+    if (s != BQ_OK || !k->ref || k->ref_candidate < 0) return s;
+    double sums[2 * BQ_GEMM_MAX_ALGOS];
+    BQ_CUDA_TRY(cudaMemcpyAsync(sums, runs->g->d_check, 2 * (size_t)n * sizeof(double),
+                                cudaMemcpyDeviceToHost, runs->stream),
+                err);
+    BQ_CUDA_TRY(cudaStreamSynchronize(runs->stream), err);
+    const double bound = p->dt == BQ_CUDA_F32 && !p->allow_tf32 ? BQ_GEMM_AGREE_BOUND_FP32
+                                                                : BQ_GEMM_AGREE_BOUND_16;
+    for (int i = 0; i < n; i++) {
+        if (ms[i] < 0.0f || i == k->ref_candidate) continue;
+        const double diff2 = sums[2 * i], ref2 = sums[2 * i + 1];
+        /* a reference that is all zeros or not finite cannot vouch for a candidate that differs */
+        const double diff = diff2 == 0.0                    ? 0.0
+                            : ref2 > 0.0 && isfinite(ref2) ? sqrt(diff2 / ref2)
+                                                           : INFINITY;
+        p->checked = 1;
+        if (!(diff <= p->worst_diff)) p->worst_diff = (float)diff;
+        if (!(diff <= bound)) {
+            agrees[i] = 0;
+            p->disagreeing++;
+        }
+    }
+    return BQ_OK;
+}
+
+/* The fastest of ms[0..n) that ran (>= 0) and agrees, or -1. */
+static int fastest(const float *ms, const int *agrees, int n) {
     int best = -1;
     for (int i = 0; i < n; i++)
-        if (ms[i] >= 0.0f && (best < 0 || ms[i] < ms[best])) best = i;
+        if (ms[i] >= 0.0f && agrees[i] && (best < 0 || ms[i] < ms[best])) best = i;
     return best;
 }
 
@@ -409,10 +510,12 @@ static int has_gelu_path(int ep, int dt) {
 /* Times every cuBLASLt candidate of p on the call's own operands (y is written; the caller's run
  * overwrites it right after) and keeps the fastest; for a 16-bit bias + GELU, then times the chosen
  * GEMM + the GELU kernel against the CUTLASS tilings of the fused kernel. Each stage's candidates
- * are timed in two interleaved rounds (bq_tuning_time_candidates), the best round of each kept.
- * Synchronizes the stream: only on the first eager call of a shape, never while the stream is
- * being captured into a graph (the shape then waits for an eager call and runs untimed choices
- * meanwhile). */
+ * are timed in two interleaved rounds (bq_tuning_time_candidates), the best round of each kept,
+ * among those whose output agreed with the stage's reference (time_stage). The reference copy is
+ * allocated here for the call and freed after it; where the device has no room for it, the
+ * candidates are timed unchecked (the plan says so: checked 0). Synchronizes the stream: only on
+ * the first eager call of a shape, never while the stream is being captured into a graph (the
+ * shape then waits for an eager call and runs untimed choices meanwhile). */
 static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
                            cudaStream_t stream, bq_err *err) {
     const int gelu16 = has_gelu_path(p->ep, p->dt);
@@ -425,17 +528,23 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
     bq_status s = bq_tuning_timer_begin(&timer, stream, &ready, err);
     if (s != BQ_OK || !ready) return s;
     /* enough repetitions to see past launch noise, few for the big fp32 shapes; split over the
-     * rounds */
+     * two rounds */
     const double flop = 2.0 * p->rows * (double)p->in * p->out;
     const int reps = flop > 1e11 ? 2 : flop > 1e10 ? 5 : 20;
-    const int rounds = 2, reps_per_round = (reps + rounds - 1) / rounds;
-    candidate_runs runs = {g, p, o, stream, 0, 0};
+    const int reps_per_round = (reps + 1) / 2;
+    candidate_runs runs = {g, p, o, stream, 0, 0, {NULL, -1}};
+    if (cudaMalloc(&runs.check.ref, (size_t)p->rows * p->out * bq_cuda_dtype_size(p->dt)) !=
+        cudaSuccess) {
+        (void)cudaGetLastError(); /* out of memory is not sticky: time unchecked */
+        runs.check.ref = NULL;
+    }
+    p->checked = 0, p->disagreeing = 0, p->worst_diff = 0.0f;
     float ms[BQ_GEMM_MAX_ALGOS];
-    s = bq_tuning_time_candidates(&timer, stream, p->candidate_count, rounds, reps_per_round,
-                                  run_candidate, &runs, ms, err);
+    int agrees[BQ_GEMM_MAX_ALGOS];
+    s = time_stage(&runs, &timer, p->candidate_count, reps_per_round, ms, agrees, err);
     if (s == BQ_OK) {
         p->first_ms = p->candidate_count > 0 && ms[0] > 0.0f ? ms[0] : 0.0f;
-        const int best = fastest(ms, p->candidate_count);
+        const int best = fastest(ms, agrees, p->candidate_count);
         if (best >= 0) {
             p->chosen = best;
             p->chosen_ms = ms[best];
@@ -445,10 +554,9 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
         /* the chosen GEMM + GELU kernel, then each CUTLASS tiling: the fastest that ran stays */
         float path_ms[1 + BQ_GELU_TILE_COUNT];
         runs.gelu_paths = 1;
-        s = bq_tuning_time_candidates(&timer, stream, 1 + BQ_GELU_TILE_COUNT, rounds,
-                                      reps_per_round, run_candidate, &runs, path_ms, err);
+        s = time_stage(&runs, &timer, 1 + BQ_GELU_TILE_COUNT, reps_per_round, path_ms, agrees, err);
         if (s == BQ_OK) {
-            const int best_v = fastest(path_ms, 1 + BQ_GELU_TILE_COUNT);
+            const int best_v = fastest(path_ms, agrees, 1 + BQ_GELU_TILE_COUNT);
             p->unfused_ms = path_ms[0] > 0.0f ? path_ms[0] : 0.0f;
             for (int t = 0; t < BQ_GELU_TILE_COUNT; t++)
                 p->fused_ms[t] = path_ms[t + 1] > 0.0f ? path_ms[t + 1] : 0.0f;
@@ -460,15 +568,15 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
          * bias + GELU) */
         float path_ms[2];
         runs.gelu_paths = 0, runs.f32x3 = 1;
-        s = bq_tuning_time_candidates(&timer, stream, 2, rounds, reps_per_round, run_candidate,
-                                      &runs, path_ms, err);
+        s = time_stage(&runs, &timer, 2, reps_per_round, path_ms, agrees, err);
         if (s == BQ_OK) {
             p->sgemm_ms = path_ms[0] > 0.0f ? path_ms[0] : 0.0f;
             p->f32x3_ms = path_ms[1] > 0.0f ? path_ms[1] : 0.0f;
-            p->f32x3 = fastest(path_ms, 2) == 1 ? 1 : -1;
+            p->f32x3 = fastest(path_ms, agrees, 2) == 1 ? 1 : -1;
         }
     }
     bq_tuning_timer_end(&timer);
+    if (runs.check.ref) cudaFree(runs.check.ref);
     if (s != BQ_OK) return s;
     p->tuned = 1;
     return BQ_OK;
@@ -716,6 +824,8 @@ int bq_gemm_ctx_plans(const bq_gemm_ctx *g, bq_gemm_plan_info *out, int max) {
         q->shared_from_rows = p->shared_from;
         q->runs_fp32x3 = plan_runs_3xtf32(g, p);
         q->fp32x3_ms = p->f32x3_ms, q->sgemm_ms = p->sgemm_ms;
+        q->checked = p->checked, q->disagreeing = p->disagreeing;
+        q->worst_diff = p->worst_diff;
         if (has_gelu_path(p->ep, p->dt)) {
             static const char *const fused_paths[BQ_GELU_TILE_COUNT] = {
                 "fused-large", "fused-small", "fused-pingpong", "fused-pingpong-small"};

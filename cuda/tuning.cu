@@ -62,12 +62,14 @@ static bq_status run_candidate(void *ctx, int *ran, bq_err *err) {
 
 extern "C" bq_status bq_tuning_time_candidates(const bq_tuning_timer *t, cudaStream_t stream, int n,
                                                int rounds, int reps, bq_tuning_candidate_fn run,
-                                               void *ctx, float *ms, bq_err *err) {
+                                               bq_tuning_check_fn check, void *ctx, float *ms,
+                                               bq_err *err) {
     bq_status s = BQ_OK;
     for (int i = 0; i < n && s == BQ_OK; i++) { /* warm-ups: which candidates run at all */
         int ran = 0;
         s = run(ctx, i, &ran, err);
         ms[i] = ran ? 0.0f : -1.0f;
+        if (s == BQ_OK && ran && check) s = check(ctx, i, err);
     }
     for (int r = 0; r < rounds && s == BQ_OK; r++)
         for (int i = 0; i < n && s == BQ_OK; i++) {

@@ -33,9 +33,11 @@ cat >"$run/bench.json" <<'EOF'
    "attention_check_worst_diff": 0.0021, "attention_disagreeing": "",
    "gemm_plans": [
     {"rows": 384, "in": 1024, "out": 3072, "dtype": "fp16", "epilogue": "bias", "candidates": 8,
-     "chosen": 2, "first_ms": 0.010, "chosen_ms": 0.008},
+     "chosen": 2, "first_ms": 0.010, "chosen_ms": 0.008, "checked": true,
+     "check_worst_diff": 0.0004, "check_disagreeing": 0},
     {"rows": 384, "in": 1024, "out": 4096, "dtype": "fp16", "epilogue": "bias_gelu",
      "candidates": 8, "chosen": 0, "first_ms": 0.012, "chosen_ms": 0.012, "gelu_path": "unfused",
+     "checked": true, "check_worst_diff": 0.0007, "check_disagreeing": 0,
      "unfused_ms": 0.014, "fused_large_ms": 0.016, "fused_small_ms": 0.015,
      "fused_pingpong_ms": 0.015}]},
   {"precision": "fp16", "batch": 8, "seq_len": 384, "error": "made-up launch failure"},
@@ -45,10 +47,11 @@ cat >"$run/bench.json" <<'EOF'
    "attention_check_worst_diff": 0.93, "attention_disagreeing": "own-wgmma",
    "gemm_plans": [
     {"rows": 49152, "in": 1024, "out": 3072, "dtype": "fp16", "epilogue": "bias", "candidates": 8,
-     "chosen": 0, "first_ms": 0.40, "chosen_ms": 0.40},
+     "chosen": 0, "first_ms": 0.40, "chosen_ms": 0.40, "checked": true, "check_worst_diff": null,
+     "check_disagreeing": 2},
     {"rows": 49152, "in": 1024, "out": 4096, "dtype": "fp16", "epilogue": "bias_gelu",
-     "candidates": 8, "chosen": 1, "first_ms": 0.55, "chosen_ms": 0.50,
-     "gelu_path": "fused-pingpong", "unfused_ms": 0.70, "fused_large_ms": 0.65,
+     "candidates": 8, "chosen": 1, "first_ms": 0.55, "chosen_ms": 0.50, "checked": true,
+     "check_worst_diff": 0.03, "check_disagreeing": 1, "gelu_path": "fused-pingpong", "unfused_ms": 0.70, "fused_large_ms": 0.65,
      "fused_small_ms": 0.80, "fused_pingpong_ms": 0.60, "fused_pingpong_small_ms": 0.90}]},
   {"precision": "fp32", "batch": 8, "seq_len": 384, "latency_ms": {"p50": 80, "p99": 81},
    "throughput_seq_s": 100},
@@ -243,6 +246,10 @@ assert len(g) == 3 and g[0]["batch"] == 1 and g[0]["gelu_path"] == ["unfused"], 
 assert g[1]["batch"] == 128 and g[1]["gelu_path"] == ["fused-pingpong"], g
 assert g[2]["precision"] == "fp32" and g[2]["gelu_path"] == ["unfused"], g
 assert abs(g[0]["layer_gemm_ms_first_choice"] - 0.022) < 1e-12 and abs(g[0]["layer_gemm_ms_chosen"] - 0.020) < 1e-12
+# the GEMM candidates' output check: largest difference and how many were left out, per config
+assert g[0]["checked_plans"] == 2 and g[0]["check_worst_diff"] == 0.0007 and g[0]["check_disagreeing"] == 0, g[0]
+assert g[1]["checked_plans"] == 2 and g[1]["check_worst_diff"] is None and g[1]["check_disagreeing"] == 3, g[1]
+assert g[2]["checked_plans"] == 0 and g[2]["check_worst_diff"] is None, g[2]
 x = r["fp32x3"]
 assert x[0] == {"batch": 8, "error": "made-up failure"}, x
 assert x[1]["batch"] == 128 and x[1]["latency_ms_p50"] == 284.4 and x[1]["gemms_3xtf32"] == 1, x

@@ -362,6 +362,27 @@ static bool shared_or_refused(const bq_gemm_plan_info *p, int donor_rows) {
     return false;
 }
 
+/* The teardown of the tests that set the emulated build's fault hooks: none left for the tests
+ * after them, even when an assertion ended one early */
+static int unset_fault_hooks(void **state) {
+    (void)state;
+    unsetenv("BQ_EMU_GEMM_FAULT");
+    unsetenv("BQ_EMU_ATTENTION_FAULT");
+    return 0;
+}
+
+/* Only the emulated build has the fault hooks (a real build has no way to break a kernel on
+ * purpose): elsewhere the test skips. */
+#ifdef BQ_CUDA_EMULATED
+#define REQUIRE_FAULT_HOOKS() ((void)0)
+#else
+#define REQUIRE_FAULT_HOOKS()                                                                      \
+    do {                                                                                           \
+        print_message("skipped: the fault hooks exist in the emulated build only\n");              \
+        skip();                                                                                    \
+    } while (0)
+#endif
+
 #ifdef BQ_HAVE_CUDA
 /* ---- the GEMM wrapper alone, so a whole-model failure can be told apart from a GEMM one ------ */
 
@@ -517,6 +538,20 @@ static void test_gemm_linear(void **state) {
         }
         gemm_host_free(&h);
     }
+    /* every shape's candidates were compared with their stage's reference before the timing, and
+     * none differed (on a card: every cuBLASLt algorithm and CUTLASS tiling these shapes met) */
+    bq_gemm_plan_info plans[64];
+    const int n_plans = bq_gemm_ctx_plans(g, plans, 64);
+    for (int i = 0; i < n_plans; i++) {
+        const bq_gemm_plan_info *p = &plans[i];
+        const double bound = strcmp(p->dtype, "fp32") == 0 ? 1e-4 : 2e-2;
+        if (p->disagreeing || !(p->worst_diff <= bound) || (!p->checked && p->candidates > 1)) {
+            printf("  FAIL gemm %d x %d -> %d %s %s: checked %d, %d candidate(s) of %d left out, "
+                   "largest difference %.2e (bound %.0e)\n", p->rows, p->in, p->out, p->dtype,
+                   p->epilogue, p->checked, p->disagreeing, p->candidates, p->worst_diff, bound);
+            failures++;
+        }
+    }
     bq_gemm_ctx_free(g);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
@@ -532,6 +567,69 @@ static bq_gemm_plan_info plan_of(const bq_gemm_ctx *g, int rows, int in, int out
             return plans[i];
     fail_msg("no GEMM plan of %d x %d -> %d (%s)", rows, in, out, epilogue);
     return plans[0];
+}
+
+/* A GEMM candidate whose output differs from its stage's reference on the first call's operands
+ * is timed but never kept. The emulated build has a hook for this (BQ_EMU_GEMM_FAULT=all spoils
+ * every candidate's output but the reference's, in the check only); a real build has no way to
+ * break a kernel on purpose, so on a GPU this test is skipped (test_gemm_linear checks there that
+ * no candidate differs). At 512 rows the emulated heuristic's two algorithms that run and their
+ * split-K variants are candidates: with all but cuBLASLt's first choice spoiled, the first must be
+ * kept, every other left out, and the output still that of the CPU. fp32 and fp16, bias and
+ * bias + GELU. */
+static void test_gemm_candidate_disagrees(void **state) {
+    (void)state;
+    REQUIRE_FAULT_HOOKS();
+    REQUIRE_GPU();
+    const int R = 512, K = 64, N = 96;
+    const struct { bq_cuda_dtype dt; double tol, bound; const char *name; } modes[] = {
+        {BQ_CUDA_F32, 1e-5, 1e-4, "fp32"}, {BQ_CUDA_F16, 2e-3, 2e-2, "fp16"}};
+    const bq_epilogue eps[2] = {BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU};
+    const char *ep_names[2] = {"bias", "bias_gelu"};
+    uint64_t seed = 23;
+    int failures = 0;
+    gemm_host h = gemm_host_alloc(R, K, N);
+    for (int spoiled = 0; spoiled < 2; spoiled++) {
+        if (spoiled) assert_int_equal(setenv("BQ_EMU_GEMM_FAULT", "all", 1), 0);
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+            bq_gemm_ctx *g = NULL; /* one a mode: plan_of tells shapes apart, not dtypes */
+            bq_err err;
+            if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK)
+                fail_msg("gemm ctx: %s", err.message);
+            void *dx, *dw, *db, *dy;
+            gemm_operands(h.x, h.w, h.b, R, K, N, modes[mi].dt, &seed, &dx, &dw, &db, &dy);
+            for (int e = 0; e < 2; e++) {
+                if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, modes[mi].dt, 0, eps[e], 0, &err) !=
+                    BQ_OK)
+                    fail_msg("gemm %s: %s", modes[mi].name, err.message);
+                assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+                char what[64];
+                snprintf(what, sizeof what, "%s %-9s", spoiled ? "spoiled" : "clean  ", ep_names[e]);
+                failures += !gemm_output_ok(what, dy, h.x, h.w, h.b, eps[e] == BQ_EPILOGUE_BIAS_GELU,
+                                            R, K, N, modes[mi].dt, modes[mi].name, modes[mi].tol,
+                                            h.ref, h.got);
+                const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
+                printf("       algorithm %d of %d kept, %d left out, largest difference %.2e\n",
+                       p.chosen, p.candidates, p.disagreeing, p.worst_diff);
+                /* 3 algorithms (one refuses) and 3 split-K variants of each that runs */
+                assert_int_equal(p.candidates, 3 + 3 * 3);
+                assert_int_equal(p.checked, 1);
+                if (spoiled) {
+                    assert_int_equal(p.chosen, 0);
+                    assert_int_equal(p.disagreeing, 2 + 2 * 3 - 1);
+                    assert_true(p.worst_diff > modes[mi].bound);
+                } else {
+                    assert_int_equal(p.disagreeing, 0);
+                    assert_true(p.worst_diff <= modes[mi].bound);
+                }
+            }
+            gemm_device_free(dx, dw, db, dy);
+            bq_gemm_ctx_free(g);
+        }
+        unsetenv("BQ_EMU_GEMM_FAULT");
+    }
+    gemm_host_free(&h);
+    if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
 
 /* bq_gemm_ctx_share_from: from 1024 rows up a new GEMM shape runs the choice of the decided one
@@ -969,14 +1067,6 @@ static void test_attention_tiling_choice(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
-/* test_attention_candidate_disagrees' teardown: no fault hook left for the tests after it, even
- * when an assertion ended it early */
-static int unset_attention_fault(void **state) {
-    (void)state;
-    unsetenv("BQ_EMU_ATTENTION_FAULT");
-    return 0;
-}
-
 /* A tiling whose output disagrees with the 64-row tiling's on the first pass's inputs is timed
  * but never kept. The emulated engine has a hook for this (BQ_EMU_ATTENTION_FAULT=<name>, or
  * "all", spoils those candidates' outputs in the engine's check only; "refuse-all" makes their
@@ -986,10 +1076,7 @@ static int unset_attention_fault(void **state) {
  * tiling refused, it must be kept and the others left out of the timing. */
 static void test_attention_candidate_disagrees(void **state) {
     (void)state;
-#ifndef BQ_CUDA_EMULATED
-    print_message("skipped: the fault hook exists in the emulated build only\n");
-    skip();
-#else
+    REQUIRE_FAULT_HOOKS();
     REQUIRE_GPU();
     random_model *r = random_model_create(128, 2, 256, 1, 300, 128, 17);
     const int lengths[2] = {128, 50};
@@ -1032,7 +1119,6 @@ static void test_attention_candidate_disagrees(void **state) {
     free_batch(&bc); /* the teardown unsets the hook */
     random_model_free(r);
     EXPECT_NO_ENGINE_FAILURES(failures);
-#endif
 }
 
 /* The first `batch` rows of bc cut to `len` positions ([batch, len] arrays), run on e; the logits
@@ -1694,6 +1780,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
 #ifdef BQ_HAVE_CUDA
         cmocka_unit_test(test_gemm_linear),
+        cmocka_unit_test_teardown(test_gemm_candidate_disagrees, unset_fault_hooks),
         cmocka_unit_test(test_gemm_bias_gelu_fused),
         cmocka_unit_test(test_gemm_shared_choices),
         cmocka_unit_test(test_gemm_3xtf32),
@@ -1705,7 +1792,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_large_shapes_share_decisions),
         cmocka_unit_test(test_attention_tiling_choice),
-        cmocka_unit_test_teardown(test_attention_candidate_disagrees, unset_attention_fault),
+        cmocka_unit_test_teardown(test_attention_candidate_disagrees, unset_fault_hooks),
         cmocka_unit_test(test_trimmed_passes),
         cmocka_unit_test(test_packed_passes),
         cmocka_unit_test(test_tuning_cache),

@@ -73,6 +73,13 @@ static void add_gemm_plans(cJSON *config, const bq_gemm_plan_info *plans, int n)
         }
         cJSON_AddNumberToObject(o, "first_ms", p->first_ms);
         cJSON_AddNumberToObject(o, "chosen_ms", p->chosen_ms);
+        /* the candidates' outputs against their stage's reference, before the timing (a
+         * difference that is not finite reaches the JSON as null) */
+        cJSON_AddBoolToObject(o, "checked", p->checked != 0);
+        if (p->checked) {
+            cJSON_AddNumberToObject(o, "check_worst_diff", p->worst_diff);
+            cJSON_AddNumberToObject(o, "check_disagreeing", p->disagreeing);
+        }
         if (p->gelu_path[0]) {
             cJSON_AddStringToObject(o, "gelu_path", p->gelu_path);
             cJSON_AddNumberToObject(o, "unfused_ms", p->unfused_ms);
@@ -109,6 +116,10 @@ static void print_gemm_plans(const bq_gemm_plan_info *plans, int n) {
                     "pingpong %.4f, pingpong small %.4f)",
                     p->gelu_path, p->unfused_ms, p->fused_large_ms, p->fused_small_ms,
                     p->fused_pingpong_ms, p->fused_pingpong_small_ms);
+        if (p->checked)
+            fprintf(table_out, "; outputs vs the reference: largest difference %.1e", p->worst_diff);
+        if (p->disagreeing)
+            fprintf(table_out, ", %d candidate(s) left out for differing", p->disagreeing);
         fprintf(table_out, "\n");
     }
 }
