@@ -505,6 +505,9 @@ def check_targets(configs, profiles, e2e, alone=None):
                 floor = (alone or {}).get(key)
                 if floor:
                     t["kernels_alone_ms"] = floor
+                ours_ms = rows.get(key[:2], {}).get("latency_ms_p50") if key else None
+                if ours_ms:
+                    t["pass_ms"] = ours_ms
             if peer:
                 t.update(peer)
         targets.append(t)
@@ -570,7 +573,32 @@ def target_floor_text(t):
     if pk and pk.get("total"):
         text += (f"; PyTorch's own GEMM kernels take {pk['gemm']:.2f} ms of its "
                  f"{pk['total']:.2f} ms of kernels (one profiled eager pass)")
-    return text
+    return text + target_move_text(t)
+
+
+def target_move_text(t):
+    """What would move a missed target, read off its numbers: the kept GEMMs alone over the pass
+    it allows (only faster GEMMs can), GEMMs + attention over it (those first), or the kernels
+    within it and the rest of our pass (p50) over (what lies outside them). '' when the numbers
+    are not there."""
+    k, allowed, ours = t.get("kernels_alone_ms"), t.get("pass_allowed_ms"), t.get("pass_ms")
+    if not k or not allowed:
+        return ""
+    # timed alone on a warm card the kept kernels can add up to more than the whole p50
+    outside_ms = ours - k["pass_ms"] if ours else 0.0
+    rest = f", and the {outside_ms:.2f} ms of our p50 outside them on top" if outside_ms >= 0.005 else ""
+    if k["gemm_ms"] > allowed:
+        return (f"; what would move it: GEMMs faster than the kept ones, whose {k['gemm_ms']:.2f} ms "
+                f"alone exceed the {allowed:.2f} allowed, so nothing else can{rest}")
+    if k["pass_ms"] > allowed:
+        return (f"; what would move it: faster GEMMs or attention, {k['pass_ms'] - allowed:.2f} ms "
+                f"over the allowed between them{rest}")
+    if ours and ours > allowed:
+        outside = ("attention, " if k.get("attention_ms") is None else "") + \
+            "layernorms, embeddings, the head, the gaps between kernels and the clocks under load"
+        return (f"; what would move it: the kept kernels fit, so the {outside_ms:.2f} ms of our "
+                f"p50 outside them ({outside}), {ours - allowed:.2f} ms too many")
+    return ""
 
 
 # A failed step's lines worth quoting: FAIL / FAILED / timeouts first, then other error lines. A
