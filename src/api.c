@@ -79,6 +79,8 @@ struct bq_reader {
     char *tuning_cache; /* the engine options point here: settings may be freed after create */
     char description[1024];
     pthread_mutex_t lock; /* calls from several threads run one at a time */
+    bq_progress_fn progress; /* bq_reader_set_progress (NULL: none); set and read under lock */
+    void *progress_user;
 };
 
 void bq_reader_free(bq_reader *r) {
@@ -140,6 +142,14 @@ bq_status bq_reader_save_tuning(bq_reader *r, bq_err *err) {
     return st;
 }
 
+void bq_reader_set_progress(bq_reader *r, bq_progress_fn fn, void *user) {
+    if (!r) return;
+    pthread_mutex_lock(&r->lock);
+    r->progress = fn;
+    r->progress_user = user;
+    pthread_mutex_unlock(&r->lock);
+}
+
 const char *bq_reader_describe(const bq_reader *r) {
     return r ? r->description : "no reader";
 }
@@ -194,6 +204,8 @@ void bq_results_clear(bq_result *results, size_t n) {
 typedef struct {
     bq_result *results; /* this slice's */
     int emitted;
+    const bq_reader *reader; /* its progress callback, if any */
+    size_t before, total;    /* the call's requests answered before this slice, and in all */
 } answer_sink;
 
 static void emit_result(void *ctx, int index, const bq_qa_result *r) {
@@ -201,6 +213,9 @@ static void emit_result(void *ctx, int index, const bq_qa_result *r) {
     result_fill(&sink->results[index], r->status, r->error, r->status == BQ_OK ? &r->answers : NULL,
                 r->n_windows);
     sink->emitted = index + 1;
+    if (sink->reader->progress)
+        sink->reader->progress(sink->reader->progress_user, sink->before + (size_t)index + 1,
+                               sink->total);
 }
 
 /* requests per pipeline call: its counts are ints */
@@ -223,7 +238,7 @@ bq_status bq_reader_answer(bq_reader *r, const bq_request *requests, size_t n, b
             slice[i] = (bq_qa_request){q->question ? q->question : "", q->question ? q->question_len : 0,
                                        q->context ? q->context : "", q->context ? q->context_len : 0};
         }
-        answer_sink sink = {results + done, 0};
+        answer_sink sink = {results + done, 0, r, done, n};
         pthread_mutex_lock(&r->lock);
         st = bq_qa_pipeline(r->qa, slice, count, emit_result, &sink, NULL, err);
         pthread_mutex_unlock(&r->lock);

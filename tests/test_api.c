@@ -255,6 +255,53 @@ static void test_answers_match_cli(void **state) {
     bq_reader_free(r);
 }
 
+/* What bq_reader_set_progress's callback was told. */
+typedef struct {
+    size_t calls, done[64], total[64];
+} progress_log;
+
+static void log_progress(void *user, size_t done, size_t total) {
+    progress_log *log = user;
+    if (log->calls < 64) {
+        log->done[log->calls] = done;
+        log->total[log->calls] = total;
+    }
+    log->calls++;
+}
+
+/* A call reports each request answered, bad ones included, in order, the last with done == total,
+ * to the user pointer given; none after the callback is cleared, none for a call without
+ * requests. */
+static void test_progress(void **state) {
+    (void)state;
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "batch", "2", NULL), BQ_OK); /* several passes and chunks */
+    bq_reader *r = open_reader(s);
+    bq_settings_free(s);
+    enum { N = 40 };
+    bq_request reqs[N];
+    for (int i = 0; i < N; i++)
+        reqs[i] = i % 7 == 3 ? request_of(question, "bad \xFF bytes") : request_of(question, context);
+    bq_result res[N];
+    progress_log log = {0};
+    bq_reader_set_progress(r, log_progress, &log);
+    assert_int_equal(bq_reader_answer(r, reqs, N, res, NULL), BQ_OK);
+    assert_int_equal(log.calls, N);
+    for (size_t i = 0; i < log.calls; i++) {
+        assert_int_equal(log.done[i], i + 1);
+        assert_int_equal(log.total[i], N);
+    }
+    bq_results_clear(res, N);
+    assert_int_equal(bq_reader_answer(r, reqs, 0, res, NULL), BQ_OK);
+    assert_int_equal(log.calls, N);
+    bq_reader_set_progress(r, NULL, &log);
+    assert_int_equal(bq_reader_answer(r, reqs, 3, res, NULL), BQ_OK);
+    assert_int_equal(log.calls, N);
+    bq_results_clear(res, 3);
+    bq_reader_set_progress(NULL, log_progress, &log); /* no reader: nothing */
+    bq_reader_free(r);
+}
+
 /* One call over many requests: the bad ones fail alone, each good one gets what it gets alone. */
 static void test_batch_bad_requests_fail_alone(void **state) {
     (void)state;
@@ -505,6 +552,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_errors),
         cmocka_unit_test(test_answers_match_cli),
         cmocka_unit_test(test_batch_bad_requests_fail_alone),
+        cmocka_unit_test(test_progress),
         cmocka_unit_test(test_readers_in_threads),
         cmocka_unit_test(test_threads_share_a_reader),
         cmocka_unit_test(test_cuda_readers_in_threads),
