@@ -9,6 +9,123 @@ static void set_error(bq_jsonl_record *rec, const char *message) {
     snprintf(rec->error, sizeof rec->error, "%s", message);
 }
 
+/* ---- the id's own text: a number is echoed as written, not as cJSON's double ---------------- */
+
+static size_t skip_space(const char *s, size_t len, size_t i) {
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i;
+}
+
+/* Past the JSON string that starts at s[i] ('"'); len when it does not end. */
+static size_t skip_string(const char *s, size_t len, size_t i) {
+    for (i++; i < len; i++) {
+        if (s[i] == '\\') i++; /* the escaped character: "\\\"" does not end it */
+        else if (s[i] == '"') return i + 1;
+    }
+    return len;
+}
+
+/* Past the JSON value that starts at s[i]: a string, an object or array (brackets counted outside
+ * strings), else a literal or number (up to the next delimiter or white space). */
+static size_t skip_value(const char *s, size_t len, size_t i) {
+    if (i >= len) return len;
+    if (s[i] == '"') return skip_string(s, len, i);
+    if (s[i] == '{' || s[i] == '[') {
+        size_t depth = 0;
+        while (i < len) {
+            if (s[i] == '"') {
+                i = skip_string(s, len, i);
+                continue;
+            }
+            if (s[i] == '{' || s[i] == '[') depth++;
+            else if ((s[i] == '}' || s[i] == ']') && --depth == 0) return i + 1;
+            i++;
+        }
+        return len;
+    }
+    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+           s[i] != '\r' && s[i] != '\n')
+        i++;
+    return i;
+}
+
+/* Whether the JSON string token s[0..n) (quotes included) says "id", escapes decoded. */
+static bool key_is_id(const char *s, size_t n) {
+    if (n == 4 && memcmp(s, "\"id\"", 4) == 0) return true;
+    if (!memchr(s, '\\', n)) return false;
+    cJSON *key = cJSON_ParseWithLength(s, n);
+    const bool id = cJSON_IsString(key) && strcmp(key->valuestring, "id") == 0;
+    cJSON_Delete(key);
+    return id;
+}
+
+/* Whether s[0..n) is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+ * (cJSON also reads "007" or "1.", which must not be echoed into a JSON line). */
+static bool strict_json_number(const char *s, size_t n) {
+    size_t i = 0, digits;
+    if (i < n && s[i] == '-') i++;
+    if (i < n && s[i] == '0') i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    else
+        return false;
+    if (i < n && s[i] == '.') {
+        for (i++, digits = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++) digits++;
+        if (!digits) return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        for (digits = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++) digits++;
+        if (!digits) return false;
+    }
+    return i == n;
+}
+
+/* The text of the last top-level "id" member's value in the JSON object line[0..len) (which cJSON
+ * has parsed), as the line writes it: *n bytes from the returned pointer; NULL when not found. */
+static const char *raw_id(const char *line, size_t len, size_t *n) {
+    const char *found = NULL;
+    size_t i = skip_space(line, len, 0);
+    if (i >= len || line[i] != '{') return NULL;
+    i = skip_space(line, len, i + 1);
+    while (i < len && line[i] == '"') {
+        const size_t key = i, key_end = skip_string(line, len, i);
+        i = skip_space(line, len, key_end);
+        if (i >= len || line[i] != ':') return NULL;
+        const size_t value = skip_space(line, len, i + 1);
+        i = skip_value(line, len, value);
+        if (key_is_id(line + key, key_end - key)) {
+            found = line + value;
+            *n = i - value;
+        }
+        i = skip_space(line, len, i);
+        if (i >= len || line[i] != ',') break;
+        i = skip_space(line, len, i + 1);
+    }
+    return found;
+}
+
+/* A numeric id as the line wrote it (cJSON's double would round an id of more than 15 digits, and
+ * a program joins answers to questions by it): a raw item with the digits, when they are a strict
+ * JSON number of the value cJSON read; else a copy of cJSON's number. NULL on no memory. */
+static cJSON *number_id(const char *line, size_t len, const cJSON *id) {
+    size_t n = 0;
+    const char *raw = raw_id(line, len, &n);
+    if (raw && strict_json_number(raw, n)) {
+        cJSON *check = cJSON_ParseWithLength(raw, n);
+        const bool same = cJSON_IsNumber(check) && check->valuedouble == id->valuedouble;
+        cJSON_Delete(check);
+        char *text = same ? bq_strndup(raw, n) : NULL;
+        if (text) {
+            cJSON *item = cJSON_CreateRaw(text);
+            free(text);
+            if (item) return item;
+        }
+    }
+    return cJSON_Duplicate(id, 1);
+}
+
 void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec) {
     memset(rec, 0, sizeof *rec);
     const char *end = NULL;
@@ -26,7 +143,9 @@ void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec) {
      * number (1e400 would come back as null: cJSON writes infinity so) */
     const bool id_ok = !id || (cJSON_IsNumber(id) && isfinite(id->valuedouble)) ||
                        (cJSON_IsString(id) && bq_utf8_valid(id->valuestring, strlen(id->valuestring)));
-    rec->id = id && id_ok ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
+    rec->id = !id || !id_ok      ? cJSON_CreateNull()
+              : cJSON_IsNumber(id) ? number_id(line, len, id)
+                                   : cJSON_Duplicate(id, 1);
     const cJSON *q = bq_json_member(j, "question");
     const cJSON *c = bq_json_member(j, "context");
     const char *fault = NULL;

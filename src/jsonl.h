@@ -13,9 +13,10 @@ extern "C" {
 #endif
 
 typedef struct {
-    cJSON *id;               /* the record's "id" (a string of valid UTF-8 or a finite number; a
-                                number comes back in double precision: give long ids as
-                                strings), else JSON null */
+    cJSON *id;               /* the record's "id": a string of valid UTF-8, a finite number (a
+                                raw item with its digits as the line wrote them, so that an id
+                                of any length comes back exactly; a cJSON number where the line
+                                wrote it as only cJSON reads it, "007" or "1."), else JSON null */
     char error[256];         /* why the record cannot be answered ("" for a good one) */
     char *question, *context; /* a good record's texts (NULL for a bad one) */
     char *out_line;          /* the line written back (the CLI's emitter fills it) */

@@ -128,6 +128,8 @@ lines = [
     '{"id": "first", "id": "last", "question": 7, "question": "Who?", "context": "John lives here."}',
     '{"id": "o", "question": "Who?", "context": "John\tlives here."}',  # a raw tab: not JSON
     '{"id": 1e400, "question": "Who?", "context": "John lives here."}',  # would come back null
+    '{"id": 123456789012345678901, "question": "When?", "context": "In 1911."}',  # past a double
+    '{"id": 98765432109876543210, "question": 5, "context": "x"}',  # the same on an error line
 ]
 # surrogateescape: "\udcff" is written as the lone byte 0xFF (invalid UTF-8 in the id)
 open(sys.argv[1], "w", encoding="utf-8", errors="surrogateescape").write("\n".join(lines) + "\n")
@@ -143,9 +145,10 @@ inp = open(sys.argv[1], encoding="utf-8", errors="surrogateescape").read().split
 out = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]]
 assert len(out) == len(inp), (len(out), len(inp))
 expect_ok = [True, False, False, False, False, True, False, False, True, False, False, True,
-             False, False, False, False, True, False, False]
+             False, False, False, False, True, False, False, True, False]
 # a repeated key: the last one counts, as in Python's json (and the squad and eval commands)
-ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last", "o", None]
+ids = ["a", None, "c", 4, None, "e", None, "g", "h", None, "j", "k", "l", None, None, "n", "last", "o", None,
+       123456789012345678901, 98765432109876543210]  # numbers come back exactly as written
 for o, ok, i, line in zip(out, expect_ok, ids, inp):
     assert o["id"] == i, (o, i)
     if ok:

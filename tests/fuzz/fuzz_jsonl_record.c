@@ -1,10 +1,21 @@
 /* fuzz_jsonl_record.c - one line of the jsonl command's stream (bq_jsonl_record_parse) from any
  * bytes: either an error with a message and no texts, or a question and a context (their UTF-8 is
  * checked by the pipeline, which answers a bad one with an error line); the id is JSON null, a
- * number or a string of valid UTF-8; and the error line written back
- * is one line of JSON with that id and the message, so every line in gets one line out. */
+ * number (as the line wrote it: a raw item holding a finite number) or a string of valid UTF-8;
+ * and the error line written back is one line of JSON with that id and the message, so every line
+ * in gets one line out. */
 #include "fuzz_common.h"
 #include "jsonl.h"
+
+#include <math.h>
+
+/* A raw id's text read back as JSON: a finite number (NULL otherwise; the caller frees it). */
+static cJSON *raw_number(const cJSON *id) {
+    cJSON *v = cJSON_IsRaw(id) ? cJSON_Parse(id->valuestring) : NULL;
+    if (v && cJSON_IsNumber(v) && isfinite(v->valuedouble)) return v;
+    cJSON_Delete(v);
+    return NULL;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the command reads lines: a newline ends one, so none is inside */
@@ -13,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bq_jsonl_record rec;
     bq_jsonl_record_parse((const char *)data, len, &rec);
     FUZZ_ASSERT(rec.id != NULL, "no id, not even null");
-    FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || (cJSON_IsString(rec.id) && bq_utf8_valid(rec.id->valuestring, strlen(rec.id->valuestring))),
+    cJSON *raw = raw_number(rec.id);
+    FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || raw || (cJSON_IsString(rec.id) && bq_utf8_valid(rec.id->valuestring, strlen(rec.id->valuestring))),
                 "an id that cannot be echoed");
     if (rec.error[0]) {
         FUZZ_ASSERT(!rec.question && !rec.context, "error '%s' with texts", rec.error);
@@ -25,7 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(line && !strchr(line, '\n'), "the error line is not one line");
     cJSON *back = cJSON_Parse(line);
     FUZZ_ASSERT(back && cJSON_IsObject(back), "the error line is not a JSON object: %s", line);
-    FUZZ_ASSERT(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(back, "id"), rec.id, 1), "id not echoed: %s", line);
+    const cJSON *back_id = cJSON_GetObjectItemCaseSensitive(back, "id");
+    FUZZ_ASSERT(raw ? cJSON_IsNumber(back_id) && back_id->valuedouble == raw->valuedouble
+                    : cJSON_Compare(back_id, rec.id, 1),
+                "id not echoed: %s", line);
+    cJSON_Delete(raw);
     const cJSON *msg = cJSON_GetObjectItemCaseSensitive(back, "error");
     FUZZ_ASSERT(cJSON_IsString(msg) && strcmp(msg->valuestring, rec.error[0] ? rec.error : "x") == 0,
                 "message not echoed: %s", line);
