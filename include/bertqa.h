@@ -162,12 +162,13 @@ bq_status bq_reader_answer(bq_reader *reader, const bq_request *requests, size_t
 typedef void (*bq_progress_fn)(void *user, size_t done, size_t total);
 
 /* Have the reader's later bq_reader_answer calls report their progress to fn(user, done, total)
- * (fn NULL: no reports, the default). A call reports after each request it answers, in order
- * (requests come out a few engine batches at a time, so reports come in bursts), the last time
- * with done == total unless the engine failed; a call with no requests reports nothing. fn runs on the thread that called
- * bq_reader_answer, while that call holds the reader: it must not call this reader's functions.
- * With threads sharing a reader, every call reports to the same fn. Waits for a call in progress
- * to end. reader NULL: nothing. */
+ * (fn NULL: no reports, the default); a call keeps the fn set when it started. A call reports
+ * after each request it answers, in order (requests come out a few engine batches at a time, so
+ * reports come in bursts), the last time with done == total unless the engine failed; a call
+ * with no requests reports nothing. Only the count is final: read the results after the call
+ * returns. fn runs on the thread that called bq_reader_answer, while that call holds the reader:
+ * it must not call this reader's functions. With threads sharing a reader, every call reports
+ * to the fn set when it started. reader NULL: nothing. */
 void bq_reader_set_progress(bq_reader *reader, bq_progress_fn fn, void *user);
 
 /* Release results[0..n) and zero them. Accepts NULL and zeroed results. */

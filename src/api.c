@@ -204,7 +204,8 @@ void bq_results_clear(bq_result *results, size_t n) {
 typedef struct {
     bq_result *results; /* this slice's */
     int emitted;
-    const bq_reader *reader; /* its progress callback, if any */
+    bq_progress_fn progress; /* the reader's when the call started (NULL: none) */
+    void *progress_user;
     size_t before, total;    /* the call's requests answered before this slice, and in all */
 } answer_sink;
 
@@ -213,9 +214,7 @@ static void emit_result(void *ctx, int index, const bq_qa_result *r) {
     result_fill(&sink->results[index], r->status, r->error, r->status == BQ_OK ? &r->answers : NULL,
                 r->n_windows);
     sink->emitted = index + 1;
-    if (sink->reader->progress)
-        sink->reader->progress(sink->reader->progress_user, sink->before + (size_t)index + 1,
-                               sink->total);
+    if (sink->progress) sink->progress(sink->progress_user, sink->before + (size_t)index + 1, sink->total);
 }
 
 /* requests per pipeline call: its counts are ints */
@@ -228,6 +227,10 @@ bq_status bq_reader_answer(bq_reader *r, const bq_request *requests, size_t n, b
     bq_status st = BQ_OK;
     size_t done = 0;
     bq_qa_request *slice = NULL;
+    pthread_mutex_lock(&r->lock); /* the callback the call reports to, whatever is set meanwhile */
+    const bq_progress_fn progress = r->progress;
+    void *const progress_user = r->progress_user;
+    pthread_mutex_unlock(&r->lock);
     if (n) slice = malloc((n < SLICE ? n : SLICE) * sizeof *slice);
     if (n && !slice) st = bq_fail(err, BQ_ERR_NOMEM, "out of memory");
     while (st == BQ_OK && done < n) {
@@ -238,7 +241,7 @@ bq_status bq_reader_answer(bq_reader *r, const bq_request *requests, size_t n, b
             slice[i] = (bq_qa_request){q->question ? q->question : "", q->question ? q->question_len : 0,
                                        q->context ? q->context : "", q->context ? q->context_len : 0};
         }
-        answer_sink sink = {results + done, 0, r, done, n};
+        answer_sink sink = {results + done, 0, progress, progress_user, done, n};
         pthread_mutex_lock(&r->lock);
         st = bq_qa_pipeline(r->qa, slice, count, emit_result, &sink, NULL, err);
         pthread_mutex_unlock(&r->lock);
