@@ -11,8 +11,9 @@ static void set_error(bq_jsonl_record *rec, const char *message) {
 
 /* ---- the id's own text: a number is echoed as written, not as cJSON's double ---------------- */
 
+/* White space as cJSON skips it: every byte up to 0x20 (JSON's own four among them). */
 static size_t skip_space(const char *s, size_t len, size_t i) {
-    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    while (i < len && (unsigned char)s[i] <= 0x20) i++;
     return i;
 }
 
@@ -43,9 +44,7 @@ static size_t skip_value(const char *s, size_t len, size_t i) {
         }
         return len;
     }
-    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
-           s[i] != '\r' && s[i] != '\n')
-        i++;
+    while (i < len && s[i] != ',' && s[i] != '}' && s[i] != ']' && (unsigned char)s[i] > 0x20) i++;
     return i;
 }
 
@@ -59,9 +58,7 @@ static bool key_is_id(const char *s, size_t n) {
     return id;
 }
 
-/* Whether s[0..n) is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
- * (cJSON also reads "007" or "1.", which must not be echoed into a JSON line). */
-static bool strict_json_number(const char *s, size_t n) {
+bool bq_json_number_is_strict(const char *s, size_t n) {
     size_t i = 0, digits;
     if (i < n && s[i] == '-') i++;
     if (i < n && s[i] == '0') i++;
@@ -83,10 +80,13 @@ static bool strict_json_number(const char *s, size_t n) {
 }
 
 /* The text of the last top-level "id" member's value in the JSON object line[0..len) (which cJSON
- * has parsed), as the line writes it: *n bytes from the returned pointer; NULL when not found. */
+ * has parsed), as the line writes it: *n bytes from the returned pointer; NULL when not found, or
+ * when the scan does not end at the object's closing brace (it then lost its way, and nothing it
+ * found is trusted). */
 static const char *raw_id(const char *line, size_t len, size_t *n) {
     const char *found = NULL;
-    size_t i = skip_space(line, len, 0);
+    size_t i = len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* cJSON skips a BOM */
+    i = skip_space(line, len, i);
     if (i >= len || line[i] != '{') return NULL;
     i = skip_space(line, len, i + 1);
     while (i < len && line[i] == '"') {
@@ -103,7 +103,7 @@ static const char *raw_id(const char *line, size_t len, size_t *n) {
         if (i >= len || line[i] != ',') break;
         i = skip_space(line, len, i + 1);
     }
-    return found;
+    return i < len && line[i] == '}' ? found : NULL;
 }
 
 /* A numeric id as the line wrote it (cJSON's double would round an id of more than 15 digits, and
@@ -112,7 +112,7 @@ static const char *raw_id(const char *line, size_t len, size_t *n) {
 static cJSON *number_id(const char *line, size_t len, const cJSON *id) {
     size_t n = 0;
     const char *raw = raw_id(line, len, &n);
-    if (raw && strict_json_number(raw, n)) {
+    if (raw && bq_json_number_is_strict(raw, n)) {
         cJSON *check = cJSON_ParseWithLength(raw, n);
         const bool same = cJSON_IsNumber(check) && check->valuedouble == id->valuedouble;
         cJSON_Delete(check);

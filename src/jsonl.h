@@ -33,6 +33,10 @@ void bq_jsonl_record_parse(const char *line, size_t len, bq_jsonl_record *rec);
 /* {"id": id, "error": message} on one line (heap; NULL on no memory). id NULL: JSON null. */
 char *bq_jsonl_error_line(const cJSON *id, const char *message);
 
+/* Whether s[0..n) is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+ * (cJSON also reads "007" or "1.", which must not be echoed into a JSON line as written). */
+bool bq_json_number_is_strict(const char *s, size_t n);
+
 /* Free what the record holds and zero it. */
 void bq_jsonl_record_clear(bq_jsonl_record *rec);
 

@@ -50,6 +50,12 @@ static void test_last_top_level_id(void **state) {
                      "\"id\": 123456789012345678901" QC "}", "123456789012345678901");
     assert_id_echoed("{\"id\": 123456789012345678901, \"meta\": {\"id\": 5}, \"tags\": [\"id\"]" QC "}",
                      "123456789012345678901");
+    /* white space as cJSON skips it (any byte up to 0x20, so a form feed or a vertical tab after a
+     * value), and a byte-order mark before the object */
+    assert_id_echoed("{\"id\":9007199254740993,\"x\":\"s\"\f,\"id\":9007199254740995" QC "}",
+                     "9007199254740995");
+    assert_id_echoed("{\"id\":1,\"x\":\"s\"\v,\"id\":1.0" QC "}", "1.0");
+    assert_id_echoed("\xEF\xBB\xBF{\"id\": 9007199254740993" QC "}", "9007199254740993");
     /* an escaped key that says "id" is the id, as cJSON decodes it */
     assert_id_echoed("{\"\\u0069d\": 123456789012345678901" QC "}", "123456789012345678901");
     assert_id_echoed("{\"i\\u0064\": 1, \"\\u0069\\u0064\": 24680246802468024680" QC "}",

@@ -9,9 +9,21 @@
 
 #include <math.h>
 
-/* A raw id's text read back as JSON: a finite number (NULL otherwise; the caller frees it). */
-static cJSON *raw_number(const cJSON *id) {
-    cJSON *v = cJSON_IsRaw(id) ? cJSON_Parse(id->valuestring) : NULL;
+/* Whether line[0..len) holds s[0..n) somewhere. */
+static int contains(const uint8_t *line, size_t len, const char *s, size_t n) {
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(line + i, s, n) == 0) return 1;
+    return 0;
+}
+
+/* A raw id's text read back as JSON: a finite number, written as JSON writes one, and found as
+ * such in the line (NULL otherwise; the caller frees it). */
+static cJSON *raw_number(const cJSON *id, const uint8_t *line, size_t len) {
+    if (!cJSON_IsRaw(id)) return NULL;
+    const size_t n = strlen(id->valuestring);
+    if (!bq_json_number_is_strict(id->valuestring, n) || !contains(line, len, id->valuestring, n))
+        return NULL;
+    cJSON *v = cJSON_Parse(id->valuestring);
     if (v && cJSON_IsNumber(v) && isfinite(v->valuedouble)) return v;
     cJSON_Delete(v);
     return NULL;
@@ -24,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bq_jsonl_record rec;
     bq_jsonl_record_parse((const char *)data, len, &rec);
     FUZZ_ASSERT(rec.id != NULL, "no id, not even null");
-    cJSON *raw = raw_number(rec.id);
+    cJSON *raw = raw_number(rec.id, data, len);
     FUZZ_ASSERT(cJSON_IsNull(rec.id) || cJSON_IsNumber(rec.id) || raw || (cJSON_IsString(rec.id) && bq_utf8_valid(rec.id->valuestring, strlen(rec.id->valuestring))),
                 "an id that cannot be echoed");
     if (rec.error[0]) {
