@@ -93,6 +93,7 @@ typedef struct {
      * from a stage's reference (INFINITY: not finite), and the candidates left out for it */
     int checked, disagreeing;
     float worst_diff;
+    unsigned gelu_disagreed; /* bit t: fused tiling t differed, so not even the untimed rule runs it */
 } gemm_plan;
 
 /* The operands of one call, for timing its variants. */
@@ -538,7 +539,7 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
         (void)cudaGetLastError(); /* out of memory is not sticky: time unchecked */
         runs.check.ref = NULL;
     }
-    p->checked = 0, p->disagreeing = 0, p->worst_diff = 0.0f;
+    p->checked = 0, p->disagreeing = 0, p->worst_diff = 0.0f, p->gelu_disagreed = 0;
     float ms[BQ_GEMM_MAX_ALGOS];
     int agrees[BQ_GEMM_MAX_ALGOS];
     s = time_stage(&runs, &timer, p->candidate_count, reps_per_round, ms, agrees, err);
@@ -561,6 +562,8 @@ static bq_status plan_tune(bq_gemm_ctx *g, gemm_plan *p, const gemm_operands *o,
             for (int t = 0; t < BQ_GELU_TILE_COUNT; t++)
                 p->fused_ms[t] = path_ms[t + 1] > 0.0f ? path_ms[t + 1] : 0.0f;
             p->gelu_variant = best_v > 0 ? gelu_path_variant(best_v) : VARIANT_UNFUSED;
+            for (int t = 0; t < BQ_GELU_TILE_COUNT; t++)
+                if (!agrees[t + 1]) p->gelu_disagreed |= 1u << t;
         }
     }
     if (s == BQ_OK && f32x3_mode_for(g, p->dt, p->allow_tf32) != F32X3_OFF) {
@@ -725,9 +728,13 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
     }
     int ran = 0;
     if (has_gelu_path(ep, dt)) {
-        /* 0: untimed (or the first choices preferred), then the fused kernel from 512 rows */
+        /* 0: untimed (or the first choices preferred), then the fused kernel from 512 rows,
+         * unless its output differed when the shape was timed */
         int v = p->prefer_first ? 0 : p->gelu_variant;
-        if (v == 0) v = rows >= BQ_FUSED_GELU_MIN_ROWS ? VARIANT_FUSED_LARGE : VARIANT_UNFUSED;
+        if (v == 0)
+            v = rows >= BQ_FUSED_GELU_MIN_ROWS && !(p->gelu_disagreed & (1u << BQ_GELU_TILE_LARGE))
+                    ? VARIANT_FUSED_LARGE
+                    : VARIANT_UNFUSED;
         if (v != VARIANT_UNFUSED) {
             /* Hopper + CUTLASS: bias and erf GELU in the GEMM's epilogue; refused = fall back */
             s = run_variant(g, p, v, &o, stream, 1, &ran, err);

@@ -123,10 +123,12 @@ typedef struct {
     double fp32x3_ms, sgemm_ms;
     /* Before timing, every candidate's output was compared with its stage's reference (cuBLASLt's
      * first choice; the GEMM + GELU kernel for the fused tilings; the SGEMM path for 3xTF32) on
-     * the call's own operands: checked 1 when that ran (0: not timed, or no device memory for the
-     * reference copy), the largest normwise difference (INFINITY: not finite), and how many
-     * candidates were left out of the choice for differing by more than 1e-4 (true fp32) or 2e-2
-     * (TF32, fp16, bf16); their times above are still what they took. */
+     * the call's own operands: checked 1 when a candidate was compared with it (0: not timed, no
+     * device memory for the reference copy, or no stage had a second candidate that ran), the
+     * largest normwise difference (INFINITY: not finite), and how many candidates were left out
+     * of the choice for differing by more than 1e-4 (true fp32) or 2e-2 (TF32, fp16, bf16); their
+     * times above are still what they took. A fused tiling left out is not run by the untimed
+     * rule either (the whole-pass comparison's first choices). */
     int checked, disagreeing;
     double worst_diff;
 } bq_gemm_plan_info;
