@@ -29,6 +29,44 @@
 #include "gemm_bias_gelu.cuh"
 #include "kernel_common.cuh" /* bq_aligned16 */
 
+#if !defined(BQ_HAVE_CUTLASS) && defined(BQ_CUDA_EMULATED)
+#include <stdlib.h>
+
+/* The emulated build's stand-in for the CUTLASS kernel, which the CPU emulator cannot run: the
+ * same contract and refusals, computed plainly (an output element a thread, grid-stride, fp32
+ * sums in k order, bq_gelu_erf_fast), so that gemm.cu's choice among the fused tilings (timing,
+ * output check, untimed rule, presets) runs in CI. It models neither the kernel's tiles nor its
+ * speed, and it refuses shapes of more than 2^26 multiply-adds (as the kernel refuses a shape it
+ * does not take), which the emulator would spend seconds a run on while a shape is timed.
+ * BQ_EMU_FUSED_GELU_WRONG=1 leaves the bias out, as a fused kernel wrong on some card would: such
+ * output must never reach a caller. */
+template <typename T>
+__global__ void emulated_fused_gelu_kernel(const T *x, const T *w, const T *bias, int rows,
+                                           int in, int out, T *y, int with_bias) {
+    const size_t n = (size_t)rows * out, stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const size_t r = i / (size_t)out, o = i % (size_t)out;
+        float acc = 0.0f;
+        for (int k = 0; k < in; k++)
+            acc += bq_load_f32(x, r * (size_t)in + k) * bq_load_f32(w, o * (size_t)in + k);
+        if (with_bias) acc += bq_load_f32(bias, o);
+        bq_store_f32(y, i, bq_gelu_erf_fast(acc));
+    }
+}
+
+template <typename T>
+static cudaError_t launch_emulated_fused_gelu(const void *x, const void *w, const void *bias,
+                                              int rows, int in, int out, void *y,
+                                              cudaStream_t stream) {
+    const char *wrong = getenv("BQ_EMU_FUSED_GELU_WRONG");
+    const int with_bias = !(wrong && wrong[0] == '1');
+    emulated_fused_gelu_kernel<T><<<64, 256, 0, stream>>>((const T *)x, (const T *)w,
+                                                          (const T *)bias, rows, in, out, (T *)y,
+                                                          with_bias);
+    return cudaGetLastError();
+}
+#endif
+
 extern "C" int bq_cuda_gemm_bias_gelu_built(void) {
 #ifdef BQ_HAVE_CUTLASS
     return 1;
@@ -63,6 +101,14 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
             x, w, bias, rows, in, out, y, dt, workspace, workspace_bytes, stream);
     }
     return cudaErrorInvalidValue;
+#elif defined(BQ_CUDA_EMULATED) /* the stand-in above, with the kernel's refusals */
+    (void)workspace, (void)workspace_bytes;
+    if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
+    if ((double)rows * in * out > (double)(1 << 26)) return cudaErrorNotSupported;
+    if ((int)tile < 0 || (int)tile >= BQ_GELU_TILE_COUNT) return cudaErrorInvalidValue;
+    return dt == BQ_CUDA_F16
+               ? launch_emulated_fused_gelu<__half>(x, w, bias, rows, in, out, y, stream)
+               : launch_emulated_fused_gelu<__nv_bfloat16>(x, w, bias, rows, in, out, y, stream);
 #else /* built without CUTLASS */
     (void)dt, (void)tile, (void)workspace, (void)workspace_bytes, (void)stream;
     return cudaErrorNotSupported;

@@ -368,6 +368,7 @@ static int unset_fault_hooks(void **state) {
     (void)state;
     unsetenv("BQ_EMU_GEMM_FAULT");
     unsetenv("BQ_EMU_ATTENTION_FAULT");
+    unsetenv("BQ_EMU_FUSED_GELU_WRONG");
     return 0;
 }
 
@@ -618,15 +619,20 @@ static void test_gemm_candidate_disagrees(void **state) {
                                             R, K, N, modes[mi].dt, modes[mi].name, modes[mi].tol,
                                             h.ref, h.got);
                 const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
-                printf("       algorithm %d of %d kept, %d left out, largest difference %.2e\n",
-                       p.chosen, p.candidates, p.disagreeing, p.worst_diff);
+                printf("       algorithm %d of %d kept, %d left out, largest difference %.2e%s%s\n",
+                       p.chosen, p.candidates, p.disagreeing, p.worst_diff,
+                       p.gelu_path[0] ? "; GELU path " : "", p.gelu_path);
                 /* 3 algorithms (one refuses) and 3 split-K variants of each that runs */
                 assert_int_equal(p.candidates, 3 + 3 * 3);
                 assert_int_equal(p.checked, 1);
+                /* in 16 bits, bias + GELU also has the four fused tilings (the emulated build's
+                 * stand-in for the CUTLASS kernel) */
+                const int fused = eps[e] == BQ_EPILOGUE_BIAS_GELU && modes[mi].dt != BQ_CUDA_F32;
                 if (spoiled) {
                     assert_int_equal(p.chosen, 0);
-                    assert_int_equal(p.disagreeing, 2 + 2 * 3 - 1);
+                    assert_int_equal(p.disagreeing, 2 + 2 * 3 - 1 + (fused ? BQ_GELU_TILE_COUNT : 0));
                     assert_true(p.worst_diff > modes[mi].bound);
+                    if (fused) assert_string_equal(p.gelu_path, "unfused");
                 } else {
                     assert_int_equal(p.disagreeing, 0);
                     assert_true(p.worst_diff <= modes[mi].bound);
@@ -639,6 +645,59 @@ static void test_gemm_candidate_disagrees(void **state) {
     }
     gemm_host_free(&h);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
+}
+
+/* A fused GEMM + GELU kernel that is wrong (the emulated build's stand-in leaving the bias out,
+ * BQ_EMU_FUSED_GELU_WRONG=1, as the CUTLASS kernel might on some card) never gives a caller its
+ * output: the check leaves every tiling out when the shape is timed, and the untimed rule that
+ * the whole-pass comparison's first choices use (the large tiling from 512 rows) does not run it
+ * either. fp16 and bf16 at 512 rows; the engine on the tiny model too. Emulated build only. */
+static void test_fused_gelu_wrong(void **state) {
+    (void)state;
+    REQUIRE_FAULT_HOOKS();
+    REQUIRE_GPU();
+    const int R = 512, K = 64, N = 96;
+    const struct { bq_cuda_dtype dt; double tol; const char *name; } modes[] = {
+        {BQ_CUDA_F16, 2e-3, "fp16"}, {BQ_CUDA_BF16, 1e-2, "bf16"}};
+    assert_int_equal(setenv("BQ_EMU_FUSED_GELU_WRONG", "1", 1), 0);
+    uint64_t seed = 29;
+    int failures = 0;
+    gemm_host h = gemm_host_alloc(R, K, N);
+    for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+        bq_gemm_ctx *g = NULL;
+        bq_err err;
+        if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
+        void *dx, *dw, *db, *dy;
+        gemm_operands(h.x, h.w, h.b, R, K, N, modes[mi].dt, &seed, &dx, &dw, &db, &dy);
+        for (int first = 0; first < 2; first++) { /* timed choices, then the first choices */
+            if (first) assert_int_equal(bq_gemm_ctx_prefer_first(g, R, 1), 1);
+            if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, modes[mi].dt, 0, BQ_EPILOGUE_BIAS_GELU, 0,
+                               &err) != BQ_OK)
+                fail_msg("gemm %s: %s", modes[mi].name, err.message);
+            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+            failures += !gemm_output_ok(first ? "wrong fused, first choices" : "wrong fused, timed",
+                                        dy, h.x, h.w, h.b, 1, R, K, N, modes[mi].dt,
+                                        modes[mi].name, modes[mi].tol, h.ref, h.got);
+        }
+        const bq_gemm_plan_info p = plan_of(g, R, K, N, "bias_gelu");
+        printf("       GELU path %s; %d candidate(s) left out, largest difference %.2e\n",
+               p.gelu_path, p.disagreeing, p.worst_diff);
+        assert_string_equal(p.gelu_path, "unfused");
+        assert_int_equal(p.disagreeing, BQ_GELU_TILE_COUNT);
+        assert_true(p.fused_large_ms > 0); /* timed all the same */
+        gemm_device_free(dx, dw, db, dy);
+        bq_gemm_ctx_free(g);
+    }
+    gemm_host_free(&h);
+    /* the whole engine, whose FFN-in GEMM has the fused paths in fp16 */
+    random_model *r = random_model_create(64, 2, 128, 2, 300, 128, 31);
+    const int lengths[2] = {128, 77};
+    batch_case bc = make_batch(&r->model, 2, 128, lengths, 12);
+    failures += check_engine("wrong fused", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
+    free_batch(&bc);
+    random_model_free(r);
+    unsetenv("BQ_EMU_FUSED_GELU_WRONG"); /* the teardown does it too */
+    if (failures) fail_msg("%d check(s) failed; see the FAIL lines above", failures);
 }
 
 /* bq_gemm_ctx_share_from: from 1024 rows up a new GEMM shape runs the choice of the decided one
@@ -1790,6 +1849,7 @@ int main(int argc, char **argv) {
 #ifdef BQ_HAVE_CUDA
         cmocka_unit_test(test_gemm_linear),
         cmocka_unit_test_teardown(test_gemm_candidate_disagrees, unset_fault_hooks),
+        cmocka_unit_test_teardown(test_fused_gelu_wrong, unset_fault_hooks),
         cmocka_unit_test(test_gemm_bias_gelu_fused),
         cmocka_unit_test(test_gemm_shared_choices),
         cmocka_unit_test(test_gemm_3xtf32),
