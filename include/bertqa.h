@@ -168,7 +168,8 @@ typedef void (*bq_progress_fn)(void *user, size_t done, size_t total);
  * with no requests reports nothing. Only the count is final: read the results after the call
  * returns. fn runs on the thread that called bq_reader_answer, while that call holds the reader:
  * it must not call this reader's functions. With threads sharing a reader, every call reports
- * to the fn set when it started. reader NULL: nothing. */
+ * to the fn set when it started, so `user` must stay valid until the calls started before a
+ * change have returned. reader NULL: nothing. */
 void bq_reader_set_progress(bq_reader *reader, bq_progress_fn fn, void *user);
 
 /* Release results[0..n) and zero them. Accepts NULL and zeroed results. */
