@@ -1032,7 +1032,9 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
 /* The file's format is src/tuning_cache.c's; here its key and the meaning of its lines. The key
  * is "<card> | sm_<cc> | cublasLt <version> | <precision> | attention <mode> of <kinds> | <model
  * sizes> | seq <len>"; a "gemm" line is a bq_gemm_decision (rows in out dtype tf32 epilogue
- * candidates chosen gelu-path), a "shape" line "batch len packed attention gemm" (ATTN_*, GEMM_*;
+ * candidates chosen gelu-path gelu-disagreed; a section of the 9-number lines written before the
+ * GEMM output check ends at its first such line, as a damaged one does, so its unchecked
+ * decisions are timed again and replaced), a "shape" line "batch len packed attention gemm" (ATTN_*, GEMM_*;
  * packed 1 serves every sequence capacity). <kinds> (ATTN_KINDS) is in the key because the
  * attention numbers follow our tilings: a build with another set of them reads another section.
  * Engines that save one after another, as bench's do, share a file; concurrent ones: the last to
@@ -1070,7 +1072,7 @@ static int tuning_apply(bq_cuda_engine *e, const bq_tuning_record *r, int *gemms
     if (r->kind == BQ_TUNING_GEMM) {
         bq_gemm_decision d;
         d.rows = f[0], d.in = f[1], d.out = f[2], d.dt = f[3], d.allow_tf32 = f[4], d.ep = f[5];
-        d.candidates = f[6], d.chosen = f[7], d.gelu_variant = f[8];
+        d.candidates = f[6], d.chosen = f[7], d.gelu_variant = f[8], d.gelu_disagreed = f[9];
         bq_err gerr;
         bq_err_clear(&gerr);
         *s = bq_gemm_ctx_preset(e->gemm, &d, &gerr);
@@ -1172,8 +1174,10 @@ extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) 
         bq_tuning_record *r = &records[n++];
         memset(r, 0, sizeof *r);
         r->kind = BQ_TUNING_GEMM;
-        const int f[BQ_TUNING_GEMM_FIELDS] = {d->rows, d->in, d->out, d->dt, d->allow_tf32, d->ep,
-                                              d->candidates, d->chosen, d->gelu_variant};
+        const int f[BQ_TUNING_GEMM_FIELDS] = {d->rows,       d->in,         d->out,
+                                              d->dt,         d->allow_tf32, d->ep,
+                                              d->candidates, d->chosen,     d->gelu_variant,
+                                              d->gelu_disagreed};
         memcpy(r->field, f, sizeof f);
     }
     free(gemm);

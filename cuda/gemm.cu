@@ -603,6 +603,7 @@ static void plan_take_preset(bq_gemm_ctx *g, gemm_plan *p) {
         p->chosen = d->chosen;
         /* BQ_FUSED_GELU=0 keeps its unfused path whatever was cached */
         if (gelu16 && p->gelu_variant == 0) p->gelu_variant = d->gelu_variant;
+        p->gelu_disagreed = (unsigned)d->gelu_disagreed;
         p->tuned = 1;
         p->preset = 1;
         g->presets[i].taken = 1;
@@ -662,6 +663,7 @@ static void plan_take_shared(bq_gemm_ctx *g, gemm_plan *p) {
     p->f32x3 = donor->f32x3;
     /* BQ_FUSED_GELU=0 keeps its unfused path whatever the donor runs */
     if (has_gelu_path(p->ep, p->dt) && p->gelu_variant == 0) p->gelu_variant = donor->gelu_variant;
+    p->gelu_disagreed = donor->gelu_disagreed; /* the untimed rule's tiling differed there */
     p->tuned = 1;
     p->shared_from = donor->rows;
 }
@@ -732,7 +734,8 @@ bq_status bq_gemm_linear(bq_gemm_ctx *g, const void *x, const void *W, const voi
          * unless its output differed when the shape was timed */
         int v = p->prefer_first ? 0 : p->gelu_variant;
         if (v == 0)
-            v = rows >= BQ_FUSED_GELU_MIN_ROWS && !(p->gelu_disagreed & (1u << BQ_GELU_TILE_LARGE))
+            v = rows >= BQ_FUSED_GELU_MIN_ROWS && fused_gelu_allowed() &&
+                        !(p->gelu_disagreed & (1u << BQ_GELU_TILE_LARGE))
                     ? VARIANT_FUSED_LARGE
                     : VARIANT_UNFUSED;
         if (v != VARIANT_UNFUSED) {
@@ -778,12 +781,13 @@ bq_status bq_gemm_ctx_preset(bq_gemm_ctx *g, const bq_gemm_decision *d, bq_err *
     if (d->rows <= 0 || d->in <= 0 || d->out <= 0 || d->candidates < 1 ||
         d->candidates > BQ_GEMM_MAX_ALGOS || d->chosen < 0 || d->chosen >= d->candidates ||
         (d->dt != BQ_CUDA_F32 && d->dt != BQ_CUDA_F16 && d->dt != BQ_CUDA_BF16) || d->ep < 0 ||
-        d->ep > BQ_EPILOGUE_BIAS_GELU || (gelu16 && !fused && d->gelu_variant != VARIANT_UNFUSED))
+        d->ep > BQ_EPILOGUE_BIAS_GELU || (gelu16 && !fused && d->gelu_variant != VARIANT_UNFUSED) ||
+        d->gelu_disagreed < 0 || d->gelu_disagreed >= (1 << BQ_GELU_TILE_COUNT))
         return bq_fail(err, BQ_ERR_INVALID_ARG,
                        "GEMM decision out of range (rows=%d in=%d out=%d dtype %d epilogue %d, "
-                       "candidate %d of %d, GELU path %d)",
+                       "candidate %d of %d, GELU path %d, fused tilings differing %d)",
                        d->rows, d->in, d->out, d->dt, d->ep, d->chosen, d->candidates,
-                       d->gelu_variant);
+                       d->gelu_variant, d->gelu_disagreed);
     if (!bq_grow((void **)&g->presets, &g->presets_cap, g->n_presets + 1, sizeof *g->presets))
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory for GEMM presets");
     g->presets[g->n_presets++] = (gemm_preset){*d, 0};
@@ -799,8 +803,10 @@ int bq_gemm_ctx_decisions(const bq_gemm_ctx *g, bq_gemm_decision *out, int max, 
          * choice, which the shape it came from stands for */
         if (!plan_decided(p) || p->shared_from > 0) continue;
         if (n < max)
-            out[n] = (bq_gemm_decision){p->rows, p->in, p->out, (int)p->dt, p->allow_tf32,
-                                        (int)p->ep, p->candidate_count, p->chosen, p->gelu_variant};
+            out[n] = (bq_gemm_decision){p->rows,         p->in,           p->out,
+                                        (int)p->dt,      p->allow_tf32,   (int)p->ep,
+                                        p->candidate_count, p->chosen,    p->gelu_variant,
+                                        (int)p->gelu_disagreed};
         n++;
     }
     for (size_t i = 0; g && i < g->n_presets; i++) {

@@ -71,6 +71,10 @@ typedef struct {
     int candidates;   /* the plan's candidate count when it was timed */
     int chosen;       /* the cuBLASLt candidate timing chose, an index among them */
     int gelu_variant; /* BIAS_GELU in 16 bits: the path timing chose (never 0) */
+    /* bit t: fused tiling t's output differed from the GEMM + GELU kernel's when the shape was
+     * timed, so that the untimed rule (under the whole-pass comparison's first choices) does not
+     * run it either */
+    int gelu_disagreed;
 } bq_gemm_decision;
 
 /* Take d's decision instead of timing a shape met later: a plan of d's shape whose cuBLASLt

@@ -38,8 +38,8 @@
  * output check, untimed rule, presets) runs in CI. It models neither the kernel's tiles nor its
  * speed, and it refuses shapes of more than 2^26 multiply-adds (as the kernel refuses a shape it
  * does not take), which the emulator would spend seconds a run on while a shape is timed.
- * BQ_EMU_FUSED_GELU_WRONG=1 leaves the bias out, as a fused kernel wrong on some card would: such
- * output must never reach a caller. */
+ * BQ_EMU_FUSED_GELU_WRONG=all (or one tiling: large, small, pingpong, pingpong-small) leaves the
+ * bias out, as a fused kernel wrong on some card would: such output must never reach a caller. */
 template <typename T>
 __global__ void emulated_fused_gelu_kernel(const T *x, const T *w, const T *bias, int rows,
                                            int in, int out, T *y, int with_bias) {
@@ -57,9 +57,11 @@ __global__ void emulated_fused_gelu_kernel(const T *x, const T *w, const T *bias
 template <typename T>
 static cudaError_t launch_emulated_fused_gelu(const void *x, const void *w, const void *bias,
                                               int rows, int in, int out, void *y,
-                                              cudaStream_t stream) {
+                                              bq_gelu_tile tile, cudaStream_t stream) {
+    static const char *const names[BQ_GELU_TILE_COUNT] = {"large", "small", "pingpong",
+                                                          "pingpong-small"};
     const char *wrong = getenv("BQ_EMU_FUSED_GELU_WRONG");
-    const int with_bias = !(wrong && wrong[0] == '1');
+    const int with_bias = !(wrong && (strcmp(wrong, "all") == 0 || strcmp(wrong, names[tile]) == 0));
     emulated_fused_gelu_kernel<T><<<64, 256, 0, stream>>>((const T *)x, (const T *)w,
                                                           (const T *)bias, rows, in, out, (T *)y,
                                                           with_bias);
@@ -102,13 +104,17 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
     }
     return cudaErrorInvalidValue;
 #elif defined(BQ_CUDA_EMULATED) /* the stand-in above, with the kernel's refusals */
-    (void)workspace, (void)workspace_bytes;
+    (void)workspace_bytes;
     if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
+    if (!bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(bias) || !bq_aligned16(y) ||
+        !bq_aligned16(workspace))
+        return cudaErrorNotSupported;
     if ((double)rows * in * out > (double)(1 << 26)) return cudaErrorNotSupported;
     if ((int)tile < 0 || (int)tile >= BQ_GELU_TILE_COUNT) return cudaErrorInvalidValue;
     return dt == BQ_CUDA_F16
-               ? launch_emulated_fused_gelu<__half>(x, w, bias, rows, in, out, y, stream)
-               : launch_emulated_fused_gelu<__nv_bfloat16>(x, w, bias, rows, in, out, y, stream);
+               ? launch_emulated_fused_gelu<__half>(x, w, bias, rows, in, out, y, tile, stream)
+               : launch_emulated_fused_gelu<__nv_bfloat16>(x, w, bias, rows, in, out, y, tile,
+                                                           stream);
 #else /* built without CUTLASS */
     (void)dt, (void)tile, (void)workspace, (void)workspace_bytes, (void)stream;
     return cudaErrorNotSupported;

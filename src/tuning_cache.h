@@ -5,7 +5,7 @@
  *
  * The file: a magic line, then a section per key. A section is a line "key <text>" and one
  * decision a line:
- *   gemm rows in out dtype tf32 epilogue candidates chosen gelu-path   (9 integers)
+ *   gemm rows in out dtype tf32 epilogue candidates chosen gelu-path gelu-disagreed  (10 integers)
  *   shape batch len packed attention gemm                              (5 integers)
  * Blank lines are allowed. An engine reads its own key's section and writes it back with the
  * other sections as they were, so engines that save one after another share a file. */
@@ -20,7 +20,7 @@ extern "C" {
 
 #define BQ_TUNING_CACHE_MAGIC "bertqa-gpu tuning cache 1"
 
-enum { BQ_TUNING_GEMM_FIELDS = 9, BQ_TUNING_SHAPE_FIELDS = 5, BQ_TUNING_MAX_FIELDS = 9 };
+enum { BQ_TUNING_GEMM_FIELDS = 10, BQ_TUNING_SHAPE_FIELDS = 5, BQ_TUNING_MAX_FIELDS = 10 };
 
 typedef enum { BQ_TUNING_GEMM, BQ_TUNING_SHAPE } bq_tuning_kind;
 

@@ -369,6 +369,7 @@ static int unset_fault_hooks(void **state) {
     unsetenv("BQ_EMU_GEMM_FAULT");
     unsetenv("BQ_EMU_ATTENTION_FAULT");
     unsetenv("BQ_EMU_FUSED_GELU_WRONG");
+    unsetenv("BQ_FUSED_GELU");
     return 0;
 }
 
@@ -647,11 +648,35 @@ static void test_gemm_candidate_disagrees(void **state) {
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
 
-/* A fused GEMM + GELU kernel that is wrong (the emulated build's stand-in leaving the bias out,
- * BQ_EMU_FUSED_GELU_WRONG=1, as the CUTLASS kernel might on some card) never gives a caller its
- * output: the check leaves every tiling out when the shape is timed, and the untimed rule that
- * the whole-pass comparison's first choices use (the large tiling from 512 rows) does not run it
- * either. fp16 and bf16 at 512 rows; the engine on the tiny model too. Emulated build only. */
+/* y = x W^T + b, GELU, on g (fp16/bf16, R x K -> N) under the timed choices or, with first, the
+ * whole-pass comparison's first choices (the untimed GELU rule); checked against the CPU. Returns
+ * whether it passed. */
+static bool fused_case_ok(bq_gemm_ctx *g, const char *what, int first, int R, int K, int N,
+                          bq_cuda_dtype dt, const char *dt_name, double tol, uint64_t *seed) {
+    gemm_host h = gemm_host_alloc(R, K, N);
+    void *dx, *dw, *db, *dy;
+    gemm_operands(h.x, h.w, h.b, R, K, N, dt, seed, &dx, &dw, &db, &dy);
+    bq_err err;
+    /* prefer_first applies to the shapes a context has: a new one's first call makes its plan */
+    for (int call = 0; call < 1 + first; call++) {
+        bq_gemm_ctx_prefer_first(g, R, first);
+        if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, dt, 0, BQ_EPILOGUE_BIAS_GELU, 0, &err) != BQ_OK)
+            fail_msg("%s: %s", what, err.message);
+    }
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    const bool ok = gemm_output_ok(what, dy, h.x, h.w, h.b, 1, R, K, N, dt, dt_name, tol, h.ref, h.got);
+    gemm_device_free(dx, dw, db, dy);
+    gemm_host_free(&h);
+    return ok;
+}
+
+/* A fused GEMM + GELU tiling that is wrong (the emulated build's stand-in leaving the bias out,
+ * BQ_EMU_FUSED_GELU_WRONG=all or a tiling's name, as the CUTLASS kernel might on some card) never
+ * gives a caller its output: the check leaves it out when the shape is timed, and the untimed
+ * rule that the whole-pass comparison's first choices use (the large tiling from 512 rows) does
+ * not run it either: not on the timed shape, not on a shape that takes the timed one's decisions
+ * (from 1024 rows up here), not on a context that takes them as presets (a tuning cache). fp16
+ * and bf16; the engine on the tiny model too. Emulated build only. */
 static void test_fused_gelu_wrong(void **state) {
     (void)state;
     REQUIRE_FAULT_HOOKS();
@@ -659,36 +684,59 @@ static void test_fused_gelu_wrong(void **state) {
     const int R = 512, K = 64, N = 96;
     const struct { bq_cuda_dtype dt; double tol; const char *name; } modes[] = {
         {BQ_CUDA_F16, 2e-3, "fp16"}, {BQ_CUDA_BF16, 1e-2, "bf16"}};
-    assert_int_equal(setenv("BQ_EMU_FUSED_GELU_WRONG", "1", 1), 0);
+    const struct { const char *wrong; int left_out; } faults[] = {{"all", BQ_GELU_TILE_COUNT},
+                                                                  {"large", 1}};
     uint64_t seed = 29;
     int failures = 0;
-    gemm_host h = gemm_host_alloc(R, K, N);
-    for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
-        bq_gemm_ctx *g = NULL;
-        bq_err err;
-        if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
-        void *dx, *dw, *db, *dy;
-        gemm_operands(h.x, h.w, h.b, R, K, N, modes[mi].dt, &seed, &dx, &dw, &db, &dy);
-        for (int first = 0; first < 2; first++) { /* timed choices, then the first choices */
-            if (first) assert_int_equal(bq_gemm_ctx_prefer_first(g, R, 1), 1);
-            if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, modes[mi].dt, 0, BQ_EPILOGUE_BIAS_GELU, 0,
-                               &err) != BQ_OK)
-                fail_msg("gemm %s: %s", modes[mi].name, err.message);
-            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-            failures += !gemm_output_ok(first ? "wrong fused, first choices" : "wrong fused, timed",
-                                        dy, h.x, h.w, h.b, 1, R, K, N, modes[mi].dt,
-                                        modes[mi].name, modes[mi].tol, h.ref, h.got);
+    for (size_t fi = 0; fi < sizeof faults / sizeof *faults; fi++) {
+        assert_int_equal(setenv("BQ_EMU_FUSED_GELU_WRONG", faults[fi].wrong, 1), 0);
+        for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
+            const bq_cuda_dtype dt = modes[mi].dt;
+            const char *name = modes[mi].name;
+            const double tol = modes[mi].tol;
+            bq_gemm_ctx *g = NULL, *again = NULL;
+            bq_err err;
+            if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK ||
+                bq_gemm_ctx_create(&again, (size_t)32 << 20, &err) != BQ_OK)
+                fail_msg("gemm ctx: %s", err.message);
+            bq_gemm_ctx_share_from(g, R); /* the first shape of R rows decides for the rest */
+            printf("  wrong fused tiling(s): %s\n", faults[fi].wrong);
+            failures += !fused_case_ok(g, "timed", 0, R, K, N, dt, name, tol, &seed);
+            failures += !fused_case_ok(g, "first choices", 1, R, K, N, dt, name, tol, &seed);
+            const bq_gemm_plan_info p = plan_of(g, R, K, N, "bias_gelu");
+            printf("       GELU path %s; %d candidate(s) left out, largest difference %.2e\n",
+                   p.gelu_path, p.disagreeing, p.worst_diff);
+            assert_int_equal(p.disagreeing, faults[fi].left_out);
+            if (strcmp(faults[fi].wrong, "all") == 0) assert_string_equal(p.gelu_path, "unfused");
+            assert_string_not_equal(p.gelu_path, "fused-large");
+            assert_true(p.fused_large_ms > 0); /* timed all the same */
+            /* a shape that takes this one's decisions, untimed */
+            failures += !fused_case_ok(g, "shared, first choices", 1, 2 * R, K, N, dt, name, tol, &seed);
+            assert_int_equal(plan_of(g, 2 * R, K, N, "bias_gelu").shared_from_rows, R);
+            /* another context with them as presets, as an engine reading a tuning cache */
+            bq_gemm_decision kept[8];
+            const int n_kept = bq_gemm_ctx_decisions(g, kept, 8, NULL);
+            assert_in_range(n_kept, 1, 8);
+            for (int i = 0; i < n_kept; i++)
+                if (bq_gemm_ctx_preset(again, &kept[i], &err) != BQ_OK) fail_msg("preset: %s", err.message);
+            failures += !fused_case_ok(again, "preset, first choices", 1, R, K, N, dt, name, tol, &seed);
+            assert_int_equal(plan_of(again, R, K, N, "bias_gelu").from_cache, 1);
+            bq_gemm_ctx_free(again);
+            bq_gemm_ctx_free(g);
         }
-        const bq_gemm_plan_info p = plan_of(g, R, K, N, "bias_gelu");
-        printf("       GELU path %s; %d candidate(s) left out, largest difference %.2e\n",
-               p.gelu_path, p.disagreeing, p.worst_diff);
-        assert_string_equal(p.gelu_path, "unfused");
-        assert_int_equal(p.disagreeing, BQ_GELU_TILE_COUNT);
-        assert_true(p.fused_large_ms > 0); /* timed all the same */
-        gemm_device_free(dx, dw, db, dy);
-        bq_gemm_ctx_free(g);
     }
-    gemm_host_free(&h);
+    /* BQ_FUSED_GELU=0 (the device run's fallback) never runs a fused tiling, under the first
+     * choices either */
+    assert_int_equal(setenv("BQ_EMU_FUSED_GELU_WRONG", "all", 1), 0);
+    assert_int_equal(setenv("BQ_FUSED_GELU", "0", 1), 0);
+    bq_gemm_ctx *g = NULL;
+    bq_err err;
+    if (bq_gemm_ctx_create(&g, (size_t)32 << 20, &err) != BQ_OK) fail_msg("gemm ctx: %s", err.message);
+    failures += !fused_case_ok(g, "BQ_FUSED_GELU=0, first choices", 1, R, K, N, BQ_CUDA_F16, "fp16",
+                               2e-3, &seed);
+    assert_true(plan_of(g, R, K, N, "bias_gelu").fused_large_ms == 0); /* not even timed */
+    bq_gemm_ctx_free(g);
+    unsetenv("BQ_FUSED_GELU");
     /* the whole engine, whose FFN-in GEMM has the fused paths in fp16 */
     random_model *r = random_model_create(64, 2, 128, 2, 300, 128, 31);
     const int lengths[2] = {128, 77};
@@ -720,7 +768,7 @@ static void test_gemm_shared_choices(void **state) {
     /* the emulated heuristic's 3 algorithms + 3 split-K variants of each; candidate 3 is the
      * first algorithm with K cut in 2 */
     for (int e = 0; e < 2; e++) {
-        const bq_gemm_decision d = {1024, K, N, BQ_CUDA_F16, 0, (int)eps[e], 3 + 3 * 3, 3, -1};
+        const bq_gemm_decision d = {1024, K, N, BQ_CUDA_F16, 0, (int)eps[e], 3 + 3 * 3, 3, -1, 0};
         if (bq_gemm_ctx_preset(g, &d, &err) != BQ_OK) fail_msg("preset: %s", err.message);
     }
 #endif
@@ -1475,7 +1523,7 @@ static void test_tuning_cache(void **state) {
     long_line[3000] = '\0';
     f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "bertqa-gpu tuning cache 1\n%sgemm 99999999999 64 192 1 0 1 12 0 -1\n%s\nshape 1 2 0 0 0\n",
+    fprintf(f, "bertqa-gpu tuning cache 1\n%sgemm 99999999999 64 192 1 0 1 12 0 -1 0\n%s\nshape 1 2 0 0 0\n",
             last_key, long_line);
     fclose(f);
     if (bq_cuda_engine_create(&r->model, &opt, &e, &err) != BQ_OK) fail_msg("create: %s", err.message);

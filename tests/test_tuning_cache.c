@@ -70,7 +70,7 @@ static void test_missing_and_foreign(void **state) {
 
     /* something else: foreign, nothing read from it */
     write_text(path, "my notes\nkey " KEY "\n"
-                     "gemm 1 2 3 4 5 6 7 8 9\n");
+                     "gemm 1 2 3 4 5 6 7 8 9 10\n");
     bq_tuning_cache_clear(&c);
     c = read_cache(path);
     assert_true(c.foreign && !c.missing && !c.found && c.n_records == 0 && c.other == NULL);
@@ -102,9 +102,9 @@ static void test_sections(void **state) {
     snprintf(text, sizeof text,
              "bertqa-gpu tuning cache 1\r\n"          /* 1 */
              "key another card\n"                     /* 2 */
-             "gemm 384 1024 3072 1 0 1 24 3 1\n"      /* 3 */
+             "gemm 384 1024 3072 1 0 1 24 3 1 0\n"    /* 3 */
              "key %s\n"                               /* 4 */
-             "gemm  49152 1024   4096 1 0 2 24 5 2\r\n" /* 5: runs of spaces */
+             "gemm  49152 1024   4096 1 0 2 24 5 2 1\r\n" /* 5: runs of spaces */
              "\n"                                     /* 6 */
              "shape 128 384 0 3 1\n"                  /* 7 */
              "shape 1 192 1 -1 0\n"                   /* 8 */
@@ -120,13 +120,13 @@ static void test_sections(void **state) {
     assert_int_equal(c.n_records, 3);
     assert_int_equal(c.records[0].kind, BQ_TUNING_GEMM);
     assert_int_equal(c.records[0].line, 5);
-    const int gemm[9] = {49152, 1024, 4096, 1, 0, 2, 24, 5, 2};
+    const int gemm[10] = {49152, 1024, 4096, 1, 0, 2, 24, 5, 2, 1};
     assert_memory_equal(c.records[0].field, gemm, sizeof gemm);
     assert_int_equal(c.records[1].kind, BQ_TUNING_SHAPE);
     assert_int_equal(c.records[1].line, 7);
     const int shape[5] = {1, 192, 1, -1, 0};
     assert_memory_equal(c.records[2].field, shape, sizeof shape);
-    assert_string_equal(c.other, "key another card\ngemm 384 1024 3072 1 0 1 24 3 1\nkey yet another\nshape 8 384 0 1 2\n");
+    assert_string_equal(c.other, "key another card\ngemm 384 1024 3072 1 0 1 24 3 1 0\nkey yet another\nshape 8 384 0 1 2\n");
     assert_int_equal(c.other_len, strlen(c.other));
     bq_tuning_cache_clear(&c);
     remove_test_files(dir, path);
@@ -137,14 +137,14 @@ static void test_sections(void **state) {
 static void test_damaged_lines(void **state) {
     (void)state;
     static const char *const damaged[] = {
-        "gemm 1 2 3 4 5 6 7 8",             /* too few */
-        "gemm 1 2 3 4 5 6 7 8 9 10",        /* too many */
-        "gemm 1 2 3 4 5 6 7 8 9x",          /* trailing characters */
-        "gemm 99999999999 2 3 4 5 6 7 8 9", /* past an int */
+        "gemm 1 2 3 4 5 6 7 8 9",             /* too few (the 9 of the lines before the output check) */
+        "gemm 1 2 3 4 5 6 7 8 9 10 11",       /* too many */
+        "gemm 1 2 3 4 5 6 7 8 9 10x",         /* trailing characters */
+        "gemm 99999999999 2 3 4 5 6 7 8 9 0", /* past an int */
         "shape 1 2 3 4 -2147483649",        /* below an int */
         "shape1 2 3 4 5",                   /* no space after the word */
         "shape 1 2 3 4 5 ",                 /* a trailing space */
-        "gemm 1 2 3 4 5 6 7 8 +",           /* a sign without digits */
+        "gemm 1 2 3 4 5 6 7 8 9 +",           /* a sign without digits */
         "frobnicate 1",                     /* an unknown line */
         " ",                                /* not blank: a space */
     };
@@ -179,7 +179,7 @@ static void test_write_round_trip(void **state) {
     (void)state;
     char *dir = bq_test_tmpdir("tuning_write");
     char *path = path_in(dir, "cache.txt");
-    const int g[9] = {384, 1024, 3072, 1, 0, 1, 24, 0, 1}, s1[5] = {1, 384, 0, 3, 2}, s2[5] = {128, 96, 1, 4, 0};
+    const int g[10] = {384, 1024, 3072, 1, 0, 1, 24, 0, 1, 4}, s1[5] = {1, 384, 0, 3, 2}, s2[5] = {128, 96, 1, 4, 0};
     const bq_tuning_record records[3] = {record(BQ_TUNING_GEMM, g), record(BQ_TUNING_SHAPE, s1),
                                          record(BQ_TUNING_SHAPE, s2)};
     bq_err err;
@@ -189,7 +189,7 @@ static void test_write_round_trip(void **state) {
     char expected[1024];
     snprintf(expected, sizeof expected,
              "bertqa-gpu tuning cache 1\nkey another card\nshape 8 384 0 1 2\nkey %s\n"
-             "gemm 384 1024 3072 1 0 1 24 0 1\nshape 1 384 0 3 2\nshape 128 96 1 4 0\n", key);
+             "gemm 384 1024 3072 1 0 1 24 0 1 4\nshape 1 384 0 3 2\nshape 128 96 1 4 0\n", key);
     assert_string_equal(text, expected);
     free(text);
     bq_tuning_cache c = read_cache(path);
