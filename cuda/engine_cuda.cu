@@ -655,12 +655,9 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
     int kept = 0;
     for (int i = 0; i < *n; i++) {
         const int k = kinds[i];
-        const double diff2 = sums[2 * k], ref2 = sums[2 * k + 1];
-        /* a reference that is all zeros or not finite cannot vouch for a candidate that differs */
-        p->attention_diff[k] = failed[k]                           ? INFINITY
-                               : k == ATTN_OWN || diff2 == 0.0     ? 0.0f
-                               : ref2 > 0.0 && isfinite(ref2)      ? (float)sqrt(diff2 / ref2)
-                                                                   : INFINITY;
+        p->attention_diff[k] = failed[k]       ? INFINITY
+                               : k == ATTN_OWN ? 0.0f
+                                               : (float)bq_normwise_from_sums(sums[2 * k], sums[2 * k + 1]);
         if (!failed[k]) kinds[kept++] = k;
     }
     *n = kept;

@@ -88,9 +88,10 @@ typedef struct {
     int shared_from; /* > 0: the choices of the plan of this many rows, untimed (plan_take_shared) */
     float first_ms, chosen_ms, unfused_ms;
     float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
-    /* the output check of plan_tune (BQ_GEMM_AGREE_BOUND_*): 1 when the outputs were compared
-     * (0: not timed, or no device memory for the reference copy), the largest normwise difference
-     * from a stage's reference (INFINITY: not finite), and the candidates left out for it */
+    /* the output check of plan_tune (BQ_GEMM_AGREE_BOUND_*): 1 when a candidate was compared with
+     * its stage's reference (0: not timed, no device memory for the reference copy, or no stage
+     * had a second candidate that ran), the largest normwise difference from a stage's reference
+     * (INFINITY: not finite), and the candidates left out for it */
     int checked, disagreeing;
     float worst_diff;
     unsigned gelu_disagreed; /* bit t: fused tiling t differed, so not even the untimed rule runs it */
@@ -479,11 +480,7 @@ static bq_status time_stage(candidate_runs *runs, const bq_tuning_timer *timer, 
                                                                 : BQ_GEMM_AGREE_BOUND_16;
     for (int i = 0; i < n; i++) {
         if (ms[i] < 0.0f || i == k->ref_candidate) continue;
-        const double diff2 = sums[2 * i], ref2 = sums[2 * i + 1];
-        /* a reference that is all zeros or not finite cannot vouch for a candidate that differs */
-        const double diff = diff2 == 0.0                    ? 0.0
-                            : ref2 > 0.0 && isfinite(ref2) ? sqrt(diff2 / ref2)
-                                                           : INFINITY;
+        const double diff = bq_normwise_from_sums(sums[2 * i], sums[2 * i + 1]);
         p->checked = 1;
         if (!(diff <= p->worst_diff)) p->worst_diff = (float)diff;
         if (!(diff <= bound)) {

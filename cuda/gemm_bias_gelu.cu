@@ -82,11 +82,14 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
                                               bq_gelu_tile tile, void *workspace,
                                               size_t workspace_bytes, cudaStream_t stream) {
     if (!x || !w || !bias || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
-#ifdef BQ_HAVE_CUTLASS
+#if defined(BQ_HAVE_CUTLASS) || defined(BQ_CUDA_EMULATED)
+    /* what the kernel takes, and so its emulated stand-in */
     if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
     if (!bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(bias) || !bq_aligned16(y) ||
         !bq_aligned16(workspace))
         return cudaErrorNotSupported;
+#endif
+#ifdef BQ_HAVE_CUTLASS
     if (!bq_cuda_device_is_sm90()) return cudaErrorNotSupported;
     switch (tile) {
     case BQ_GELU_TILE_LARGE:
@@ -103,12 +106,8 @@ extern "C" cudaError_t bq_cuda_gemm_bias_gelu(const void *x, const void *w, cons
             x, w, bias, rows, in, out, y, dt, workspace, workspace_bytes, stream);
     }
     return cudaErrorInvalidValue;
-#elif defined(BQ_CUDA_EMULATED) /* the stand-in above, with the kernel's refusals */
+#elif defined(BQ_CUDA_EMULATED) /* the stand-in above */
     (void)workspace_bytes;
-    if (dt == BQ_CUDA_F32 || in % 8 != 0 || out % 8 != 0) return cudaErrorNotSupported;
-    if (!bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(bias) || !bq_aligned16(y) ||
-        !bq_aligned16(workspace))
-        return cudaErrorNotSupported;
     if ((double)rows * in * out > (double)(1 << 26)) return cudaErrorNotSupported;
     if ((int)tile < 0 || (int)tile >= BQ_GELU_TILE_COUNT) return cudaErrorInvalidValue;
     return dt == BQ_CUDA_F16

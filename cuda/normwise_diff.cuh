@@ -4,6 +4,8 @@
 #ifndef BQ_NORMWISE_DIFF_CUH
 #define BQ_NORMWISE_DIFF_CUH
 
+#include <math.h>
+
 #include "cuda_check.cuh"
 
 #ifdef __cplusplus
@@ -18,6 +20,14 @@ extern "C" {
  * Returns cudaErrorInvalidValue for a NULL pointer or n == 0, else the launch status. */
 cudaError_t bq_cuda_normwise_diff(const void *a, const void *ref, size_t n, bq_cuda_dtype dt,
                                   double *sums, cudaStream_t stream);
+
+/* The normwise relative difference from those two sums (host): 0 where nothing differed,
+ * sqrt(diff2 / ref2), else INFINITY: a reference that is all zeros or not finite cannot vouch for
+ * an output that differs. */
+static inline double bq_normwise_from_sums(double diff2, double ref2) {
+    if (diff2 == 0.0) return 0.0;
+    return ref2 > 0.0 && isfinite(ref2) ? sqrt(diff2 / ref2) : INFINITY;
+}
 
 #ifdef __cplusplus
 }
