@@ -826,7 +826,7 @@ def markdown(results):
                    or r.get("attention_disagreeing")]
         if checked:
             lines += ["", "Attention candidates' outputs vs the 64-row tiling's on the first pass "
-                      "(largest normwise difference; left out for differing by more than 2e-2): "
+                      "(largest difference, normwise or of the worst element; left out for differing by more than 2e-2): "
                       + ", ".join(f"{r['precision']} {batch_label(r)} "
                                   + (fmt(r['attention_check_worst_diff'], '.1e')
                                      if r.get("attention_check_worst_diff") is not None
@@ -867,7 +867,7 @@ def markdown(results):
     checked = [c for c in results.get("gemm_choices") or [] if c.get("checked_plans")]
     if checked:
         lines += ["", "GEMM candidates' outputs vs their stage's reference on the first call, before "
-                  "the timing (largest normwise difference; left out for differing by more than "
+                  "the timing (largest difference, normwise or of the worst element; left out for differing by more than "
                   "1e-4 in fp32, 2e-2 else): " + ", ".join(
                       f"{c['precision']} batch {c['batch']} "
                       + (fmt(c['check_worst_diff'], '.1e') if c.get("check_worst_diff") is not None

@@ -68,8 +68,9 @@ typedef struct {
      * times, ms, 0 where not timed */
     signed char attention_choice;
     float attention_ms[8]; /* [ATTN_KINDS] (checked below) */
-    /* [ATTN_KINDS]: each candidate's normwise difference from the 64-row tiling's output on the
-     * first pass's inputs (check_attention_candidates; 0 where not compared) */
+    /* [ATTN_KINDS]: each candidate's difference from the 64-row tiling's output on the first
+     * pass's inputs (bq_normwise_from_sums: normwise, or the largest element's where that is
+     * larger; check_attention_candidates; 0 where not compared) */
     float attention_diff[8];
     /* GEMM_UNDECIDED until the first pass's whole-pass comparison of the timed GEMM choices
      * against the first choices; the best pass ms of each way */
@@ -112,7 +113,7 @@ struct bq_cuda_engine {
     int32_t *d_ids, *d_mask, *d_seg; /* [M]; a packed pass keeps its positions in d_mask */
     float *d_start, *d_end;          /* [M] */
     int32_t *d_offsets;              /* [M + 1]: a packed pass's sequence offsets */
-    double *d_check; /* [2 * ATTN_CHECK_SLOTS]: check_attention_candidates' difference sums */
+    double *d_check; /* [BQ_NORMWISE_SUMS * ATTN_CHECK_SLOTS]: check_attention_candidates' sums */
 
     /* pinned host staging: one allocation */
     void *pinned;
@@ -319,7 +320,7 @@ static size_t layout_workspace(bq_cuda_engine *e, char *base) {
     CARVE(e->d_start, float *, M * sizeof(float));
     CARVE(e->d_end, float *, M * sizeof(float));
     CARVE(e->d_offsets, int32_t *, (M + 1) * sizeof(int32_t));
-    CARVE(e->d_check, double *, 2 * ATTN_CHECK_SLOTS * sizeof(double));
+    CARVE(e->d_check, double *, BQ_NORMWISE_SUMS * ATTN_CHECK_SLOTS * sizeof(double));
 #undef CARVE
     return off;
 }
@@ -405,8 +406,9 @@ static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(flo
                   ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_diff) / sizeof(float) &&
                   ATTN_KINDS <= ATTN_CHECK_SLOTS,
               "pass_shape.attention_ms / attention_diff and d_check hold every attention candidate");
-/* The most a candidate's attention output may differ (normwise) from the 64-row tiling's on the
- * same inputs and still be kept: tilings and cuDNN differ by rounding only (a few 1e-3 in bf16,
+/* The most a candidate's attention output may differ (bq_normwise_from_sums: normwise, or its
+ * largest element's difference relative to the largest output element) from the 64-row tiling's
+ * on the same inputs and still be kept: tilings and cuDNN differ by rounding only (a few 1e-3 in bf16,
  * where the probabilities are rounded to 8 bits at other running maxima); a wrong layout, mask
  * or scale differs by ~1. */
 #define ATTN_AGREE_BOUND 2e-2f
@@ -601,7 +603,7 @@ static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err
 /* Every candidate of kinds[0 .. *n) against the 64-row tiling (ATTN_OWN: the first tiling, run
  * on every card since the first device run) on the first pass's own inputs: the reference output
  * goes to e->tmp (free until the attention-output GEMM writes it), each candidate's to e->ctx, and
- * p->attention_diff gets their normwise differences. choose_attention still times a candidate
+ * p->attention_diff gets their differences (bq_normwise_from_sums). choose_attention still times a candidate
  * that differs by more than ATTN_AGREE_BOUND (its time says what it would cost), but never keeps
  * it: a kernel that is wrong on this card, these shapes or this driver cannot win on speed. A
  * candidate whose run fails without spoiling the context (a launch it refuses here) is taken out
@@ -615,7 +617,9 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
     bq_status s = run_attention(e, p, ATTN_OWN, &ran, err);
     if (s != BQ_OK) return s;
     BQ_CUDA_TRY(cudaMemcpyAsync(e->tmp, e->ctx, bytes, cudaMemcpyDeviceToDevice, e->stream), err);
-    BQ_CUDA_TRY(cudaMemsetAsync(e->d_check, 0, 2 * ATTN_CHECK_SLOTS * sizeof(double), e->stream), err);
+    BQ_CUDA_TRY(cudaMemsetAsync(e->d_check, 0, BQ_NORMWISE_SUMS * ATTN_CHECK_SLOTS * sizeof(double),
+                                e->stream),
+                err);
     int failed[ATTN_KINDS] = {0};
 #ifdef BQ_CUDA_EMULATED
     /* the emulated build's tests only: BQ_EMU_ATTENTION_FAULT=refuse-all makes every candidate's
@@ -649,11 +653,11 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
         if (fault && (strcmp(fault, "all") == 0 || strcmp(fault, attention_name(kinds[i])) == 0))
             BQ_CUDA_TRY(cudaMemsetAsync(e->ctx, 0x3c, bytes, e->stream), err);
 #endif
-        BQ_CUDA_TRY(bq_cuda_normwise_diff(e->ctx, e->tmp, count, e->dt, e->d_check + 2 * kinds[i],
-                                          e->stream),
+        BQ_CUDA_TRY(bq_cuda_normwise_diff(e->ctx, e->tmp, count, e->dt,
+                                          e->d_check + BQ_NORMWISE_SUMS * kinds[i], e->stream),
                     err);
     }
-    double sums[2 * ATTN_CHECK_SLOTS];
+    double sums[BQ_NORMWISE_SUMS * ATTN_CHECK_SLOTS];
     BQ_CUDA_TRY(cudaMemcpyAsync(sums, e->d_check, sizeof sums, cudaMemcpyDeviceToHost, e->stream), err);
     BQ_CUDA_TRY(cudaStreamSynchronize(e->stream), err);
     int kept = 0;
@@ -661,7 +665,7 @@ static bq_status check_attention_candidates(bq_cuda_engine *e, pass_shape *p, in
         const int k = kinds[i];
         p->attention_diff[k] = failed[k]       ? INFINITY
                                : k == ATTN_OWN ? 0.0f
-                                               : (float)bq_normwise_from_sums(sums[2 * k], sums[2 * k + 1]);
+                                               : (float)bq_normwise_from_sums(sums + BQ_NORMWISE_SUMS * k);
         if (!failed[k]) kinds[kept++] = k;
     }
     *n = kept;

@@ -57,8 +57,9 @@
 
 /* Before timing, every candidate's output on the call's own operands is compared with its stage's
  * reference (cuBLASLt's first choice; the chosen GEMM + the GELU kernel; the chosen SGEMM path):
- * one whose normwise difference is over this bound is timed but never kept, since a kernel wrong on
- * this card, shape or library version cannot win on speed. Two correct kernels differ by their
+ * one whose difference (bq_normwise_from_sums: normwise, or the largest element's relative to the
+ * largest reference element where that is larger) is over this bound is timed but never kept,
+ * since a kernel wrong on this card, shape or library version cannot win on speed. Two correct kernels differ by their
  * rounding: ~1e-3 in 16 bits and TF32 (bf16's output rounding alone is 2^-9), ~1e-6 in true
  * fp32, where the bound is tight enough to refuse a "3xTF32" kernel that computes in plain TF32
  * (~5e-4). */
@@ -90,7 +91,7 @@ typedef struct {
     float fused_ms[BQ_GELU_TILE_COUNT]; /* per bq_gelu_tile; per call, timed; 0 = not */
     /* the output check of plan_tune (BQ_GEMM_AGREE_BOUND_*): 1 when a candidate was compared with
      * its stage's reference (0: not timed, no device memory for the reference copy, or no stage
-     * had a second candidate that ran), the largest normwise difference from a stage's reference
+     * had a second candidate that ran), the largest difference from a stage's reference
      * (INFINITY: not finite), and the candidates left out for it */
     int checked, disagreeing;
     float worst_diff;
@@ -125,7 +126,8 @@ struct bq_gemm_ctx {
     cublasLtHandle_t handle;
     void *workspace; /* device, workspace_bytes */
     size_t workspace_bytes;
-    double *d_check; /* device [2 * BQ_GEMM_MAX_ALGOS]: the output check's sums, per candidate */
+    double *d_check; /* device [BQ_NORMWISE_SUMS * BQ_GEMM_MAX_ALGOS]: the output check's sums, per
+                      * candidate */
     gemm_plan plans[BQ_GEMM_CACHE_MAX];
     int plan_count;
     int untimed; /* bq_gemm_ctx_set_autotune(g, 0) */
@@ -162,8 +164,8 @@ bq_status bq_gemm_ctx_create(bq_gemm_ctx **out, size_t workspace_bytes, bq_err *
         if (s == BQ_OK) g->workspace_bytes = workspace_bytes;
     }
     if (s == BQ_OK)
-        s = bq_cuda_check(cudaMalloc(&g->d_check, 2 * BQ_GEMM_MAX_ALGOS * sizeof(double)),
-                          "cudaMalloc(&g->d_check, 2 * BQ_GEMM_MAX_ALGOS * sizeof(double))",
+        s = bq_cuda_check(cudaMalloc(&g->d_check, BQ_NORMWISE_SUMS * BQ_GEMM_MAX_ALGOS * sizeof(double)),
+                          "cudaMalloc(&g->d_check, BQ_NORMWISE_SUMS * BQ_GEMM_MAX_ALGOS * sizeof(double))",
                           __FILE__, __LINE__, err);
     if (s != BQ_OK) {
         bq_gemm_ctx_free(g);
@@ -426,8 +428,8 @@ static bq_status run_candidate(void *ctx, int candidate, int *ran, bq_err *err) 
 }
 
 /* After a candidate's warm-up run (bq_tuning_check_fn): the stage's first output to arrive is
- * copied as the reference; every later one adds its normwise sums against it to
- * g->d_check[2 * candidate ..]. */
+ * copied as the reference; every later one adds its sums against it (bq_cuda_normwise_diff) to
+ * g->d_check[BQ_NORMWISE_SUMS * candidate ..]. */
 static bq_status check_candidate(void *ctx, int candidate, bq_err *err) {
     candidate_runs *c = (candidate_runs *)ctx;
     output_check *k = &c->check;
@@ -442,14 +444,19 @@ static bq_status check_candidate(void *ctx, int candidate, bq_err *err) {
     }
 #ifdef BQ_CUDA_EMULATED
     /* the emulated build's tests only: BQ_EMU_GEMM_FAULT=all spoils every candidate's output but
-     * the reference's, here in the check only, as a kernel wrong on some card would */
+     * the reference's, here in the check only, as a kernel wrong on some card would; =elements
+     * zeroes BQ_EMU_GEMM_FAULT_ELEMENTS of them from the middle on, an error the norm dilutes */
     const char *fault = getenv("BQ_EMU_GEMM_FAULT");
+    const size_t es = bq_cuda_dtype_size(c->p->dt);
     if (fault && strcmp(fault, "all") == 0)
-        BQ_CUDA_TRY(cudaMemsetAsync(c->o->y, 0x3c, count * bq_cuda_dtype_size(c->p->dt), c->stream),
+        BQ_CUDA_TRY(cudaMemsetAsync(c->o->y, 0x3c, count * es, c->stream), err);
+    if (fault && strcmp(fault, "elements") == 0 && count >= 2 * BQ_EMU_GEMM_FAULT_ELEMENTS)
+        BQ_CUDA_TRY(cudaMemsetAsync((char *)c->o->y + count / 2 * es, 0,
+                                    BQ_EMU_GEMM_FAULT_ELEMENTS * es, c->stream),
                     err);
 #endif
     BQ_CUDA_TRY(bq_cuda_normwise_diff(c->o->y, k->ref, count, c->p->dt,
-                                      c->g->d_check + 2 * candidate, c->stream),
+                                      c->g->d_check + BQ_NORMWISE_SUMS * candidate, c->stream),
                 err);
     return BQ_OK;
 }
@@ -465,14 +472,14 @@ static bq_status time_stage(candidate_runs *runs, const bq_tuning_timer *timer, 
     k->ref_candidate = -1;
     for (int i = 0; i < n; i++) agrees[i] = 1;
     if (k->ref)
-        BQ_CUDA_TRY(cudaMemsetAsync(runs->g->d_check, 0, 2 * (size_t)n * sizeof(double),
+        BQ_CUDA_TRY(cudaMemsetAsync(runs->g->d_check, 0, BQ_NORMWISE_SUMS * (size_t)n * sizeof(double),
                                     runs->stream),
                     err);
     bq_status s = bq_tuning_time_candidates(timer, runs->stream, n, 2, reps, run_candidate,
                                             k->ref ? check_candidate : NULL, runs, ms, err);
     if (s != BQ_OK || !k->ref || k->ref_candidate < 0) return s;
-    double sums[2 * BQ_GEMM_MAX_ALGOS];
-    BQ_CUDA_TRY(cudaMemcpyAsync(sums, runs->g->d_check, 2 * (size_t)n * sizeof(double),
+    double sums[BQ_NORMWISE_SUMS * BQ_GEMM_MAX_ALGOS];
+    BQ_CUDA_TRY(cudaMemcpyAsync(sums, runs->g->d_check, BQ_NORMWISE_SUMS * (size_t)n * sizeof(double),
                                 cudaMemcpyDeviceToHost, runs->stream),
                 err);
     BQ_CUDA_TRY(cudaStreamSynchronize(runs->stream), err);
@@ -480,7 +487,7 @@ static bq_status time_stage(candidate_runs *runs, const bq_tuning_timer *timer, 
                                                                 : BQ_GEMM_AGREE_BOUND_16;
     for (int i = 0; i < n; i++) {
         if (ms[i] < 0.0f || i == k->ref_candidate) continue;
-        const double diff = bq_normwise_from_sums(sums[2 * i], sums[2 * i + 1]);
+        const double diff = bq_normwise_from_sums(sums + BQ_NORMWISE_SUMS * i);
         p->checked = 1;
         if (!(diff <= p->worst_diff)) p->worst_diff = (float)diff;
         if (!(diff <= bound)) {

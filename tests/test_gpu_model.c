@@ -44,6 +44,7 @@
 #include "gemm.cuh"
 #include "gemm_3xtf32.cuh"
 #include "gemm_bias_gelu.cuh"
+#include "normwise_diff.cuh"
 #endif
 
 #include <math.h>
@@ -587,7 +588,9 @@ static bq_gemm_plan_info plan_of(const bq_gemm_ctx *g, int rows, int in, int out
  * no candidate differs). At 512 rows the emulated heuristic's two algorithms that run and their
  * split-K variants are candidates: with all but cuBLASLt's first choice spoiled, the first must be
  * kept, every other left out, and the output still that of the CPU. fp32 and fp16, bias and
- * bias + GELU. */
+ * bias + GELU. Then with only BQ_EMU_GEMM_FAULT_ELEMENTS elements of each candidate's output zeroed
+ * (=elements): in fp16 the norm of that difference stays under the bound (checked here on the CPU
+ * output), so only the worst element's difference can leave them out, and must. */
 static void test_gemm_candidate_disagrees(void **state) {
     (void)state;
     REQUIRE_FAULT_HOOKS();
@@ -600,8 +603,9 @@ static void test_gemm_candidate_disagrees(void **state) {
     uint64_t seed = 23;
     int failures = 0;
     gemm_host h = gemm_host_alloc(R, K, N);
-    for (int spoiled = 0; spoiled < 2; spoiled++) {
-        if (spoiled) assert_int_equal(setenv("BQ_EMU_GEMM_FAULT", "all", 1), 0);
+    static const char *const faults[3] = {NULL, "all", "elements"};
+    for (int spoiled = 0; spoiled < 3; spoiled++) {
+        if (spoiled) assert_int_equal(setenv("BQ_EMU_GEMM_FAULT", faults[spoiled], 1), 0);
         for (size_t mi = 0; mi < sizeof modes / sizeof modes[0]; mi++) {
             bq_gemm_ctx *g = NULL; /* one a mode: plan_of tells shapes apart, not dtypes */
             bq_err err;
@@ -615,10 +619,32 @@ static void test_gemm_candidate_disagrees(void **state) {
                     fail_msg("gemm %s: %s", modes[mi].name, err.message);
                 assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
                 char what[64];
-                snprintf(what, sizeof what, "%s %-9s", spoiled ? "spoiled" : "clean  ", ep_names[e]);
+                snprintf(what, sizeof what, "%-8s %-9s", spoiled ? faults[spoiled] : "clean",
+                         ep_names[e]);
                 failures += !gemm_output_ok(what, dy, h.x, h.w, h.b, eps[e] == BQ_EPILOGUE_BIAS_GELU,
                                             R, K, N, modes[mi].dt, modes[mi].name, modes[mi].tol,
                                             h.ref, h.got);
+                if (spoiled == 2 && modes[mi].dt != BQ_CUDA_F32) {
+                    /* the premise: zeroing those elements of the right output moves its norm by
+                     * less than the bound, its worst element by more */
+                    const size_t ny = (size_t)R * N, at = ny / 2;
+                    double zeroed2 = 0.0, all2 = 0.0, zeroed_max = 0.0, all_max = 0.0;
+                    for (size_t i = 0; i < ny; i++) {
+                        const double r = h.ref[i];
+                        all2 += r * r;
+                        all_max = fmax(all_max, fabs(r));
+                        if (i >= at && i < at + BQ_EMU_GEMM_FAULT_ELEMENTS) {
+                            zeroed2 += r * r;
+                            zeroed_max = fmax(zeroed_max, fabs(r));
+                        }
+                    }
+                    const double element = zeroed_max / all_max / BQ_NORMWISE_ELEMENT_SLACK;
+                    printf("       %d elements zeroed: normwise %.2e, worst element %.2e (bound %.0e)\n",
+                           BQ_EMU_GEMM_FAULT_ELEMENTS, sqrt(zeroed2 / all2), element,
+                           modes[mi].bound);
+                    assert_true(sqrt(zeroed2 / all2) < modes[mi].bound);
+                    assert_true(element > modes[mi].bound);
+                }
                 const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
                 printf("       algorithm %d of %d kept, %d left out, largest difference %.2e%s%s\n",
                        p.chosen, p.candidates, p.disagreeing, p.worst_diff,

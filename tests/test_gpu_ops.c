@@ -934,10 +934,11 @@ static void test_qa_head(void **state) {
     EXPECT_NO_CASE_FAILURES();
 }
 
-/* bq_cuda_normwise_diff (the engine's check of attention candidates) against double sums on the
- * host, over lengths around its block and grid sizes; then its two special rules: equal bits
- * (here NaN bytes in both) add nothing, and a NaN against a number makes the difference sum
- * infinite. The sums accumulate onto what the buffer held. */
+/* bq_cuda_normwise_diff (the engine's check of attention and GEMM candidates) against double sums
+ * and exact maxima on the host, over lengths around its block and grid sizes; then its two
+ * special rules: equal bits (here NaN bytes in both) add nothing, and a NaN against a number
+ * makes the difference sum and the largest difference infinite. The sums accumulate onto what the
+ * buffer held, the maxima only rise. */
 static void test_normwise_diff(void **state) {
     (void)state;
     SKIP_WITHOUT_GPU();
@@ -953,28 +954,32 @@ static void test_normwise_diff(void **state) {
         /* every third element moved by a little, so that equal and differing bits both occur */
         for (size_t i = 0; i < n; i += 3) a[i] += 0.05f * (float)((i % 7) + 1);
         round_to_dtype(a, n, dt);
-        double want[2] = {0.0, 0.0};
+        double want[BQ_NORMWISE_SUMS] = {0.0, 0.0, 0.0, 0.0};
         for (size_t i = 0; i < n; i++) {
             want[0] += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
             want[1] += (double)ref[i] * ref[i];
+            want[2] = fmax(want[2], fabsf(a[i] - ref[i])); /* the kernel's fp32 difference */
+            want[3] = fmax(want[3], fabsf(ref[i]));
         }
         dev_buf d_a = dev_upload(a, n, dt), d_ref = dev_upload(ref, n, dt);
-        dev_buf d_sums = dev_alloc(2 * sizeof(double));
-        const double start[2] = {1.0, 2.0}; /* added onto */
+        dev_buf d_sums = dev_alloc(BQ_NORMWISE_SUMS * sizeof(double));
+        /* added onto; the largest difference starts below any, the largest reference above all */
+        const double start[BQ_NORMWISE_SUMS] = {1.0, 2.0, 1e-9, 1e9};
         CUDA_OK(cudaMemcpy(d_sums.ptr, start, sizeof start, cudaMemcpyHostToDevice));
         CUDA_OK(bq_cuda_normwise_diff(d_a.ptr, d_ref.ptr, n, dt, (double *)d_sums.ptr, 0));
         CUDA_OK(cudaDeviceSynchronize());
         char what[96];
         snprintf(what, sizeof what, "normwise_diff %s n=%zu", bq_cuda_dtype_name(dt), n);
         expect_guards_intact(&d_sums, what);
-        double got[2];
+        double got[BQ_NORMWISE_SUMS];
         CUDA_OK(cudaMemcpy(got, d_sums.ptr, sizeof got, cudaMemcpyDeviceToHost));
         const double e0 = fabs(got[0] - 1.0 - want[0]) / want[0];
         const double e1 = fabs(got[1] - 2.0 - want[1]) / want[1];
-        /* fp32 per element, double sums: a few fp32 ulps of each square */
-        if (!(e0 < 1e-6 && e1 < 1e-6)) {
-            print_message("FAIL %s: sums %.9g / %.9g, want %.9g / %.9g\n", what, got[0] - 1.0,
-                          got[1] - 2.0, want[0], want[1]);
+        /* fp32 per element, double sums: a few fp32 ulps of each square; the maxima exact */
+        if (!(e0 < 1e-6 && e1 < 1e-6) || got[2] != want[2] || got[3] != 1e9) {
+            print_message("FAIL %s: sums %.9g / %.9g, want %.9g / %.9g; largest difference %.9g, "
+                          "want %.9g; largest reference %.9g, want 1e9 (as it was)\n", what,
+                          got[0] - 1.0, got[1] - 2.0, want[0], want[1], got[2], want[2], got[3]);
             g_case_failures++;
         } else {
             print_message("ok   %s (relative error of the sums %.1e, %.1e)\n", what, e0, e1);
@@ -988,23 +993,25 @@ static void test_normwise_diff(void **state) {
         const bq_cuda_dtype dt = k_dtypes[di];
         const size_t n = 100, es = bq_cuda_dtype_size(dt);
         dev_buf d_a = dev_alloc(n * es), d_ref = dev_alloc(n * es);
-        dev_buf d_sums = dev_alloc(2 * sizeof(double));
-        CUDA_OK(cudaMemset(d_sums.ptr, 0, 2 * sizeof(double)));
+        dev_buf d_sums = dev_alloc(BQ_NORMWISE_SUMS * sizeof(double));
+        CUDA_OK(cudaMemset(d_sums.ptr, 0, BQ_NORMWISE_SUMS * sizeof(double)));
         CUDA_OK(bq_cuda_normwise_diff(d_a.ptr, d_ref.ptr, n, dt, (double *)d_sums.ptr, 0));
-        double got[2];
+        double got[BQ_NORMWISE_SUMS];
         CUDA_OK(cudaMemcpy(got, d_sums.ptr, sizeof got, cudaMemcpyDeviceToHost));
         char what[96];
         snprintf(what, sizeof what, "normwise_diff %s, NaN bytes in both", bq_cuda_dtype_name(dt));
-        if (got[0] != 0.0) {
-            print_message("FAIL %s: difference sum %g, want 0 (equal bits)\n", what, got[0]);
+        if (got[0] != 0.0 || got[2] != 0.0) {
+            print_message("FAIL %s: difference sum %g, largest %g, want 0 (equal bits)\n", what,
+                          got[0], got[2]);
             g_case_failures++;
         }
         CUDA_OK(cudaMemset((unsigned char *)d_a.ptr + 7 * es, 0, es)); /* a[7] = 0.0 */
         CUDA_OK(bq_cuda_normwise_diff(d_a.ptr, d_ref.ptr, n, dt, (double *)d_sums.ptr, 0));
         CUDA_OK(cudaMemcpy(got, d_sums.ptr, sizeof got, cudaMemcpyDeviceToHost));
-        if (!isinf(got[0])) {
-            print_message("FAIL %s: a number against NaN gave a difference sum %g, want inf\n",
-                          what, got[0]);
+        if (!isinf(got[0]) || !isinf(got[2]) || !isinf(got[3])) {
+            print_message("FAIL %s: a number against NaN gave a difference sum %g, largest "
+                          "difference %g, largest reference %g, want inf\n", what, got[0], got[2],
+                          got[3]);
             g_case_failures++;
         } else {
             print_message("ok   %s: equal bits add 0, a number against NaN inf\n", what);

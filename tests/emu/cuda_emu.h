@@ -297,6 +297,8 @@ inline int __float_as_int(float x) { return bq_emu_bit_cast<int>(x); }
 inline float __int_as_float(int i) { return bq_emu_bit_cast<float>(i); }
 inline unsigned __float_as_uint(float x) { return bq_emu_bit_cast<unsigned>(x); }
 inline float __uint_as_float(unsigned u) { return bq_emu_bit_cast<float>(u); }
+inline long long __double_as_longlong(double x) { return bq_emu_bit_cast<long long>(x); }
+inline double __longlong_as_double(long long u) { return bq_emu_bit_cast<double>(u); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz((unsigned)x); }
 inline int __ffs(int x) { return __builtin_ffs(x); }
