@@ -295,13 +295,6 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
     step bench-profile 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
         --precision fp16,fp32 --attention own --batch 1,128 --iters 5 --profile \
         --json "$out/bench-profile.json"
-    # programmatic dependent launch (BQ_PDL=1, cuda/launch.cuh; an experiment, off by default):
-    # the kernels after each GEMM start during its tail. Batch 1 (issue 5's 0.8 ms; 24 layers of
-    # short kernels) and 128, with it and then without it, so that the two sit side by side
-    step bench-pdl 60 bash -c 'env BQ_PDL=1 "$@" --json "$0/bench-pdl.json" &&
-                               env -u BQ_PDL "$@" --json "$0/bench-pdl-off.json"' \
-        "$out" env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" \
-        --device cuda --precision fp16 --attention "$attention" --batch 1,128 --iters 20
     # 192 tokens: where a typical SQuAD window runs with length buckets of 64 (its real length
     # averages 178.5), batch 1 (ask) and 128 (squad)
     step bench-seq192 40 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \

@@ -20,9 +20,6 @@ Reads (missing optional files are noted, not fatal):
   OUTDIR/bench-heuristic.json
                          `bertqa-gpu bench` with BQ_GEMM_AUTOTUNE=0 (optional): what timing
                          cuBLASLt's candidates gains over its heuristic's first choice
-  OUTDIR/bench-pdl.json, OUTDIR/bench-pdl-off.json
-                         `bertqa-gpu bench` with BQ_PDL=1 (programmatic dependent launch) and the
-                         same configurations right after without it (optional)
   OUTDIR/steps.tsv       gpu-check's step, status, seconds (optional): copied into results.json
                          with, for each failed step, the FAIL / error lines of OUTDIR/STEP.log
   OUTDIR/squad-large.log `bertqa-gpu squad` on the dev set at BERT-large shape (optional): its
@@ -300,28 +297,6 @@ def merge_autotune(outdir, configs):
         out.append({"precision": key[0], "batch": key[1], "seq_len": key[2],
                     "latency_ms_p50_tuned": tuned, "latency_ms_p50_heuristic": heuristic,
                     "speedup": heuristic / tuned if tuned and heuristic else None})
-    return out
-
-
-def merge_pdl(outdir):
-    """Programmatic dependent launch (BQ_PDL=1, an experiment): per configuration our p50 with it
-    (bench-pdl.json) and without (bench-pdl-off.json, the same configurations right after), the
-    speed-up, and whether the engine really used it (its "pdl" flag: a device below compute
-    capability 9.0 ignores the variable)."""
-    on = read_json(os.path.join(outdir, "bench-pdl.json"))
-    off = read_json(os.path.join(outdir, "bench-pdl-off.json"))
-    if not on:
-        return None
-    off_rows = {config_key(c): c for c in (off or {}).get("configs", [])}
-    out = []
-    for cfg in on.get("configs", []):
-        key = config_key(cfg)
-        with_pdl = (cfg.get("latency_ms") or {}).get("p50")
-        without = (off_rows.get(key, {}).get("latency_ms") or {}).get("p50")
-        out.append({"precision": key[0], "batch": key[1], "seq_len": key[2],
-                    "pdl": bool(cfg.get("pdl")), "error": cfg.get("error"),
-                    "latency_ms_p50_pdl": with_pdl, "latency_ms_p50_plain": without,
-                    "speedup": without / with_pdl if with_pdl and without else None})
     return out
 
 
@@ -839,25 +814,13 @@ def markdown(results):
         lines += ["", "First pass of a batch size (fp16; setup included) vs its p50: " + ", ".join(
             f"{batch_label(r)} {r['first_pass_ms']:.1f} ms vs {fmt(r['latency_ms_p50'], '.2f')} ms"
             for r in setup)]
-    if results.get("gemm_autotune") or results.get("pdl"):
+    if results.get("gemm_autotune"):
         lines.append("")
     for a in results.get("gemm_autotune") or []:
         lines.append(f"- GEMM algorithms timed vs cuBLASLt's first choice, {a['precision']} batch "
                      f"{a['batch']}: p50 {fmt(a['latency_ms_p50_tuned'], '.3f')} ms vs "
                      f"{fmt(a['latency_ms_p50_heuristic'], '.3f')} ms "
                      f"({fmt(a['speedup'], '.3f')}x)")
-    for a in results.get("pdl") or []:
-        if a.get("error") or not a.get("latency_ms_p50_pdl"):
-            text = f"no result ({one_line(a.get('error') or 'no latency')})"
-        elif not a["pdl"]:
-            text = "BQ_PDL=1 was ignored (the engine says it did not use it)"
-        else:
-            text = (f"p50 {fmt(a['latency_ms_p50_pdl'], '.3f')} ms vs "
-                    f"{fmt(a['latency_ms_p50_plain'], '.3f')} ms without "
-                    f"({fmt(a['speedup'], '.3f')}x)")
-        lines.append(f"- Programmatic dependent launch (BQ_PDL=1, experiment), {a['precision']} "
-                     f"batch {a['batch']}{'' if a['seq_len'] == 384 else ' seq ' + str(a['seq_len'])}"
-                     f": {text}")
     for c in results.get("gemm_choices") or []:
         if c["precision"] == "fp16" and c["batch"] in (1, 128) and c["layer_gemm_ms_first_choice"]:
             lines.append(f"- GEMMs of one layer, {c['precision']} batch {c['batch']}: "
@@ -999,7 +962,6 @@ def main(argv=None):
     results["end_to_end_packed_cached"] = merge_packed_cached(args.outdir, results["configs"],
                                                               results["end_to_end"])
     results["gemm_autotune"] = merge_autotune(args.outdir, results["configs"])
-    results["pdl"] = merge_pdl(args.outdir)
     results["gemm_choices"] = gemm_choices(ours)
     results["clocks"] = merge_clocks(args.outdir)
     results["fp32_gemm_probe"] = merge_fp32_probe(args.outdir)

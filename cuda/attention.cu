@@ -39,7 +39,6 @@
 #include "attention_common.cuh"
 #include "attention_wgmma.cuh"
 #include "kernel_common.cuh"
-#include "launch.cuh"
 #include "tensor_core.cuh"
 
 #define ATTN_MAX_HEAD 128    /* generic path: largest head size */
@@ -83,7 +82,6 @@ template <typename T>
 __global__ void attention_generic_kernel(const T *qkv, const int32_t *mask,
                                          const int32_t *seq_offsets, int seq_len, int hidden,
                                          int head_size, float scale, T *ctx) {
-    bq_pdl_wait();
     __shared__ float k_tile[ATTN_KEY_TILE][ATTN_MAX_HEAD + 1]; /* +1: lane j reads row j conflict-free */
     __shared__ float v_tile[ATTN_KEY_TILE][ATTN_MAX_HEAD];
     __shared__ float key_bias[ATTN_KEY_TILE];       /* mask bias, -inf past seq_len */
@@ -155,10 +153,10 @@ static cudaError_t launch_attention_generic(const void *qkv, const int32_t *mask
                                             int hidden, int heads, void *ctx, cudaStream_t stream) {
     const int head_size = hidden / heads;
     const dim3 grid = attention_grid(seq_len, ATTN_GENERIC_WARPS, heads, batch);
-    return bq_launch_kernel(attention_generic_kernel<T>, "attention_generic_kernel", grid,
-                            dim3(ATTN_GENERIC_WARPS * 32), 0, stream, (const T *)qkv, mask,
-                            seq_offsets, seq_len, hidden, head_size,
-                            1.0f / sqrtf((float)head_size), (T *)ctx);
+    attention_generic_kernel<T><<<grid, ATTN_GENERIC_WARPS * 32, 0, stream>>>(
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, head_size,
+        1.0f / sqrtf((float)head_size), (T *)ctx);
+    return cudaGetLastError();
 }
 
 /* ---- tensor-core path (fp16 / bf16, head size 64) ----------------------------------------- */
@@ -168,7 +166,6 @@ namespace wmma = nvcuda::wmma;
 template <typename T>
 __global__ void attention_wmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_offsets,
                                       int seq_len, int hidden, float scale, T *ctx) {
-    bq_pdl_wait();
     constexpr int D = ATTN_WMMA_HEAD;
     constexpr int R = ATTN_WMMA_ROWS;
     constexpr int KT = ATTN_KEY_TILE;
@@ -304,10 +301,10 @@ static cudaError_t launch_attention_wmma(const void *qkv, const int32_t *mask,
                                          const int32_t *seq_offsets, int batch, int seq_len,
                                          int hidden, int heads, void *ctx, cudaStream_t stream) {
     const dim3 grid = attention_grid(seq_len, ATTN_WMMA_WARPS * ATTN_WMMA_ROWS, heads, batch);
-    return bq_launch_kernel(attention_wmma_kernel<T>, "attention_wmma_kernel", grid,
-                            dim3(ATTN_WMMA_WARPS * 32), 0, stream, (const T *)qkv, mask,
-                            seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD),
-                            (T *)ctx);
+    attention_wmma_kernel<T><<<grid, ATTN_WMMA_WARPS * 32, 0, stream>>>(
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_WMMA_HEAD),
+        (T *)ctx);
+    return cudaGetLastError();
 }
 
 /* ---- mma.sync path (fp16 / bf16, head size 64): FlashAttention-2 style, registers only ------ */
@@ -362,7 +359,6 @@ template <typename T, int MT, int KS, int WPS>
 __global__ void __launch_bounds__(KS * WPS * 32, (attention_mma_min_blocks<MT, KS, WPS>()))
 attention_mma_head64_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_offsets,
                             int seq_len, int hidden, float scale, T *ctx) {
-    bq_pdl_wait(); /* Q, K, V are the GEMM's before it on the stream */
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS, LD = ATTN_MMA_LD;
     constexpr int QROWS = attention_mma_qrows<MT, WPS>();
     constexpr int CHUNKS = D * 2 / 16; /* 16-byte chunks per head row */
@@ -612,10 +608,10 @@ static cudaError_t launch_mma_tiles(const void *qkv, const int32_t *mask,
         if (rc != cudaSuccess) return rc;
     }
     const dim3 grid = attention_grid(seq_len, attention_mma_qrows<MT, WPS>(), heads, batch);
-    return bq_launch_kernel(attention_mma_head64_kernel<T, MT, KS, WPS>,
-                            "attention_mma_head64_kernel", grid, dim3(KS * WPS * 32), smem, stream,
-                            (const T *)qkv, mask, seq_offsets, seq_len, hidden,
-                            1.0f / sqrtf((float)ATTN_MMA_HEAD), (T *)ctx);
+    attention_mma_head64_kernel<T, MT, KS, WPS><<<grid, KS * WPS * 32, smem, stream>>>(
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD),
+        (T *)ctx);
+    return cudaGetLastError();
 }
 
 template <typename T>
@@ -684,7 +680,6 @@ static cudaError_t launch_attention_mma_head64(const void *qkv, const int32_t *m
 __global__ void __launch_bounds__(ATTN_F32_WARPS * 32, 2)
 attention_f32_head64_kernel(const float *qkv, const int32_t *mask, const int32_t *seq_offsets,
                             int seq_len, int hidden, float scale, float *ctx) {
-    bq_pdl_wait();
     constexpr int D = ATTN_F32_HEAD;
     constexpr int KT = ATTN_F32_KEYS;
     constexpr int LDQ = ATTN_F32_LDQ, LDK = ATTN_F32_LDK, LDV = ATTN_F32_LDV, LDP = ATTN_F32_LDP;
@@ -868,10 +863,10 @@ static cudaError_t launch_attention_f32_head64(const void *qkv, const int32_t *m
                                           (int)ATTN_F32_SMEM_BYTES);
     if (rc != cudaSuccess) return rc;
     const dim3 grid = attention_grid(seq_len, ATTN_F32_QROWS, heads, batch);
-    return bq_launch_kernel(attention_f32_head64_kernel, "attention_f32_head64_kernel", grid,
-                            dim3(ATTN_F32_WARPS * 32), (size_t)ATTN_F32_SMEM_BYTES, stream,
-                            (const float *)qkv, mask, seq_offsets, seq_len, hidden,
-                            1.0f / sqrtf((float)ATTN_F32_HEAD), (float *)ctx);
+    attention_f32_head64_kernel<<<grid, ATTN_F32_WARPS * 32, ATTN_F32_SMEM_BYTES, stream>>>(
+        (const float *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_F32_HEAD),
+        (float *)ctx);
+    return cudaGetLastError();
 }
 
 

@@ -34,7 +34,6 @@
 #include <string.h>
 
 #include "attention_wgmma.cuh"
-#include "launch.cuh"
 
 #ifdef BQ_WGMMA_ATTENTION
 
@@ -189,7 +188,6 @@ template <typename T, bool OVERLAP>
 __global__ void __launch_bounds__(WG_GROUPS *WG_THREADS, 2)
 attention_wgmma_kernel(const T *qkv, const int32_t *mask, const int32_t *seq_offsets, int seq_len,
                        int hidden, float scale, T *ctx) {
-    bq_pdl_wait();
     constexpr int D = ATTN_MMA_HEAD, KT = ATTN_MMA_KEYS;
     constexpr int STAGES = OVERLAP ? 3 : 2;
     static_assert(D * 2 == WG_ROW_BYTES, "a tile row is one head's 64 dims");
@@ -364,10 +362,10 @@ static cudaError_t launch_attention_wgmma(const void *qkv, const int32_t *mask,
                                                 (int)smem);
     if (rc != cudaSuccess) return rc;
     const dim3 grid = attention_grid(seq_len, WG_QROWS, heads, batch);
-    return bq_launch_kernel(attention_wgmma_kernel<T, OVERLAP>, "attention_wgmma_kernel", grid,
-                            dim3(WG_GROUPS * WG_THREADS), smem, stream, (const T *)qkv, mask,
-                            seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD),
-                            (T *)ctx);
+    attention_wgmma_kernel<T, OVERLAP><<<grid, WG_GROUPS * WG_THREADS, smem, stream>>>(
+        (const T *)qkv, mask, seq_offsets, seq_len, hidden, 1.0f / sqrtf((float)ATTN_MMA_HEAD),
+        (T *)ctx);
+    return cudaGetLastError();
 }
 
 extern "C" int bq_attention_wgmma_built(void) { return 1; }

@@ -8,11 +8,9 @@
  * enough for its instructions to show. */
 #include "bias_gelu.cuh"
 #include "kernel_common.cuh"
-#include "launch.cuh"
 
 template <typename T>
 __global__ void bias_gelu_vec_kernel(T *x, const T *bias, size_t n_vectors, int cols) {
-    bq_pdl_wait(); /* x is the GEMM's before it on the stream */
     constexpr int V = bq_vec16<T>::size;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n_vectors; i += stride) {
@@ -27,7 +25,6 @@ __global__ void bias_gelu_vec_kernel(T *x, const T *bias, size_t n_vectors, int 
 
 template <typename T>
 __global__ void bias_gelu_kernel(T *x, const T *bias, size_t n, int cols) {
-    bq_pdl_wait();
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         float v = bq_load_f32(x, i);
@@ -45,14 +42,14 @@ static cudaError_t launch_bias_gelu(void *x, const void *bias, int rows, int col
     if (cols % V == 0 && (((uintptr_t)x | (uintptr_t)bias) & 15u) == 0) {
         size_t blocks = (n / V + threads - 1) / threads;
         if (blocks > 65535) blocks = 65535;
-        return bq_launch_kernel(bias_gelu_vec_kernel<T>, "bias_gelu_vec_kernel",
-                                dim3((unsigned)blocks), dim3(threads), 0, stream, (T *)x,
-                                (const T *)bias, n / V, cols);
+        bias_gelu_vec_kernel<T><<<(unsigned)blocks, threads, 0, stream>>>((T *)x, (const T *)bias,
+                                                                          n / V, cols);
+        return cudaGetLastError();
     }
     size_t blocks = (n + threads - 1) / threads;
     if (blocks > 65535) blocks = 65535; /* the grid-stride loop covers the rest */
-    return bq_launch_kernel(bias_gelu_kernel<T>, "bias_gelu_kernel", dim3((unsigned)blocks),
-                            dim3(threads), 0, stream, (T *)x, (const T *)bias, n, cols);
+    bias_gelu_kernel<T><<<(unsigned)blocks, threads, 0, stream>>>((T *)x, (const T *)bias, n, cols);
+    return cudaGetLastError();
 }
 
 extern "C" cudaError_t bq_cuda_bias_gelu(void *x, const void *bias, int rows, int cols,

@@ -9,13 +9,11 @@
  * in shared memory (fp32) before any output is written, Welford statistics. */
 #include "bias_residual_layernorm.cuh"
 #include "kernel_common.cuh"
-#include "launch.cuh"
 
 template <typename T>
 __global__ void __launch_bounds__(1024)
 bias_residual_layernorm_vec_kernel(const T *x, const T *bias, const T *residual, const T *gamma,
                                    const T *beta, int hidden, float eps, T *out) {
-    bq_pdl_wait(); /* x is the GEMM's before it on the stream */
     constexpr int V = bq_vec16<T>::size;
     const int col = threadIdx.x * V;
     const size_t at = (size_t)blockIdx.x * hidden + col;
@@ -30,7 +28,6 @@ template <typename T>
 __global__ void bias_residual_layernorm_kernel(const T *x, const T *bias, const T *residual,
                                                const T *gamma, const T *beta, int hidden,
                                                float eps, T *out) {
-    bq_pdl_wait();
     extern __shared__ float row[]; /* [hidden] x + bias + residual, fp32 */
     const size_t base = (size_t)blockIdx.x * hidden;
 
@@ -54,18 +51,17 @@ static cudaError_t launch_bias_residual_layernorm(const void *x, const void *bia
     const bool aligned = (((uintptr_t)x | (uintptr_t)bias | (uintptr_t)residual | (uintptr_t)gamma |
                            (uintptr_t)beta | (uintptr_t)out) & 15u) == 0;
     if (vec_threads && aligned) {
-        return bq_launch_kernel(bias_residual_layernorm_vec_kernel<T>,
-                                "bias_residual_layernorm_vec_kernel", dim3((unsigned)rows),
-                                dim3(vec_threads), 0, stream, (const T *)x, (const T *)bias,
-                                (const T *)residual, (const T *)gamma, (const T *)beta, hidden, eps,
-                                (T *)out);
+        bias_residual_layernorm_vec_kernel<T><<<(unsigned)rows, vec_threads, 0, stream>>>(
+            (const T *)x, (const T *)bias, (const T *)residual, (const T *)gamma, (const T *)beta,
+            hidden, eps, (T *)out);
+        return cudaGetLastError();
     }
     const int threads = bq_row_block_threads(hidden);
     const size_t shared_bytes = (size_t)hidden * sizeof(float);
-    return bq_launch_kernel(bias_residual_layernorm_kernel<T>, "bias_residual_layernorm_kernel",
-                            dim3((unsigned)rows), dim3(threads), shared_bytes, stream, (const T *)x,
-                            (const T *)bias, (const T *)residual, (const T *)gamma,
-                            (const T *)beta, hidden, eps, (T *)out);
+    bias_residual_layernorm_kernel<T><<<(unsigned)rows, threads, shared_bytes, stream>>>(
+        (const T *)x, (const T *)bias, (const T *)residual, (const T *)gamma, (const T *)beta,
+        hidden, eps, (T *)out);
+    return cudaGetLastError();
 }
 
 extern "C" cudaError_t bq_cuda_bias_residual_layernorm(const void *x, const void *bias,

@@ -35,7 +35,6 @@
 #include "cuda_check.cuh"
 #include "embeddings_layernorm.cuh"
 #include "gemm.cuh"
-#include "launch.cuh"
 #include "normwise_diff.cuh"
 #include "qa_head.cuh"
 #include "tuning.cuh"
@@ -123,9 +122,6 @@ struct bq_cuda_engine {
 
     int use_graphs;
     char graph_note[512];    /* why graphs were turned off, when a capture failed */
-    /* BQ_PDL=1: 1 when the stream launches our kernels after the GEMMs with programmatic
-     * dependent launch (launch.cuh), -1 when the device cannot (compute capability below 9.0) */
-    int pdl;
     char description[2048];
 
     /* tuning cache (bq_engine_options.tuning_cache): its path, the shape decisions it held
@@ -1233,18 +1229,6 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     if (s != BQ_OK) return s;
     e->attention_tilings = bq_cuda_attention_has_tilings(e->dt, c->hidden_size, c->num_heads);
     BQ_CUDA_TRY(cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking), err);
-    /* an experiment until a device run has timed it (gpu-check's bench-pdl step): off unless asked */
-    const char *pdl = getenv("BQ_PDL");
-    if (pdl && strcmp(pdl, "1") == 0) {
-        int major = 0;
-        BQ_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
-                                           e->opt.device_index), err);
-        e->pdl = -1;
-        if (major >= 9) {
-            BQ_CUDA_TRY(bq_cuda_stream_set_pdl(e->stream, 1), err);
-            e->pdl = 1;
-        }
-    }
     /* cuDNN attention first: an unsupported combination fails before the weights are uploaded;
      * auto goes on with our kernel alone (fp32/tf32, no cuDNN, no engine for this shape; and
      * untuned, where nothing would time cuDNN's against ours) */
@@ -1390,13 +1374,9 @@ extern "C" bq_status bq_cuda_engine_create(const bq_model *model, const bq_engin
     else if (e->attention_tilings)
         snprintf(attention, sizeof attention, "own (64-, 128- or 32-row blocks, keys split or "
                  "not%s, per batch size)", wgmma);
-    const char *pdl_note = e->pdl > 0    ? ", programmatic dependent launch (BQ_PDL=1)"
-                           : e->pdl < 0 ? ", BQ_PDL=1 ignored (compute capability below 9.0)"
-                                        : "";
-    snprintf(e->description, sizeof e->description,
-             "%.200s %s, %s attention%s%.200s%s%.300s%s%s%.400s", name,
-             bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
-             e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note, pdl_note,
+    snprintf(e->description, sizeof e->description, "%.200s %s, %s attention%s%.200s%s%.300s%s%.400s",
+             name, bq_precision_name(opt->precision), attention, e->attention_note[0] ? " - " : "",
+             e->attention_note, e->graph_note[0] ? ", " : "", e->graph_note,
              e->tuning_note[0] ? ", " : "", e->tuning_note);
     *out = e;
     return BQ_OK;
@@ -1417,15 +1397,10 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
     if (e->pinned) cudaFreeHost(e->pinned);
     if (e->workspace) cudaFree(e->workspace);
     if (e->weights) cudaFree(e->weights);
-    if (e->stream) {
-        if (e->pdl > 0) bq_cuda_stream_set_pdl(e->stream, 0);
-        cudaStreamDestroy(e->stream);
-    }
+    if (e->stream) cudaStreamDestroy(e->stream);
     free(e->layers);
     free(e);
 }
-
-extern "C" int bq_cuda_engine_pdl(const bq_cuda_engine *e) { return e && e->pdl > 0; }
 
 extern "C" void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *seconds) {
     *shapes = e ? e->n_shapes : 0;

@@ -1,6 +1,5 @@
 /* qa_head.cu - start/end logits: one warp per row, two fp32 dot products, reduced by shuffles. */
 #include "kernel_common.cuh"
-#include "launch.cuh"
 #include "qa_head.cuh"
 
 #define QA_HEAD_WARPS_PER_BLOCK 8
@@ -8,7 +7,6 @@
 template <typename T>
 __global__ void qa_head_kernel(const T *x, const T *W, const T *b, int rows, int hidden,
                                float *start_logits, float *end_logits) {
-    bq_pdl_wait(); /* x is the LayerNorm's before it on the stream */
     const int lane = threadIdx.x & 31;
     const int row = blockIdx.x * QA_HEAD_WARPS_PER_BLOCK + (threadIdx.x >> 5);
     if (row >= rows) return; /* whole warp leaves together: no shuffle is left half-joined */
@@ -32,9 +30,9 @@ static cudaError_t launch_qa_head(const void *x, const void *W, const void *b, i
                                   int hidden, float *start_logits, float *end_logits,
                                   cudaStream_t stream) {
     const unsigned blocks = (unsigned)((rows + QA_HEAD_WARPS_PER_BLOCK - 1) / QA_HEAD_WARPS_PER_BLOCK);
-    return bq_launch_kernel(qa_head_kernel<T>, "qa_head_kernel", dim3(blocks),
-                            dim3(QA_HEAD_WARPS_PER_BLOCK * 32), 0, stream, (const T *)x,
-                            (const T *)W, (const T *)b, rows, hidden, start_logits, end_logits);
+    qa_head_kernel<T><<<blocks, QA_HEAD_WARPS_PER_BLOCK * 32, 0, stream>>>(
+        (const T *)x, (const T *)W, (const T *)b, rows, hidden, start_logits, end_logits);
+    return cudaGetLastError();
 }
 
 extern "C" cudaError_t bq_cuda_qa_head(const void *x, const void *W, const void *b, int rows,

@@ -41,12 +41,6 @@ bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int length
                                         float *end_logits, bq_err *err);
 const char *bq_cuda_engine_describe(const bq_cuda_engine *e);
 
-/* 1 when the engine launches its own kernels after the GEMMs (attention, the LayerNorms, the
- * GELU pass, the QA head) with programmatic dependent launch: BQ_PDL=1 in the environment at
- * create, on a device of compute capability 9.0 or up (an experiment, off by default). Else 0,
- * also for NULL. */
-int bq_cuda_engine_pdl(const bq_cuda_engine *e);
-
 /* How many pass shapes (batch, length) the engine has met, and the wall seconds their first
  * forward calls took (each times its GEMMs and attention, compares whole passes and captures a
  * graph, on top of the pass itself). Zeros for NULL. */

@@ -37,11 +37,6 @@ bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch, int length
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 
-int bq_cuda_engine_pdl(const bq_cuda_engine *e) {
-    (void)e;
-    return 0;
-}
-
 void bq_cuda_engine_first_passes(const bq_cuda_engine *e, int *shapes, double *seconds) {
     (void)e;
     *shapes = 0;

@@ -1086,51 +1086,6 @@ static void test_without_graphs(void **state) {
     EXPECT_NO_ENGINE_FAILURES(failures);
 }
 
-/* The same checks with programmatic dependent launch (BQ_PDL=1, cuda/launch.cuh): the kernels
- * after the GEMMs start during the GEMMs' tails, in the eager first pass and in the graph
- * replays (a capture failure fails check_engine). The engine must say it uses it wherever the
- * device can (compute capability 9.0 up), and not without the variable. Under the CPU emulator
- * every PDL launch's threads must also wait before touching anything (test_emu_runtime). */
-static void test_pdl(void **state) {
-    (void)state;
-    REQUIRE_GPU();
-    int major = 0;
-#ifdef BQ_HAVE_CUDA
-    assert_int_equal(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0),
-                     cudaSuccess);
-#endif
-    random_model *r = random_model_create(128, 2, 256, 2, 300, 128, 14);
-    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 2, 64);
-    bq_cuda_engine *e = NULL;
-    bq_err err;
-    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_OK);
-    assert_int_equal(bq_cuda_engine_pdl(e), 0);
-    assert_null(strstr(bq_cuda_engine_describe(e), "dependent launch"));
-    bq_cuda_engine_free(e);
-    assert_int_equal(setenv("BQ_PDL", "1", 1), 0);
-    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_OK);
-    printf("  BQ_PDL=1: %s\n", bq_cuda_engine_describe(e));
-    assert_int_equal(bq_cuda_engine_pdl(e), major >= 9);
-    assert_non_null(strstr(bq_cuda_engine_describe(e), major >= 9 ? "programmatic dependent launch"
-                                                                   : "BQ_PDL=1 ignored"));
-    bq_cuda_engine_free(e);
-    const int lengths[2] = {64, 29};
-    batch_case bc = make_batch(&r->model, 2, 64, lengths, 8);
-    int failures = check_engine("pdl", &r->model, &bc, BQ_PRECISION_FP32, BQ_ATTENTION_OWN);
-    failures += check_engine("pdl", &r->model, &bc, BQ_PRECISION_FP16, BQ_ATTENTION_OWN);
-    failures += check_engine("pdl", &r->model, &bc, BQ_PRECISION_BF16, BQ_ATTENTION_AUTO);
-    unsetenv("BQ_PDL");
-    free_batch(&bc);
-    random_model_free(r);
-    EXPECT_NO_ENGINE_FAILURES(failures);
-}
-
-static int unset_pdl(void **state) {
-    (void)state;
-    unsetenv("BQ_PDL");
-    return 0;
-}
-
 /* BERT-large shape: 24 x 1024, 16 heads of 64, FFN 4096, S = 384, rows of 384 and 171 tokens. */
 static void test_large_every_precision(void **state) {
     (void)state;
@@ -1977,7 +1932,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_tiny_every_precision),
         cmocka_unit_test(test_head64_every_precision),
         cmocka_unit_test(test_without_graphs),
-        cmocka_unit_test_teardown(test_pdl, unset_pdl),
         cmocka_unit_test(test_gemm_whole_pass_choice),
         cmocka_unit_test(test_large_shapes_share_decisions),
         cmocka_unit_test(test_attention_tiling_choice),

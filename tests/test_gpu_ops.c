@@ -46,7 +46,6 @@ int main(void) {
 #include "cuda_check.cuh"
 #include "embeddings_layernorm.cuh"
 #include "forward_cpu.h"
-#include "launch.cuh"
 #include "normwise_diff.cuh"
 #include "qa_head.cuh"
 #include "safetensors.h"
@@ -1159,145 +1158,6 @@ static void test_status_mapping(void **state) {
 #endif
 }
 
-/* ---- programmatic dependent launch ------------------------------------------------------------ */
-
-/* The kernels the engine launches after its GEMMs (cuda/launch.cuh) on a stream with PDL on: a
- * chain in which each kernel reads what the one before it wrote - attention, bias + residual +
- * LayerNorm (16-byte vectors), bias + GELU in place (vectors), the LayerNorm again into an
- * unaligned buffer (the element-strided path), GELU on it (single elements), the QA head - must
- * give bitwise what the same chain gives on a plain stream, for every dtype and attention path
- * (padded and packed). On a card the PDL launches start during their predecessors' tails, so a
- * kernel that touched memory before its wait could read what is not yet written; under the CPU
- * emulator, which runs launches one after another, every thread of a PDL launch must wait before
- * its first barrier, warp collective or exit, or the launch fails. */
-typedef struct {
-    dev_buf ctx, h, out2, start, end;
-} pdl_chain_out;
-
-static void pdl_chain_run(cudaStream_t st, bq_cuda_dtype dt, int path, const dev_buf *qkv,
-                          const dev_buf *mask, const dev_buf *offsets, int B, int S, int H,
-                          int heads, const dev_buf *x0, const dev_buf *bias, const dev_buf *gamma,
-                          const dev_buf *beta, const dev_buf *qa_w, const dev_buf *qa_b,
-                          pdl_chain_out *o) {
-    const int rows = B * S;
-    if (path < BQ_ATTENTION_TILINGS)
-        CUDA_OK(bq_cuda_attention(qkv->ptr, mask->ptr, B, S, H, heads, o->ctx.ptr, dt,
-                                  (bq_attention_tiling)path, st));
-    else if (path == BQ_ATTENTION_TILINGS)
-        CUDA_OK(bq_cuda_attention_generic(qkv->ptr, mask->ptr, B, S, H, heads, o->ctx.ptr, dt, st));
-    else if (path == BQ_ATTENTION_TILINGS + 1)
-        CUDA_OK(bq_cuda_attention_wmma(qkv->ptr, mask->ptr, B, S, H, heads, o->ctx.ptr, dt, st));
-    else
-        CUDA_OK(bq_cuda_attention_varlen(qkv->ptr, offsets->ptr, B, S, H, heads, o->ctx.ptr, dt,
-                                         BQ_ATTENTION_ROWS64, st));
-    CUDA_OK(bq_cuda_bias_residual_layernorm(o->ctx.ptr, bias->ptr, x0->ptr, gamma->ptr, beta->ptr,
-                                            rows, H, LN_EPS, o->h.ptr, dt, st));
-    CUDA_OK(bq_cuda_bias_gelu(o->h.ptr, bias->ptr, rows, H, dt, st));
-    CUDA_OK(bq_cuda_bias_residual_layernorm(o->h.ptr, bias->ptr, o->ctx.ptr, gamma->ptr, beta->ptr,
-                                            rows, H, LN_EPS, o->out2.ptr, dt, st));
-    CUDA_OK(bq_cuda_bias_gelu(o->out2.ptr, bias->ptr, rows, H, dt, st));
-    CUDA_OK(bq_cuda_qa_head(o->out2.ptr, qa_w->ptr, qa_b->ptr, rows, H, (float *)o->start.ptr,
-                            (float *)o->end.ptr, dt, st));
-}
-
-static void test_pdl_chain(void **state) {
-    (void)state;
-    SKIP_WITHOUT_GPU();
-    int major = 0;
-    CUDA_OK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
-    if (major < 9) {
-        print_message("skipped: programmatic dependent launch needs compute capability 9.0 "
-                      "(this device: %d.x)\n", major);
-        skip();
-    }
-    cudaStream_t plain = NULL, pdl = NULL;
-    CUDA_OK(cudaStreamCreateWithFlags(&plain, cudaStreamNonBlocking));
-    CUDA_OK(cudaStreamCreateWithFlags(&pdl, cudaStreamNonBlocking));
-    CUDA_OK(bq_cuda_stream_set_pdl(pdl, 1));
-    assert_int_equal(bq_cuda_stream_pdl(pdl), 1);
-    assert_int_equal(bq_cuda_stream_pdl(plain), 0);
-    const int B = 2, S = 65, H = 256, heads = 4; /* head 64; a partial key tile */
-    const size_t rows = (size_t)B * S;
-    uint64_t seed = 0x5eed0010;
-    int32_t offsets[3] = {0, S, 2 * S};
-    for (size_t di = 0; di < N_DTYPES; di++)
-    for (int path = 0; path <= BQ_ATTENTION_TILINGS + 2; path++) {
-        const bq_cuda_dtype dt = k_dtypes[di];
-        const size_t es = bq_cuda_dtype_size(dt);
-        /* fp32 has one head-64 tiling; WMMA is 16-bit only */
-        if (dt == BQ_CUDA_F32 && path != BQ_ATTENTION_ROWS64 && path != BQ_ATTENTION_TILINGS &&
-            path != BQ_ATTENTION_TILINGS + 2)
-            continue;
-        if (path < BQ_ATTENTION_TILINGS &&
-            !tiling_runs_here((bq_attention_tiling)path, "test_pdl_chain"))
-            continue;
-        attention_case ac = attention_case_make(B, S, H, heads, MASK_RAGGED, dt, &seed);
-        float *x0 = random_tensor(rows * H, &seed, -2.0f, 2.0f, dt);
-        float *bias = random_tensor(H, &seed, -1.0f, 1.0f, dt);
-        float *gamma = random_tensor(H, &seed, 0.5f, 1.5f, dt);
-        float *beta = random_tensor(H, &seed, -0.5f, 0.5f, dt);
-        float *qa_w = random_tensor(2 * H, &seed, -0.1f, 0.1f, dt);
-        float *qa_b = random_tensor(2, &seed, -0.1f, 0.1f, dt);
-        dev_buf d_qkv = dev_upload(ac.qkv, rows * 3 * H, dt), d_mask = dev_upload_ints(ac.mask, rows);
-        dev_buf d_offsets = dev_upload_ints(offsets, 3), d_x0 = dev_upload(x0, rows * H, dt);
-        dev_buf d_bias = dev_upload(bias, H, dt), d_gamma = dev_upload(gamma, H, dt);
-        dev_buf d_beta = dev_upload(beta, H, dt), d_qa_w = dev_upload(qa_w, 2 * H, dt);
-        dev_buf d_qa_b = dev_upload(qa_b, 2, dt);
-        pdl_chain_out out[2];
-        for (int k = 0; k < 2; k++) {
-            out[k].ctx = dev_alloc(rows * H * es);
-            out[k].h = dev_alloc(rows * H * es);
-            out[k].out2 = dev_alloc_at(rows * H * es, 4); /* off 16-byte alignment */
-            out[k].start = dev_alloc(rows * sizeof(float));
-            out[k].end = dev_alloc(rows * sizeof(float));
-            pdl_chain_run(k ? pdl : plain, dt, path, &d_qkv, &d_mask, &d_offsets, B, S, H, heads,
-                          &d_x0, &d_bias, &d_gamma, &d_beta, &d_qa_w, &d_qa_b, &out[k]);
-        }
-        CUDA_OK(cudaDeviceSynchronize());
-        char what[160];
-        snprintf(what, sizeof what, "PDL chain %s, attention %s", bq_cuda_dtype_name(dt),
-                 path == BQ_ATTENTION_ROWS64 ? "rows=64 "
-                 : path < BQ_ATTENTION_TILINGS ? tiling_label((bq_attention_tiling)path)
-                 : path == BQ_ATTENTION_TILINGS ? "generic "
-                 : path == BQ_ATTENTION_TILINGS + 1 ? "wmma " : "packed ");
-        const struct { const dev_buf *a, *b; size_t bytes; const char *name; } pairs[] = {
-            {&out[0].ctx, &out[1].ctx, rows * H * es, "attention"},
-            {&out[0].h, &out[1].h, rows * H * es, "LayerNorm + GELU"},
-            {&out[0].out2, &out[1].out2, rows * H * es, "LayerNorm + GELU, unaligned"},
-            {&out[0].start, &out[1].start, rows * sizeof(float), "start logits"},
-            {&out[0].end, &out[1].end, rows * sizeof(float), "end logits"}};
-        int differ = 0;
-        for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
-            unsigned char *a = malloc(pairs[i].bytes), *b = malloc(pairs[i].bytes);
-            assert_non_null(a), assert_non_null(b);
-            CUDA_OK(cudaMemcpy(a, pairs[i].a->ptr, pairs[i].bytes, cudaMemcpyDeviceToHost));
-            CUDA_OK(cudaMemcpy(b, pairs[i].b->ptr, pairs[i].bytes, cudaMemcpyDeviceToHost));
-            if (memcmp(a, b, pairs[i].bytes) != 0) {
-                printf("  FAIL %s: %s differs from the plain stream's\n", what, pairs[i].name);
-                differ++;
-            }
-            expect_guards_intact(pairs[i].b, what);
-            free(a), free(b);
-        }
-        if (differ) g_case_failures++;
-        else printf("  ok   %s: bitwise as on a plain stream\n", what);
-        for (int k = 0; k < 2; k++) {
-            dev_free(&out[k].ctx), dev_free(&out[k].h), dev_free(&out[k].out2);
-            dev_free(&out[k].start), dev_free(&out[k].end);
-        }
-        dev_free(&d_qkv), dev_free(&d_mask), dev_free(&d_offsets), dev_free(&d_x0);
-        dev_free(&d_bias), dev_free(&d_gamma), dev_free(&d_beta), dev_free(&d_qa_w);
-        dev_free(&d_qa_b);
-        free(x0), free(bias), free(gamma), free(beta), free(qa_w), free(qa_b);
-        attention_case_free(&ac);
-    }
-    CUDA_OK(bq_cuda_stream_set_pdl(pdl, 0));
-    assert_int_equal(bq_cuda_stream_pdl(pdl), 0);
-    cudaStreamDestroy(plain);
-    cudaStreamDestroy(pdl);
-    EXPECT_NO_CASE_FAILURES();
-}
-
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static void detect_gpu(void) {
@@ -1335,7 +1195,6 @@ int main(void) {
 #endif
         cmocka_unit_test(test_qa_head),
         cmocka_unit_test(test_normwise_diff),
-        cmocka_unit_test(test_pdl_chain),
     };
     bq_test_filter_from_env();
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -367,7 +367,6 @@ int cmd_bench(const cli_args *a) {
                     bq_attention_times at;
                     const char *attn = bq_cuda_engine_attention_choice(ce, B, &at);
                     cJSON_AddStringToObject(c, "attention", attn);
-                    cJSON_AddBoolToObject(c, "pdl", bq_cuda_engine_pdl(ce));
                     double timed_ms = 0, first_ms = 0;
                     cJSON_AddStringToObject(c, "gemm_choice",
                                             bq_cuda_engine_gemm_choice(ce, B, &timed_ms, &first_ms));

@@ -103,12 +103,6 @@ enum BarrierKind { BARRIER_SYNC, BARRIER_OR, BARRIER_AND, BARRIER_COUNT };
  * line, kind); a thread that has exited or waits elsewhere fails the launch. */
 int block_barrier(BarrierKind kind, int predicate, const char *file, int line);
 
-/* griddepcontrol.wait (bq_pdl_wait in cuda/launch.cuh). Launches run one after another here, so it
- * waits for nothing; what it checks is the contract of a kernel launched with programmatic
- * dependent launch (`launch(..., pdl = true)`): every thread calls it before its first barrier or
- * warp collective, and before it exits, else the launch fails. */
-void grid_dependency_wait();
-
 /* A kind of warp-collective operation. `complete` runs once per rendezvous, on the fiber of the
  * last lane to arrive, with each participating lane's argument (NULL for the other lanes). */
 struct WarpOp {
@@ -316,7 +310,7 @@ namespace bq_emu {
 /* Run `body(ctx)` as every thread of every block of a launch; errors go to cudaGetLastError (and
  * are sticky when the kernel itself failed). */
 void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, size_t dynamic_smem,
-                cudaStream_t stream, bool pdl, void (*body)(void *), void *ctx);
+                cudaStream_t stream, void (*body)(void *), void *ctx);
 
 /* Work submitted to `stream` (a launch, an async copy, a cuBLASLt call, an event record): runs
  * now, or, while `stream` is being captured (cudaStreamBeginCapture), is appended to the graph
@@ -332,14 +326,12 @@ cudaError_t capture_forbids(const char *api);
 /* `kernel<<<grid, block, smem, stream>>>(args...)` is spelled
  * `bq_emu::launch(kernel, "kernel", grid, block, smem, stream)(args...)`: the arguments are
  * converted to the parameter types once, as a real launch does, and every thread gets its own
- * copies (kernels may modify their parameters). pdl: launched with programmatic dependent launch
- * (cudaLaunchKernelEx's attribute; see grid_dependency_wait). */
+ * copies (kernels may modify their parameters). */
 template <typename... P> class Launch {
   public:
     Launch(void (*kernel)(P...), const char *name, dim3 grid, dim3 block, size_t smem,
-           cudaStream_t stream, bool pdl)
-        : kernel_(kernel), name_(name), grid_(grid), block_(block), smem_(smem), stream_(stream),
-          pdl_(pdl) {}
+           cudaStream_t stream)
+        : kernel_(kernel), name_(name), grid_(grid), block_(block), smem_(smem), stream_(stream) {}
 
     template <typename... A> void operator()(A &&...args) const {
         static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
@@ -350,10 +342,9 @@ template <typename... P> class Launch {
         const dim3 grid = grid_, block = block_;
         const size_t smem = smem_;
         const cudaStream_t stream = stream_;
-        const bool pdl = pdl_;
         enqueue(stream, [=]() {
             Call call = {kernel, params.get()};
-            run_kernel(reinterpret_cast<const void *>(kernel), name, grid, block, smem, stream, pdl,
+            run_kernel(reinterpret_cast<const void *>(kernel), name, grid, block, smem, stream,
                        &Launch::invoke, &call);
         });
     }
@@ -373,13 +364,12 @@ template <typename... P> class Launch {
     dim3 grid_, block_;
     size_t smem_;
     cudaStream_t stream_;
-    bool pdl_;
 };
 
 template <typename... P>
 inline Launch<P...> launch(void (*kernel)(P...), const char *name, dim3 grid, dim3 block,
-                           size_t smem = 0, cudaStream_t stream = 0, bool pdl = false) {
-    return Launch<P...>(kernel, name, grid, block, smem, stream, pdl);
+                           size_t smem = 0, cudaStream_t stream = 0) {
+    return Launch<P...>(kernel, name, grid, block, smem, stream);
 }
 
 } // namespace bq_emu

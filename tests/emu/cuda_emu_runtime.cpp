@@ -60,7 +60,6 @@ struct Fiber : Thread {
     State state;
     bool parked;        /* waiting at the top of its loop for a new block (else: mid-kernel) */
     char *stack_base;   /* mmap'ed: guard page, then the stack */
-    bool pdl_waited;       /* called grid_dependency_wait in this block */
     const char *wait_what; /* for deadlock reports */
     const char *wait_file;
     int wait_line;
@@ -108,7 +107,6 @@ struct KernelInfo {
 
 struct LaunchState {
     const char *name;
-    bool pdl; /* launched with programmatic dependent launch: grid_dependency_wait comes first */
     void (*body)(void *);
     void *ctx;
     size_t dynamic_bytes;
@@ -247,16 +245,7 @@ const char *barrier_name(BarrierKind k) {
     return "?";
 }
 
-/* A thread of a launch with programmatic dependent launch reached `what` before it waited for the
- * kernel before it (griddepcontrol.wait): on a device it may run while that kernel still writes. */
-void require_pdl_wait(const Fiber *self, const char *what) {
-    if (g_launch.pdl && !self->pdl_waited)
-        fail(cudaErrorLaunchFailure, "launched with programmatic dependent launch, but %s before "
-             "griddepcontrol.wait (bq_pdl_wait)", what);
-}
-
 void thread_exit(Fiber *self) {
-    require_pdl_wait(self, "exits");
     self->state = State::kDone;
     g_block.alive--;
     g_block.exited++;
@@ -324,7 +313,6 @@ void fail(cudaError_t code, const char *fmt, ...) {
 
 void warp_collective(const WarpOp *op, unsigned mask, void *arg) {
     Fiber *self = current();
-    require_pdl_wait(self, op->name);
     Warp &w = g_block.warps[self->warp];
     const unsigned bit = 1u << self->lane;
     if (!(mask & bit))
@@ -371,7 +359,6 @@ unsigned active_lanes() {
 
 int block_barrier(BarrierKind kind, int predicate, const char *file, int line) {
     Fiber *self = current();
-    require_pdl_wait(self, barrier_name(kind));
     Barrier &b = g_block.barrier;
     if (g_block.exited > 0)
         fail(cudaErrorLaunchFailure, "%s (%s:%d) reached after %d thread(s) of the block exited",
@@ -517,16 +504,8 @@ bool env_flag(const char *name) {
 
 } // namespace
 
-void grid_dependency_wait() {
-    if (!g_in_kernel) {
-        fprintf(stderr, "bq-emu: griddepcontrol.wait called from host code\n");
-        abort();
-    }
-    current()->pdl_waited = true;
-}
-
 void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, size_t dynamic_smem,
-                cudaStream_t stream, bool pdl, void (*body)(void *), void *ctx) {
+                cudaStream_t stream, void (*body)(void *), void *ctx) {
     (void)stream; /* one device queue, executed at launch: every launch is synchronous */
     if (g_sticky_error != cudaSuccess) return;
     if (g_in_kernel) {
@@ -562,7 +541,6 @@ void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, siz
     }
 
     g_launch.name = name;
-    g_launch.pdl = pdl;
     g_launch.body = body;
     g_launch.ctx = ctx;
     g_launch.dynamic_bytes = dynamic_smem;
@@ -598,7 +576,6 @@ void run_kernel(const void *kernel, const char *name, dim3 grid, dim3 block, siz
             f->lane = i % 32;
             f->warp = i / 32;
             f->state = State::kRunnable;
-            f->pdl_waited = false;
             f->wait_what = nullptr;
             f->wait_file = nullptr;
             f->wait_line = 0;

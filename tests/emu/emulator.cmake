@@ -61,7 +61,7 @@ set(BQ_EMU_TRANSLATE ${BQ_EMU_SRC}/translate_cu.py)
 # counted, and ldmatrix / cp.async reject them as not shared). Translated headers sit next to the
 # translated .cpp files, so they win the quoted-include search over cuda/.
 set(BQ_EMU_KERNEL_SOURCES attention.cu attention_wgmma.cu bias_gelu.cu bias_residual_layernorm.cu
-                          embeddings_layernorm.cu qa_head.cu normwise_diff.cu cuda_check.cu launch.cu)
+                          embeddings_layernorm.cu qa_head.cu normwise_diff.cu cuda_check.cu)
 set(BQ_EMU_KERNEL_HEADERS kernel_common.cuh attention_common.cuh)
 # The engine's host-side CUDA sources: no kernels of their own except cuDNN's mask bias, which the
 # "built without cuDNN" stub of attention_cudnn.cu does not have.

@@ -8,9 +8,7 @@
  *   - a barrier some threads never reach (exited, or waiting at another __syncthreads) and a
  *     shuffle with an exited lane fail the launch with cudaErrorLaunchFailure instead of hanging,
  *     the error is sticky until cudaDeviceReset, and the next launch runs normally;
- *   - launch configuration and shared-memory limits are enforced as on an H100;
- *   - a kernel launched with programmatic dependent launch fails unless every thread waits
- *     (griddepcontrol.wait) before its first barrier, warp collective or exit.
+ *   - launch configuration and shared-memory limits are enforced as on an H100.
  * Kernels here are plain C++ using the emulator directly: bq_emu::launch instead of <<<>>>, and
  * the shared_decl registration that translate_cu.py adds in kernel sources. */
 #include "cuda_emu.h"
@@ -220,37 +218,12 @@ static void global_pointer_cvta_kernel(int *out) { out[0] = (int)__cvta_generic_
 
 static void plain_kernel(int *out) { out[threadIdx.x] = (int)threadIdx.x + 1; }
 
-/* programmatic dependent launch: the wait first (then anything goes), or not */
-static void pdl_wait_first_kernel(int *out) {
-    bq_emu::grid_dependency_wait();
-    const int v = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
-    __syncthreads();
-    out[threadIdx.x] = (v ^ 1) + 1;
-}
-
-static void pdl_barrier_first_kernel(int *out) {
-    __syncthreads();
-    bq_emu::grid_dependency_wait();
-    out[threadIdx.x] = 1;
-}
-
-static void pdl_shuffle_first_kernel(int *out) {
-    const int v = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
-    bq_emu::grid_dependency_wait();
-    out[threadIdx.x] = v;
-}
-
-static void pdl_one_thread_skips_kernel(int *out) {
-    if (threadIdx.x != 7) bq_emu::grid_dependency_wait();
-    out[threadIdx.x] = 1;
-}
-
 static void expect_launch_failure(const char *what, void (*kernel)(int *), int threads,
-                                  cudaError_t expected, bool pdl = false) {
+                                  cudaError_t expected) {
     int *d = device_alloc<int>(256);
     printf("---- expected emulator report (%s):\n", what);
     fflush(stdout);
-    bq_emu::launch(kernel, what, 1, threads, 0, 0, pdl)(d);
+    bq_emu::launch(kernel, what, 1, threads)(d);
     fflush(stderr);
     const cudaError_t rc = cudaGetLastError();
     CHECK(rc == expected, "%s: launch returned %s, expected %s", what, cudaGetErrorName(rc),
@@ -329,23 +302,6 @@ static void test_launch_limits() {
     cudaFree(d);
 }
 
-/* What a PDL launch's threads must do (see also the failures in main): wait first, and then the
- * kernel runs as any other; a kernel that never waits is fine when launched without PDL. */
-static void test_pdl() {
-    int *d = device_alloc<int>(64);
-    bq_emu::launch(pdl_wait_first_kernel, "pdl_wait_first_kernel", 2, 64, 0, 0, true)(d);
-    CUDA_CHECK(cudaGetLastError());
-    int got[64];
-    download(got, d, 64);
-    int bad = 0;
-    for (int i = 0; i < 64; i++) bad += got[i] != i + 1;
-    CHECK(bad == 0, "PDL launch that waits first: %d wrong value(s)", bad);
-    bq_emu::launch(plain_kernel, "plain_kernel without PDL", 2, 64)(d);
-    CUDA_CHECK(cudaGetLastError());
-    printf("ok   programmatic dependent launch: a kernel that waits first runs\n");
-    cudaFree(d);
-}
-
 static void test_api() {
     int n = 0;
     CUDA_CHECK(cudaGetDeviceCount(&n));
@@ -378,15 +334,6 @@ int main() {
     expect_launch_failure("__cvta_generic_to_shared of a global pointer", global_pointer_cvta_kernel, 32,
                           cudaErrorIllegalAddress);
     test_launch_limits();
-    test_pdl();
-    expect_launch_failure("PDL launch, no griddepcontrol.wait", plain_kernel, 64,
-                          cudaErrorLaunchFailure, true);
-    expect_launch_failure("PDL launch, __syncthreads before the wait", pdl_barrier_first_kernel, 64,
-                          cudaErrorLaunchFailure, true);
-    expect_launch_failure("PDL launch, a shuffle before the wait", pdl_shuffle_first_kernel, 32,
-                          cudaErrorLaunchFailure, true);
-    expect_launch_failure("PDL launch, one thread never waits", pdl_one_thread_skips_kernel, 64,
-                          cudaErrorLaunchFailure, true);
     printf("test_emu_runtime: %d failure(s)\n", g_failures);
     return g_failures ? 1 : 0;
 }
