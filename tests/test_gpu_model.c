@@ -370,6 +370,7 @@ static int unset_fault_hooks(void **state) {
     unsetenv("BQ_EMU_GEMM_FAULT");
     unsetenv("BQ_EMU_ATTENTION_FAULT");
     unsetenv("BQ_EMU_FUSED_GELU_WRONG");
+    unsetenv("BQ_EMU_3XTF32_WRONG");
     unsetenv("BQ_FUSED_GELU");
     return 0;
 }
@@ -873,7 +874,9 @@ static bq_gemm_ctx *gemm_ctx_with_3xtf32(const char *mode) {
  * accuracy; plain TF32 misses this by two orders); then through bq_gemm_linear with
  * BQ_FP32_3XTF32=1, where it is timed against the SGEMM path, and =force, where it runs
  * whatever the timing says, every epilogue at the same limit. Where the build or the card has no
- * such kernel (the emulator included): =force must fail with a message, and the rest skips. */
+ * such kernel: =force must fail with a message, and the rest skips. The emulated build runs its
+ * stand-in (the same arithmetic done plainly, gemm_3xtf32.cu) on shapes of at most 2^26
+ * multiply-adds. */
 static void test_gemm_3xtf32(void **state) {
     (void)state;
     REQUIRE_GPU();
@@ -902,8 +905,14 @@ static void test_gemm_3xtf32(void **state) {
         gemm_device_free(dx, dw, db, dy);
         gemm_host_free(&h);
     }
+#ifdef BQ_CUDA_EMULATED /* the stand-in refuses more than 2^26 multiply-adds */
+    const struct { int rows, in, out; } shapes[] = {{100, 64, 96}, {384, 128, 128}, {130, 512, 64}};
+    const int R = 384, K = 64, N = 128; /* through the GEMM layer, below */
+#else
     const struct { int rows, in, out; } shapes[] = {{100, 64, 96}, {384, 1024, 1024},
                                                     {130, 4096, 1024}};
+    const int R = 384, K = 1024, N = 4096;
+#endif
     int failures = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int R = shapes[si].rows, K = shapes[si].in, N = shapes[si].out;
@@ -927,7 +936,6 @@ static void test_gemm_3xtf32(void **state) {
     /* through the GEMM layer: timed against SGEMM, then forced */
     const bq_epilogue eps[3] = {BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU};
     const char *ep_names[3] = {"none", "bias", "bias_gelu"};
-    const int R = 384, K = 1024, N = 4096;
     gemm_host h = gemm_host_alloc(R, K, N);
     void *dx, *dw, *db, *dy;
     gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
@@ -952,6 +960,58 @@ static void test_gemm_3xtf32(void **state) {
         }
         bq_gemm_ctx_free(g);
     }
+    gemm_device_free(dx, dw, db, dy);
+    gemm_host_free(&h);
+    if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
+}
+
+/* A "3xTF32" kernel that computes in plain TF32 (the emulated build's stand-in under
+ * BQ_EMU_3XTF32_WRONG=tf32: its big.big product only) is about 5e-4 off, which fp32's 1e-5 does not
+ * allow: the GEMM layer's output check (1e-4 in true fp32) must leave it out of the timing's
+ * choice, say so in the plan, and give the SGEMM path's output. Called directly, the premise: the
+ * wrong kernel misses 1e-4 against the CPU, the right one meets 1e-5. Emulated build only. */
+static void test_gemm_3xtf32_plain_tf32(void **state) {
+    (void)state;
+    REQUIRE_FAULT_HOOKS();
+    REQUIRE_GPU();
+    const int R = 384, K = 64, N = 128;
+    uint64_t seed = 43;
+    gemm_host h = gemm_host_alloc(R, K, N);
+    void *dx, *dw, *db, *dy;
+    gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
+    int failures = 0;
+    for (int wrong = 0; wrong < 2; wrong++) {
+        if (wrong) assert_int_equal(setenv("BQ_EMU_3XTF32_WRONG", "tf32", 1), 0);
+        assert_int_equal(bq_cuda_gemm_3xtf32((const float *)dx, (const float *)dw,
+                                             (const float *)db, R, K, N, (float *)dy, 0),
+                         cudaSuccess);
+        assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+        download_as(dy, (size_t)R * N, BQ_CUDA_F32, h.got);
+        bq_cpu_linear(h.x, h.w, h.b, R, K, N, h.ref);
+        const double rel = bq_test_rel_error(h.got, h.ref, (size_t)R * N);
+        printf("  3xTF32 stand-in%s alone: rel error %.3e\n", wrong ? ", plain TF32," : "", rel);
+        if (wrong) assert_true(rel > 1e-4 && rel < 1e-2);
+        else assert_true(rel < 1e-5);
+    }
+    bq_gemm_ctx *g = gemm_ctx_with_3xtf32("1");
+    bq_err err;
+    assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * sizeof(float)), cudaSuccess);
+    if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F32, 0, BQ_EPILOGUE_BIAS, 0, &err) != BQ_OK)
+        fail_msg("gemm: %s", err.message);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    failures += !gemm_output_ok("plain-TF32 3xTF32 left out", dy, h.x, h.w, h.b, 0, R, K, N,
+                                BQ_CUDA_F32, "fp32", 1e-5, h.ref, h.got);
+    const bq_gemm_plan_info p = plan_of(g, R, K, N, "bias");
+    printf("       %s kept, %d left out, largest difference %.2e (SGEMM path %.4f ms, 3xTF32 "
+           "%.4f ms)\n", p.runs_fp32x3 ? "3xTF32" : "SGEMM", p.disagreeing, p.worst_diff,
+           p.sgemm_ms, p.fp32x3_ms);
+    assert_int_equal(p.checked, 1);
+    assert_int_equal(p.runs_fp32x3, 0);
+    assert_true(p.fp32x3_ms > 0); /* timed, as a candidate left out still is */
+    assert_true(p.disagreeing >= 1);
+    assert_true(p.worst_diff > 1e-4);
+    unsetenv("BQ_EMU_3XTF32_WRONG");
+    bq_gemm_ctx_free(g);
     gemm_device_free(dx, dw, db, dy);
     gemm_host_free(&h);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
@@ -1924,6 +1984,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_linear),
         cmocka_unit_test_teardown(test_gemm_candidate_disagrees, unset_fault_hooks),
         cmocka_unit_test_teardown(test_fused_gelu_wrong, unset_fault_hooks),
+        cmocka_unit_test_teardown(test_gemm_3xtf32_plain_tf32, unset_fault_hooks),
         cmocka_unit_test(test_gemm_bias_gelu_fused),
         cmocka_unit_test(test_gemm_shared_choices),
         cmocka_unit_test(test_gemm_3xtf32),
