@@ -6,9 +6,9 @@
 #   - those are compiled by the C++ compiler with cuda_emu.h force-included, with tests/emu ahead
 #     of cuda/ on the include path so that tensor_core.cuh and <mma.h> are the emulator's;
 #   - cuda_emu_runtime.cpp provides the fiber scheduler and the runtime API calls our code makes.
-#   - the engine (engine_cuda.cu, gemm.cu, tuning.cu; cuDNN and the 3xTF32 GEMM as their "not
-#     built" stubs, the CUTLASS GEMM + GELU as a plain stand-in kernel with its contract, so that
-#     gemm.cu's choice among its tilings runs) is translated the same way and runs on
+#   - the engine (engine_cuda.cu, gemm.cu, tuning.cu; cuDNN as its "not built" stub, the CUTLASS
+#     GEMM + GELU and 3xTF32 GEMM as plain stand-in kernels with their contracts, so that
+#     gemm.cu's choices among them run) is translated the same way and runs on
 #     cublaslt_emu.cpp, a host cuBLASLt that follows the documented semantics, and on
 #     cuda_emu_stream.cpp's streams, events and graph capture.
 # Tests: test_gpu_ops_emulated (tests/test_gpu_ops.c against the emulated kernels),
