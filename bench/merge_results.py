@@ -159,7 +159,8 @@ def merge_configs(ours, peer, safe=None):
             "attention": cfg.get("attention"),
             **{name: cfg.get(name) for name in ATTENTION_TIMES},
             # every candidate's output against the 64-row tiling's, before the timing: the
-            # largest normwise difference, and those left out for differing by more than 2e-2
+            # largest difference (normwise or of the worst element), and those left out for
+            # differing by more than 2e-2
             "attention_check_worst_diff": cfg.get("attention_check_worst_diff"),
             "attention_disagreeing": cfg.get("attention_disagreeing"),
             "error": cfg.get("replaced_error") or cfg.get("error"),

@@ -68,8 +68,8 @@ typedef struct {
     signed char attention_choice;
     float attention_ms[8]; /* [ATTN_KINDS] (checked below) */
     /* [ATTN_KINDS]: each candidate's difference from the 64-row tiling's output on the first
-     * pass's inputs (bq_normwise_from_sums: normwise, or the largest element's where that is
-     * larger; check_attention_candidates; 0 where not compared) */
+     * pass's inputs (bq_normwise_from_sums: normwise, or a quarter of the worst element's where
+     * that is larger; check_attention_candidates; 0 where not compared) */
     float attention_diff[8];
     /* GEMM_UNDECIDED until the first pass's whole-pass comparison of the timed GEMM choices
      * against the first choices; the best pass ms of each way */
@@ -402,11 +402,11 @@ static_assert(ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_ms) / sizeof(flo
                   ATTN_KINDS <= sizeof(((pass_shape *)0)->attention_diff) / sizeof(float) &&
                   ATTN_KINDS <= ATTN_CHECK_SLOTS,
               "pass_shape.attention_ms / attention_diff and d_check hold every attention candidate");
-/* The most a candidate's attention output may differ (bq_normwise_from_sums: normwise, or its
- * largest element's difference relative to the largest output element) from the 64-row tiling's
- * on the same inputs and still be kept: tilings and cuDNN differ by rounding only (a few 1e-3 in bf16,
- * where the probabilities are rounded to 8 bits at other running maxima); a wrong layout, mask
- * or scale differs by ~1. */
+/* The most a candidate's attention output may differ (bq_normwise_from_sums: normwise, or a
+ * quarter of its worst element's difference relative to the largest output element) from the
+ * 64-row tiling's on the same inputs and still be kept: tilings and cuDNN differ by rounding only
+ * (a few 1e-3 in bf16, where the probabilities are rounded to 8 bits at other running maxima); a
+ * wrong layout, mask or scale differs by ~1. */
 #define ATTN_AGREE_BOUND 2e-2f
 enum { GEMM_UNDECIDED = 0, GEMM_TIMED = 1, GEMM_FIRST = 2, GEMM_UNTIMED = 3 };
 

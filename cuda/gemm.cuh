@@ -41,9 +41,10 @@ void bq_gemm_ctx_free(bq_gemm_ctx *g); /* accepts NULL */
 typedef enum { BQ_EPILOGUE_NONE, BQ_EPILOGUE_BIAS, BQ_EPILOGUE_BIAS_GELU } bq_epilogue;
 
 /* The emulated build's tests only: how many elements BQ_EMU_GEMM_FAULT=elements zeroes in every
- * checked candidate's output (from the middle on), so few that the norm of the difference stays
- * under the bound while the worst element's does not. */
-#define BQ_EMU_GEMM_FAULT_ELEMENTS 8
+ * checked candidate's output (from the middle on), so few that in 16 bits the norm of the
+ * difference stays under the bound while the worst element's does not (in fp32 the norm alone
+ * leaves them out). */
+#define BQ_EMU_GEMM_FAULT_ELEMENTS 6
 
 /* y[rows, out] = x[rows, in] . W[out, in]^T (+ bias[out]) (then erf-GELU for BIAS_GELU).
  * x, W, bias, y are device pointers in `dt`; bias ignored for BQ_EPILOGUE_NONE. allow_tf32 only

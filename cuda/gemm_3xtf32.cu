@@ -12,21 +12,24 @@ using Gemm3xTf32 = bq_fp32_tensor_gemm<cutlass::arch::OpMultiplyAddFastF32>;
 #if !defined(BQ_HAVE_CUTLASS) && defined(BQ_CUDA_EMULATED)
 #include <stdlib.h>
 
-/* v rounded to TF32 (10 explicit mantissa bits; to nearest, ties away, as cvt.rna.tf32.f32) */
+/* TF32 parts of an fp32 value (10 explicit mantissa bits), as CUTLASS's OpMultiplyAddFastF32
+ * splits an operand: the big part truncated, the rest rounded to nearest (ties away) */
+__device__ __forceinline__ float tf32_truncate(float v) {
+    return __uint_as_float(__float_as_uint(v) & 0xffffe000u);
+}
 __device__ __forceinline__ float tf32_round(float v) {
-    unsigned u = __float_as_uint(v);
-    if ((u & 0x7f800000u) != 0x7f800000u) u += 0x1000u; /* not inf or NaN */
-    return __uint_as_float(u & 0xffffe000u);
+    if (!isfinite(v)) return v;
+    return __uint_as_float((__float_as_uint(v) + 0x1000u) & 0xffffe000u);
 }
 
 /* The emulated build's stand-in for the CUTLASS kernel, which the CPU emulator cannot run: the
  * same contract and refusals, and the same arithmetic done plainly (an output element a thread,
- * grid-stride; each operand split into its TF32 part and the TF32 part of the rest, the products
- * big.big + big.small + small.big summed in fp32 in k order), so that gemm.cu's timing of it
- * against the SGEMM path and the output check run in CI. It refuses shapes of more than 2^26
- * multiply-adds, as the fused GELU stand-in does. BQ_EMU_3XTF32_WRONG=tf32 keeps only big.big:
- * plain TF32 (1.9e-4 off at test_gemm_3xtf32_plain_tf32's 384 x 64 -> 128, more as K grows, where
- * fp32 allows 1e-5), which the output check's 1e-4 bound must leave out. */
+ * grid-stride; each operand split as CUTLASS splits it, the products small.big + big.small +
+ * big.big summed in fp32 in k order), so that gemm.cu's timing of it against the SGEMM path and
+ * the output check run in CI. It refuses shapes of more than 2^26 multiply-adds, as the fused
+ * GELU stand-in does. BQ_EMU_3XTF32_WRONG=tf32 keeps only big.big: plain TF32, as the tensor
+ * cores take fp32 registers (truncated; 4.9e-4 off at test_gemm_3xtf32_plain_tf32's 384 x 64 ->
+ * 128, where fp32 allows 1e-5), which the output check's 1e-4 bound must leave out. */
 __global__ void emulated_3xtf32_kernel(const float *x, const float *w, const float *bias,
                                        int rows, int in, int out, float *y, int three_products) {
     const size_t n = (size_t)rows * out, stride = (size_t)gridDim.x * blockDim.x;
@@ -35,7 +38,7 @@ __global__ void emulated_3xtf32_kernel(const float *x, const float *w, const flo
         float acc = 0.0f;
         for (int k = 0; k < in; k++) {
             const float a = x[r * (size_t)in + k], b = w[o * (size_t)in + k];
-            const float a_big = tf32_round(a), b_big = tf32_round(b);
+            const float a_big = tf32_truncate(a), b_big = tf32_truncate(b);
             if (three_products)
                 acc += tf32_round(a - a_big) * b_big + a_big * tf32_round(b - b_big);
             acc += a_big * b_big;
@@ -49,10 +52,14 @@ extern "C" cudaError_t bq_cuda_gemm_3xtf32(const float *x, const float *w, const
                                            int rows, int in, int out, float *y,
                                            cudaStream_t stream) {
     if (!x || !w || !y || rows <= 0 || in <= 0 || out <= 0) return cudaErrorInvalidValue;
-#ifdef BQ_HAVE_CUTLASS
+#if defined(BQ_HAVE_CUTLASS) || defined(BQ_CUDA_EMULATED)
+    /* what the kernel takes, and so its emulated stand-in */
     if (in % 4 != 0 || out % 4 != 0 || !bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(y) ||
-        (bias && !bq_aligned16(bias)) || !bq_cuda_device_is_sm90())
+        (bias && !bq_aligned16(bias)))
         return cudaErrorNotSupported;
+#endif
+#ifdef BQ_HAVE_CUTLASS
+    if (!bq_cuda_device_is_sm90()) return cudaErrorNotSupported;
     /* bias: C = the bias row, repeated (ld 0), added with beta 1 */
     typename Gemm3xTf32::Arguments args({rows, out, in}, {x, in}, {w, in},
                                         {bias ? bias : y, bias ? 0 : out}, {y, out},
@@ -65,10 +72,7 @@ extern "C" cudaError_t bq_cuda_gemm_3xtf32(const float *x, const float *w, const
     }
     /* run() reads (and so clears) the launch's error itself: only its verdict is left */
     return gemm(stream) == cutlass::Status::kSuccess ? cudaSuccess : cudaErrorLaunchFailure;
-#elif defined(BQ_CUDA_EMULATED) /* the stand-in above, with the kernel's refusals */
-    if (in % 4 != 0 || out % 4 != 0 || !bq_aligned16(x) || !bq_aligned16(w) || !bq_aligned16(y) ||
-        (bias && !bq_aligned16(bias)))
-        return cudaErrorNotSupported;
+#elif defined(BQ_CUDA_EMULATED) /* the stand-in above */
     if ((double)rows * in * out > (double)(1 << 26)) return cudaErrorNotSupported;
     const char *wrong = getenv("BQ_EMU_3XTF32_WRONG");
     emulated_3xtf32_kernel<<<64, 256, 0, stream>>>(x, w, bias, rows, in, out, y,

@@ -122,14 +122,14 @@ typedef struct {
     int runs_fp32x3;
     double fp32x3_ms, sgemm_ms;
     /* Before timing, every candidate's output was compared with its stage's reference (cuBLASLt's
-     * first choice; the GEMM + GELU kernel for the fused tilings; the SGEMM path for 3xTF32) on
-     * the call's own operands: checked 1 when a candidate was compared with it (0: not timed, no
-     * device memory for the reference copy, or no stage had a second candidate that ran), the
-     * largest difference (the normwise one, or the largest element's relative to the largest
-     * reference element where that is larger; INFINITY: not finite), and how many candidates were left out
-     * of the choice for differing by more than 1e-4 (true fp32) or 2e-2 (TF32, fp16, bf16); their
-     * times above are still what they took. A fused tiling left out is not run by the untimed
-     * rule either (the whole-pass comparison's first choices). */
+     * first choice; the GEMM + GELU kernel for the fused tilings; the SGEMM path for 3xTF32) on the
+     * call's own operands: checked 1 when a candidate was compared with it (0: not timed, no device
+     * memory for the reference copy, or no stage had a second candidate that ran), the largest
+     * difference (the normwise one, or a quarter of the worst element's relative to the largest
+     * reference element where that is larger; INFINITY: not finite), and how many candidates were
+     * left out of the choice for differing by more than 1e-4 (true fp32) or 2e-2 (TF32, fp16,
+     * bf16); their times above are still what they took. A fused tiling left out is not run by the
+     * untimed rule either (the whole-pass comparison's first choices). */
     int checked, disagreeing;
     double worst_diff;
 } bq_gemm_plan_info;
@@ -145,10 +145,10 @@ typedef struct {
     double own_wgmma_overlap_ms; /* the same, the next key tile's softmax overlapping P V */
     double cudnn_ms;  /* cuDNN's fused attention (auto only) */
     /* Before timing, every candidate's output is compared with the 64-row tiling's on the same
-     * inputs: the largest difference (normwise, or the largest element's relative to the largest
-     * reference element where that is larger; 0: nothing compared), and the candidates left out
-     * of the choice for differing by more than 2e-2 (their times above are still what they took),
-     * comma-separated names as below ("" when none). */
+     * inputs: the largest difference (normwise, or a quarter of the worst element's relative to the
+     * largest reference element where that is larger; 0: nothing compared), and the candidates left
+     * out of the choice for differing by more than 2e-2 (their times above are still what they
+     * took), comma-separated names as below ("" when none). */
     double worst_diff;
     char disagreeing[96];
 } bq_attention_times;

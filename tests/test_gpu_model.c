@@ -371,6 +371,7 @@ static int unset_fault_hooks(void **state) {
     unsetenv("BQ_EMU_ATTENTION_FAULT");
     unsetenv("BQ_EMU_FUSED_GELU_WRONG");
     unsetenv("BQ_EMU_3XTF32_WRONG");
+    unsetenv("BQ_EMU_GEMM_FASTEST");
     unsetenv("BQ_FUSED_GELU");
     return 0;
 }
@@ -627,24 +628,34 @@ static void test_gemm_candidate_disagrees(void **state) {
                                             h.ref, h.got);
                 if (spoiled == 2 && modes[mi].dt != BQ_CUDA_F32) {
                     /* the premise: zeroing those elements of the right output moves its norm by
-                     * less than the bound, its worst element by more */
+                     * less than the bound, its worst element by more; for bias + GELU both of
+                     * the outputs checked (the GEMM's before the GELU, then the GELU paths') */
                     const size_t ny = (size_t)R * N, at = ny / 2;
-                    double zeroed2 = 0.0, all2 = 0.0, zeroed_max = 0.0, all_max = 0.0;
-                    for (size_t i = 0; i < ny; i++) {
-                        const double r = h.ref[i];
-                        all2 += r * r;
-                        all_max = fmax(all_max, fabs(r));
-                        if (i >= at && i < at + BQ_EMU_GEMM_FAULT_ELEMENTS) {
-                            zeroed2 += r * r;
-                            zeroed_max = fmax(zeroed_max, fabs(r));
+                    for (int stage = 0; stage <= (eps[e] == BQ_EPILOGUE_BIAS_GELU); stage++) {
+                        if (stage == 0 && eps[e] == BQ_EPILOGUE_BIAS_GELU)
+                            bq_cpu_linear(h.x, h.w, h.b, R, K, N, h.got); /* before the GELU */
+                        const float *out = stage == 0 && eps[e] == BQ_EPILOGUE_BIAS_GELU ? h.got
+                                                                                     : h.ref;
+                        double zeroed2 = 0.0, all2 = 0.0, zeroed_max = 0.0, all_max = 0.0;
+                        for (size_t i = 0; i < ny; i++) {
+                            const double r = out[i];
+                            all2 += r * r;
+                            all_max = fmax(all_max, fabs(r));
+                            if (i >= at && i < at + BQ_EMU_GEMM_FAULT_ELEMENTS) {
+                                zeroed2 += r * r;
+                                zeroed_max = fmax(zeroed_max, fabs(r));
+                            }
                         }
+                        const double element = zeroed_max / all_max / BQ_NORMWISE_ELEMENT_SLACK;
+                        printf("       %d elements zeroed%s: normwise %.2e, worst element %.2e "
+                               "(bound %.0e)\n", BQ_EMU_GEMM_FAULT_ELEMENTS,
+                               eps[e] != BQ_EPILOGUE_BIAS_GELU ? ""
+                               : stage == 0                    ? " before the GELU"
+                                                               : " after it",
+                               sqrt(zeroed2 / all2), element, modes[mi].bound);
+                        assert_true(sqrt(zeroed2 / all2) < modes[mi].bound);
+                        assert_true(element > modes[mi].bound);
                     }
-                    const double element = zeroed_max / all_max / BQ_NORMWISE_ELEMENT_SLACK;
-                    printf("       %d elements zeroed: normwise %.2e, worst element %.2e (bound %.0e)\n",
-                           BQ_EMU_GEMM_FAULT_ELEMENTS, sqrt(zeroed2 / all2), element,
-                           modes[mi].bound);
-                    assert_true(sqrt(zeroed2 / all2) < modes[mi].bound);
-                    assert_true(element > modes[mi].bound);
                 }
                 const bq_gemm_plan_info p = plan_of(g, R, K, N, ep_names[e]);
                 printf("       algorithm %d of %d kept, %d left out, largest difference %.2e%s%s\n",
@@ -966,10 +977,14 @@ static void test_gemm_3xtf32(void **state) {
 }
 
 /* A "3xTF32" kernel that computes in plain TF32 (the emulated build's stand-in under
- * BQ_EMU_3XTF32_WRONG=tf32: its big.big product only) is about 5e-4 off, which fp32's 1e-5 does not
- * allow: the GEMM layer's output check (1e-4 in true fp32) must leave it out of the timing's
- * choice, say so in the plan, and give the SGEMM path's output. Called directly, the premise: the
- * wrong kernel misses 1e-4 against the CPU, the right one meets 1e-5. Emulated build only. */
+ * BQ_EMU_3XTF32_WRONG=tf32: its big.big product only) misses fp32's 1e-5 by far: the GEMM layer's
+ * output check (1e-4 in true fp32) must leave it out of the choice, say so in the plan, and give
+ * the SGEMM path's output, even where it times fastest (BQ_EMU_GEMM_FASTEST=last: the stand-in
+ * runs far slower than the emulated SGEMM, so without it the timing alone would keep SGEMM);
+ * the right stand-in timed fastest is kept, its output within 1e-5. Called directly, the
+ * premise: the wrong kernel misses 1e-4 against the CPU, the right one meets 1e-5. The emulated
+ * build only; then, with BQ_FP32_3XTF32=force, a shape the kernel refuses (in not a multiple of
+ * 4) fails with a message, and =1 runs it on the SGEMM path. */
 static void test_gemm_3xtf32_plain_tf32(void **state) {
     (void)state;
     REQUIRE_FAULT_HOOKS();
@@ -979,7 +994,9 @@ static void test_gemm_3xtf32_plain_tf32(void **state) {
     gemm_host h = gemm_host_alloc(R, K, N);
     void *dx, *dw, *db, *dy;
     gemm_operands(h.x, h.w, h.b, R, K, N, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
+    bq_cpu_linear(h.x, h.w, h.b, R, K, N, h.ref);
     int failures = 0;
+    assert_int_equal(setenv("BQ_EMU_GEMM_FASTEST", "last", 1), 0);
     for (int wrong = 0; wrong < 2; wrong++) {
         if (wrong) assert_int_equal(setenv("BQ_EMU_3XTF32_WRONG", "tf32", 1), 0);
         assert_int_equal(bq_cuda_gemm_3xtf32((const float *)dx, (const float *)dw,
@@ -987,33 +1004,62 @@ static void test_gemm_3xtf32_plain_tf32(void **state) {
                          cudaSuccess);
         assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
         download_as(dy, (size_t)R * N, BQ_CUDA_F32, h.got);
-        bq_cpu_linear(h.x, h.w, h.b, R, K, N, h.ref);
         const double rel = bq_test_rel_error(h.got, h.ref, (size_t)R * N);
         printf("  3xTF32 stand-in%s alone: rel error %.3e\n", wrong ? ", plain TF32," : "", rel);
         if (wrong) assert_true(rel > 1e-4 && rel < 1e-2);
         else assert_true(rel < 1e-5);
+
+        bq_gemm_ctx *g = gemm_ctx_with_3xtf32("1");
+        bq_err err;
+        assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * sizeof(float)), cudaSuccess);
+        if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F32, 0, BQ_EPILOGUE_BIAS, 0, &err) !=
+            BQ_OK)
+            fail_msg("gemm: %s", err.message);
+        assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+        failures += !gemm_output_ok(wrong ? "plain-TF32 3xTF32 timed fastest"
+                                          : "3xTF32 timed fastest",
+                                    dy, h.x, h.w, h.b, 0, R, K, N, BQ_CUDA_F32, "fp32", 1e-5,
+                                    h.ref, h.got);
+        const bq_gemm_plan_info p = plan_of(g, R, K, N, "bias");
+        printf("       %s kept, %d left out, largest difference %.2e (SGEMM path %.4f ms, 3xTF32 "
+               "%.4f ms)\n", p.runs_fp32x3 ? "3xTF32" : "SGEMM", p.disagreeing, p.worst_diff,
+               p.sgemm_ms, p.fp32x3_ms);
+        assert_int_equal(p.checked, 1);
+        assert_true(p.fp32x3_ms > 0 && p.fp32x3_ms < p.sgemm_ms); /* the hook's doing */
+        assert_int_equal(p.runs_fp32x3, !wrong);
+        assert_int_equal(p.disagreeing, wrong);
+        if (wrong) assert_true(p.worst_diff > 1e-4);
+        bq_gemm_ctx_free(g);
     }
-    bq_gemm_ctx *g = gemm_ctx_with_3xtf32("1");
-    bq_err err;
-    assert_int_equal(cudaMemset(dy, 0xFF, (size_t)R * N * sizeof(float)), cudaSuccess);
-    if (bq_gemm_linear(g, dx, dw, db, R, K, N, dy, BQ_CUDA_F32, 0, BQ_EPILOGUE_BIAS, 0, &err) != BQ_OK)
-        fail_msg("gemm: %s", err.message);
-    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-    failures += !gemm_output_ok("plain-TF32 3xTF32 left out", dy, h.x, h.w, h.b, 0, R, K, N,
-                                BQ_CUDA_F32, "fp32", 1e-5, h.ref, h.got);
-    const bq_gemm_plan_info p = plan_of(g, R, K, N, "bias");
-    printf("       %s kept, %d left out, largest difference %.2e (SGEMM path %.4f ms, 3xTF32 "
-           "%.4f ms)\n", p.runs_fp32x3 ? "3xTF32" : "SGEMM", p.disagreeing, p.worst_diff,
-           p.sgemm_ms, p.fp32x3_ms);
-    assert_int_equal(p.checked, 1);
-    assert_int_equal(p.runs_fp32x3, 0);
-    assert_true(p.fp32x3_ms > 0); /* timed, as a candidate left out still is */
-    assert_true(p.disagreeing >= 1);
-    assert_true(p.worst_diff > 1e-4);
     unsetenv("BQ_EMU_3XTF32_WRONG");
-    bq_gemm_ctx_free(g);
+    unsetenv("BQ_EMU_GEMM_FASTEST");
     gemm_device_free(dx, dw, db, dy);
     gemm_host_free(&h);
+
+    /* a shape the kernel refuses: =force says so, =1 takes the SGEMM path */
+    const int RR = 8, KR = 66, NR = 8;
+    gemm_host hr = gemm_host_alloc(RR, KR, NR);
+    gemm_operands(hr.x, hr.w, hr.b, RR, KR, NR, BQ_CUDA_F32, &seed, &dx, &dw, &db, &dy);
+    for (int forced = 1; forced >= 0; forced--) {
+        bq_gemm_ctx *g = gemm_ctx_with_3xtf32(forced ? "force" : "1");
+        bq_err err;
+        const bq_status st = bq_gemm_linear(g, dx, dw, db, RR, KR, NR, dy, BQ_CUDA_F32, 0,
+                                            BQ_EPILOGUE_BIAS, 0, &err);
+        if (forced) {
+            assert_int_equal(st, BQ_ERR_UNSUPPORTED);
+            assert_non_null(strstr(err.message, "BQ_FP32_3XTF32=force"));
+            printf("  in = 66, forced: %s\n", err.message);
+        } else {
+            assert_int_equal(st, BQ_OK);
+            assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+            failures += !gemm_output_ok("in = 66, 3xTF32 refused", dy, hr.x, hr.w, hr.b, 0, RR,
+                                        KR, NR, BQ_CUDA_F32, "fp32", 1e-5, hr.ref, hr.got);
+            assert_int_equal(plan_of(g, RR, KR, NR, "bias").runs_fp32x3, 0);
+        }
+        bq_gemm_ctx_free(g);
+    }
+    gemm_device_free(dx, dw, db, dy);
+    gemm_host_free(&hr);
     if (failures) fail_msg("%d GEMM check(s) failed; see the FAIL lines above", failures);
 }
 
