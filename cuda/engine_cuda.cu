@@ -599,9 +599,10 @@ static bq_status run_attention_candidate(void *ctx, int i, int *ran, bq_err *err
 /* Every candidate of kinds[0 .. *n) against the 64-row tiling (ATTN_OWN: the first tiling, run
  * on every card since the first device run) on the first pass's own inputs: the reference output
  * goes to e->tmp (free until the attention-output GEMM writes it), each candidate's to e->ctx, and
- * p->attention_diff gets their differences (bq_normwise_from_sums). choose_attention still times a candidate
- * that differs by more than ATTN_AGREE_BOUND (its time says what it would cost), but never keeps
- * it: a kernel that is wrong on this card, these shapes or this driver cannot win on speed. A
+ * p->attention_diff gets their differences (bq_normwise_from_sums). choose_attention still times a
+ * candidate that differs by more than ATTN_AGREE_BOUND (its time says what it would cost), but
+ * never keeps it: a kernel that is wrong on this card, these shapes or this driver cannot win on
+ * speed. A
  * candidate whose run fails without spoiling the context (a launch it refuses here) is taken out
  * of kinds, its difference infinite and the reason in e->attention_note; a failure that leaves the
  * stream broken is returned. Synchronizes the stream. */

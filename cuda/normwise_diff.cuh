@@ -43,8 +43,9 @@ cudaError_t bq_cuda_normwise_diff(const void *a, const void *ref, size_t n, bq_c
  * differs. */
 static inline double bq_normwise_from_sums(const double *sums) {
     if (sums[0] == 0.0 && sums[2] == 0.0) return 0.0;
-    if (!(sums[1] > 0.0 && isfinite(sums[1]) && sums[3] > 0.0 && isfinite(sums[3])))
-        return INFINITY;
+    /* a positive, finite sum of squares: every reference element finite and one not zero, so the
+     * largest one (sums[3]) is positive and finite too */
+    if (!(sums[1] > 0.0 && isfinite(sums[1]))) return INFINITY;
     const double normwise = sqrt(sums[0] / sums[1]);
     const double element = sums[2] / sums[3] / BQ_NORMWISE_ELEMENT_SLACK;
     return normwise > element ? normwise : element;

@@ -38,12 +38,12 @@ typedef bq_status (*bq_tuning_candidate_fn)(void *ctx, int candidate, int *ran, 
 typedef bq_status (*bq_tuning_check_fn)(void *ctx, int candidate, bq_err *err);
 
 /* Times n candidates interleaved: one warm-up run of each (a refused one gets ms[i] = -1 and is
- * left out; after each that ran, `check` when not NULL), then `rounds` rounds in each of which every accepted candidate runs `reps` times
- * between the timer's events; ms[i] = its best round's mean, ms per run. Timed one after another,
- * candidates met a card still raising its clocks in turn and the later ones looked faster (GEMM
- * timings 30-45% slow at batch 1 on a cold H200, run 1aa4dcc); in rounds, every candidate gets
- * a round on the warm card. Synchronizes the stream. Returns BQ_OK, a run's error, or the failing
- * CUDA call. */
+ * left out; after each that ran, `check` when not NULL), then `rounds` rounds in each of which
+ * every accepted candidate runs `reps` times between the timer's events; ms[i] = its best round's
+ * mean, ms per run. Timed one after another, candidates met a card still raising its clocks in
+ * turn and the later ones looked faster (GEMM timings 30-45% slow at batch 1 on a cold H200, run
+ * 1aa4dcc); in rounds, every candidate gets a round on the warm card. Synchronizes the stream.
+ * Returns BQ_OK, a run's error, or the check's or the failing CUDA call's. */
 bq_status bq_tuning_time_candidates(const bq_tuning_timer *t, cudaStream_t stream, int n, int rounds,
                                     int reps, bq_tuning_candidate_fn run,
                                     bq_tuning_check_fn check, void *ctx, float *ms, bq_err *err);
