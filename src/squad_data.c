@@ -5,6 +5,7 @@
 #include "squad_data.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,15 +148,19 @@ void bq_squad_free(bq_squad_dataset *ds) {
         free(q->question);
         for (int a = 0; a < q->n_answers; a++) free(q->answers[a]);
         free(q->answers);
+        free(q->problem);
     }
     free(ds->questions);
+    for (int i = 0; i < ds->n_damaged; i++) free(ds->damaged[i]);
+    free(ds->damaged);
     free(ds);
 }
 
 typedef struct {
     bq_squad_dataset *ds;
-    size_t contexts_cap, questions_cap;
+    size_t contexts_cap, questions_cap, damaged_cap;
     const char *name;
+    bq_squad_mode mode;
     bq_err *err;
 } dataset_builder;
 
@@ -163,51 +168,86 @@ static bq_status oom(dataset_builder *b) {
     return bq_fail(b->err, BQ_ERR_NOMEM, "%s: out of memory while reading the dataset", b->name);
 }
 
-static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, int para, int k) {
+/* A new question of the current paragraph, zeroed but for its id and paragraph; NULL when out of
+ * memory (then the caller frees nothing: the dataset owns what was made). */
+static bq_squad_question *new_question(dataset_builder *b, const char *id) {
+    bq_squad_dataset *ds = b->ds;
+    if (ds->n_questions == INT32_MAX ||
+        !bq_grow((void **)&ds->questions, &b->questions_cap, (size_t)ds->n_questions + 1,
+                 sizeof *ds->questions))
+        return NULL;
+    bq_squad_question *q = &ds->questions[ds->n_questions++];
+    memset(q, 0, sizeof *q);
+    q->paragraph = ds->n_contexts - 1;
+    q->id = bq_strndup(id, strlen(id));
+    return q->id ? q : NULL;
+}
+
+/* A record that breaks SQuAD's format, its fault given printf-style with the file's name first.
+ * BQ_SQUAD_STRICT: the read fails with it (BQ_ERR_FORMAT). BQ_SQUAD_KEEP_GOING: it is kept, as the
+ * problem of a question where the record has a string id (then `id`), else in `damaged`, and the
+ * read goes on (BQ_OK; BQ_ERR_NOMEM when out of memory). */
+static bq_status __attribute__((format(printf, 3, 4)))
+damaged(dataset_builder *b, const char *id, const char *fmt, ...) {
+    char fault[sizeof b->err->message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fault, sizeof fault, fmt, ap);
+    va_end(ap);
+    if (b->mode == BQ_SQUAD_STRICT) return bq_fail(b->err, BQ_ERR_FORMAT, "%s", fault);
+    if (!id) {
+        bq_squad_dataset *ds = b->ds;
+        if (ds->n_damaged == INT32_MAX || !push_string(&ds->damaged, &b->damaged_cap, &ds->n_damaged, fault))
+            return oom(b);
+        return BQ_OK;
+    }
+    bq_squad_question *q = new_question(b, id);
+    if (!q || !(q->problem = bq_strndup(fault, strlen(fault)))) return oom(b);
+    return BQ_OK;
+}
+
+/* One record of a paragraph's 'qas'. context_fault: NULL, or (BQ_SQUAD_KEEP_GOING) the fault of
+ * the paragraph's context, which then becomes the problem of a record with a string id. */
+static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, int para, int k,
+                              const char *context_fault) {
     const char *name = b->name;
     if (!cJSON_IsObject(qa))
-        return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d] is %s, expected "
-                       "an object", name, article, para, k, json_type_name(qa));
+        return damaged(b, NULL, "%s: data[%d].paragraphs[%d].qas[%d] is %s, expected an object", name,
+                       article, para, k, json_type_name(qa));
     const cJSON *id = bq_json_member(qa, "id");
     if (!cJSON_IsString(id))
-        return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d]: 'id' is %s, "
-                       "expected a string", name, article, para, k, json_type_name(id));
+        return damaged(b, NULL, "%s: data[%d].paragraphs[%d].qas[%d]: 'id' is %s, expected a string",
+                       name, article, para, k, json_type_name(id));
+    if (context_fault) return damaged(b, id->valuestring, "%s", context_fault);
     const cJSON *question = bq_json_member(qa, "question");
     if (!cJSON_IsString(question))
-        return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d] (id '%s'): "
+        return damaged(b, id->valuestring, "%s: data[%d].paragraphs[%d].qas[%d] (id '%s'): "
                        "'question' is %s, expected a string", name, article, para, k,
                        id->valuestring, json_type_name(question));
     const cJSON *answers = bq_json_member(qa, "answers");
     /* No "answers" at all: a prediction-only input, the question simply has no gold answers. */
     if (answers && !cJSON_IsArray(answers))
-        return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d] (id '%s'): "
+        return damaged(b, id->valuestring, "%s: data[%d].paragraphs[%d].qas[%d] (id '%s'): "
                        "'answers' is %s, expected an array", name, article, para, k,
                        id->valuestring, json_type_name(answers));
     int m = 0;
     for (const cJSON *ans = answers ? answers->child : NULL; ans; ans = ans->next, m++) {
         const cJSON *text = cJSON_IsObject(ans) ? bq_json_member(ans, "text") : NULL;
         if (!cJSON_IsObject(ans))
-            return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d].qas[%d].answers[%d] "
+            return damaged(b, id->valuestring, "%s: data[%d].paragraphs[%d].qas[%d].answers[%d] "
                            "is %s, expected an object", name, article, para, k, m,
                            json_type_name(ans));
         if (!cJSON_IsString(text))
-            return bq_fail(b->err, BQ_ERR_FORMAT,
+            return damaged(b, id->valuestring,
                            "%s: data[%d].paragraphs[%d].qas[%d].answers[%d]: 'text' is %s, "
                            "expected a string", name, article, para, k, m,
                            json_type_name(text));
     }
 
-    bq_squad_dataset *ds = b->ds;
-    if (ds->n_questions == INT32_MAX ||
-        !bq_grow((void **)&ds->questions, &b->questions_cap, (size_t)ds->n_questions + 1,
-                 sizeof *ds->questions))
-        return oom(b);
-    bq_squad_question *q = &ds->questions[ds->n_questions++];
-    memset(q, 0, sizeof *q);
-    q->paragraph = ds->n_contexts - 1;
-    q->id = bq_strndup(id->valuestring, strlen(id->valuestring));
+    bq_squad_question *q = new_question(b, id->valuestring);
+    if (!q) return oom(b);
     q->question = bq_strndup(question->valuestring, strlen(question->valuestring));
-    if (!q->id || !q->question) return oom(b);
+    if (!q->question) return oom(b);
     q->impossible = cJSON_IsTrue(bq_json_member(qa, "is_impossible"));
     size_t answers_cap = 0;
     for (const cJSON *ans = answers ? answers->child : NULL; ans; ans = ans->next)
@@ -220,31 +260,43 @@ static bq_status add_question(dataset_builder *b, const cJSON *qa, int article, 
 static bq_status add_paragraph(dataset_builder *b, const cJSON *paragraph, int article, int para) {
     const char *name = b->name;
     if (!cJSON_IsObject(paragraph))
-        return bq_fail(b->err, BQ_ERR_FORMAT,
-                       "%s: data[%d].paragraphs[%d] is %s, expected an object", name, article,
+        return damaged(b, NULL, "%s: data[%d].paragraphs[%d] is %s, expected an object", name, article,
                        para, json_type_name(paragraph));
     const cJSON *context = bq_json_member(paragraph, "context");
-    if (!cJSON_IsString(context))
-        return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d]: 'context' is %s, "
-                       "expected a string", name, article, para, json_type_name(context));
+    char context_fault[sizeof b->err->message] = "";
+    if (!cJSON_IsString(context)) {
+        snprintf(context_fault, sizeof context_fault, "%s: data[%d].paragraphs[%d]: 'context' is %s, "
+                 "expected a string", name, article, para, json_type_name(context));
+        if (b->mode == BQ_SQUAD_STRICT) return damaged(b, NULL, "%s", context_fault);
+    }
     const cJSON *qas = bq_json_member(paragraph, "qas");
-    if (!cJSON_IsArray(qas))
-        return bq_fail(b->err, BQ_ERR_FORMAT, "%s: data[%d].paragraphs[%d]: 'qas' is %s, expected "
-                       "an array", name, article, para, json_type_name(qas));
+    if (!cJSON_IsArray(qas)) {
+        if (context_fault[0]) return damaged(b, NULL, "%s", context_fault);
+        return damaged(b, NULL, "%s: data[%d].paragraphs[%d]: 'qas' is %s, expected an array", name,
+                       article, para, json_type_name(qas));
+    }
     bq_squad_dataset *ds = b->ds;
     if (ds->n_contexts == INT32_MAX ||
-        !push_string(&ds->contexts, &b->contexts_cap, &ds->n_contexts, context->valuestring))
+        !push_string(&ds->contexts, &b->contexts_cap, &ds->n_contexts,
+                     context_fault[0] ? "" : context->valuestring))
         return oom(b);
+    const int questions_before = ds->n_questions;
     int k = 0;
     for (const cJSON *qa = qas->child; qa; qa = qa->next, k++) {
-        bq_status st = add_question(b, qa, article, para, k);
+        bq_status st = add_question(b, qa, article, para, k, context_fault[0] ? context_fault : NULL);
         if (st != BQ_OK) return st;
+    }
+    /* a bad context that no question's problem reports is reported alone, and its empty
+     * stand-in, which no question needs, goes */
+    if (context_fault[0] && ds->n_questions == questions_before) {
+        free(ds->contexts[--ds->n_contexts]);
+        return damaged(b, NULL, "%s", context_fault);
     }
     return BQ_OK;
 }
 
-bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squad_dataset **out,
-                         bq_err *err) {
+bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squad_mode mode,
+                         bq_squad_dataset **out, bq_err *err) {
     if (out) *out = NULL;
     if (!json || !out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_squad_parse: NULL argument");
     if (!name) name = "<dataset>";
@@ -252,7 +304,8 @@ bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squa
     bq_status st = parse_json(json, len, name, &root, err);
     if (st != BQ_OK) return st;
 
-    dataset_builder b = {.ds = calloc(1, sizeof(bq_squad_dataset)), .name = name, .err = err};
+    dataset_builder b = {.ds = calloc(1, sizeof(bq_squad_dataset)), .name = name, .mode = mode,
+                         .err = err};
     if (!b.ds) {
         cJSON_Delete(root);
         return oom(&b);
@@ -269,11 +322,11 @@ bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squa
         for (const cJSON *art = data->child; art && st == BQ_OK; art = art->next, article++) {
             const cJSON *paragraphs = cJSON_IsObject(art) ? bq_json_member(art, "paragraphs") : NULL;
             if (!cJSON_IsObject(art)) {
-                st = bq_fail(err, BQ_ERR_FORMAT, "%s: data[%d] is %s, expected an object", name,
-                             article, json_type_name(art));
+                st = damaged(&b, NULL, "%s: data[%d] is %s, expected an object", name, article,
+                             json_type_name(art));
             } else if (!cJSON_IsArray(paragraphs)) {
-                st = bq_fail(err, BQ_ERR_FORMAT, "%s: data[%d]: 'paragraphs' is %s, expected an "
-                             "array", name, article, json_type_name(paragraphs));
+                st = damaged(&b, NULL, "%s: data[%d]: 'paragraphs' is %s, expected an array", name,
+                             article, json_type_name(paragraphs));
             } else {
                 int para = 0;
                 for (const cJSON *p = paragraphs->child; p && st == BQ_OK; p = p->next, para++)
@@ -290,14 +343,14 @@ bq_status bq_squad_parse(const char *json, size_t len, const char *name, bq_squa
     return BQ_OK;
 }
 
-bq_status bq_squad_load(const char *path, bq_squad_dataset **out, bq_err *err) {
+bq_status bq_squad_load(const char *path, bq_squad_mode mode, bq_squad_dataset **out, bq_err *err) {
     if (out) *out = NULL;
     if (!path || !out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_squad_load: NULL argument");
     char *text = NULL;
     size_t len = 0;
     bq_status st = bq_read_file(path, &text, &len, err);
     if (st != BQ_OK) return st;
-    st = bq_squad_parse(text, len, path, out, err);
+    st = bq_squad_parse(text, len, path, mode, out, err);
     free(text);
     return st;
 }

@@ -368,6 +368,29 @@ check "squad with a repeated id: one prediction per id" python3 -c '
 import sys
 pairs = __import__("json").load(open(sys.argv[1]), object_pairs_hook=lambda p: p)
 assert [k for k, _ in pairs] == ["q1", "q2"], pairs' "$tmp/dup-pred.json"
+# damaged records among good ones: the good questions answered as in the file without them, a
+# damaged question with an id predicted "", every damaged record named, exit 1, not scored
+printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris with Mary.","qas":[{"id":"g1","question":"Where?","answers":[{"text":"Paris"}]},{"id":"noq"},{"id":7,"question":"Who?"},{"id":"g2","question":"Who?","answers":[{"text":"Mary"}]}]},{"context":5,"qas":[{"id":"ctx","question":"What?"}]}]},"article",{"paragraphs":[{"context":"Ann met Bob in Rome.","qas":[{"id":"g3","question":"Where did they meet?","answers":[{"text":"Rome"}]}]}]}]}' > "$tmp/mixed.json"
+printf '%s' '{"data":[{"paragraphs":[{"context":"John lives in Paris with Mary.","qas":[{"id":"g1","question":"Where?","answers":[{"text":"Paris"}]},{"id":"g2","question":"Who?","answers":[{"text":"Mary"}]}]}]},{"paragraphs":[{"context":"Ann met Bob in Rome.","qas":[{"id":"g3","question":"Where did they meet?","answers":[{"text":"Rome"}]}]}]}]}' > "$tmp/clean.json"
+"$cli" squad --model "$model" --input "$tmp/mixed.json" --output "$tmp/mixed-pred.json" --quiet \
+  > "$tmp/mixed.out" 2> "$tmp/mixed.err"
+mixed_status=$?
+"$cli" squad --model "$model" --input "$tmp/clean.json" --output "$tmp/clean-pred.json" --quiet > /dev/null 2>&1
+check "squad with damaged records: the good ones answered as without them, the damaged question \"\"" python3 -c '
+import json, sys
+mixed, clean = (json.load(open(p), object_pairs_hook=lambda p: p) for p in sys.argv[1:3])
+assert [k for k, _ in mixed] == ["g1", "noq", "g2", "ctx", "g3"], mixed
+assert dict(mixed)["noq"] == dict(mixed)["ctx"] == "", mixed
+assert all(dict(mixed)[k] == v for k, v in clean) and len(clean) == 3, (mixed, clean)' \
+  "$tmp/mixed-pred.json" "$tmp/clean-pred.json"
+check "squad with damaged records: exit 1, each named, not scored" sh -c '[ "$1" -eq 1 ] && [ ! -s "$3" ] &&
+  grep -q "question noq: .*data\[0\]\.paragraphs\[0\]\.qas\[1\] (id .noq.): .question. is missing" "$2" &&
+  grep -q "data\[0\]\.paragraphs\[0\]\.qas\[2\]: .id. is a number.*no question id: skipped" "$2" &&
+  grep -q "question ctx: .*data\[0\]\.paragraphs\[1\]: .context. is a number" "$2" &&
+  grep -q "data\[1\] is a string.*skipped" "$2" && grep -q "not scored: 4 damaged record" "$2"' \
+  sh "$mixed_status" "$tmp/mixed.err" "$tmp/mixed.out"
+expect_failure "eval with damaged gold records" "qas\[1\] (id 'noq'): 'question' is missing" \
+  eval --data "$tmp/mixed.json" --predictions "$tmp/mixed-pred.json"
 # input that cannot be read, answers that cannot be written: a message and a non-zero exit
 expect_failure "jsonl reading a folder" "reading standard input failed" jsonl --model "$model" < "$tmp"
 expect_failure "tokenize reading a folder" "reading standard input failed" tokenize < "$tmp"

@@ -226,7 +226,7 @@ static void test_prediction_files(void **state) {
     char *dataset_path = gunzip_to(dir, "tests/data/squad/dev-v1.1.json.gz");
     bq_squad_dataset *ds = NULL;
     bq_err err;
-    if (bq_squad_load(dataset_path, &ds, &err) != BQ_OK) fail_msg("%s", err.message);
+    if (bq_squad_load(dataset_path, BQ_SQUAD_STRICT, &ds, &err) != BQ_OK) fail_msg("%s", err.message);
     assert_int_equal(ds->n_questions, 10570);
     assert_int_equal(ds->n_contexts, 2067);
 
@@ -268,7 +268,7 @@ static void test_prediction_files(void **state) {
 static bq_squad_dataset *parse_or_fail(const char *json) {
     bq_squad_dataset *ds = NULL;
     bq_err err;
-    if (bq_squad_parse(json, strlen(json), "inline", &ds, &err) != BQ_OK)
+    if (bq_squad_parse(json, strlen(json), "inline", BQ_SQUAD_STRICT, &ds, &err) != BQ_OK)
         fail_msg("%s", err.message);
     return ds;
 }

@@ -54,7 +54,7 @@ static void test_valid_dataset(void **state) {
         "     \"answers\": [{\"text\": \"t\"}]}]}]}]}\n";
     bq_squad_dataset *ds = NULL;
     bq_err err;
-    assert_int_equal(bq_squad_parse(json, strlen(json), "inline", &ds, &err), BQ_OK);
+    assert_int_equal(bq_squad_parse(json, strlen(json), "inline", BQ_SQUAD_STRICT, &ds, &err), BQ_OK);
     assert_int_equal(ds->n_contexts, 3);
     assert_int_equal(ds->n_questions, 4);
     assert_string_equal(ds->contexts[0], "Caf\xc3\xa9 \xf0\x9f\x98\x80 one");
@@ -76,7 +76,7 @@ static void test_valid_dataset(void **state) {
 
     /* through a file */
     const char *path = write_tmp("ok.json", json, strlen(json));
-    assert_int_equal(bq_squad_load(path, &ds, &err), BQ_OK);
+    assert_int_equal(bq_squad_load(path, BQ_SQUAD_STRICT, &ds, &err), BQ_OK);
     assert_int_equal(ds->n_questions, 4);
     bq_squad_free(ds);
     remove(path);
@@ -145,12 +145,125 @@ static void test_bad_datasets(void **state) {
         const bad_case *c = &bad_datasets[i];
         bq_squad_dataset *ds = (bq_squad_dataset *)&ds; /* must be reset to NULL */
         bq_err err = {BQ_OK, ""};
-        bq_status st = bq_squad_parse(c->json, strlen(c->json), "bad.json", &ds, &err);
+        bq_status st = bq_squad_parse(c->json, strlen(c->json), "bad.json", BQ_SQUAD_STRICT, &ds, &err);
         if (st != c->status || !strstr(err.message, c->message_part) ||
             !strstr(err.message, "bad.json") || ds != NULL)
             fail_msg("case %zu: status %d message '%s'; want status %d and '%s'", i, (int)st,
                      err.message, (int)c->status, c->message_part);
+
+        /* BQ_SQUAD_KEEP_GOING: a record's fault (its JSON path starts at data[) is set aside,
+         * once, with the message the strict read failed with, and the read goes on; a fault of
+         * the file itself fails it the same way */
+        char strict_message[sizeof err.message];
+        snprintf(strict_message, sizeof strict_message, "%s", err.message);
+        ds = (bq_squad_dataset *)&ds;
+        st = bq_squad_parse(c->json, strlen(c->json), "bad.json", BQ_SQUAD_KEEP_GOING, &ds, &err);
+        if (!strstr(strict_message, "bad.json: data[")) {
+            if (st != c->status || ds != NULL || strcmp(err.message, strict_message) != 0)
+                fail_msg("case %zu kept going: status %d message '%s'", i, (int)st, err.message);
+            continue;
+        }
+        if (st != BQ_OK) fail_msg("case %zu kept going: status %d message '%s'", i, (int)st, err.message);
+        int seen = 0;
+        for (int d = 0; d < ds->n_damaged; d++) seen += strcmp(ds->damaged[d], strict_message) == 0;
+        for (int q = 0; q < ds->n_questions; q++) {
+            const bq_squad_question *question = &ds->questions[q];
+            if (question->problem) {
+                seen += strcmp(question->problem, strict_message) == 0;
+                assert_null(question->question);
+                assert_int_equal(question->n_answers, 0);
+            } else {
+                assert_non_null(question->question);
+            }
+        }
+        if (seen != 1) fail_msg("case %zu kept going: '%s' reported %d times", i, strict_message, seen);
+        bq_squad_free(ds);
     }
+}
+
+/* One pass over a file with good and damaged records: every good question is read as a clean
+ * file would give it, every damaged one is reported where it lies, nothing twice. */
+static void test_keep_going(void **state) {
+    (void)state;
+    const char *json =
+        "{\"data\": [\n"
+        " {\"paragraphs\": [\n"
+        "  {\"context\": \"first\", \"qas\": [\n"
+        "    {\"id\": \"good1\", \"question\": \"q1\", \"answers\": [{\"text\": \"first\"}]},\n"
+        "    {\"id\": \"noq\"},\n"
+        "    {\"id\": 7, \"question\": \"q\"},\n"
+        "    \"text\",\n"
+        "    {\"id\": \"badans\", \"question\": \"q\", \"answers\": [{\"answer_start\": 0}]},\n"
+        "    {\"id\": \"good2\", \"question\": \"q2\"}]},\n"
+        "  {\"context\": 5, \"qas\": [{\"id\": \"ctx1\", \"question\": \"q\"}, {\"question\": \"q\"},\n"
+        "                           {\"id\": \"ctx2\", \"question\": \"q\"}]},\n"
+        "  {\"qas\": []},\n"
+        "  {\"context\": \"no qas\"},\n"
+        "  null]},\n"
+        " \"article\",\n"
+        " {\"title\": \"no paragraphs\"},\n"
+        " {\"paragraphs\": [{\"context\": \"last\", \"qas\": [{\"id\": \"good3\", \"question\": \"q3\"}]}]}]}\n";
+    bq_squad_dataset *ds = NULL;
+    bq_err err;
+    assert_int_equal(bq_squad_parse(json, strlen(json), "mixed.json", BQ_SQUAD_KEEP_GOING, &ds, &err), BQ_OK);
+
+    /* questions in file order: those with a string id, damaged or not */
+    static const struct {
+        const char *id, *question, *problem; /* problem: part of the message, or NULL */
+        int paragraph;
+    } want[] = {
+        {"good1", "q1", NULL, 0},
+        {"noq", NULL, "mixed.json: data[0].paragraphs[0].qas[1] (id 'noq'): 'question' is missing", 0},
+        {"badans", NULL, "mixed.json: data[0].paragraphs[0].qas[4].answers[0]: 'text' is missing", 0},
+        {"good2", "q2", NULL, 0},
+        {"ctx1", NULL, "mixed.json: data[0].paragraphs[1]: 'context' is a number", 1},
+        {"ctx2", NULL, "mixed.json: data[0].paragraphs[1]: 'context' is a number", 1},
+        {"good3", "q3", NULL, 2},
+    };
+    assert_int_equal(ds->n_questions, (int)(sizeof want / sizeof want[0]));
+    for (int q = 0; q < ds->n_questions; q++) {
+        const bq_squad_question *question = &ds->questions[q];
+        assert_string_equal(question->id, want[q].id);
+        assert_int_equal(question->paragraph, want[q].paragraph);
+        if (want[q].problem) {
+            assert_null(question->question);
+            assert_non_null(question->problem);
+            if (!strstr(question->problem, want[q].problem))
+                fail_msg("question %d: problem '%s', want '%s'", q, question->problem, want[q].problem);
+            assert_int_equal(question->n_answers, 0);
+        } else {
+            assert_null(question->problem);
+            assert_string_equal(question->question, want[q].question);
+        }
+    }
+    assert_int_equal(ds->questions[0].n_answers, 1);
+    assert_string_equal(ds->questions[0].answers[0], "first");
+    /* a paragraph whose context is damaged keeps its place, empty, for its questions */
+    assert_int_equal(ds->n_contexts, 3);
+    assert_string_equal(ds->contexts[0], "first");
+    assert_string_equal(ds->contexts[1], "");
+    assert_string_equal(ds->contexts[2], "last");
+
+    /* records with no question id to report them under, file order */
+    static const char *const want_damaged[] = {
+        "mixed.json: data[0].paragraphs[0].qas[2]: 'id' is a number, expected a string",
+        "mixed.json: data[0].paragraphs[0].qas[3] is a string, expected an object",
+        "mixed.json: data[0].paragraphs[1].qas[1]: 'id' is missing, expected a string",
+        "mixed.json: data[0].paragraphs[2]: 'context' is missing, expected a string",
+        "mixed.json: data[0].paragraphs[3]: 'qas' is missing, expected an array",
+        "mixed.json: data[0].paragraphs[4] is null, expected an object",
+        "mixed.json: data[1] is a string, expected an object",
+        "mixed.json: data[2]: 'paragraphs' is missing, expected an array",
+    };
+    assert_int_equal(ds->n_damaged, (int)(sizeof want_damaged / sizeof want_damaged[0]));
+    for (int d = 0; d < ds->n_damaged; d++) assert_string_equal(ds->damaged[d], want_damaged[d]);
+    bq_squad_free(ds);
+
+    /* the same file read strictly fails at its first damaged record */
+    assert_int_equal(bq_squad_parse(json, strlen(json), "mixed.json", BQ_SQUAD_STRICT, &ds, &err),
+                     BQ_ERR_FORMAT);
+    assert_null(ds);
+    assert_non_null(strstr(err.message, "data[0].paragraphs[0].qas[1] (id 'noq'): 'question' is missing"));
 }
 
 static void test_dataset_files(void **state) {
@@ -159,7 +272,7 @@ static void test_dataset_files(void **state) {
     bq_err err;
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/no-such-file.json", tmp_dir);
-    assert_int_equal(bq_squad_load(missing, &ds, &err), BQ_ERR_IO);
+    assert_int_equal(bq_squad_load(missing, BQ_SQUAD_STRICT, &ds, &err), BQ_ERR_IO);
     assert_non_null(strstr(err.message, "no-such-file.json"));
     assert_null(ds);
 
@@ -167,13 +280,13 @@ static void test_dataset_files(void **state) {
     const char *json =
         "{\"data\": [{\"paragraphs\": [{\"context\": \"c\", \"qas\": [{\"id\": \"a\"";
     const char *path = write_tmp("truncated.json", json, strlen(json));
-    assert_int_equal(bq_squad_load(path, &ds, &err), BQ_ERR_FORMAT);
+    assert_int_equal(bq_squad_load(path, BQ_SQUAD_STRICT, &ds, &err), BQ_ERR_FORMAT);
     assert_non_null(strstr(err.message, "truncated.json"));
     assert_non_null(strstr(err.message, "unexpected end of input"));
     remove(path);
 
-    assert_int_equal(bq_squad_load(NULL, &ds, &err), BQ_ERR_INVALID_ARG);
-    assert_int_equal(bq_squad_parse(NULL, 0, "x", &ds, &err), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_squad_load(NULL, BQ_SQUAD_STRICT, &ds, &err), BQ_ERR_INVALID_ARG);
+    assert_int_equal(bq_squad_parse(NULL, 0, "x", BQ_SQUAD_STRICT, &ds, &err), BQ_ERR_INVALID_ARG);
 }
 
 /* ---- output files, written whole or not at all ------------------------------------------------- */
@@ -335,6 +448,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_dataset),
         cmocka_unit_test(test_bad_datasets),
+        cmocka_unit_test(test_keep_going),
         cmocka_unit_test(test_dataset_files),
         cmocka_unit_test(test_output_file),
         cmocka_unit_test(test_valid_predictions),

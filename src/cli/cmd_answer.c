@@ -134,6 +134,8 @@ typedef struct {
     cJSON *nbest;     /* NULL unless --nbest */
     char **answers;   /* [n_questions] for scoring */
     bool *repeated;   /* [n_questions]: the id of an earlier question again */
+    const int *question_of; /* [requests] the question each pipeline request asks */
+    int next;         /* the first question not yet recorded (file order) */
     int done, failed;
     bool progress;        /* a bar redrawn in place (stderr is a terminal) */
     double line_seconds;  /* else a progress line this often (-1: none, --quiet) */
@@ -196,8 +198,9 @@ static void show_progress(squad_sink *k, bool final) {
     fflush(stderr);
 }
 
-static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
-    squad_sink *k = ctx;
+/* Question `index`'s outcome into the predictions (file order: the caller records every question
+ * before it first). */
+static void squad_record(squad_sink *k, int index, const bq_qa_result *r) {
     const bq_squad_question *q = &k->ds->questions[index];
     const char *text = "";
     if (r->status != BQ_OK) {
@@ -231,6 +234,24 @@ static void squad_emit(void *ctx, int index, const bq_qa_result *r) {
     if (k->progress || k->line_seconds >= 0) show_progress(k, false);
 }
 
+/* Record the questions before `until` that were never asked: damaged records, which fail with
+ * their problem (a damaged question is never a pipeline request). */
+static void squad_record_damaged(squad_sink *k, int until) {
+    for (; k->next < until; k->next++) {
+        bq_qa_result r = {.status = BQ_ERR_FORMAT};
+        snprintf(r.error, sizeof r.error, "%s", k->ds->questions[k->next].problem);
+        squad_record(k, k->next, &r);
+    }
+}
+
+static void squad_emit(void *ctx, int request, const bq_qa_result *r) {
+    squad_sink *k = ctx;
+    const int index = k->question_of[request];
+    squad_record_damaged(k, index);
+    squad_record(k, index, r);
+    k->next = index + 1;
+}
+
 /* Write j into out (opened before the work) and put the file in place; false after a message. */
 static bool write_json_output(const char *cmd, bq_output_file *out, cJSON *j) {
     bq_err err;
@@ -244,7 +265,9 @@ int cmd_squad(const cli_args *a) {
     bq_err err;
     bq_err_clear(&err);
     bq_squad_dataset *ds = NULL;
-    if (bq_squad_load(a->value[OPT_INPUT], &ds, &err) != BQ_OK) return cli_error("squad", "%s", err.message);
+    /* a damaged record fails alone (its question predicted "", or reported where it has no id) */
+    if (bq_squad_load(a->value[OPT_INPUT], BQ_SQUAD_KEEP_GOING, &ds, &err) != BQ_OK)
+        return cli_error("squad", "%s", err.message);
     /* the outputs are opened before the model loads: a path that cannot be written fails now */
     bq_output_file *pred_out = NULL, *nbest_out = NULL;
     if (bq_output_open(a->value[OPT_OUTPUT], &pred_out, &err) != BQ_OK ||
@@ -276,11 +299,12 @@ int cmd_squad(const cli_args *a) {
     }
     int n = ds->n_questions;
     bq_qa_request *req = calloc(n ? (size_t)n : 1, sizeof *req);
-    squad_sink sink = {.ds = ds, .predictions = cJSON_CreateObject()};
+    int *question_of = calloc(n ? (size_t)n : 1, sizeof *question_of);
+    squad_sink sink = {.ds = ds, .predictions = cJSON_CreateObject(), .question_of = question_of};
     sink.answers = calloc(n ? (size_t)n : 1, sizeof *sink.answers);
     sink.repeated = calloc(n ? (size_t)n : 1, sizeof *sink.repeated);
-    if (!sink.answers || !sink.repeated || mark_repeated_ids(ds, sink.repeated) < 0) {
-        free(sink.answers), free(sink.repeated), free(req);
+    if (!req || !question_of || !sink.answers || !sink.repeated || mark_repeated_ids(ds, sink.repeated) < 0) {
+        free(sink.answers), free(sink.repeated), free(req), free(question_of);
         cJSON_Delete(sink.predictions);
         bq_output_discard(pred_out);
         bq_output_discard(nbest_out);
@@ -298,15 +322,26 @@ int cmd_squad(const cli_args *a) {
         sink.line_seconds = seconds >= 0 ? seconds : 30;
     }
     sink.t_start = sink.t_last = wall_now();
+    int n_requests = 0, n_damaged_questions = 0;
     for (int i = 0; i < n; i++) {
         const bq_squad_question *q = &ds->questions[i];
+        if (q->problem) {
+            n_damaged_questions++;
+            continue;
+        }
         const char *ctx = ds->contexts[q->paragraph];
-        req[i] = (bq_qa_request){q->question, strlen(q->question), ctx, strlen(ctx)};
+        question_of[n_requests] = i;
+        req[n_requests++] = (bq_qa_request){q->question, strlen(q->question), ctx, strlen(ctx)};
     }
     fprintf(stderr, "bertqa-gpu squad: %d questions on %s, batch %d\n", n, bq_engine_describe(s.engine),
             bq_engine_get_options(s.engine)->max_batch);
+    /* records that name no question: nothing to predict, but the run says so and fails */
+    for (int i = 0; i < ds->n_damaged; i++)
+        fprintf(stderr, "bertqa-gpu squad: %s (a record with no question id: skipped)\n", ds->damaged[i]);
+    sink.failed += ds->n_damaged;
     bq_qa_stats stats;
-    bq_status st = bq_qa_pipeline(s.qa, req, n, squad_emit, &sink, &stats, &err);
+    bq_status st = bq_qa_pipeline(s.qa, req, n_requests, squad_emit, &sink, &stats, &err);
+    if (st == BQ_OK) squad_record_damaged(&sink, n); /* those after the last request */
     if (sink.progress) show_progress(&sink, true);
     if (st != BQ_OK) {
         cli_error("squad", "%s", err.message);
@@ -339,7 +374,11 @@ int cmd_squad(const cli_args *a) {
                 first_passes, sink.failed ? "; some questions failed" : "");
         int with_gold = 0;
         for (int i = 0; i < n; i++) with_gold += ds->questions[i].n_answers > 0;
-        if (ok && with_gold > 0) {
+        if (ok && with_gold > 0 && (ds->n_damaged > 0 || n_damaged_questions > 0)) {
+            /* EM and F1 over a file whose gold cannot all be read would mislead */
+            cli_error("squad", "not scored: %d damaged record(s) in %s (see above)",
+                      ds->n_damaged + n_damaged_questions, a->value[OPT_INPUT]);
+        } else if (ok && with_gold > 0) {
             /* scored as the predictions file reads: one answer per id, the first question's */
             bq_predictions pred = {.n = 0};
             pred.ids = malloc((size_t)(n ? n : 1) * sizeof *pred.ids);
@@ -367,6 +406,7 @@ int cmd_squad(const cli_args *a) {
     for (int i = 0; i < n; i++) free(sink.answers[i]);
     free(sink.answers);
     free(sink.repeated);
+    free(question_of);
     cJSON_Delete(sink.predictions);
     cJSON_Delete(sink.nbest);
     free(req);

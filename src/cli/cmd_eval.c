@@ -9,7 +9,7 @@ int cmd_eval(const cli_args *a) {
     bq_squad_dataset *ds = NULL;
     bq_predictions *pred = NULL;
     bq_squad_scores scores;
-    bq_status st = bq_squad_load(a->value[OPT_DATA], &ds, &err);
+    bq_status st = bq_squad_load(a->value[OPT_DATA], BQ_SQUAD_STRICT, &ds, &err);
     if (st == BQ_OK) st = bq_predictions_load(a->value[OPT_PREDICTIONS], &pred, &err);
     if (st == BQ_OK) st = bq_squad_evaluate(ds, pred, &scores, &err);
     if (st == BQ_OK) {

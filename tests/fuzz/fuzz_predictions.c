@@ -16,7 +16,7 @@ static const char dataset_json[] =
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static bq_squad_dataset *ds;
     bq_err err = {0};
-    if (!ds && bq_squad_parse(dataset_json, sizeof dataset_json - 1, "fixed", &ds, &err) != BQ_OK) {
+    if (!ds && bq_squad_parse(dataset_json, sizeof dataset_json - 1, "fixed", BQ_SQUAD_STRICT, &ds, &err) != BQ_OK) {
         fprintf(stderr, "fuzz: %s\n", err.message);
         abort();
     }
