@@ -46,6 +46,9 @@
 #include "gemm_bias_gelu.cuh"
 #include "normwise_diff.cuh"
 #endif
+#ifdef BQ_CUDA_EMULATED
+#include "emu_faults.h"
+#endif
 
 #include <math.h>
 #include <stdbool.h>
@@ -1837,6 +1840,92 @@ static void test_engine_errors(void **state) {
     random_model_free(r);
 }
 
+/* A device that runs out of memory (the emulated build's hook, emu_faults.h). An engine too large
+ * for the device (64 MB) is refused before it allocates anything, saying what it needs. Then the
+ * device is made full from its n-th allocation on, for every n up to the last allocation that
+ * creating an fp16 engine and its first pass make: creation fails with BQ_ERR_DEVICE_OOM and a
+ * message naming what it was allocating (weights, activations, the GEMM layer's workspace); the
+ * first pass, whose only allocations are the copies its candidate checks compare against, goes on
+ * with those shapes timed unchecked and the CPU reference's logits; either way freeing the engine
+ * leaves no allocation behind. */
+static void test_device_out_of_memory(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    REQUIRE_FAULT_HOOKS();
+#ifdef BQ_CUDA_EMULATED
+    random_model *r = random_model_create(128, 2, 256, 1, 300, 128, 14); /* heads of 64 */
+    const int lengths[2] = {64, 29};
+    batch_case bc = make_batch(&r->model, 2, 64, lengths, 8);
+    bq_err err;
+    bq_cuda_engine *e = NULL;
+    const long live_before = bq_emu_live_device_allocations();
+
+    /* a 64 MB device: 2,048 windows of 64 tokens need 0.3 GB of activations */
+    bq_emu_set_device_memory((size_t)64 << 20);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, 2048, 64);
+    const bq_status too_large = bq_cuda_engine_create(&r->model, &opt, &e, &err);
+    bq_emu_set_device_memory(0);
+    assert_int_equal(too_large, BQ_ERR_DEVICE_OOM);
+    assert_null(e);
+    if (!strstr(err.message, "not enough device memory") || !strstr(err.message, "of 67108864 are free") ||
+        !strstr(err.message, "--max-batch"))
+        fail_msg("message: %s", err.message);
+    assert_int_equal(bq_emu_live_device_allocations(), live_before);
+
+    opt.max_batch = 2;
+    float start[2 * 64], end[2 * 64];
+    int failed_create = 0, failed_pass = 0, went_on = 0;
+    long n = 1;
+    for (;; n++) {
+        bq_emu_fail_device_alloc_from(n);
+        bq_status s = bq_cuda_engine_create(&r->model, &opt, &e, &err);
+        const char *where = "create";
+        /* batch 2, then batch 1: two first passes, each timing and checking its candidates */
+        if (s == BQ_OK) {
+            for (int i = 0; i < 2 * 64; i++) start[i] = end[i] = NAN;
+            where = "first pass";
+            s = bq_cuda_engine_forward(e, 2, 64, bc.ids, bc.mask, bc.seg, start, end, &err);
+            if (s == BQ_OK && !(real_token_error(&bc, 2, start, end) <= tolerance(BQ_PRECISION_FP16)))
+                fail_msg("full from allocation %ld on: the pass went on with rel error %.3e", n,
+                         real_token_error(&bc, 2, start, end));
+        }
+        const bool fired = bq_emu_device_alloc_failed();
+        bq_emu_fail_device_alloc_from(0);
+        if (s != BQ_OK) {
+            if (s != BQ_ERR_DEVICE_OOM || !fired || !strstr(err.message, "device memory"))
+                fail_msg("full from allocation %ld on: %s: %s (status %s)", n, where, err.message,
+                         bq_status_string(s));
+            if (strcmp(where, "create") == 0) {
+                assert_null(e);
+                failed_create++;
+            } else {
+                failed_pass++;
+            }
+        } else if (fired) {
+            /* only a candidate check's copy found no room: that shape was timed unchecked */
+            bq_gemm_plan_info plans[16];
+            const int count = bq_cuda_engine_gemm_plans(e, plans, 16);
+            int unchecked = 0;
+            for (int i = 0; i < count; i++) unchecked += !plans[i].checked;
+            if (unchecked == 0) fail_msg("full from allocation %ld on: every GEMM shape checked", n);
+            went_on++;
+        }
+        bq_cuda_engine_free(e);
+        e = NULL;
+        if (bq_emu_live_device_allocations() != live_before)
+            fail_msg("full from allocation %ld on: %ld allocations left behind", n,
+                     bq_emu_live_device_allocations() - live_before);
+        if (!fired) break; /* every allocation came before n: all of them were tried */
+    }
+    printf("  %ld device allocations; full from each on: creation failed %d times, a first pass "
+           "%d times, the engine went on %d times\n", n - 1, failed_create, failed_pass, went_on);
+    /* the engine's own allocations come first; a first pass only ever loses its checks */
+    assert_true(failed_create > 0 && went_on > 0 && failed_pass == 0);
+    free_batch(&bc);
+    random_model_free(r);
+#endif
+}
+
 /* The GEMM choices timed shape by shape are checked by whole passes on a batch size's first pass
  * (engine_cuda.cu choose_gemm): undecided before it, "timed" or "first" after with both pass
  * times, "first" only where that pass was the faster, every shape of the batch flagged alike; and
@@ -2036,6 +2125,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_3xtf32),
 #endif
         cmocka_unit_test(test_engine_errors),
+        cmocka_unit_test(test_device_out_of_memory),
         cmocka_unit_test(test_tiny_every_precision),
         cmocka_unit_test(test_head64_every_precision),
         cmocka_unit_test(test_without_graphs),

@@ -24,6 +24,7 @@
 
 #include "cuda_emu.h"
 #include "cuda_emu_runtime.h"
+#include "emu_faults.h"
 
 #include <cublas_api.h>
 #include <setjmp.h>
@@ -638,6 +639,11 @@ size_t device_bytes_allocated() {
     return total;
 }
 
+constexpr size_t kDefaultDeviceMemory = (size_t)80 << 30; /* an H100's 80 GB */
+size_t g_device_memory = kDefaultDeviceMemory;
+
+size_t device_memory() { return g_device_memory; }
+
 } // namespace bq_emu
 
 /* ---- the CUDA runtime API, as much of it as our code calls ------------------------------------ */
@@ -721,10 +727,41 @@ cudaError_t CUDARTAPI cudaDeviceReset(void) {
     return cudaSuccess;
 }
 
+/* emu_faults.h: a device of another size, and one that runs out of memory from a chosen cudaMalloc
+ * on */
+extern "C" void bq_emu_set_device_memory(size_t bytes) {
+    bq_emu::g_device_memory = bytes ? bytes : bq_emu::kDefaultDeviceMemory;
+}
+
+static long g_alloc_fail_from; /* 0: never */
+static long g_alloc_calls;     /* cudaMalloc calls since bq_emu_fail_device_alloc_from */
+static bool g_alloc_failed;
+
+size_t bq_emu::device_bytes_free() {
+    if (g_alloc_failed && g_alloc_fail_from > 0) return 0; /* full */
+    const size_t used = device_bytes_allocated(), total = device_memory();
+    return used < total ? total - used : 0;
+}
+
+extern "C" void bq_emu_fail_device_alloc_from(long n) {
+    g_alloc_fail_from = n > 0 ? n : 0;
+    g_alloc_calls = 0;
+    g_alloc_failed = false;
+}
+
+extern "C" int bq_emu_device_alloc_failed(void) { return g_alloc_failed; }
+
+extern "C" long bq_emu_live_device_allocations(void) { return (long)bq_emu::g_allocations.size(); }
+
 cudaError_t CUDARTAPI cudaMalloc(void **ptr, size_t size) {
     if (g_sticky_error != cudaSuccess) return g_sticky_error;
     if (cudaError_t rc = bq_emu::capture_forbids("cudaMalloc")) return set_error(rc);
     if (!ptr) return set_error(cudaErrorInvalidValue);
+    if (g_alloc_fail_from > 0 && ++g_alloc_calls >= g_alloc_fail_from) {
+        g_alloc_failed = true;
+        return set_error(cudaErrorMemoryAllocation);
+    }
+    if (size > bq_emu::device_bytes_free()) return set_error(cudaErrorMemoryAllocation);
     const size_t rounded = ((size ? size : 1) + 255) / 256 * 256; /* cudaMalloc aligns to 256 */
     void *p = aligned_alloc(256, rounded);
     if (!p) return set_error(cudaErrorMemoryAllocation);

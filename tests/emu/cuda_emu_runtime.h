@@ -16,6 +16,12 @@ cudaError_t record_error(cudaError_t e);
 bool in_device_allocation(const void *p, size_t bytes);
 /* Bytes held by live cudaMalloc allocations. */
 size_t device_bytes_allocated();
+/* The device's memory: an H100's 80 GB unless a test set another (emu_faults.h); cudaMalloc fails
+ * past it. */
+size_t device_memory();
+/* What cudaMemGetInfo calls free: device_memory() less the live allocations, 0 while emu_faults.h
+ * keeps the device full. */
+size_t device_bytes_free();
 
 } // namespace bq_emu
 

@@ -236,7 +236,6 @@ cudaError_t CUDARTAPI cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEve
 /* ---- the device ------------------------------------------------------------------------------- */
 
 namespace {
-constexpr size_t kDeviceMemory = (size_t)80 << 30; /* an H100's 80 GB, for cudaMemGetInfo */
 constexpr int kMultiprocessors = 132;
 constexpr int kSharedOptin = 227 * 1024;
 } // namespace
@@ -248,7 +247,7 @@ cudaError_t CUDARTAPI cudaGetDeviceProperties(struct cudaDeviceProp *prop, int d
     snprintf(prop->name, sizeof prop->name, "bq-emu (CPU emulation of an sm_90 device)");
     prop->major = 9;
     prop->minor = 0;
-    prop->totalGlobalMem = kDeviceMemory;
+    prop->totalGlobalMem = bq_emu::device_memory();
     prop->multiProcessorCount = kMultiprocessors;
     prop->sharedMemPerBlock = 48 * 1024;
     prop->sharedMemPerBlockOptin = kSharedOptin;
@@ -276,8 +275,7 @@ cudaError_t CUDARTAPI cudaDriverGetVersion(int *version) {
 
 cudaError_t CUDARTAPI cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes) {
     if (!free_bytes || !total_bytes) return record_error(cudaErrorInvalidValue);
-    const size_t used = bq_emu::device_bytes_allocated();
-    *total_bytes = kDeviceMemory;
-    *free_bytes = used < kDeviceMemory ? kDeviceMemory - used : 0;
+    *total_bytes = bq_emu::device_memory();
+    *free_bytes = bq_emu::device_bytes_free();
     return cudaSuccess;
 }

@@ -8,7 +8,8 @@
  *   - a barrier some threads never reach (exited, or waiting at another __syncthreads) and a
  *     shuffle with an exited lane fail the launch with cudaErrorLaunchFailure instead of hanging,
  *     the error is sticky until cudaDeviceReset, and the next launch runs normally;
- *   - launch configuration and shared-memory limits are enforced as on an H100.
+ *   - launch configuration and shared-memory limits are enforced as on an H100;
+ *   - device memory has a size and can be made full on purpose (emu_faults.h).
  * Kernels here are plain C++ using the emulator directly: bq_emu::launch instead of <<<>>>, and
  * the shared_decl registration that translate_cu.py adds in kernel sources. */
 #include "cuda_emu.h"
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 
 #include "emu_check.h"
+#include "emu_faults.h"
 
 #define CUDA_CHECK(stmt)                                                                           \
     do {                                                                                           \
@@ -316,8 +318,53 @@ static void test_api() {
     printf("ok   runtime API basics\n");
 }
 
+/* The device's memory (emu_faults.h): cudaMalloc fails past its size, cudaMemGetInfo follows the
+ * live allocations, and a device made full from the n-th cudaMalloc on fails that one and every
+ * later one (not stickily), reporting nothing free, until the fault is turned off. */
+static void test_device_memory() {
+    bq_emu_set_device_memory(1 << 20);
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    CHECK(total_b == (1 << 20) && free_b == total_b, "a 1 MB device: %zu of %zu free", free_b, total_b);
+    void *a = nullptr, *b = nullptr, *c = nullptr;
+    CUDA_CHECK(cudaMalloc(&a, 600 << 10));
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    CHECK(free_b == (424 << 10), "after 600 KB: %zu free", free_b);
+    CHECK(cudaMalloc(&b, 600 << 10) == cudaErrorMemoryAllocation, "600 KB more fit in 424 KB");
+    CHECK(cudaGetLastError() == cudaErrorMemoryAllocation && cudaGetLastError() == cudaSuccess,
+          "out of memory is reported once, not sticky");
+    CUDA_CHECK(cudaMalloc(&b, 400 << 10));
+    CUDA_CHECK(cudaFree(a));
+    CUDA_CHECK(cudaFree(b));
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    CHECK(prop.totalGlobalMem == (1 << 20), "totalGlobalMem %zu", prop.totalGlobalMem);
+    bq_emu_set_device_memory(0);
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+    CHECK(prop.totalGlobalMem == (size_t)80 << 30, "totalGlobalMem %zu after the reset", prop.totalGlobalMem);
+
+    const long live = bq_emu_live_device_allocations();
+    bq_emu_fail_device_alloc_from(2);
+    CUDA_CHECK(cudaMalloc(&a, 64));
+    CHECK(!bq_emu_device_alloc_failed(), "failed before the second allocation");
+    CHECK(cudaMalloc(&b, 64) == cudaErrorMemoryAllocation, "the second allocation went through");
+    CHECK(cudaMalloc(&c, 64) == cudaErrorMemoryAllocation, "the third allocation went through");
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    CHECK(bq_emu_device_alloc_failed() && free_b == 0, "full device: %zu free", free_b);
+    CHECK(bq_emu_live_device_allocations() == live + 1, "%ld live allocations, want %ld",
+          bq_emu_live_device_allocations(), live + 1);
+    bq_emu_fail_device_alloc_from(0);
+    cudaGetLastError();
+    CUDA_CHECK(cudaMalloc(&b, 64));
+    CUDA_CHECK(cudaFree(a));
+    CUDA_CHECK(cudaFree(b));
+    CHECK(bq_emu_live_device_allocations() == live, "allocations left behind");
+    printf("ok   device memory: size, out of memory, a device made full\n");
+}
+
 int main() {
     test_api();
+    test_device_memory();
     unsetenv("BQ_EMU_REVERSE");
     test_collectives("thread");
     test_missing_barriers("thread");

@@ -1,0 +1,27 @@
+/* emu_faults.h - fault injection into the emulated CUDA runtime, for the emulated build's C tests
+ * (tests/test_gpu_model.c under BQ_CUDA_EMULATED): a device that runs out of memory at a chosen
+ * cudaMalloc, so that every error path of the engine's allocations runs on the CPU. */
+#ifndef BQ_EMU_FAULTS_H
+#define BQ_EMU_FAULTS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The emulated device's memory in bytes (cudaMemGetInfo, cudaGetDeviceProperties; cudaMalloc
+ * fails past it); 0: an H100's 80 GB again. */
+void bq_emu_set_device_memory(size_t bytes);
+/* From the n-th cudaMalloc after this call on (1 = the next), every cudaMalloc fails with
+ * cudaErrorMemoryAllocation, as on a device that is full; n <= 0 turns it off. */
+void bq_emu_fail_device_alloc_from(long n);
+/* Whether a cudaMalloc failed that way since the last bq_emu_fail_device_alloc_from. */
+int bq_emu_device_alloc_failed(void);
+/* How many cudaMalloc allocations are live (not yet cudaFree'd). */
+long bq_emu_live_device_allocations(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
