@@ -503,6 +503,9 @@ static bq_status bind_buffers(bq_cudnn_attention *a, sdpa_plan *p, const void *q
     if (p->variant_pack && p->pack_qkv == qkv && p->pack_ctx == ctx) return BQ_OK;
     if (p->variant_pack) cudnnBackendDestroyDescriptor(p->variant_pack);
     p->variant_pack = NULL;
+    /* not bound until finalized: a failure below must not leave a pack that looks bound */
+    p->pack_qkv = NULL;
+    p->pack_ctx = NULL;
     size_t elem = bq_cuda_dtype_size(a->dt);
     char *base = (char *)qkv; /* cuDNN only reads the inputs */
     int64_t uids[6] = {UID_Q, UID_K, UID_V, UID_O, UID_BIAS, UID_SCALE};

@@ -22,6 +22,10 @@ extern "C" const char *bq_cuda_dtype_name(bq_cuda_dtype dt) {
 extern "C" bq_status bq_cuda_check(cudaError_t rc, const char *stmt, const char *file, int line,
                                    bq_err *err) {
     if (rc == cudaSuccess) return BQ_OK;
+    /* reported here, so not again: a failed call that is not sticky (out of memory, a refused
+     * capture or launch) also sets the thread's last error, which the next kernel launch's
+     * cudaGetLastError would otherwise blame on itself; a sticky error stays */
+    (void)cudaGetLastError();
     const char *name = cudaGetErrorName(rc);
     const char *text = cudaGetErrorString(rc);
     if (rc == cudaErrorMemoryAllocation)

@@ -321,6 +321,20 @@ static size_t layout_workspace(bq_cuda_engine *e, char *base) {
     return off;
 }
 
+/* cudaHostAlloc (pinned host memory: out of it is BQ_ERR_NOMEM, not the device's memory). */
+#define PINNED_ALLOC(ptr, bytes, what, err) pinned_alloc((void **)(ptr), (bytes), (what), __FILE__, __LINE__, (err))
+static bq_status pinned_alloc(void **p, size_t bytes, const char *what, const char *file, int line,
+                              bq_err *err) {
+    const cudaError_t rc = cudaHostAlloc(p, bytes, cudaHostAllocDefault);
+    if (rc == cudaSuccess) return BQ_OK;
+    *p = NULL;
+    if (rc != cudaErrorMemoryAllocation)
+        return bq_cuda_check(rc, "cudaHostAlloc(p, bytes, cudaHostAllocDefault)", file, line, err);
+    (void)cudaGetLastError();
+    return bq_fail(err, BQ_ERR_NOMEM, "%s:%d: cudaHostAlloc(p, bytes, cudaHostAllocDefault): out of "
+                   "pinned host memory allocating %s (%zu bytes)", file, line, what, bytes);
+}
+
 /* cudaMalloc with an out-of-memory message that says how much was needed and how much is free. */
 static bq_status device_alloc(void **p, size_t bytes, const char *what, size_t total_needed,
                               bq_err *err) {
@@ -695,7 +709,9 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
             kinds[n++] = ATTN_CUDNN;
         } else {
             note_attention_failure(e, "cuDNN", p->batch, "own kept", cerr.message);
-            /* a launch error would be sticky: make sure the stream still works */
+            /* what cuDNN left in the last error is noted above, not our next launch's; a launch
+             * error would be sticky: make sure the stream still works */
+            (void)cudaGetLastError();
             s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
                               __FILE__, __LINE__, err);
         }
@@ -1296,10 +1312,9 @@ static bq_status create_inner(bq_cuda_engine *e, const bq_model *model, bq_err *
     if (s != BQ_OK) return s;
 
     size_t M = (size_t)e->opt.max_batch * e->opt.seq_len;
-    BQ_CUDA_TRY(cudaHostAlloc(&e->pinned, M * (3 * sizeof(int32_t) + 2 * sizeof(float)) +
-                                              (M + 1) * sizeof(int32_t),
-                              cudaHostAllocDefault),
-                err);
+    s = PINNED_ALLOC(&e->pinned, M * (3 * sizeof(int32_t) + 2 * sizeof(float)) + (M + 1) * sizeof(int32_t),
+                     "the inputs' and logits' staging", err);
+    if (s != BQ_OK) return s;
     e->h_ids = (int32_t *)e->pinned;
     e->h_mask = e->h_ids + M;
     e->h_seg = e->h_mask + M;
@@ -1486,7 +1501,10 @@ extern "C" bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weig
 
 static float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
     float ms = 0.0f;
-    if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess) return -1.0f;
+    if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess) {
+        (void)cudaGetLastError(); /* the -1 says it; the next launch must not report it */
+        return -1.0f;
+    }
     return ms;
 }
 
@@ -1543,9 +1561,8 @@ extern "C" bq_status bq_cuda_engine_time(bq_cuda_engine *e, int batch, const int
     pass_shape *p = find_shape(e, batch, S, 0); /* made by the forward */
 
     int32_t *sets = NULL;
-    BQ_CUDA_TRY(cudaHostAlloc(&sets, (size_t)n_input_sets * 3 * n * sizeof(int32_t),
-                              cudaHostAllocDefault),
-                err);
+    s = PINNED_ALLOC(&sets, (size_t)n_input_sets * 3 * n * sizeof(int32_t), "the benchmark's input sets", err);
+    if (s != BQ_OK) return s;
     for (int k = 0; k < n_input_sets; k++) {
         int32_t *set = sets + (size_t)k * 3 * n;
         memcpy(set, ids + k * n, n * sizeof(int32_t));

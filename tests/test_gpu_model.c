@@ -376,6 +376,11 @@ static int unset_fault_hooks(void **state) {
     unsetenv("BQ_EMU_3XTF32_WRONG");
     unsetenv("BQ_EMU_GEMM_FASTEST");
     unsetenv("BQ_FUSED_GELU");
+#ifdef BQ_CUDA_EMULATED
+    bq_emu_fail_call(NULL, 0);
+    bq_emu_fail_device_alloc_from(0);
+    bq_emu_set_device_memory(0);
+#endif
     return 0;
 }
 
@@ -1862,7 +1867,7 @@ static void test_device_out_of_memory(void **state) {
 
     /* a 64 MB device: 2,048 windows of 64 tokens need 0.3 GB of activations */
     bq_emu_set_device_memory((size_t)64 << 20);
-    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_AUTO, 2048, 64);
+    bq_engine_options opt = cuda_options(BQ_PRECISION_FP16, BQ_ATTENTION_OWN, 2048, 64);
     const bq_status too_large = bq_cuda_engine_create(&r->model, &opt, &e, &err);
     bq_emu_set_device_memory(0);
     assert_int_equal(too_large, BQ_ERR_DEVICE_OOM);
@@ -1921,6 +1926,102 @@ static void test_device_out_of_memory(void **state) {
            "%d times, the engine went on %d times\n", n - 1, failed_create, failed_pass, went_on);
     /* the engine's own allocations come first; a first pass only ever loses its checks */
     assert_true(failed_create > 0 && went_on > 0 && failed_pass == 0);
+    free_batch(&bc);
+    random_model_free(r);
+#endif
+}
+
+#ifdef BQ_CUDA_EMULATED
+/* A forward of `batch` rows of bc that must succeed with the CPU reference's logits. */
+static void expect_right_pass(bq_cuda_engine *e, const batch_case *bc, int batch, const char *what) {
+    const size_t n = (size_t)batch * bc->seq_len;
+    float *start = malloc(n * sizeof(float)), *end = malloc(n * sizeof(float));
+    assert_true(start && end);
+    bq_err err;
+    bq_status s = bq_cuda_engine_forward(e, batch, bc->seq_len, bc->ids, bc->mask, bc->seg, start, end, &err);
+    if (s != BQ_OK) fail_msg("%s: %s (status %s)", what, err.message, bq_status_string(s));
+    const double rel = real_token_error(bc, batch, start, end);
+    if (!(rel <= tolerance(BQ_PRECISION_FP32))) fail_msg("%s: rel error %.3e", what, rel);
+    free(start);
+    free(end);
+}
+
+/* A forward of `batch` rows of bc that must fail with `status` and a message naming `call`. */
+static void expect_failed_pass(bq_cuda_engine *e, const batch_case *bc, int batch, bq_status status,
+                               const char *call, const char *what) {
+    float start[64], end[64];
+    assert_true((size_t)batch * bc->seq_len <= 64);
+    bq_err err;
+    bq_status s = bq_cuda_engine_forward(e, batch, bc->seq_len, bc->ids, bc->mask, bc->seg, start, end, &err);
+    if (s != status || !strstr(err.message, call))
+        fail_msg("%s: status %s, '%s'; want %s naming %s", what, bq_status_string(s), err.message,
+                 bq_status_string(status), call);
+}
+#endif
+
+/* A runtime call that fails (the emulated build's hooks, emu_faults.h) is reported once, against
+ * itself: the engine call it happened in fails naming it (or, for a graph capture, goes on
+ * without graphs), and the next call of that engine, or the next engine, is not blamed for it.
+ * (Before, BQ_CUDA_TRY left CUDA's last error set, so the next kernel launch reported it again:
+ * a new engine's first pass failed with the out of memory of the creation before it.) fp32 with
+ * our attention: no cuDNN probe, which cleared the last error by chance. */
+static void test_failed_calls_reported_once(void **state) {
+    (void)state;
+    REQUIRE_GPU();
+    REQUIRE_FAULT_HOOKS();
+#ifdef BQ_CUDA_EMULATED
+    random_model *r = random_model_create(32, 4, 64, 1, 50, 40, 16);
+    const int lengths[2] = {16, 9};
+    batch_case bc = make_batch(&r->model, 2, 16, lengths, 9);
+    const bq_engine_options opt = cuda_options(BQ_PRECISION_FP32, BQ_ATTENTION_OWN, 2, 16);
+    bq_err err;
+    bq_cuda_engine *e = NULL;
+    const long live = bq_emu_live_device_allocations();
+
+    /* creation: the device full at the GEMM layer's workspace (its third allocation), then no
+     * pinned host memory (BQ_ERR_NOMEM: host memory, not the device's); then an engine that works */
+    bq_emu_fail_device_alloc_from(3);
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_ERR_DEVICE_OOM);
+    bq_emu_fail_device_alloc_from(0);
+    if (!strstr(err.message, "gemm.cu")) fail_msg("message: %s", err.message);
+    bq_emu_fail_call("cudaHostAlloc", 1);
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_ERR_NOMEM);
+    assert_true(bq_emu_call_failed());
+    bq_emu_fail_call(NULL, 0);
+    if (!strstr(err.message, "cudaHostAlloc") || !strstr(err.message, "pinned host memory"))
+        fail_msg("message: %s", err.message);
+    assert_null(e);
+    assert_int_equal(bq_emu_live_device_allocations(), live);
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_OK);
+    expect_right_pass(e, &bc, 2, "first pass after two failed creations");
+    bq_cuda_engine_free(e);
+
+    /* a graph capture refused: that pass and the next right, without graphs */
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_OK);
+    bq_emu_fail_call("cudaStreamBeginCapture", 1);
+    expect_right_pass(e, &bc, 2, "a first pass whose capture was refused");
+    assert_true(bq_emu_call_failed());
+    bq_emu_fail_call(NULL, 0);
+    expect_right_pass(e, &bc, 2, "the pass after a refused capture");
+    if (!strstr(bq_cuda_engine_describe(e), "capture failed"))
+        fail_msg("describe: %s", bq_cuda_engine_describe(e));
+    bq_cuda_engine_free(e);
+
+    /* the first pass's timing without its event: that pass fails naming it, the next is right */
+    assert_int_equal(bq_cuda_engine_create(&r->model, &opt, &e, &err), BQ_OK);
+    bq_emu_fail_call("cudaEventCreate", 1);
+    expect_failed_pass(e, &bc, 2, BQ_ERR_DEVICE_OOM, "cudaEventCreate", "a first pass without its event");
+    bq_emu_fail_call(NULL, 0);
+    expect_right_pass(e, &bc, 2, "the pass after a failed cudaEventCreate");
+    /* a graph replay refused: that pass fails naming it; a first pass of another batch size
+     * (eager, timed) after it is right, and so is the replay after that */
+    bq_emu_fail_call("cudaGraphLaunch", 1);
+    expect_failed_pass(e, &bc, 2, BQ_ERR_DEVICE, "cudaGraphLaunch", "a refused replay");
+    bq_emu_fail_call(NULL, 0);
+    expect_right_pass(e, &bc, 1, "a first pass after a refused replay");
+    expect_right_pass(e, &bc, 2, "the replay after a refused one");
+    bq_cuda_engine_free(e);
+    assert_int_equal(bq_emu_live_device_allocations(), live);
     free_batch(&bc);
     random_model_free(r);
 #endif
@@ -2125,7 +2226,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm_3xtf32),
 #endif
         cmocka_unit_test(test_engine_errors),
-        cmocka_unit_test(test_device_out_of_memory),
+        cmocka_unit_test_teardown(test_device_out_of_memory, unset_fault_hooks),
+        cmocka_unit_test_teardown(test_failed_calls_reported_once, unset_fault_hooks),
         cmocka_unit_test(test_tiny_every_precision),
         cmocka_unit_test(test_head64_every_precision),
         cmocka_unit_test(test_without_graphs),

@@ -753,6 +753,25 @@ extern "C" int bq_emu_device_alloc_failed(void) { return g_alloc_failed; }
 
 extern "C" long bq_emu_live_device_allocations(void) { return (long)bq_emu::g_allocations.size(); }
 
+static std::string g_fail_api; /* the runtime function bq_emu_fail_call picked */
+static long g_fail_at, g_fail_calls;
+static bool g_fail_fired;
+
+extern "C" void bq_emu_fail_call(const char *api, long n) {
+    g_fail_api = api && n > 0 ? api : "";
+    g_fail_at = n > 0 ? n : 0;
+    g_fail_calls = 0;
+    g_fail_fired = false;
+}
+
+extern "C" int bq_emu_call_failed(void) { return g_fail_fired; }
+
+bool bq_emu::injected_failure(const char *api) {
+    if (g_fail_at <= 0 || g_fail_api != api || ++g_fail_calls != g_fail_at) return false;
+    g_fail_fired = true;
+    return true;
+}
+
 cudaError_t CUDARTAPI cudaMalloc(void **ptr, size_t size) {
     if (g_sticky_error != cudaSuccess) return g_sticky_error;
     if (cudaError_t rc = bq_emu::capture_forbids("cudaMalloc")) return set_error(rc);
@@ -788,6 +807,7 @@ cudaError_t CUDARTAPI cudaMallocHost(void **ptr, size_t size) {
 
 cudaError_t CUDARTAPI cudaHostAlloc(void **ptr, size_t size, unsigned int flags) {
     (void)flags; /* host memory is all the emulated device has */
+    if (bq_emu::injected_failure("cudaHostAlloc")) return set_error(cudaErrorMemoryAllocation);
     return cudaMallocHost(ptr, size);
 }
 

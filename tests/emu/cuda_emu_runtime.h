@@ -22,6 +22,9 @@ size_t device_memory();
 /* What cudaMemGetInfo calls free: device_memory() less the live allocations, 0 while emu_faults.h
  * keeps the device full. */
 size_t device_bytes_free();
+/* Whether this call of `api` is the one emu_faults.h's bq_emu_fail_call picked to fail (counts
+ * the call). */
+bool injected_failure(const char *api);
 
 } // namespace bq_emu
 

@@ -81,6 +81,7 @@ using bq_emu::sticky_error;
 cudaError_t CUDARTAPI cudaStreamCreate(cudaStream_t *stream) {
     if (sticky_error() != cudaSuccess) return sticky_error();
     if (!stream) return record_error(cudaErrorInvalidValue);
+    if (bq_emu::injected_failure("cudaStreamCreate")) return record_error(cudaErrorMemoryAllocation);
     *stream = reinterpret_cast<cudaStream_t>(malloc(1));
     return *stream ? cudaSuccess : record_error(cudaErrorMemoryAllocation);
 }
@@ -135,6 +136,8 @@ cudaError_t CUDARTAPI cudaStreamBeginCapture(cudaStream_t stream, enum cudaStrea
     if (sticky_error() != cudaSuccess) return sticky_error();
     if (is_default_stream(stream)) return record_error(cudaErrorStreamCaptureUnsupported);
     if (g_capture.stream) return record_error(cudaErrorIllegalState);
+    if (bq_emu::injected_failure("cudaStreamBeginCapture"))
+        return record_error(cudaErrorStreamCaptureUnsupported);
     g_capture = Capture();
     g_capture.stream = stream;
     g_capture.graph = new EmuGraph();
@@ -169,6 +172,7 @@ cudaError_t CUDARTAPI cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t gr
                                            unsigned long long flags) {
     (void)flags;
     if (!exec || !graph) return record_error(cudaErrorInvalidValue);
+    if (bq_emu::injected_failure("cudaGraphInstantiate")) return record_error(cudaErrorMemoryAllocation);
     /* an executable graph is a copy: destroying the graph afterwards must not affect it */
     *exec = reinterpret_cast<cudaGraphExec_t>(new EmuGraph(*reinterpret_cast<EmuGraph *>(graph)));
     return cudaSuccess;
@@ -187,6 +191,7 @@ cudaError_t CUDARTAPI cudaGraphExecDestroy(cudaGraphExec_t exec) {
 cudaError_t CUDARTAPI cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (sticky_error() != cudaSuccess) return sticky_error();
     if (!exec) return record_error(cudaErrorInvalidValue);
+    if (bq_emu::injected_failure("cudaGraphLaunch")) return record_error(cudaErrorLaunchOutOfResources);
     const EmuGraph *g = reinterpret_cast<const EmuGraph *>(exec);
     bq_emu::enqueue(stream, [g]() {
         for (const Work &w : g->nodes) w();
@@ -198,6 +203,7 @@ cudaError_t CUDARTAPI cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
 
 cudaError_t CUDARTAPI cudaEventCreate(cudaEvent_t *event) {
     if (!event) return record_error(cudaErrorInvalidValue);
+    if (bq_emu::injected_failure("cudaEventCreate")) return record_error(cudaErrorMemoryAllocation);
     *event = reinterpret_cast<cudaEvent_t>(new EmuEvent());
     return cudaSuccess;
 }

@@ -9,7 +9,8 @@
  *     shuffle with an exited lane fail the launch with cudaErrorLaunchFailure instead of hanging,
  *     the error is sticky until cudaDeviceReset, and the next launch runs normally;
  *   - launch configuration and shared-memory limits are enforced as on an H100;
- *   - device memory has a size and can be made full on purpose (emu_faults.h).
+ *   - device memory has a size and can be made full on purpose, and a runtime call can be made
+ *     to fail once (emu_faults.h).
  * Kernels here are plain C++ using the emulator directly: bq_emu::launch instead of <<<>>>, and
  * the shared_decl registration that translate_cu.py adds in kernel sources. */
 #include "cuda_emu.h"
@@ -362,9 +363,30 @@ static void test_device_memory() {
     printf("ok   device memory: size, out of memory, a device made full\n");
 }
 
+/* A runtime call made to fail on purpose (emu_faults.h): the chosen call alone, once, not sticky. */
+static void test_failing_call() {
+    bq_emu_fail_call("cudaEventCreate", 2);
+    cudaEvent_t first = nullptr, second = nullptr, third = nullptr;
+    CUDA_CHECK(cudaEventCreate(&first));
+    CHECK(!bq_emu_call_failed(), "the first cudaEventCreate counted as failed");
+    CHECK(cudaEventCreate(&second) == cudaErrorMemoryAllocation && bq_emu_call_failed(),
+          "the second cudaEventCreate went through");
+    CHECK(cudaGetLastError() == cudaErrorMemoryAllocation && cudaGetLastError() == cudaSuccess,
+          "a failed call is reported once, not sticky");
+    CUDA_CHECK(cudaEventCreate(&third));
+    cudaStream_t stream = nullptr;
+    CUDA_CHECK(cudaStreamCreate(&stream)); /* another function: untouched */
+    bq_emu_fail_call(nullptr, 0);
+    CUDA_CHECK(cudaEventDestroy(first));
+    CUDA_CHECK(cudaEventDestroy(third));
+    CUDA_CHECK(cudaStreamDestroy(stream));
+    printf("ok   a runtime call made to fail once\n");
+}
+
 int main() {
     test_api();
     test_device_memory();
+    test_failing_call();
     unsetenv("BQ_EMU_REVERSE");
     test_collectives("thread");
     test_missing_barriers("thread");
