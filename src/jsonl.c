@@ -1,9 +1,13 @@
 /* jsonl.c - the jsonl command's records (jsonl.h). */
 #include "jsonl.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void set_error(bq_jsonl_record *rec, const char *message) {
     snprintf(rec->error, sizeof rec->error, "%s", message);
@@ -188,4 +192,88 @@ void bq_jsonl_record_clear(bq_jsonl_record *rec) {
     free(rec->context);
     free(rec->out_line);
     memset(rec, 0, sizeof *rec);
+}
+
+/* ---- lines from a descriptor ------------------------------------------------------------------ */
+
+struct bq_line_reader {
+    int fd;
+    char *buf;      /* [cap]: bytes read, of which [start, end) are not yet given */
+    size_t cap, start, end;
+    size_t scanned; /* [start, scanned) holds no '\n': a long line is not searched again */
+    bool eof;       /* read gave 0 */
+    int read_errno; /* read failed: reported once the lines before it are given */
+};
+
+bq_line_reader *bq_line_reader_create(int fd) {
+    bq_line_reader *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->fd = fd;
+    r->cap = 1 << 16;
+    r->buf = malloc(r->cap);
+    if (!r->buf) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void bq_line_reader_free(bq_line_reader *r) {
+    if (!r) return;
+    free(r->buf);
+    free(r);
+}
+
+/* Give [start, start + n) as a line (buf[start + n] is the '\n' or the byte past the input, where
+ * the caller made room) and move past it and its '\n'. */
+static int give_line(bq_line_reader *r, size_t n, char **line, size_t *len) {
+    r->buf[r->start + n] = '\0';
+    *line = r->buf + r->start;
+    *len = n;
+    r->start = r->start + n < r->end ? r->start + n + 1 : r->end;
+    r->scanned = r->start;
+    return 1;
+}
+
+int bq_line_reader_next(bq_line_reader *r, char **line, size_t *len) {
+    for (;;) {
+        const char *nl = memchr(r->buf + r->scanned, '\n', r->end - r->scanned);
+        if (nl) return give_line(r, (size_t)(nl - (r->buf + r->start)), line, len);
+        r->scanned = r->end;
+        if ((r->eof || r->read_errno) && r->end > r->start && r->end < r->cap)
+            return give_line(r, r->end - r->start, line, len); /* the last line, without '\n' */
+        if (r->read_errno) {
+            errno = r->read_errno;
+            return -1;
+        }
+        if (r->eof && r->end == r->start) return 0;
+        /* the partial line to the front, and the buffer larger when it fills it (one byte is kept
+         * for the NUL after a last line without '\n') */
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->scanned -= r->start;
+            r->start = 0;
+        }
+        if (r->end + 1 >= r->cap) {
+            char *grown = r->cap <= SIZE_MAX / 2 ? realloc(r->buf, 2 * r->cap) : NULL;
+            if (!grown) {
+                errno = ENOMEM;
+                return -1;
+            }
+            r->buf = grown;
+            r->cap *= 2;
+        }
+        if (r->eof || r->read_errno) continue; /* only the room for the last line's NUL was missing */
+        const ssize_t got = read(r->fd, r->buf + r->end, r->cap - r->end - 1);
+        if (got > 0) r->end += (size_t)got;
+        else if (got == 0) r->eof = true;
+        else if (errno != EINTR) r->read_errno = errno ? errno : EIO;
+    }
+}
+
+bool bq_line_reader_ready(const bq_line_reader *r) {
+    if (memchr(r->buf + r->scanned, '\n', r->end - r->scanned) || r->eof || r->read_errno) return true;
+    struct pollfd p = {.fd = r->fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
 }

@@ -40,6 +40,25 @@ bool bq_json_number_is_strict(const char *s, size_t n);
 /* Free what the record holds and zero it. */
 void bq_jsonl_record_clear(bq_jsonl_record *rec);
 
+/* Lines from a file descriptor, through a buffer of its own, so that whether more input is there
+ * now counts the lines already read in as well as the descriptor's (a stdio reader's buffer hides
+ * them from poll: a burst written into a pipe was answered a line at a time). */
+typedef struct bq_line_reader bq_line_reader;
+
+/* A reader of fd (not closed by it); NULL when out of memory. */
+bq_line_reader *bq_line_reader_create(int fd);
+void bq_line_reader_free(bq_line_reader *r); /* accepts NULL */
+
+/* The next line, without its '\n' (the last may have none), in *line (the reader's, valid until
+ * the next call; NUL-terminated, and may hold NULs: *len counts them). Waits for input. Returns
+ * 1 for a line, 0 at the end of the input, -1 when reading failed (errno then says why; the lines
+ * before it were all given) or out of memory (ENOMEM). */
+int bq_line_reader_next(bq_line_reader *r, char **line, size_t *len);
+
+/* Whether bq_line_reader_next would return without waiting for more input to arrive: a whole
+ * line is buffered, the input has ended, or the descriptor has bytes to read now. */
+bool bq_line_reader_ready(const bq_line_reader *r);
+
 #ifdef __cplusplus
 }
 #endif

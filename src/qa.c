@@ -171,6 +171,8 @@ static bool alloc_rows(size_t cells, int32_t **ids, int32_t **mask, int32_t **se
 static bq_status chunk_prepare(const bq_qa *qa, qa_chunk *c, int whole_batches, bq_err *err) {
     double t0 = now_seconds();
     const int S = qa->seq_len;
+    /* results defined on every return, the early ones included: a caller frees them */
+    if (c->n > 0) memset(c->res, 0, (size_t)c->n * sizeof *c->res);
     c->feats = calloc((size_t)c->n, sizeof *c->feats);
     c->first_row = malloc((size_t)c->n * sizeof *c->first_row);
     if (!c->feats || !c->first_row) return bq_fail(err, BQ_ERR_NOMEM, "out of memory building features");

@@ -39,8 +39,9 @@ bq_status bq_qa_create(const bq_model *model, bq_engine *engine, const bq_squad_
                        bq_qa **out, bq_err *err);
 void bq_qa_free(bq_qa *qa); /* accepts NULL */
 
-/* Answer n requests into results[0..n). Returns non-OK only for failures of the engine itself;
- * a request with bad input gets its own status and message in its result. */
+/* Answer n requests into results[0..n). Returns non-OK only for failures of the engine itself (or
+ * no memory); a request with bad input gets its own status and message in its result. The
+ * results are set on every return (free them with bq_qa_result_free). */
 bq_status bq_qa_answer(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_result *results,
                        bq_err *err);
 

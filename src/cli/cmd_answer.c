@@ -7,7 +7,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,7 +84,7 @@ int cmd_ask(const cli_args *a) {
         return open_status;
     }
     bq_qa_request req = {a->value[OPT_QUESTION], strlen(a->value[OPT_QUESTION]), context, context_len};
-    bq_qa_result res;
+    bq_qa_result res = {0};
     bq_err err;
     bq_err_clear(&err);
     bq_status st = bq_qa_answer(s.qa, &req, 1, &res, &err);
@@ -136,6 +135,7 @@ typedef struct {
     bool *repeated;   /* [n_questions]: the id of an earlier question again */
     const int *question_of; /* [requests] the question each pipeline request asks */
     int next;         /* the first question not yet recorded (file order) */
+    bool out_of_memory; /* an answer could not be kept for scoring */
     int done, failed;
     bool progress;        /* a bar redrawn in place (stderr is a terminal) */
     double line_seconds;  /* else a progress line this often (-1: none, --quiet) */
@@ -210,7 +210,7 @@ static void squad_record(squad_sink *k, int index, const bq_qa_result *r) {
     } else {
         text = r->answers.items[0].text;
     }
-    k->answers[index] = strdup(text);
+    if (!(k->answers[index] = strdup(text))) k->out_of_memory = true;
     if (k->repeated[index]) { /* answered, but the predictions keep the id's first question */
         fprintf(stderr, "%sbertqa-gpu squad: question %s: its id repeats an earlier question's; "
                 "the predictions keep the first\n", k->progress ? "\n" : "", q->id);
@@ -342,6 +342,7 @@ int cmd_squad(const cli_args *a) {
     bq_qa_stats stats;
     bq_status st = bq_qa_pipeline(s.qa, req, n_requests, squad_emit, &sink, &stats, &err);
     if (st == BQ_OK) squad_record_damaged(&sink, n); /* those after the last request */
+    if (st == BQ_OK && sink.out_of_memory) st = bq_fail(&err, BQ_ERR_NOMEM, "out of memory keeping the answers");
     if (sink.progress) show_progress(&sink, true);
     if (st != BQ_OK) {
         cli_error("squad", "%s", err.message);
@@ -435,17 +436,18 @@ static void jsonl_emit(void *ctx, int index, const bq_qa_result *r) {
     }
     cJSON *o = answer_json(&r->answers.items[0]);
     cJSON *line = cJSON_CreateObject();
+    if (!o || !line) {
+        cJSON_Delete(o);
+        cJSON_Delete(line);
+        rec->out_line = bq_jsonl_error_line(rec->id, "out of memory for the answer");
+        rec->failed = true;
+        return;
+    }
     cJSON_AddItemToObject(line, "id", cJSON_Duplicate(rec->id, 1));
     for (cJSON *it = o->child; it; it = it->next) cJSON_AddItemToObject(line, it->string, cJSON_Duplicate(it, 1));
     cJSON_Delete(o);
     rec->out_line = cJSON_PrintUnformatted(line);
     cJSON_Delete(line);
-}
-
-/* true when more input can be read now without blocking */
-static bool input_ready(void) {
-    struct pollfd p = {.fd = 0, .events = POLLIN};
-    return poll(&p, 1, 0) > 0;
 }
 
 int cmd_jsonl(const cli_args *a) {
@@ -463,8 +465,15 @@ int cmd_jsonl(const cli_args *a) {
     jsonl_record *rec = calloc((size_t)max_records, sizeof *rec);
     bq_qa_request *req = calloc((size_t)max_records, sizeof *req);
     int *req_to_rec = calloc((size_t)max_records, sizeof *req_to_rec);
-    char *line = NULL;
-    size_t cap = 0;
+    /* our own buffer, not stdio's: lines already read in count as input that is there now */
+    bq_line_reader *reader = bq_line_reader_create(0);
+    if (!rec || !req || !req_to_rec || !reader) {
+        free(rec), free(req), free(req_to_rec);
+        bq_line_reader_free(reader);
+        session_close(&s);
+        cli_error("jsonl", "out of memory for %d records", max_records);
+        return cli_exit_status(BQ_ERR_NOMEM);
+    }
     bool eof = false;
     bq_status st = BQ_OK;
     bq_err err;
@@ -473,17 +482,18 @@ int cmd_jsonl(const cli_args *a) {
     while (!eof && st == BQ_OK) {
         int n = 0;
         while (n < max_records) {
-            ssize_t got = getline(&line, &cap, stdin);
-            if (got < 0) {
+            char *line;
+            size_t len;
+            const int got = bq_line_reader_next(reader, &line, &len);
+            if (got <= 0) {
                 eof = true;
-                if (ferror(stdin)) read_errno = errno ? errno : EIO; /* what was read is answered */
+                if (got < 0) read_errno = errno ? errno : EIO; /* what was read is answered */
                 break;
             }
-            size_t len = (size_t)got;
-            if (len && line[len - 1] == '\n') len--;
             bq_jsonl_record_parse(line, len, &rec[n++]);
-            if (!input_ready()) break;
+            if (!bq_line_reader_ready(reader)) break;
         }
+        if (n == 0) continue; /* the input ended where a read began */
         int n_req = 0;
         for (int i = 0; i < n; i++) {
             if (rec[i].error[0]) continue;
@@ -517,7 +527,7 @@ int cmd_jsonl(const cli_args *a) {
         cli_error("jsonl", "reading standard input failed: %s", strerror(read_errno));
         st = BQ_ERR_IO;
     }
-    free(line);
+    bq_line_reader_free(reader);
     free(rec);
     free(req);
     free(req_to_rec);
