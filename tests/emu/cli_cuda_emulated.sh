@@ -4,7 +4,8 @@
 # host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, with
 # length buckets, packed; a partial batch rounded up), every question answered in fp16, engine
 # batches whole but the last, a tuning cache written and read back, one `ask`, `check` against the
-# CPU reference, and a clean error for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
+# CPU reference, `bench` with its JSON merged as the device run merges it, and a clean error for a
+# device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
 set -u
@@ -182,6 +183,34 @@ check "check --max-rel-err 1e-9: fp16 fails it (exit $rc): $(cat "$tmp/check-str
 rc=$?
 [ "$rc" -eq 3 ] && grep -q "no CUDA device 7" "$tmp/check-bad.err"
 check "check --device cuda:7: exit $rc (want 3): $(cat "$tmp/check-bad.err")" $?
+
+# bench on the emulated engine, its JSON through bench/merge_results.py as the device run's merge
+# step reads it (as bench.json and as the profile step's bench-profile.json): a change to either
+# side that breaks the other shows here, before a card's time is spent on it
+mkdir -p "$tmp/run"
+"$emu" bench --model "$tmp/tiny" --device cuda --precision fp32,fp16 --batch 1,2 --seq-len 32 --iters 2 \
+    --profile --json "$tmp/run/bench.json" >"$tmp/bench.out" 2>"$tmp/bench.err"
+rc=$?
+check "bench --device cuda --profile (exit $rc): $(tail -n 2 "$tmp/bench.err")" $rc
+cp "$tmp/run/bench.json" "$tmp/run/bench-profile.json" 2>/dev/null
+printf 'step\tstatus\tseconds\nbench\t0\t1\nbench-profile\t0\t1\n' >"$tmp/run/steps.tsv"
+python3 "$src/bench/merge_results.py" "$tmp/run" >"$tmp/merge.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && python3 - "$tmp/run" <<'PY'
+import json, os, sys
+r = json.load(open(os.path.join(sys.argv[1], "results.json")))
+got = sorted((c["precision"], c["batch"]) for c in r["configs"])
+assert got == [("fp16", 1), ("fp16", 2), ("fp32", 1), ("fp32", 2)], got
+for c in r["configs"]:
+    assert c["seq_len"] == 32 and c["latency_ms_p50"] > 0 and c["throughput_seq_s"] > 0, c
+    assert c["gemm_choice"] in ("timed", "first") and c["first_pass_ms"] > 0, c
+assert r["gemm_ceiling_tflops"]["fp16"] > 0 and r["gemm_ceiling_tflops"]["fp32"] > 0, r["gemm_ceiling_tflops"]
+assert len(r["profiles"]["own"]) == 4 and len(r["gemm_choices"]) == 4, (r["profiles"], r["gemm_choices"])
+md = open(os.path.join(sys.argv[1], "results.md")).read()
+for part in ("| fp16 batch 2 seq 32 |", "| stage (ms, one pass) |", "GEMMs of one layer, fp16 batch 1"):
+    assert part in md, (part, md[:3000])
+PY
+check "merge_results on the emulated bench's JSON (exit $rc): $(tail -n 3 "$tmp/merge.out")" $?
 
 # a device that is not there: a message and a clean non-zero exit, no crash
 "$emu" ask --model "$tmp/tiny" --device cuda:7 --question "Who?" --context "$context" \
