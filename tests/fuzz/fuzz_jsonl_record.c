@@ -3,7 +3,9 @@
  * checked by the pipeline, which answers a bad one with an error line); the id is JSON null, a
  * number (as the line wrote it: a raw item holding a finite number) or a string of valid UTF-8;
  * and the error line written back is one line of JSON with that id and the message, so every line
- * in gets one line out. */
+ * in gets one line out. And the same bytes as a stream through bq_line_reader: its lines, joined
+ * with '\n', are the bytes again (a last '\n' ends a line, it does not begin an empty one), none
+ * holds a '\n', each is NUL-terminated. */
 #include "fuzz_common.h"
 #include "jsonl.h"
 
@@ -29,7 +31,34 @@ static cJSON *raw_number(const cJSON *id, const uint8_t *line, size_t len) {
     return NULL;
 }
 
+/* data[0..size) as a file read by bq_line_reader: the lines give the bytes back. */
+static void check_line_reader(const uint8_t *data, size_t size) {
+    FILE *f = tmpfile();
+    FUZZ_ASSERT(f != NULL, "tmpfile");
+    FUZZ_ASSERT(fwrite(data, 1, size, f) == size && fflush(f) == 0 && fseek(f, 0, SEEK_SET) == 0, "writing");
+    bq_line_reader *r = bq_line_reader_create(fileno(f));
+    FUZZ_ASSERT(r != NULL, "reader");
+    size_t at = 0; /* bytes of data given back so far */
+    char *line;
+    size_t len;
+    int got;
+    while ((got = bq_line_reader_next(r, &line, &len)) == 1) {
+        FUZZ_ASSERT(at + len <= size && memcmp(line, data + at, len) == 0 && line[len] == '\0' &&
+                        !memchr(line, '\n', len),
+                    "line at byte %zu (%zu bytes) is not the input's", at, len);
+        at += len;
+        if (at < size) {
+            FUZZ_ASSERT(data[at] == '\n', "line at byte %zu ends without its newline", at - len);
+            at++;
+        }
+    }
+    FUZZ_ASSERT(got == 0 && at == size, "reader %d after %zu of %zu bytes", got, at, size);
+    bq_line_reader_free(r);
+    fclose(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check_line_reader(data, size);
     /* the command reads lines: a newline ends one, so none is inside */
     const uint8_t *nl = memchr(data, '\n', size);
     const size_t len = nl ? (size_t)(nl - data) : size;
