@@ -29,13 +29,16 @@
 #              BQ_PEER_ARGS="..."       extra peer_pytorch.py arguments, after the defaults (later
 #                                       ones win: "--precision fp16 --compile off --batch 8,128")
 #              BQ_SQUAD_DEV=F    SQuAD dev file (default: tests/data/squad/dev-v1.1.json.gz)
-#              BQ_DEADLINE_S=N   whole-run budget in seconds (default 460); each step's limit is
-#                                cut to what is left, and a step with < 20 s left does not start;
-#                                the last 20 s are the merge's alone
+#              BQ_DEADLINE_S=N   whole-run budget in seconds (default 560: run cf3337d's steps took
+#                                555 s; 460, the default before stop 31, left every step after the
+#                                PyTorch peer without time); each step's limit is cut to what is
+#                                left, and a step with < 20 s left does not start; the last 20 s
+#                                are the merge's alone (it starts with 5 s left)
 #              BQ_COMMIT=SHA     the commit the tree is (the device's copy of .git can be older
 #                                than the tree it was sent with); default git rev-parse HEAD
-# Whole run is designed for < 8 minutes on an H100 with 16 cores (deadline 460 s + the last step's
-# kill grace), so that a 15-minute device session keeps room for a machine start and a rerun.
+# Whole run is designed for < 10 minutes on an H100 with 16 cores (deadline 560 s + the last
+# step's kill grace, inside the device tool's 600 s a call), so that a 15-minute device session
+# keeps room for a machine start; follow-ups are short BQ_ONLY calls.
 # The steps of the parallel phase get a few OpenBLAS threads each: with every CPU reference
 # spinning 16 threads on 16 shared cores, the first run's CPU SQuAD step did not finish in 90 s.
 set -u
@@ -48,7 +51,7 @@ cd "$repo"
 work="${TMPDIR:-/tmp}/bq-gpu-check.$$"
 mkdir -p "$work"
 t_start=$(date +%s)
-deadline=$(( t_start + ${BQ_DEADLINE_S:-460} ))
+deadline=$(( t_start + ${BQ_DEADLINE_S:-560} ))
 printf 'step\tstatus\tseconds\n' > "$out/steps.tsv"
 
 # step NAME TIMEOUT_S COMMAND... : run under timeout, log to OUTDIR/NAME.log, record the outcome.
@@ -70,8 +73,9 @@ step() {
     # 20 s belong to the merge, so that a run that reaches its deadline still merges its logs
     local end=$(( deadline - 20 ))
     [ "$name" = merge ] && end=$deadline
-    local left=$(( end - t0 ))
-    if [ "$left" -lt 20 ]; then
+    local left=$(( end - t0 )) least=20
+    [ "$name" = merge ] && least=5 # its own reserve: a step cut at its limit may take a moment to die
+    if [ "$left" -lt "$least" ]; then
         printf '%s\tno-time\t0\n' "$name" >> "$out/steps.tsv"; echo "== $name: no time left"
         return 1
     fi
@@ -92,9 +96,13 @@ note() { echo "$*" | tee -a "$out/notes.txt"; }
 # Pack every output but the merged results into one archive (the device tool brings back 8 files
 # at most). On EXIT, so that a failure half-way still packs what there is.
 pack() {
+    # the SM clock sampler, if a failure ended the run while it ran
+    [ -n "${smi_pid:-}" ] && kill "$smi_pid" 2>/dev/null
+    # tar's status 1 ("file changed as we read it": a log still written by a step's orphan) still
+    # made the archive: the files go, or only 8 of them would come back
     (cd "$out" && find . -mindepth 1 -maxdepth 1 ! -name results.json ! -name results.md \
         ! -name steps.tsv ! -name gpu-check.tgz -printf '%P\n' > "$work/pack.list" &&
-        tar czf gpu-check.tgz -T "$work/pack.list" && xargs rm -rf < "$work/pack.list")
+        { tar czf gpu-check.tgz -T "$work/pack.list"; [ $? -le 1 ]; } && xargs rm -rf < "$work/pack.list")
     rm -rf "$work"
 }
 trap pack EXIT
@@ -110,9 +118,10 @@ export PATH="/usr/local/cuda/bin:$PATH"
 # ---- dependencies: our Debian libraries from .deps, cuDNN from the toolkit or torch's wheel -----
 deps_args=""
 if [ -d "$repo/.deps/root" ]; then
-    eval "$(bash "$repo/tools/device-deps.sh" env)"
-    deps_args="$BQ_DEPS_CMAKE_ARGS"
-    note "deps: .deps/root (PKG_CONFIG_LIBDIR=$PKG_CONFIG_LIBDIR)"
+    # (set -u: a .deps/root that device-deps.sh cannot read must not end the run here)
+    eval "$(bash "$repo/tools/device-deps.sh" env)" || note "deps: tools/device-deps.sh env failed"
+    deps_args="${BQ_DEPS_CMAKE_ARGS:-}"
+    note "deps: .deps/root (PKG_CONFIG_LIBDIR=${PKG_CONFIG_LIBDIR:-unset})"
 else
     note "deps: no .deps/root, relying on system libraries"
 fi
@@ -158,8 +167,14 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 # The CUTLASS probe (gemm-epilogue below), left out of the build step (BQ_PROBE_IN_ALL=OFF): its
 # nine kernels in one unit are the build's longest compile, and nothing needs it before the timed
 # phase. (The build step took 131 s of 16 cores with it in run 8035cee.)
-if [ -z "${BQ_PREBUILT:-}" ] && grep -q 'gemm_epilogue_probe:' "$build/build.ninja" 2>/dev/null; then
-    step build-probe 300 cmake --build "$build" -j 2 --target gemm_epilogue_probe gemm_fp32_probe &
+# Only gemm_fp32_probe unless a step of the epilogue probe is named in BQ_ONLY: its nine kernels
+# took 147 s of the parallel phase in run cf3337d, the phase's last step, for steps that no
+# longer run by default.
+if [ -z "${BQ_PREBUILT:-}" ] && grep -q 'gemm_fp32_probe:' "$build/build.ninja" 2>/dev/null; then
+    probes=gemm_fp32_probe
+    case " ${BQ_ONLY:-} " in *" gemm-epilogue "*|*" ncu-epilogue "*) probes="$probes gemm_epilogue_probe" ;; esac
+    # shellcheck disable=SC2086
+    step build-probe 300 cmake --build "$build" -j 2 --target $probes &
 fi
 # BQ_CLI_QUICK=1: cli_answer answers 2 dev articles instead of all 48 on the CPU; the whole dev set
 # runs on the GPU in squad-large below.
@@ -277,7 +292,11 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         fi
     fi
     # the PyTorch peer right after ours: the ratios are the numbers issue 5 is judged on
-    if [ -f "$repo/bench/peer_pytorch.py" ]; then
+    # its budget from the time left (a step's limit is cut to it, and a peer killed by that limit
+    # loses its compile runs' numbers; run cf3337d's took 156 s of its 160)
+    peer_budget=$(( deadline - 20 - $(date +%s) - 15 ))
+    [ "$peer_budget" -gt 150 ] && peer_budget=150
+    if [ -f "$repo/bench/peer_pytorch.py" ] && [ "$peer_budget" -ge 30 ]; then
         # eager, the eager model replayed from a CUDA graph (fp32 at batch 1 only: its fp16
         # replays ran 3.4x slower than eager, and its fp32 ones from batch 8 up 10-12% slower),
         # and torch.compile with CUDA graphs (reduce-overhead) as far as the time allows: at small
@@ -287,9 +306,11 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         # and a7fdcdb, which compiled batch 8, measured 1.02x and 1.06x). Each fp16 and fp32
         # eager timing is followed by one pass under torch.profiler: PyTorch's own GEMM kernels'
         # time, next to ours in results.md's targets
-        step peer 160 python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
-            --batch 1,8,32,128 --json "$out/peer.json" --max-seconds 150 \
+        step peer $(( peer_budget + 10 )) python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
+            --batch 1,8,32,128 --json "$out/peer.json" --max-seconds "$peer_budget" \
             --compile-mode reduce-overhead ${BQ_PEER_ARGS:-}
+    elif [ -f "$repo/bench/peer_pytorch.py" ]; then
+        printf 'peer\tno-time\t0\n' >> "$out/steps.tsv"; echo "== peer: no time left (${peer_budget}s)"
     fi
     # where the time goes, stage by stage, with our attention kernel
     step bench-profile 60 env ${safe[@]+"${safe[@]}"} "$bin" bench --model "$work/large" --device cuda \
@@ -377,15 +398,6 @@ EOF3
             --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
             "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
             --batch 128 --iters 1
-        # batch 1: how long each kernel of a layer takes on the device (no counters but the
-        # duration, so one replay each): their sum over the pass against the graph's p50 says how
-        # much of the 0.8 ms target the gaps between kernels cost. Kernel 400 onwards lies in the
-        # graph replays, past the first pass and its timing runs; 9 in a row cover every kernel of
-        # one layer.
-        step ncu-b1 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
-            --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 9 \
-            "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
-            --batch 1 --iters 20
         # one launch of an attention kernel under ncu, with the sections that say what bounds it
         # (memory, barriers, too few warps, tensor cores or the exp unit):
         # ncu_attention STEP KERNEL-REGEX LAUNCH-SKIP LAUNCH-COUNT BATCH ITERS
@@ -398,15 +410,25 @@ EOF3
                 "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
                 --batch "$5" --iters "$6"
         }
-        # batch 1's attention (own, 32-row blocks with split keys: 11 us a layer in run a7fdcdb,
-        # 22% of the pass, for 0.6 GFLOP): a graph-replayed launch
-        ncu_attention ncu-attention-b1 attention_mma_head64 200 1 1 20
-        # the wgmma attention at batch 128 (stop 20, first time on a card), both schedules: the
+        # first of the attention profiles (never run on a card; ahead of batch 1's, so that a run
+        # short of time keeps it): the wgmma attention at batch 128 (stop 20), both schedules: the
         # first pass checks each candidate's output once (engine_cuda.cu's
         # check_attention_candidates: wgmma launches 0 and 1), then times them (tuning.cu: a
         # warm-up launch each, 2-3, then 3 timed launches each per round), so wgmma launches 4-6
         # are the plain schedule's first timed ones and 7-9 the overlapped one's
         ncu_attention ncu-attention-wgmma attention_wgmma 4 6 128 1
+        # batch 1: how long each kernel of a layer takes on the device (no counters but the
+        # duration, so one replay each): their sum over the pass against the graph's p50 says how
+        # much of the 0.8 ms target the gaps between kernels cost. Kernel 400 onwards lies in the
+        # graph replays, past the first pass and its timing runs; 9 in a row cover every kernel of
+        # one layer.
+        step ncu-b1 45 env BQ_GEMM_AUTOTUNE=0 "$ncu_bin" --clock-control none \
+            --metrics gpu__time_duration.sum --launch-skip 400 --launch-count 9 \
+            "$bin" bench --model "$work/large" --device cuda --precision fp16 --attention own \
+            --batch 1 --iters 20
+        # batch 1's attention (own, 32-row blocks with split keys: 11 us a layer in run a7fdcdb,
+        # 22% of the pass, for 0.6 GFLOP): a graph-replayed launch
+        ncu_attention ncu-attention-b1 attention_mma_head64 200 1 1 20
         # what the erf GELU epilogue costs inside the kernel (run 8035cee's probe call: 22
         # instructions per element, issue slots under 40% busy, nothing overlapping them): the 9
         # CUTLASS kernels of the probe (large / ping-pong x bias only, erf, fast erf, fast erf

@@ -42,14 +42,24 @@ import statistics
 import sys
 
 
-def read_json(path):
+# Step outputs that exist but could not be read (a step killed while writing, say): each is left
+# out of the merge and named in its notes, so that one bad file costs only its own numbers.
+UNREADABLE = []
+
+
+def read_json(path, strict=False):
     if not os.path.exists(path):
         return None
     try:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"merge_results: {path}: {e}")
+        if strict:
+            raise SystemExit(f"merge_results: {path}: {e}")
+        note = f"{os.path.basename(path)} could not be read ({one_line(str(e))[:160]}): left out"
+        if note not in UNREADABLE:  # some files are read by two parts of the merge
+            UNREADABLE.append(note)
+        return None
 
 
 def parse_nvidia_smi(text):
@@ -901,12 +911,13 @@ def main(argv=None):
                         "under this merger's rules (retarget), write nothing")
     args = p.parse_args(argv)
     if args.retarget:
-        archived = read_json(args.outdir)
+        archived = read_json(args.outdir, strict=True)
         if archived is None:
             p.error(f"{args.outdir}: not a readable results.json")
         sys.stdout.write("\n".join(targets_markdown(retarget(archived))) + "\n")
         return 0
 
+    del UNREADABLE[:]
     ours = read_json(os.path.join(args.outdir, "bench.json"))
     peer = read_json(os.path.join(args.outdir, "peer.json"))
     notes = []
@@ -970,6 +981,7 @@ def main(argv=None):
     results["steps"] = merge_steps(args.outdir)
     results["targets"] = check_targets(results["configs"], results["profiles"],
                                        results["end_to_end"], kernels_alone(ours))
+    notes.extend(UNREADABLE)  # the notes list is results["notes"]
     md = markdown(results)
     with open(os.path.join(args.outdir, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -117,6 +117,37 @@ def hf_at_precision(windows, hf_run, hf_fp32, bound):
             "argmax_hf_at_precision_total": len(argmax)}
 
 
+def emit_record(r, args, hf_device):
+    """parity-LABEL.json and the record's lines, as soon as it is made: a step cut at its limit
+    keeps every precision done before. Returns 1 for a failed record, else 0."""
+    tmp_path = os.path.join(args.out, f".parity-{r['label']}.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump({**r, "device": args.device, "hf_device": hf_device,
+                   "model": os.path.abspath(args.model)}, f, indent=1)
+    os.replace(tmp_path, os.path.join(args.out, f"parity-{r['label']}.json"))
+    own = r.get("rel_err_hf_at_precision")
+    own_line = "" if own is None else (
+        f"Hugging Face's own {r['label']} vs its fp32 {own:.3e}, argmax "
+        f"{r['argmax_hf_at_precision_agree']}/{r['argmax_hf_at_precision_total']}")
+    if "error" in r:
+        print(f"FAIL {r['label']}: {r['error']}")
+        if own_line:
+            print(f"       {own_line}")
+    else:
+        vs_cpu = r.get("rel_err_vs_cpu")
+        print(f"{'ok  ' if r['passed'] else 'FAIL'} {r['label']:<8} rel err vs CPU "
+              f"{'-' if vs_cpu is None else format(vs_cpu, '.3e')}, vs Hugging Face "
+              f"{r['rel_err_vs_hf']:.3e} (bound {r['bound']:.0e}); argmax same as Hugging "
+              f"Face {r['argmax_agree']}/{r['argmax_total']}" + (f"; {own_line}" if own_line else ""))
+        for d in r["argmax_disagree"]:
+            print(f"       {d}")
+    if "hf_at_precision_error" in r:
+        print(f"       Hugging Face's own {r['label']} did not run: "
+              f"{r['hf_at_precision_error'][:300]}")
+    sys.stdout.flush()
+    return 0 if r["passed"] else 1
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cli", required=True, help="the bertqa-gpu binary")
@@ -168,7 +199,8 @@ def main(argv=None):
         refs_both = {"cpu": (to_array(cpu, "start_logits"), to_array(cpu, "end_logits")),
                      **refs_hf}
 
-        records = [summarize("cpu-fp32", cpu, refs_hf, BOUNDS["fp32"], need_argmax=True)]
+        failures += emit_record(summarize("cpu-fp32", cpu, refs_hf, BOUNDS["fp32"], need_argmax=True),
+                                args, hf_device)
         for precision in precisions:
             path = os.path.join(tmp, f"{precision}.json")
             err = run_logits(args.cli, args.model, args.device, precision, question, context_file,
@@ -185,36 +217,13 @@ def main(argv=None):
             elif precision in HF_SAME_PRECISION:
                 hf_own = hf_at_precision(cpu, hf[precision], refs_hf["hf"], BOUNDS[precision])
             if err:
-                records.append({"label": precision, "passed": False, "error": err, **hf_own})
+                failures += emit_record({"label": precision, "passed": False, "error": err, **hf_own},
+                                        args, hf_device)
                 continue
             record = summarize(precision, ours, refs_both, BOUNDS[precision],
                                need_argmax=precision.startswith("fp32"))
-            records.append({**record, **hf_own})
+            failures += emit_record({**record, **hf_own}, args, hf_device)
 
-    for r in records:
-        with open(os.path.join(args.out, f"parity-{r['label']}.json"), "w") as f:
-            json.dump({**r, "device": args.device, "hf_device": hf_device,
-                       "model": os.path.abspath(args.model)}, f, indent=1)
-        own = r.get("rel_err_hf_at_precision")
-        own_line = "" if own is None else (
-            f"Hugging Face's own {r['label']} vs its fp32 {own:.3e}, argmax "
-            f"{r['argmax_hf_at_precision_agree']}/{r['argmax_hf_at_precision_total']}")
-        if "error" in r:
-            print(f"FAIL {r['label']}: {r['error']}")
-            if own_line:
-                print(f"       {own_line}")
-        else:
-            vs_cpu = r.get("rel_err_vs_cpu")
-            print(f"{'ok  ' if r['passed'] else 'FAIL'} {r['label']:<8} rel err vs CPU "
-                  f"{'-' if vs_cpu is None else format(vs_cpu, '.3e')}, vs Hugging Face "
-                  f"{r['rel_err_vs_hf']:.3e} (bound {r['bound']:.0e}); argmax same as Hugging "
-                  f"Face {r['argmax_agree']}/{r['argmax_total']}" + (f"; {own_line}" if own_line else ""))
-            for d in r["argmax_disagree"]:
-                print(f"       {d}")
-        if "hf_at_precision_error" in r:
-            print(f"       Hugging Face's own {r['label']} did not run: "
-                  f"{r['hf_at_precision_error'][:300]}")
-        failures += not r["passed"]
     return 1 if failures else 0
 
 

@@ -294,7 +294,8 @@ def run_eager(model, cfg, device, args, deadline, results, skipped, graphed=Fals
 
 
 def compile_child(args):
-    """Child process: torch.compile one precision, print one JSON line per timed batch."""
+    """Child process: torch.compile one precision, one JSON line per timed batch appended to
+    --compile-out (flushed at once: a parent killed mid-run still finds what was timed)."""
     device = torch.device(args.device)
     model = load_model(args.model, device)
     cfg = model.config
@@ -307,7 +308,32 @@ def compile_child(args):
                  "seq_len": args.seq_len}
         entry.update(time_config(compiled, cfg, device, batch, args.seq_len, args, deadline))
         entry["compile_and_time_s"] = time.monotonic() - t0
-        print(json.dumps(entry), flush=True)
+        with open(args.compile_out, "a") as out:
+            out.write(json.dumps(entry) + "\n")
+
+
+# The compile child now running, for the SIGTERM handler (main): {"proc", "lines", "precision",
+# "pending"}, or empty between children.
+_compile_child = {}
+
+
+def collect_compiled(lines_path, precision, pending, results):
+    """The child's timed batches from its file into results (and off pending)."""
+    try:
+        with open(lines_path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by the kill
+        results.append(entry)
+        if entry["batch"] in pending:
+            pending.remove(entry["batch"])
+        log(f"compile {precision} batch {entry['batch']}: p50 "
+            f"{entry['latency_ms']['p50']:.3f} ms, {entry['throughput_seq_s']:.1f} seq/s")
 
 
 def run_compiled(args, deadline, results, skipped):
@@ -325,28 +351,24 @@ def run_compiled(args, deadline, results, skipped):
                    "--compile-mode", args.compile_mode, "--iters", str(args.iters),
                    "--min-iters", str(args.min_iters), "--warmup", str(args.warmup),
                    "--seconds-per-config", str(args.seconds_per_config), "--seed", str(args.seed)]
-            with tempfile.TemporaryFile("w+") as err:
+            with tempfile.TemporaryFile("w+") as err, \
+                    tempfile.NamedTemporaryFile("w+", suffix=".jsonl") as lines:
+                cmd += ["--compile-out", lines.name]
                 # Own session, so a timeout also ends inductor's compile workers.
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True,
                                         start_new_session=True)
+                _compile_child.update(proc=proc, lines=lines.name, precision=precision,
+                                      pending=pending)
                 try:
-                    out, _ = proc.communicate(timeout=left)
-                    rc = proc.returncode
+                    rc = proc.wait(timeout=left)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
-                    out, _ = proc.communicate()
+                    proc.wait()
                     rc, reason = None, f"torch.compile run passed the time budget ({left:.0f} s)"
+                _compile_child.clear()
+                collect_compiled(lines.name, precision, pending, results)
                 err.seek(0)
                 err_tail = err.read()[-400:]
-            for line in out.splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                results.append(entry)
-                pending.remove(entry["batch"])
-                log(f"compile {precision} batch {entry['batch']}: p50 "
-                    f"{entry['latency_ms']['p50']:.3f} ms, {entry['throughput_seq_s']:.1f} seq/s")
             if rc not in (None, 0):
                 # one line: the reason lands in a results.md table cell and note
                 reason = f"torch.compile child failed (exit {rc}): {' '.join(err_tail.split())}"
@@ -438,6 +460,7 @@ def parse_args(argv):
     p.add_argument("--dump-logits", nargs=2, metavar=("INPUTS_NPZ", "OUT_NPZ"))
     p.add_argument("--dump-batch", type=int, default=32)
     p.add_argument("--compile-child", help=argparse.SUPPRESS)
+    p.add_argument("--compile-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for prec in args.precision + args.compile_precision + args.graph_precision:
         if prec not in ("fp32", "tf32", "fp16", "bf16"):
@@ -522,7 +545,27 @@ def main(argv=None):
         torch.cuda.empty_cache()
     if use_compile:
         write_report(args, device, cfg, results, skipped, started, pending="torch.compile runs")
+
+        def on_term(signum, frame):
+            """The step's limit ended us (gpu-check's `timeout` sends SIGTERM first): end the
+            compile child's session too, which would go on using the GPU, and keep what it timed."""
+            child = dict(_compile_child)
+            if child:
+                try:
+                    os.killpg(child["proc"].pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                collect_compiled(child["lines"], child["precision"], child["pending"], results)
+                for batch in child["pending"]:
+                    skipped.append({"precision": child["precision"], "mode": "compile",
+                                    "batch": batch, "seq_len": args.seq_len,
+                                    "reason": "the run's time limit ended it (SIGTERM)"})
+            write_report(args, device, cfg, results, skipped, started)
+            os._exit(128 + signum)
+
+        signal.signal(signal.SIGTERM, on_term)
         run_compiled(args, deadline, results, skipped)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     write_report(args, device, cfg, results, skipped, started)
     return 0

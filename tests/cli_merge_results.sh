@@ -3,7 +3,7 @@
 # measurements): ours vs PyTorch's best mode, a failed configuration filled from the rerun on the
 # conservative kernels, parity, stage profiles, GEMM autotuning vs the heuristic, the SQuAD
 # end-to-end summary lines (padded and length-bucketed) and issue 5's targets with the stages
-# that hold a missed one back; then an empty folder.
+# that hold a missed one back; then an empty folder, a peer stopped mid-run and files cut off.
 #
 #   bash tests/cli_merge_results.sh BERTQA_GPU BERTQA_MAKE_MODEL SRCDIR
 # Prints "N passed, N failed"; exit 0 when all pass, 1 otherwise.
@@ -354,6 +354,22 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert [(c["precision"], c["batch"], c["pytorch_throughput_seq_s"]) for c in r["configs"]] == [("fp16", 1, 500)], r["configs"]
 assert any(n.startswith("peer.json is the peer's report from before its torch.compile runs") for n in r["notes"]), r["notes"]
+EOF
+
+# A step output cut off while written (a step killed at its limit): left out and named, the rest
+# merged (before, one bad file ended the whole merge)
+mkdir -p "$tmp/cut"
+cp "$tmp/stopped/peer.json" "$tmp/cut/peer.json"
+printf '{"label": "fp16", "rel_err_vs_cpu": 0.0' >"$tmp/cut/parity-fp16.json"
+printf '{"configs": [' >"$tmp/cut/bench-heuristic.json"
+check "merge a run with files cut off" python3 "$src/bench/merge_results.py" "$tmp/cut"
+check "cut-off files: named in the notes, the rest merged" python3 - "$tmp/cut/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [(c["precision"], c["batch"]) for c in r["configs"]] == [("fp16", 1)], r["configs"]
+assert r["parity"] == {}, r["parity"]
+cut = sorted(n.split()[0] for n in r["notes"] if "could not be read" in n)
+assert cut == ["bench-heuristic.json", "parity-fp16.json"], r["notes"]
 EOF
 
 echo "$passed passed, $failed failed"
