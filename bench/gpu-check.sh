@@ -57,16 +57,19 @@ printf 'step\tstatus\tseconds\n' > "$out/steps.tsv"
 # step NAME TIMEOUT_S COMMAND... : run under timeout, log to OUTDIR/NAME.log, record the outcome.
 # Steps of the correctness phase run in parallel (background subshells), so a step reports in one
 # write and the failure count is taken from steps.tsv at the end.
+# wanted NAME: whether BQ_SKIP and BQ_ONLY let step NAME run
+wanted() {
+    case " ${BQ_SKIP:-} " in *" $1 "*) return 1 ;; esac
+    [ -z "${BQ_ONLY:-}" ] && return 0
+    case " $BQ_ONLY " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
 step() {
     local name="$1" limit="$2"
     shift 2
-    case " ${BQ_SKIP:-} " in *" $name "*)
-        printf '%s\tskipped\t0\n' "$name" >> "$out/steps.tsv"; echo "== $name: skipped"; return 0 ;;
-    esac
-    if [ -n "${BQ_ONLY:-}" ]; then
-        case " $BQ_ONLY " in *" $name "*) ;; *)
-            printf '%s\tskipped\t0\n' "$name" >> "$out/steps.tsv"; return 0 ;;
-        esac
+    if ! wanted "$name"; then
+        printf '%s\tskipped\t0\n' "$name" >> "$out/steps.tsv"; echo "== $name: skipped"; return 0
     fi
     local t0=$(date +%s)
     # never run past the whole-run deadline (the device tool allows 600 s per call); the last
@@ -309,7 +312,7 @@ if [ -x "$bin" ] && [ -f "$work/large/model.safetensors" ]; then
         step peer $(( peer_budget + 10 )) python3 "$repo/bench/peer_pytorch.py" --model "$work/large" --device cuda \
             --batch 1,8,32,128 --json "$out/peer.json" --max-seconds "$peer_budget" \
             --compile-mode reduce-overhead ${BQ_PEER_ARGS:-}
-    elif [ -f "$repo/bench/peer_pytorch.py" ]; then
+    elif [ -f "$repo/bench/peer_pytorch.py" ] && wanted peer; then
         printf 'peer\tno-time\t0\n' >> "$out/steps.tsv"; echo "== peer: no time left (${peer_budget}s)"
     fi
     # where the time goes, stage by stage, with our attention kernel
