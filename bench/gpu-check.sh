@@ -390,6 +390,7 @@ EOF3
         step gemm-fp32 40 "$build/gemm_fp32_probe"
     fi
     kill "$smi_pid" 2>/dev/null
+    smi_pid= # stopped: pack must not kill the number again (another process may have it by then)
     # hardware counters of the kernels that hold fp16 batch 128 back (issue 5's profile says
     # GEMMs, attention, layernorm): speed of light, occupancy, warp stalls; Nsight Compute works on
     # the Firecracker machines (not gVisor: the step then fails alone). Clocks left alone.

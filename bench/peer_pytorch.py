@@ -313,8 +313,9 @@ def compile_child(args):
 
 
 # The compile child now running, for the SIGTERM handler (main): {"proc", "lines", "precision",
-# "pending"}, or empty between children.
+# "pending"}, or empty between children; and the compile precisions not yet done.
 _compile_child = {}
+_compile_remaining = []
 
 
 def collect_compiled(lines_path, precision, pending, results):
@@ -329,15 +330,17 @@ def collect_compiled(lines_path, precision, pending, results):
             entry = json.loads(line)
         except ValueError:
             continue  # a line cut short by the kill
+        if entry.get("batch") not in pending:
+            continue  # collected before (the handler may run after the main path collected)
         results.append(entry)
-        if entry["batch"] in pending:
-            pending.remove(entry["batch"])
+        pending.remove(entry["batch"])
         log(f"compile {precision} batch {entry['batch']}: p50 "
             f"{entry['latency_ms']['p50']:.3f} ms, {entry['throughput_seq_s']:.1f} seq/s")
 
 
 def run_compiled(args, deadline, results, skipped):
     """Each compile precision in a child process, killed when the budget runs out."""
+    _compile_remaining[:] = list(args.compile_precision)
     for precision in args.compile_precision:
         pending = list(args.compile_batch)
         left = deadline - time.monotonic()
@@ -365,8 +368,8 @@ def run_compiled(args, deadline, results, skipped):
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     rc, reason = None, f"torch.compile run passed the time budget ({left:.0f} s)"
-                _compile_child.clear()
                 collect_compiled(lines.name, precision, pending, results)
+                _compile_child.clear()
                 err.seek(0)
                 err_tail = err.read()[-400:]
             if rc not in (None, 0):
@@ -376,6 +379,7 @@ def run_compiled(args, deadline, results, skipped):
             skipped.append({"precision": precision, "mode": "compile", "batch": batch,
                             "seq_len": args.seq_len, "reason": reason or "not reached"})
             log(f"compile {precision} batch {batch}: skipped ({reason})")
+        _compile_remaining.remove(precision)
 
 
 def dump_logits(args):
@@ -404,8 +408,12 @@ def dump_logits(args):
     log(f"wrote {out_path}: {tensors[0].shape[0]} x {tensors[0].shape[1]} logits")
 
 
+_quiet = False  # set by the SIGTERM handler: a print it interrupted must not be re-entered
+
+
 def log(msg):
-    print(f"[peer] {msg}", file=sys.stderr, flush=True)
+    if not _quiet:
+        print(f"[peer] {msg}", file=sys.stderr, flush=True)
 
 
 def int_list(text):
@@ -549,17 +557,26 @@ def main(argv=None):
         def on_term(signum, frame):
             """The step's limit ended us (gpu-check's `timeout` sends SIGTERM first): end the
             compile child's session too, which would go on using the GPU, and keep what it timed."""
+            global _quiet
+            _quiet = True
             child = dict(_compile_child)
+            reason = "the run's time limit ended it (SIGTERM)"
             if child:
                 try:
                     os.killpg(child["proc"].pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 collect_compiled(child["lines"], child["precision"], child["pending"], results)
-                for batch in child["pending"]:
-                    skipped.append({"precision": child["precision"], "mode": "compile",
-                                    "batch": batch, "seq_len": args.seq_len,
-                                    "reason": "the run's time limit ended it (SIGTERM)"})
+                try:
+                    os.unlink(child["lines"])  # os._exit skips the temporary file's cleanup
+                except OSError:
+                    pass
+            for precision in _compile_remaining:  # the one running, and those not begun
+                timed = {r.get("batch") for r in results
+                         if r.get("mode") == "compile" and r.get("precision") == precision}
+                skipped.extend({"precision": precision, "mode": "compile", "batch": batch,
+                                "seq_len": args.seq_len, "reason": reason}
+                               for batch in args.compile_batch if batch not in timed)
             write_report(args, device, cfg, results, skipped, started)
             os._exit(128 + signum)
 
