@@ -54,9 +54,6 @@ t_start=$(date +%s)
 deadline=$(( t_start + ${BQ_DEADLINE_S:-560} ))
 printf 'step\tstatus\tseconds\n' > "$out/steps.tsv"
 
-# step NAME TIMEOUT_S COMMAND... : run under timeout, log to OUTDIR/NAME.log, record the outcome.
-# Steps of the correctness phase run in parallel (background subshells), so a step reports in one
-# write and the failure count is taken from steps.tsv at the end.
 # wanted NAME: whether BQ_SKIP and BQ_ONLY let step NAME run
 wanted() {
     case " ${BQ_SKIP:-} " in *" $1 "*) return 1 ;; esac
@@ -65,6 +62,9 @@ wanted() {
     return 1
 }
 
+# step NAME TIMEOUT_S COMMAND... : run under timeout, log to OUTDIR/NAME.log, record the outcome.
+# Steps of the correctness phase run in parallel (background subshells), so a step reports in one
+# write and the failure count is taken from steps.tsv at the end.
 step() {
     local name="$1" limit="$2"
     shift 2

@@ -41,6 +41,7 @@ extern "C" bq_status bq_cuda_check(cudaError_t rc, const char *stmt, const char 
 extern "C" bq_status bq_cublas_check(cublasStatus_t rc, const char *stmt, const char *file,
                                      int line, bq_err *err) {
     if (rc == CUBLAS_STATUS_SUCCESS) return BQ_OK;
+    (void)cudaGetLastError(); /* as bq_cuda_check: what the library left is reported here, once */
     const char *text = cublasGetStatusString(rc);
     bq_status status = BQ_ERR_DEVICE;
     if (rc == CUBLAS_STATUS_ALLOC_FAILED) status = BQ_ERR_DEVICE_OOM;
@@ -53,6 +54,7 @@ extern "C" bq_status bq_cublas_check(cublasStatus_t rc, const char *stmt, const 
 extern "C" bq_status bq_cudnn_check(cudnnStatus_t rc, const char *stmt, const char *file, int line,
                                     bq_err *err) {
     if (rc == CUDNN_STATUS_SUCCESS) return BQ_OK;
+    (void)cudaGetLastError(); /* as bq_cuda_check: what the library left is reported here, once */
     const char *text = cudnnGetErrorString(rc);
     bq_status status = BQ_ERR_DEVICE;
     if (rc == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED) status = BQ_ERR_DEVICE_OOM;

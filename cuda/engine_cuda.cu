@@ -709,9 +709,7 @@ static bq_status choose_attention(bq_cuda_engine *e, pass_shape *p, bq_err *err)
             kinds[n++] = ATTN_CUDNN;
         } else {
             note_attention_failure(e, "cuDNN", p->batch, "own kept", cerr.message);
-            /* what cuDNN left in the last error is noted above, not our next launch's; a launch
-             * error would be sticky: make sure the stream still works */
-            (void)cudaGetLastError();
+            /* a launch error would be sticky: make sure the stream still works */
             s = bq_cuda_check(cudaStreamSynchronize(e->stream), "cudaStreamSynchronize(e->stream)",
                               __FILE__, __LINE__, err);
         }
