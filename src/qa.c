@@ -667,8 +667,10 @@ bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_
         }
         if (next) assigned += next->n; /* after its prepare: the requests it kept */
         if (prev) {
+            /* decoded while the engine ran cur: its answers go out even when cur failed (each
+             * result carries its own status, a decode out of memory too) */
             local.host_seconds += prev->host_seconds;
-            for (int i = 0; i < prev->n && st == BQ_OK; i++) {
+            for (int i = 0; i < prev->n; i++) {
                 emit(emit_ctx, emitted, &prev->res[i]);
                 emitted++;
             }

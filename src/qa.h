@@ -57,7 +57,8 @@ void bq_qa_logits_free(bq_qa_logits *l);
 
 /* Pipelined answering of many requests: requests are cut into chunks; while the engine runs one
  * chunk, a host thread builds the next chunk's features and decodes the previous chunk's answers.
- * `emit` is called once per request, in request order, on the calling thread. */
+ * `emit` is called once per request, in request order, on the calling thread; after a failure,
+ * for the requests answered before it (a prefix: the rest were not answered). */
 typedef void (*bq_qa_emit_fn)(void *ctx, int index, const bq_qa_result *result);
 typedef struct {
     double host_seconds;    /* wall time of the host stages (features, decoding; spread over host threads) */
@@ -73,7 +74,8 @@ typedef struct {
  * packing, at whole packed passes, bq_qa_whole_pack_prefix): a partial batch is a new batch size
  * for the engine, and each new size costs it a first eager pass (GEMM timing, attention choice,
  * graph capture). Returns BQ_OK, or the first engine / memory error
- * (bad requests are not errors: their results carry their status). */
+ * (bad requests are not errors: their results carry their status). A chunk decoded while the engine
+ * failed on the next one is still emitted: answers computed are never dropped. */
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
                          void *emit_ctx, bq_qa_stats *stats, bq_err *err);
 

@@ -1,5 +1,6 @@
 /* test_api.c - the public interface (include/bertqa.h) as a program outside the project meets it:
- * this file includes nothing but that header and links only libbertqa.so. Its answers are held to
+ * this file includes nothing but that header and links only libbertqa.so (test_api_emulated: the
+ * emulated CUDA engine, whose fault hooks it includes too). Its answers are held to
  * the command line's (`bertqa-gpu ask --json`, a separate program over the same checkpoint) and to
  * the context they are cut from. */
 #include <bertqa.h>
@@ -16,6 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#ifdef BQ_CUDA_EMULATED
+#include "emu_faults.h" /* the emulated runtime's fault hooks (test_api_emulated only) */
+#endif
 
 #if !defined(BQ_MAKE_MODEL) || !defined(BQ_CLI) || !defined(BQ_BINARY_DIR) || !defined(BQ_PROJECT_VERSION)
 #error "the build defines BQ_MAKE_MODEL, BQ_CLI, BQ_BINARY_DIR and BQ_PROJECT_VERSION"
@@ -533,6 +537,80 @@ static void test_tuning_cache(void **state) {
     bq_reader_free(second);
 }
 
+/* An engine failure partway through a call keeps what was answered: the emulated runtime refuses
+ * its n-th CUDA graph replay once (tests/emu/emu_faults.h), for every pass of a 40-request call in
+ * turn. Each time the requests before the failure keep the answers a call without it gives, those
+ * after carry the failure, and the next call is answered whole. The pipeline decodes one chunk of
+ * requests while the engine runs the next, so a failure in the call's last pass leaves only the
+ * last chunk (16 requests at batch 4, src/qa.c) unanswered, not the one decoded meanwhile too. */
+static void test_engine_failure_keeps_answers(void **state) {
+    (void)state;
+#ifndef BQ_CUDA_EMULATED
+    print_message("skipped: refusing a CUDA call on purpose needs the emulated build's hooks\n");
+    skip();
+#else
+    enum { N = 40, CHUNK = 16 };
+    static const char *const questions[] = {"What ran?", "What rose?", "Who sat?", "What fell?"};
+    static const char *const contexts[] = {"Dogs ran in the park.", "The river rose.",
+                                           "The cat sat on the mat.", "Rain fell for days."};
+    bq_request reqs[N];
+    for (int i = 0; i < N; i++) reqs[i] = request_of(questions[i % 4], contexts[(i / 4 + i) % 4]);
+    bq_settings *s = small_windows();
+    assert_int_equal(bq_settings_set(s, "device", "cuda", NULL), BQ_OK);
+    assert_int_equal(bq_settings_set(s, "batch", "4", NULL), BQ_OK);
+    bq_reader *r = open_reader(s);
+    bq_settings_free(s);
+    bq_err err = {BQ_OK, ""};
+    bq_result want[N], got[N];
+    /* every shape's first pass (eager, its kernels chosen by timing them) first: the passes from
+     * here on are graph replays of the kernels chosen */
+    assert_int_equal(bq_reader_answer(r, reqs, N, want, &err), BQ_OK);
+    bq_results_clear(want, N);
+    assert_int_equal(bq_reader_answer(r, reqs, N, want, &err), BQ_OK);
+    int failures = 0, answered_before = 0, answered = 0;
+    for (long n = 1;; n++) {
+        bq_emu_fail_call("cudaGraphLaunch", n);
+        const bq_status st = bq_reader_answer(r, reqs, N, got, &err);
+        const int fired = bq_emu_call_failed();
+        bq_emu_fail_call(NULL, 0);
+        if (!fired) { /* the call made fewer than n passes */
+            assert_int_equal(st, BQ_OK);
+            answered = N;
+        } else {
+            assert_int_equal(st, BQ_ERR_DEVICE);
+            assert_non_null(strstr(err.message, "cudaGraphLaunch"));
+            failures++;
+            answered = 0;
+            while (answered < N && got[answered].status == BQ_OK) answered++;
+            assert_true(answered >= answered_before); /* a later failure keeps at least as much */
+            answered_before = answered;
+        }
+        for (int i = 0; i < N; i++) {
+            if (i >= answered) {
+                assert_int_equal(got[i].status, BQ_ERR_DEVICE);
+                assert_non_null(strstr(got[i].error, "cudaGraphLaunch"));
+                assert_int_equal(got[i].n_answers, 0);
+                continue;
+            }
+            assert_int_equal(got[i].n_answers, want[i].n_answers);
+            for (int k = 0; k < got[i].n_answers; k++) {
+                assert_string_equal(got[i].answers[k].text, want[i].answers[k].text);
+                assert_true(got[i].answers[k].score == want[i].answers[k].score); /* same rows, same kernels */
+            }
+        }
+        bq_results_clear(got, N);
+        if (!fired) break;
+    }
+    assert_int_equal(failures, N / 4); /* one window each: 10 passes of 4 */
+    /* the failure in the last pass: all but the last chunk answered */
+    print_message("a failure in the last of %d passes left %d of %d requests unanswered\n", failures,
+                  N - answered_before, N);
+    assert_true(answered_before >= N - CHUNK && answered_before < N);
+    bq_results_clear(want, N);
+    bq_reader_free(r);
+#endif
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     /* The command line starts itself again on better OpenBLAS kernels where OpenBLAS chose weak
@@ -558,6 +636,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cuda_readers_in_threads),
         cmocka_unit_test(test_cuda_reader),
         cmocka_unit_test(test_tuning_cache),
+        cmocka_unit_test(test_engine_failure_keeps_answers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

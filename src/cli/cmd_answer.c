@@ -346,6 +346,22 @@ int cmd_squad(const cli_args *a) {
     if (sink.progress) show_progress(&sink, true);
     if (st != BQ_OK) {
         cli_error("squad", "%s", err.message);
+        /* the answers made before an engine failure are kept, in a file that says it is not whole
+         * (no EM/F1; the exit status is the failure's); none made: the targets stay as they were */
+        const int kept = cJSON_GetArraySize(sink.predictions);
+        if (kept > 0 && !sink.out_of_memory) {
+            char target[4096];
+            snprintf(target, sizeof target, "%s", bq_output_target(pred_out));
+            bool ok = write_json_output("squad", pred_out, sink.predictions);
+            pred_out = NULL;
+            if (ok && nbest_out) {
+                ok = write_json_output("squad", nbest_out, sink.nbest);
+                nbest_out = NULL;
+            }
+            if (ok)
+                cli_error("squad", "%s holds the %d predictions made before the failure; the other %d "
+                          "questions have none", target, kept, n - sink.done);
+        }
     } else {
         bool ok = write_json_output("squad", pred_out, sink.predictions);
         pred_out = NULL;
@@ -475,11 +491,12 @@ int cmd_jsonl(const cli_args *a) {
         return cli_exit_status(BQ_ERR_NOMEM);
     }
     bool eof = false;
-    bq_status st = BQ_OK;
+    bq_status st = BQ_OK;       /* stdin's and the first engine failure's */
+    int engine_failures = 0;    /* reads whose pipeline call failed */
     bq_err err;
     bq_err_clear(&err);
     int bad = 0, read_errno = 0;
-    while (!eof && st == BQ_OK) {
+    while (!eof) {
         int n = 0;
         while (n < max_records) {
             char *line;
@@ -502,17 +519,31 @@ int cmd_jsonl(const cli_args *a) {
             req_to_rec[n_req++] = i;
         }
         jsonl_sink sink = {rec, req_to_rec};
-        st = bq_qa_pipeline(s.qa, req, n_req, jsonl_emit, &sink, NULL, &err);
-        for (int i = 0; i < n; i++) {
-            if (st == BQ_OK) {
-                if (!rec[i].out_line) {
-                    rec[i].out_line = bq_jsonl_error_line(rec[i].id, rec[i].error);
-                    rec[i].failed = true;
-                }
-                bad += rec[i].failed;
-                /* one line out for every line in, even with no memory left for the record's own */
-                puts(rec[i].out_line ? rec[i].out_line : "{\"id\":null,\"error\":\"out of memory\"}");
+        bq_err call_err;
+        bq_err_clear(&call_err);
+        const bq_status call = bq_qa_pipeline(s.qa, req, n_req, jsonl_emit, &sink, NULL, &call_err);
+        /* An engine failure (or no memory) costs this read the records it had not answered yet:
+         * they get its error, what it answered before goes out, and the stream goes on (a failed
+         * CUDA call may not recur; if the device is lost, every later record gets an error line
+         * too). Said once on stderr; the exit status is the first failure's. */
+        char unanswered[sizeof call_err.message + 32] = "";
+        if (call != BQ_OK) {
+            snprintf(unanswered, sizeof unanswered, "not answered: %s", call_err.message);
+            if (engine_failures++ == 0) {
+                cli_error("jsonl", "%s (the records it left unanswered get error lines; reading goes on)",
+                          call_err.message);
+                st = call;
+                err = call_err;
             }
+        }
+        for (int i = 0; i < n; i++) {
+            if (!rec[i].out_line) {
+                rec[i].out_line = bq_jsonl_error_line(rec[i].id, rec[i].error[0] ? rec[i].error : unanswered);
+                rec[i].failed = true;
+            }
+            bad += rec[i].failed;
+            /* one line out for every line in, even with no memory left for the record's own */
+            puts(rec[i].out_line ? rec[i].out_line : "{\"id\":null,\"error\":\"out of memory\"}");
             bq_jsonl_record_clear(&rec[i]);
         }
         errno = 0;
@@ -521,11 +552,13 @@ int cmd_jsonl(const cli_args *a) {
             break;
         }
     }
-    if (st != BQ_OK) cli_error("jsonl", "%s", err.message);
+    if (engine_failures > 1)
+        cli_error("jsonl", "the engine failed on %d reads of the stream; the first: %s", engine_failures,
+                  err.message);
     if (bad) fprintf(stderr, "bertqa-gpu jsonl: %d record(s) answered with an error\n", bad);
-    if (st == BQ_OK && read_errno) {
+    if (read_errno) {
         cli_error("jsonl", "reading standard input failed: %s", strerror(read_errno));
-        st = BQ_ERR_IO;
+        if (st == BQ_OK) st = BQ_ERR_IO;
     }
     bq_line_reader_free(reader);
     free(rec);

@@ -4,8 +4,9 @@
 # host code): SQuAD questions answered exactly as `--device cpu` answers them in fp32 (padded, with
 # length buckets, packed; a partial batch rounded up), every question answered in fp16, engine
 # batches whole but the last, a tuning cache written and read back, one `ask`, `check` against the
-# CPU reference, `bench` with its JSON merged as the device run merges it, and a clean error for a
-# device that is not there. Short windows (64 tokens) keep the emulator to seconds.
+# CPU reference, `bench` with its JSON merged as the device run merges it, `squad` keeping the
+# predictions made before an engine failure, a `jsonl` stream that goes on past one, and a clean
+# error for a device that is not there. Short windows (64 tokens) keep the emulator to seconds.
 # usage: bash tests/emu/cli_cuda_emulated.sh <bertqa-gpu-emulated> <bertqa-make-model> <source dir>
 # exit 0 pass, 77 skip, 1 fail.
 set -u
@@ -211,6 +212,61 @@ for part in ("| fp16 batch 2 seq 32 |", "| stage (ms, one pass) |", "GEMMs of on
     assert part in md, (part, md[:3000])
 PY
 check "merge_results on the emulated bench's JSON (exit $rc): $(tail -n 3 "$tmp/merge.out")" $?
+
+# squad with the engine failing partway (its 24th graph replay refused, once: in the second of the
+# two pipeline chunks): exit 1, the failure named, and the predictions made before it kept, each as
+# the run without it made it (the chunk decoded while the engine failed on the next one included)
+BQ_EMU_FAIL_CALL=cudaGraphLaunch:24 "$emu" squad --model "$tmp/tiny" --input "$tmp/dev.json" \
+    --output "$tmp/cut.json" --device cuda "${short[@]}" --quiet >"$tmp/cut.out" 2>"$tmp/cut.err"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "cudaGraphLaunch" "$tmp/cut.err" &&
+    grep -q "holds the [0-9]* predictions made before the failure" "$tmp/cut.err" &&
+    python3 - "$tmp/cuda.json" "$tmp/cut.json" <<'EOF'
+import json, sys
+whole, cut = (json.load(open(p)) for p in sys.argv[1:3])
+assert 0 < len(cut) < len(whole), (len(cut), len(whole))
+assert list(cut) == list(whole)[:len(cut)], "not the first questions"
+assert all(whole[k] == v for k, v in cut.items()), "a kept prediction differs"
+EOF
+check "squad with a refused graph replay (exit $rc): $(grep -v RANDOM "$tmp/cut.err" | tail -n 2)" $?
+
+# jsonl with the engine failing partway (the emulator refuses its 28th CUDA graph replay, once: in
+# the first read's second pipeline chunk, records 16..31; the first chunk takes ~17 passes): one
+# line out per line in, in order; the records that failure left unanswered get an error line naming
+# it, every other line is the one a run without it prints (the first chunk's too, decoded while the
+# engine failed on the second), the stream goes on past it (the next read is answered), and the
+# exit status is 1
+python3 - "$tmp/dev.json" "$tmp/q.jsonl" <<'EOF'
+import json, sys
+qs = [(q["question"], p["context"]) for a in json.load(open(sys.argv[1]))["data"] for p in a["paragraphs"]
+      for q in p["qas"]]
+with open(sys.argv[2], "w") as f:
+    for i in range(40):
+        q, c = qs[i % len(qs)]
+        f.write(json.dumps({"id": "q%d" % i, "question": q, "context": c}) + "\n")
+EOF
+jsonl_run() { # jsonl_run NAME: $tmp/q.jsonl through jsonl at batch 4 (reads of 32 records)
+    "$emu" jsonl --model "$tmp/tiny" --device cuda --max-seq-length 64 --doc-stride 32 \
+        --max-query-length 16 --batch 4 <"$tmp/q.jsonl" >"$tmp/$1.jsonl" 2>"$tmp/$1.err"
+}
+jsonl_run jsonl-ok
+check "jsonl --device cuda (exit $?): $(tail -n 2 "$tmp/jsonl-ok.err")" $?
+BQ_EMU_FAIL_CALL=cudaGraphLaunch:28 jsonl_run jsonl-fail
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "cudaGraphLaunch.*reading goes on" "$tmp/jsonl-fail.err" &&
+    python3 - "$tmp/jsonl-ok.jsonl" "$tmp/jsonl-fail.jsonl" <<'EOF'
+import json, sys
+ok, got = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(ok) == len(got) == 40, (len(ok), len(got))
+assert [r["id"] for r in got] == ["q%d" % i for i in range(40)], [r["id"] for r in got]
+failed = [i for i, r in enumerate(got) if "error" in r]
+assert failed and all("not answered" in got[i]["error"] and "cudaGraphLaunch" in got[i]["error"]
+                      for i in failed), [got[i] for i in failed]
+assert all(got[i] == ok[i] for i in range(40) if i not in failed), "an answered line differs"
+assert min(failed) > 0, failed  # what the pipeline answered before the failure went out
+assert max(failed) < 32, failed  # the second read (records 32..39) answered
+EOF
+check "jsonl with a refused graph replay (exit $rc): $(tail -n 3 "$tmp/jsonl-fail.err")" $?
 
 # a device that is not there: a message and a clean non-zero exit, no crash
 "$emu" ask --model "$tmp/tiny" --device cuda:7 --question "Who?" --context "$context" \

@@ -756,8 +756,10 @@ extern "C" long bq_emu_live_device_allocations(void) { return (long)bq_emu::g_al
 static std::string g_fail_api; /* the runtime function bq_emu_fail_call picked */
 static long g_fail_at, g_fail_calls;
 static bool g_fail_fired;
+static bool g_fail_env_read; /* BQ_EMU_FAIL_CALL read, or a bq_emu_fail_call made */
 
 extern "C" void bq_emu_fail_call(const char *api, long n) {
+    g_fail_env_read = true; /* the caller's choice, whatever the environment says */
     g_fail_api = api && n > 0 ? api : "";
     g_fail_at = n > 0 ? n : 0;
     g_fail_calls = 0;
@@ -766,7 +768,19 @@ extern "C" void bq_emu_fail_call(const char *api, long n) {
 
 extern "C" int bq_emu_call_failed(void) { return g_fail_fired; }
 
+/* BQ_EMU_FAIL_CALL=api:n, for programs that cannot call bq_emu_fail_call (the command line's
+ * tests): read before the first call that could fail so. */
+static void fail_call_from_environment() {
+    if (g_fail_env_read) return;
+    g_fail_env_read = true;
+    const char *v = getenv("BQ_EMU_FAIL_CALL");
+    const char *colon = v ? strrchr(v, ':') : nullptr;
+    if (!colon) return;
+    bq_emu_fail_call(std::string(v, (size_t)(colon - v)).c_str(), atol(colon + 1));
+}
+
 bool bq_emu::injected_failure(const char *api) {
+    fail_call_from_environment();
     if (g_fail_at <= 0 || g_fail_api != api || ++g_fail_calls != g_fail_at) return false;
     g_fail_fired = true;
     return true;

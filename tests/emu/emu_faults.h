@@ -25,7 +25,9 @@ long bq_emu_live_device_allocations(void);
  * and not stickily, as the real one can: "cudaStreamCreate", "cudaEventCreate", "cudaHostAlloc",
  * "cudaGraphInstantiate" (cudaErrorMemoryAllocation), "cudaStreamBeginCapture"
  * (cudaErrorStreamCaptureUnsupported), "cudaGraphLaunch" (cudaErrorLaunchOutOfResources). One
- * function at a time; api NULL or n <= 0 turns it off. */
+ * function at a time; api NULL or n <= 0 turns it off. A program that makes no such call takes
+ * its choice from the environment, BQ_EMU_FAIL_CALL=api:n (bertqa-gpu-emulated in the command
+ * line's tests). */
 void bq_emu_fail_call(const char *api, long n);
 /* Whether that call failed since the last bq_emu_fail_call. */
 int bq_emu_call_failed(void);
