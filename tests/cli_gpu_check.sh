@@ -13,17 +13,10 @@
 set -u
 src=$3
 command -v python3 >/dev/null && command -v timeout >/dev/null || { echo "skip: python3 or timeout missing"; exit 77; }
-passed=0 failed=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cli_gpu_check.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" >"$tmp/check.txt" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$tmp/check.txt"
-  fi
-}
+check_scratch=$tmp
+. "$(dirname "$0")/check_lib.sh"
 
 mkdir -p "$tmp/build"
 cat >"$tmp/build/bertqa-gpu" <<'STUB'
@@ -65,5 +58,4 @@ check "exit status = failed steps ($rc)" test "$rc" -eq "$(awk -F'\t' 'NR > 1 &&
 # its own command line)
 check "no stand-in left running" sh -c '! grep -aqs "$1" /proc/[0-9]*/cmdline' sh "[${tmp:0:1}]${tmp:1}/build/"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary

@@ -41,15 +41,8 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0 failed=0
-check() { # check NAME COMMAND...: run, count, show output on failure
-  local name=$1; shift
-  if "$@" >"$work/out.txt" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$work/out.txt"
-  fi
-}
+check_scratch=$work
+. "$(dirname "$0")/check_lib.sh"
 
 check "make $preset model" "$make_model" --out "$work/model" --preset "$preset" --dtype f32 --seed 7
 if [ ! -f "$work/model/config.json" ]; then
@@ -82,7 +75,7 @@ for ctx in short long; do
     "$python" "$src/tools/hf_logits.py" --model "$work/model" --ours "$out" --device "$device" \
     --label "$label" --max-rel-err "$max_rel_err" "${token_args[@]}" "${json_args[@]}"
   # The details of a passing comparison are worth seeing too.
-  sed 's/^/     /' "$work/out.txt" | head -8
+  sed 's/^/     /' "$check_output" | head -8
 done
 
 # A checkpoint folder written by Hugging Face itself: the model in shards (save_pretrained with a
@@ -162,7 +155,7 @@ if [ "$device" = cpu ] && [ -z "$precision" ] && [ -f "$src/tests/data/squad/dev
   check "bench/parity.py ($preset, cpu fp32 vs CPU reference and Hugging Face)" \
     "$python" "$src/bench/parity.py" --cli "$cli" --model "$work/model" --device cpu \
     --precision fp32 --squad "$src/tests/data/squad/dev-v1.1.json.gz" --out "$work/parity"
-  sed 's/^/     /' "$work/out.txt" | head -4
+  sed 's/^/     /' "$check_output" | head -4
   check "parity-fp32.json written and passed" python3 -c \
     'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r["passed"] and r["windows"] > 1 and r["argmax_agree"] == r["argmax_total"] else 1)' \
     "$work/parity/parity-fp32.json"
@@ -170,13 +163,12 @@ if [ "$device" = cpu ] && [ -z "$precision" ] && [ -f "$src/tests/data/squad/dev
   # measured against its fp32 (bf16 keeps 8 bits: between 1e-4 and 5e-2 on the tiny model)
   "$python" "$src/bench/parity.py" --cli "$cli" --model "$work/model" --device cpu \
     --precision bf16 --squad "$src/tests/data/squad/dev-v1.1.json.gz" --out "$work/parity" \
-    >"$work/out.txt" 2>&1
+    >"$work/parity-bf16.txt" 2>&1
   rc=$?
   check "bench/parity.py bf16 on cpu: ours refused, Hugging Face's own measured (exit $rc)" python3 -c \
     'import json, sys; r = json.load(open(sys.argv[1])); e = r.get("rel_err_hf_at_precision", -1); sys.exit(0 if int(sys.argv[2]) == 1 and not r["passed"] and "fp32 only" in r["error"] and 1e-4 < e < 5e-2 and r["argmax_hf_at_precision_total"] > 0 else 1)' \
     "$work/parity/parity-bf16.json" "$rc"
-  sed 's/^/     /' "$work/out.txt" | tail -2
+  sed 's/^/     /' "$work/parity-bf16.txt" | tail -2
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary

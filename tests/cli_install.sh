@@ -15,20 +15,8 @@ for tool in cmake pkg-config cc c++; do
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-check() { # check "what" command...: passes when the command succeeds
-    local what="$1"
-    shift
-    if "$@" >"$tmp/check.out" 2>&1; then
-        passed=$((passed + 1))
-    else
-        echo "FAIL: $what"
-        head -c 2000 "$tmp/check.out"
-        echo
-        failed=$((failed + 1))
-    fi
-}
+check_scratch=$tmp
+. "$(dirname "$0")/check_lib.sh"
 
 prefix="$tmp/prefix with space"
 if ! cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1; then
@@ -82,5 +70,4 @@ if [ -x "$tmp/ask" ]; then
     check "a bad setting: exit 2 and a message" bash -c '"$1" "$2" q c batch=x 2>&1 >/dev/null; [ $? = 2 ]' \
         _ "$tmp/ask" "$tmp/model"
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

@@ -9,17 +9,10 @@
 # Prints "N passed, N failed"; exit 0 when all pass, 1 otherwise.
 set -u
 src=$3
-passed=0 failed=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cli_merge.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-check() { # check NAME COMMAND...
-  local name=$1; shift
-  if "$@" >"$tmp/out.txt" 2>&1; then
-    passed=$((passed + 1)); echo "ok   $name"
-  else
-    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$tmp/out.txt"
-  fi
-}
+check_scratch=$tmp
+. "$(dirname "$0")/check_lib.sh"
 
 run=$tmp/run
 mkdir -p "$run"
@@ -372,5 +365,4 @@ cut = sorted(n.split()[0] for n in r["notes"] if "could not be read" in n)
 assert cut == ["bench-heuristic.json", "parity-fp16.json"], r["notes"]
 EOF
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check_summary
