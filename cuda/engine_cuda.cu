@@ -130,8 +130,6 @@ struct bq_cuda_engine {
     struct shape_preset *shape_presets; /* [n_shape_presets] */
     size_t n_shape_presets, shape_presets_cap;
     int shape_presets_taken;
-    bq_tuning_cache tuning; /* what was read: the other keys' sections kept for the save, and
-                               whether the file is something else (never overwritten) */
     char tuning_note[512];
 };
 
@@ -1053,8 +1051,8 @@ extern "C" bq_status bq_cuda_engine_forward_packed(bq_cuda_engine *e, int batch,
  * decisions are timed again and replaced), a "shape" line "batch len packed attention gemm" (ATTN_*, GEMM_*;
  * packed 1 serves every sequence capacity). <kinds> (ATTN_KINDS) is in the key because the
  * attention numbers follow our tilings: a build with another set of them reads another section.
- * Engines that save one after another, as bench's do, share a file; concurrent ones: the last to
- * save wins. */
+ * A save reads the file again and keeps the other sections as they are then, so engines share a
+ * file (two processes saving at the same moment: the later rename wins). */
 
 static void tuning_key(const bq_cuda_engine *e, char *key, size_t size) {
     cudaDeviceProp prop;
@@ -1113,15 +1111,17 @@ static int tuning_apply(bq_cuda_engine *e, const bq_tuning_record *r, int *gemms
     return 1;
 }
 
-/* Read the tuning cache at e->tuning_path: this engine's section into presets, the other sections
- * kept for the save. A missing file is a first run; a damaged line of this section is noted and it
+/* Read the tuning cache at e->tuning_path: this engine's section into presets. A missing file is a first run; a damaged line of this section is noted and it
  * and the rest of the section ignored; a file that is not a tuning cache is noted and never
- * overwritten. A cache only saves time, so it fails the engine only out of memory. */
+ * overwritten (nor is one that is not a regular file, or whose read failed). A cache only saves
+ * time, so it fails the engine only out of memory. */
 static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     char key[1024];
     tuning_key(e, key, sizeof key);
-    bq_tuning_cache *c = &e->tuning;
-    bq_status s = bq_tuning_cache_read(e->tuning_path, key, c, err);
+    bq_tuning_cache read; /* the other sections are read again at the save */
+    memset(&read, 0, sizeof read);
+    const bq_tuning_cache *c = &read;
+    bq_status s = bq_tuning_cache_read(e->tuning_path, key, &read, err);
     if (s != BQ_OK) return s;
     int gemms = 0, shapes = 0, bad_line = c->bad_line;
     for (size_t i = 0; i < c->n_records && s == BQ_OK; i++) {
@@ -1130,13 +1130,19 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
             break;
         }
     }
-    if (s != BQ_OK) return s;
+    if (s != BQ_OK) {
+        bq_tuning_cache_clear(&read);
+        return s;
+    }
     if (c->missing)
         snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s: none yet",
                  e->tuning_path);
-    else if (c->open_errno)
+    else if (c->open_errno || c->read_errno)
         snprintf(e->tuning_note, sizeof e->tuning_note, "tuning cache %.300s not read: %.100s",
-                 e->tuning_path, strerror(c->open_errno));
+                 e->tuning_path, strerror(c->open_errno ? c->open_errno : c->read_errno));
+    else if (c->not_regular)
+        snprintf(e->tuning_note, sizeof e->tuning_note,
+                 "tuning cache %.300s is not a regular file: not read, not overwritten", e->tuning_path);
     else if (c->foreign)
         snprintf(e->tuning_note, sizeof e->tuning_note,
                  "%.300s is not a bertqa-gpu tuning cache: not read, not overwritten",
@@ -1153,6 +1159,7 @@ static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
         snprintf(e->tuning_note, sizeof e->tuning_note,
                  "tuning cache %.300s: %d GEMM and %d shape decisions", e->tuning_path, gemms,
                  shapes);
+    bq_tuning_cache_clear(&read);
     return BQ_OK;
 }
 
@@ -1168,9 +1175,26 @@ static bq_tuning_record shape_record(int batch, int len, int packed, int attenti
 
 extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) {
     if (!e || !e->tuning_path[0]) return BQ_OK;
-    if (e->tuning.foreign)
-        return bq_fail(err, BQ_ERR_IO, "%s is not a bertqa-gpu tuning cache: not overwritten",
-                       e->tuning_path);
+    char key[1024];
+    tuning_key(e, key, sizeof key);
+    /* the other sections as they are now, not as they were when this engine started: another
+     * engine may have saved since (this process's or another's) */
+    bq_tuning_cache now;
+    memset(&now, 0, sizeof now);
+    bq_status s = bq_tuning_cache_read(e->tuning_path, key, &now, err);
+    if (s != BQ_OK) return s;
+    const int unread = now.open_errno ? now.open_errno : now.read_errno;
+    if (now.foreign || now.not_regular || unread) {
+        if (now.foreign)
+            bq_fail(err, BQ_ERR_IO, "%s is not a bertqa-gpu tuning cache: not overwritten", e->tuning_path);
+        else if (now.not_regular)
+            bq_fail(err, BQ_ERR_IO, "%s is not a regular file: not overwritten", e->tuning_path);
+        else
+            bq_fail(err, BQ_ERR_IO, "tuning cache %s could not be read (%s): not overwritten",
+                    e->tuning_path, strerror(unread));
+        bq_tuning_cache_clear(&now);
+        return BQ_ERR_IO;
+    }
     const int n_gemm = bq_gemm_ctx_decisions(e->gemm, NULL, 0, NULL);
     bq_gemm_decision *gemm =
         (bq_gemm_decision *)malloc((size_t)(n_gemm > 0 ? n_gemm : 1) * sizeof *gemm);
@@ -1181,6 +1205,7 @@ extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) 
     if (!gemm || !records) {
         free(gemm);
         free(records);
+        bq_tuning_cache_clear(&now);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory writing the tuning cache");
     }
     bq_gemm_ctx_decisions(e->gemm, gemm, n_gemm, NULL);
@@ -1215,10 +1240,9 @@ extern "C" bq_status bq_cuda_engine_save_tuning(bq_cuda_engine *e, bq_err *err) 
         const shape_preset *q = &e->shape_presets[i];
         if (!q->taken) records[n++] = shape_record(q->batch, q->len, q->packed, q->attention, q->gemm);
     }
-    char key[1024];
-    tuning_key(e, key, sizeof key);
-    const bq_status s = bq_tuning_cache_write(e->tuning_path, e->tuning.other, key, records, n, err);
+    s = bq_tuning_cache_write(e->tuning_path, now.other, key, records, n, err);
     free(records);
+    bq_tuning_cache_clear(&now);
     return s;
 }
 
@@ -1405,7 +1429,6 @@ extern "C" void bq_cuda_engine_free(bq_cuda_engine *e) {
     }
     free(e->shapes);
     free(e->shape_presets);
-    bq_tuning_cache_clear(&e->tuning);
     bq_cudnn_attention_free(e->cudnn_attention);
     bq_gemm_ctx_free(e->gemm);
     if (e->pinned) cudaFreeHost(e->pinned);

@@ -66,7 +66,10 @@ void bq_settings_free(bq_settings *settings); /* accepts NULL */
  *   device            "cpu", "cuda" or "cuda:N" (default cpu)
  *   precision         "fp32", "tf32", "fp16" or "bf16" (default fp32; cpu runs fp32 only)
  *   attention         "auto", "own" or "cudnn" (cuda only; default auto)
- *   threads           CPU threads of the cpu backend, 1..1024 (default: all cores)
+ *   threads           CPU threads of the cpu backend, 1..1024 (default: all cores). The
+ *                     GEMMs' share is OpenBLAS's thread count, which is the whole process's
+ *                     (the last reader created sets it for every cpu reader, at most
+ *                     OpenBLAS's own limit); the row-wise work has a reader's own threads
  *   batch             windows per forward pass, 1..4096 (default 8 on cpu, 64 on cuda)
  *   tuning-cache      a file that keeps the cuda engine's kernel timings between runs
  *   vocab             a vocabulary for a model folder that has neither vocab.txt nor tokenizer.json

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,9 @@ bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
         output_free(o);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory opening '%s'", path);
     }
-    snprintf(o->tmp, cap, "%s.%ld.tmp", o->target, (long)getpid());
+    /* the process and a count: two threads writing one target do not meet at the temporary */
+    static atomic_uint outputs_opened;
+    snprintf(o->tmp, cap, "%s.%ld.%u.tmp", o->target, (long)getpid(), atomic_fetch_add(&outputs_opened, 1u));
     o->mode = exists ? sb.st_mode & 07777 : 0; /* sb is unset for a new file */
     o->keep_mode = exists;
     /* can it be written? Ask now, not after the work, but leave nothing there until the end

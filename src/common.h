@@ -56,10 +56,10 @@ int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
 
 /* An output file written whole or not at all, opened before the work that fills it so that a
  * path that cannot be written fails at once, not after hours of answering. A regular file (or a
- * new one) is written beside its target as TARGET.PID.tmp, created at the first
- * bq_output_stream (so an interrupted run leaves nothing), and renamed over the target at
- * commit, so a failed run leaves an earlier file as it was (a symlink is followed: its target is
- * replaced); anything else (/dev/stdout, a pipe, a terminal) is opened at once and written
+ * new one) is written beside its target as TARGET.PID.N.tmp (N counts the process's output
+ * files), created at the first bq_output_stream (so an interrupted run leaves nothing), and
+ * renamed over the target at commit, so a failed run leaves an earlier file as it was (a symlink
+ * is followed: its target is replaced); anything else (/dev/stdout, a pipe, a terminal) is opened at once and written
  * directly; "-" is standard output (flushed at commit, never closed). */
 typedef struct bq_output_file bq_output_file;
 /* Returns BQ_OK with *out set, or BQ_ERR_IO naming the path and the system's reason (a folder,

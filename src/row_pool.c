@@ -4,8 +4,10 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct bq_row_pool {
+    pid_t owner; /* the process whose threads the workers are: a forked child has none of them */
     int workers;
     pthread_t *threads;
     pthread_mutex_t lock;
@@ -58,6 +60,7 @@ bq_status bq_row_pool_create(int threads, bq_row_pool **out, bq_err *err) {
     *out = NULL;
     bq_row_pool *p = calloc(1, sizeof *p);
     if (!p) return bq_fail(err, BQ_ERR_NOMEM, "out of memory");
+    p->owner = getpid();
     const int workers = threads > 1 ? threads - 1 : 0;
     p->threads = calloc(workers ? (size_t)workers : 1, sizeof *p->threads);
     if (!p->threads || pthread_mutex_init(&p->lock, NULL) != 0) {
@@ -73,7 +76,7 @@ bq_status bq_row_pool_create(int threads, bq_row_pool **out, bq_err *err) {
         if (!w || pthread_create(&p->threads[i], NULL, worker_main, w) != 0) {
             free(w);
             bq_row_pool_free(p); /* stops the i workers started */
-            return bq_fail(err, BQ_ERR_NOMEM, "cannot start the CPU backend's thread %d of %d", i + 2,
+            return bq_fail(err, BQ_ERR_NOMEM, "cannot start host thread %d of %d", i + 2,
                            threads);
         }
         p->workers = i + 1;
@@ -84,6 +87,11 @@ bq_status bq_row_pool_create(int threads, bq_row_pool **out, bq_err *err) {
 
 void bq_row_pool_free(bq_row_pool *p) {
     if (!p) return;
+    if (getpid() != p->owner) { /* a forked child: no workers to stop (their own state leaks) */
+        free(p->threads);
+        free(p);
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     p->stop = 1;
     pthread_cond_broadcast(&p->wake);
@@ -97,7 +105,9 @@ void bq_row_pool_free(bq_row_pool *p) {
 }
 
 void bq_row_pool_run(bq_row_pool *p, int n, bq_row_fn fn, void *ctx) {
-    if (!p || p->workers == 0 || n < 2) {
+    /* in a forked child the workers are gone (fork copies the calling thread only): waiting for
+     * them would never end, so the caller computes every row */
+    if (!p || p->workers == 0 || n < 2 || getpid() != p->owner) {
         if (n > 0) fn(ctx, 0, n);
         return;
     }

@@ -23,8 +23,9 @@ bq_status bq_row_pool_create(int threads, bq_row_pool **out, bq_err *err);
 void bq_row_pool_free(bq_row_pool *pool); /* accepts NULL */
 
 /* Run fn over rows [0, n), cut into one contiguous part per thread, at most one part a row (the
- * calling thread takes the first); returns when every part is done. A NULL pool, or a single row,
- * runs fn(ctx, 0, n) on the caller. One caller at a time. */
+ * calling thread takes the first); returns when every part is done. A NULL pool, a single row, or
+ * a pool used in a child forked from its process (which has none of its threads) runs
+ * fn(ctx, 0, n) on the caller. One caller at a time. */
 void bq_row_pool_run(bq_row_pool *pool, int n, bq_row_fn fn, void *ctx);
 
 #ifdef __cplusplus

@@ -2,10 +2,12 @@
 #include "tuning_cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void bq_tuning_cache_clear(bq_tuning_cache *c) {
     if (!c) return;
@@ -92,10 +94,16 @@ static bq_status read_lines(FILE *f, const char *key, bq_tuning_cache *out, bq_e
             if (parsed == 0) out->bad_line = line_no;
         }
     }
+    /* getline's -1 before the end: a read error, or no memory for a line (errno says which) */
+    const int read_errno = ok && !out->foreign && !feof(f) ? (errno ? errno : EIO) : 0;
     free(line);
     if (!ok) {
         bq_tuning_cache_clear(out);
         return bq_fail(err, BQ_ERR_NOMEM, "out of memory for the tuning cache");
+    }
+    if (read_errno) { /* only part of the file was read: none of it is kept */
+        bq_tuning_cache_clear(out);
+        out->read_errno = read_errno;
     }
     return BQ_OK;
 }
@@ -103,8 +111,9 @@ static bq_status read_lines(FILE *f, const char *key, bq_tuning_cache *out, bq_e
 bq_status bq_tuning_cache_read(const char *path, const char *key, bq_tuning_cache *out, bq_err *err) {
     if (!path || !key || !out) return bq_fail(err, BQ_ERR_INVALID_ARG, "tuning cache: NULL argument");
     bq_tuning_cache_clear(out);
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    /* O_NONBLOCK: a FIFO must not wait for a writer (it is refused below, as a device is) */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         if (errno == ENOENT)
             out->missing = 1;
         else
@@ -112,9 +121,23 @@ bq_status bq_tuning_cache_read(const char *path, const char *key, bq_tuning_cach
         return BQ_OK;
     }
     struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) { /* fopen opens a folder for reading */
-        fclose(f);
-        out->open_errno = EISDIR;
+    if (fstat(fd, &sb) != 0) {
+        out->open_errno = errno ? errno : EIO;
+        close(fd);
+        return BQ_OK;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        if (S_ISDIR(sb.st_mode))
+            out->open_errno = EISDIR;
+        else
+            out->not_regular = 1;
+        return BQ_OK;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        out->open_errno = errno ? errno : EIO;
+        close(fd);
         return BQ_OK;
     }
     const bq_status s = read_lines(f, key, out, err);

@@ -7,8 +7,10 @@
  * decision a line:
  *   gemm rows in out dtype tf32 epilogue candidates chosen gelu-path gelu-disagreed  (10 integers)
  *   shape batch len packed attention gemm                              (5 integers)
- * Blank lines are allowed. An engine reads its own key's section and writes it back with the
- * other sections as they were, so engines that save one after another share a file. */
+ * Blank lines are allowed. An engine reads its own key's section when it starts; when it saves,
+ * it reads the file again and writes it back with the other sections as they are then, so engines
+ * share a file, one process's (alive at once or not) or several processes' that save one after
+ * another (two saving at the same moment: the later rename wins). */
 #ifndef BQ_TUNING_CACHE_H
 #define BQ_TUNING_CACHE_H
 
@@ -36,6 +38,9 @@ typedef struct {
 typedef struct {
     int missing;      /* no such file yet (a first run) */
     int open_errno;   /* the file exists but could not be opened: its errno (0 otherwise) */
+    int not_regular;  /* a FIFO, a device: never read (nor waited on) nor overwritten */
+    int read_errno;   /* reading failed partway: its errno; nothing of the file is kept (records
+                         and `other` empty), so it must not be overwritten either */
     int foreign;      /* the first line is not the magic: something else, never to be overwritten */
     int found;        /* the key's section is there */
     int bad_line;     /* the first line of the key's section that does not parse (0: none); it
@@ -46,8 +51,9 @@ typedef struct {
     size_t other_len, other_cap;
 } bq_tuning_cache;
 
-/* Read the cache at `path` for `key` into *out (cleared first). A missing or unreadable file and a
- * foreign one are reported in *out, not as failures: a cache only saves time. A second section of
+/* Read the cache at `path` for `key` into *out (cleared first). A missing, unreadable, foreign
+ * or not regular file and one whose read failed partway are reported in *out, not as failures: a
+ * cache only saves time. A second section of
  * the same key (not one this module writes) is dropped with its lines. Returns BQ_OK, or
  * BQ_ERR_NOMEM (*out then cleared) or BQ_ERR_INVALID_ARG (a NULL argument). */
 bq_status bq_tuning_cache_read(const char *path, const char *key, bq_tuning_cache *out, bq_err *err);

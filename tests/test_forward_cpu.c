@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -437,6 +439,35 @@ static void test_row_pool(void **state) {
     int count[4] = {0};
     bq_row_pool_run(NULL, 4, count_rows, count); /* no pool: all on the caller */
     for (int r = 0; r < 4; r++) assert_int_equal(count[r], 1);
+
+    /* a child forked after the pool started (a pre-forking server) has none of its workers: its
+     * runs compute every row on the caller instead of waiting for them forever (the alarm ends a
+     * wait), and freeing the pool there joins nothing */
+    bq_row_pool *pool = NULL;
+    bq_err err = {0};
+    assert_int_equal(bq_row_pool_create(4, &pool, &err), BQ_OK);
+    int before[8] = {0};
+    bq_row_pool_run(pool, 8, count_rows, before);
+    fflush(NULL);
+    const pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        alarm(20);
+        int rows[8] = {0};
+        bq_row_pool_run(pool, 8, count_rows, rows);
+        int ok = 1;
+        for (int r = 0; r < 8; r++) ok &= rows[r] == 1;
+        bq_row_pool_free(pool);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    int after[8] = {0};
+    bq_row_pool_run(pool, 8, count_rows, after); /* the parent's workers are still there */
+    for (int r = 0; r < 8; r++) assert_int_equal(after[r], 1);
+    bq_row_pool_free(pool);
 }
 
 /* The row-wise ops spread over 4 threads give the logits of 1 thread to the bit, padded and

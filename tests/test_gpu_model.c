@@ -1678,6 +1678,31 @@ static void test_tuning_cache(void **state) {
     assert_true(kept[3000] == '\n' && strncmp(kept + 3001, "shape 1 2 0 0 0\n", 16) == 0);
     free(saved);
     free(long_line);
+    /* two engines alive at once (tf32, and fp32 at length 32: keys of their own) share the file: the
+     * later save keeps the earlier one's section, read again at the save */
+    {
+        int keys_before = 0;
+        assert_non_null(file_line(path, "key ", &keys_before));
+        bq_engine_options o1 = cuda_options(BQ_PRECISION_TF32, BQ_ATTENTION_AUTO, B, S);
+        bq_engine_options o2 = cuda_options(BQ_PRECISION_FP32, BQ_ATTENTION_AUTO, B, S);
+        o1.tuning_cache = o2.tuning_cache = path;
+        o2.seq_len = S / 2;
+        bq_cuda_engine *e1 = NULL, *e2 = NULL;
+        if (bq_cuda_engine_create(&r->model, &o1, &e1, &err) != BQ_OK) fail_msg("create: %s", err.message);
+        if (bq_cuda_engine_create(&r->model, &o2, &e2, &err) != BQ_OK) fail_msg("create: %s", err.message);
+        assert_int_equal(bq_cuda_engine_forward(e1, B, S, bc.ids, bc.mask, bc.seg, start, end, &err), BQ_OK);
+        assert_int_equal(bq_cuda_engine_save_tuning(e1, &err), BQ_OK);
+        assert_int_equal(bq_cuda_engine_save_tuning(e2, &err), BQ_OK);
+        bq_cuda_engine_free(e1);
+        bq_cuda_engine_free(e2);
+        assert_non_null(file_line(path, "key ", &count));
+        assert_int_equal(count, keys_before + 2);
+        char *text = NULL;
+        assert_int_equal(bq_read_file(path, &text, NULL, &err), BQ_OK);
+        assert_non_null(strstr(text, "| tf32 |"));
+        assert_non_null(strstr(text, "| seq 32\n"));
+        free(text);
+    }
     /* not a cache: not read, and saving refuses to overwrite it */
     f = fopen(foreign, "w");
     assert_non_null(f);

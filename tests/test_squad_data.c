@@ -4,6 +4,8 @@
 #include "squad_data.h"
 #include "test_support.h"
 
+#include <glob.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +300,57 @@ static char *slurp(const char *path) {
     return bq_read_file(path, &data, &len, &err) == BQ_OK ? data : NULL;
 }
 
+/* How many files match a glob pattern. */
+static int count_files(const char *pattern) {
+    glob_t g;
+    const int rc = glob(pattern, 0, NULL, &g);
+    const int n = rc == 0 ? (int)g.gl_pathc : 0;
+    if (rc == 0) globfree(&g);
+    return n;
+}
+
+/* Two threads writing one target at once: each its own temporary, both commits succeed (the
+ * later rename wins), nothing left beside it. */
+typedef struct {
+    const char *target;
+    const char *text;
+    int failures;
+} writer_job;
+
+static void *write_many(void *arg) {
+    writer_job *j = arg;
+    for (int i = 0; i < 200; i++) {
+        bq_output_file *out = NULL;
+        bq_err err;
+        if (bq_output_open(j->target, &out, &err) != BQ_OK) {
+            j->failures++;
+            continue;
+        }
+        fputs(j->text, bq_output_stream(out));
+        j->failures += bq_output_commit(out, &err) != BQ_OK;
+    }
+    return NULL;
+}
+
+static void test_output_file_two_threads(void **state) {
+    (void)state;
+    const char *path = write_tmp("shared.txt", "earlier", 7);
+    char target[4200], pattern[4300];
+    snprintf(target, sizeof target, "%s", path);
+    snprintf(pattern, sizeof pattern, "%s.*.tmp", target);
+    writer_job jobs[2] = {{target, "first", 0}, {target, "second", 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, write_many, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(jobs[0].failures, 0);
+    assert_int_equal(jobs[1].failures, 0);
+    char *text = slurp(target);
+    assert_non_null(text);
+    assert_true(strcmp(text, "first") == 0 || strcmp(text, "second") == 0);
+    free(text);
+    assert_int_equal(count_files(pattern), 0);
+}
+
 static void test_output_file(void **state) {
     (void)state;
     bq_err err;
@@ -308,18 +361,18 @@ static void test_output_file(void **state) {
 
     /* discarded: the earlier file as it was, nothing left beside it; the temporary exists only
      * from the first write on (an interrupted run leaves nothing) */
-    char tmp_name[4300];
-    snprintf(tmp_name, sizeof tmp_name, "%s.%ld.tmp", target, (long)getpid());
+    char tmp_pattern[4300];
+    snprintf(tmp_pattern, sizeof tmp_pattern, "%s.%ld.*.tmp", target, (long)getpid());
     assert_int_equal(bq_output_open(target, &out, &err), BQ_OK);
-    assert_int_not_equal(access(tmp_name, F_OK), 0);
+    assert_int_equal(count_files(tmp_pattern), 0);
     fputs("half", bq_output_stream(out));
-    assert_int_equal(access(tmp_name, F_OK), 0);
+    assert_int_equal(count_files(tmp_pattern), 1);
     bq_output_discard(out);
     char *text = slurp(target);
     assert_non_null(text);
     assert_string_equal(text, "earlier");
     free(text);
-    assert_int_not_equal(access(tmp_name, F_OK), 0);
+    assert_int_equal(count_files(tmp_pattern), 0);
 
     /* the target with its folder resolved: two spellings of one file compare equal */
     char other_name[4300];
@@ -342,7 +395,7 @@ static void test_output_file(void **state) {
     text = slurp(target);
     assert_string_equal(text, "{\"q\": \"a\"}");
     free(text);
-    assert_int_not_equal(access(tmp_name, F_OK), 0);
+    assert_int_equal(count_files(tmp_pattern), 0);
 
     /* what cannot be written fails at open, naming the path and the reason */
     char missing[4200];
@@ -451,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_keep_going),
         cmocka_unit_test(test_dataset_files),
         cmocka_unit_test(test_output_file),
+        cmocka_unit_test(test_output_file_two_threads),
         cmocka_unit_test(test_valid_predictions),
         cmocka_unit_test(test_bad_predictions),
     };

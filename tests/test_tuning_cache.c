@@ -1,5 +1,5 @@
 /* test_tuning_cache.c - the CUDA engine's tuning cache file (src/tuning_cache.c) on the host: its
- * sections, its damaged and foreign files, and what a write puts back. The engine's use of it (what
+ * sections, its damaged, foreign and unreadable files, and what a write puts back. The engine's use of it (what
  * the decisions mean, taken on a second run) is test_gpu_model's test_tuning_cache and
  * test_api's, on a card or the emulator. */
 #include "tuning_cache.h"
@@ -88,6 +88,31 @@ static void test_missing_and_foreign(void **state) {
     assert_false(c.found || c.missing);
     assert_int_equal(c.n_records, 0);
     bq_tuning_cache_clear(&c);
+
+    /* a FIFO is not waited on (alarm: a read that waits fails the test), nor a device read
+     * without end: neither is a file to read or to overwrite */
+    char *fifo = path_in(dir, "fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20);
+    c = read_cache(fifo);
+    alarm(0);
+    assert_true(c.not_regular && !c.missing && !c.found && !c.open_errno && c.n_records == 0);
+    bq_tuning_cache_clear(&c);
+    remove(fifo);
+    free(fifo);
+    c = read_cache("/dev/zero");
+    assert_true(c.not_regular && c.other == NULL);
+    bq_tuning_cache_clear(&c);
+
+    /* a regular file whose read fails at once (/proc/self/mem at address 0: EIO): nothing kept,
+     * and the failure said, so that no save replaces what could not be read */
+    struct stat sb;
+    if (stat("/proc/self/mem", &sb) == 0 && S_ISREG(sb.st_mode)) {
+        c = read_cache("/proc/self/mem");
+        assert_int_equal(c.read_errno, EIO);
+        assert_true(!c.foreign && !c.found && c.n_records == 0 && c.other == NULL);
+        bq_tuning_cache_clear(&c);
+    }
     bq_tuning_cache_clear(NULL);
     remove_test_files(dir, path);
 }
