@@ -33,7 +33,7 @@ typedef struct {
     unsigned bits; /* per element; sub-byte types exist (F4, F6_*) */
 } dtype_info;
 
-/* Every dtype the safetensors format defines. */
+/* Every dtype the safetensors format defines (0.8: the FNUZ float8s too). */
 static const dtype_info dtype_table[] = {
     {"F32", BQ_DTYPE_F32, 32},      {"F16", BQ_DTYPE_F16, 16},          {"BF16", BQ_DTYPE_BF16, 16},
     {"F64", BQ_DTYPE_F64, 64},      {"I64", BQ_DTYPE_I64, 64},          {"I32", BQ_DTYPE_I32, 32},
@@ -41,7 +41,8 @@ static const dtype_info dtype_table[] = {
     {"BOOL", BQ_DTYPE_BOOL, 8},     {"U16", BQ_DTYPE_OTHER, 16},        {"U32", BQ_DTYPE_OTHER, 32},
     {"U64", BQ_DTYPE_OTHER, 64},    {"F8_E4M3", BQ_DTYPE_OTHER, 8},     {"F8_E5M2", BQ_DTYPE_OTHER, 8},
     {"F8_E8M0", BQ_DTYPE_OTHER, 8}, {"C64", BQ_DTYPE_OTHER, 64},        {"F6_E2M3", BQ_DTYPE_OTHER, 6},
-    {"F6_E3M2", BQ_DTYPE_OTHER, 6}, {"F4", BQ_DTYPE_OTHER, 4},
+    {"F6_E3M2", BQ_DTYPE_OTHER, 6}, {"F4", BQ_DTYPE_OTHER, 4},    {"F8_E4M3FNUZ", BQ_DTYPE_OTHER, 8},
+    {"F8_E5M2FNUZ", BQ_DTYPE_OTHER, 8},
 };
 
 const char *bq_dtype_name(bq_dtype d) {
@@ -303,6 +304,7 @@ static bq_status parse_header(bq_safetensors *st, const char *header, size_t hea
                 status = bq_fail(err, BQ_ERR_FORMAT, "'%s': \"__metadata__\" appears twice", path);
                 goto done;
             }
+            if (cJSON_IsNull(item)) continue; /* no metadata, as the safetensors library reads it */
             if (!cJSON_IsObject(item)) {
                 status = bq_fail(err, BQ_ERR_FORMAT, "'%s': \"__metadata__\" is not a JSON object", path);
                 goto done;

@@ -31,9 +31,39 @@ static const struct {
 } special_tokens[] = {{"cls_token", "[CLS]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
                       {"unk_token", "[UNK]"}, {"mask_token", "[MASK]"}};
 
+/* Whether text is one of the five special tokens src/tokenizer.c finds in raw text. */
+static bool builtin_special(const char *text) {
+    for (size_t i = 0; i < sizeof special_tokens / sizeof special_tokens[0]; i++)
+        if (text && strcmp(text, special_tokens[i].token) == 0) return true;
+    return false;
+}
+
+/* Transformers finds every added token in the raw text and keeps it whole; src/tokenizer.c does
+ * so for the five specials only, so a checkpoint that adds any other would be tokenized otherwise
+ * ("[unused0]" is one token there, five pieces here): refused, naming it. */
+static bq_status other_added_token(bq_err *err, const char *path, const char *where, const char *text) {
+    return bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': %s adds the token \"%.40s\": added tokens other than "
+                   "[CLS] [SEP] [PAD] [UNK] [MASK] are not supported (this runtime's tokenizer would split "
+                   "it where transformers keeps it whole)", path, where, text ? text : "?");
+}
+
 /* tokenizer_config.json: what transformers' BertTokenizer is built with. */
 static bq_status check_tokenizer_config(const char *path, const cJSON *root, bq_err *err) {
     const cJSON *v;
+    /* transformers 4.x's list, 5.x's list or {name: token}: any token in them is an added one */
+    static const char *const added_lists[] = {"additional_special_tokens", "extra_special_tokens"};
+    for (size_t i = 0; i < sizeof added_lists / sizeof added_lists[0]; i++) {
+        v = bq_json_member(root, added_lists[i]);
+        if (!v || cJSON_IsNull(v)) continue;
+        if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+            return unsupported(err, path, added_lists[i], v, "a list of added tokens is expected");
+        for (const cJSON *t = v->child; t; t = t->next)
+            if (!builtin_special(token_text(t))) return other_added_token(err, path, added_lists[i], token_text(t));
+    }
+    /* transformers 4.x: {"id": {"content": ...}} of every added token, the five specials among them */
+    if ((v = bq_json_member(root, "added_tokens_decoder")) && cJSON_IsObject(v))
+        for (const cJSON *t = v->child; t; t = t->next)
+            if (!builtin_special(token_text(t))) return other_added_token(err, path, "added_tokens_decoder", token_text(t));
     if ((v = bq_json_member(root, "do_lower_case")) && !cJSON_IsTrue(v))
         return unsupported(err, path, "do_lower_case", v, "this runtime's tokenizer is BERT uncased (it lower-cases)");
     /* null: strip accents when lower-casing, as true does */
@@ -91,8 +121,10 @@ static bq_status check_tokenizer_json(const char *path, const cJSON *root, bq_er
         return unsupported(err, path, "pre_tokenizer", pre, "this runtime implements BertPreTokenizer");
     const cJSON *model = bq_json_member(root, "model");
     const cJSON *type = bq_json_member(model, "type");
-    /* files from before `tokenizers` wrote model.type hold WordPiece's fields alone */
-    if (!cJSON_IsObject(model) || (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "WordPiece") == 0)))
+    /* files from before `tokenizers` wrote model.type hold WordPiece's fields alone (one with
+     * "merges" is BPE's, as `tokenizers` reads it) */
+    if (!cJSON_IsObject(model) || (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "WordPiece") == 0)) ||
+        (!type && bq_json_member(model, "merges")))
         return unsupported(err, path, "model.type", type, "this runtime implements WordPiece");
     if (!string_or_absent(model, "continuing_subword_prefix", "##"))
         return unsupported(err, path, "model.continuing_subword_prefix",
@@ -149,8 +181,9 @@ static bq_status vocab_from_table(const char *path, const char **by_id, int n, b
     return bq_vocab_from_tokens(text, len, path, out, err);
 }
 
-/* added_tokens must be tokens of the vocabulary at their ids (BERT's specials are): one outside it
- * would be a token this runtime never produces. */
+/* added_tokens must be the five specials, each the vocabulary's token at its id (BERT's are): one
+ * outside the vocabulary would be a token this runtime never produces, and another one inside it
+ * is found in raw text by transformers only. */
 static bq_status check_added_tokens(const char *path, const cJSON *root, const bq_vocab *vocab, bq_err *err) {
     const cJSON *added = bq_json_member(root, "added_tokens");
     if (!added) return BQ_OK;
@@ -161,6 +194,8 @@ static bq_status check_added_tokens(const char *path, const cJSON *root, const b
         /* range first: converting a double outside int32_t is undefined */
         const bool in_range = cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < bq_vocab_size(vocab);
         const char *at = in_range ? bq_vocab_token(vocab, (int32_t)id->valuedouble) : NULL;
+        if (content && at && strcmp(at, content) == 0 && !builtin_special(content))
+            return other_added_token(err, path, "added_tokens", content);
         if (!content || !at || strcmp(at, content) != 0)
             return bq_fail(err, BQ_ERR_UNSUPPORTED, "'%s': added token \"%.40s\" (id %.20g) is not the vocabulary's "
                            "token of that id: tokens beyond the WordPiece vocabulary are not supported", path,

@@ -44,6 +44,29 @@ trap 'rm -rf "$work"' EXIT
 check_scratch=$work
 . "$(dirname "$0")/check_lib.sh"
 
+# hf_logits.compare's rules on made-up logits: a different argmax passes only where the reference
+# scores it within the bound of its own best (the second of a near tie, not a third position), and
+# all-zero logits on both sides compare equal
+check "hf_logits.compare: ties and zero logits" "$python" - "$src/tools" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from hf_logits import compare
+mask = [1, 1, 1, 1]
+ref = np.array([0.0, 10.0, 10.0 - 1e-7, 9.0])
+
+def argmax_ok(ours):
+    checks, _ = compare([{"input_mask": mask, "start_logits": ours, "end_logits": list(ref)}], [ref], [ref], 1e-5)
+    return [c[1] for c in checks if c[0].endswith("start argmax")][0]
+
+assert argmax_ok(list(ref)), "the same argmax"
+assert argmax_ok([0.0, 10.0 - 1e-7, 10.0, 9.0]), "the second of a near tie"
+assert not argmax_ok([0.0, 10.0 - 1e-7, 9.0, 10.0]), "a third position is no tie"
+z = np.zeros(4)
+checks, rel = compare([{"input_mask": mask, "start_logits": [0.0] * 4, "end_logits": [0.0] * 4}], [z], [z], 1e-5)
+assert rel == 0.0 and checks[0][1], (rel, checks)
+EOF
+
 check "make $preset model" "$make_model" --out "$work/model" --preset "$preset" --dtype f32 --seed 7
 if [ ! -f "$work/model/config.json" ]; then
   echo "0 passed, $((failed + 1)) failed"  # nothing else can run without a model

@@ -660,10 +660,31 @@ static void test_tokenizer_files(void **state) {
          "max_input_chars_per_word"},
         {"tokenizer.json", "\"content\": \"[MASK]\"", "\"content\": \"[MASQ]\"", "added token \"[MASQ]\""},
         {"tokenizer.json", "\"id\": 103,", "\"id\": 1e300,", "added token \"[MASK]\""},
+        /* tokens added beyond the five specials: transformers keeps them whole in raw text */
+        {"tokenizer.json", "\"id\": 0,\n      \"content\": \"[PAD]\"", "\"id\": 1,\n      \"content\": \"[unused0]\"",
+         "added_tokens adds the token \"[unused0]\""},
+        {"tokenizer_config.json", "\"backend\": \"tokenizers\"", "\"extra_special_tokens\": [\"[unused0]\"]",
+         "extra_special_tokens adds the token \"[unused0]\""},
+        {"tokenizer_config.json", "\"backend\": \"tokenizers\"",
+         "\"additional_special_tokens\": [{\"content\": \"<q>\"}]", "additional_special_tokens adds the token \"<q>\""},
+        {"tokenizer_config.json", "\"backend\": \"tokenizers\"",
+         "\"added_tokens_decoder\": {\"0\": {\"content\": \"[PAD]\"}, \"1\": {\"content\": \"[unused0]\"}}",
+         "added_tokens_decoder adds the token \"[unused0]\""},
+        /* a model without a type but with BPE's merges is BPE to `tokenizers` */
+        {"tokenizer.json", "\"type\": \"WordPiece\",\n    \"unk_token\"", "\"merges\": [],\n    \"unk_token\"",
+         "model.type"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         edited_fails(hf_dir, "hf-tokenizer-edited", refused[i].file, refused[i].old, refused[i].new_text,
                      BQ_ERR_UNSUPPORTED, refused[i].n1, refused[i].file);
+    /* the five specials in those lists, or empty lists, add nothing: loaded */
+    {
+        const char *ok_d = copy_model(hf_dir, "hf-tokenizer-added-specials");
+        replace_in_file(ok_d, "tokenizer_config.json", "\"backend\": \"tokenizers\"",
+                        "\"extra_special_tokens\": {}, \"additional_special_tokens\": [\"[MASK]\"], "
+                        "\"added_tokens_decoder\": {\"0\": {\"content\": \"[PAD]\"}, \"103\": {\"content\": \"[MASK]\"}}");
+        bq_model_free(load_ok(ok_d, NULL));
+    }
     /* a vocabulary with a hole in its ids */
     edited_fails(hf_dir, "hf-tokenizer-edited", "tokenizer.json", "\"hello\": 7592", "\"hello\": 99999",
                  BQ_ERR_FORMAT, "\"hello\"", "not one of 0..30521");

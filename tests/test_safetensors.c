@@ -191,13 +191,15 @@ static void test_valid_file(void **state) {
                          "\"brain\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[28,32]},"
                          "\"scalar\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[32,40]},"
                          "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[40,40]},"
-                         "\"fp8\":{\"dtype\":\"F8_E4M3\",\"shape\":[3],\"data_offsets\":[40,43]}}";
+                         "\"fp8\":{\"dtype\":\"F8_E4M3\",\"shape\":[3],\"data_offsets\":[40,43]},"
+                         "\"fnuz\":{\"dtype\":\"F8_E4M3FNUZ\",\"shape\":[2],\"data_offsets\":[43,45]},"
+                         "\"fnuz2\":{\"dtype\":\"F8_E5M2FNUZ\",\"shape\":[1],\"data_offsets\":[45,46]}}";
     char padded[1024];
     size_t hl = strlen(header);
     memcpy(padded, header, hl);
     while (hl % 8) padded[hl++] = ' ';
     padded[hl] = '\0';
-    unsigned char data[43] = {0};
+    unsigned char data[46] = {0};
     const float w[6] = {1.0f, -2.5f, 3.25f, 0.0f, 1e-3f, -7.0f};
     memcpy(data, w, sizeof w); /* little-endian host assumed (x86-64, aarch64) */
     const uint16_t h[2] = {0x3c00 /* 1.0 */, 0xc000 /* -2.0 */};
@@ -213,11 +215,11 @@ static void test_valid_file(void **state) {
     bq_status s = bq_safetensors_open(path, &st, &err);
     if (s != BQ_OK) print_error("%s\n", err.message);
     assert_int_equal(s, BQ_OK);
-    assert_int_equal(bq_safetensors_count(st), 6);
+    assert_int_equal(bq_safetensors_count(st), 8);
     assert_string_equal(bq_safetensors_path(st), path);
     assert_null(bq_safetensors_find(st, "__metadata__"));
     assert_null(bq_safetensors_find(st, "missing"));
-    assert_null(bq_safetensors_at(st, 6));
+    assert_null(bq_safetensors_at(st, 8));
     assert_null(bq_safetensors_at(st, -1));
 
     const bq_tensor *t = bq_safetensors_find(st, "weights");
@@ -250,8 +252,18 @@ static void test_valid_file(void **state) {
     t = bq_safetensors_find(st, "fp8");
     assert_int_equal(t->dtype, BQ_DTYPE_OTHER);
     assert_int_equal(t->n_bytes, 3);
+    t = bq_safetensors_find(st, "fnuz"); /* safetensors 0.8's float8s: read past, not refused */
+    assert_int_equal(t->dtype, BQ_DTYPE_OTHER);
+    assert_int_equal(t->n_bytes, 2);
+    assert_int_equal(bq_safetensors_find(st, "fnuz2")->n_bytes, 1);
     bq_safetensors_close(st);
     bq_safetensors_close(NULL);
+
+    /* "__metadata__": null is no metadata, as the safetensors library reads it */
+    s = bq_safetensors_open(write_file("{\"__metadata__\":null}", 0), &st, &err);
+    assert_int_equal(s, BQ_OK);
+    assert_int_equal(bq_safetensors_count(st), 0);
+    bq_safetensors_close(st);
 
     /* an empty file body is valid: no tensors */
     s = bq_safetensors_open(write_file("{}", 0), &st, &err);

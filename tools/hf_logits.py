@@ -12,8 +12,8 @@ Hugging Face's BertForQuestionAnswering (SDPA attention, fp32, tf32 off) runs on
 mask and segments. Only real tokens (input_mask == 1) are compared:
   - normwise relative error ||ours - hf||_2 / ||hf||_2 over all windows, start and end together,
     must be <= --max-rel-err;
-  - per window, the argmax of start and of end logits must agree (unless Hugging Face's own top two
-    are within the error bound of each other: a tie, reported but not failed).
+  - per window, the argmax of start and of end logits must agree (unless Hugging Face scores our
+    argmax within the error bound of its own best: a tie, reported but not failed).
 With --question/--context-file and a single window, the ids and segment ids of the real tokens are
 also checked against Hugging Face's BertTokenizer (uncased, vocab.txt from DIR or --vocab).
 Prints one line per check and exits 0 when all pass, 1 otherwise, 2 on bad input.
@@ -146,12 +146,12 @@ def compare(windows, hf_starts, hf_ends, max_rel_err):
             diff_sq += float(np.sum((ours - ref) ** 2))
             ref_sq += float(np.sum(ref ** 2))
             ours_arg, ref_arg = int(np.argmax(ours)), int(np.argmax(ref))
-            top2 = np.sort(ref)[-2:] if ref.size > 1 else np.array([0.0, np.inf])
-            tie = (top2[1] - top2[0]) <= max_rel_err * max(np.linalg.norm(ref), 1e-30)
+            # a tie: Hugging Face scores our choice within the bound of its own best
+            tie = ours_arg != ref_arg and ref[ours_arg] >= ref[ref_arg] - max_rel_err * max(np.linalg.norm(ref), 1e-30)
             ok = ours_arg == ref_arg or tie
-            detail = f"ours {ours_arg}, hf {ref_arg}" + (" (hf top-2 tie)" if tie else "")
+            detail = f"ours {ours_arg}, hf {ref_arg}" + (" (a tie within the bound)" if tie else "")
             checks.append((f"window {i} {name} argmax", ok, detail))
-    rel_err = float(np.sqrt(diff_sq) / np.sqrt(ref_sq)) if ref_sq > 0 else float("inf")
+    rel_err = float(np.sqrt(diff_sq) / np.sqrt(ref_sq)) if ref_sq > 0 else (0.0 if diff_sq == 0 else float("inf"))
     ok = bool(np.isfinite(rel_err) and rel_err <= max_rel_err)
     checks.insert(0, ("normwise relative error", ok, f"{rel_err:.3e} (limit {max_rel_err:.1e})"))
     return checks, rel_err

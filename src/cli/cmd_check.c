@@ -46,8 +46,9 @@ static int argmax_kept(const float *v, const int32_t *keep, int n, double *top, 
     return best;
 }
 
-/* As tools/hf_logits.py compare(): a different argmax is forgiven where the reference's best two
- * lie within bound x its norm (a tie that rounding may break either way). */
+/* As tools/hf_logits.py compare(): a different argmax is forgiven where the reference scores the
+ * card's choice within bound x its norm of its own best (a tie that rounding may break either way;
+ * a third position is not one). */
 static comparison compare(const bq_qa_logits *ref, const bq_qa_logits *got, double bound) {
     comparison c = {0.0, 0, 0};
     const int S = ref->features.max_seq_length;
@@ -69,13 +70,13 @@ static comparison compare(const bq_qa_logits *ref, const bq_qa_logits *got, doub
             double top, second, got_top, got_second;
             const int ref_arg = argmax_kept(r, mask, S, &top, &second);
             const int got_arg = argmax_kept(g, mask, S, &got_top, &got_second);
-            const bool tie = top - second <= bound * fmax(sqrt(norm_sq), 1e-30);
+            const bool tie = got_arg >= 0 && r[got_arg] >= top - bound * fmax(sqrt(norm_sq), 1e-30);
             c.argmax_same += ref_arg == got_arg || tie;
             c.argmax_total++;
         }
     }
     /* NaN or infinite logits fail every bound */
-    c.rel_err = ref_sq > 0 && isfinite(diff_sq) ? sqrt(diff_sq / ref_sq) : INFINITY;
+    c.rel_err = !isfinite(diff_sq) ? INFINITY : ref_sq > 0 ? sqrt(diff_sq / ref_sq) : diff_sq == 0 ? 0.0 : INFINITY;
     return c;
 }
 
