@@ -172,6 +172,7 @@ void bq_model_free(bq_model *m) {
     if (!m) return;
     model_storage_free(m->internal);
     free(m->dir);
+    free(m->vocab_fallback);
     bq_vocab_free(m->vocab);
     free(m->layers);
     free(m);
@@ -628,6 +629,10 @@ bq_status bq_model_load(const char *name, const char *fallback_vocab, bq_model *
         }
         vocab_file = fallback_vocab;
         if ((st = bq_vocab_load(fallback_vocab, &m->vocab, err))) goto fail;
+        if (!(m->vocab_fallback = strdup(fallback_vocab))) {
+            st = bq_fail(err, BQ_ERR_NOMEM, "out of memory loading '%s'", dir);
+            goto fail;
+        }
     }
     /* The tokenizer's ids index word_embeddings, so the vocabulary may not have more tokens than the
      * embedding has rows. Fewer is allowed (Hugging Face pads vocab_size in some checkpoints). */

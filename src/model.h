@@ -45,6 +45,8 @@ typedef struct bq_model bq_model;
 struct bq_model {
     bq_config config;
     bq_vocab *vocab;                /* from the folder's vocab.txt, else the fallback given */
+    char *vocab_fallback;           /* the fallback's path where the folder has neither vocab.txt
+                                       nor tokenizer.json, else NULL */
     char checkpoint_dtype[8];       /* "F32" / "F16" / "BF16" (the dtype of the weight tensors);
                                        "MIXED" when they differ */
     const float *word_emb;          /* [vocab, H] */

@@ -75,7 +75,7 @@ typedef struct {
  * for the engine, and each new size costs it a first eager pass (GEMM timing, attention choice,
  * graph capture). Returns BQ_OK, or the first engine / memory error
  * (bad requests are not errors: their results carry their status). A chunk decoded while the engine
- * failed on the next one is still emitted: answers computed are never dropped. */
+ * failed on the next one is still emitted: a decoded chunk is never dropped. */
 bq_status bq_qa_pipeline(bq_qa *qa, const bq_qa_request *requests, int n, bq_qa_emit_fn emit,
                          void *emit_ctx, bq_qa_stats *stats, bq_err *err);
 

@@ -128,6 +128,13 @@ d=$(variant small-vocab); edit "$d/config.json" '"vocab_size": 30522' '"vocab_si
 expect_failure "vocab.txt larger than vocab_size" "$d" "30000"
 d=$(variant no-vocab); rm "$d/vocab.txt"
 expect_failure "no vocab.txt, missing --vocab file" "$d" "nonexistent-vocab\.txt" --vocab "$tmp/nonexistent-vocab.txt"
+# with the shipped vocabulary (or --vocab) it answers, and says which file tokenized
+if "$gpu" logits --model "$d" --question "Who?" --context "Someone did." >"$tmp/out" 2>"$tmp/err" &&
+    grep -q "note: .*no-vocab has no vocab.txt or tokenizer.json: tokenizing with .*vocab.txt" "$tmp/err"; then
+    passed=$((passed + 1))
+else
+    fail "no vocab.txt: the fallback vocabulary named: $(head -c 500 "$tmp/err")"
+fi
 d=$(variant one-segment)
 python3 - "$d" <<'PY'
 import json, struct, sys

@@ -63,7 +63,7 @@ const char *cli_vocab_path(const cli_args *a);
 /* Context from --context or --context-file (heap copy in *owned when read from a file). */
 bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);
 /* Say on stderr which folder a model name led to, where it was a repo id found in the Hugging
- * Face cache (bq_model_locate); nothing when `given` was the folder itself. */
+ * Face cache (bq_model_locate), and which vocabulary file tokenizes for a folder without its own. */
 void cli_note_model_folder(const char *cmd, const char *given, const bq_model *model);
 /* Load --model (which cli_parse requires of the commands that call this) and create the engine
  * from --device/--precision/--attention/--threads/--batch.

@@ -60,6 +60,11 @@ bool cli_is_stdout(const char *path) {
 void cli_note_model_folder(const char *cmd, const char *given, const bq_model *model) {
     if (strcmp(given, model->dir) != 0)
         fprintf(stderr, "bertqa-gpu %s: %s: the Hugging Face cache's snapshot %s\n", cmd, given, model->dir);
+    /* a folder without its tokenizer: its ids are another file's, which had better be the one the
+     * model was trained with */
+    if (model->vocab_fallback)
+        fprintf(stderr, "bertqa-gpu %s: note: %s has no vocab.txt or tokenizer.json: tokenizing with %s "
+                "(--vocab names another)\n", cmd, model->dir, model->vocab_fallback);
 }
 
 int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engine **engine) {

@@ -359,8 +359,8 @@ int cmd_squad(const cli_args *a) {
                 nbest_out = NULL;
             }
             if (ok)
-                cli_error("squad", "%s holds the %d predictions made before the failure; the other %d "
-                          "questions have none", target, kept, n - sink.done);
+                cli_error("squad", "%s holds the predictions made before the failure: %d of the %d "
+                          "questions; the others have none", target, sink.done, n);
         }
     } else {
         bool ok = write_json_output("squad", pred_out, sink.predictions);

@@ -220,7 +220,7 @@ BQ_EMU_FAIL_CALL=cudaGraphLaunch:24 "$emu" squad --model "$tmp/tiny" --input "$t
     --output "$tmp/cut.json" --device cuda "${short[@]}" --quiet >"$tmp/cut.out" 2>"$tmp/cut.err"
 rc=$?
 [ "$rc" -eq 1 ] && grep -q "cudaGraphLaunch" "$tmp/cut.err" &&
-    grep -q "holds the [0-9]* predictions made before the failure" "$tmp/cut.err" &&
+    grep -q "holds the predictions made before the failure: [0-9]* of the $questions questions" "$tmp/cut.err" &&
     python3 - "$tmp/cuda.json" "$tmp/cut.json" <<'EOF'
 import json, sys
 whole, cut = (json.load(open(p)) for p in sys.argv[1:3])
@@ -246,8 +246,11 @@ with open(sys.argv[2], "w") as f:
         f.write(json.dumps({"id": "q%d" % i, "question": q, "context": c}) + "\n")
 EOF
 jsonl_run() { # jsonl_run NAME: $tmp/q.jsonl through jsonl at batch 4 (reads of 32 records)
+    # one tuning cache: the second run takes the first one's kernels (timed choices differ from
+    # process to process on a busy machine, and with them the scores' last bits)
     "$emu" jsonl --model "$tmp/tiny" --device cuda --max-seq-length 64 --doc-stride 32 \
-        --max-query-length 16 --batch 4 <"$tmp/q.jsonl" >"$tmp/$1.jsonl" 2>"$tmp/$1.err"
+        --max-query-length 16 --batch 4 --tuning-cache "$tmp/jsonl-tuning.txt" \
+        <"$tmp/q.jsonl" >"$tmp/$1.jsonl" 2>"$tmp/$1.err"
 }
 jsonl_run jsonl-ok
 check "jsonl --device cuda (exit $?): $(tail -n 2 "$tmp/jsonl-ok.err")" $?
