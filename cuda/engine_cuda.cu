@@ -1520,13 +1520,13 @@ extern "C" bq_status bq_cuda_engine_memory(const bq_cuda_engine *e, size_t *weig
     return BQ_OK;
 }
 
-static float elapsed_ms(cudaEvent_t a, cudaEvent_t b) {
-    float ms = 0.0f;
-    if (cudaEventElapsedTime(&ms, a, b) != cudaSuccess) {
-        (void)cudaGetLastError(); /* the -1 says it; the next launch must not report it */
-        return -1.0f;
-    }
-    return ms;
+/* The time between two recorded events; a failure (an event not completed) is the caller's, so
+ * that no -1 ms ever enters the statistics. */
+static bq_status elapsed_ms(cudaEvent_t a, cudaEvent_t b, double *ms, bq_err *err) {
+    float f = 0.0f;
+    BQ_CUDA_TRY(cudaEventElapsedTime(&f, a, b), err);
+    *ms = f;
+    return BQ_OK;
 }
 
 /* Timing loop. Per iteration, on the engine's stream:
@@ -1552,8 +1552,9 @@ static bq_status time_loop(bq_cuda_engine *e, pass_shape *p, int32_t *sets, int 
         BQ_CUDA_TRY(cudaEventRecord(ev[3], st), err);
         BQ_CUDA_TRY(cudaStreamSynchronize(st), err);
         if (i >= warmup) {
-            per_iter[i - warmup].compute_ms = elapsed_ms(ev[1], ev[2]);
-            per_iter[i - warmup].total_ms = elapsed_ms(ev[0], ev[3]);
+            bq_status s2 = elapsed_ms(ev[1], ev[2], &per_iter[i - warmup].compute_ms, err);
+            if (s2 == BQ_OK) s2 = elapsed_ms(ev[0], ev[3], &per_iter[i - warmup].total_ms, err);
+            if (s2 != BQ_OK) return s2;
         }
     }
     return BQ_OK;
@@ -1640,8 +1641,11 @@ extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const 
                                        s == BQ_OK ? err : NULL);
         if (s == BQ_OK) s = sync;
     }
-    for (int i = 0; i < prof.count && s == BQ_OK; i++)
-        stage_ms[prof.stage[i]] += elapsed_ms(prof.start[i], prof.stop[i]);
+    for (int i = 0; i < prof.count && s == BQ_OK; i++) {
+        double ms = 0;
+        s = elapsed_ms(prof.start[i], prof.stop[i], &ms, err);
+        stage_ms[prof.stage[i]] += ms;
+    }
     for (int i = 0; i < prof.cap; i++) {
         if (prof.start && prof.start[i]) cudaEventDestroy(prof.start[i]);
         if (prof.stop && prof.stop[i]) cudaEventDestroy(prof.stop[i]);
@@ -1654,7 +1658,7 @@ extern "C" bq_status bq_cuda_engine_profile(bq_cuda_engine *e, int batch, const 
 
 /* ---- GEMM ceiling ------------------------------------------------------------------------- */
 
-static bq_status time_big_gemm(bq_gemm_ctx *g, bq_cuda_dtype dt, int size, double *tflops,
+static bq_status time_big_gemm(bq_gemm_ctx *g, bq_cuda_dtype dt, int allow_tf32, int size, double *tflops,
                                bq_err *err) {
     *tflops = 0.0;
     size_t elems = (size_t)size * size, bytes = elems * bq_cuda_dtype_size(dt);
@@ -1670,15 +1674,16 @@ static bq_status time_big_gemm(bq_gemm_ctx *g, bq_cuda_dtype dt, int size, doubl
     if (s == BQ_OK) s = bq_cuda_check(cudaEventCreate(&t1), "cudaEventCreate(&t1)", __FILE__, __LINE__, err);
     const int warmup = 2, iters = 10;
     for (int i = 0; i < warmup && s == BQ_OK; i++)
-        s = bq_gemm_linear(g, b, a, NULL, size, size, size, c, dt, 0, BQ_EPILOGUE_NONE, 0, err);
+        s = bq_gemm_linear(g, b, a, NULL, size, size, size, c, dt, allow_tf32, BQ_EPILOGUE_NONE, 0, err);
     if (s == BQ_OK) s = bq_cuda_check(cudaEventRecord(t0, 0), "cudaEventRecord(t0, 0)", __FILE__, __LINE__, err);
     for (int i = 0; i < iters && s == BQ_OK; i++)
-        s = bq_gemm_linear(g, b, a, NULL, size, size, size, c, dt, 0, BQ_EPILOGUE_NONE, 0, err);
+        s = bq_gemm_linear(g, b, a, NULL, size, size, size, c, dt, allow_tf32, BQ_EPILOGUE_NONE, 0, err);
     if (s == BQ_OK) s = bq_cuda_check(cudaEventRecord(t1, 0), "cudaEventRecord(t1, 0)", __FILE__, __LINE__, err);
     if (s == BQ_OK) s = bq_cuda_check(cudaEventSynchronize(t1), "cudaEventSynchronize(t1)", __FILE__, __LINE__, err);
     if (s == BQ_OK) {
-        double ms = elapsed_ms(t0, t1);
-        if (ms > 0) *tflops = 2.0 * size * (double)size * size * iters / (ms * 1e-3) / 1e12;
+        double ms = 0;
+        s = elapsed_ms(t0, t1, &ms, err);
+        if (s == BQ_OK && ms > 0) *tflops = 2.0 * size * (double)size * size * iters / (ms * 1e-3) / 1e12;
     }
     if (t0) cudaEventDestroy(t0);
     if (t1) cudaEventDestroy(t1);
@@ -1688,24 +1693,26 @@ static bq_status time_big_gemm(bq_gemm_ctx *g, bq_cuda_dtype dt, int size, doubl
     return s;
 }
 
-extern "C" bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32,
-                                          bq_err *err) {
-    if (tflops_fp16) *tflops_fp16 = 0.0;
-    if (tflops_fp32) *tflops_fp32 = 0.0;
+extern "C" bq_status bq_cuda_gemm_ceiling(int device, double tflops[BQ_PRECISION_COUNT], bq_err *err) {
+    for (int p = 0; p < BQ_PRECISION_COUNT; p++) tflops[p] = 0.0;
     bq_status s = select_device(device, err);
     if (s != BQ_OK) return s;
     bq_gemm_ctx *g = NULL;
     s = bq_gemm_ctx_create(&g, GEMM_WORKSPACE_BYTES, err);
-    double f16 = 0.0, f32 = 0.0;
 #ifdef BQ_CUDA_EMULATED
     const int size = 256; /* the emulator says nothing of speed: 8192^3 x 12 took it 4 minutes */
 #else
     const int size = 8192;
 #endif
-    if (s == BQ_OK) s = time_big_gemm(g, BQ_CUDA_F16, size, &f16, err);
-    if (s == BQ_OK) s = time_big_gemm(g, BQ_CUDA_F32, size, &f32, err);
+    /* each precision's own: the peaks of fp16 and bf16, or of tf32 and fp32, need not agree */
+    static const struct {
+        bq_precision precision;
+        bq_cuda_dtype dt;
+        int allow_tf32;
+    } runs[] = {{BQ_PRECISION_FP16, BQ_CUDA_F16, 0}, {BQ_PRECISION_BF16, BQ_CUDA_BF16, 0},
+                {BQ_PRECISION_TF32, BQ_CUDA_F32, 1}, {BQ_PRECISION_FP32, BQ_CUDA_F32, 0}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0] && s == BQ_OK; i++)
+        s = time_big_gemm(g, runs[i].dt, runs[i].allow_tf32, size, &tflops[runs[i].precision], err);
     bq_gemm_ctx_free(g);
-    if (tflops_fp16) *tflops_fp16 = f16;
-    if (tflops_fp32) *tflops_fp32 = f32;
     return s;
 }

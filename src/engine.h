@@ -12,6 +12,7 @@ extern "C" {
 
 typedef enum { BQ_DEVICE_CPU, BQ_DEVICE_CUDA } bq_device_kind;
 typedef enum { BQ_PRECISION_FP32, BQ_PRECISION_TF32, BQ_PRECISION_FP16, BQ_PRECISION_BF16 } bq_precision;
+enum { BQ_PRECISION_COUNT = 4 }; /* arrays indexed by bq_precision */
 /* own: our fused kernel; cudnn: cuDNN's fused attention (fp16/bf16); auto: in fp16/bf16 with cuDNN
  * available, per batch size the faster of the two, timed on that batch's first pass (else own). */
 typedef enum { BQ_ATTENTION_OWN, BQ_ATTENTION_CUDNN, BQ_ATTENTION_AUTO } bq_attention_impl;

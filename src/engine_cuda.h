@@ -177,9 +177,11 @@ const char *bq_cuda_engine_gemm_choice(const bq_cuda_engine *e, int batch, doubl
  * run; returns how many were written (0 without CUDA or before the first forward pass). */
 int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, int max);
 
-/* Throughput of one large GEMM (8192^3) in fp16 (fp32 accumulation) and in true fp32 on `device`,
- * in TFLOP/s: the ceiling that "share of peak" figures are measured against. */
-bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32, bq_err *err);
+/* Throughput of one large GEMM (8192^3) in each precision on `device`, in TFLOP/s, indexed by
+ * bq_precision (fp16 and bf16 with fp32 accumulation, tf32, true fp32): the ceiling each
+ * precision's "share of peak" figures are measured against. Returns BQ_OK (tflops all set), or
+ * the failing call (those not measured are 0; BQ_ERR_NO_DEVICE without CUDA). */
+bq_status bq_cuda_gemm_ceiling(int device, double tflops[BQ_PRECISION_COUNT], bq_err *err);
 
 /* Device name ("NVIDIA H100 80GB HBM3") and CUDA driver version (e.g. 13000). */
 bq_status bq_cuda_device_info(int device, char *name, size_t name_len, int *driver_version,

@@ -104,10 +104,9 @@ int bq_cuda_engine_gemm_plans(const bq_cuda_engine *e, bq_gemm_plan_info *out, i
     return 0;
 }
 
-bq_status bq_cuda_gemm_ceiling(int device, double *tflops_fp16, double *tflops_fp32, bq_err *err) {
+bq_status bq_cuda_gemm_ceiling(int device, double tflops[BQ_PRECISION_COUNT], bq_err *err) {
     (void)device;
-    if (tflops_fp16) *tflops_fp16 = 0.0;
-    if (tflops_fp32) *tflops_fp32 = 0.0;
+    for (int p = 0; p < BQ_PRECISION_COUNT; p++) tflops[p] = 0.0;
     return bq_fail(err, BQ_ERR_NO_DEVICE, NO_CUDA_MESSAGE);
 }
 

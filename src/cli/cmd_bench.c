@@ -262,11 +262,11 @@ int cmd_bench(const cli_args *a) {
         return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
     char device_name[256] = "cpu";
     int driver = 0;
-    double ceil16 = 0, ceil32 = 0;
+    double ceiling_tflops[BQ_PRECISION_COUNT] = {0}; /* by bq_precision */
     if (cuda) {
         if (bq_cuda_device_info(a->engine.device_index, device_name, sizeof device_name, &driver, &err) != BQ_OK ||
             (fprintf(stderr, "bertqa-gpu bench: measuring the GEMM ceiling of %s\n", device_name),
-             bq_cuda_gemm_ceiling(a->engine.device_index, &ceil16, &ceil32, &err) != BQ_OK)) {
+             bq_cuda_gemm_ceiling(a->engine.device_index, ceiling_tflops, &err) != BQ_OK)) {
             bq_output_discard(json_out);
             return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
         }
@@ -300,16 +300,22 @@ int cmd_bench(const cli_args *a) {
     snprintf(drv, sizeof drv, "%d.%d", driver / 1000, (driver % 1000) / 10);
     cJSON_AddStringToObject(root, "driver", cuda ? drv : "");
     cJSON *ceil = cJSON_AddObjectToObject(root, "gemm_ceiling_tflops");
-    cJSON_AddNumberToObject(ceil, "fp16", ceil16);
-    cJSON_AddNumberToObject(ceil, "fp32", ceil32);
+    for (int p = 0; p < BQ_PRECISION_COUNT; p++)
+        cJSON_AddNumberToObject(ceil, bq_precision_name((bq_precision)p), ceiling_tflops[p]);
     cJSON_AddStringToObject(root, "model", a->given[OPT_PRESET] ? a->value[OPT_PRESET] : model_dir);
     cJSON_AddNumberToObject(root, "gflop_per_sequence", flops_per_seq / 1e9);
     cJSON_AddNumberToObject(root, "layers", model->config.num_layers);
+    cJSON_AddBoolToObject(root, "complete", 0); /* true once every configuration ran */
     cJSON *configs = cJSON_AddArrayToObject(root, "configs");
 
     fprintf(table_out, "%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms",
             "p99 ms", "total ms", "seq/s", "TFLOP/s", "ceiling");
     int failures = 0;
+    /* the JSON rewritten after each configuration: a file (a pipe or stdout would get several
+     * documents); off after a failed write */
+    struct stat json_st;
+    bool json_incremental = json_out && !cli_is_stdout(a->value[OPT_JSON_FILE]) &&
+                            (stat(a->value[OPT_JSON_FILE], &json_st) != 0 || S_ISREG(json_st.st_mode));
     for (int pi = 0; pi < n_precs; pi++) {
         for (int bi = 0; bi < n_batches; bi++) {
             int B = batches[bi];
@@ -342,6 +348,7 @@ int cmd_bench(const cli_args *a) {
             bq_gemm_plan_info plans[16]; /* 4 GEMM shapes per engine; the rest is headroom */
             const int max_plans = (int)(sizeof plans / sizeof plans[0]);
             int n_plans = 0;
+            bool profiled = false;
             if (st == BQ_OK && ce) {
                 /* The first pass of a batch size pays for its setup (GEMM timing, the attention
                  * choice, graph capture): what a new batch size costs a long run like squad's. */
@@ -391,11 +398,19 @@ int cmd_bench(const cli_args *a) {
                 n_plans = st == BQ_OK ? bq_cuda_engine_gemm_plans(ce, plans, max_plans) : 0;
                 if (n_plans > 0) add_gemm_plans(c, plans, n_plans);
                 if (st == BQ_OK && a->given[OPT_PROFILE]) {
-                    st = bq_cuda_engine_profile(ce, B, ids, mask, seg, stage_ms, &err);
-                    if (st == BQ_OK) {
+                    /* a failed profile is the run's failure, but the timings above stand */
+                    bq_err perr;
+                    bq_err_clear(&perr);
+                    profiled = bq_cuda_engine_profile(ce, B, ids, mask, seg, stage_ms, &perr) == BQ_OK;
+                    if (profiled) {
                         cJSON *p = cJSON_AddObjectToObject(c, "profile_ms");
                         for (int s = 0; s < BQ_STAGE_COUNT; s++)
                             cJSON_AddNumberToObject(p, bq_stage_name((bq_stage)s), stage_ms[s]);
+                    } else {
+                        failures++;
+                        cJSON_AddStringToObject(c, "profile_error", perr.message);
+                        fprintf(stderr, "bertqa-gpu bench: %s batch %d: profile failed: %s\n",
+                                bq_precision_name(precs[pi]), B, perr.message);
                     }
                 }
             } else if (st == BQ_OK) {
@@ -417,9 +432,7 @@ int cmd_bench(const cli_args *a) {
                 latency_stats lc = summarize(compute, iters), lt = summarize(total, iters);
                 double seq_s = B * 1e3 / lc.mean;
                 double tflops = flops_per_seq * seq_s / 1e12;
-                double ceiling = precs[pi] == BQ_PRECISION_FP16 || precs[pi] == BQ_PRECISION_BF16 ? ceil16
-                                 : precs[pi] == BQ_PRECISION_FP32                                  ? ceil32
-                                                                                                   : 0;
+                const double ceiling = ceiling_tflops[precs[pi]]; /* the same precision's */
                 cJSON_AddNumberToObject(c, "iters", iters);
                 cJSON_AddItemToObject(c, "latency_ms", stats_json(lc));
                 cJSON_AddItemToObject(c, "latency_total_ms", stats_json(lt));
@@ -433,7 +446,7 @@ int cmd_bench(const cli_args *a) {
                 if (ceiling > 0) snprintf(share, sizeof share, "%.0f%%", 100 * tflops / ceiling);
                 fprintf(table_out, "%-6s %6d %6d %10.3f %10.3f %10.3f %12.1f %9.1f %8s\n",
                         bq_precision_name(precs[pi]), B, seq_len, lc.p50, lc.p99, lt.p50, seq_s, tflops, share);
-                if (a->given[OPT_PROFILE] && ce) {
+                if (profiled) {
                     fprintf(table_out, "       stages (ms, one pass without graph):");
                     for (int s = 0; s < BQ_STAGE_COUNT; s++)
                         fprintf(table_out, " %s %.3f", bq_stage_name((bq_stage)s), stage_ms[s]);
@@ -448,8 +461,18 @@ int cmd_bench(const cli_args *a) {
                 fprintf(stderr, "bertqa-gpu bench: warning: %s\n", serr.message);
             bq_engine_free(engine);
             free(ids), free(mask), free(seg), free(start), free(end), free(compute), free(total);
+            /* the configurations so far, in place now: a run stopped later (a device step's time
+             * limit) leaves them, marked "complete": false */
+            if (json_out && json_incremental &&
+                (bq_output_commit_text(json_out, cJSON_Print(root), &err) != BQ_OK ||
+                 (json_out = NULL, bq_output_open(a->value[OPT_JSON_FILE], &json_out, &err)) != BQ_OK)) {
+                json_out = NULL;
+                json_incremental = false;
+                failures++, cli_error("bench", "%s", err.message);
+            }
         }
     }
+    cJSON_ReplaceItemInObject(root, "complete", cJSON_CreateBool(1));
     if (json_out && bq_output_commit_text(json_out, cJSON_Print(root), &err) != BQ_OK)
         failures++, cli_error("bench", "%s", err.message);
     cJSON_Delete(root);

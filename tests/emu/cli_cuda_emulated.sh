@@ -200,12 +200,15 @@ rc=$?
 [ "$rc" -eq 0 ] && python3 - "$tmp/run" <<'PY'
 import json, os, sys
 r = json.load(open(os.path.join(sys.argv[1], "results.json")))
+assert json.load(open(os.path.join(sys.argv[1], "bench.json")))["complete"] is True  # every config ran
+assert not any("incomplete" in n for n in r["notes"]), r["notes"]
 got = sorted((c["precision"], c["batch"]) for c in r["configs"])
 assert got == [("fp16", 1), ("fp16", 2), ("fp32", 1), ("fp32", 2)], got
 for c in r["configs"]:
     assert c["seq_len"] == 32 and c["latency_ms_p50"] > 0 and c["throughput_seq_s"] > 0, c
     assert c["gemm_choice"] in ("timed", "first") and c["first_pass_ms"] > 0, c
-assert r["gemm_ceiling_tflops"]["fp16"] > 0 and r["gemm_ceiling_tflops"]["fp32"] > 0, r["gemm_ceiling_tflops"]
+assert all(r["gemm_ceiling_tflops"][p] > 0 for p in ("fp32", "tf32", "fp16", "bf16")), r["gemm_ceiling_tflops"]
+assert all(c["ceiling_share"] > 0 for c in r["configs"]), r["configs"]  # each against its precision's
 assert len(r["profiles"]["own"]) == 4 and len(r["gemm_choices"]) == 4, (r["profiles"], r["gemm_choices"])
 md = open(os.path.join(sys.argv[1], "results.md")).read()
 for part in ("| fp16 batch 2 seq 32 |", "| stage (ms, one pass) |", "GEMMs of one layer, fp16 batch 1"):
