@@ -66,10 +66,11 @@ void bq_settings_free(bq_settings *settings); /* accepts NULL */
  *   device            "cpu", "cuda" or "cuda:N" (default cpu)
  *   precision         "fp32", "tf32", "fp16" or "bf16" (default fp32; cpu runs fp32 only)
  *   attention         "auto", "own" or "cudnn" (cuda only; default auto)
- *   threads           CPU threads of the cpu backend, 1..1024 (default: all cores). The
- *                     GEMMs' share is OpenBLAS's thread count, which is the whole process's
- *                     (the last reader created sets it for every cpu reader, at most
- *                     OpenBLAS's own limit); the row-wise work has a reader's own threads
+ *   threads           CPU threads of the cpu backend, 1..1024 (default: all cores, or
+ *                     OPENBLAS_NUM_THREADS). The GEMMs run on OpenBLAS's thread count, which
+ *                     is the whole process's: the last cpu reader created sets it (default
+ *                     included) for every cpu reader, at most OpenBLAS's own limit; each
+ *                     reader's row-wise work has threads of its own, as many
  *   batch             windows per forward pass, 1..4096 (default 8 on cpu, 64 on cuda)
  *   tuning-cache      a file that keeps the cuda engine's kernel timings between runs
  *   vocab             a vocabulary for a model folder that has neither vocab.txt nor tokenizer.json
@@ -83,8 +84,9 @@ void bq_settings_free(bq_settings *settings); /* accepts NULL */
  * The cpu backend runs OpenBLAS's kernels for this CPU; where Debian's OpenBLAS does not know the
  * CPU it falls back to slow SSE3 ones (bq_reader_describe names them): start the program with
  * OPENBLAS_CORETYPE=Haswell (or SkylakeX) then, as the command line does by itself.
- * Strings are copied. Returns BQ_OK, or BQ_ERR_INVALID_ARG for an unknown name or a value out of
- * range (the message names the setting and what it accepts); the settings are then unchanged.
+ * Strings are copied. Returns BQ_OK, BQ_ERR_INVALID_ARG for an unknown name or a value out of
+ * range (the message names the setting and what it accepts), or BQ_ERR_NOMEM; the settings are
+ * then unchanged.
  * Settings that contradict each other are reported by bq_reader_create. */
 bq_status bq_settings_set(bq_settings *settings, const char *name, const char *value, bq_err *err);
 
@@ -112,7 +114,8 @@ bq_status bq_reader_create(const char *model, const bq_settings *settings, bq_re
 void bq_reader_free(bq_reader *reader);
 
 /* Write the engine's kernel timings to the tuning-cache file (nothing to do without one).
- * Returns BQ_OK or BQ_ERR_IO. */
+ * Returns BQ_OK, BQ_ERR_IO (the message names the file and why; a file that is not a tuning
+ * cache, or could not be read, is never overwritten) or BQ_ERR_INVALID_ARG (a NULL reader). */
 bq_status bq_reader_save_tuning(bq_reader *reader, bq_err *err);
 
 /* One line naming the device and how it runs, then the model's folder and shape ("cpu fp32
@@ -152,12 +155,13 @@ typedef struct {
 } bq_result;
 
 /* Answer requests[0..n) into results[0..n): batched across requests, with the host's work
- * (tokenizing, windows, decoding) overlapping the device's. Unless an argument is NULL, every
- * result is filled, even on failure (then with the failure's status), and must be released with
- * bq_results_clear. A request with bad input (text that is not UTF-8, no context, a context with
- * a NUL character) gets its own status and message, and the others are answered. Returns BQ_OK, or
- * the first failure of the engine itself (BQ_ERR_DEVICE, BQ_ERR_DEVICE_OOM, BQ_ERR_NOMEM) or
- * BQ_ERR_INVALID_ARG (NULL arguments). */
+ * (tokenizing, windows, decoding) overlapping the device's. Unless `reader`, or with n > 0
+ * `requests` or `results`, is NULL, every result is filled, even on failure (then with the
+ * failure's status), and must be released with bq_results_clear. A request with bad input
+ * (text that is not UTF-8, no context, a context with a NUL character) gets its own status and
+ * message, and the others are answered. Where the engine fails partway, the requests answered
+ * before the failure keep their answers. Returns BQ_OK, or the first failure of the engine itself
+ * (BQ_ERR_DEVICE, BQ_ERR_DEVICE_OOM, BQ_ERR_NOMEM) or BQ_ERR_INVALID_ARG (NULL arguments). */
 bq_status bq_reader_answer(bq_reader *reader, const bq_request *requests, size_t n, bq_result *results,
                            bq_err *err);
 

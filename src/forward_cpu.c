@@ -10,6 +10,7 @@
 
 #include <cblas.h> /* note: pulls in <complex.h>, so no variable may be named I */
 #include <float.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,6 +354,14 @@ void bq_cpu_blas_restart_if_weak(char **argv) {
     unsetenv("OPENBLAS_CORETYPE"); /* could not start again: run on the kernels chosen */
 }
 
+/* OpenBLAS's thread count before any engine set one (OPENBLAS_NUM_THREADS, else all cores). */
+static pthread_once_t default_threads_once = PTHREAD_ONCE_INIT;
+static int default_threads = 1;
+static void read_default_threads(void) {
+    const int n = openblas_get_num_threads();
+    default_threads = n > 0 ? n : 1;
+}
+
 bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, int threads,
                                 bq_cpu_forward **out, bq_err *err) {
     if (!out) return bq_fail(err, BQ_ERR_INVALID_ARG, "cpu forward: out is NULL");
@@ -372,7 +381,11 @@ bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, i
         return bq_fail(err, BQ_ERR_INVALID_ARG,
                        "cpu forward: seq_len %d outside [1, max_position_embeddings %d]", seq_len,
                        c->max_position_embeddings);
-    if (threads > 0) openblas_set_num_threads(threads);
+    /* OpenBLAS's count is the process's: a reader left at the default sets OpenBLAS's own
+     * default again, not whatever an earlier reader asked for */
+    pthread_once(&default_threads_once, read_default_threads);
+    const int want = threads > 0 ? threads : default_threads;
+    openblas_set_num_threads(want);
 
     bq_cpu_forward *f = calloc(1, sizeof *f);
     if (!f) return bq_fail(err, BQ_ERR_NOMEM, "cpu forward: out of memory");
@@ -400,6 +413,7 @@ bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, i
                        "intermediate %zu)",
                        max_batch, seq_len, H, inter);
     }
+    /* OpenBLAS may cap the count it was given: the row pool takes what its GEMMs run on */
     bq_status st = bq_row_pool_create(openblas_get_num_threads(), &f->pool, err);
     if (st != BQ_OK) {
         bq_cpu_forward_free(f);

@@ -66,8 +66,9 @@ void bq_cpu_blas_restart_if_weak(char **argv);
 typedef struct bq_cpu_forward bq_cpu_forward;
 
 /* Workspace for batches up to max_batch x seq_len. threads <= 0: OpenBLAS default (its
- * OPENBLAS_NUM_THREADS, else the cores); the row-wise ops (softmax, LayerNorm, GELU, biases) run
- * on as many threads as OpenBLAS's GEMMs (row_pool.h), each row as on one thread. */
+ * OPENBLAS_NUM_THREADS, else the cores, as it was before any workspace set a count: OpenBLAS's
+ * count is the process's, and each create sets it); the row-wise ops (softmax, LayerNorm, GELU,
+ * biases) run on as many threads as OpenBLAS's GEMMs (row_pool.h), each row as on one thread. */
 bq_status bq_cpu_forward_create(const bq_model *m, int max_batch, int seq_len, int threads,
                                 bq_cpu_forward **out, bq_err *err);
 void bq_cpu_forward_free(bq_cpu_forward *f); /* accepts NULL */

@@ -10,6 +10,8 @@
 #include "row_pool.h"
 #include "model.h"
 
+#include <cblas.h> /* openblas_get_num_threads */
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,6 +472,26 @@ static void test_row_pool(void **state) {
     bq_row_pool_free(pool);
 }
 
+/* OpenBLAS's thread count is the process's: a workspace left at the default (threads 0) sets
+ * OpenBLAS's own default again after one that asked for another count (it kept that one). */
+static void test_default_threads_restored(void **state) {
+    (void)state;
+    bq_model *m = load_model("h32_l3_s16", "f32");
+    bq_err err = {0};
+    bq_cpu_forward *f = NULL;
+    assert_int_equal(bq_cpu_forward_create(m, 1, 16, 0, &f, &err), BQ_OK);
+    const int initial = openblas_get_num_threads();
+    const int other = initial == 1 ? 2 : 1; /* a count that differs from the default */
+    bq_cpu_forward_free(f);
+    assert_int_equal(bq_cpu_forward_create(m, 1, 16, other, &f, &err), BQ_OK);
+    assert_int_equal(openblas_get_num_threads(), other);
+    bq_cpu_forward_free(f);
+    assert_int_equal(bq_cpu_forward_create(m, 1, 16, 0, &f, &err), BQ_OK);
+    assert_int_equal(openblas_get_num_threads(), initial);
+    bq_cpu_forward_free(f);
+    bq_model_free(m);
+}
+
 /* The row-wise ops spread over 4 threads give the logits of 1 thread to the bit, padded and
  * packed (each row is computed as on one thread). OpenBLAS runs both on one thread: the
  * process-wide count is the last one set, and the comparison is of the row pool alone. */
@@ -705,6 +727,7 @@ int main(void) {
         cmocka_unit_test(test_trimmed_batch),
         cmocka_unit_test(test_packed_batch),
         cmocka_unit_test(test_row_pool),
+        cmocka_unit_test(test_default_threads_restored),
         cmocka_unit_test(test_row_threads_same_logits),
         cmocka_unit_test(test_invalid_inputs),
     };
