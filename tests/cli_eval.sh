@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `bertqa-gpu eval` end to end: every prediction file in tests/data/eval/ against the SQuAD v1.1
 # dev set must score what tools/squad_eval_reference.py gave (tests/data/eval/expected_scores.txt,
-# to 1e-9), stdout must be exactly one JSON line {"exact_match": x, "f1": y}, and bad inputs
-# must fail with a message on stderr.
+# to 1e-9), stdout must be exactly one JSON line {"exact_match": x, "f1": y}, written as the
+# official script writes it, and bad inputs must fail with a message on stderr.
 #
 #   bash tests/cli_eval.sh BERTQA_GPU BERTQA_MAKE_MODEL SRCDIR
 # Prints "N passed, N failed"; exit 0 when all pass, 1 otherwise.
@@ -46,6 +46,18 @@ while read -r name em f1 answered; do
     fail "$name: exit status $? ($(head -c 300 "$tmp/err"))"
   fi
 done < "$data/expected_scores.txt"
+
+# The line itself as the official script prints it (json.dumps: 100.0, 0.0, the shortest digits
+# that read back), byte for byte, against tools/squad_eval_reference.py on a few of the files
+if command -v python3 > /dev/null; then
+  for name in pred_exact_first.json.gz pred_empty.json.gz pred_mix_seed1.json.gz; do
+    gzip -dc "$data/$name" > "$tmp/pred.json"
+    "$cli" eval --data "$tmp/dev.json" --predictions "$tmp/pred.json" > "$tmp/ours.txt" 2> /dev/null
+    python3 "$src/tools/squad_eval_reference.py" "$tmp/dev.json" "$tmp/pred.json" > "$tmp/reference.txt"
+    if cmp -s "$tmp/ours.txt" "$tmp/reference.txt"; then pass; else
+      fail "$name: stdout $(cat "$tmp/ours.txt") is not the reference's $(cat "$tmp/reference.txt")"; fi
+  done
+fi
 
 # Failures: non-zero exit and a message on stderr that names the problem.
 expect_failure() { # label needle args...

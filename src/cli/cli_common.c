@@ -1,6 +1,8 @@
 /* cli_common.c - pieces every subcommand shares: vocabulary path, context input, model + engine. */
 #include "cli.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,4 +88,28 @@ int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engi
         return cli_exit_status(st);
     }
     return 0;
+}
+
+void cli_python_float(double x, char *buf, size_t size) {
+    if (!isfinite(x)) { /* json.dumps writes these as Python names (not JSON, but what it prints) */
+        snprintf(buf, size, "%s", isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
+        return;
+    }
+    /* the fewest significant digits that read back as x, as repr(float) chooses them */
+    int digits = 1;
+    char e[40];
+    for (; digits < 17; digits++) {
+        snprintf(e, sizeof e, "%.*e", digits - 1, x);
+        if (strtod(e, NULL) == x) break;
+    }
+    snprintf(e, sizeof e, "%.*e", digits - 1, x);
+    const int exponent = atoi(strchr(e, 'e') + 1);
+    if (exponent < -4 || exponent >= 16) { /* 1e-05, 1.5e+16: two exponent digits at least */
+        char mantissa[32];
+        snprintf(mantissa, sizeof mantissa, "%.*s", (int)(strchr(e, 'e') - e), e);
+        snprintf(buf, size, "%se%c%02d", mantissa, exponent < 0 ? '-' : '+', abs(exponent));
+        return;
+    }
+    const int decimals = digits - 1 - exponent > 0 ? digits - 1 - exponent : 0;
+    snprintf(buf, size, "%.*f%s", decimals, x, decimals ? "" : ".0");
 }
