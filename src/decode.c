@@ -171,7 +171,12 @@ static bq_status final_text(const bq_vocab *vocab, const bq_features *f, const b
     /* Fallback: the whole original words. */
     size_t a = 0, b = x->orig_cp.n - 1;
     bq_words_clear(&x->words);
-    bq_status st = bq_basic_tokenize(x->orig.s, x->orig.n, &x->words, err);
+    /* as BasicTokenizer lower-cases them: word by word, a word-final capital sigma to final sigma */
+    char *lowered = malloc(x->orig.n ? x->orig.n : 1);
+    if (!lowered) return bq_fail(err, BQ_ERR_NOMEM, "decode: out of memory building answer text");
+    bq_status st = bq_basic_final_sigmas(x->orig.s, x->orig.n, lowered, err);
+    if (st == BQ_OK) st = bq_basic_tokenize(lowered, x->orig.n, &x->words, err);
+    free(lowered);
     if (st != BQ_OK) {
         bq_err_prefix(err, "decode: basic-tokenizing the answer's words");
         return st;

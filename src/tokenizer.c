@@ -22,6 +22,8 @@
  * first assigned in 15.0 are unassigned (Cn) to Python, hence dropped by HF; we drop them too. */
 #include "tokenizer.h"
 
+#include "python_case.h"
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,6 +472,60 @@ static bq_status run(builder *b, const char *text, size_t len, bq_err *err) {
         }
     }
     return end_word(b, err);
+}
+
+/* How BasicTokenizer's clean-up and whitespace split treat cp: dropped (U+0000, U+FFFD, control
+ * and format characters, unassigned ones), a token boundary (whitespace, and around a CJK
+ * character), or kept; as basic() above classifies it. */
+typedef enum { CP_KEEP, CP_DROP, CP_BREAK, CP_CJK } cp_role;
+
+static cp_role basic_role(int32_t cp) {
+    if (cp < 0x80) {
+        if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') return CP_BREAK;
+        return cp < 0x20 || cp == 0x7F ? CP_DROP : CP_KEEP;
+    }
+    utf8proc_category_t cat = utf8proc_category(cp);
+    if (cp == 0xFFFD || cat == UTF8PROC_CATEGORY_CN || cat >= UTF8PROC_CATEGORY_CC || new_in_unicode15(cp))
+        return CP_DROP;
+    if (cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP) return CP_BREAK;
+    return is_cjk(cp) ? CP_CJK : CP_KEEP;
+}
+
+bq_status bq_basic_final_sigmas(const char *text, size_t len, char *out, bq_err *err) {
+    memcpy(out, text, len);
+    bool sigma = false; /* no capital sigma (UTF-8 CE A3): nothing to do */
+    for (size_t i = 0; i + 1 < len && !sigma; i++) sigma = (unsigned char)text[i] == 0xCE && (unsigned char)text[i + 1] == 0xA3;
+    if (!sigma) return BQ_OK;
+    int32_t *token = malloc((len + 1) * sizeof *token); /* a token's kept code points */
+    size_t *at = malloc((len + 1) * sizeof *at);         /* and their byte offsets */
+    if (!token || !at) {
+        free(token), free(at);
+        return bq_fail(err, BQ_ERR_NOMEM, "out of memory lower-casing an answer's words");
+    }
+    bq_status st = BQ_OK;
+    size_t n = 0;
+    for (size_t pos = 0; pos <= len && st == BQ_OK;) {
+        int32_t cp = ' '; /* past the end: a boundary that ends the last token */
+        size_t step = 1;
+        if (pos < len && !(step = bq_utf8_decode(text, len, pos, &cp, err))) {
+            st = BQ_ERR_UTF8;
+            break;
+        }
+        const cp_role role = basic_role(cp);
+        if (role == CP_KEEP) {
+            token[n] = cp;
+            at[n++] = pos;
+        } else if (role != CP_DROP) { /* the token ends: its capital sigmas lowered as str.lower() does */
+            for (size_t k = 0; k < n; k++)
+                if (token[k] == 0x3A3 && bq_py_lower_capital_sigma(token, n, k) == 0x3C2)
+                    memcpy(out + at[k], "\xCF\x82", 2);
+            n = 0;
+        }
+        pos += step;
+    }
+    free(token);
+    free(at);
+    return st;
 }
 
 /* ---- public interface ------------------------------------------------------------------------ */

@@ -599,6 +599,38 @@ static void test_invalid_utf8(void **state) {
     bq_words_free(&words);
 }
 
+/* bq_basic_final_sigmas against Hugging Face's BasicTokenizer(do_lower_case=True).tokenize, whose
+ * per-token str.lower() gave (transformers 5.24): "ΑΣ-Β" -> ας - β, "ΑΣΑ x" -> ασα x,
+ * "Α\x01Σ Σ" -> ας σ (the control character dropped first), "ΑΣ東" -> ας 東, "Α東Σ" -> α 東 σ,
+ * "ΑΣ\u2028Β" -> ας β, "Α\u00adΣ" -> ας, "ΑΣ\u0301" -> ας. */
+static void test_final_sigmas(void **state) {
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"\xce\x91\xce\xa3-\xce\x92", "\xce\x91\xcf\x82-\xce\x92"},
+        {"\xce\x91\xce\xa3\xce\x91 x", "\xce\x91\xce\xa3\xce\x91 x"},
+        {"\xce\x91\x01\xce\xa3 \xce\xa3", "\xce\x91\x01\xcf\x82 \xce\xa3"},
+        {"\xce\x91\xce\xa3\xe6\x9d\xb1", "\xce\x91\xcf\x82\xe6\x9d\xb1"},
+        {"\xce\x91\xe6\x9d\xb1\xce\xa3", "\xce\x91\xe6\x9d\xb1\xce\xa3"},
+        {"\xce\x91\xce\xa3\xe2\x80\xa8\xce\x92", "\xce\x91\xcf\x82\xe2\x80\xa8\xce\x92"},
+        {"\xce\x91\xc2\xad\xce\xa3", "\xce\x91\xc2\xad\xcf\x82"},
+        {"\xce\x91\xce\xa3\xcc\x81", "\xce\x91\xcf\x82\xcc\x81"},
+        {"no sigma", "no sigma"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64] = "";
+        bq_err err = {0};
+        const size_t n = strlen(cases[i].in);
+        assert_int_equal(bq_basic_final_sigmas(cases[i].in, n, out, &err), BQ_OK);
+        out[n] = '\0';
+        assert_string_equal(out, cases[i].out);
+    }
+    char out[4];
+    bq_err err = {0};
+    assert_int_equal(bq_basic_final_sigmas("\xce\xa3\xff", 3, out, &err), BQ_ERR_UTF8);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vocab_lookup),        cmocka_unit_test(test_vocab_errors),
@@ -606,6 +638,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_utf8),        cmocka_unit_test(test_spans_exact),
         cmocka_unit_test(test_hard_strings_parity), cmocka_unit_test(test_squad_dev_parity),
         cmocka_unit_test(test_spans_dev_set),       cmocka_unit_test(test_codepoint_sweep),
+        cmocka_unit_test(test_final_sigmas),
     };
     return cmocka_run_group_tests(tests, setup_vocab, teardown_vocab);
 }

@@ -1,7 +1,7 @@
-/* fuzz_tokenizer.c - the BERT uncased tokenizer (bq_basic_tokenize, bq_tokenize) on any bytes with
- * the shipped vocabulary: BQ_ERR_UTF8 for text that is not UTF-8, else pieces with ids in the
- * vocabulary and byte spans inside the text, on character boundaries, in order; a failure leaves
- * the output as it was. */
+/* fuzz_tokenizer.c - the BERT uncased tokenizer (bq_basic_tokenize, bq_tokenize, and
+ * bq_basic_final_sigmas) on any bytes with the shipped vocabulary: BQ_ERR_UTF8 for text that is
+ * not UTF-8, else pieces with ids in the vocabulary and byte spans inside the text, on character
+ * boundaries, in order; a failure leaves the output as it was. */
 #include "fuzz_common.h"
 #include "tokenizer.h"
 
@@ -15,6 +15,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(ws == BQ_OK || ws == BQ_ERR_UTF8, "basic tokenizer: %s", bq_status_string(ws));
     if (ws != BQ_OK) FUZZ_ASSERT(words.n == 0, "a failure left %zu words", words.n);
     bq_words_free(&words);
+
+    /* final sigmas: the same length, only capital sigmas (CE A3) changed, and only to CF 82; the
+     * basic tokenizer reads the result as it read the text */
+    char *sigmas = malloc(size ? size : 1);
+    FUZZ_ASSERT(sigmas != NULL, "out of memory");
+    bq_status fs = bq_basic_final_sigmas(text, size, sigmas, &err);
+    FUZZ_ASSERT(fs == BQ_OK || fs == BQ_ERR_UTF8, "final sigmas: %s", bq_status_string(fs));
+    if (fs != BQ_OK) FUZZ_ASSERT(ws == BQ_ERR_UTF8, "final sigmas refused text the basic tokenizer read");
+    for (size_t i = 0; fs == BQ_OK && i < size; i++) {
+        if (sigmas[i] == text[i]) continue;
+        FUZZ_ASSERT(i + 1 < size && memcmp(text + i, "\xce\xa3", 2) == 0 && memcmp(sigmas + i, "\xcf\x82", 2) == 0,
+                    "byte %zu changed, not a capital sigma made final", i);
+        i++; /* the sigma's second byte */
+    }
+    free(sigmas);
 
     bq_pieces pieces = {0};
     bq_status s = bq_tokenize(vocab, text, size, &pieces, &err);
