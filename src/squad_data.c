@@ -128,10 +128,10 @@ static bq_status parse_json(const char *text, size_t len, const char *name, cJSO
     return BQ_OK;
 }
 
-static bool push_string(char ***arr, size_t *cap, int *count, const char *s) {
+static bool push_string(char ***arr, size_t *cap, int *count, const char *s) { /* s NULL: a NULL */
     if (!bq_grow((void **)arr, cap, (size_t)*count + 1, sizeof(char *))) return false;
-    char *copy = bq_strndup(s, strlen(s));
-    if (!copy) return false;
+    char *copy = s ? bq_strndup(s, strlen(s)) : NULL;
+    if (s && !copy) return false;
     (*arr)[(*count)++] = copy;
     return true;
 }
@@ -391,18 +391,15 @@ bq_status bq_predictions_load(const char *path, bq_predictions **out, bq_err *er
     size_t ids_cap = 0, answers_cap = 0;
     int n_answers = 0;
     if (!p) st = bq_fail(err, BQ_ERR_NOMEM, "%s: out of memory", path);
-    /* Entries are kept in file order, repeats included; evaluation lets the last one win. */
+    /* Entries are kept in file order, repeats included; evaluation lets the last one win. A value
+     * that is not a string is kept as a NULL answer: the official script reads only a dataset
+     * id's last value, so only such a one is refused (by bq_squad_evaluate). */
     for (const cJSON *item = root->child; item && st == BQ_OK; item = item->next) {
-        if (!cJSON_IsString(item)) {
-            st = bq_fail(err, BQ_ERR_FORMAT, "%s: the prediction for id '%s' is %s, expected a "
-                         "string", path, item->string ? item->string : "", json_type_name(item));
-            break;
-        }
         if (p->n == INT32_MAX || !push_string(&p->ids, &ids_cap, &p->n, item->string)) {
             st = bq_fail(err, BQ_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
-        if (!push_string(&p->answers, &answers_cap, &n_answers, item->valuestring)) {
+        if (!push_string(&p->answers, &answers_cap, &n_answers, cJSON_IsString(item) ? item->valuestring : NULL)) {
             /* keep ids and answers paired so that bq_predictions_free stays correct */
             free(p->ids[--p->n]);
             st = bq_fail(err, BQ_ERR_NOMEM, "%s: out of memory", path);

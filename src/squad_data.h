@@ -56,11 +56,13 @@ void bq_squad_free(bq_squad_dataset *ds); /* accepts NULL */
 /* Predictions: id -> answer text. */
 typedef struct {
     char **ids;
-    char **answers;
+    char **answers; /* NULL where the file's value is not a string */
     int n;
 } bq_predictions;
 
-/* Read a predictions JSON object. Values that are not strings are a BQ_ERR_FORMAT naming the id. */
+/* Read a predictions JSON object, its entries in file order (repeats included). A value that is
+ * not a string is kept as a NULL answer: bq_squad_evaluate refuses it only where it would score
+ * it (the last value of a dataset id), since the official script reads nothing else. */
 bq_status bq_predictions_load(const char *path, bq_predictions **out, bq_err *err);
 void bq_predictions_free(bq_predictions *p); /* accepts NULL */
 

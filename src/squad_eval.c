@@ -274,6 +274,11 @@ bq_status bq_squad_evaluate(const bq_squad_dataset *ds, const bq_predictions *pr
                              "answers for it (prediction-only input?)", question->id);
             break;
         }
+        if (!pred->answers[hit->index]) { /* the official script would fail on it (.lower()) */
+            st = bq_fail(err, BQ_ERR_FORMAT, "cannot score question '%s': its prediction is not a string",
+                         question->id);
+            break;
+        }
         normalized_answer p;
         if (!normalize_answer(pred->answers[hit->index], &p)) {
             normalized_answer_free(&p);

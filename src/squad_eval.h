@@ -28,7 +28,8 @@ typedef struct {
 /* Score predictions against every question of the dataset (missing predictions count 0).
  * A repeated prediction id uses its last value (as Python's json does). Fails with
  * BQ_ERR_INVALID_ARG for a dataset without questions, and BQ_ERR_FORMAT (naming the id) when a
- * question that has a prediction has no gold answers (the official script fails there too). */
+ * question that has a prediction has no gold answers, or whose prediction is not a string (the
+ * official script fails there too). */
 bq_status bq_squad_evaluate(const bq_squad_dataset *ds, const bq_predictions *pred,
                             bq_squad_scores *out, bq_err *err);
 

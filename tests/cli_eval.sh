@@ -73,7 +73,6 @@ expect_failure() { # label needle args...
     pass
   fi
 }
-printf '{"x": 1}' > "$tmp/bad_value.json"
 printf '{"x": "a"' > "$tmp/truncated.json"
 printf '["a"]' > "$tmp/array.json"
 printf '{"x": "a"}' > "$tmp/good.json"
@@ -81,7 +80,17 @@ expect_failure "missing predictions file" "no-such-pred.json" \
   --data "$tmp/dev.json" --predictions "$tmp/no-such-pred.json"
 expect_failure "missing dataset file" "no-such-dev.json" \
   --data "$tmp/no-such-dev.json" --predictions "$tmp/good.json"
-expect_failure "non-string prediction" "'x'" --data "$tmp/dev.json" --predictions "$tmp/bad_value.json"
+# a value that is not a string fails where the official script reads it (a dataset id's last
+# value), and only there: an unknown id's, or one a later repeat replaces, is not read
+dev_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"][0]["paragraphs"][0]["qas"][0]["id"])' "$tmp/dev.json")
+printf '{"%s": 5}' "$dev_id" > "$tmp/bad_value.json"
+expect_failure "non-string prediction" "'$dev_id'" --data "$tmp/dev.json" --predictions "$tmp/bad_value.json"
+printf '{"%s": 5, "%s": "Denver Broncos", "zz": null}' "$dev_id" "$dev_id" > "$tmp/ignored_values.json"
+printf '{"%s": "Denver Broncos"}' "$dev_id" > "$tmp/one_answer.json"
+"$cli" eval --data "$tmp/dev.json" --predictions "$tmp/ignored_values.json" > "$tmp/ignored.txt" 2> /dev/null
+"$cli" eval --data "$tmp/dev.json" --predictions "$tmp/one_answer.json" > "$tmp/one.txt" 2> /dev/null
+if [ -s "$tmp/one.txt" ] && cmp -s "$tmp/ignored.txt" "$tmp/one.txt"; then pass; else
+  fail "values the official script never reads: $(cat "$tmp/ignored.txt") vs $(cat "$tmp/one.txt")"; fi
 expect_failure "truncated predictions" "truncated.json" --data "$tmp/dev.json" --predictions "$tmp/truncated.json"
 expect_failure "predictions not an object" "array.json" --data "$tmp/dev.json" --predictions "$tmp/array.json"
 expect_failure "dataset is not SQuAD" "data" --data "$tmp/array.json" --predictions "$tmp/good.json"

@@ -318,6 +318,19 @@ static void test_evaluate_edge_cases(void **state) {
     assert_true(fabs(s.exact_match - 100.0 / 3.0) < 1e-12);
     assert_int_equal(s.n_answered, 2);
 
+    /* A value that is not a string (NULL, bq_predictions_load): refused where it is read, a
+     * dataset id's last value, naming the id; not read for an unknown id or under a later repeat */
+    char *ids_ns[] = {"q1", "unknown", "q2", "q2"};
+    char *answers_ns[] = {NULL, NULL, NULL, "two words"};
+    bq_predictions pred_ns = {ids_ns, answers_ns, 4};
+    assert_int_equal(bq_squad_evaluate(ds, &pred_ns, &s, &err), BQ_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "'q1'"));
+    assert_non_null(strstr(err.message, "not a string"));
+    pred_ns.ids++, pred_ns.answers++, pred_ns.n--; /* without q1's */
+    assert_int_equal(bq_squad_evaluate(ds, &pred_ns, &s, &err), BQ_OK);
+    assert_int_equal(s.n_answered, 1);
+    assert_true(fabs(s.exact_match - 100.0 / 3.0) < 1e-12);
+
     assert_int_equal(bq_squad_evaluate(NULL, &pred, &s, &err), BQ_ERR_INVALID_ARG);
     assert_int_equal(bq_squad_evaluate(ds, NULL, &s, &err), BQ_ERR_INVALID_ARG);
     bq_squad_free(ds);

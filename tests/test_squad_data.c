@@ -453,6 +453,18 @@ static void test_valid_predictions(void **state) {
     bq_predictions_free(NULL);
     remove(path);
 
+    /* values that are not strings are kept as NULL answers: evaluation refuses one only where
+     * the official script reads it (a dataset id's last value; test_eval, cli_eval.sh) */
+    const char *mixed = "{\"q1\": \"a\", \"q2\": 3, \"q3\": null, \"q4\": [\"a\"], \"q5\": {\"t\": 1}}";
+    path = write_tmp("mixed.json", mixed, strlen(mixed));
+    assert_int_equal(bq_predictions_load(path, &p, &err), BQ_OK);
+    assert_int_equal(p->n, 5);
+    assert_string_equal(p->answers[0], "a");
+    for (int i = 1; i < 5; i++) assert_null(p->answers[i]);
+    assert_string_equal(p->ids[4], "q5");
+    bq_predictions_free(p);
+    remove(path);
+
     path = write_tmp("empty_object.json", "{ }\n", 4);
     assert_int_equal(bq_predictions_load(path, &p, &err), BQ_OK);
     assert_int_equal(p->n, 0);
@@ -461,10 +473,6 @@ static void test_valid_predictions(void **state) {
 }
 
 static const bad_case bad_predictions[] = {
-    {"{\"q1\": \"a\", \"q2\": 3}", BQ_ERR_FORMAT, "prediction for id 'q2' is a number"},
-    {"{\"q1\": null}", BQ_ERR_FORMAT, "prediction for id 'q1' is null"},
-    {"{\"q1\": [\"a\"]}", BQ_ERR_FORMAT, "prediction for id 'q1' is an array"},
-    {"{\"q1\": {\"text\": \"a\"}}", BQ_ERR_FORMAT, "prediction for id 'q1' is an object"},
     {"[\"a\", \"b\"]", BQ_ERR_FORMAT, "must be a JSON object"},
     {"\"a\"", BQ_ERR_FORMAT, "must be a JSON object"},
     {"{\"q1\": \"a\"", BQ_ERR_FORMAT, "unexpected end of input"},
