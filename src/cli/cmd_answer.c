@@ -498,7 +498,7 @@ int cmd_jsonl(const cli_args *a) {
     int engine_failures = 0;    /* reads whose pipeline call failed */
     bq_err err;
     bq_err_clear(&err);
-    int bad = 0, read_errno = 0;
+    int bad = 0, not_answered = 0, read_errno = 0; /* records answered with an error; not reached */
     while (!eof) {
         int n = 0;
         while (n < max_records) {
@@ -540,11 +540,14 @@ int cmd_jsonl(const cli_args *a) {
             }
         }
         for (int i = 0; i < n; i++) {
+            bool unreached = false; /* left unanswered by the engine's failure */
             if (!rec[i].out_line) {
-                rec[i].out_line = bq_jsonl_error_line(rec[i].id, rec[i].error[0] ? rec[i].error : unanswered);
+                unreached = !rec[i].error[0] && call != BQ_OK;
+                rec[i].out_line = bq_jsonl_error_line(rec[i].id, unreached ? unanswered : rec[i].error);
                 rec[i].failed = true;
             }
-            bad += rec[i].failed;
+            not_answered += unreached;
+            bad += rec[i].failed && !unreached;
             /* one line out for every line in, even with no memory left for the record's own */
             puts(rec[i].out_line ? rec[i].out_line : "{\"id\":null,\"error\":\"out of memory\"}");
             bq_jsonl_record_clear(&rec[i]);
@@ -559,6 +562,8 @@ int cmd_jsonl(const cli_args *a) {
         cli_error("jsonl", "the engine failed on %d reads of the stream; the first: %s", engine_failures,
                   err.message);
     if (bad) fprintf(stderr, "bertqa-gpu jsonl: %d record(s) answered with an error\n", bad);
+    if (not_answered)
+        fprintf(stderr, "bertqa-gpu jsonl: %d record(s) not answered (the engine's failure)\n", not_answered);
     if (read_errno) {
         cli_error("jsonl", "reading standard input failed: %s", strerror(read_errno));
         if (st == BQ_OK) st = BQ_ERR_IO;

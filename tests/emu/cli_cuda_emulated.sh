@@ -260,6 +260,8 @@ check "jsonl --device cuda (exit $?): $(tail -n 2 "$tmp/jsonl-ok.err")" $?
 BQ_EMU_FAIL_CALL=cudaGraphLaunch:28 jsonl_run jsonl-fail
 rc=$?
 [ "$rc" -eq 1 ] && grep -q "cudaGraphLaunch.*reading goes on" "$tmp/jsonl-fail.err" &&
+    grep -q "16 record(s) not answered (the engine's failure)" "$tmp/jsonl-fail.err" &&
+    ! grep -q "answered with an error" "$tmp/jsonl-fail.err" &&
     python3 - "$tmp/jsonl-ok.jsonl" "$tmp/jsonl-fail.jsonl" <<'EOF'
 import json, sys
 ok, got = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
