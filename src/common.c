@@ -91,15 +91,16 @@ static bq_status read_stream(FILE *f, const char *path, size_t max_bytes, char *
                 return bq_fail(err, BQ_ERR_NOMEM, "out of memory reading '%s'", path);
             }
         }
+        errno = 0;
         size_t got = fread(buf + len, 1, cap - len - 1, f);
         len += got;
         if (got == 0) break;
     }
-    int failed = ferror(f);
+    const int failed = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (failed) {
         free(buf);
-        return bq_fail(err, BQ_ERR_IO, "error reading '%s'", path);
+        return bq_fail(err, BQ_ERR_IO, "error reading '%s': %s", path, strerror(failed));
     }
     buf[len] = '\0';
     *out_data = buf;
@@ -108,6 +109,10 @@ static bq_status read_stream(FILE *f, const char *path, size_t max_bytes, char *
 }
 
 bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err) {
+    return bq_read_file_max(path, 0, out_data, out_len, err);
+}
+
+bq_status bq_read_file_max(const char *path, size_t max_bytes, char **out_data, size_t *out_len, bq_err *err) {
     *out_data = NULL;
     if (out_len) *out_len = 0;
     if (strcmp(path, "-") == 0) {
@@ -119,11 +124,11 @@ bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_er
             if (fd >= 0) close(fd);
             return bq_fail(err, BQ_ERR_IO, "cannot read standard input: %s", strerror(e));
         }
-        return read_stream(in, "standard input", 0, out_data, out_len, err);
+        return read_stream(in, "standard input", max_bytes, out_data, out_len, err);
     }
     FILE *f = fopen(path, "rb");
     if (!f) return bq_fail(err, BQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    return read_stream(f, path, 0, out_data, out_len, err);
+    return read_stream(f, path, max_bytes, out_data, out_len, err);
 }
 
 int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err) {
@@ -205,7 +210,9 @@ static int create_temporary(const bq_output_file *o) {
 bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err) {
     *out = NULL;
     struct stat sb;
-    const bool to_stdout = strcmp(path, "-") == 0;
+    /* /dev/stdout too: resolved, it would name the file stdout is (a log opened with >>), and
+     * the temporary renamed over it would replace that file instead of writing to it */
+    const bool to_stdout = strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0;
     const bool exists = !to_stdout && stat(path, &sb) == 0;
     if (exists && S_ISDIR(sb.st_mode)) return bq_fail(err, BQ_ERR_IO, "cannot write '%s': it is a folder", path);
     bq_output_file *o = calloc(1, sizeof *o);

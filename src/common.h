@@ -43,6 +43,12 @@ void bq_err_clear(bq_err *err);
  * file called "-" as "./-"). *out_len excludes the NUL.
  * Returns BQ_ERR_IO (message names the path and errno text) or BQ_ERR_NOMEM. */
 bq_status bq_read_file(const char *path, char **out_data, size_t *out_len, bq_err *err);
+/* The same, but more than max_bytes bytes (0: no limit) is a BQ_ERR_FORMAT, read no further: a
+ * device (/dev/zero) or an endless pipe ends there instead of filling memory. */
+bq_status bq_read_file_max(const char *path, size_t max_bytes, char **out_data, size_t *out_len, bq_err *err);
+/* What a JSON input (a SQuAD file, predictions) or a context file may hold: SQuAD v1.1's train set
+ * is 40 MB. */
+#define BQ_MAX_INPUT_BYTES ((size_t)1 << 30)
 /* The same for a file that must be a regular file of at most max_bytes bytes (0: no limit), as
  * a checkpoint's files: a FIFO or a device (/dev/zero) is refused at once, never waited on or read
  * without end. Returns BQ_ERR_IO (cannot open, not a regular file), BQ_ERR_FORMAT (too large)
@@ -60,7 +66,7 @@ int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
  * files), created at the first bq_output_stream (so an interrupted run leaves nothing), and
  * renamed over the target at commit, so a failed run leaves an earlier file as it was (a symlink
  * is followed: its target is replaced); anything else (/dev/stdout, a pipe, a terminal) is opened at once and written
- * directly; "-" is standard output (flushed at commit, never closed). */
+ * directly; "-" and "/dev/stdout" are standard output (flushed at commit, never closed). */
 typedef struct bq_output_file bq_output_file;
 /* Returns BQ_OK with *out set, or BQ_ERR_IO naming the path and the system's reason (a folder,
  * a missing folder, no permission) or BQ_ERR_NOMEM; *out is then NULL. */

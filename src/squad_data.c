@@ -348,7 +348,7 @@ bq_status bq_squad_load(const char *path, bq_squad_mode mode, bq_squad_dataset *
     if (!path || !out) return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_squad_load: NULL argument");
     char *text = NULL;
     size_t len = 0;
-    bq_status st = bq_read_file(path, &text, &len, err);
+    bq_status st = bq_read_file_max(path, BQ_MAX_INPUT_BYTES, &text, &len, err);
     if (st != BQ_OK) return st;
     st = bq_squad_parse(text, len, path, mode, out, err);
     free(text);
@@ -374,7 +374,7 @@ bq_status bq_predictions_load(const char *path, bq_predictions **out, bq_err *er
         return bq_fail(err, BQ_ERR_INVALID_ARG, "bq_predictions_load: NULL argument");
     char *text = NULL;
     size_t len = 0;
-    bq_status st = bq_read_file(path, &text, &len, err);
+    bq_status st = bq_read_file_max(path, BQ_MAX_INPUT_BYTES, &text, &len, err);
     if (st != BQ_OK) return st;
     cJSON *root = NULL;
     st = parse_json(text, len, path, &root, err);

@@ -511,6 +511,42 @@ if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
   else fail "check without a GPU: exit status $rc: $(head -c 300 "$tmp/e.err")"; fi
   expect_failure "check --device cpu" "give --device cuda" check --model "$model" --device cpu
 fi
+# exit statuses as the README gives them: a context file that cannot be read is the input's
+# failure (1), its absence a usage error (2); help and --version into a full device fail (1)
+exit_status() { # want label args...: the command's exit status is `want`
+  local want=$1 label=$2 rc
+  shift 2
+  "$cli" "$@" > /dev/null 2> "$tmp/x.err" < /dev/null
+  rc=$?
+  if [ $rc -eq "$want" ]; then pass; else fail "$label: exit status $rc, want $want: $(head -c 200 "$tmp/x.err")"; fi
+}
+exit_status 1 "--context-file that does not exist" ask --model "$model" --question y --context-file "$tmp/absent.txt"
+exit_status 1 "--context-file that is a folder" ask --model "$model" --question y --context-file "$tmp"
+grep -q "Is a directory" "$tmp/x.err" && pass || fail "--context-file folder: $(cat "$tmp/x.err")"
+exit_status 2 "no context at all" ask --model "$model" --question y
+if [ -w /dev/full ]; then
+  for args in "--version" "--help" "ask --help"; do
+    # shellcheck disable=SC2086
+    "$cli" $args > /dev/full 2> "$tmp/x.err"
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "writing standard output failed" "$tmp/x.err"; then pass; else
+      fail "$args > /dev/full: exit status $rc: $(head -c 200 "$tmp/x.err")"; fi
+  done
+fi
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); a=d['data'][0]; a['paragraphs']=a['paragraphs'][:1]; d['data']=[a]; json.dump(d, open(sys.argv[2],'w'))" "$tmp/dev.json" "$tmp/dev-head.json"
+# --output /dev/stdout writes to what stdout is (a log appended to keeps its lines), and with
+# --nbest - it is the same output, refused
+printf 'LOG HEADER\n' > "$tmp/log.txt"
+"$cli" squad --model "$model" --input "$tmp/dev-head.json" --output /dev/stdout --quiet >> "$tmp/log.txt" 2> "$tmp/x.err"
+check "squad --output /dev/stdout appends to stdout's file" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().split("\n", 1)
+assert lines[0] == "LOG HEADER" and len(json.loads(lines[1])) > 0, lines[:1]' "$tmp/log.txt"
+exit_status 2 "--output - and --nbest /dev/stdout" squad --model "$model" --input "$tmp/dev-head.json" --output - --nbest /dev/stdout --quiet
+# bench --quiet: no progress lines, the table still
+"$cli" bench --preset tiny --device cpu --batch 1 --seq-len 32 --iters 2 --quiet > "$tmp/bench-quiet.out" 2> "$tmp/bench-quiet.err"
+check "bench --quiet: the table, no progress on stderr" sh -c "grep -q '^fp32 ' '$tmp/bench-quiet.out' && ! grep -q 'batch 1 \.\.\.\|writing a random' '$tmp/bench-quiet.err'"
+
 for sub in tokenize features eval ask squad jsonl logits bench; do
   if "$cli" "$sub" --help | grep -q "usage: bertqa-gpu $sub"; then pass; else fail "$sub --help"; fi
 done

@@ -64,8 +64,10 @@ bool cli_parse_precisions(const char *cmd, const char *s, bq_precision *out, int
 bool cli_is_stdout(const char *path);
 /* Vocabulary from --vocab, else the shipped one (bq_default_vocab_path). */
 const char *cli_vocab_path(const cli_args *a);
-/* Context from --context or --context-file (heap copy in *owned when read from a file). */
-bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);
+/* Context from --context or --context-file (heap copy in *owned when read from a file). Returns 0,
+ * or the exit status after a message: 1 for a file that cannot be read (or is over
+ * BQ_MAX_INPUT_BYTES), 2 when neither option was given. */
+int cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned);
 /* Say on stderr which folder a model name led to, where it was a repo id found in the Hugging
  * Face cache (bq_model_locate), and which vocabulary file tokenizes for a folder without its own. */
 void cli_note_model_folder(const char *cmd, const char *given, const bq_model *model);

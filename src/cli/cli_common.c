@@ -14,25 +14,26 @@ const char *cli_vocab_path(const cli_args *a) {
     return a->given[OPT_VOCAB] ? a->value[OPT_VOCAB] : bq_default_vocab_path(BQ_DEFAULT_VOCAB);
 }
 
-bool cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned) {
+int cli_context(const char *cmd, const cli_args *a, const char **text, size_t *len, char **owned) {
     *owned = NULL;
     if (a->given[OPT_CONTEXT]) {
         *text = a->value[OPT_CONTEXT];
         *len = strlen(*text);
-        return true;
+        return 0;
     }
     if (a->given[OPT_CONTEXT_FILE]) {
         bq_err err;
         bq_err_clear(&err);
-        if (bq_read_file(a->value[OPT_CONTEXT_FILE], owned, len, &err) != BQ_OK) {
+        /* a file that cannot be read is the input's failure (1), not a usage error */
+        if (bq_read_file_max(a->value[OPT_CONTEXT_FILE], BQ_MAX_INPUT_BYTES, owned, len, &err) != BQ_OK) {
             cli_error(cmd, "%s", err.message);
-            return false;
+            return 1;
         }
         *text = *owned;
-        return true;
+        return 0;
     }
     cli_error(cmd, "a context is required: --context TEXT or --context-file FILE");
-    return false;
+    return 2;
 }
 
 bool cli_parse_precisions(const char *cmd, const char *s, bq_precision *out, int max, int *n) {

@@ -75,7 +75,8 @@ int cmd_ask(const cli_args *a) {
     const char *context;
     size_t context_len;
     char *owned;
-    if (!cli_context("ask", a, &context, &context_len, &owned)) return 2;
+    const int context_status = cli_context("ask", a, &context, &context_len, &owned);
+    if (context_status) return context_status;
     session s;
     const int open_status = session_open("ask", a, &s);
     if (open_status) {
@@ -586,7 +587,8 @@ int cmd_logits(const cli_args *a) {
     const char *context;
     size_t context_len;
     char *owned;
-    if (!cli_context("logits", a, &context, &context_len, &owned)) return 2;
+    const int context_status = cli_context("logits", a, &context, &context_len, &owned);
+    if (context_status) return context_status;
     session s;
     const int open_status = session_open("logits", a, &s);
     if (open_status) {

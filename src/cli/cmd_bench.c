@@ -168,7 +168,7 @@ static bool preset_known(const char *preset) {
 /* --preset (cmd_bench checked it is a known one): a random model written by bertqa-make-model
  * (next to this executable) into a temp dir; dir gets the model folder. The tool runs without a
  * shell (its arguments are never parsed as a command line). On failure nothing is left behind. */
-static bool make_preset_model(const char *preset, char *dir, size_t dir_len) {
+static bool make_preset_model(const char *preset, bool quiet, char *dir, size_t dir_len) {
     char exe[PATH_MAX], tool[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return cli_error("bench", "cannot locate the bertqa-gpu executable"), false;
@@ -184,7 +184,7 @@ static bool make_preset_model(const char *preset, char *dir, size_t dir_len) {
         remove_folder(dir);
         return cli_error("bench", "temporary folder path too long: %s", dir), false;
     }
-    fprintf(stderr, "bertqa-gpu bench: writing a random %s model to %s\n", preset, out);
+    if (!quiet) fprintf(stderr, "bertqa-gpu bench: writing a random %s model to %s\n", preset, out);
     fflush(NULL); /* the child inherits stdio's buffers otherwise */
     char *const argv[] = {tool, "--out", out, "--preset", (char *)preset, "--seed", "1", NULL};
     int status = -1;
@@ -260,12 +260,13 @@ int cmd_bench(const cli_args *a) {
     table_out = a->given[OPT_JSON_FILE] && cli_is_stdout(a->value[OPT_JSON_FILE]) ? stderr : stdout;
     if (a->given[OPT_JSON_FILE] && bq_output_open(a->value[OPT_JSON_FILE], &json_out, &err) != BQ_OK)
         return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
+    const bool quiet = a->given[OPT_QUIET]; /* no progress lines (warnings and errors still) */
     char device_name[256] = "cpu";
     int driver = 0;
     double ceiling_tflops[BQ_PRECISION_COUNT] = {0}; /* by bq_precision */
     if (cuda) {
         if (bq_cuda_device_info(a->engine.device_index, device_name, sizeof device_name, &driver, &err) != BQ_OK ||
-            (fprintf(stderr, "bertqa-gpu bench: measuring the GEMM ceiling of %s\n", device_name),
+            ((quiet ? 0 : fprintf(stderr, "bertqa-gpu bench: measuring the GEMM ceiling of %s\n", device_name)),
              bq_cuda_gemm_ceiling(a->engine.device_index, ceiling_tflops, &err) != BQ_OK)) {
             bq_output_discard(json_out);
             return cli_error("bench", "%s", err.message), cli_exit_status(err.status);
@@ -275,7 +276,7 @@ int cmd_bench(const cli_args *a) {
     char model_dir[PATH_MAX];
     bool temp_model = a->given[OPT_PRESET];
     if (temp_model) {
-        if (!make_preset_model(a->value[OPT_PRESET], model_dir, sizeof model_dir)) {
+        if (!make_preset_model(a->value[OPT_PRESET], quiet, model_dir, sizeof model_dir)) {
             bq_output_discard(json_out);
             return 1;
         }
@@ -319,7 +320,7 @@ int cmd_bench(const cli_args *a) {
     for (int pi = 0; pi < n_precs; pi++) {
         for (int bi = 0; bi < n_batches; bi++) {
             int B = batches[bi];
-            fprintf(stderr, "bertqa-gpu bench: %s batch %d ...\n", bq_precision_name(precs[pi]), B);
+            if (!quiet) fprintf(stderr, "bertqa-gpu bench: %s batch %d ...\n", bq_precision_name(precs[pi]), B);
             bq_engine_options eo = a->engine;
             eo.precision = precs[pi];
             eo.max_batch = B;

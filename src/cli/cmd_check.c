@@ -133,7 +133,8 @@ int cmd_check(const cli_args *a) {
     size_t context_len;
     char *owned = NULL, *built = NULL;
     if (a->given[OPT_CONTEXT] || a->given[OPT_CONTEXT_FILE]) {
-        if (!cli_context("check", a, &context, &context_len, &owned)) return 2;
+        const int context_status = cli_context("check", a, &context, &context_len, &owned);
+        if (context_status) return context_status;
     } else { /* the paragraph three times: windows that overlap, as long contexts make */
         const size_t one = strlen(default_paragraph);
         built = malloc(3 * one + 1);

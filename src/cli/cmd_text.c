@@ -55,7 +55,8 @@ int cmd_features(const cli_args *a) {
     const char *context;
     size_t context_len;
     char *owned;
-    if (!cli_context("features", a, &context, &context_len, &owned)) return 2;
+    const int context_status = cli_context("features", a, &context, &context_len, &owned);
+    if (context_status) return context_status;
     bq_err err;
     bq_err_clear(&err);
     bq_vocab *vocab = NULL;

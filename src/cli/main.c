@@ -323,6 +323,20 @@ static int print_version(void) {
     return 0;
 }
 
+/* What was written to stdout reached it: answers (or help) written into a full disk or a closed
+ * file are lost, so say so and never exit 0. Returns the status to exit with. */
+static int stdout_status(const char *what, int status) {
+    errno = 0;
+    const int flush_failed = fflush(stdout) != 0;
+    const int flush_errno = flush_failed ? errno : cli_stdout_errno;
+    if (flush_failed || ferror(stdout)) {
+        fprintf(stderr, "bertqa-gpu%s%s: writing standard output failed%s%s\n", what[0] ? " " : "", what,
+                flush_errno ? ": " : "", flush_errno ? strerror(flush_errno) : "");
+        if (status == 0) status = 1;
+    }
+    return status;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         print_usage(stderr);
@@ -330,32 +344,23 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         print_usage(stdout);
-        return 0;
+        return stdout_status("", 0);
     }
-    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) return print_version();
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0)
+        return stdout_status("", print_version());
     for (int i = 0; i < n_commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         cli_args args;
         if (!cli_parse(&commands[i], argc - 2, argv + 2, &args)) return 2;
         if (args.given[OPT_HELP]) {
             cli_print_help(&commands[i], stdout);
-            return 0;
+            return stdout_status(argv[1], 0);
         }
         /* check runs the CPU reference beside the card */
         if ((args.engine.device == BQ_DEVICE_CPU || commands[i].run == cmd_check) &&
             (args.given[OPT_MODEL] || args.given[OPT_PRESET]))
             bq_cpu_blas_restart_if_weak(argv); /* returns where it did not restart */
-        int status = commands[i].run(&args);
-        /* answers written into a full disk or a closed file are lost: say so, never exit 0 */
-        errno = 0;
-        const int flush_failed = fflush(stdout) != 0;
-        const int flush_errno = flush_failed ? errno : cli_stdout_errno;
-        if (flush_failed || ferror(stdout)) {
-            fprintf(stderr, "bertqa-gpu %s: writing standard output failed%s%s\n", argv[1],
-                    flush_errno ? ": " : "", flush_errno ? strerror(flush_errno) : "");
-            if (status == 0) status = 1;
-        }
-        return status;
+        return stdout_status(argv[1], commands[i].run(&args));
     }
     fprintf(stderr, "bertqa-gpu: unknown command '%s'\n\n", argv[1]);
     print_usage(stderr);
