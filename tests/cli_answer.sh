@@ -550,6 +550,10 @@ check "bench --quiet: the table, no progress on stderr" sh -c "grep -q '^fp32 ' 
 for sub in tokenize features eval ask squad jsonl logits bench; do
   if "$cli" "$sub" --help | grep -q "usage: bertqa-gpu $sub"; then pass; else fail "$sub --help"; fi
 done
+# a command's help gives its own defaults where they differ from the other commands'
+"$cli" bench --help | grep -q -- "--batch N .*default 1,8,32,128" && pass || fail "bench --help: --batch's default"
+"$cli" check --help | grep -q -- "--device DEV .*default cuda" && pass || fail "check --help: --device's default"
+"$cli" ask --help | grep -q -- "--device DEV .*default cpu" && pass || fail "ask --help: --device's default"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

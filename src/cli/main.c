@@ -149,13 +149,31 @@ int cli_exit_status(bq_status st) {
     }
 }
 
+/* Where a command reads an option otherwise than option_specs says: its own words for --help. */
+static const struct {
+    const char *command;
+    cli_option_id option;
+    const char *help;
+} help_overrides[] = {
+    {"check", OPT_DEVICE, "cuda or cuda:N (default cuda: check compares a card with the CPU)"},
+    {"check", OPT_PRECISION, "comma-separated list of fp32, tf32, fp16, bf16 (default all four)"},
+    {"bench", OPT_PRECISION, "comma-separated list of fp32, tf32, fp16, bf16 (default all four on "
+                             "cuda, fp32 on cpu)"},
+    {"bench", OPT_BATCH, "comma-separated batch sizes (default 1,8,32,128)"},
+    {"bench", OPT_ITERS, "timed iterations per configuration (default 50 on cuda, 3 on cpu)"},
+};
+
 void cli_print_help(const cli_command *cmd, FILE *to) {
     fprintf(to, "%s\n\nusage: %s\n\noptions:\n", cmd->summary, cmd->usage);
     for (const cli_option_id *o = cmd->options; *o != OPT_COUNT; o++) {
         const option_spec *s = &option_specs[*o];
+        const char *help = s->help;
+        for (size_t k = 0; k < sizeof help_overrides / sizeof help_overrides[0]; k++)
+            if (help_overrides[k].option == *o && strcmp(help_overrides[k].command, cmd->name) == 0)
+                help = help_overrides[k].help;
         char left[64];
         snprintf(left, sizeof left, "%s%s%s", s->flag, s->arg ? " " : "", s->arg ? s->arg : "");
-        fprintf(to, "  %-26s %s\n", left, s->help);
+        fprintf(to, "  %-26s %s\n", left, help);
     }
 }
 
