@@ -1111,10 +1111,11 @@ static int tuning_apply(bq_cuda_engine *e, const bq_tuning_record *r, int *gemms
     return 1;
 }
 
-/* Read the tuning cache at e->tuning_path: this engine's section into presets. A missing file is a first run; a damaged line of this section is noted and it
- * and the rest of the section ignored; a file that is not a tuning cache is noted and never
- * overwritten (nor is one that is not a regular file, or whose read failed). A cache only saves
- * time, so it fails the engine only out of memory. */
+/* Read the tuning cache at e->tuning_path: this engine's section into presets. A missing file is
+ * a first run; a damaged line of this section is noted and it and the rest of the section
+ * ignored; a file that is not a tuning cache is noted and never overwritten (nor is one that is
+ * not a regular file, or whose read failed). A cache only saves time, so it fails the engine only
+ * out of memory. */
 static bq_status tuning_load(bq_cuda_engine *e, bq_err *err) {
     char key[1024];
     tuning_key(e, key, sizeof key);

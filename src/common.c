@@ -274,6 +274,8 @@ const char *bq_output_target(const bq_output_file *out) {
     return !out ? NULL : out->target ? out->target : out->path;
 }
 
+bool bq_output_replaces(const bq_output_file *out) { return out && out->tmp; }
+
 FILE *bq_output_stream(bq_output_file *out) {
     if (!out) return NULL;
     if (!out->stream && out->tmp && !out->open_errno) {

@@ -65,8 +65,9 @@ int bq_open_regular_file(const char *path, struct stat *sb, bq_err *err);
  * new one) is written beside its target as TARGET.PID.N.tmp (N counts the process's output
  * files), created at the first bq_output_stream (so an interrupted run leaves nothing), and
  * renamed over the target at commit, so a failed run leaves an earlier file as it was (a symlink
- * is followed: its target is replaced); anything else (/dev/stdout, a pipe, a terminal) is opened at once and written
- * directly; "-" and "/dev/stdout" are standard output (flushed at commit, never closed). */
+ * is followed: its target is replaced); anything else (a pipe, a terminal, a device) is opened at
+ * once and written directly; "-" and "/dev/stdout" are standard output (flushed at commit, never
+ * closed). */
 typedef struct bq_output_file bq_output_file;
 /* Returns BQ_OK with *out set, or BQ_ERR_IO naming the path and the system's reason (a folder,
  * a missing folder, no permission) or BQ_ERR_NOMEM; *out is then NULL. */
@@ -74,6 +75,10 @@ bq_status bq_output_open(const char *path, bq_output_file **out, bq_err *err);
 /* Where the file ends, with its folder and any symlink resolved (two outputs with the same
  * target are one file under two names); the path as given for a device or pipe. */
 const char *bq_output_target(const bq_output_file *out);
+/* Whether commit renames a whole file over the target (a regular or new file), so that the same
+ * path can be written again and again, each time whole; false for standard output, a pipe, a
+ * device. */
+bool bq_output_replaces(const bq_output_file *out);
 /* The stream to write to, or NULL when the temporary file cannot be created now (then
  * bq_output_commit reports why). */
 FILE *bq_output_stream(bq_output_file *out);

@@ -98,6 +98,7 @@ static void cp_free(cpbuf *b) {
 typedef struct {
     strbuf pred;      /* piece text, '##' glued */
     strbuf orig;      /* covered original words joined by single spaces */
+    strbuf lowered;   /* orig with word-final capital sigmas final, as BasicTokenizer lowers them */
     cpbuf orig_cp;    /* orig as code points, with context byte offsets */
     cpbuf tok_cp;     /* basic-tokenized orig joined by spaces */
     cpbuf pred_cp;
@@ -172,11 +173,11 @@ static bq_status final_text(const bq_vocab *vocab, const bq_features *f, const b
     size_t a = 0, b = x->orig_cp.n - 1;
     bq_words_clear(&x->words);
     /* as BasicTokenizer lower-cases them: word by word, a word-final capital sigma to final sigma */
-    char *lowered = malloc(x->orig.n ? x->orig.n : 1);
-    if (!lowered) return bq_fail(err, BQ_ERR_NOMEM, "decode: out of memory building answer text");
-    bq_status st = bq_basic_final_sigmas(x->orig.s, x->orig.n, lowered, err);
-    if (st == BQ_OK) st = bq_basic_tokenize(lowered, x->orig.n, &x->words, err);
-    free(lowered);
+    x->lowered.n = 0;
+    if (!sb_put(&x->lowered, x->orig.s, x->orig.n))
+        return bq_fail(err, BQ_ERR_NOMEM, "decode: out of memory building answer text");
+    bq_status st = bq_basic_final_sigmas(x->lowered.s, x->lowered.n, err);
+    if (st == BQ_OK) st = bq_basic_tokenize(x->lowered.s, x->lowered.n, &x->words, err);
     if (st != BQ_OK) {
         bq_err_prefix(err, "decode: basic-tokenizing the answer's words");
         return st;
@@ -383,6 +384,7 @@ done:
     free(kept_orig);
     free(x.pred.s);
     free(x.orig.s);
+    free(x.lowered.s);
     cp_free(&x.orig_cp);
     cp_free(&x.tok_cp);
     cp_free(&x.pred_cp);

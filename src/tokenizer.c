@@ -103,6 +103,22 @@ static bool is_punct_cp(int32_t cp, utf8proc_category_t cat) {
     return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }
 
+/* How BasicTokenizer's clean-up and whitespace split treat a code point: dropped (U+0000, U+FFFD,
+ * control and format characters, unassigned ones: every C* category but \t \n \r), a token
+ * boundary (whitespace; Python's str.split() splits on U+2028 / U+2029 too), a CJK character (a
+ * token of its own), or kept. */
+typedef enum { CP_KEEP, CP_DROP, CP_BREAK, CP_CJK } cp_role;
+
+static cp_role basic_role(int32_t cp) {
+    if (cp < 0x80) return ascii_class[cp] == C_DROP ? CP_DROP : ascii_class[cp] == C_SPACE ? CP_BREAK : CP_KEEP;
+    utf8proc_category_t cat = utf8proc_category(cp);
+    if (cp == 0xFFFD || cat == UTF8PROC_CATEGORY_CN || cat >= UTF8PROC_CATEGORY_CC || new_in_unicode15(cp))
+        return CP_DROP;
+    if (cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP) return CP_BREAK;
+    return is_cjk(cp) ? CP_CJK : CP_KEEP;
+}
+
+
 
 static size_t encode_utf8(int32_t cp, char *out) {
     if (cp < 0x80) {
@@ -452,21 +468,21 @@ static bq_status run(builder *b, const char *text, size_t len, bq_err *err) {
             if (!n) return BQ_ERR_UTF8;
             uint32_t os = (uint32_t)pos, oe = (uint32_t)(pos + n);
             pos += n;
-            utf8proc_category_t cat = utf8proc_category(cp);
-            if (cp == 0xFFFD || cat == UTF8PROC_CATEGORY_CN || cat >= UTF8PROC_CATEGORY_CC ||
-                new_in_unicode15(cp))
-                break; /* dropped: U+FFFD and every C* category (no \t \n \r up here) */
-            if (cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP) {
-                if ((st = end_word(b, err)) != BQ_OK) return st;
+            switch (basic_role(cp)) {
+            case CP_DROP:
+                break;
+            case CP_BREAK:
+                st = end_word(b, err);
+                break;
+            case CP_CJK:
+                if ((st = end_word(b, err)) == BQ_OK && (st = put_cp(b, cp, os, oe, err)) == BQ_OK)
+                    st = end_word(b, err);
+                break;
+            case CP_KEEP:
+                st = put_cp(b, cp, os, oe, err);
                 break;
             }
-            if (is_cjk(cp)) {
-                if ((st = end_word(b, err)) != BQ_OK) return st;
-                if ((st = put_cp(b, cp, os, oe, err)) != BQ_OK) return st;
-                if ((st = end_word(b, err)) != BQ_OK) return st;
-                break;
-            }
-            if ((st = put_cp(b, cp, os, oe, err)) != BQ_OK) return st;
+            if (st != BQ_OK) return st;
             break;
         }
         }
@@ -474,25 +490,7 @@ static bq_status run(builder *b, const char *text, size_t len, bq_err *err) {
     return end_word(b, err);
 }
 
-/* How BasicTokenizer's clean-up and whitespace split treat cp: dropped (U+0000, U+FFFD, control
- * and format characters, unassigned ones), a token boundary (whitespace, and around a CJK
- * character), or kept; as basic() above classifies it. */
-typedef enum { CP_KEEP, CP_DROP, CP_BREAK, CP_CJK } cp_role;
-
-static cp_role basic_role(int32_t cp) {
-    if (cp < 0x80) {
-        if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') return CP_BREAK;
-        return cp < 0x20 || cp == 0x7F ? CP_DROP : CP_KEEP;
-    }
-    utf8proc_category_t cat = utf8proc_category(cp);
-    if (cp == 0xFFFD || cat == UTF8PROC_CATEGORY_CN || cat >= UTF8PROC_CATEGORY_CC || new_in_unicode15(cp))
-        return CP_DROP;
-    if (cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP) return CP_BREAK;
-    return is_cjk(cp) ? CP_CJK : CP_KEEP;
-}
-
-bq_status bq_basic_final_sigmas(const char *text, size_t len, char *out, bq_err *err) {
-    memcpy(out, text, len);
+bq_status bq_basic_final_sigmas(char *text, size_t len, bq_err *err) {
     bool sigma = false; /* no capital sigma (UTF-8 CE A3): nothing to do */
     for (size_t i = 0; i + 1 < len && !sigma; i++) sigma = (unsigned char)text[i] == 0xCE && (unsigned char)text[i + 1] == 0xA3;
     if (!sigma) return BQ_OK;
@@ -504,7 +502,7 @@ bq_status bq_basic_final_sigmas(const char *text, size_t len, char *out, bq_err 
     }
     bq_status st = BQ_OK;
     size_t n = 0;
-    for (size_t pos = 0; pos <= len && st == BQ_OK;) {
+    for (size_t pos = 0; pos <= len;) {
         int32_t cp = ' '; /* past the end: a boundary that ends the last token */
         size_t step = 1;
         if (pos < len && !(step = bq_utf8_decode(text, len, pos, &cp, err))) {
@@ -516,9 +514,9 @@ bq_status bq_basic_final_sigmas(const char *text, size_t len, char *out, bq_err 
             token[n] = cp;
             at[n++] = pos;
         } else if (role != CP_DROP) { /* the token ends: its capital sigmas lowered as str.lower() does */
-            for (size_t k = 0; k < n; k++)
+            for (size_t k = 0; k < n; k++) /* bytes already read: what is decoded next is not touched */
                 if (token[k] == 0x3A3 && bq_py_lower_capital_sigma(token, n, k) == 0x3C2)
-                    memcpy(out + at[k], "\xCF\x82", 2);
+                    memcpy(text + at[k], "\xCF\x82", 2);
             n = 0;
         }
         pos += step;

@@ -43,11 +43,11 @@ typedef struct {
 bq_status bq_basic_tokenize(const char *text, size_t len, bq_words *out, bq_err *err);
 /* HF BasicTokenizer lower-cases each whitespace token whole (str.lower()), so a capital sigma at
  * a word's end becomes final sigma there; bq_basic_tokenize lower-cases character by character,
- * as BertTokenizer.tokenize does. Copies text (len bytes of valid UTF-8) to out (len bytes) with
- * each U+03A3 that BasicTokenizer would lower to U+03C2 written as U+03C2 (also two bytes), the
- * tokens formed as it forms them (dropped characters removed, whitespace and CJK characters
- * between). Returns BQ_OK, BQ_ERR_UTF8 or BQ_ERR_NOMEM. */
-bq_status bq_basic_final_sigmas(const char *text, size_t len, char *out, bq_err *err);
+ * as BertTokenizer.tokenize does. Rewrites text (len bytes of UTF-8) in place: each U+03A3 that
+ * BasicTokenizer would lower to U+03C2 becomes U+03C2 (also two bytes), the tokens formed as it
+ * forms them (dropped characters removed, whitespace and CJK characters between). Returns BQ_OK
+ * (text without a capital sigma is not read further), BQ_ERR_UTF8 or BQ_ERR_NOMEM. */
+bq_status bq_basic_final_sigmas(char *text, size_t len, bq_err *err);
 void bq_words_clear(bq_words *w); /* keeps buffers for reuse */
 void bq_words_free(bq_words *w);
 

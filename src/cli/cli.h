@@ -50,10 +50,10 @@ int cli_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 int cli_exit_status(bq_status st);
-/* x as Python's repr(float) and json.dumps write it (the shortest digits that read back as x;
- * 100.0, 66.66666666666667, 1e-05), so that EM/F1 lines read as the official script's byte for
- * byte. */
-void cli_python_float(double x, char *buf, size_t size);
+/* The line {"exact_match": EM, "f1": F1} to `to`, the numbers as Python's json.dumps writes them
+ * (the shortest digits that read back: 100.0, 66.66666666666667, 1e-05), so that it reads as the
+ * official script's line byte for byte. */
+void cli_print_scores(FILE *to, double exact_match, double f1);
 /* The errno of a command's own failed flush of stdout (0: none), for main's message: main's later
  * flush then has nothing left to fail with. */
 extern int cli_stdout_errno;

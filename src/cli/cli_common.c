@@ -91,7 +91,8 @@ int cli_load_model(const char *cmd, const cli_args *a, bq_model **model, bq_engi
     return 0;
 }
 
-void cli_python_float(double x, char *buf, size_t size) {
+/* x as Python's repr(float) writes it. */
+static void python_float(double x, char *buf, size_t size) {
     if (!isfinite(x)) { /* json.dumps writes these as Python names (not JSON, but what it prints) */
         snprintf(buf, size, "%s", isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
         return;
@@ -113,4 +114,11 @@ void cli_python_float(double x, char *buf, size_t size) {
     }
     const int decimals = digits - 1 - exponent > 0 ? digits - 1 - exponent : 0;
     snprintf(buf, size, "%.*f%s", decimals, x, decimals ? "" : ".0");
+}
+
+void cli_print_scores(FILE *to, double exact_match, double f1) {
+    char em_text[64], f1_text[64]; /* a mantissa of 17 digits and an exponent fit with room */
+    python_float(exact_match, em_text, sizeof em_text);
+    python_float(f1, f1_text, sizeof f1_text);
+    fprintf(to, "{\"exact_match\": %s, \"f1\": %s}\n", em_text, f1_text);
 }

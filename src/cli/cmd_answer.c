@@ -409,13 +409,9 @@ int cmd_squad(const cli_args *a) {
             bq_squad_scores sc;
             if (!pred.ids || !pred.answers)
                 cli_error("squad", "out of memory for scoring %d questions", n);
-            else if (bq_squad_evaluate(ds, &pred, &sc, &err) == BQ_OK) {
-                char em[40], f1[40];
-                cli_python_float(sc.exact_match, em, sizeof em);
-                cli_python_float(sc.f1, f1, sizeof f1);
+            else if (bq_squad_evaluate(ds, &pred, &sc, &err) == BQ_OK)
                 /* stdout, unless the predictions went there (--output -) */
-                fprintf(writes_stdout ? stderr : stdout, "{\"exact_match\": %s, \"f1\": %s}\n", em, f1);
-            }
+                cli_print_scores(writes_stdout ? stderr : stdout, sc.exact_match, sc.f1);
             else
                 cli_error("squad", "%s", err.message);
             free(pred.ids);

@@ -312,11 +312,9 @@ int cmd_bench(const cli_args *a) {
     fprintf(table_out, "%-6s %6s %6s %10s %10s %10s %12s %9s %8s\n", "prec", "batch", "seq", "p50 ms",
             "p99 ms", "total ms", "seq/s", "TFLOP/s", "ceiling");
     int failures = 0;
-    /* the JSON rewritten after each configuration: a file (a pipe or stdout would get several
-     * documents); off after a failed write */
-    struct stat json_st;
-    bool json_incremental = json_out && !cli_is_stdout(a->value[OPT_JSON_FILE]) &&
-                            (stat(a->value[OPT_JSON_FILE], &json_st) != 0 || S_ISREG(json_st.st_mode));
+    /* the JSON rewritten after each configuration: into a file replaced whole each time (a pipe
+     * or stdout would get several documents); off after a failed write */
+    bool json_incremental = bq_output_replaces(json_out);
     for (int pi = 0; pi < n_precs; pi++) {
         for (int bi = 0; bi < n_batches; bi++) {
             int B = batches[bi];
@@ -464,12 +462,14 @@ int cmd_bench(const cli_args *a) {
             free(ids), free(mask), free(seg), free(start), free(end), free(compute), free(total);
             /* the configurations so far, in place now: a run stopped later (a device step's time
              * limit) leaves them, marked "complete": false */
-            if (json_out && json_incremental &&
-                (bq_output_commit_text(json_out, cJSON_Print(root), &err) != BQ_OK ||
-                 (json_out = NULL, bq_output_open(a->value[OPT_JSON_FILE], &json_out, &err)) != BQ_OK)) {
-                json_out = NULL;
-                json_incremental = false;
-                failures++, cli_error("bench", "%s", err.message);
+            if (json_incremental) {
+                bq_status w = bq_output_commit_text(json_out, cJSON_Print(root), &err);
+                json_out = NULL; /* committed (or discarded): opened again for the next rewrite */
+                if (w == BQ_OK) w = bq_output_open(a->value[OPT_JSON_FILE], &json_out, &err);
+                if (w != BQ_OK) {
+                    json_incremental = false;
+                    failures++, cli_error("bench", "%s", err.message);
+                }
             }
         }
     }

@@ -16,10 +16,7 @@ int cmd_eval(const cli_args *a) {
         if (scores.n_answered < scores.n_questions)
             fprintf(stderr, "bertqa-gpu eval: %d of %d questions have no prediction and score 0\n",
                     scores.n_questions - scores.n_answered, scores.n_questions);
-        char em[40], f1[40];
-        cli_python_float(scores.exact_match, em, sizeof em);
-        cli_python_float(scores.f1, f1, sizeof f1);
-        printf("{\"exact_match\": %s, \"f1\": %s}\n", em, f1);
+        cli_print_scores(stdout, scores.exact_match, scores.f1);
     } else {
         cli_error("eval", "%s", err.message);
     }
